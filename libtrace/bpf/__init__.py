@@ -1,0 +1,1 @@
+"""BPF C sources, their build, and static inspection of the compiled objects."""

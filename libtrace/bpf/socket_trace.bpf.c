@@ -1,0 +1,716 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/*
+ * Socket data capture on syscall tracepoints.
+ *
+ * Theory of operation: each sys_enter_* program saves the syscall's
+ * arguments in `inflight`, keyed by thread; the matching sys_exit_* program
+ * takes them back, and when the call moved bytes on a traced socket it copies
+ * them (up to the payload cap) into a per-CPU scratch event and outputs one
+ * event per contiguous chunk: a plain buffer, or each iovec of the
+ * readv/writev/msghdr calls, or each message of the mmsg calls.  Every chunk
+ * carries its socket's byte offset in its direction, so user space can order
+ * chunks and see gaps (bytes moved beyond the iovecs followed here advance the
+ * offset without an event).
+ *
+ * One source, several objects: libtrace/bpf/build.py compiles it once per
+ * combination of the switches below, and the tracer loads the variant the
+ * running kernel supports (or the one a user forces, to test old-kernel paths
+ * on a new kernel):
+ *   LT_RINGBUF          1: BPF ring buffer (5.8+); 0: perf event array (4.4+)
+ *   LT_PROBE_READ_USER  1: bpf_probe_read_user/_kernel and the cgroup id
+ *                       (5.5+); 0: bpf_probe_read (4.1+), cgroup id left 0
+ *   LT_WITH_BTF         1: socket identity read from struct sock with CO-RE;
+ *                       0: identity tracked from socket/bind/connect/accept,
+ *                       completed by user space from /proc (no kernel BTF)
+ * Portability to 4.14 is kept visible: loops are unrolled, the event is
+ * assembled in a per-CPU map (512-byte stack), configuration lives in an
+ * array map (no global data before 5.2), and every helper is inlined (no
+ * bpf-to-bpf calls before 4.16).
+ */
+#ifndef LT_RINGBUF
+#define LT_RINGBUF 1
+#endif
+#ifndef LT_PROBE_READ_USER
+#define LT_PROBE_READ_USER 1
+#endif
+#ifndef LT_WITH_BTF
+#define LT_WITH_BTF 1
+#endif
+#if !LT_WITH_BTF
+#undef LT_WITH_BTF
+#endif
+
+#include "core_types.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#if LT_PROBE_READ_USER
+#define read_user bpf_probe_read_user
+#else
+/* bpf_probe_read reads user and kernel memory alike on x86-64 before 5.5;
+ * routing CO-RE reads through it too keeps the helper list 4.14-clean. */
+#define read_user bpf_probe_read
+#define bpf_probe_read_kernel bpf_probe_read
+#endif
+#include <bpf/bpf_core_read.h>
+#include "socket_trace.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct lt_config);
+} config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct lt_event_buf);
+} scratch SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, LT_COUNTER_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+/* Arguments of a syscall in flight, saved at enter for the exit. */
+struct lt_args {
+	__u64 buf;   /* buffer, iovec array, msghdr or mmsghdr array */
+	__u64 addr;  /* sockaddr pointer; for socket(): the type argument */
+	__u32 count; /* iovcnt or vlen; for socket(): the family argument */
+	__s32 fd;
+	__u16 syscall;
+	__u16 _pad[3];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_INFLIGHT);
+	__type(key, __u64);
+	__type(value, struct lt_args);
+} inflight SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, MAX_CONNS);
+	__type(key, struct lt_conn_key);
+	__type(value, struct lt_conn);
+} conns SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_FILTER);
+	__type(key, __u32);
+	__type(value, __u8);
+} pid_filter SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_FILTER);
+	__type(key, __u32);
+	__type(value, __u8);
+} port_filter SEC(".maps");
+
+#if LT_RINGBUF
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 << 20); /* resized by the tracer before load */
+} events SEC(".maps");
+#else
+struct {
+	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(__u32));
+} events SEC(".maps");
+#endif
+
+static __always_inline struct lt_config *get_config(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&config, &zero);
+}
+
+static __always_inline void count(__u32 counter, __u64 n)
+{
+	__u64 *value = bpf_map_lookup_elem(&counters, &counter);
+
+	if (value)
+		*value += n;
+}
+
+/* Is this thread group traced at all? */
+static __always_inline bool pid_traced(struct lt_config *cfg, __u32 pid)
+{
+	if (pid == cfg->self_pid)
+		return false;
+	if (cfg->filter_pids && !bpf_map_lookup_elem(&pid_filter, &pid))
+		return false;
+	return true;
+}
+
+static __always_inline bool port_traced(struct lt_config *cfg, __u16 lport, __u16 rport)
+{
+	__u32 l = lport, r = rport;
+
+	if (!cfg->filter_ports)
+		return true;
+	return bpf_map_lookup_elem(&port_filter, &l) || bpf_map_lookup_elem(&port_filter, &r);
+}
+
+static __always_inline int save_args(__u64 fd, __u64 buf, __u64 addr, __u64 count,
+				     __u16 syscall)
+{
+	struct lt_config *cfg = get_config();
+	__u64 id = bpf_get_current_pid_tgid();
+	struct lt_args args = {};
+
+	if (!cfg || !pid_traced(cfg, id >> 32))
+		return 0;
+	args.fd = fd;
+	args.buf = buf;
+	args.addr = addr;
+	args.count = count;
+	args.syscall = syscall;
+	bpf_map_update_elem(&inflight, &id, &args, BPF_ANY);
+	return 0;
+}
+
+/* Take back the arguments saved at enter; false if there are none. */
+static __always_inline bool take_args(struct lt_args *args)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct lt_args *saved = bpf_map_lookup_elem(&inflight, &id);
+
+	if (!saved)
+		return false;
+	*args = *saved;
+	bpf_map_delete_elem(&inflight, &id);
+	return true;
+}
+
+/* Fill family, port and address from a user sockaddr; false if it is not
+ * AF_INET/AF_INET6 or cannot be read. */
+static __always_inline bool read_sockaddr(__u64 uaddr, __u16 *family, __u16 *port, __u8 *addr)
+{
+	struct lt_sockaddr sa = {};
+
+	if (!uaddr)
+		return false;
+	/* sockaddr_in is 16 bytes; read no more unless it is sockaddr_in6. */
+	if (read_user(&sa, 16, (void *)uaddr))
+		return false;
+	if (sa.family == AF_INET) {
+		__builtin_memset(addr, 0, 16);
+		__builtin_memcpy(addr, &sa.v4_or_flowinfo, 4);
+	} else if (sa.family == AF_INET6) {
+		if (read_user(&sa, sizeof(sa), (void *)uaddr))
+			return false;
+		__builtin_memcpy(addr, sa.v6, 16);
+	} else {
+		return false;
+	}
+	*family = sa.family;
+	*port = bpf_ntohs(sa.port);
+	return true;
+}
+
+#ifdef LT_WITH_BTF
+/* Read the identity of fd's socket from the kernel; false if fd is not an
+ * AF_INET/AF_INET6 stream or datagram socket. */
+static __always_inline bool read_sock_identity(int fd, struct lt_conn *conn)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	unsigned int max_fds = BPF_CORE_READ(fdt, max_fds);
+	struct file *file = NULL;
+	struct socket *sock;
+	struct sock *sk;
+	short type;
+
+	if (fd < 0 || (unsigned int)fd >= max_fds)
+		return false;
+	bpf_probe_read_kernel(&file, sizeof(file), fds + fd);
+	if (!file)
+		return false;
+	if ((BPF_CORE_READ(file, f_inode, i_mode) & S_IFMT) != S_IFSOCK)
+		return false;
+	sock = BPF_CORE_READ(file, private_data);
+	type = BPF_CORE_READ(sock, type);
+	if (type == SOCK_STREAM)
+		conn->l4 = IPPROTO_TCP;
+	else if (type == SOCK_DGRAM)
+		conn->l4 = IPPROTO_UDP;
+	else
+		return false;
+	sk = BPF_CORE_READ(sock, sk);
+	conn->family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (conn->family == AF_INET) {
+		/* Explicit sizes: BPF_CORE_READ_INTO would take sizeof(*laddr), one byte. */
+		bpf_core_read(conn->laddr, 4, &sk->__sk_common.skc_rcv_saddr);
+		bpf_core_read(conn->raddr, 4, &sk->__sk_common.skc_daddr);
+	} else if (conn->family == AF_INET6) {
+		bpf_core_read(conn->laddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
+		bpf_core_read(conn->raddr, 16, &sk->__sk_common.skc_v6_daddr);
+	} else {
+		return false;
+	}
+	conn->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	conn->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	return true;
+}
+
+/* Identity from struct sock, stored (offsets zeroed) under key. */
+static __always_inline struct lt_conn *track_conn(struct lt_conn_key *key)
+{
+	struct lt_conn conn = {};
+
+	if (!read_sock_identity(key->fd, &conn))
+		return NULL;
+	bpf_map_update_elem(&conns, key, &conn, BPF_ANY);
+	return bpf_map_lookup_elem(&conns, key);
+}
+#endif
+
+/* The socket behind fd, or NULL if fd is not a traced socket. */
+static __always_inline struct lt_conn *lookup_conn(struct lt_conn_key *key)
+{
+	struct lt_conn *conn = bpf_map_lookup_elem(&conns, key);
+
+#ifdef LT_WITH_BTF
+	if (!conn)
+		conn = track_conn(key);
+#endif
+	return conn;
+}
+
+/* Fill the parts of the header shared by every chunk of one syscall. */
+static __always_inline void fill_header(struct lt_event *hdr, struct lt_conn_key *key,
+					struct lt_conn *conn, __u8 type, __u8 direction,
+					__u16 syscall)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+
+	hdr->ts_ns = bpf_ktime_get_ns();
+#if LT_PROBE_READ_USER
+	hdr->cgroup_id = bpf_get_current_cgroup_id();
+#else
+	hdr->cgroup_id = 0;
+#endif
+	hdr->pid = id >> 32;
+	hdr->tid = (__u32)id;
+	hdr->fd = key->fd;
+	hdr->type = type;
+	hdr->direction = direction;
+	hdr->syscall = syscall;
+	hdr->flags = 0;
+#ifndef LT_WITH_BTF
+	hdr->flags |= LT_FLAG_NO_BTF;
+#endif
+#if !LT_PROBE_READ_USER
+	hdr->flags |= LT_FLAG_PROBE_READ;
+#endif
+#if !LT_RINGBUF
+	hdr->flags |= LT_FLAG_PERFBUF;
+#endif
+	hdr->family = conn->family;
+	hdr->l4 = conn->l4;
+	hdr->lport = conn->lport;
+	hdr->rport = conn->rport;
+	__builtin_memcpy(hdr->laddr, conn->laddr, 16);
+	__builtin_memcpy(hdr->raddr, conn->raddr, 16);
+	hdr->offset = 0;
+	hdr->size = 0;
+	hdr->captured = 0;
+	bpf_get_current_comm(hdr->comm, sizeof(hdr->comm));
+}
+
+static __always_inline void output(void *ctx, struct lt_config *cfg, void *event, __u64 len)
+{
+	long err;
+
+#if LT_RINGBUF
+	/* Wake the reader only once enough is pending: a wakeup per event
+	 * costs the traced program more than the copy does. */
+	__u64 flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= cfg->wakeup_bytes
+			      ? BPF_RB_FORCE_WAKEUP
+			      : BPF_RB_NO_WAKEUP;
+	err = bpf_ringbuf_output(&events, event, len, flags);
+#else
+	err = bpf_perf_event_output(ctx, &events, BPF_F_CURRENT_CPU, event, len);
+#endif
+	count(err ? LT_COUNTER_LOST : LT_COUNTER_EVENTS, 1);
+}
+
+/* Output one chunk of `size` bytes at user address `ubuf`. */
+static __always_inline void emit_chunk(void *ctx, struct lt_config *cfg, struct lt_event_buf *ev,
+				       struct lt_conn *conn, __u64 ubuf, __u32 size)
+{
+	__u64 n = size < cfg->payload_cap ? size : cfg->payload_cap;
+	__u64 len = sizeof(ev->hdr);
+
+	ev->hdr.size = size;
+	ev->hdr.offset = conn->offset[ev->hdr.direction & 1];
+	__sync_fetch_and_add(&conn->offset[ev->hdr.direction & 1], size);
+	if (!port_traced(cfg, ev->hdr.lport, ev->hdr.rport))
+		return;
+	/* Clamp in the register that the helper call uses: a C comparison
+	 * lets clang test a copy, and the verifier then rejects the call. */
+	asm volatile("if %[n] <= %[max] goto +1\n\t"
+		     "%[n] = %[max]"
+		     : [n] "+r"(n)
+		     : [max] "i"(MAX_PAYLOAD));
+	ev->hdr.captured = 0;
+	if (n > 0 && read_user(ev->data, n, (void *)ubuf) == 0) {
+		ev->hdr.captured = n;
+		len += n;
+	}
+	count(LT_COUNTER_BYTES, ev->hdr.captured);
+	output(ctx, cfg, ev, len);
+}
+
+/* Output the chunks of an iovec array that together moved `left` bytes. */
+static __always_inline void emit_iov(void *ctx, struct lt_config *cfg, struct lt_event_buf *ev,
+				     struct lt_conn *conn, __u64 uiov, __u64 iovcnt, __u64 left)
+{
+	struct lt_iovec iov;
+
+#pragma unroll
+	for (int i = 0; i < MAX_IOV; i++) {
+		if (i >= iovcnt || left == 0)
+			break;
+		if (read_user(&iov, sizeof(iov), (void *)(uiov + i * sizeof(iov))))
+			break;
+		if (iov.iov_len == 0)
+			continue;
+		__u64 chunk = iov.iov_len < left ? iov.iov_len : left;
+		emit_chunk(ctx, cfg, ev, conn, iov.iov_base, chunk);
+		left -= chunk;
+	}
+	/* Bytes beyond the iovecs followed: keep the offset true, so that user
+	 * space sees a gap rather than glued streams. */
+	if (left)
+		__sync_fetch_and_add(&conn->offset[ev->hdr.direction & 1], left);
+}
+
+/* The same for one message of an mmsg call (fewer iovecs per message). */
+static __always_inline void emit_msg_iov(void *ctx, struct lt_config *cfg,
+					 struct lt_event_buf *ev, struct lt_conn *conn,
+					 __u64 uiov, __u64 iovcnt, __u64 left)
+{
+	struct lt_iovec iov;
+
+#pragma unroll
+	for (int i = 0; i < MAX_MMSG_IOV; i++) {
+		if (i >= iovcnt || left == 0)
+			break;
+		if (read_user(&iov, sizeof(iov), (void *)(uiov + i * sizeof(iov))))
+			break;
+		if (iov.iov_len == 0)
+			continue;
+		__u64 chunk = iov.iov_len < left ? iov.iov_len : left;
+		emit_chunk(ctx, cfg, ev, conn, iov.iov_base, chunk);
+		left -= chunk;
+	}
+	if (left)
+		__sync_fetch_and_add(&conn->offset[ev->hdr.direction & 1], left);
+}
+
+/* A per-call sockaddr (sendto's destination, recvfrom's source, msg_name)
+ * names the peer of an unconnected datagram socket. */
+static __always_inline void use_call_addr(struct lt_event *hdr, __u64 uaddr)
+{
+	__u16 family = 0, port = 0;
+	__u8 addr[16];
+
+	if (read_sockaddr(uaddr, &family, &port, addr) && family == hdr->family) {
+		hdr->rport = port;
+		__builtin_memcpy(hdr->raddr, addr, 16);
+		hdr->flags |= LT_FLAG_ADDR_FROM_CALL;
+	}
+}
+
+/* How the exit program finds the bytes. */
+enum lt_layout {
+	LT_PLAIN, /* (buf, count) */
+	LT_IOV,   /* (iovec *, iovcnt) */
+	LT_MSG,   /* (user_msghdr *) */
+	LT_MMSG,  /* (mmsghdr *, vlen); the return value counts messages */
+};
+
+static __always_inline int on_data_exit(void *ctx, long ret, enum lt_layout layout,
+					__u8 direction)
+{
+	struct lt_config *cfg = get_config();
+	struct lt_conn_key key;
+	struct lt_event_buf *ev;
+	struct lt_conn *conn;
+	struct lt_args args;
+	__u32 zero = 0;
+
+	if (!take_args(&args) || ret <= 0 || !cfg)
+		return 0;
+	key.pid = bpf_get_current_pid_tgid() >> 32;
+	key.fd = args.fd;
+	conn = lookup_conn(&key);
+	if (!conn)
+		return 0;
+	ev = bpf_map_lookup_elem(&scratch, &zero);
+	if (!ev)
+		return 0;
+	fill_header(&ev->hdr, &key, conn, LT_EVENT_DATA, direction, args.syscall);
+
+	if (layout == LT_PLAIN) {
+		if (direction == LT_EGRESS || args.addr)
+			use_call_addr(&ev->hdr, args.addr);
+		emit_chunk(ctx, cfg, ev, conn, args.buf, ret);
+	} else if (layout == LT_IOV) {
+		emit_iov(ctx, cfg, ev, conn, args.buf, args.count, ret);
+	} else if (layout == LT_MSG) {
+		struct lt_user_msghdr msg;
+
+		if (read_user(&msg, sizeof(msg), (void *)args.buf))
+			return 0;
+		use_call_addr(&ev->hdr, msg.msg_name);
+		emit_iov(ctx, cfg, ev, conn, msg.msg_iov, msg.msg_iovlen, ret);
+	} else {
+		struct lt_mmsghdr mmsg;
+
+#pragma unroll
+		for (int i = 0; i < MAX_MMSG; i++) {
+			if (i >= ret || i >= args.count)
+				break;
+			if (read_user(&mmsg, sizeof(mmsg),
+				      (void *)(args.buf + i * sizeof(struct lt_mmsghdr))))
+				break;
+			ev->hdr.rport = conn->rport;
+			__builtin_memcpy(ev->hdr.raddr, conn->raddr, 16);
+			use_call_addr(&ev->hdr, mmsg.msg_hdr.msg_name);
+			emit_msg_iov(ctx, cfg, ev, conn, mmsg.msg_hdr.msg_iov,
+				     mmsg.msg_hdr.msg_iovlen, mmsg.msg_len);
+		}
+	}
+	return 0;
+}
+
+/* A connection event (connect, accept, close): header only. */
+static __always_inline void emit_conn_event(void *ctx, struct lt_config *cfg,
+					    struct lt_conn_key *key, struct lt_conn *conn,
+					    __u8 type, __u16 syscall)
+{
+	__u32 zero = 0;
+	struct lt_event_buf *ev = bpf_map_lookup_elem(&scratch, &zero);
+
+	if (!ev || !port_traced(cfg, conn->lport, conn->rport))
+		return;
+	fill_header(&ev->hdr, key, conn, type, LT_EGRESS, syscall);
+	ev->hdr.offset = conn->offset[LT_EGRESS];
+	output(ctx, cfg, ev, sizeof(ev->hdr));
+}
+
+/* ---- read/write family ------------------------------------------------ */
+
+#define DATA_PROGRAMS(name, SYS, layout, direction, addr_arg, count_arg)              \
+	SEC("tracepoint/syscalls/sys_enter_" #name)                                   \
+	int handle_enter_##name(struct lt_sys_enter *ctx)                            \
+	{                                                                             \
+		return save_args(ctx->args[0], ctx->args[1], addr_arg, count_arg, SYS); \
+	}                                                                             \
+	SEC("tracepoint/syscalls/sys_exit_" #name)                                    \
+	int handle_exit_##name(struct lt_sys_exit *ctx)                              \
+	{                                                                             \
+		return on_data_exit(ctx, ctx->ret, layout, direction);                \
+	}
+
+DATA_PROGRAMS(read, LT_SYS_READ, LT_PLAIN, LT_INGRESS, 0, 0)
+DATA_PROGRAMS(write, LT_SYS_WRITE, LT_PLAIN, LT_EGRESS, 0, 0)
+DATA_PROGRAMS(readv, LT_SYS_READV, LT_IOV, LT_INGRESS, 0, ctx->args[2])
+DATA_PROGRAMS(writev, LT_SYS_WRITEV, LT_IOV, LT_EGRESS, 0, ctx->args[2])
+DATA_PROGRAMS(sendto, LT_SYS_SENDTO, LT_PLAIN, LT_EGRESS, ctx->args[4], 0)
+DATA_PROGRAMS(recvfrom, LT_SYS_RECVFROM, LT_PLAIN, LT_INGRESS, ctx->args[4], 0)
+DATA_PROGRAMS(sendmsg, LT_SYS_SENDMSG, LT_MSG, LT_EGRESS, 0, 0)
+DATA_PROGRAMS(recvmsg, LT_SYS_RECVMSG, LT_MSG, LT_INGRESS, 0, 0)
+DATA_PROGRAMS(sendmmsg, LT_SYS_SENDMMSG, LT_MMSG, LT_EGRESS, 0, ctx->args[2])
+DATA_PROGRAMS(recvmmsg, LT_SYS_RECVMMSG, LT_MMSG, LT_INGRESS, 0, ctx->args[2])
+
+/* ---- connection lifecycle --------------------------------------------- */
+
+SEC("tracepoint/syscalls/sys_enter_connect")
+int handle_enter_connect(struct lt_sys_enter *ctx)
+{
+	return save_args(ctx->args[0], 0, ctx->args[1], 0, LT_SYS_CONNECT);
+}
+
+SEC("tracepoint/syscalls/sys_exit_connect")
+int handle_exit_connect(struct lt_sys_exit *ctx)
+{
+	struct lt_config *cfg = get_config();
+	struct lt_conn_key key;
+	struct lt_conn *conn;
+	struct lt_args args;
+
+	if (!take_args(&args) || !cfg || (ctx->ret != 0 && ctx->ret != -EINPROGRESS))
+		return 0;
+	key.pid = bpf_get_current_pid_tgid() >> 32;
+	key.fd = args.fd;
+#ifdef LT_WITH_BTF
+	/* A (re)connected socket has a new peer: read it afresh. */
+	conn = track_conn(&key);
+	if (!conn)
+		return 0;
+#else
+	conn = bpf_map_lookup_elem(&conns, &key);
+	if (!conn) {
+		/* Created before the tracer started and not seeded from /proc. */
+		struct lt_conn fresh = {};
+
+		bpf_map_update_elem(&conns, &key, &fresh, BPF_NOEXIST);
+		conn = bpf_map_lookup_elem(&conns, &key);
+		if (!conn)
+			return 0;
+	}
+	read_sockaddr(args.addr, &conn->family, &conn->rport, conn->raddr);
+#endif
+	emit_conn_event(ctx, cfg, &key, conn, LT_EVENT_CONNECT, LT_SYS_CONNECT);
+	return 0;
+}
+
+#define ACCEPT_PROGRAMS(name, SYS)                                                    \
+	SEC("tracepoint/syscalls/sys_enter_" #name)                                   \
+	int handle_enter_##name(struct lt_sys_enter *ctx)                            \
+	{                                                                             \
+		return save_args(ctx->args[0], 0, ctx->args[1], 0, SYS);              \
+	}                                                                             \
+	SEC("tracepoint/syscalls/sys_exit_" #name)                                    \
+	int handle_exit_##name(struct lt_sys_exit *ctx)                              \
+	{                                                                             \
+		return on_accept_exit(ctx, SYS);                                      \
+	}
+
+static __always_inline int on_accept_exit(struct lt_sys_exit *ctx, __u16 syscall)
+{
+	struct lt_config *cfg = get_config();
+	struct lt_conn_key key;
+	struct lt_conn *conn;
+	struct lt_args args;
+
+	if (!take_args(&args) || !cfg || ctx->ret < 0)
+		return 0;
+	key.pid = bpf_get_current_pid_tgid() >> 32;
+	key.fd = ctx->ret;
+#ifdef LT_WITH_BTF
+	conn = track_conn(&key);
+	if (!conn)
+		return 0;
+#else
+	{
+		/* The new socket inherits family, transport and local port
+		 * from the listener; the peer comes from accept's sockaddr. */
+		struct lt_conn_key lkey = { .pid = key.pid, .fd = args.fd };
+		struct lt_conn *listener = bpf_map_lookup_elem(&conns, &lkey);
+		struct lt_conn fresh = {};
+
+		if (listener) {
+			fresh.family = listener->family;
+			fresh.l4 = listener->l4;
+			fresh.lport = listener->lport;
+			__builtin_memcpy(fresh.laddr, listener->laddr, 16);
+		}
+		read_sockaddr(args.addr, &fresh.family, &fresh.rport, fresh.raddr);
+		bpf_map_update_elem(&conns, &key, &fresh, BPF_ANY);
+		conn = bpf_map_lookup_elem(&conns, &key);
+		if (!conn)
+			return 0;
+	}
+#endif
+	emit_conn_event(ctx, cfg, &key, conn, LT_EVENT_ACCEPT, syscall);
+	return 0;
+}
+
+ACCEPT_PROGRAMS(accept, LT_SYS_ACCEPT)
+ACCEPT_PROGRAMS(accept4, LT_SYS_ACCEPT4)
+
+SEC("tracepoint/syscalls/sys_enter_close")
+int handle_enter_close(struct lt_sys_enter *ctx)
+{
+	struct lt_config *cfg = get_config();
+	struct lt_conn_key key;
+	struct lt_conn *conn;
+
+	if (!cfg)
+		return 0;
+	key.pid = bpf_get_current_pid_tgid() >> 32;
+	key.fd = ctx->args[0];
+	conn = bpf_map_lookup_elem(&conns, &key);
+	if (!conn)
+		return 0;
+	if (pid_traced(cfg, key.pid))
+		emit_conn_event(ctx, cfg, &key, conn, LT_EVENT_CLOSE, LT_SYS_CLOSE);
+	bpf_map_delete_elem(&conns, &key);
+	return 0;
+}
+
+#ifndef LT_WITH_BTF
+/* ---- socket tracking without BTF ------------------------------------- */
+
+SEC("tracepoint/syscalls/sys_enter_socket")
+int handle_enter_socket(struct lt_sys_enter *ctx)
+{
+	/* family in count, type in addr (see struct lt_args) */
+	return save_args(-1, 0, ctx->args[1], ctx->args[0], 0);
+}
+
+SEC("tracepoint/syscalls/sys_exit_socket")
+int handle_exit_socket(struct lt_sys_exit *ctx)
+{
+	struct lt_conn_key key;
+	struct lt_conn conn = {};
+	struct lt_args args;
+	__u64 type;
+
+	if (!take_args(&args) || ctx->ret < 0)
+		return 0;
+	if (args.count != AF_INET && args.count != AF_INET6)
+		return 0;
+	type = args.addr & SOCK_TYPE_MASK;
+	if (type == SOCK_STREAM)
+		conn.l4 = IPPROTO_TCP;
+	else if (type == SOCK_DGRAM)
+		conn.l4 = IPPROTO_UDP;
+	else
+		return 0;
+	conn.family = args.count;
+	key.pid = bpf_get_current_pid_tgid() >> 32;
+	key.fd = ctx->ret;
+	bpf_map_update_elem(&conns, &key, &conn, BPF_ANY);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_bind")
+int handle_enter_bind(struct lt_sys_enter *ctx)
+{
+	return save_args(ctx->args[0], 0, ctx->args[1], 0, 0);
+}
+
+SEC("tracepoint/syscalls/sys_exit_bind")
+int handle_exit_bind(struct lt_sys_exit *ctx)
+{
+	struct lt_conn_key key;
+	struct lt_conn *conn;
+	struct lt_args args;
+
+	if (!take_args(&args) || ctx->ret != 0)
+		return 0;
+	key.pid = bpf_get_current_pid_tgid() >> 32;
+	key.fd = args.fd;
+	conn = bpf_map_lookup_elem(&conns, &key);
+	if (conn)
+		read_sockaddr(args.addr, &conn->family, &conn->lport, conn->laddr);
+	return 0;
+}
+#endif

@@ -1,0 +1,134 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/*
+ * Layout shared by socket_trace.bpf.c and its Python decoder
+ * (libtrace/tracer/events.py mirrors every struct here; a test checks that the
+ * two agree on each size and offset).  Fixed-width types only, and every field
+ * naturally aligned, so the layout is the same for clang -target bpf and for
+ * ctypes on x86-64.
+ */
+#ifndef LIBTRACE_SOCKET_TRACE_H
+#define LIBTRACE_SOCKET_TRACE_H
+
+/* Largest payload one event can carry.  The per-CPU scratch event is
+ * header + MAX_PAYLOAD, which must stay under the 32 KiB per-CPU allocation
+ * limit; the user-configurable cap is clamped to this. */
+#define MAX_PAYLOAD 16384
+/* Default payload cap when the user sets none. */
+#define DEFAULT_PAYLOAD_CAP 4096
+/* iovecs followed per readv/writev/sendmsg/recvmsg call: the loops are
+ * unrolled (4.14 has no bounded loops), so each one costs instructions. */
+#define MAX_IOV 8
+/* Messages followed per sendmmsg/recvmmsg call, and iovecs per message. */
+#define MAX_MMSG 8
+#define MAX_MMSG_IOV 2
+/* Sockets tracked at once (LRU: the oldest idle one goes first). */
+#define MAX_CONNS 65536
+/* In-flight syscalls tracked at once (one per thread inside a syscall). */
+#define MAX_INFLIGHT 16384
+/* Entries of the pid and port filters. */
+#define MAX_FILTER 64
+
+/* Event types. */
+enum lt_event_type {
+	LT_EVENT_DATA = 1,    /* payload moved by a read/write-family syscall */
+	LT_EVENT_CONNECT = 2, /* connect() on a traced socket succeeded or is in progress */
+	LT_EVENT_ACCEPT = 3,  /* accept()/accept4() returned a new socket */
+	LT_EVENT_CLOSE = 4,   /* close() of a traced socket */
+};
+
+/* Direction of a data event, seen from the traced process. */
+enum lt_direction {
+	LT_EGRESS = 0,
+	LT_INGRESS = 1,
+};
+
+/* Syscall that produced an event (user space reports it by name). */
+enum lt_syscall {
+	LT_SYS_READ = 1,
+	LT_SYS_WRITE,
+	LT_SYS_READV,
+	LT_SYS_WRITEV,
+	LT_SYS_SENDTO,
+	LT_SYS_RECVFROM,
+	LT_SYS_SENDMSG,
+	LT_SYS_RECVMSG,
+	LT_SYS_SENDMMSG,
+	LT_SYS_RECVMMSG,
+	LT_SYS_CONNECT,
+	LT_SYS_ACCEPT,
+	LT_SYS_ACCEPT4,
+	LT_SYS_CLOSE,
+};
+
+/* Event flags. */
+#define LT_FLAG_NO_BTF 0x1       /* identity from connect/accept/bind tracking, not struct sock */
+#define LT_FLAG_ADDR_FROM_CALL 0x2 /* remote address taken from the syscall's sockaddr */
+#define LT_FLAG_PROBE_READ 0x4   /* built with bpf_probe_read (pre-5.5 kernels) */
+#define LT_FLAG_PERFBUF 0x8      /* delivered through the perf buffer (pre-5.8 kernels) */
+
+/* Header of every event; data events are followed by `captured` payload bytes. */
+struct lt_event {
+	__u64 ts_ns;      /* bpf_ktime_get_ns() at syscall exit */
+	__u64 cgroup_id;  /* 0 where bpf_get_current_cgroup_id is missing (< 4.18) */
+	__u64 offset;     /* bytes this socket moved in this direction before this chunk */
+	__u32 pid;        /* thread group id */
+	__u32 tid;
+	__s32 fd;
+	__u32 size;       /* bytes the syscall moved for this chunk */
+	__u32 captured;   /* payload bytes that follow (<= the cap) */
+	__u16 flags;      /* LT_FLAG_* */
+	__u8 type;        /* enum lt_event_type */
+	__u8 direction;   /* enum lt_direction */
+	__u16 family;     /* AF_INET or AF_INET6 */
+	__u16 l4;         /* IPPROTO_TCP or IPPROTO_UDP */
+	__u16 lport;      /* host byte order; 0 when unknown */
+	__u16 rport;      /* host byte order; 0 when unknown */
+	__u16 syscall;    /* enum lt_syscall */
+	__u16 _pad;
+	__u8 laddr[16];   /* IPv4 in the first 4 bytes; network byte order */
+	__u8 raddr[16];
+	char comm[16];
+};
+
+/* The scratch buffer one event is assembled in before it is output. */
+struct lt_event_buf {
+	struct lt_event hdr;
+	__u8 data[MAX_PAYLOAD];
+};
+
+/* Configuration, in an array map rather than global data (.rodata needs 5.2). */
+struct lt_config {
+	__u32 self_pid;     /* the tracer's own thread group: never traced */
+	__u32 payload_cap;  /* bytes copied per chunk, <= MAX_PAYLOAD */
+	__u32 filter_pids;  /* nonzero: only pids in the pid filter map */
+	__u32 filter_ports; /* nonzero: only sockets with a port in the port filter map */
+	__u32 wakeup_bytes; /* ring buffer: wake the reader once this much is pending */
+	__u32 _pad;
+};
+
+/* Per-CPU counters, indexed by enum lt_counter. */
+enum lt_counter {
+	LT_COUNTER_EVENTS = 0, /* events output */
+	LT_COUNTER_LOST,       /* events the buffer had no room for */
+	LT_COUNTER_BYTES,      /* payload bytes captured */
+	LT_COUNTER_MAX,
+};
+
+/* Key of a traced socket: a thread group's file descriptor. */
+struct lt_conn_key {
+	__u32 pid;
+	__s32 fd;
+};
+
+/* What is known of a traced socket. */
+struct lt_conn {
+	__u64 offset[2];  /* per direction, indexed by enum lt_direction */
+	__u16 family;
+	__u16 l4;
+	__u16 lport;
+	__u16 rport;
+	__u8 laddr[16];
+	__u8 raddr[16];
+};
+
+#endif /* LIBTRACE_SOCKET_TRACE_H */

@@ -1,0 +1,70 @@
+"""The one exception tree of libtrace, rooted at :class:`LibtraceError`.
+
+Library code raises these and nothing else on expected failures; foreign
+errors (ctypes, OSError from procfs, pyelftools) are translated at the one
+boundary that meets them.  Only the CLI turns them into messages and exit
+codes.  Each class's docstring is its default message.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import os
+
+
+class LibtraceError(Exception):
+    """libtrace failed."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or "").strip())
+
+
+class ConfigError(LibtraceError, ValueError):
+    """The configuration is invalid."""
+
+
+class ProtocolError(LibtraceError):
+    """The bytes do not follow the protocol."""
+
+
+class GoBinaryError(LibtraceError):
+    """The file is not a Go binary libtrace can inspect."""
+
+
+class VmError(LibtraceError):
+    """The virtual machine could not be set up or run."""
+
+
+class BpfError(LibtraceError, OSError):
+    """A BPF operation failed.
+
+    Carries the errno and the operation, so callers can tell a missing
+    privilege (EPERM) from a missing kernel feature (EINVAL, ENOENT).
+    """
+
+    def __init__(self, operation: str, err: int, detail: str | None = None) -> None:
+        self.operation = operation
+        self.errno = err
+        reason = os.strerror(err) if err else "unknown error"
+        message = f"{operation} failed: {reason}"
+        if detail:
+            message += f" ({detail})"
+        LibtraceError.__init__(self, message)
+        # OSError's own attributes, for callers that catch OSError.
+        self.strerror = reason
+
+    @property
+    def is_permission(self) -> bool:
+        """True when the failure means missing privileges."""
+        return self.errno in (_errno.EPERM, _errno.EACCES)
+
+
+class PrivilegeError(BpfError):
+    """Tracing needs root or CAP_BPF with CAP_PERFMON."""
+
+    def __init__(self, operation: str, err: int = _errno.EPERM) -> None:
+        super().__init__(operation, err, "run as root, or grant CAP_BPF and CAP_PERFMON")
+
+
+class UnsupportedKernelError(LibtraceError):
+    """This kernel lacks a feature the tracer needs."""

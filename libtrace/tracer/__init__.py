@@ -1,0 +1,1 @@
+"""The socket tracer: libbpf binding, feature probing, events, the Tracer."""

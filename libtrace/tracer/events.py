@@ -1,0 +1,279 @@
+"""Typed events, and their decoding from the bytes the BPF programs output.
+
+:class:`RawEvent` mirrors ``struct lt_event`` of ``libtrace/bpf/socket_trace.h``
+field for field (``tests/tracer/test_events.py`` checks every offset against
+the header compiled by clang), and :func:`decode` turns one ring- or
+perf-buffer record into a frozen :class:`SocketEvent`.
+"""
+
+from __future__ import annotations
+
+import base64
+import ctypes
+import enum
+import functools
+import ipaddress
+import socket
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import LibtraceError
+
+
+class EventType(enum.IntEnum):
+    """``enum lt_event_type``."""
+
+    DATA = 1
+    CONNECT = 2
+    ACCEPT = 3
+    CLOSE = 4
+
+
+class Direction(enum.IntEnum):
+    """``enum lt_direction``: which way the bytes went, seen from the process."""
+
+    EGRESS = 0
+    INGRESS = 1
+
+
+class Syscall(enum.IntEnum):
+    """``enum lt_syscall``."""
+
+    READ = 1
+    WRITE = 2
+    READV = 3
+    WRITEV = 4
+    SENDTO = 5
+    RECVFROM = 6
+    SENDMSG = 7
+    RECVMSG = 8
+    SENDMMSG = 9
+    RECVMMSG = 10
+    CONNECT = 11
+    ACCEPT = 12
+    ACCEPT4 = 13
+    CLOSE = 14
+    UNKNOWN = 0
+
+    @classmethod
+    def _missing_(cls, value: object) -> Syscall:
+        return cls.UNKNOWN
+
+
+class EventFlag(enum.IntFlag):
+    """``LT_FLAG_*``, plus flags that user space sets."""
+
+    NO_BTF = 0x1  #: identity from connect/accept/bind tracking, not struct sock
+    ADDR_FROM_CALL = 0x2  #: remote address from the syscall's own sockaddr
+    PROBE_READ = 0x4  #: object built with bpf_probe_read (pre-5.5 path)
+    PERFBUF = 0x8  #: delivered through the perf buffer (pre-5.8 path)
+    PROC_LOOKUP = 0x100  #: tuple completed in user space from /proc
+
+
+class RawEvent(ctypes.Structure):
+    """``struct lt_event`` (socket_trace.h)."""
+
+    _fields_ = [
+        ("ts_ns", ctypes.c_uint64),
+        ("cgroup_id", ctypes.c_uint64),
+        ("offset", ctypes.c_uint64),
+        ("pid", ctypes.c_uint32),
+        ("tid", ctypes.c_uint32),
+        ("fd", ctypes.c_int32),
+        ("size", ctypes.c_uint32),
+        ("captured", ctypes.c_uint32),
+        ("flags", ctypes.c_uint16),
+        ("type", ctypes.c_uint8),
+        ("direction", ctypes.c_uint8),
+        ("family", ctypes.c_uint16),
+        ("l4", ctypes.c_uint16),
+        ("lport", ctypes.c_uint16),
+        ("rport", ctypes.c_uint16),
+        ("syscall", ctypes.c_uint16),
+        ("_pad", ctypes.c_uint16),
+        ("laddr", ctypes.c_uint8 * 16),
+        ("raddr", ctypes.c_uint8 * 16),
+        ("comm", ctypes.c_char * 16),
+    ]
+
+
+class RawConfig(ctypes.Structure):
+    """``struct lt_config`` (socket_trace.h)."""
+
+    _fields_ = [
+        ("self_pid", ctypes.c_uint32),
+        ("payload_cap", ctypes.c_uint32),
+        ("filter_pids", ctypes.c_uint32),
+        ("filter_ports", ctypes.c_uint32),
+        ("wakeup_bytes", ctypes.c_uint32),
+        ("_pad", ctypes.c_uint32),
+    ]
+
+
+class RawConnKey(ctypes.Structure):
+    """``struct lt_conn_key`` (socket_trace.h)."""
+
+    _fields_ = [("pid", ctypes.c_uint32), ("fd", ctypes.c_int32)]
+
+
+class RawConn(ctypes.Structure):
+    """``struct lt_conn`` (socket_trace.h)."""
+
+    _fields_ = [
+        ("offset", ctypes.c_uint64 * 2),
+        ("family", ctypes.c_uint16),
+        ("l4", ctypes.c_uint16),
+        ("lport", ctypes.c_uint16),
+        ("rport", ctypes.c_uint16),
+        ("laddr", ctypes.c_uint8 * 16),
+        ("raddr", ctypes.c_uint8 * 16),
+    ]
+
+
+HEADER_SIZE = ctypes.sizeof(RawEvent)
+#: socket_trace.h MAX_PAYLOAD: the largest payload cap.
+MAX_PAYLOAD = 16384
+#: ``enum lt_counter`` indexes of the counters map.
+COUNTER_EVENTS, COUNTER_LOST, COUNTER_BYTES = 0, 1, 2
+L4_NAMES = {socket.IPPROTO_TCP: "tcp", socket.IPPROTO_UDP: "udp"}
+FAMILY_NAMES = {socket.AF_INET: "ipv4", socket.AF_INET6: "ipv6"}
+
+
+class DecodeError(LibtraceError):
+    """A buffer record is too short for the event it claims to be."""
+
+
+def format_address(family: int, raw: bytes) -> str:
+    """Text form of a 16-byte address slot (IPv4 uses the first 4 bytes)."""
+    if family == socket.AF_INET:
+        return str(ipaddress.IPv4Address(raw[:4]))
+    if family == socket.AF_INET6:
+        return str(ipaddress.IPv6Address(raw[:16]))
+    return ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SocketEvent:
+    """One event from the socket tracer.
+
+    Data events carry ``captured`` bytes of payload out of the ``size`` bytes
+    the syscall moved for this chunk, starting at byte ``offset`` of the
+    socket's stream in ``direction``.  Connection events (connect, accept,
+    close) carry no payload.
+    """
+
+    type: EventType
+    pid: int
+    tid: int
+    comm: str
+    fd: int
+    direction: Direction
+    syscall: Syscall
+    l4: str  #: "tcp" or "udp" ("" when unknown)
+    family: str  #: "ipv4" or "ipv6" ("" when unknown)
+    laddr: str
+    lport: int
+    raddr: str
+    rport: int
+    ts_ns: int  #: CLOCK_MONOTONIC (bpf_ktime_get_ns) nanoseconds
+    offset: int
+    size: int
+    cgroup_id: int
+    flags: EventFlag
+    data: bytes = field(repr=False, default=b"")
+
+    @property
+    def captured(self) -> int:
+        return len(self.data)
+
+    @property
+    def truncated(self) -> bool:
+        """True when the payload cap cut this chunk short."""
+        return len(self.data) < self.size
+
+    @property
+    def connection(self) -> tuple[int, int]:
+        """The key of this event's socket: (pid, fd)."""
+        return (self.pid, self.fd)
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``libtrace trace --json`` form of this event."""
+        out: dict[str, Any] = {
+            "type": self.type.name.lower(),
+            "pid": self.pid,
+            "tid": self.tid,
+            "comm": self.comm,
+            "fd": self.fd,
+            "l4": self.l4,
+            "family": self.family,
+            "laddr": self.laddr,
+            "lport": self.lport,
+            "raddr": self.raddr,
+            "rport": self.rport,
+            "ts_ns": self.ts_ns,
+            "cgroup_id": self.cgroup_id,
+            "syscall": self.syscall.name.lower(),
+            "flags": [flag.name.lower() for flag in EventFlag if flag in self.flags],
+        }
+        if self.type is EventType.DATA:
+            out["direction"] = self.direction.name.lower()
+            out["offset"] = self.offset
+            out["size"] = self.size
+            out["captured"] = self.captured
+            out["data_b64"] = base64.b64encode(self.data).decode("ascii")
+        return out
+
+
+_HEADER = struct.Struct("<QQQIIiIIHBBHHHHHH16s16s16s4x")
+assert _HEADER.size == HEADER_SIZE, "events.py's struct format disagrees with RawEvent"
+
+
+@functools.lru_cache(maxsize=4096)
+def _address(family: int, raw: bytes) -> str:
+    return format_address(family, raw)
+
+
+def decode(record: bytes) -> SocketEvent:
+    """Decode one buffer record into a :class:`SocketEvent`.
+
+    ``struct.unpack_from`` rather than ``RawEvent.from_buffer_copy``: this
+    runs once per event on the drain path, where it is several times faster.
+
+    Raises:
+        DecodeError: the record is shorter than its header says, or names an
+            event type this version does not know.
+    """
+    if len(record) < HEADER_SIZE:
+        raise DecodeError(f"event record of {len(record)} bytes, header needs {HEADER_SIZE}")
+    (ts_ns, cgroup_id, offset, pid, tid, fd, size, captured, flags, etype, direction,
+     family, l4, lport, rport, syscall, _pad, laddr, raddr, comm) = _HEADER.unpack_from(record)
+    end = HEADER_SIZE + captured
+    if len(record) < end:
+        raise DecodeError(f"event record of {len(record)} bytes, payload needs {end}")
+    try:
+        event_type = EventType(etype)
+    except ValueError:
+        raise DecodeError(f"unknown event type {etype}") from None
+    return SocketEvent(
+        type=event_type,
+        pid=pid,
+        tid=tid,
+        comm=comm.split(b"\0", 1)[0].decode("utf-8", "replace"),
+        fd=fd,
+        direction=Direction(direction & 1),
+        syscall=Syscall(syscall),
+        l4=L4_NAMES.get(l4, ""),
+        family=FAMILY_NAMES.get(family, ""),
+        laddr=_address(family, laddr),
+        lport=lport,
+        raddr=_address(family, raddr),
+        rport=rport,
+        ts_ns=ts_ns,
+        offset=offset,
+        size=size,
+        cgroup_id=cgroup_id,
+        flags=EventFlag(flags),
+        # Perf samples may carry padding past the payload: cut at `captured`.
+        data=bytes(record[HEADER_SIZE:end]),
+    )

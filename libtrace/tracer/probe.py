@@ -1,0 +1,94 @@
+"""Kernel feature probing, and the choice of the BPF object variant.
+
+Features are found by trying them (libbpf's probe API loads a tiny program
+or map), never by parsing the kernel version: distribution kernels backport
+features, and a version says nothing about the configuration.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..bpf.build import Variant
+from ..errors import ConfigError
+from . import _libbpf
+from .mounts import tracing_dir
+
+KERNEL_BTF = Path("/sys/kernel/btf/vmlinux")
+
+#: Names accepted by ``force_compat`` / ``--force-compat``, each forcing one
+#: old-kernel path on a kernel that would not need it.
+COMPAT_SWITCHES = {
+    "perfbuf": "perf buffer instead of the ring buffer (kernels before 5.8)",
+    "probe-read": "bpf_probe_read instead of bpf_probe_read_user (kernels before 5.5)",
+    "no-btf": "socket identity without BTF, from socket tracking and /proc",
+}
+
+#: Syscall tracepoints every variant attaches to.
+SYSCALLS = (
+    "read", "write", "readv", "writev", "sendto", "recvfrom", "sendmsg", "recvmsg",
+    "sendmmsg", "recvmmsg", "connect", "accept", "accept4", "close",
+)  # fmt: skip
+#: Extra ones the no-BTF variant needs to track sockets.
+NO_BTF_SYSCALLS = ("socket", "bind")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KernelFeatures:
+    """What the running kernel offers the tracer."""
+
+    btf: bool
+    ringbuf: bool
+    probe_read_user: bool
+    syscall_tracepoints: frozenset[str]  #: syscalls with both enter and exit tracepoints
+
+
+def probe_features() -> KernelFeatures:
+    """Probe the running kernel (needs the privileges to load BPF)."""
+    events = tracing_dir() / "events" / "syscalls"
+    present = frozenset(
+        name
+        for name in (*SYSCALLS, *NO_BTF_SYSCALLS)
+        if (events / f"sys_enter_{name}").is_dir() and (events / f"sys_exit_{name}").is_dir()
+    )
+    return KernelFeatures(
+        btf=KERNEL_BTF.exists(),
+        ringbuf=_libbpf.probe_map_type(_libbpf.BPF_MAP_TYPE_RINGBUF),
+        probe_read_user=_libbpf.probe_helper(
+            _libbpf.BPF_PROG_TYPE_TRACEPOINT, _libbpf.BPF_FUNC_probe_read_user
+        ),
+        syscall_tracepoints=present,
+    )
+
+
+def validate_compat(force: frozenset[str] | set[str] | tuple[str, ...]) -> frozenset[str]:
+    unknown = set(force) - set(COMPAT_SWITCHES)
+    if unknown:
+        raise ConfigError(
+            f"unknown compat switch {', '.join(sorted(unknown))}; "
+            f"choose from {', '.join(COMPAT_SWITCHES)}"
+        )
+    return frozenset(force)
+
+
+def choose_variant(
+    features: KernelFeatures, force: frozenset[str] = frozenset(), btf_file: str | None = None
+) -> tuple[Variant, list[str]]:
+    """The variant to load, and one sentence per choice saying why."""
+    force = validate_compat(force)
+    reasons = []
+
+    def pick(switch: str, available: bool, feature: str) -> bool:
+        if switch in force:
+            reasons.append(f"{feature}: off (forced by {switch})")
+            return False
+        reasons.append(f"{feature}: {'on' if available else 'off (the kernel lacks it)'}")
+        return available
+
+    ringbuf = pick("perfbuf", features.ringbuf, "BPF ring buffer")
+    probe_read_user = pick("probe-read", features.probe_read_user, "bpf_probe_read_user")
+    btf = pick("no-btf", features.btf or btf_file is not None, "CO-RE socket identity (BTF)")
+    if btf and not features.btf:
+        reasons[-1] += f" from the external BTF {btf_file}"
+    return Variant(ringbuf=ringbuf, probe_read_user=probe_read_user, btf=btf), reasons

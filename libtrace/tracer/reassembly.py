@@ -1,0 +1,93 @@
+"""Per-connection stream reassembly, ordered by the kernel's byte offsets.
+
+Every data event says at which byte of its socket's stream (per direction)
+its chunk starts.  Chunks may arrive out of order (the perf buffer is per
+CPU) and may be incomplete (the payload cap, iovecs beyond those followed,
+lost events).  :class:`StreamReassembler` releases bytes strictly in stream
+order, holds early chunks back for a while, and reports every hole as a
+gap of a known size — it never glues the two sides of a hole together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from .events import Direction, SocketEvent
+
+#: Early chunks held back per stream while waiting for the missing bytes
+#: before them; past this the hole is declared a gap.  Reordering spans at
+#: most one buffer batch per CPU, so a few dozen chunks are plenty.
+MAX_PENDING_CHUNKS = 64
+
+
+@dataclass(frozen=True, slots=True)
+class StreamChunk:
+    """Contiguous bytes of one direction of one connection."""
+
+    key: tuple[int, int, Direction]  #: (pid, fd, direction)
+    offset: int
+    data: bytes
+    gap: int = 0  #: bytes missing right before this chunk
+    event: SocketEvent | None = None  #: the event the bytes came from
+
+
+@dataclass(slots=True)
+class _Stream:
+    next_offset: int | None = None
+    pending: dict[int, SocketEvent] = field(default_factory=dict)
+    #: bytes cut by the payload cap from the last chunk released
+    owed_gap: int = 0
+
+
+class StreamReassembler:
+    """Feed data events of any connections; get their bytes in stream order."""
+
+    def __init__(self, max_pending: int = MAX_PENDING_CHUNKS) -> None:
+        self._streams: dict[tuple[int, int, Direction], _Stream] = {}
+        self._max_pending = max_pending
+
+    def feed(self, event: SocketEvent) -> Iterator[StreamChunk]:
+        """Take one data event; yield whatever is now in order."""
+        key = (event.pid, event.fd, event.direction)
+        stream = self._streams.setdefault(key, _Stream())
+        if stream.next_offset is None:
+            # The first event seen fixes where this stream starts for us.
+            stream.next_offset = event.offset
+        if event.offset < stream.next_offset:
+            return  # a duplicate or a late chunk already declared a gap
+        stream.pending[event.offset] = event
+        yield from self._release(key, stream, force=len(stream.pending) > self._max_pending)
+
+    def close(self, pid: int, fd: int) -> Iterator[StreamChunk]:
+        """The connection is closed: flush both directions, gaps and all."""
+        for direction in Direction:
+            key = (pid, fd, direction)
+            stream = self._streams.pop(key, None)
+            if stream is not None:
+                yield from self._release(key, stream, force=True, drain=True)
+
+    def flush(self) -> Iterator[StreamChunk]:
+        """Release everything held back (end of capture)."""
+        for pid, fd, _ in list(self._streams):
+            yield from self.close(pid, fd)
+
+    def _release(
+        self, key: tuple[int, int, Direction], stream: _Stream, *, force: bool, drain: bool = False
+    ) -> Iterator[StreamChunk]:
+        assert stream.next_offset is not None
+        while stream.pending:
+            event = stream.pending.pop(stream.next_offset, None)
+            gap = stream.owed_gap
+            if event is None:
+                if not (force or drain):
+                    return
+                # Declare the hole before the earliest chunk held back.
+                first = min(stream.pending)
+                gap += first - stream.next_offset
+                event = stream.pending.pop(first)
+                force = False
+            yield StreamChunk(key, event.offset, event.data, gap, event)
+            stream.next_offset = event.offset + event.size
+            # A chunk cut by the payload cap leaves a hole after its bytes.
+            stream.owed_gap = event.size - event.captured

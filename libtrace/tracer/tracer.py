@@ -1,0 +1,351 @@
+"""The :class:`Tracer`: load the socket programs, attach them, deliver events.
+
+Theory of operation: :meth:`Tracer.start` probes the kernel, picks the
+object variant (:mod:`.probe`), fills the configuration and filter maps,
+loads and attaches every program, and opens the ring buffer (or the perf
+buffer).  The buffer's callback decodes each record and appends it to a
+queue; :meth:`Tracer.poll` waits on the buffer and returns what it gathered,
+and :meth:`Tracer.events` is an iterator over repeated polls.  Closing
+detaches the programs first, then drains what is still buffered, so an
+orderly stop loses nothing that the kernel had already output.  Nothing is
+pinned: if the process dies, the kernel frees every program, link and map
+with its last file descriptor.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+
+from ..bpf.build import Variant, object_path
+from ..errors import BpfError, ConfigError, UnsupportedKernelError
+from . import _libbpf, proc
+from .events import (
+    COUNTER_EVENTS,
+    COUNTER_LOST,
+    FAMILY_NAMES,
+    L4_NAMES,
+    MAX_PAYLOAD,
+    DecodeError,
+    EventFlag,
+    EventType,
+    RawConfig,
+    RawConn,
+    RawConnKey,
+    SocketEvent,
+    decode,
+    format_address,
+)
+from .probe import NO_BTF_SYSCALLS, SYSCALLS, KernelFeatures, choose_variant, probe_features
+from .probe import validate_compat as _validate_compat
+
+log = logging.getLogger(__name__)
+
+#: Default bytes copied per chunk.
+DEFAULT_PAYLOAD_CAP = 4096
+#: Default ring buffer size (the perf buffer gets about as much, split per CPU).
+DEFAULT_BUFFER_BYTES = 8 << 20
+#: Wake the reader when this much is pending in the ring buffer: one wakeup
+#: per event would cost the traced programs more than the copies do.
+DEFAULT_WAKEUP_BYTES = 256 << 10
+#: Perf buffer wakeup watermark, in samples, for the same reason.
+PERF_WAKEUP_EVENTS = 64
+#: Longest wait inside one poll; it bounds the latency of an idle buffer,
+#: since the programs skip most wakeups.
+POLL_TIMEOUT_MS = 100
+#: Entries of the in-kernel pid and port filters (socket_trace.h MAX_FILTER).
+MAX_FILTER = 64
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TracerConfig:
+    """Everything a :class:`Tracer` can be told; validated on construction."""
+
+    #: Trace only these processes (thread group ids); empty: all.
+    pids: tuple[int, ...] = ()
+    #: Trace only sockets with one of these local or remote ports; empty: all.
+    ports: tuple[int, ...] = ()
+    #: Bytes copied per chunk (1 … 16384).
+    payload_cap: int = DEFAULT_PAYLOAD_CAP
+    #: Ring buffer bytes (a power of two, at least one page).
+    buffer_bytes: int = DEFAULT_BUFFER_BYTES
+    #: Old-kernel paths to force: any of "perfbuf", "probe-read", "no-btf".
+    force_compat: frozenset[str] = frozenset()
+    #: An external BTF file for kernels built without BTF.
+    btf_file: str | None = None
+    wakeup_bytes: int = DEFAULT_WAKEUP_BYTES
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.payload_cap <= MAX_PAYLOAD:
+            raise ConfigError(f"payload cap must be 1…{MAX_PAYLOAD} bytes, not {self.payload_cap}")
+        if any(not 0 < pid < 1 << 22 for pid in self.pids):
+            raise ConfigError(f"invalid pid in {list(self.pids)}")
+        if any(not 0 < port < 65536 for port in self.ports):
+            raise ConfigError(f"invalid port in {list(self.ports)}")
+        if len(self.pids) > MAX_FILTER or len(self.ports) > MAX_FILTER:
+            raise ConfigError(f"at most {MAX_FILTER} pids and {MAX_FILTER} ports can be filtered")
+        size = self.buffer_bytes
+        if size < PAGE_SIZE or size & (size - 1):
+            raise ConfigError(f"buffer size must be a power of two of at least {PAGE_SIZE}, not {size}")
+        object.__setattr__(self, "force_compat", _validate_compat(self.force_compat))
+        if self.btf_file is not None and not os.path.isfile(self.btf_file):
+            raise ConfigError(f"BTF file {self.btf_file} does not exist")
+
+
+@dataclass(slots=True)
+class TracerStats:
+    """Counters of one tracing session."""
+
+    events: int = 0  #: events delivered to Python
+    lost: int = 0  #: events the kernel could not output (buffer full)
+    bytes: int = 0  #: payload bytes delivered
+    kernel_events: int = 0  #: events the programs output
+    decode_errors: int = 0
+
+
+@dataclass(slots=True)
+class _NoBtfIdentity:
+    """Completes events of the no-BTF variant from /proc, cached per socket."""
+
+    cache: dict[tuple[int, int], proc.ProcSocket | None] = field(default_factory=dict)
+
+    def complete(self, event: SocketEvent) -> SocketEvent | None:
+        key = (event.pid, event.fd)
+        if key not in self.cache:
+            self.cache[key] = proc.lookup(event.pid, event.fd)
+        found = self.cache[key]
+        if event.type is EventType.CLOSE:
+            self.cache.pop(key, None)
+        if found is None:
+            # Gone before we looked: keep what the kernel knew, if inet.
+            return event if event.family else None
+        changes: dict[str, object] = {
+            "family": FAMILY_NAMES[found.family],
+            "l4": L4_NAMES[found.l4],
+            "laddr": format_address(found.family, found.laddr),
+            "lport": found.lport,
+            "flags": event.flags | EventFlag.PROC_LOOKUP,
+        }
+        if not (event.flags & EventFlag.ADDR_FROM_CALL) and found.rport:
+            changes["raddr"] = format_address(found.family, found.raddr)
+            changes["rport"] = found.rport
+        return replace(event, **changes)  # type: ignore[arg-type]
+
+
+class Tracer:
+    """Capture the bytes that processes send and receive on inet sockets.
+
+    Use it as a context manager::
+
+        with Tracer(ports=(6379,)) as tracer:
+            for event in tracer.events(duration=5):
+                print(event.comm, event.direction.name, event.data[:40])
+
+    Raises (from :meth:`start`):
+        PrivilegeError: not root and without CAP_BPF/CAP_PERFMON.
+        UnsupportedKernelError: no syscall tracepoints, or BPF is unavailable.
+        BpfError: loading or attaching failed otherwise.
+    """
+
+    def __init__(self, config: TracerConfig | None = None, **options: object) -> None:
+        if config is None:
+            config = TracerConfig(**options)  # type: ignore[arg-type]
+        elif options:
+            config = replace(config, **options)  # type: ignore[arg-type]
+        self.config = config
+        self.features: KernelFeatures | None = None
+        self.variant: Variant | None = None
+        #: One sentence per choice made when picking the variant.
+        self.reasons: list[str] = []
+        self._object: _libbpf.BpfObject | None = None
+        self._buffer: _libbpf.RingBuffer | _libbpf.PerfBuffer | None = None
+        self._queue: deque[SocketEvent] = deque()
+        self._stats = TracerStats()
+        self._perf_lost = 0
+        self._stop = threading.Event()
+        self._no_btf: _NoBtfIdentity | None = None
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def __enter__(self) -> Tracer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def start(self) -> None:
+        """Load and attach the programs; events flow from now on."""
+        if self._object is not None:
+            return
+        try:
+            self._start()
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self) -> None:
+        self.features = probe_features()
+        self.variant, self.reasons = choose_variant(
+            self.features, self.config.force_compat, self.config.btf_file
+        )
+        wanted = SYSCALLS + (() if self.variant.btf else NO_BTF_SYSCALLS)
+        missing = [name for name in wanted if name not in self.features.syscall_tracepoints]
+        if len(missing) == len(wanted):
+            raise UnsupportedKernelError(
+                "this kernel has no syscall tracepoints (CONFIG_FTRACE_SYSCALLS is off)"
+            )
+        path = object_path(self.variant)
+        log.info("loading %s (%s)", path.name, "; ".join(self.reasons))
+        btf_path = self.config.btf_file if self.variant.btf and not self.features.btf else None
+        obj = self._object = _libbpf.BpfObject.open(path, btf_custom_path=btf_path)
+        for name in missing:
+            # A kernel without one syscall's tracepoints still traces the rest.
+            log.warning("no tracepoints for %s on this kernel: not traced", name)
+            obj.set_autoload(f"handle_enter_{name}", False)
+            obj.set_autoload(f"handle_exit_{name}", False)
+        if self.variant.ringbuf:
+            obj.resize_map("events", self.config.buffer_bytes)
+        obj.load()
+        self._write_config(obj)
+        if not self.variant.btf:
+            self._no_btf = _NoBtfIdentity()
+            self._seed_sockets(obj)
+        obj.attach_all()
+        events_fd = obj.map("events").fd
+        if self.variant.ringbuf:
+            self._buffer = _libbpf.RingBuffer(events_fd, self._on_record)
+        else:
+            per_cpu = self.config.buffer_bytes // _libbpf.num_possible_cpus()
+            pages = max(1, 1 << max(0, (per_cpu // PAGE_SIZE).bit_length() - 1))
+            self._buffer = _libbpf.PerfBuffer(
+                events_fd,
+                pages,
+                lambda _cpu, data: self._on_record(data),
+                self._on_perf_lost,
+                wakeup_events=PERF_WAKEUP_EVENTS,
+            )
+
+    def _write_config(self, obj: _libbpf.BpfObject) -> None:
+        cfg = RawConfig(
+            self_pid=os.getpid(),
+            payload_cap=self.config.payload_cap,
+            filter_pids=int(bool(self.config.pids)),
+            filter_ports=int(bool(self.config.ports)),
+            wakeup_bytes=min(self.config.wakeup_bytes, self.config.buffer_bytes // 4),
+        )
+        obj.map("config").update(bytes(4), bytes(cfg))
+        for name, values in (("pid_filter", self.config.pids), ("port_filter", self.config.ports)):
+            for value in values:
+                obj.map(name).update(value.to_bytes(4, "little"), b"\1")
+
+    def _seed_sockets(self, obj: _libbpf.BpfObject) -> None:
+        """No BTF: tell the kernel which fds are sockets already."""
+        conns = obj.map("conns")
+        pids = self.config.pids or None
+        for pid, fd, sock in proc.socket_fds(pids):
+            if pid == os.getpid():
+                continue
+            value = RawConn(family=sock.family, l4=sock.l4, lport=sock.lport, rport=sock.rport)
+            value.laddr[:] = sock.laddr
+            value.raddr[:] = sock.raddr
+            conns.update(bytes(RawConnKey(pid=pid, fd=fd)), bytes(value))
+
+    def stop(self) -> None:
+        """Ask :meth:`events` to finish; safe from signal handlers and threads."""
+        self._stop.set()
+
+    def close(self) -> None:
+        """Detach, drain what the kernel already output, free everything."""
+        obj, self._object = self._object, None
+        if obj is None:
+            return
+        try:
+            for name in obj.program_names():
+                obj.detach(name)
+            if self._buffer is not None:
+                self._buffer.consume()
+                self._refresh_kernel_counters(obj)
+        finally:
+            if self._buffer is not None:
+                self._buffer.close()
+                self._buffer = None
+            obj.close()
+
+    # -- delivery ----------------------------------------------------------
+
+    def _on_record(self, data: bytes) -> None:
+        try:
+            event = decode(data)
+        except DecodeError as exc:
+            self._stats.decode_errors += 1
+            log.warning("dropped a malformed event: %s", exc)
+            return
+        if self._no_btf is not None:
+            completed = self._no_btf.complete(event)
+            if completed is None:
+                return
+            event = completed
+        self._stats.events += 1
+        self._stats.bytes += event.captured
+        self._queue.append(event)
+
+    def _on_perf_lost(self, _cpu: int, count: int) -> None:
+        self._perf_lost += count
+
+    def poll(self, timeout_ms: int = POLL_TIMEOUT_MS) -> list[SocketEvent]:
+        """Wait up to ``timeout_ms`` for events; return those gathered."""
+        if self._buffer is None:
+            raise BpfError("poll the event buffer", errno.EBADF, "the tracer is not started")
+        self._buffer.poll(timeout_ms)
+        # Programs skip wakeups while little is pending: collect that too.
+        self._buffer.consume()
+        gathered = list(self._queue)
+        self._queue.clear()
+        return gathered
+
+    def events(self, duration: float | None = None) -> Iterator[SocketEvent]:
+        """Yield events until :meth:`stop` is called or ``duration`` seconds pass."""
+        deadline = None if duration is None else time.monotonic() + duration
+        while not self._stop.is_set():
+            timeout = POLL_TIMEOUT_MS
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                timeout = min(timeout, max(1, int(left * 1000)))
+            yield from self.poll(timeout)
+
+    def run(self, callback: Callable[[SocketEvent], None], duration: float | None = None) -> None:
+        """Call ``callback`` with every event until stopped (the callback form)."""
+        for event in self.events(duration):
+            callback(event)
+
+    # -- counters ----------------------------------------------------------
+
+    def _refresh_kernel_counters(self, obj: _libbpf.BpfObject) -> None:
+        counters = obj.map("counters")
+
+        def total(index: int) -> int:
+            return sum(
+                int.from_bytes(slot[:8], "little")
+                for slot in counters.lookup_percpu(index.to_bytes(4, "little"))
+            )
+
+        self._stats.kernel_events = total(COUNTER_EVENTS)
+        # The programs count every failed output; perf's own lost records
+        # count the same drops, so take the larger, never the sum.
+        self._stats.lost = max(total(COUNTER_LOST), self._perf_lost)
+
+    def stats(self) -> TracerStats:
+        """Events delivered, lost in the kernel, and payload bytes, so far."""
+        if self._object is not None:
+            self._refresh_kernel_counters(self._object)
+        return replace(self._stats)
