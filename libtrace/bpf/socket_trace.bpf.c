@@ -517,12 +517,12 @@ static __always_inline void emit_conn_event(void *ctx, struct lt_config *cfg,
 
 #define DATA_PROGRAMS(name, SYS, layout, direction, addr_arg, count_arg)              \
 	SEC("tracepoint/syscalls/sys_enter_" #name)                                   \
-	int handle_enter_##name(struct lt_sys_enter *ctx)                            \
+	int lt_enter_##name(struct lt_sys_enter *ctx)                            \
 	{                                                                             \
 		return save_args(ctx->args[0], ctx->args[1], addr_arg, count_arg, SYS); \
 	}                                                                             \
 	SEC("tracepoint/syscalls/sys_exit_" #name)                                    \
-	int handle_exit_##name(struct lt_sys_exit *ctx)                              \
+	int lt_exit_##name(struct lt_sys_exit *ctx)                              \
 	{                                                                             \
 		return on_data_exit(ctx, ctx->ret, layout, direction);                \
 	}
@@ -541,13 +541,13 @@ DATA_PROGRAMS(recvmmsg, LT_SYS_RECVMMSG, LT_MMSG, LT_INGRESS, 0, ctx->args[2])
 /* ---- connection lifecycle --------------------------------------------- */
 
 SEC("tracepoint/syscalls/sys_enter_connect")
-int handle_enter_connect(struct lt_sys_enter *ctx)
+int lt_enter_connect(struct lt_sys_enter *ctx)
 {
 	return save_args(ctx->args[0], 0, ctx->args[1], 0, LT_SYS_CONNECT);
 }
 
 SEC("tracepoint/syscalls/sys_exit_connect")
-int handle_exit_connect(struct lt_sys_exit *ctx)
+int lt_exit_connect(struct lt_sys_exit *ctx)
 {
 	struct lt_config *cfg = get_config();
 	struct lt_conn_key key;
@@ -582,12 +582,12 @@ int handle_exit_connect(struct lt_sys_exit *ctx)
 
 #define ACCEPT_PROGRAMS(name, SYS)                                                    \
 	SEC("tracepoint/syscalls/sys_enter_" #name)                                   \
-	int handle_enter_##name(struct lt_sys_enter *ctx)                            \
+	int lt_enter_##name(struct lt_sys_enter *ctx)                            \
 	{                                                                             \
 		return save_args(ctx->args[0], 0, ctx->args[1], 0, SYS);              \
 	}                                                                             \
 	SEC("tracepoint/syscalls/sys_exit_" #name)                                    \
-	int handle_exit_##name(struct lt_sys_exit *ctx)                              \
+	int lt_exit_##name(struct lt_sys_exit *ctx)                              \
 	{                                                                             \
 		return on_accept_exit(ctx, SYS);                                      \
 	}
@@ -636,7 +636,7 @@ ACCEPT_PROGRAMS(accept, LT_SYS_ACCEPT)
 ACCEPT_PROGRAMS(accept4, LT_SYS_ACCEPT4)
 
 SEC("tracepoint/syscalls/sys_enter_close")
-int handle_enter_close(struct lt_sys_enter *ctx)
+int lt_enter_close(struct lt_sys_enter *ctx)
 {
 	struct lt_config *cfg = get_config();
 	struct lt_conn_key key;
@@ -659,14 +659,14 @@ int handle_enter_close(struct lt_sys_enter *ctx)
 /* ---- socket tracking without BTF ------------------------------------- */
 
 SEC("tracepoint/syscalls/sys_enter_socket")
-int handle_enter_socket(struct lt_sys_enter *ctx)
+int lt_enter_socket(struct lt_sys_enter *ctx)
 {
 	/* family in count, type in addr (see struct lt_args) */
 	return save_args(-1, 0, ctx->args[1], ctx->args[0], 0);
 }
 
 SEC("tracepoint/syscalls/sys_exit_socket")
-int handle_exit_socket(struct lt_sys_exit *ctx)
+int lt_exit_socket(struct lt_sys_exit *ctx)
 {
 	struct lt_conn_key key;
 	struct lt_conn conn = {};
@@ -692,13 +692,13 @@ int handle_exit_socket(struct lt_sys_exit *ctx)
 }
 
 SEC("tracepoint/syscalls/sys_enter_bind")
-int handle_enter_bind(struct lt_sys_enter *ctx)
+int lt_enter_bind(struct lt_sys_enter *ctx)
 {
 	return save_args(ctx->args[0], 0, ctx->args[1], 0, 0);
 }
 
 SEC("tracepoint/syscalls/sys_exit_bind")
-int handle_exit_bind(struct lt_sys_exit *ctx)
+int lt_exit_bind(struct lt_sys_exit *ctx)
 {
 	struct lt_conn_key key;
 	struct lt_conn *conn;

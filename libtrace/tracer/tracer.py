@@ -209,8 +209,8 @@ class Tracer:
         for name in missing:
             # A kernel without one syscall's tracepoints still traces the rest.
             log.warning("no tracepoints for %s on this kernel: not traced", name)
-            obj.set_autoload(f"handle_enter_{name}", False)
-            obj.set_autoload(f"handle_exit_{name}", False)
+            obj.set_autoload(f"lt_enter_{name}", False)
+            obj.set_autoload(f"lt_exit_{name}", False)
         if self.variant.ringbuf:
             obj.resize_map("events", self.config.buffer_bytes)
         obj.load()

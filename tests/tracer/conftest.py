@@ -1,0 +1,100 @@
+"""Helpers for tests that trace real traffic from a peer process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from libtrace import Direction, SocketEvent, StreamReassembler, Tracer
+
+PEER = Path(__file__).parent / "peers" / "socket_peer.py"
+#: Polls without a new event before a capture counts as complete.
+QUIET_POLLS = 3
+
+
+class Peer:
+    """A socket_peer.py process, stepped through its phases over stdin."""
+
+    def __init__(self, scenario: str, port: int, *extra: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(PEER), scenario, str(port), *extra],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )
+        self.layout: dict[str, Any] = self._line()
+        self.result: dict[str, Any] = {}
+
+    @property
+    def pid(self) -> int:
+        return int(self.layout["pid"])
+
+    def _line(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"peer exited early with {self.proc.wait()}")
+        return json.loads(line)
+
+    def _send(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write("\n")
+        self.proc.stdin.flush()
+
+    def run(self) -> dict[str, Any]:
+        """Let the peer move its bytes; return its ledger."""
+        self._send()
+        self.result = self._line()
+        return self.result
+
+    def finish(self) -> None:
+        if self.proc.poll() is None:
+            self._send()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+@pytest.fixture
+def peer_factory() -> Iterator[Any]:
+    peers: list[Peer] = []
+
+    def make(scenario: str, port: int, *extra: str) -> Peer:
+        peer = Peer(scenario, port, *extra)
+        peers.append(peer)
+        return peer
+
+    yield make
+    for peer in peers:
+        peer.finish()
+        if peer.proc.poll() is None:
+            peer.proc.kill()
+
+
+def drain(tracer: Tracer, timeout: float = 10.0) -> list[SocketEvent]:
+    """Poll until the buffer stays quiet for a few polls."""
+    events: list[SocketEvent] = []
+    quiet, deadline = 0, time.monotonic() + timeout
+    while quiet < QUIET_POLLS and time.monotonic() < deadline:
+        batch = tracer.poll(50)
+        events.extend(batch)
+        quiet = 0 if batch else quiet + 1
+    return events
+
+
+def streams(events: list[SocketEvent]) -> dict[tuple[int, int, Direction], bytes]:
+    """Reassembled bytes per (pid, fd, direction); asserts there is no gap."""
+    reassembler = StreamReassembler()
+    out: dict[tuple[int, int, Direction], bytearray] = {}
+    chunks = [c for e in events if e.type.name == "DATA" for c in reassembler.feed(e)]
+    chunks += list(reassembler.flush())
+    for chunk in chunks:
+        assert chunk.gap == 0, f"gap of {chunk.gap} bytes before offset {chunk.offset} in {chunk.key}"
+        out.setdefault(chunk.key, bytearray()).extend(chunk.data)
+    return {key: bytes(value) for key, value in out.items()}
