@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import signal
 import sys
 from collections.abc import Sequence
@@ -115,9 +116,11 @@ def _trace(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_signal)
     out = sys.stdout
     with tracer:
+        # One line on stderr once the programs are attached: scripts wait for it.
+        variant = tracer.variant.name if tracer.variant else "?"
+        console.print(f"libtrace: tracing ({variant}); Ctrl-C to stop", highlight=False)
         if args.verbose:
-            console.print(f"variant {tracer.variant.name if tracer.variant else '?'}: "
-                          + "; ".join(tracer.reasons), highlight=False)
+            console.print("libtrace: " + "; ".join(tracer.reasons), highlight=False)
         table = Console() if not args.json else None
         for event in tracer.events(args.duration):
             if table is None:
@@ -139,10 +142,12 @@ def _trace(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if getattr(args, "verbose", False):
-        import logging
-
-        logging.basicConfig(level=logging.INFO, format="libtrace: %(message)s")
+    verbose = getattr(args, "verbose", False)
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="libtrace: %(message)s")
+    if not verbose:
+        # libbpf's own account of a failure repeats ours in its words.
+        logging.getLogger("libtrace.libbpf").setLevel(logging.CRITICAL)
     try:
         if args.command == "trace":
             return _trace(args)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable, Iterator
 
 import pytest
 from hypothesis import HealthCheck, settings
+
+from .tracing import Peer
 
 # Fuzz depth is a Hypothesis profile, picked by HYPOTHESIS_PROFILE (tox -e fuzz).
 settings.register_profile("default", max_examples=200, deadline=None)
@@ -27,3 +30,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for marker, reason in reasons.items():
             if marker in item.keywords:
                 item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture
+def peer_factory() -> Iterator[Callable[..., Peer]]:
+    peers: list[Peer] = []
+
+    def make(scenario: str, port: int, *extra: str) -> Peer:
+        peer = Peer(scenario, port, *extra)
+        peers.append(peer)
+        return peer
+
+    yield make
+    for peer in peers:
+        peer.finish()
+        if peer.proc.poll() is None:
+            peer.proc.kill()

@@ -87,7 +87,8 @@ HELPERS: Final[Mapping[int, Helper]] = MappingProxyType({
     1: _H("map_lookup_elem", (3, 19)),  # d0003ec01c66
     2: _H("map_update_elem", (3, 19)),  # d0003ec01c66
     3: _H("map_delete_elem", (3, 19)),  # d0003ec01c66
-    4: _H("probe_read", (4, 1)),  # 2541517c32be "tracing, perf: Implement BPF programs attached to kprobes"
+    # 2541517c32be "tracing, perf: Implement BPF programs attached to kprobes"
+    4: _H("probe_read", (4, 1)),  # 2541517c32be
     5: _H("ktime_get_ns", (4, 1)),  # d9847d310ab4
     6: _H("trace_printk", (4, 1)),  # 9c959c863f82
     7: _H("get_prandom_u32", (4, 1)),  # 03e69b508b6f
@@ -336,7 +337,8 @@ MAP_TYPES: Final[Mapping[int, MapType]] = MappingProxyType({
     24: _M("sk_storage", (5, 2)),  # 6ac99e8f23d4
     25: _M("devmap_hash", (5, 4)),  # 6f9d451ab1a3
     26: _M("struct_ops", (5, 6)),  # 85d33df357b6
-    27: _M("ringbuf", (5, 8)),  # 457f44363a88 "bpf: Implement BPF ring buffer and verifier support for it"
+    # 457f44363a88 "bpf: Implement BPF ring buffer and verifier support for it"
+    27: _M("ringbuf", (5, 8)),  # 457f44363a88
     28: _M("inode_storage", (5, 10)),  # 8ea636848aca
     29: _M("task_storage", (5, 11)),  # 4cf1bc1f1045
     30: _M("bloom_filter", (5, 16)),  # 9330986c0300

@@ -15,7 +15,7 @@ import pytest
 
 from libtrace import Direction, EventFlag, EventType, Syscall, Tracer
 
-from .conftest import drain, streams
+from ..tracing import drain, streams
 
 pytestmark = [pytest.mark.root, pytest.mark.bpf]
 

@@ -1,7 +1,7 @@
 """A traffic peer for the capture tests: a separate process (the tracer
 never traces itself) that moves known bytes through every syscall family.
 
-Usage: socket_peer.py SCENARIO PORT
+Usage: socket_peer.py SCENARIO SEED [ARGS...]
 It prints one JSON line describing its sockets (pid, fds, tuples), waits for
 a line on stdin, moves the bytes, prints a JSON line of what each fd sent and
 received, and waits for a last line before closing its sockets (so that /proc
@@ -137,13 +137,13 @@ def describe(sock: socket.socket) -> dict[str, object]:
             "raddr": raddr, "rport": rport}
 
 
-def tcp_pair(port: int, family: int = socket.AF_INET) -> tuple[socket.socket, socket.socket, socket.socket]:
+def tcp_pair(family: int = socket.AF_INET) -> tuple[socket.socket, socket.socket, socket.socket]:
     host = "127.0.0.1" if family == socket.AF_INET else "::1"
     listener = socket.socket(family, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind((host, port))
+    listener.bind((host, 0))  # ephemeral: parallel runs never collide
     listener.listen()
-    client = socket.create_connection((host, port))
+    client = socket.create_connection(listener.getsockname()[:2])
     server, _ = listener.accept()
     return listener, client, server
 
@@ -155,10 +155,11 @@ def scenario_all(port: int) -> None:
     def blob(n: int) -> bytes:
         return rng.randbytes(n)
 
-    listener, client, server = tcp_pair(port)
-    listener6, client6, server6 = tcp_pair(port + 2, socket.AF_INET6)
+    listener, client, server = tcp_pair()
+    listener6, client6, server6 = tcp_pair(socket.AF_INET6)
     udp_a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    udp_a.bind(("127.0.0.1", port + 1))
+    udp_a.bind(("127.0.0.1", 0))
+    udp_addr = udp_a.getsockname()
     udp_b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     udp_b.bind(("127.0.0.1", 0))
     pipe_r, pipe_w = os.pipe()
@@ -210,17 +211,17 @@ def scenario_all(port: int) -> None:
     worker.join()
     # UDP: sendto/recvfrom, then sendmmsg/recvmmsg
     data = blob(512)
-    udp_b.sendto(data, ("127.0.0.1", port + 1)); ledger.out(udp_b.fileno(), data)
+    udp_b.sendto(data, udp_addr); ledger.out(udp_b.fileno(), data)
     got, _ = udp_a.recvfrom(2048); ledger.into(udp_a.fileno(), got)
     messages = [blob(33), blob(44), blob(55)]
-    sendmmsg(udp_b, messages, ("127.0.0.1", port + 1))
+    sendmmsg(udp_b, messages, udp_addr)
     ledger.out(udp_b.fileno(), b"".join(messages))
     received = []
     while len(received) < len(messages):
         received += recvmmsg(udp_a, len(messages) - len(received), 128)
     ledger.into(udp_a.fileno(), b"".join(received))
     # A connection made while traced: connect and accept events.
-    late_listener, late_client, late_server = tcp_pair(port + 3)
+    late_listener, late_client, late_server = tcp_pair()
     data = blob(20)
     late_client.sendall(data); ledger.out(late_client.fileno(), data)
     ledger.into(late_server.fileno(), recv_exact(late_server, len(data)))
@@ -244,7 +245,7 @@ def scenario_all(port: int) -> None:
 
 def scenario_big(port: int) -> None:
     """Single writes larger than the payload cap (sizes from argv[3:])."""
-    listener, client, server = tcp_pair(port)
+    listener, client, server = tcp_pair()
     print(json.dumps({"pid": os.getpid(), "sockets": [describe(client), describe(server)],
                       "files": []}), flush=True)
     sys.stdin.readline()
@@ -261,7 +262,7 @@ def scenario_big(port: int) -> None:
 
 def scenario_flood(port: int) -> None:
     """Many small writes as fast as possible (argv[3] of them)."""
-    listener, client, server = tcp_pair(port)
+    listener, client, server = tcp_pair()
     server.setblocking(False)
     print(json.dumps({"pid": os.getpid(), "sockets": [describe(client)], "files": []}), flush=True)
     sys.stdin.readline()

@@ -1,4 +1,4 @@
-"""Helpers for tests that trace real traffic from a peer process."""
+"""Helpers for tests that trace real traffic from a peer process (tests/peers/)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,8 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from libtrace import Direction, SocketEvent, StreamReassembler, Tracer
 
@@ -59,22 +56,6 @@ class Peer:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-
-
-@pytest.fixture
-def peer_factory() -> Iterator[Any]:
-    peers: list[Peer] = []
-
-    def make(scenario: str, port: int, *extra: str) -> Peer:
-        peer = Peer(scenario, port, *extra)
-        peers.append(peer)
-        return peer
-
-    yield make
-    for peer in peers:
-        peer.finish()
-        if peer.proc.poll() is None:
-            peer.proc.kill()
 
 
 def drain(tracer: Tracer, timeout: float = 10.0) -> list[SocketEvent]:

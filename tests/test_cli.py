@@ -1,0 +1,124 @@
+"""The ``libtrace`` command's contracts: JSON lines, filters, stops, errors."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from .tracing import Peer
+
+CLI = [sys.executable, "-m", "libtrace.cli"]
+
+
+def start_trace(*args: str) -> subprocess.Popen[str]:
+    """Start ``libtrace trace`` and wait until its programs are attached."""
+    proc = subprocess.Popen([*CLI, "trace", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    line = proc.stderr.readline()
+    assert "tracing" in line, line + proc.stderr.read()
+    return proc
+
+
+def json_lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+@pytest.mark.root
+@pytest.mark.bpf
+def test_trace_json_with_pid_filter_shows_only_that_pid(peer_factory):
+    traced = peer_factory("big", 44100, "1000")
+    other = peer_factory("big", 44200, "1000")
+    proc = start_trace("--json", "--pid", str(traced.pid), "--duration", "3")
+    ledger = traced.run()
+    other.run()
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    lines = json_lines(out)
+    assert lines[-1]["type"] == "stats"
+    assert lines[-1]["lost"] == 0
+    data = [line for line in lines if line["type"] == "data"]
+    assert data and {line["pid"] for line in data} == {traced.pid}
+    assert lines[-1]["events"] == len(lines) - 1
+    required = {"type", "pid", "tid", "comm", "fd", "direction", "l4", "family", "laddr",
+                "lport", "raddr", "rport", "ts_ns", "offset", "size", "captured", "data_b64"}
+    for line in data:
+        assert required <= set(line)
+        assert line["direction"] in ("egress", "ingress")
+        assert line["l4"] == "tcp" and line["family"] == "ipv4"
+    client = traced.layout["sockets"][0]
+    sent = b"".join(base64.b64decode(line["data_b64"]) for line in data
+                    if line["fd"] == client["fd"] and line["direction"] == "egress")
+    assert sent == bytes.fromhex(ledger["sent"][str(client["fd"])])
+
+
+@pytest.mark.root
+@pytest.mark.bpf
+def test_trace_port_filter(peer_factory):
+    wanted = peer_factory("big", 44300, "100")
+    unwanted = peer_factory("big", 44400, "100")
+    port = wanted.layout["sockets"][1]["lport"]
+    proc = start_trace("--json", "--port", str(port), "--duration", "3")
+    wanted.run()
+    unwanted.run()
+    out, _ = proc.communicate(timeout=30)
+    data = [line for line in json_lines(out) if line["type"] == "data"]
+    assert data
+    assert all(port in (line["lport"], line["rport"]) for line in data)
+    assert {line["pid"] for line in data} == {wanted.pid}
+
+
+@pytest.mark.root
+@pytest.mark.bpf
+@pytest.mark.parametrize("signo", [signal.SIGTERM, signal.SIGINT])
+def test_trace_stops_cleanly_on_a_signal_and_prints_stats(signo):
+    proc = start_trace("--json")
+    time.sleep(0.3)
+    proc.send_signal(signo)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert json_lines(out)[-1]["type"] == "stats"
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--payload-cap", "0"], "payload cap"),
+        (["--payload-cap", "99999"], "payload cap"),
+        (["--port", "70000"], "invalid port"),
+        (["--force-compat", "perfbuf,bogus"], "unknown switch bogus"),
+        (["--buffer-size", "5000"], "power of two"),
+        (["--duration", "-1"], "must be positive"),
+        (["--btf", "/nonexistent/btf"], "does not exist"),
+    ],
+)
+def test_bad_arguments_give_one_line_and_exit_2(args, message):
+    proc = subprocess.run([*CLI, "trace", *args], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop privileges")
+def test_without_privileges_one_sentence_and_exit_1():
+    # Root without capabilities (an empty bounding set): loading BPF must
+    # fail with a sentence, not a traceback.
+    proc = subprocess.run(
+        ["setpriv", "--bounding-set=-all", "--inh-caps=-all", *CLI, "trace"],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "root" in proc.stderr or "CAP_BPF" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+__all__ = ["Peer"]

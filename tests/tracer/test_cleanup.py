@@ -1,0 +1,63 @@
+"""Nothing of libtrace stays in the kernel once the tracer is gone.
+
+Checked with bpftool (an independent view of the kernel's BPF objects) after
+a normal end, SIGTERM, and SIGKILL, which gives the tracer no chance to clean
+up: nothing is pinned, so the kernel frees everything with the last fd.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+
+import pytest
+
+from ..test_cli import start_trace
+
+pytestmark = [pytest.mark.root, pytest.mark.bpf]
+#: Every program in socket_trace.bpf.c is named lt_enter_* or lt_exit_*.
+PROGRAM_PREFIX = "lt_e"
+
+
+def show(kind: str) -> list[dict]:
+    out = subprocess.run(["bpftool", "-j", kind, "show"], capture_output=True, text=True,
+                         check=True).stdout
+    return json.loads(out or "[]")
+
+
+def libtrace_programs() -> dict[int, dict]:
+    return {p["id"]: p for p in show("prog") if p.get("name", "").startswith(PROGRAM_PREFIX)}
+
+
+def remaining(progs: set[int], maps: set[int]) -> tuple[set[int], set[int], set[int]]:
+    """Which of these programs and maps, and links to the programs, still exist."""
+    links = {link["id"] for link in show("link") if link.get("prog_id") in progs}
+    return (progs & set(libtrace_programs()), links,
+            maps & {m["id"] for m in show("map")})
+
+
+@pytest.mark.parametrize("how", ["duration", "sigterm", "sigkill"])
+def test_no_program_link_or_map_remains(how):
+    # Other tracers may run at the same time (a parallel test run): judge
+    # only the objects that appeared with this one.
+    before = set(libtrace_programs())
+    args = ["--json", "--duration", "2"] if how == "duration" else ["--json"]
+    proc = start_trace(*args)
+    during = libtrace_programs()
+    progs = set(during) - before
+    maps = {m for pid in progs for m in during[pid].get("map_ids", [])}
+    left_progs, links, left_maps = remaining(progs, maps)
+    assert len(progs) >= 27 and len(links) == len(progs) and maps  # attached for real
+    if how == "sigterm":
+        proc.send_signal(signal.SIGTERM)
+    elif how == "sigkill":
+        proc.kill()
+    proc.communicate(timeout=30)
+    assert proc.returncode == (-signal.SIGKILL if how == "sigkill" else 0)
+    # The kernel frees programs after an RCU grace period: poll briefly.
+    deadline = time.monotonic() + 10
+    while any(left := remaining(progs, maps)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert left == (set(), set(), set())
