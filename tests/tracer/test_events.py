@@ -52,7 +52,7 @@ def c_layout(tmp_path_factory: pytest.TempPathFactory) -> dict:
     lines = ['#include <stdio.h>', '#include <stddef.h>', '#include <linux/types.h>',
              '#include "socket_trace.h"', "int main(void) {", 'printf("{");']
     for struct, mirror in MIRRORS.items():
-        lines.append(f'printf("\\"{struct}\\": {{\\"size\\": %zu", sizeof(struct {struct}));')
+        lines.append(f'printf("\\"{struct}\\": {{\\"sizeof\\": %zu", sizeof(struct {struct}));')
         for name, *_ in mirror._fields_:
             if not name.startswith("_"):
                 lines.append(
