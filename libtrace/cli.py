@@ -32,7 +32,8 @@ def _compat_list(text: str) -> frozenset[str]:
     unknown = names - set(COMPAT_SWITCHES)
     if unknown:
         raise argparse.ArgumentTypeError(
-            f"unknown switch {', '.join(sorted(unknown))} (choose from {', '.join(COMPAT_SWITCHES)})"
+            f"unknown switch {', '.join(sorted(unknown))} "
+            f"(choose from {', '.join(COMPAT_SWITCHES)})"
         )
     return names
 
@@ -58,23 +59,55 @@ def build_parser() -> argparse.ArgumentParser:
         "sockets. Needs root (or CAP_BPF and CAP_PERFMON).",
     )
     trace.add_argument("--json", action="store_true", help="one JSON object per line")
-    trace.add_argument("--pid", type=int, action="append", default=[], metavar="PID",
-                       help="trace only this process (repeatable)")
-    trace.add_argument("--port", type=int, action="append", default=[], metavar="PORT",
-                       help="trace only sockets with this local or remote port (repeatable)")
-    trace.add_argument("--duration", type=_positive_float, metavar="SECONDS",
-                       help="stop after this many seconds (default: until Ctrl-C or SIGTERM)")
-    trace.add_argument("--payload-cap", type=int, default=DEFAULT_PAYLOAD_CAP, metavar="BYTES",
-                       help=f"bytes copied per chunk (default {DEFAULT_PAYLOAD_CAP}, max 16384)")
-    trace.add_argument("--buffer-size", type=int, metavar="BYTES",
-                       help="kernel event buffer size, a power of two (default 8 MiB)")
-    trace.add_argument("--force-compat", type=_compat_list, default=frozenset(),
-                       metavar="LIST",
-                       help="force old-kernel paths: comma-separated of "
-                       + ", ".join(COMPAT_SWITCHES))
+    trace.add_argument(
+        "--pid",
+        type=int,
+        action="append",
+        default=[],
+        metavar="PID",
+        help="trace only this process (repeatable)",
+    )
+    trace.add_argument(
+        "--port",
+        type=int,
+        action="append",
+        default=[],
+        metavar="PORT",
+        help="trace only sockets with this local or remote port (repeatable)",
+    )
+    trace.add_argument(
+        "--duration",
+        type=_positive_float,
+        metavar="SECONDS",
+        help="stop after this many seconds (default: until Ctrl-C or SIGTERM)",
+    )
+    trace.add_argument(
+        "--payload-cap",
+        type=int,
+        default=DEFAULT_PAYLOAD_CAP,
+        metavar="BYTES",
+        help=f"bytes copied per chunk (default {DEFAULT_PAYLOAD_CAP}, max 16384)",
+    )
+    trace.add_argument(
+        "--buffer-size",
+        type=int,
+        metavar="BYTES",
+        help="kernel event buffer size, a power of two (default 8 MiB)",
+    )
+    trace.add_argument(
+        "--force-compat",
+        type=_compat_list,
+        default=frozenset(),
+        metavar="LIST",
+        help="force old-kernel paths: comma-separated of " + ", ".join(COMPAT_SWITCHES),
+    )
     trace.add_argument("--btf", metavar="FILE", help="external BTF for kernels without BTF")
-    trace.add_argument("-v", "--verbose", action="store_true",
-                       help="explain the variant chosen and log libbpf's messages")
+    trace.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="explain the variant chosen and log libbpf's messages",
+    )
     return parser
 
 
@@ -83,15 +116,20 @@ def _print_table_row(console: Console, event: SocketEvent) -> None:
     local = f"{event.laddr}:{event.lport}"
     remote = f"{event.raddr}:{event.rport}"
     if event.type.name != "DATA":
-        console.print(f"{event.pid:>7} {event.comm:<15} {event.fd:>4} {event.type.name.lower():<8}"
-                      f" {event.l4:<3} {local} ⇄ {remote}", highlight=False, markup=False)
+        console.print(
+            f"{event.pid:>7} {event.comm:<15} {event.fd:>4} {event.type.name.lower():<8}"
+            f" {event.l4:<3} {local} ⇄ {remote}",
+            highlight=False,
+            markup=False,
+        )
         return
     preview = event.data[:48].decode("ascii", "replace")
     preview = "".join(ch if ch.isprintable() else "." for ch in preview)
     console.print(
         f"{event.pid:>7} {event.comm:<15} {event.fd:>4} {event.syscall.name.lower():<8}"
         f" {event.l4:<3} {local} {arrow} {remote} {event.size:>6}B  {preview}",
-        highlight=False, markup=False,
+        highlight=False,
+        markup=False,
     )
 
 
@@ -130,12 +168,23 @@ def _trace(args: argparse.Namespace) -> int:
                 _print_table_row(table, event)
     stats = tracer.stats()
     if args.json:
-        out.write(json.dumps({"type": "stats", "events": stats.events, "lost": stats.lost,
-                              "bytes": stats.bytes, "kernel_events": stats.kernel_events}) + "\n")
+        out.write(
+            json.dumps(
+                {
+                    "type": "stats",
+                    "events": stats.events,
+                    "lost": stats.lost,
+                    "bytes": stats.bytes,
+                    "kernel_events": stats.kernel_events,
+                }
+            )
+            + "\n"
+        )
         out.flush()
     else:
-        console.print(f"{stats.events} events, {stats.lost} lost, {stats.bytes} bytes",
-                      highlight=False)
+        console.print(
+            f"{stats.events} events, {stats.lost} lost, {stats.bytes} bytes", highlight=False
+        )
     return EXIT_OK
 
 
@@ -143,8 +192,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     verbose = getattr(args, "verbose", False)
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="libtrace: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="libtrace: %(message)s"
+    )
     if not verbose:
         # libbpf's own account of a failure repeats ours in its words.
         logging.getLogger("libtrace.libbpf").setLevel(logging.CRITICAL)

@@ -43,15 +43,20 @@ class BpfError(LibtraceError, OSError):
     """
 
     def __init__(self, operation: str, err: int, detail: str | None = None) -> None:
-        self.operation = operation
-        self.errno = err
         reason = os.strerror(err) if err else "unknown error"
         message = f"{operation} failed: {reason}"
         if detail:
             message += f" ({detail})"
+        # OSError.__init__ (reached through LibtraceError) resets errno and
+        # strerror, so set them after it.
         LibtraceError.__init__(self, message)
-        # OSError's own attributes, for callers that catch OSError.
+        self.operation = operation
+        self.errno = err
         self.strerror = reason
+
+    def __str__(self) -> str:
+        # OSError would print "[Errno N] reason" and drop the operation.
+        return str(self.args[0])
 
     @property
     def is_permission(self) -> bool:

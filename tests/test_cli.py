@@ -19,8 +19,9 @@ CLI = [sys.executable, "-m", "libtrace.cli"]
 
 def start_trace(*args: str) -> subprocess.Popen[str]:
     """Start ``libtrace trace`` and wait until its programs are attached."""
-    proc = subprocess.Popen([*CLI, "trace", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*CLI, "trace", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     assert proc.stderr is not None
     line = proc.stderr.readline()
     assert "tracing" in line, line + proc.stderr.read()
@@ -47,15 +48,35 @@ def test_trace_json_with_pid_filter_shows_only_that_pid(peer_factory):
     data = [line for line in lines if line["type"] == "data"]
     assert data and {line["pid"] for line in data} == {traced.pid}
     assert lines[-1]["events"] == len(lines) - 1
-    required = {"type", "pid", "tid", "comm", "fd", "direction", "l4", "family", "laddr",
-                "lport", "raddr", "rport", "ts_ns", "offset", "size", "captured", "data_b64"}
+    required = {
+        "type",
+        "pid",
+        "tid",
+        "comm",
+        "fd",
+        "direction",
+        "l4",
+        "family",
+        "laddr",
+        "lport",
+        "raddr",
+        "rport",
+        "ts_ns",
+        "offset",
+        "size",
+        "captured",
+        "data_b64",
+    }
     for line in data:
         assert required <= set(line)
         assert line["direction"] in ("egress", "ingress")
         assert line["l4"] == "tcp" and line["family"] == "ipv4"
     client = traced.layout["sockets"][0]
-    sent = b"".join(base64.b64decode(line["data_b64"]) for line in data
-                    if line["fd"] == client["fd"] and line["direction"] == "egress")
+    sent = b"".join(
+        base64.b64decode(line["data_b64"])
+        for line in data
+        if line["fd"] == client["fd"] and line["direction"] == "egress"
+    )
     assert sent == bytes.fromhex(ledger["sent"][str(client["fd"])])
 
 
@@ -113,7 +134,9 @@ def test_without_privileges_one_sentence_and_exit_1():
     # fail with a sentence, not a traceback.
     proc = subprocess.run(
         ["setpriv", "--bounding-set=-all", "--inh-caps=-all", *CLI, "trace"],
-        capture_output=True, text=True, timeout=30,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert proc.returncode == 1, proc.stderr
     assert "root" in proc.stderr or "CAP_BPF" in proc.stderr

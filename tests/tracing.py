@@ -22,7 +22,9 @@ class Peer:
     def __init__(self, scenario: str, port: int, *extra: str) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, str(PEER), scenario, str(port), *extra],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         self.layout: dict[str, Any] = self._line()
         self.result: dict[str, Any] = {}
@@ -76,6 +78,8 @@ def streams(events: list[SocketEvent]) -> dict[tuple[int, int, Direction], bytes
     chunks = [c for e in events if e.type.name == "DATA" for c in reassembler.feed(e)]
     chunks += list(reassembler.flush())
     for chunk in chunks:
-        assert chunk.gap == 0, f"gap of {chunk.gap} bytes before offset {chunk.offset} in {chunk.key}"
+        assert chunk.gap == 0, (
+            f"gap of {chunk.gap} bytes before offset {chunk.offset} in {chunk.key}"
+        )
         out.setdefault(chunk.key, bytearray()).extend(chunk.data)
     return {key: bytes(value) for key, value in out.items()}

@@ -394,6 +394,87 @@ PROGRAM_TYPES: Final[Mapping[str, KernelVersion]] = MappingProxyType({
 })
 
 
+# --- Program kinds: libbpf's SEC() families -------------------------------------
+
+#: prog_type of a section no libbpf SEC() family matches.
+UNKNOWN_PROGRAM: Final = "unknown"
+
+#: (SEC() prefix, kind); a section matches a prefix when it equals it or
+#: continues with "/".  Longer prefixes come before their own prefixes.
+SECTION_PREFIXES: Final[tuple[tuple[str, str], ...]] = (
+    ("socket", "socket"),
+    ("sk_reuseport", "sk_reuseport"),
+    ("kprobe.multi", "kprobe.multi"),
+    ("kretprobe.multi", "kretprobe.multi"),
+    ("kprobe", "kprobe"),
+    ("kretprobe", "kretprobe"),
+    ("ksyscall", "ksyscall"),
+    ("kretsyscall", "kretsyscall"),
+    ("uprobe.s", "uprobe.s"),
+    ("uretprobe.s", "uretprobe.s"),
+    ("uprobe", "uprobe"),
+    ("uretprobe", "uretprobe"),
+    ("usdt", "usdt"),
+    ("tc", "tc"),
+    ("classifier", "tc"),
+    ("action", "action"),
+    ("tracepoint", "tracepoint"),
+    ("tp", "tracepoint"),
+    ("raw_tracepoint.w", "raw_tracepoint_writable"),
+    ("raw_tp.w", "raw_tracepoint_writable"),
+    ("raw_tracepoint", "raw_tracepoint"),
+    ("raw_tp", "raw_tracepoint"),
+    ("tp_btf", "tp_btf"),
+    ("fentry.s", "fentry.s"),
+    ("fexit.s", "fexit.s"),
+    ("fmod_ret.s", "fmod_ret.s"),
+    ("fentry", "fentry"),
+    ("fexit", "fexit"),
+    ("fmod_ret", "fmod_ret"),
+    ("freplace", "freplace"),
+    ("lsm.s", "lsm.s"),
+    ("lsm_cgroup", "lsm_cgroup"),
+    ("lsm", "lsm"),
+    ("iter.s", "iter.s"),
+    ("iter", "iter"),
+    ("syscall", "syscall"),
+    ("xdp.frags", "xdp"),
+    ("xdp", "xdp"),
+    ("perf_event", "perf_event"),
+    ("lwt_in", "lwt"),
+    ("lwt_out", "lwt"),
+    ("lwt_xmit", "lwt"),
+    ("lwt_seg6local", "lwt_seg6local"),
+    ("sockops", "sockops"),
+    ("sk_skb", "sk_skb"),
+    ("sk_msg", "sk_msg"),
+    ("lirc_mode2", "lirc_mode2"),
+    ("flow_dissector", "flow_dissector"),
+    ("cgroup_skb", "cgroup_skb"),
+    ("cgroup/skb", "cgroup_skb"),
+    ("cgroup/dev", "cgroup_device"),
+    ("cgroup/sysctl", "cgroup_sysctl"),
+    ("cgroup/getsockopt", "cgroup_sockopt"),
+    ("cgroup/setsockopt", "cgroup_sockopt"),
+    *((f"cgroup/{hook}", "cgroup_sock")
+      for hook in ("sock_create", "sock_release", "sock", "post_bind4", "post_bind6")),
+    *((f"cgroup/{hook}{family}", "cgroup_sock_addr")
+      for hook in ("bind", "connect", "sendmsg", "recvmsg", "getpeername", "getsockname")
+      for family in ("4", "6")),
+    ("struct_ops", "struct_ops"),
+    ("sk_lookup", "sk_lookup"),
+)
+
+
+def program_kind(section: str) -> str:
+    """The libbpf SEC() family of a program section, or ``"unknown"``."""
+    name = section.removeprefix("?")  # "?" marks a program libbpf does not autoload
+    for prefix, kind in SECTION_PREFIXES:
+        if name == prefix or name.startswith(prefix + "/"):
+            return kind
+    return UNKNOWN_PROGRAM
+
+
 # --- Lookups -------------------------------------------------------------------
 
 def helper_name(helper_id: int) -> str:

@@ -9,8 +9,11 @@ each program calling them.  pyelftools reads the ELF; this module decodes the
 8-byte BPF instructions of each function to find the helpers it calls
 (``BPF_CALL`` with ``src_reg`` 0), its bpf-to-bpf calls (``src_reg``
 ``BPF_PSEUDO_CALL``), its back-edges (a jump whose target is at or before the
-jump: a loop), and its size in instruction slots (``ld_imm64`` is two slots,
-as the kernel counts).
+jump that closes a cycle: a loop), and its size in instruction slots
+(``ld_imm64`` is two slots, as the kernel counts).  A loop is found the way
+the pre-5.3 verifier found it, as a back-edge of a depth-first walk of the
+control-flow graph: clang often jumps *backwards* to a shared exit block, and
+that is not a loop.
 
 A bpf-to-bpf call is resolved the way libbpf resolves it: with a relocation
 against a symbol, the target is ``symbol value + (imm + 1) * 8`` in the
@@ -80,8 +83,6 @@ LICENSE_SECTION = "license"
 GLOBAL_DATA_SECTIONS = (".data", ".rodata", ".bss")
 #: prog_type given to functions of .text.
 SUBPROGRAM = "subprogram"
-#: prog_type of a section no libbpf SEC() family matches.
-UNKNOWN_PROGRAM = "unknown"
 
 _SHF_EXECINSTR = 0x4  # section flag of executable sections
 _BPF_CLASS_MASK = 0x07
@@ -112,10 +113,15 @@ class ProgramInfo:
     instructions: int  #: 8-byte slots (ld_imm64 counts as 2, as the kernel counts)
     helpers: frozenset[int]  #: helper ids called (BPF_CALL, src_reg 0)
     helper_names: frozenset[str]  #: their names ("helper_<id>" when unknown)
-    back_edges: int  #: jumps whose target is at or before the jump
+    #: Loops: jumps that close a cycle of the control-flow graph (depth-first
+    #: back-edges), which verifiers before 5.3 reject.
+    back_edges: int
     bpf_calls: int  #: bpf-to-bpf calls (BPF_CALL, src_reg BPF_PSEUDO_CALL)
     tail_calls: bool  #: calls bpf_tail_call
     calls: tuple[str, ...] = ()  #: functions called directly, in first-call order
+    #: Jumps whose target is at or before the jump.  Every loop has one, but
+    #: so does a jump back to a shared exit block, which is no loop.
+    backward_jumps: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -144,7 +150,7 @@ class ObjectInfo:
     global_data: tuple[str, ...]  #: .data/.rodata*/.bss sections with nonzero size
     core_relocations: int  #: CO-RE relocation records in .BTF.ext (0 if absent)
     license: str
-    subprograms: tuple[ProgramInfo, ...] = field(default=())  #: functions of .text
+    subprograms: tuple[ProgramInfo, ...] = ()  #: functions of .text, called by programs
 
 
 # --- Entry point -------------------------------------------------------------------
@@ -202,11 +208,12 @@ def _inspect(path: str, data: bytes) -> ObjectInfo:
         info = ProgramInfo(
             name=func.name,
             section=func.section,
-            prog_type=SUBPROGRAM if func.section == TEXT_SECTION else program_kind(func.section),
+            prog_type=SUBPROGRAM if func.section == TEXT_SECTION else kf.program_kind(func.section),
             instructions=len(func.code) // INSN_SIZE,
             helpers=frozenset(scan.helpers),
             helper_names=frozenset(kf.helper_name(h) for h in scan.helpers),
             back_edges=scan.back_edges,
+            backward_jumps=scan.backward_jumps,
             bpf_calls=len(scan.call_sites),
             tail_calls=kf.TAIL_CALL_HELPER in scan.helpers,
             calls=calls,
@@ -336,14 +343,17 @@ def _license(elf: ELFFile) -> str:
 @dataclass(slots=True)
 class _Scan:
     helpers: set[int] = field(default_factory=set)
+    backward_jumps: int = 0
     back_edges: int = 0
     call_sites: list[tuple[int, int]] = field(default_factory=list)  # (slot, imm)
 
 
 def _scan(code: bytes, fmt: str, little_endian: bool) -> _Scan:
+    """Decode one function: its calls, and its control-flow graph's loops."""
     insn = struct.Struct(fmt + "BBhi")
     scan = _Scan()
     slots = len(code) // INSN_SIZE
+    successors: dict[int, tuple[int, ...]] = {}
     pc = 0
     while pc < slots:
         opcode, regs, off, imm = insn.unpack_from(code, pc * INSN_SIZE)
@@ -351,22 +361,61 @@ def _scan(code: bytes, fmt: str, little_endian: bool) -> _Scan:
         # in the high nibble on little-endian targets and the low on big.
         src = regs >> 4 if little_endian else regs & 0x0F
         if opcode == _BPF_LD_IMM64:
+            successors[pc] = (pc + 2,)
             pc += 2
             continue
         cls, op = opcode & _BPF_CLASS_MASK, opcode & _BPF_OP_MASK
+        following: tuple[int, ...] = (pc + 1,)
         if cls == _BPF_JMP and op == _BPF_CALL:
             if src == 0:
                 scan.helpers.add(imm)
             elif src == _BPF_PSEUDO_CALL:
                 scan.call_sites.append((pc, imm))
             # src 2 (BPF_PSEUDO_KFUNC_CALL) calls a kernel function: neither.
-        elif cls in (_BPF_JMP, _BPF_JMP32) and op != _BPF_EXIT:
+        elif cls in (_BPF_JMP, _BPF_JMP32) and op == _BPF_EXIT:
+            following = ()
+        elif cls in (_BPF_JMP, _BPF_JMP32):
             # JMP32 | JA is "gotol", whose offset lives in imm.
-            delta = imm if cls == _BPF_JMP32 and op == _BPF_JA else off
-            if delta + 1 <= 0:  # target pc + delta + 1 is at or before pc
-                scan.back_edges += 1
+            target = pc + 1 + (imm if cls == _BPF_JMP32 and op == _BPF_JA else off)
+            if target <= pc:
+                scan.backward_jumps += 1
+            following = (target,) if op == _BPF_JA else (pc + 1, target)
+        successors[pc] = following
         pc += 1
+    scan.back_edges = _dfs_back_edges(successors)
     return scan
+
+
+def _dfs_back_edges(successors: dict[int, tuple[int, ...]]) -> int:
+    """Edges to an instruction still on the depth-first stack: the cycles.
+
+    This is the kernel's own test before bounded loops (check_cfg() in
+    kernel/bpf/verifier.c, "back-edge from insn %d to %d"): a backward jump
+    to code that does not lead back, such as a shared ``return 0`` block
+    clang placed earlier, is a cross edge and was always accepted.
+    """
+    if 0 not in successors:
+        return 0
+    on_stack, done = 1, 2
+    state = {0: on_stack}
+    stack = [(0, iter(successors[0]))]
+    back_edges = 0
+    while stack:
+        node, pending = stack[-1]
+        for nxt in pending:
+            if nxt not in successors:  # out of the function: not ours to judge
+                continue
+            seen = state.get(nxt)
+            if seen is None:
+                state[nxt] = on_stack
+                stack.append((nxt, iter(successors[nxt])))
+                break
+            if seen == on_stack:
+                back_edges += 1
+        else:
+            state[node] = done
+            stack.pop()
+    return back_edges
 
 
 def _resolve_calls(
@@ -397,15 +446,17 @@ def _resolve_calls(
 # --- BTF (only what maps need) ---------------------------------------------------
 
 _BTF_MAGIC = 0xEB9F
+#: Length of a .BTF.ext header that has the core_relo_off/len fields.
+_BTF_EXT_HDR_WITH_CORE = 32
 # BTF kinds (include/uapi/linux/btf.h).
 _INT, _PTR, _ARRAY, _STRUCT, _UNION, _ENUM = 1, 2, 3, 4, 5, 6
-_TYPEDEF, _VOLATILE, _CONST, _RESTRICT = 8, 9, 10, 11
-_VAR, _DATASEC, _FLOAT, _TYPE_TAG, _ENUM64 = 14, 15, 16, 18, 19
-_LAST_KNOWN_KIND = 19
-#: Bytes following struct btf_type, fixed part and per vlen item.
+_TYPEDEF, _VOLATILE, _CONST, _RESTRICT, _FUNC_PROTO = 8, 9, 10, 11, 13
+_VAR, _DATASEC, _FLOAT, _DECL_TAG, _TYPE_TAG, _ENUM64 = 14, 15, 16, 17, 18, 19
+_LAST_KNOWN_KIND = _ENUM64
+#: Bytes following struct btf_type: (fixed part, per vlen item).
 _KIND_EXTRA = {_INT: (4, 0), _ARRAY: (12, 0), _STRUCT: (0, 12), _UNION: (0, 12),
-               _ENUM: (0, 8), 13: (0, 8), _VAR: (4, 0), _DATASEC: (0, 12),
-               17: (4, 0), _ENUM64: (0, 12)}
+               _ENUM: (0, 8), _FUNC_PROTO: (0, 8), _VAR: (4, 0), _DATASEC: (0, 12),
+               _DECL_TAG: (4, 0), _ENUM64: (0, 12)}
 _MODIFIERS = (_TYPEDEF, _VOLATILE, _CONST, _RESTRICT, _TYPE_TAG)
 _SIZED = (_INT, _STRUCT, _UNION, _ENUM, _FLOAT, _ENUM64)
 #: Deepest typedef/modifier chain followed; real BTF is far shallower.
@@ -578,10 +629,6 @@ def _count_core_relocations(data: bytes | None, fmt: str) -> int:
     return count
 
 
-#: Length of a .BTF.ext header that has the core_relo_off/len fields.
-_BTF_EXT_HDR_WITH_CORE = 32
-
-
 # --- Maps -------------------------------------------------------------------------
 
 #: struct bpf_map_def: type, key_size, value_size, max_entries (then map_flags).
@@ -619,84 +666,6 @@ def _maps(elf: ELFFile, symbols: list[_Symbol], btf: _Btf | None, fmt: str) -> t
     return tuple(result)
 
 
-# --- Program kinds (libbpf's SEC() conventions) -------------------------------
-
-#: (SEC() prefix, kind); a section matches a prefix when it equals it or
-#: continues with "/".  Longer prefixes come before their own prefixes.
-SECTION_PREFIXES: tuple[tuple[str, str], ...] = (
-    ("socket", "socket"),
-    ("sk_reuseport", "sk_reuseport"),
-    ("kprobe.multi", "kprobe.multi"),
-    ("kretprobe.multi", "kretprobe.multi"),
-    ("kprobe", "kprobe"),
-    ("kretprobe", "kretprobe"),
-    ("ksyscall", "ksyscall"),
-    ("kretsyscall", "kretsyscall"),
-    ("uprobe.s", "uprobe.s"),
-    ("uretprobe.s", "uretprobe.s"),
-    ("uprobe", "uprobe"),
-    ("uretprobe", "uretprobe"),
-    ("usdt", "usdt"),
-    ("tc", "tc"),
-    ("classifier", "tc"),
-    ("action", "action"),
-    ("tracepoint", "tracepoint"),
-    ("tp", "tracepoint"),
-    ("raw_tracepoint.w", "raw_tracepoint_writable"),
-    ("raw_tp.w", "raw_tracepoint_writable"),
-    ("raw_tracepoint", "raw_tracepoint"),
-    ("raw_tp", "raw_tracepoint"),
-    ("tp_btf", "tp_btf"),
-    ("fentry.s", "fentry.s"),
-    ("fexit.s", "fexit.s"),
-    ("fmod_ret.s", "fmod_ret.s"),
-    ("fentry", "fentry"),
-    ("fexit", "fexit"),
-    ("fmod_ret", "fmod_ret"),
-    ("freplace", "freplace"),
-    ("lsm.s", "lsm.s"),
-    ("lsm_cgroup", "lsm_cgroup"),
-    ("lsm", "lsm"),
-    ("iter.s", "iter.s"),
-    ("iter", "iter"),
-    ("syscall", "syscall"),
-    ("xdp.frags", "xdp"),
-    ("xdp", "xdp"),
-    ("perf_event", "perf_event"),
-    ("lwt_in", "lwt"),
-    ("lwt_out", "lwt"),
-    ("lwt_xmit", "lwt"),
-    ("lwt_seg6local", "lwt_seg6local"),
-    ("sockops", "sockops"),
-    ("sk_skb", "sk_skb"),
-    ("sk_msg", "sk_msg"),
-    ("lirc_mode2", "lirc_mode2"),
-    ("flow_dissector", "flow_dissector"),
-    ("cgroup_skb", "cgroup_skb"),
-    ("cgroup/skb", "cgroup_skb"),
-    ("cgroup/dev", "cgroup_device"),
-    ("cgroup/sysctl", "cgroup_sysctl"),
-    ("cgroup/getsockopt", "cgroup_sockopt"),
-    ("cgroup/setsockopt", "cgroup_sockopt"),
-    *((f"cgroup/{hook}", "cgroup_sock")
-      for hook in ("sock_create", "sock_release", "sock", "post_bind4", "post_bind6")),
-    *((f"cgroup/{hook}{family}", "cgroup_sock_addr")
-      for hook in ("bind", "connect", "sendmsg", "recvmsg", "getpeername", "getsockname")
-      for family in ("4", "6")),
-    ("struct_ops", "struct_ops"),
-    ("sk_lookup", "sk_lookup"),
-)
-
-
-def program_kind(section: str) -> str:
-    """The libbpf SEC() family of a program section, or ``"unknown"``."""
-    name = section.removeprefix("?")  # "?" marks a program libbpf does not autoload
-    for prefix, kind in SECTION_PREFIXES:
-        if name == prefix or name.startswith(prefix + "/"):
-            return kind
-    return UNKNOWN_PROGRAM
-
-
 # --- Kernel requirements -------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
@@ -722,24 +691,21 @@ def reachable_subprograms(info: ObjectInfo, program: ProgramInfo) -> tuple[Progr
 
 
 def _requirements(info: ObjectInfo) -> list[_Requirement]:
-    found: list[_Requirement] = []
+    """Every feature the object uses, with the kernel that brought it."""
     v = kf.format_version
-    users: dict[int, list[str]] = {}
+    found: list[_Requirement] = []
+    # helper id -> programs using it, and program kind -> programs of that kind
+    helper_users: dict[int, list[str]] = {}
+    kind_users: dict[str, list[str]] = {}
     for program in info.programs:
         body = (program, *reachable_subprograms(info, program))
-        since = kf.PROGRAM_TYPES.get(program.prog_type)
-        if since is not None:
-            found.append(_Requirement(
-                since, f"program type {program.prog_type} ({program.name}) needs {v(since)}"))
-        for func in body:
-            for helper in func.helpers:
-                users.setdefault(helper, [])
-                if program.name not in users[helper]:
-                    users[helper].append(program.name)
+        kind_users.setdefault(program.prog_type, []).append(program.name)
+        for helper in sorted({h for f in body for h in f.helpers}):
+            helper_users.setdefault(helper, []).append(program.name)
         loops = sum(f.back_edges for f in body)
         if loops:
             found.append(_Requirement(kf.BOUNDED_LOOPS, (
-                f"bounded loops ({loops} back-edges in {program.name}) "
+                f"bounded loops ({_count(loops, 'back-edge')} in {program.name}) "
                 f"need {v(kf.BOUNDED_LOOPS)}")))
         calls = sum(f.bpf_calls for f in body)
         if calls:
@@ -752,8 +718,15 @@ def _requirements(info: ObjectInfo) -> list[_Requirement]:
                 f"more than {kf.MAX_INSNS_BEFORE_5_2} instructions ({size} in "
                 f"{program.name}, with its subprograms) needs {v(kf.LARGE_PROGRAMS)}")))
 
-    for helper, programs in users.items():
+    for kind, programs in kind_users.items():
+        since = kf.PROGRAM_TYPES.get(kind)
+        if since is not None:
+            found.append(_Requirement(
+                since, f"program type {kind} ({', '.join(programs)}) needs {v(since)}"))
+    for helper, programs in helper_users.items():
         known = kf.HELPERS.get(helper)
+        # Helper ids only grow, so an id beyond the table is at least as new
+        # as its newest row.
         since = known.since if known else kf.newest_known()
         what = f"helper {kf.helper_name(helper)} (id {helper})"
         if known is None:
@@ -770,6 +743,10 @@ def _requirements(info: ObjectInfo) -> list[_Requirement]:
         found.append(_Requirement(kf.GLOBAL_DATA, (
             f"global data ({', '.join(info.global_data)}) needs {v(kf.GLOBAL_DATA)}")))
     return found
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _too_large(info: ObjectInfo) -> list[str]:

@@ -167,6 +167,7 @@ _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "bpf_map__key_size": (_U32T, [_P]),
     "bpf_map__value_size": (_U32T, [_P]),
     "bpf_map__set_max_entries": (_I, [_P, _U32T]),
+    "bpf_map_create": (_I, [_I, _S, _U32T, _U32T, _U32T, _P]),
     "bpf_map_update_elem": (_I, [_I, _P, _P, ctypes.c_uint64]),
     "bpf_map_lookup_elem": (_I, [_I, _P, _P]),
     "bpf_map_delete_elem": (_I, [_I, _P]),
@@ -252,13 +253,6 @@ def _error(
         exc: BpfError = PrivilegeError(operation, err)
     else:
         exc = BpfError(operation, err, detail)
-    if exc.errno != err:
-        # errors.py sets errno before OSError.__init__ resets it to None.  Put
-        # it back, and unset strerror (del makes it NULL, not None) so that
-        # str(exc) stays the full message instead of OSError's "[Errno N] ...".
-        # A no-op once errors.py keeps its errno.
-        exc.errno = err
-        del exc.strerror
     return exc
 
 
@@ -288,6 +282,23 @@ def num_possible_cpus() -> int:
 def _probe(ret: int, operation: str) -> bool:
     # 1: supported, 0: not, -EOPNOTSUPP: this libbpf cannot probe (nor use) it.
     return False if ret == -errno.EOPNOTSUPP else _check(ret, operation) == 1
+
+
+def check_bpf_access() -> None:
+    """Fail early and clearly when this process may not use BPF at all.
+
+    libbpf's feature probes answer "not supported" when the real reason is a
+    missing privilege, which would pick the wrong variant and then fail
+    obscurely; creating one tiny map tells the two apart.
+
+    Raises:
+        PrivilegeError: EPERM/EACCES (not root, no CAP_BPF).
+        BpfError: ENOSYS and others (a kernel without the bpf() syscall).
+    """
+    fd = libbpf().bpf_map_create(BPF_MAP_TYPE_ARRAY, b"lt_access", 4, 4, 1, None)
+    if fd < 0:
+        raise _error("create a BPF map", -fd)
+    os.close(fd)
 
 
 def probe_map_type(map_type: int) -> bool:

@@ -246,8 +246,28 @@ def decode(record: bytes) -> SocketEvent:
     """
     if len(record) < HEADER_SIZE:
         raise DecodeError(f"event record of {len(record)} bytes, header needs {HEADER_SIZE}")
-    (ts_ns, cgroup_id, offset, pid, tid, fd, size, captured, flags, etype, direction,
-     family, l4, lport, rport, syscall, _pad, laddr, raddr, comm) = _HEADER.unpack_from(record)
+    (
+        ts_ns,
+        cgroup_id,
+        offset,
+        pid,
+        tid,
+        fd,
+        size,
+        captured,
+        flags,
+        etype,
+        direction,
+        family,
+        l4,
+        lport,
+        rport,
+        syscall,
+        _pad,
+        laddr,
+        raddr,
+        comm,
+    ) = _HEADER.unpack_from(record)
     end = HEADER_SIZE + captured
     if len(record) < end:
         raise DecodeError(f"event record of {len(record)} bytes, payload needs {end}")

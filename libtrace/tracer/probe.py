@@ -46,6 +46,7 @@ class KernelFeatures:
 
 def probe_features() -> KernelFeatures:
     """Probe the running kernel (needs the privileges to load BPF)."""
+    _libbpf.check_bpf_access()
     events = tracing_dir() / "events" / "syscalls"
     present = frozenset(
         name

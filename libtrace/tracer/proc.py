@@ -108,4 +108,3 @@ def socket_fds(pids: Iterable[int] | None = None) -> Iterator[tuple[int, int, Pr
                 table = socket_table(pid)
             if inode in table:
                 yield pid, int(name), table[inode]
-

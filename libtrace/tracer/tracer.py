@@ -93,7 +93,9 @@ class TracerConfig:
             raise ConfigError(f"at most {MAX_FILTER} pids and {MAX_FILTER} ports can be filtered")
         size = self.buffer_bytes
         if size < PAGE_SIZE or size & (size - 1):
-            raise ConfigError(f"buffer size must be a power of two of at least {PAGE_SIZE}, not {size}")
+            raise ConfigError(
+                f"buffer size must be a power of two of at least {PAGE_SIZE}, not {size}"
+            )
         object.__setattr__(self, "force_compat", _validate_compat(self.force_compat))
         if self.btf_file is not None and not os.path.isfile(self.btf_file):
             raise ConfigError(f"BTF file {self.btf_file} does not exist")

@@ -64,7 +64,12 @@ def sendmmsg(sock: socket.socket, messages: list[bytes], dest: tuple[str, int]) 
     """sendmmsg(2) with one iovec per message, each to dest (no Python API)."""
     n = len(messages)
     bufs = [ctypes.create_string_buffer(m, len(m)) for m in messages]
-    iovs = (Iovec * n)(*[Iovec(ctypes.cast(b, ctypes.c_void_p), len(m)) for b, m in zip(bufs, messages)])
+    iovs = (Iovec * n)(
+        *[
+            Iovec(ctypes.cast(b, ctypes.c_void_p), len(m))
+            for b, m in zip(bufs, messages, strict=True)
+        ]
+    )
     names = [sockaddr(*dest) for _ in messages]
     vec = (Mmsghdr * n)()
     for i in range(n):
@@ -80,10 +85,17 @@ def sendmmsg(sock: socket.socket, messages: list[bytes], dest: tuple[str, int]) 
 
 def recvmmsg(sock: socket.socket, count: int, size: int) -> list[bytes]:
     """recvmmsg(2) of `count` datagrams, each into two iovecs."""
-    bufs = [(ctypes.create_string_buffer(size // 2), ctypes.create_string_buffer(size - size // 2))
-            for _ in range(count)]
-    iovs = [(Iovec * 2)(Iovec(ctypes.cast(a, ctypes.c_void_p), size // 2),
-                        Iovec(ctypes.cast(b, ctypes.c_void_p), size - size // 2)) for a, b in bufs]
+    bufs = [
+        (ctypes.create_string_buffer(size // 2), ctypes.create_string_buffer(size - size // 2))
+        for _ in range(count)
+    ]
+    iovs = [
+        (Iovec * 2)(
+            Iovec(ctypes.cast(a, ctypes.c_void_p), size // 2),
+            Iovec(ctypes.cast(b, ctypes.c_void_p), size - size // 2),
+        )
+        for a, b in bufs
+    ]
     names = [SockaddrIn() for _ in range(count)]
     vec = (Mmsghdr * count)()
     for i in range(count):
@@ -133,8 +145,14 @@ def describe(sock: socket.socket) -> dict[str, object]:
     except OSError:
         raddr, rport = "", 0
     l4 = "tcp" if sock.type == socket.SOCK_STREAM else "udp"
-    return {"fd": sock.fileno(), "l4": l4, "laddr": laddr, "lport": lport,
-            "raddr": raddr, "rport": rport}
+    return {
+        "fd": sock.fileno(),
+        "l4": l4,
+        "laddr": laddr,
+        "lport": lport,
+        "raddr": raddr,
+        "rport": rport,
+    }
 
 
 def tcp_pair(family: int = socket.AF_INET) -> tuple[socket.socket, socket.socket, socket.socket]:
@@ -163,34 +181,46 @@ def scenario_all(port: int) -> None:
     udp_b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     udp_b.bind(("127.0.0.1", 0))
     pipe_r, pipe_w = os.pipe()
-    scratch = tempfile.TemporaryFile()
+    scratch = tempfile.TemporaryFile()  # noqa: SIM115 - closed with the process
     sockets = [client, server, client6, server6, udp_a, udp_b]
-    print(json.dumps({"pid": os.getpid(), "sockets": [describe(s) for s in sockets],
-                      "files": [pipe_r, pipe_w, scratch.fileno()]}), flush=True)
+    print(
+        json.dumps(
+            {
+                "pid": os.getpid(),
+                "sockets": [describe(s) for s in sockets],
+                "files": [pipe_r, pipe_w, scratch.fileno()],
+            }
+        ),
+        flush=True,
+    )
     sys.stdin.readline()
 
     ledger = Ledger()
     c, s = client.fileno(), server.fileno()
     # write/read
     data = blob(300)
-    os.write(c, data); ledger.out(c, data)
+    os.write(c, data)
+    ledger.out(c, data)
     got = b""
     while len(got) < len(data):
         got += os.read(s, len(data) - len(got))
     ledger.into(s, got)
     # sendto/recvfrom (Python's send/recv)
     data = blob(1000)
-    server.sendall(data); ledger.out(s, data)
+    server.sendall(data)
+    ledger.out(s, data)
     ledger.into(c, recv_exact(client, len(data)))
     # writev/readv with several iovecs
     parts = [blob(10), blob(200), blob(3)]
-    os.writev(c, parts); ledger.out(c, b"".join(parts))
+    os.writev(c, parts)
+    ledger.out(c, b"".join(parts))
     bufs = [bytearray(100), bytearray(113)]
     n = os.readv(s, bufs)
     ledger.into(s, (bytes(bufs[0]) + bytes(bufs[1]))[:n])
     # sendmsg/recvmsg with several iovecs
     parts = [blob(7), blob(70), blob(700)]
-    server.sendmsg(parts); ledger.out(s, b"".join(parts))
+    server.sendmsg(parts)
+    ledger.out(s, b"".join(parts))
     total, want = b"", sum(map(len, parts))
     while len(total) < want:
         bufs = [bytearray(400), bytearray(400)]
@@ -203,7 +233,8 @@ def scenario_all(port: int) -> None:
     def v6() -> None:
         tids.append(threading.get_native_id())
         data = blob(64)
-        client6.sendall(data); ledger.out(client6.fileno(), data)
+        client6.sendall(data)
+        ledger.out(client6.fileno(), data)
         ledger.into(server6.fileno(), recv_exact(server6, len(data)))
 
     worker = threading.Thread(target=v6)
@@ -211,8 +242,10 @@ def scenario_all(port: int) -> None:
     worker.join()
     # UDP: sendto/recvfrom, then sendmmsg/recvmmsg
     data = blob(512)
-    udp_b.sendto(data, udp_addr); ledger.out(udp_b.fileno(), data)
-    got, _ = udp_a.recvfrom(2048); ledger.into(udp_a.fileno(), got)
+    udp_b.sendto(data, udp_addr)
+    ledger.out(udp_b.fileno(), data)
+    got, _ = udp_a.recvfrom(2048)
+    ledger.into(udp_a.fileno(), got)
     messages = [blob(33), blob(44), blob(55)]
     sendmmsg(udp_b, messages, udp_addr)
     ledger.out(udp_b.fileno(), b"".join(messages))
@@ -223,21 +256,31 @@ def scenario_all(port: int) -> None:
     # A connection made while traced: connect and accept events.
     late_listener, late_client, late_server = tcp_pair()
     data = blob(20)
-    late_client.sendall(data); ledger.out(late_client.fileno(), data)
+    late_client.sendall(data)
+    ledger.out(late_client.fileno(), data)
     ledger.into(late_server.fileno(), recv_exact(late_server, len(data)))
     late = [describe(late_client), describe(late_server)]
     sockets += [late_client, late_server, late_listener]
     # Files and pipes: never traced.
     marker = b"NOT-A-SOCKET" * 10
-    os.write(pipe_w, marker); os.read(pipe_r, len(marker))
-    scratch.write(marker); scratch.flush(); scratch.seek(0); scratch.read()
+    os.write(pipe_w, marker)
+    os.read(pipe_r, len(marker))
+    scratch.write(marker)
+    scratch.flush()
+    scratch.seek(0)
+    scratch.read()
 
-    print(json.dumps({
-        "thread_tid": tids[0],
-        "late": late,
-        "sent": {str(fd): bytes(v).hex() for fd, v in ledger.sent.items()},
-        "received": {str(fd): bytes(v).hex() for fd, v in ledger.received.items()},
-    }), flush=True)
+    print(
+        json.dumps(
+            {
+                "thread_tid": tids[0],
+                "late": late,
+                "sent": {str(fd): bytes(v).hex() for fd, v in ledger.sent.items()},
+                "received": {str(fd): bytes(v).hex() for fd, v in ledger.received.items()},
+            }
+        ),
+        flush=True,
+    )
     sys.stdin.readline()
     for sock in [*sockets, listener, listener6]:
         sock.close()
@@ -245,24 +288,35 @@ def scenario_all(port: int) -> None:
 
 def scenario_big(port: int) -> None:
     """Single writes larger than the payload cap (sizes from argv[3:])."""
-    listener, client, server = tcp_pair()
-    print(json.dumps({"pid": os.getpid(), "sockets": [describe(client), describe(server)],
-                      "files": []}), flush=True)
+    _listener, client, server = tcp_pair()
+    print(
+        json.dumps(
+            {"pid": os.getpid(), "sockets": [describe(client), describe(server)], "files": []}
+        ),
+        flush=True,
+    )
     sys.stdin.readline()
     ledger = Ledger()
     for size in map(int, sys.argv[3:]):
         data = os.urandom(size)
-        client.sendall(data); ledger.out(client.fileno(), data)
+        client.sendall(data)
+        ledger.out(client.fileno(), data)
         ledger.into(server.fileno(), recv_exact(server, size))
-    print(json.dumps({"sent": {str(k): bytes(v).hex() for k, v in ledger.sent.items()},
-                      "received": {str(k): bytes(v).hex() for k, v in ledger.received.items()}}),
-          flush=True)
+    print(
+        json.dumps(
+            {
+                "sent": {str(k): bytes(v).hex() for k, v in ledger.sent.items()},
+                "received": {str(k): bytes(v).hex() for k, v in ledger.received.items()},
+            }
+        ),
+        flush=True,
+    )
     sys.stdin.readline()
 
 
 def scenario_flood(port: int) -> None:
     """Many small writes as fast as possible (argv[3] of them)."""
-    listener, client, server = tcp_pair()
+    _listener, client, server = tcp_pair()
     server.setblocking(False)
     print(json.dumps({"pid": os.getpid(), "sockets": [describe(client)], "files": []}), flush=True)
     sys.stdin.readline()
@@ -282,4 +336,6 @@ def scenario_flood(port: int) -> None:
 
 if __name__ == "__main__":
     libc.prctl(PR_SET_NAME, COMM, 0, 0, 0)
-    {"all": scenario_all, "big": scenario_big, "flood": scenario_flood}[sys.argv[1]](int(sys.argv[2]))
+    {"all": scenario_all, "big": scenario_big, "flood": scenario_flood}[sys.argv[1]](
+        int(sys.argv[2])
+    )

@@ -58,8 +58,16 @@ def test_every_syscall_family_is_captured_byte_exact(peer_factory, compat):
     # Every syscall family left events.
     syscalls = {e.syscall for e in data}
     assert syscalls >= {
-        Syscall.READ, Syscall.WRITE, Syscall.READV, Syscall.WRITEV, Syscall.SENDTO,
-        Syscall.RECVFROM, Syscall.SENDMSG, Syscall.RECVMSG, Syscall.SENDMMSG, Syscall.RECVMMSG,
+        Syscall.READ,
+        Syscall.WRITE,
+        Syscall.READV,
+        Syscall.WRITEV,
+        Syscall.SENDTO,
+        Syscall.RECVFROM,
+        Syscall.SENDMSG,
+        Syscall.RECVMSG,
+        Syscall.SENDMMSG,
+        Syscall.RECVMMSG,
     }
 
     # Identity: each socket's events carry its tuple, seen from its own end.
@@ -124,8 +132,11 @@ def test_payload_larger_than_the_cap_is_cut_at_the_cap(peer_factory, cap):
         events = drain(tracer)
     client = peer.layout["sockets"][0]["fd"]
     sent = bytes.fromhex(ledger["sent"][str(client)])
-    writes = [e for e in events if e.type is EventType.DATA and e.fd == client
-              and e.direction is Direction.EGRESS]
+    writes = [
+        e
+        for e in events
+        if e.type is EventType.DATA and e.fd == client and e.direction is Direction.EGRESS
+    ]
     assert sum(e.size for e in writes) == len(sent)
     for event in writes:
         assert event.captured == min(event.size, cap)
@@ -136,8 +147,9 @@ def test_payload_larger_than_the_cap_is_cut_at_the_cap(peer_factory, cap):
 @pytest.mark.parametrize("variant", ["native", "perfbuf"])
 def test_overload_with_a_tiny_buffer_counts_lost_events(peer_factory, variant):
     peer = peer_factory("flood", 43000 + (variant == "perfbuf"), "200000")
-    with Tracer(pids=(peer.pid,), buffer_bytes=os.sysconf("SC_PAGE_SIZE"),
-                force_compat=VARIANTS[variant]) as tracer:
+    with Tracer(
+        pids=(peer.pid,), buffer_bytes=os.sysconf("SC_PAGE_SIZE"), force_compat=VARIANTS[variant]
+    ) as tracer:
         peer.run()  # the writer runs while nobody drains
         events = drain(tracer)
         stats = tracer.stats()

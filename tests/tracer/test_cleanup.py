@@ -22,8 +22,9 @@ PROGRAM_PREFIX = "lt_e"
 
 
 def show(kind: str) -> list[dict]:
-    out = subprocess.run(["bpftool", "-j", kind, "show"], capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        ["bpftool", "-j", kind, "show"], capture_output=True, text=True, check=True
+    ).stdout
     return json.loads(out or "[]")
 
 
@@ -34,8 +35,7 @@ def libtrace_programs() -> dict[int, dict]:
 def remaining(progs: set[int], maps: set[int]) -> tuple[set[int], set[int], set[int]]:
     """Which of these programs and maps, and links to the programs, still exist."""
     links = {link["id"] for link in show("link") if link.get("prog_id") in progs}
-    return (progs & set(libtrace_programs()), links,
-            maps & {m["id"] for m in show("map")})
+    return (progs & set(libtrace_programs()), links, maps & {m["id"] for m in show("map")})
 
 
 @pytest.mark.parametrize("how", ["duration", "sigterm", "sigkill"])
@@ -48,7 +48,7 @@ def test_no_program_link_or_map_remains(how):
     during = libtrace_programs()
     progs = set(during) - before
     maps = {m for pid in progs for m in during[pid].get("map_ids", [])}
-    left_progs, links, left_maps = remaining(progs, maps)
+    _, links, _ = remaining(progs, maps)
     assert len(progs) >= 27 and len(links) == len(progs) and maps  # attached for real
     if how == "sigterm":
         proc.send_signal(signal.SIGTERM)

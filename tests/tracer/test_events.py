@@ -49,24 +49,31 @@ CONSTANTS = {
 @pytest.fixture(scope="module")
 def c_layout(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """Sizes, offsets and constants as the C compiler sees socket_trace.h."""
-    lines = ['#include <stdio.h>', '#include <stddef.h>', '#include <linux/types.h>',
-             '#include "socket_trace.h"', "int main(void) {", 'printf("{");']
+    lines = [
+        "#include <stdio.h>",
+        "#include <stddef.h>",
+        "#include <linux/types.h>",
+        '#include "socket_trace.h"',
+        "int main(void) {",
+        'printf("{");',
+    ]
     for struct, mirror in MIRRORS.items():
         lines.append(f'printf("\\"{struct}\\": {{\\"sizeof\\": %zu", sizeof(struct {struct}));')
         for name, *_ in mirror._fields_:
             if not name.startswith("_"):
-                lines.append(
-                    f'printf(", \\"{name}\\": %zu", offsetof(struct {struct}, {name}));')
+                lines.append(f'printf(", \\"{name}\\": %zu", offsetof(struct {struct}, {name}));')
         lines.append('printf("}, ");')
     for name in CONSTANTS:
         lines.append(f'printf("\\"{name}\\": %lld, ", (long long)({name}));')
     lines += ['printf("\\"end\\": 0}");', "return 0; }"]
     tmp = tmp_path_factory.mktemp("layout")
     (tmp / "layout.c").write_text("\n".join(lines))
-    subprocess.run(["cc", f"-I{SOURCE_DIR}", "-o", str(tmp / "layout"), str(tmp / "layout.c")],
-                   check=True)
-    return json.loads(subprocess.run([str(tmp / "layout")], capture_output=True, text=True,
-                                     check=True).stdout)
+    subprocess.run(
+        ["cc", f"-I{SOURCE_DIR}", "-o", str(tmp / "layout"), str(tmp / "layout.c")], check=True
+    )
+    return json.loads(
+        subprocess.run([str(tmp / "layout")], capture_output=True, text=True, check=True).stdout
+    )
 
 
 @pytest.mark.parametrize("struct", list(MIRRORS))
@@ -85,8 +92,17 @@ def test_constants_match_the_c_header(c_layout):
 
 def make_record(payload: bytes = b"", **fields: object) -> bytes:
     values: dict[str, object] = {
-        "type": EventType.DATA, "captured": len(payload), "size": len(payload), "family": 2,
-        "l4": 6, "lport": 80, "rport": 5555, "pid": 7, "tid": 8, "fd": 3, "comm": b"curl",
+        "type": EventType.DATA,
+        "captured": len(payload),
+        "size": len(payload),
+        "family": 2,
+        "l4": 6,
+        "lport": 80,
+        "rport": 5555,
+        "pid": 7,
+        "tid": 8,
+        "fd": 3,
+        "comm": b"curl",
     }
     raw = RawEvent(**{**values, **fields})
     raw.laddr[:4] = bytes([127, 0, 0, 1])
@@ -98,8 +114,12 @@ def test_decode_a_data_record():
     event = decode(make_record(b"GET / HTTP/1.1\r\n", direction=1, offset=42, syscall=2))
     assert event.type is EventType.DATA and event.direction is Direction.INGRESS
     assert event.syscall is Syscall.WRITE
-    assert (event.laddr, event.lport, event.raddr, event.rport) == ("127.0.0.1", 80, "10.1.2.3",
-                                                                    5555)
+    assert (event.laddr, event.lport, event.raddr, event.rport) == (
+        "127.0.0.1",
+        80,
+        "10.1.2.3",
+        5555,
+    )
     assert event.data == b"GET / HTTP/1.1\r\n" and event.offset == 42 and event.comm == "curl"
     assert event.to_json()["data_b64"] == "R0VUIC8gSFRUUC8xLjENCg=="
 
