@@ -71,6 +71,9 @@ class BpfObjectFormatError(LibtraceError, ValueError):
 
 #: e_machine of BPF objects (EM_BPF in include/uapi/linux/elf-em.h).
 EM_BPF = 247
+#: e_ident[EI_MAG0..3]: told apart up front so a stray text file gets a plain
+#: "not an ELF file" rather than pyelftools' wording.
+ELF_MAGIC = b"\x7fELF"
 #: Size of one instruction slot; ld_imm64 takes two.
 INSN_SIZE = 8
 #: Section holding subprograms rather than entry programs.
@@ -172,13 +175,15 @@ def inspect_object(path: str | os.PathLike[str]) -> ObjectInfo:
     name = os.fspath(path)
     with open(name, "rb") as handle:
         data = handle.read()
+    if not data.startswith(ELF_MAGIC):
+        raise BpfObjectFormatError(f"{name} is not an ELF file.")
     try:
         return _inspect(name, data)
     except (ELFError, ConstructError, struct.error) as exc:
         # pyelftools' own errors, and struct.error from its short reads, are
         # translated here, at the one boundary, without their tracebacks.
         raise BpfObjectFormatError(
-            f"{name} is not a readable ELF object ({_first_line(exc)})."
+            f"{name} is a truncated or malformed ELF file ({_first_line(exc)})."
         ) from None
 
 
@@ -220,16 +225,16 @@ def _inspect(path: str, data: bytes) -> ObjectInfo:
         )
         (subprograms if func.section == TEXT_SECTION else programs).append(info)
 
-    btf = _Btf.parse(_section_data(elf, ".BTF"), fmt)
+    btf = _Btf.parse(_Cursor.of(elf, ".BTF", fmt, path))
     return ObjectInfo(
         path=path,
         programs=tuple(programs),
         subprograms=tuple(subprograms),
-        maps=_maps(elf, symbols, btf, fmt),
+        maps=_maps(elf, symbols, btf, fmt, path),
         global_data=tuple(
             s.name for s in sections if _is_global_data(s.name) and s["sh_size"] > 0
         ),
-        core_relocations=_count_core_relocations(_section_data(elf, ".BTF.ext"), fmt),
+        core_relocations=_count_core_relocations(_Cursor.of(elf, ".BTF.ext", fmt, path)),
         license=_license(elf),
     )
 
@@ -482,16 +487,15 @@ class _Btf:
         self.types = types
 
     @classmethod
-    def parse(cls, data: bytes | None, fmt: str) -> _Btf | None:
+    def parse(cls, cursor: _Cursor | None) -> _Btf | None:
         """Parse struct btf_header and the type section (include/uapi/linux/btf.h)."""
-        if not data:
+        if cursor is None:
             return None
-        cursor = _Cursor(data, fmt, ".BTF")
-        if cursor.u16(0) != _BTF_MAGIC:
-            raise BpfObjectFormatError("The .BTF section does not start with the BTF magic.")
+        cursor.expect_magic(_BTF_MAGIC)
         hdr_len = cursor.u32(4)
         type_off, type_len, str_off, str_len = (cursor.u32(8 + 4 * i) for i in range(4))
         strings = cursor.slice(hdr_len + str_off, str_len)
+        cursor.slice(hdr_len + type_off, type_len)  # the whole type section is there
         pos, end = hdr_len + type_off, hdr_len + type_off + type_len
         types = [_BtfType("", 0, 0)]  # id 0 is void
         while pos < end:
@@ -583,13 +587,26 @@ def _string(strings: bytes, offset: int) -> str:
 class _Cursor:
     """Bounds-checked reads from one section: an overrun is a format error."""
 
-    def __init__(self, data: bytes, fmt: str, section: str) -> None:
-        self.data, self.fmt, self.section = data, fmt, section
+    def __init__(self, data: bytes, fmt: str, section: str, path: str) -> None:
+        self.data, self.fmt, self.section, self.path = data, fmt, section, path
+
+    @classmethod
+    def of(cls, elf: ELFFile, section: str, fmt: str, path: str) -> _Cursor | None:
+        """A cursor over the named section, or None if it is absent or empty."""
+        data = _section_data(elf, section)
+        return cls(data, fmt, section, path) if data else None
+
+    def error(self, problem: str) -> BpfObjectFormatError:
+        return BpfObjectFormatError(f"{self.path} is malformed: its {self.section} {problem}.")
+
+    def expect_magic(self, magic: int) -> None:
+        if self.u16(0) != magic:
+            raise self.error("section does not start with the BTF magic")
 
     def _read(self, code: str, offset: int) -> int:
         size = struct.calcsize(code)
         if offset < 0 or offset + size > len(self.data):
-            raise BpfObjectFormatError(f"The {self.section} section is truncated.")
+            raise self.error("section is truncated")
         value: int = struct.unpack_from(self.fmt + code, self.data, offset)[0]
         return value
 
@@ -601,18 +618,16 @@ class _Cursor:
 
     def slice(self, offset: int, length: int) -> bytes:
         if offset < 0 or offset + length > len(self.data):
-            raise BpfObjectFormatError(f"The {self.section} section is truncated.")
+            raise self.error("section is truncated")
         return self.data[offset:offset + length]
 
 
-def _count_core_relocations(data: bytes | None, fmt: str) -> int:
+def _count_core_relocations(cursor: _Cursor | None) -> int:
     """Sum of num_info over the core_relo part of .BTF.ext (struct
     btf_ext_header in libbpf: the core_relo fields exist when hdr_len >= 32)."""
-    if not data:
+    if cursor is None:
         return 0
-    cursor = _Cursor(data, fmt, ".BTF.ext")
-    if cursor.u16(0) != _BTF_MAGIC:
-        raise BpfObjectFormatError("The .BTF.ext section does not start with the BTF magic.")
+    cursor.expect_magic(_BTF_MAGIC)
     hdr_len = cursor.u32(4)
     if hdr_len < _BTF_EXT_HDR_WITH_CORE:
         return 0
@@ -635,7 +650,9 @@ def _count_core_relocations(data: bytes | None, fmt: str) -> int:
 _LEGACY_MAP_FIELDS = 4
 
 
-def _maps(elf: ELFFile, symbols: list[_Symbol], btf: _Btf | None, fmt: str) -> tuple[MapInfo, ...]:
+def _maps(
+    elf: ELFFile, symbols: list[_Symbol], btf: _Btf | None, fmt: str, path: str
+) -> tuple[MapInfo, ...]:
     result: list[MapInfo] = []
     for index, section in enumerate(elf.iter_sections()):
         if section.name not in (MAPS_SECTION, LEGACY_MAPS_SECTION):
@@ -656,7 +673,7 @@ def _maps(elf: ELFFile, symbols: list[_Symbol], btf: _Btf | None, fmt: str) -> t
                     max_entries=fields.get("max_entries"),
                 ))
         else:
-            cursor = _Cursor(section.data(), fmt, LEGACY_MAPS_SECTION)
+            cursor = _Cursor(section.data(), fmt, LEGACY_MAPS_SECTION, path)
             for sym in defined:
                 map_type, key, value, entries = (
                     cursor.u32(sym.value + 4 * i) for i in range(_LEGACY_MAP_FIELDS)
