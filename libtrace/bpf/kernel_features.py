@@ -399,8 +399,9 @@ PROGRAM_TYPES: Final[Mapping[str, KernelVersion]] = MappingProxyType({
 #: prog_type of a section no libbpf SEC() family matches.
 UNKNOWN_PROGRAM: Final = "unknown"
 
-#: (SEC() prefix, kind); a section matches a prefix when it equals it or
-#: continues with "/".  Longer prefixes come before their own prefixes.
+#: (SEC() prefix, kind), after libbpf's section_defs; a section matches a
+#: prefix when it equals it or continues with "/", so "kprobe" does not take
+#: "kprobe.multi/..." and the order of the rows does not matter.
 SECTION_PREFIXES: Final[tuple[tuple[str, str], ...]] = (
     ("socket", "socket"),
     ("sk_reuseport", "sk_reuseport"),

@@ -1,0 +1,51 @@
+"""The compiled socket_trace objects stay within what their kernels load.
+
+Read statically from the ELF files (libtrace.bpf.objinfo), so this holds for
+kernels that cannot be booted here: the object a 4.14 kernel without BTF
+would load must have no loops, no global data, no bpf-to-bpf calls, at most
+4096 instructions per program and only helpers 4.14 has.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from libtrace.bpf.build import ALL_VARIANTS, OLDEST_VARIANT, object_path
+from libtrace.bpf.objinfo import check_limits, inspect_object
+from libtrace.tracer.probe import NO_BTF_SYSCALLS, SYSCALLS
+
+#: The pre-5.2 verifier's limit on instructions per program.
+OLD_INSN_LIMIT = 4096
+
+
+@pytest.mark.parametrize("variant", ALL_VARIANTS, ids=[v.name for v in ALL_VARIANTS])
+def test_every_variant_fits_the_old_instruction_limit_without_loops(variant):
+    info = inspect_object(object_path(variant))
+    assert info.license == "GPL"
+    for program in info.programs:
+        assert program.instructions <= OLD_INSN_LIMIT, program.name
+        assert program.back_edges == 0, program.name
+        assert program.bpf_calls == 0, program.name
+
+
+@pytest.mark.parametrize("variant", ALL_VARIANTS, ids=[v.name for v in ALL_VARIANTS])
+def test_every_variant_has_one_program_per_hooked_syscall_edge(variant):
+    info = inspect_object(object_path(variant))
+    syscalls = SYSCALLS + (() if variant.btf else NO_BTF_SYSCALLS)
+    expected = {f"tracepoint/syscalls/sys_{edge}_{name}" for name in syscalls
+                for edge in ("enter", "exit")} - {"tracepoint/syscalls/sys_exit_close"}
+    assert {p.section for p in info.programs} == expected
+
+
+def test_the_oldest_variant_loads_on_4_14():
+    info = inspect_object(object_path(OLDEST_VARIANT))
+    assert check_limits(info, (4, 14)) == []
+    assert info.global_data == ()
+    assert info.core_relocations == 0  # no kernel BTF needed
+
+
+def test_the_newest_variant_needs_what_it_uses():
+    """The check can fail: the ring-buffer/CO-RE object would not load on 4.14."""
+    newest = object_path(ALL_VARIANTS[0])
+    reasons = " ".join(check_limits(inspect_object(newest), (4, 14)))
+    assert "ringbuf" in reasons and "probe_read_user" in reasons and "BTF" in reasons
