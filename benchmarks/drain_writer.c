@@ -1,0 +1,151 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/*
+ * The drain benchmark's event source (benchmarks/drain.py compiles it with cc).
+ *
+ * It opens a loopback TCP connection to a forked reader child, which only
+ * drains it, then prints "ready <port>" and waits for commands on stdin, one
+ * per line: "<rate> <milliseconds>" makes it write() CHUNK-byte chunks on
+ * its end of the connection at <rate> writes per second for that long, then
+ * print "done <writes> <elapsed_ns>".  EOF on stdin ends it.  Each write() is
+ * one event for a tracer filtered to this process's pid; the reader is
+ * another process, so its reads are not traced.
+ *
+ * The rate is held by writing in batches of one TICK_NS tick's worth and
+ * sleeping until the next tick's absolute deadline; a writer that falls
+ * behind catches up without sleeping, so the offered rate is the target
+ * unless the writer itself cannot go that fast (the printed count says).
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Bytes per write(): one small request-sized event. */
+#define CHUNK 64
+/* Batch period of the rate limiter: 1 ms keeps bursts small and sleeps few. */
+#define TICK_NS 1000000LL
+/* Reader buffer: large, so the reader costs few syscalls. */
+#define READ_BUF (1 << 16)
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void die(const char *what)
+{
+	perror(what);
+	exit(1);
+}
+
+static void reader(int port)
+{
+	static char buf[READ_BUF];
+	struct sockaddr_in addr = {
+		.sin_family = AF_INET,
+		.sin_port = htons(port),
+		.sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+	};
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0)
+		die("reader connect");
+	for (;;) {
+		ssize_t got = read(fd, buf, sizeof(buf));
+
+		if (got == 0)
+			_exit(0);
+		if (got < 0 && errno != EINTR)
+			die("reader read");
+	}
+}
+
+static long long run_step(int fd, long long rate, long long duration_ms, int64_t *elapsed)
+{
+	static const char chunk[CHUNK] = "libtrace drain benchmark chunk";
+	long long total = rate * duration_ms / 1000, written = 0;
+	long long per_tick = rate * TICK_NS / 1000000000LL;
+	int64_t start = now_ns(), next = start;
+
+	if (per_tick < 1)
+		per_tick = 1;
+	while (written < total) {
+		long long batch = total - written < per_tick ? total - written : per_tick;
+
+		for (long long i = 0; i < batch; i++) {
+			if (write(fd, chunk, CHUNK) != CHUNK)
+				die("write");
+		}
+		written += batch;
+		/* The deadline by which `written` writes are due at `rate`. */
+		next = start + written * 1000000000LL / rate;
+		if (next > now_ns()) {
+			struct timespec ts = { next / 1000000000LL, next % 1000000000LL };
+
+			while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+				;
+		}
+	}
+	*elapsed = now_ns() - start;
+	return written;
+}
+
+int main(void)
+{
+	struct sockaddr_in addr = {
+		.sin_family = AF_INET,
+		.sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+	};
+	socklen_t len = sizeof(addr);
+	int one = 1, listener, conn, status;
+	long long rate, duration_ms;
+	pid_t child;
+
+	signal(SIGPIPE, SIG_IGN);
+	listener = socket(AF_INET, SOCK_STREAM, 0);
+	if (listener < 0 || bind(listener, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
+	    listen(listener, 1) < 0 || getsockname(listener, (struct sockaddr *)&addr, &len) < 0)
+		die("listen");
+	child = fork();
+	if (child < 0)
+		die("fork");
+	if (child == 0) {
+		close(listener);
+		reader(ntohs(addr.sin_port));
+	}
+	conn = accept(listener, NULL, NULL);
+	if (conn < 0)
+		die("accept");
+	close(listener);
+	setsockopt(conn, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	printf("ready %d\n", ntohs(addr.sin_port));
+	fflush(stdout);
+	while (scanf("%lld %lld", &rate, &duration_ms) == 2) {
+		int64_t elapsed = 0;
+		long long written;
+
+		if (rate < 1 || duration_ms < 1) {
+			fprintf(stderr, "bad step %lld %lld\n", rate, duration_ms);
+			return 2;
+		}
+		written = run_step(conn, rate, duration_ms, &elapsed);
+		printf("done %lld %lld\n", written, (long long)elapsed);
+		fflush(stdout);
+	}
+	close(conn);
+	waitpid(child, &status, 0);
+	return 0;
+}

@@ -1,0 +1,36 @@
+"""The columns of the matrix: what a kernel-level test proves about a kernel.
+
+A test says which column it counts for with ``@pytest.mark.capability(NAME)``;
+a forced old-kernel variant (a fixture parameter) files the same tests under
+its own column with ``variant_capability(NAME)``, which wins.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Capability:
+    name: str
+    title: str  #: short column heading
+    description: str
+
+
+CAPABILITIES: tuple[Capability, ...] = (
+    Capability("attach", "attach", "syscall tracepoint programs load, attach and deliver"),
+    Capability("buffer", "buffer", "the event buffer (ring buffer, or the perf-buffer fallback) "
+               "delivers every event in order"),
+    Capability("core_identity", "CO-RE identity",
+               "socket family, transport, addresses and ports read from struct sock"),
+    Capability("tcp_capture", "TCP", "byte-exact TCP capture through every syscall family"),
+    Capability("udp_capture", "UDP", "byte-exact UDP capture incl. sendmmsg/recvmmsg"),
+    Capability("payload_cap", "cap", "payloads beyond the cap are cut at the cap, size kept"),
+    Capability("lost_accounting", "lost", "an overloaded buffer counts lost events"),
+    Capability("cleanup", "cleanup", "nothing stays loaded after exit, SIGTERM or SIGKILL"),
+    Capability("compat_perfbuf", "perfbuf", "everything above with the perf buffer forced"),
+    Capability("compat_probe_read", "probe-read", "with bpf_probe_read forced"),
+    Capability("compat_no_btf", "no-BTF", "with the no-BTF socket identity forced"),
+    Capability("compat_oldest", "oldest", "with all three old-kernel paths forced (4.14's object)"),
+)
+BY_NAME = {capability.name: capability for capability in CAPABILITIES}
