@@ -13,13 +13,13 @@
  * The rate is held by writing in batches of one TICK_NS tick's worth and
  * sleeping until the next tick's absolute deadline; a writer that falls
  * behind catches up without sleeping, so the offered rate is the target
- * unless the writer itself cannot go that fast (the printed count says).
+ * unless the writer itself cannot go that fast: a step ends at its deadline
+ * either way, and the printed count says what was offered.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -78,11 +78,12 @@ static long long run_step(int fd, long long rate, long long duration_ms, int64_t
 	static const char chunk[CHUNK] = "libtrace drain benchmark chunk";
 	long long total = rate * duration_ms / 1000, written = 0;
 	long long per_tick = rate * TICK_NS / 1000000000LL;
-	int64_t start = now_ns(), next = start;
+	int64_t start = now_ns(), end = start + duration_ms * 1000000LL, next;
 
 	if (per_tick < 1)
 		per_tick = 1;
-	while (written < total) {
+	/* Stop at the deadline even if behind: a step lasts what it was told. */
+	while (written < total && now_ns() < end) {
 		long long batch = total - written < per_tick ? total - written : per_tick;
 
 		for (long long i = 0; i < batch; i++) {
@@ -110,7 +111,7 @@ int main(void)
 		.sin_addr.s_addr = htonl(INADDR_LOOPBACK),
 	};
 	socklen_t len = sizeof(addr);
-	int one = 1, listener, conn, status;
+	int listener, conn, status;
 	long long rate, duration_ms;
 	pid_t child;
 
@@ -130,7 +131,6 @@ int main(void)
 	if (conn < 0)
 		die("accept");
 	close(listener);
-	setsockopt(conn, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	printf("ready %d\n", ntohs(addr.sin_port));
 	fflush(stdout);
 	while (scanf("%lld %lld", &rate, &duration_ms) == 2) {

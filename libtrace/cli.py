@@ -20,9 +20,11 @@ from rich.console import Console
 
 from . import __version__
 from .errors import ConfigError, LibtraceError
+from .matrix.cli import add_matrix_commands
 from .tracer.events import SocketEvent
 from .tracer.probe import COMPAT_SWITCHES
 from .tracer.tracer import DEFAULT_PAYLOAD_CAP, Tracer, TracerConfig
+from .vm.cli import add_vm_commands
 
 EXIT_OK, EXIT_ENVIRONMENT, EXIT_USAGE = 0, 1, 2
 
@@ -108,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="explain the variant chosen and log libbpf's messages",
     )
+    trace.set_defaults(handler=_trace)
+    add_vm_commands(commands)
+    add_matrix_commands(commands)
     return parser
 
 
@@ -199,8 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # libbpf's own account of a failure repeats ours in its words.
         logging.getLogger("libtrace.libbpf").setLevel(logging.CRITICAL)
     try:
-        if args.command == "trace":
-            return _trace(args)
+        return int(args.handler(args))
     except ConfigError as exc:
         parser.exit(EXIT_USAGE, f"libtrace: error: {exc}\n")
     except LibtraceError as exc:
@@ -209,8 +213,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return EXIT_OK
-    parser.error(f"unknown command {args.command}")
-    return EXIT_USAGE
 
 
 if __name__ == "__main__":

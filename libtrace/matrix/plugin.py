@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 REPORTER_KEY = pytest.StashKey["CapabilityReporter"]()
+#: The verdict of a column none of whose tests has finished.
+PENDING = "pending"
 #: Characters of a failure message kept in a cell's detail.
 DETAIL_CHARS = 300
 
@@ -33,7 +35,10 @@ class _Column:
         if self.passed:
             detail = f"{self.passed} passed" + (f", {self.skipped} skipped" if self.skipped else "")
             return {"verdict": "pass", "detail": detail}
-        return {"verdict": "skip", "detail": self.skips[0] if self.skips else "no test ran"}
+        if self.skipped:
+            return {"verdict": "skip", "detail": self.skips[0]}
+        # Collected but not run yet: a guest that dies now leaves this.
+        return {"verdict": PENDING, "detail": "not run"}
 
 
 def column_of(item: pytest.Item) -> str | None:
@@ -67,8 +72,10 @@ class CapabilityReporter:
         if report.failed:
             column.failed += 1
             message = report.longreprtext.strip().splitlines()
-            last = next((line for line in reversed(message) if line.startswith("E ")), "")
-            column.failures.append(f"{test}: {last[1:].strip()}"[:DETAIL_CHARS])
+            # The first "E" line is the exception and its message.
+            first = next((line[1:] for line in message if line.startswith("E ")),
+                         message[-1] if message else "")
+            column.failures.append(f"{test}: {first.strip()}"[:DETAIL_CHARS])
         elif report.skipped:
             column.skipped += 1
             longrepr = report.longrepr

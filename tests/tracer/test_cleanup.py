@@ -16,7 +16,7 @@ import pytest
 
 from ..test_cli import start_trace
 
-pytestmark = [pytest.mark.root, pytest.mark.bpf]
+pytestmark = [pytest.mark.root, pytest.mark.bpf, pytest.mark.capability("cleanup")]
 #: Every program in socket_trace.bpf.c is named lt_enter_* or lt_exit_*.
 PROGRAM_PREFIX = "lt_e"
 

@@ -1,0 +1,1 @@
+"""Reproducible benchmarks of libtrace; each prints one JSON object (see README.md)."""

@@ -1,0 +1,262 @@
+"""Overhead benchmark: how much tracing slows a loopback request/response workload.
+
+Theory of operation: a private ``redis-server`` (no persistence) listens on a
+free loopback port, and ``redis-benchmark`` (SET then GET, 8 clients, no
+pipelining) runs against it, alternately untraced and traced.  A traced run
+attaches a :class:`~libtrace.Tracer` with default settings and no filter, so
+both the server and the client are traced (four data events per request),
+and the main loop drains events while ``redis-benchmark`` runs in its own
+process (the tracer never traces itself).  Rounds go in ABBA order (untraced
+then traced, then traced then untraced, ...) so that a linear drift of the
+machine's speed cancels out; the figure is the median over rounds of the
+traced/untraced throughput ratio of the two runs of each round.
+
+``--breakdown`` adds two runs per round that split the cost: "filtered" has
+every program attached but the pid filter rejects all traffic (the hooks'
+cost), and "undrained" traces everything but never reads the buffer, so
+events past the first buffer-full are dropped in the kernel (the cost of
+building events in the kernel, without user space).
+
+Run from the repository root::
+
+    python3 -m benchmarks.overhead [--requests N] [--rounds R] [--compat perfbuf,...]
+
+It prints one JSON object on stdout (progress goes to stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import statistics
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from libtrace import Tracer, TracerConfig
+
+from ._common import compat_list, cpu_seconds, emit, free_port, log, stop, wait_until
+
+#: Requests per test (SET and GET each) and per run: about 3 s untraced here.
+DEFAULT_REQUESTS = 100_000
+#: Untraced/traced pairs; three keeps the default run well under 90 s.
+DEFAULT_ROUNDS = 3
+#: redis-benchmark's parallel connections, and pipelining off: request/response.
+CLIENTS = 8
+TESTS = "set,get"
+#: The traced/untraced throughput ratio we require, and the one we aim for.
+TARGET_RATIO = 0.90
+GOAL_RATIO = 0.95
+#: How long redis-server may take to answer PING after it starts.
+SERVER_START_TIMEOUT_S = 10.0
+#: Attempts at starting redis-server (a free port can be taken before it binds).
+SERVER_START_ATTEMPTS = 3
+#: One redis-benchmark run may take this long before the benchmark gives up.
+RUN_TIMEOUT_S = 120.0
+#: Poll timeout of the drain loop: short, so the loop notices the end quickly.
+POLL_MS = 50
+#: --quick: a smoke run for the tests.
+QUICK_REQUESTS, QUICK_ROUNDS = 2_000, 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Run:
+    """One redis-benchmark run."""
+
+    rps: float  #: requests per second over both tests (total requests / total time)
+    per_test: dict[str, float]  #: redis-benchmark's own figure per test
+    events: int = 0  #: events the tracer delivered to Python
+    lost: int = 0  #: events the kernel dropped
+    tracer_cpu_s: float = 0.0  #: CPU seconds of this (tracing) process during the run
+
+
+def _ping(port: int) -> bool:
+    done = subprocess.run(
+        ["redis-cli", "-p", str(port), "ping"], capture_output=True, text=True, check=False
+    )
+    return done.stdout.strip() == "PONG"
+
+
+@contextmanager
+def redis_server() -> Iterator[int]:
+    """A private, persistence-free redis-server on a free loopback port; yields the port."""
+    for attempt in range(1, SERVER_START_ATTEMPTS + 1):
+        port = free_port()
+        argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1"]
+        argv += ["--save", "", "--appendonly", "no", "--logfile", ""]
+        server = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+
+            def ready(server: subprocess.Popen[bytes] = server, port: int = port) -> bool:
+                if server.poll() is not None:
+                    raise RuntimeError(f"redis-server exited with {server.returncode}")
+                return _ping(port)
+
+            try:
+                wait_until(ready, SERVER_START_TIMEOUT_S, f"redis-server on port {port}")
+            except RuntimeError:
+                if attempt == SERVER_START_ATTEMPTS:
+                    raise
+                continue
+            yield port
+            return
+        finally:
+            stop(server)
+
+
+def _bench_argv(port: int, requests: int) -> list[str]:
+    return [
+        "redis-benchmark", "-p", str(port), "-t", TESTS, "-n", str(requests),
+        "-c", str(CLIENTS), "-P", "1", "-q", "--csv",
+    ]  # fmt: skip
+
+
+def _parse(text: str) -> dict[str, float]:
+    """redis-benchmark --csv output: a header row, then ``"TEST","rps",...``."""
+    rows = list(csv.reader(text.splitlines()))
+    per_test = {row[0]: float(row[1]) for row in rows[1:] if len(row) > 1}
+    if not per_test:
+        raise RuntimeError(f"no results in redis-benchmark's output: {text!r}")
+    return per_test
+
+
+def _combined(per_test: dict[str, float], requests: int) -> float:
+    """All requests over the time all tests took (each took requests/rps)."""
+    return len(per_test) * requests / sum(requests / rps for rps in per_test.values())
+
+
+def _run(port: int, requests: int, tracer: Tracer | None = None, drain: bool = True) -> Run:
+    """One redis-benchmark run; with a tracer, drain it while the run lasts."""
+    cpu = cpu_seconds()
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    proc = subprocess.Popen(
+        _bench_argv(port, requests), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        if tracer is not None and drain:
+            while proc.poll() is None and time.monotonic() < deadline:
+                tracer.poll(POLL_MS)
+        out, err = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
+    finally:
+        stop(proc)
+    if proc.returncode != 0:
+        raise RuntimeError(f"redis-benchmark exited with {proc.returncode}: {err.strip()}")
+    per_test = _parse(out)
+    return Run(
+        rps=_combined(per_test, requests),
+        per_test=per_test,
+        tracer_cpu_s=cpu_seconds() - cpu,
+    )
+
+
+def _traced_run(
+    port: int, requests: int, config: TracerConfig, *, drain: bool = True
+) -> tuple[Run, list[str]]:
+    """A run with a tracer attached for its whole length; also the variant's reasons.
+
+    Its CPU time is the drain loop's, from _run: loading the programs is not counted.
+    """
+    with Tracer(config) as tracer:
+        run = _run(port, requests, tracer, drain)
+    stats = tracer.stats()  # final: close() drained the buffer and read the counters
+    traced = Run(
+        rps=run.rps,
+        per_test=run.per_test,
+        events=stats.events,
+        lost=stats.lost,
+        tracer_cpu_s=run.tracer_cpu_s,
+    )
+    return traced, tracer.reasons
+
+
+def _ratio(num: list[float], den: list[float]) -> float:
+    return statistics.median(n / d for n, d in zip(num, den, strict=True))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python3 -m benchmarks.overhead", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--requests", "-n", type=int, default=DEFAULT_REQUESTS,
+                        help=f"requests per test and run (default {DEFAULT_REQUESTS})")
+    parser.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS,
+                        help=f"untraced/traced pairs (default {DEFAULT_ROUNDS})")
+    parser.add_argument("--compat", type=compat_list, default=frozenset(),
+                        help="force old-kernel paths: perfbuf,probe-read,no-btf")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="also run filtered-out and undrained tracers, to split the cost")
+    parser.add_argument("--quick", action="store_true", help="a tiny smoke run (for tests)")
+    args = parser.parse_args(argv)  # fmt: skip
+    if args.quick:
+        args.requests, args.rounds = QUICK_REQUESTS, QUICK_ROUNDS
+    if args.requests < 1 or args.rounds < 1:
+        parser.error("--requests and --rounds must be positive")
+
+    config = TracerConfig(force_compat=args.compat)
+    # Every hook runs and the pid filter rejects everything: no pid but ours
+    # is in it, and ours is never traced.
+    filtered = TracerConfig(force_compat=args.compat, pids=(os.getpid(),))
+    untraced: list[Run] = []
+    traced: list[Run] = []
+    broken: dict[str, list[Run]] = {"filtered": [], "undrained": []}
+    reasons: list[str] = []
+    started = time.monotonic()
+    with redis_server() as port:
+        _run(port, min(args.requests, QUICK_REQUESTS))  # warm-up: page cache, allocator
+        for index in range(args.rounds):
+            order = ("untraced", "traced") if index % 2 == 0 else ("traced", "untraced")
+            for kind in order:
+                if kind == "untraced":
+                    run = _run(port, args.requests)
+                    untraced.append(run)
+                else:
+                    run, reasons = _traced_run(port, args.requests, config)
+                    traced.append(run)
+                log(f"round {index + 1}/{args.rounds} {kind}: {run.rps:.0f} req/s")
+            if args.breakdown:
+                broken["filtered"].append(_traced_run(port, args.requests, filtered)[0])
+                broken["undrained"].append(
+                    _traced_run(port, args.requests, config, drain=False)[0]
+                )
+
+    events = sum(run.events for run in traced)
+    cpu = sum(run.tracer_cpu_s for run in traced)
+    untraced_rps = [round(run.rps, 1) for run in untraced]
+    traced_rps = [round(run.rps, 1) for run in traced]
+    result: dict[str, object] = {
+        "benchmark": "overhead",
+        "workload": (
+            f"redis-benchmark -t {TESTS} -n {args.requests} -c {CLIENTS} -P 1 "
+            "against a local redis-server over loopback, all pids traced"
+        ),
+        "untraced_rps": untraced_rps,
+        "traced_rps": traced_rps,
+        "ratio_median": round(_ratio(traced_rps, untraced_rps), 3),
+        "target": TARGET_RATIO,
+        "goal": GOAL_RATIO,
+        "events": events,
+        "lost": sum(run.lost for run in traced),
+        "events_per_request": round(events / (len(traced) * 2 * args.requests), 2),
+        "tracer_cpu_us_per_event": round(cpu / events * 1e6, 2) if events else None,
+        # Cores the tracing process kept busy while the traced runs lasted.
+        "tracer_cores": round(cpu / sum(2 * args.requests / run.rps for run in traced), 2),
+        "compat": sorted(args.compat),
+        "variant": reasons,
+        "cpus": os.cpu_count(),
+        "seconds": round(time.monotonic() - started, 1),
+    }
+    if args.breakdown:
+        median_untraced = statistics.median(untraced_rps)
+        for name, runs in broken.items():
+            rps = [round(run.rps, 1) for run in runs]
+            result[f"{name}_rps"] = rps
+            result[f"{name}_ratio_median"] = round(statistics.median(rps) / median_untraced, 3)
+    emit(result)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

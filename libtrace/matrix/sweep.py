@@ -1,0 +1,207 @@
+"""The sweep: every kernel of the plan, its kernel-level tests, one report.
+
+Theory of operation: the plan lists the kernels asked for and, as rows of
+their own, the seed's 4.14–5.16 series that no available kernel covers (with
+a static prediction).  Each available kernel runs in a worker thread: it is
+resolved (downloaded, cached), booted under QEMU with the tracer's
+kernel-level tests as the payload (the host row runs them directly), and its
+row is built from the columns the pytest plugin wrote into the run's results
+directory, corrected by what the VM runner saw (a panic, a timeout, a kernel
+log splat).  Each row is written to matrix.json the moment it is done.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..bpf import kernel_features as features
+from ..bpf.build import object_dir
+from ..errors import ConfigError, LibtraceError
+from ..vm import kernels as vm_kernels
+from ..vm import qemu
+from .capabilities import CAPABILITIES
+from .plugin import PENDING
+from .prediction import predict
+from .report import Cell, CellVerdict, KernelRow, Report, ReportWriter
+
+#: The default sweep (tox -e matrix): the host and one kernel per Debian release.
+DEFAULT_KERNELS = ("host", "debian-5.10", "debian-6.1", "debian-6.12")
+#: The series the seed promises; those no available kernel covers get a
+#: prediction row rather than silently vanishing.
+SEED_SERIES: tuple[tuple[int, int], ...] = tuple(
+    [(4, minor) for minor in range(14, 21)] + [(5, minor) for minor in range(0, 17)]
+)
+#: The kernel-level tests, relative to the repository.
+KERNEL_TESTS = ("tests/tracer/test_capture.py", "tests/tracer/test_cleanup.py")
+#: Guest time budget per kernel: the tests take about a minute under TCG.
+DEFAULT_TIMEOUT_S = 600.0
+#: Where the results of each run are kept inside the report directory.
+RUNS_DIR = "runs"
+
+Progress = Callable[[str, str], None]  # (kernel, status)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SweepOptions:
+    kernels: tuple[str, ...] = DEFAULT_KERNELS
+    report_dir: Path = Path("results/matrix")
+    jobs: int = 2
+    shard: tuple[int, int] = (1, 1)
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    tests: tuple[str, ...] = KERNEL_TESTS
+    #: extra pytest arguments (e.g. ``-k native`` for a quick sweep)
+    pytest_args: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        index, count = self.shard
+        if not 1 <= index <= count:
+            raise ConfigError(f"shard {index}/{count} does not exist")
+        if self.jobs < 1:
+            raise ConfigError("--jobs must be at least 1")
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise ConfigError(f"shard must look like I/N, not {text!r}") from None
+    return index, count
+
+
+def repository_root() -> Path:
+    """The source checkout that holds the kernel-level tests."""
+    for candidate in (Path(__file__).resolve().parents[2], Path.cwd()):
+        if all((candidate / test).exists() for test in KERNEL_TESTS):
+            return candidate
+    raise ConfigError("the kernel-level tests (tests/tracer) are not here: "
+                      "run the matrix from a source checkout of libtrace")
+
+
+def shard_kernels(kernels: tuple[str, ...], shard: tuple[int, int]) -> list[str]:
+    index, count = shard
+    return list(kernels)[index - 1 :: count]
+
+
+def _series(version: str) -> tuple[int, int] | None:
+    parts = version.split(".")
+    if len(parts) >= 2 and parts[0].isdigit() and parts[1].isdigit():
+        return int(parts[0]), int(parts[1])
+    return None
+
+
+def unavailable_rows(covered: set[tuple[int, int]]) -> list[KernelRow]:
+    """A row for every seed series that no kernel of the sweep covers."""
+    rows = []
+    for series in SEED_SERIES:
+        if series in covered:
+            continue
+        name = features.format_version(series)
+        try:
+            note = predict(series).sentence()
+        except LibtraceError as exc:
+            note = f"no prediction: {exc}"
+        cell = Cell(CellVerdict.NOT_AVAILABLE, "no kernel of this series can be had here")
+        rows.append(KernelRow(name=name, version=name, source="seed (not available here)",
+                              available=False, note=note,
+                              cells={c.name: cell for c in CAPABILITIES}))
+    return rows
+
+
+def _catalog_series(spec: str) -> tuple[int, int] | None:
+    """The series a catalog name stands for (debian-5.10 → 5.10), without resolving."""
+    return _series(spec.removeprefix("debian-")) if spec.startswith("debian-") else None
+
+
+def guest_command(repo: Path, results: str, options: SweepOptions) -> str:
+    argv = [sys.executable, "-m", "pytest", *options.tests, "-q", "-p", "no:cacheprovider",
+            "-p", "libtrace.matrix.plugin", "--capability-report", f"{results}/cells.json",
+            f"--junitxml={results}/junit.xml", "-m", "capability or variant_capability",
+            *options.pytest_args]
+    return f"cd {shlex.quote(str(repo))} && " + shlex.join(argv)
+
+
+def _row_from_run(kernel: vm_kernels.Kernel, result: qemu.RunResult, run_dir: Path) -> KernelRow:
+    try:
+        columns = json.loads((run_dir / "cells.json").read_text())
+    except (OSError, ValueError):
+        columns = {}
+    cells: dict[str, Cell] = {}
+    tail = " | ".join(result.log_tail.strip().splitlines()[-3:])
+    for capability in CAPABILITIES:
+        column = columns.get(capability.name)
+        if result.verdict in (qemu.Verdict.PANIC, qemu.Verdict.TIMEOUT, qemu.Verdict.ERROR):
+            # What finished before the guest died stands; the rest shares its fate.
+            if column and column["verdict"] != PENDING:
+                cells[capability.name] = Cell(CellVerdict(column["verdict"]), column["detail"])
+            else:
+                verdict = CellVerdict(result.verdict.name.lower())
+                cells[capability.name] = Cell(verdict, result.reason or tail)
+        elif column is None or column["verdict"] == PENDING:
+            cells[capability.name] = Cell(CellVerdict.ERROR,
+                                          f"no test ran (exit {result.exit_code}): {tail}")
+        else:
+            cells[capability.name] = Cell(CellVerdict(column["verdict"]), column["detail"])
+    if result.splats:
+        quoted = " | ".join(result.splats[:3])
+        for name, cell in cells.items():
+            if cell.verdict is CellVerdict.PASS:
+                cells[name] = Cell(CellVerdict.FAIL, f"kernel log: {quoted}")
+    return KernelRow(name=kernel.name, version=kernel.version or kernel.release,
+                     source=kernel.source, available=True, boot_s=result.boot_s,
+                     wall_s=round(result.wall_s, 1), cells=cells,
+                     note=f"{kernel.release}: {result.verdict.name.lower()}"
+                          + (f" ({result.reason})" if result.reason else ""))
+
+
+def run_kernel(spec: str, options: SweepOptions, repo: Path, progress: Progress) -> KernelRow:
+    """Resolve one kernel, run its cells, and return its row (never raises)."""
+    started = time.monotonic()
+    try:
+        kernel = vm_kernels.resolve(spec, progress=lambda text: progress(spec, text))
+    except LibtraceError as exc:
+        cell = Cell(CellVerdict.ERROR, str(exc))
+        return KernelRow(name=spec, version="", source=spec, available=True,
+                         wall_s=round(time.monotonic() - started, 1), note=str(exc),
+                         cells={c.name: cell for c in CAPABILITIES})
+    run_dir = options.report_dir / RUNS_DIR / kernel.name
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True)
+    progress(spec, "booting" if not kernel.is_host else "running on the host")
+    result = qemu.run(kernel, guest_command(repo, qemu.results_path(kernel, run_dir), options),
+                      timeout_s=options.timeout_s, results_dir=run_dir,
+                      console_log=run_dir / "console.log")
+    row = _row_from_run(kernel, result, run_dir)
+    if (run_dir / "junit.xml").exists():
+        shutil.copy(run_dir / "junit.xml", options.report_dir / f"junit-{kernel.name}.xml")
+    return row
+
+
+def sweep(options: SweepOptions, progress: Progress | None = None) -> Report:
+    """Run the plan; the report on disk grows row by row."""
+    progress = progress or (lambda _kernel, _status: None)
+    repo = repository_root()
+    object_dir()  # compile the BPF objects once, on the host, before any guest needs them
+    writer = ReportWriter(options.report_dir)
+    kernels = shard_kernels(options.kernels, options.shard)
+    covered = {s for s in map(_catalog_series, options.kernels) if s}
+    for row in unavailable_rows(covered):
+        writer.add(row)
+    with ThreadPoolExecutor(max_workers=options.jobs) as pool:
+        futures = {pool.submit(run_kernel, spec, options, repo, progress): spec
+                   for spec in kernels}
+        for future in as_completed(futures):
+            row = future.result()
+            writer.add(row)
+            progress(futures[future], "done: " + ", ".join(
+                f"{sum(c.verdict is v for c in row.cells.values())} {v}"
+                for v in CellVerdict if any(c.verdict is v for c in row.cells.values())))
+    writer.finish()
+    return writer.report

@@ -1,0 +1,74 @@
+"""The matrix report: JSON contract, incremental writes, merge, renderings."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from PIL import Image
+
+from libtrace.matrix.capabilities import CAPABILITIES
+from libtrace.matrix.report import (
+    REPORT_JSON,
+    Cell,
+    CellVerdict,
+    KernelRow,
+    Report,
+    ReportError,
+    ReportWriter,
+)
+
+
+def row(name: str, version: str, verdict: CellVerdict = CellVerdict.PASS, **kw) -> KernelRow:
+    cells = {c.name: Cell(verdict, f"{verdict} detail") for c in CAPABILITIES[:3]}
+    return KernelRow(name=name, version=version, source="test", available=True,
+                     boot_s=3.5, wall_s=60.0, cells=cells, **kw)
+
+
+def test_each_row_is_on_disk_as_soon_as_it_is_added(tmp_path):
+    writer = ReportWriter(tmp_path)
+    writer.add(row("debian-6.1", "6.1.150"))
+    data = json.loads((tmp_path / REPORT_JSON).read_text())
+    assert [k["name"] for k in data["kernels"]] == ["debian-6.1"]
+    writer.add(row("debian-5.10", "5.10.237", CellVerdict.FAIL))
+    data = json.loads((tmp_path / REPORT_JSON).read_text())
+    # the contract of matrix.json
+    assert [k["name"] for k in data["kernels"]] == ["debian-5.10", "debian-6.1"]
+    kernel = data["kernels"][0]
+    assert {"name", "version", "source", "available", "boot_s", "wall_s", "cells"} <= set(kernel)
+    assert kernel["cells"]["attach"] == {"verdict": "fail", "detail": "fail detail"}
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_finish_renders_markdown_and_a_png_grid(tmp_path):
+    writer = ReportWriter(tmp_path)
+    writer.add(row("host", "6.18.0"))
+    writer.add(row("debian-5.10", "5.10.237", CellVerdict.PANIC, note="Kernel panic - not syncing"))
+    writer.add(KernelRow(name="4.14", version="4.14", source="seed", available=False,
+                         cells={"attach": Cell(CellVerdict.NOT_AVAILABLE, "")}, note="predicted"))
+    writer.finish()
+    markdown = (tmp_path / "matrix.md").read_text()
+    assert markdown.index("| 4.14 ") < markdown.index("| debian-5.10 ") < markdown.index("| host ")
+    assert "panic" in markdown and "Kernel panic - not syncing" in markdown
+    image = Image.open(tmp_path / "matrix.png")
+    assert image.size[0] > 300 and image.size[1] > 80
+    # the PASS cell of the host row is green
+    colours = {colour for _count, colour in image.getcolors(maxcolors=1 << 20)}
+    assert (46, 160, 67) in colours and (130, 20, 120) in colours
+
+
+def test_merge_joins_shards_and_prefers_rows_that_ran(tmp_path):
+    first, second = tmp_path / "a", tmp_path / "b"
+    ReportWriter(first).add(row("debian-6.1", "6.1.150"))
+    shard = ReportWriter(second)
+    shard.add(row("debian-6.12", "6.12.50"))
+    shard.add(KernelRow(name="debian-6.1", version="", source="x", available=False))
+    merged = Report.merge([first, second])
+    assert [r.name for r in merged.kernels] == ["debian-6.1", "debian-6.12"]
+    assert merged.kernels[0].available
+
+
+def test_a_corrupt_report_is_a_clear_error(tmp_path):
+    (tmp_path / REPORT_JSON).write_text("{not json")
+    with pytest.raises(ReportError, match="cannot read"):
+        Report.load(tmp_path)
