@@ -42,6 +42,7 @@ from .events import (
     decode,
     format_address,
 )
+from .mounts import ensure_bpffs
 from .probe import NO_BTF_SYSCALLS, SYSCALLS, KernelFeatures, choose_variant, probe_features
 from .probe import validate_compat as _validate_compat
 
@@ -195,6 +196,7 @@ class Tracer:
 
     def _start(self) -> None:
         self.features = probe_features()
+        ensure_bpffs()  # not needed by the tracer itself, but by users who pin
         self.variant, self.reasons = choose_variant(
             self.features, self.config.force_compat, self.config.btf_file
         )

@@ -1,0 +1,1 @@
+"""The VM layer: kernels, initramfs and QEMU runs (filled in below)."""
