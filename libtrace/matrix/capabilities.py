@@ -19,10 +19,16 @@ class Capability:
 
 CAPABILITIES: tuple[Capability, ...] = (
     Capability("attach", "attach", "syscall tracepoint programs load, attach and deliver"),
-    Capability("buffer", "buffer", "the event buffer (ring buffer, or the perf-buffer fallback) "
-               "delivers every event in order"),
-    Capability("core_identity", "CO-RE identity",
-               "socket family, transport, addresses and ports read from struct sock"),
+    Capability(
+        "buffer",
+        "buffer",
+        "the event buffer (ring buffer, or the perf-buffer fallback) delivers every event in order",
+    ),
+    Capability(
+        "core_identity",
+        "CO-RE identity",
+        "socket family, transport, addresses and ports read from struct sock",
+    ),
     Capability("tcp_capture", "TCP", "byte-exact TCP capture through every syscall family"),
     Capability("udp_capture", "UDP", "byte-exact UDP capture incl. sendmmsg/recvmmsg"),
     Capability("payload_cap", "cap", "payloads beyond the cap are cut at the cap, size kept"),

@@ -19,9 +19,15 @@ from .sweep import DEFAULT_KERNELS, DEFAULT_TIMEOUT_S, SweepOptions, parse_shard
 
 #: Verdicts that make ``libtrace matrix`` exit non-zero.
 BAD = {CellVerdict.FAIL, CellVerdict.PANIC, CellVerdict.TIMEOUT, CellVerdict.ERROR}
-STYLE = {CellVerdict.PASS: "green", CellVerdict.FAIL: "red", CellVerdict.SKIP: "yellow",
-         CellVerdict.PANIC: "magenta", CellVerdict.TIMEOUT: "dark_orange",
-         CellVerdict.ERROR: "red", CellVerdict.NOT_AVAILABLE: "dim"}
+STYLE = {
+    CellVerdict.PASS: "green",
+    CellVerdict.FAIL: "red",
+    CellVerdict.SKIP: "yellow",
+    CellVerdict.PANIC: "magenta",
+    CellVerdict.TIMEOUT: "dark_orange",
+    CellVerdict.ERROR: "red",
+    CellVerdict.NOT_AVAILABLE: "dim",
+}
 
 
 def expand_kernels(text: str) -> tuple[str, ...]:
@@ -35,8 +41,11 @@ def expand_kernels(text: str) -> tuple[str, ...]:
         elif part == "all":
             specs += known_kernels()
         elif any(ch in part for ch in "*?["):
-            matches = [k for k in known_kernels() if fnmatch.fnmatch(k, part)
-                       or fnmatch.fnmatch(k.removeprefix("debian-"), part)]
+            matches = [
+                k
+                for k in known_kernels()
+                if fnmatch.fnmatch(k, part) or fnmatch.fnmatch(k.removeprefix("debian-"), part)
+            ]
             if not matches:
                 raise ConfigError(f"no known kernel matches {part!r} (see `libtrace kernels`)")
             specs += matches
@@ -47,47 +56,84 @@ def expand_kernels(text: str) -> tuple[str, ...]:
 
 def add_matrix_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     matrix = commands.add_parser(
-        "matrix", help="boot kernels, run the kernel-level tests, report kernel x capability",
+        "matrix",
+        help="boot kernels, run the kernel-level tests, report kernel x capability",
         description="Run the tracer's kernel-level tests on each kernel (QEMU guests; the host "
-        "directly) and write matrix.json, matrix.md, matrix.png and JUnit XML per kernel.")
-    matrix.add_argument("--kernels", default="default", metavar="SPEC,...",
-                        help="catalog names (see `libtrace kernels`), patterns like '5.10*', "
-                        "'all', 'default' (host, debian-5.10, debian-6.1, debian-6.12), "
-                        "or a .deb, directory, vmlinuz or URL")
+        "directly) and write matrix.json, matrix.md, matrix.png and JUnit XML per kernel.",
+    )
+    matrix.add_argument(
+        "--kernels",
+        default="default",
+        metavar="SPEC,...",
+        help="catalog names (see `libtrace kernels`), patterns like '5.10*', "
+        "'all', 'default' (host, debian-5.10, debian-6.1, debian-6.12), "
+        "or a .deb, directory, vmlinuz or URL",
+    )
     matrix.add_argument("--report", type=Path, default=Path("results/matrix"), metavar="DIR")
-    matrix.add_argument("--jobs", type=int, default=2, metavar="N",
-                        help="kernels run at once (default 2)")
-    matrix.add_argument("--shard", default="1/1", metavar="I/N",
-                        help="run only the I-th of N slices of the kernel list")
-    matrix.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
-                        help=f"per-kernel time limit (default {DEFAULT_TIMEOUT_S:.0f})")
-    matrix.add_argument("--emit-ci-matrix", action="store_true",
-                        help="print the kernel list as JSON for a CI job matrix, and exit")
-    matrix.add_argument("-k", dest="select", metavar="EXPR",
-                        help="only the kernel-level tests matching EXPR (pytest -k)")
+    matrix.add_argument(
+        "--jobs", type=int, default=2, metavar="N", help="kernels run at once (default 2)"
+    )
+    matrix.add_argument(
+        "--shard",
+        default="1/1",
+        metavar="I/N",
+        help="run only the I-th of N slices of the kernel list",
+    )
+    matrix.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT_S,
+        metavar="SECONDS",
+        help=f"per-kernel time limit (default {DEFAULT_TIMEOUT_S:.0f})",
+    )
+    matrix.add_argument(
+        "--emit-ci-matrix",
+        action="store_true",
+        help="print the kernel list as JSON for a CI job matrix, and exit",
+    )
+    matrix.add_argument(
+        "-k",
+        dest="select",
+        metavar="EXPR",
+        help="only the kernel-level tests matching EXPR (pytest -k)",
+    )
     matrix.set_defaults(handler=run_matrix)
     sub = matrix.add_subparsers(dest="matrix_command", metavar="[merge]")
-    merge = sub.add_parser("merge", help="join shard reports into one",
-                           description="Join the matrix.json of several shard reports.")
+    merge = sub.add_parser(
+        "merge",
+        help="join shard reports into one",
+        description="Join the matrix.json of several shard reports.",
+    )
     merge.add_argument("dirs", nargs="+", type=Path, metavar="DIR")
-    merge.add_argument("--report", dest="merge_report", type=Path,
-                       default=Path("results/matrix"), metavar="OUT")
+    merge.add_argument(
+        "--report", dest="merge_report", type=Path, default=Path("results/matrix"), metavar="OUT"
+    )
     merge.set_defaults(handler=run_merge)
 
 
 def print_report(report: Report, console: Console) -> None:
     columns = report.columns()
-    table = Table(title="libtrace kernel matrix")
-    table.add_column("kernel")
+    table = Table(title="libtrace kernel matrix", title_justify="left")
+    table.add_column("kernel", no_wrap=True)
     table.add_column("boot s", justify="right")
     for name in columns:
-        table.add_column(BY_NAME[name].title if name in BY_NAME else name)
+        table.add_column(BY_NAME[name].title if name in BY_NAME else name, no_wrap=True)
     for row in report.kernels:
+        if not row.available:
+            continue
         boot = f"{row.boot_s:.1f}" if row.boot_s is not None else ""
-        cells = [f"[{STYLE[c.verdict]}]{c.verdict}[/]" if (c := row.cells.get(n)) else ""
-                 for n in columns]
+        cells = [
+            f"[{STYLE[c.verdict]}]{c.verdict}[/]" if (c := row.cells.get(n)) else ""
+            for n in columns
+        ]
         table.add_row(row.name, boot, *cells)
     console.print(table)
+    missing = [row.name for row in report.kernels if not row.available]
+    if missing:
+        console.print(
+            f"not available here (rows with predictions in matrix.md): {', '.join(missing)}",
+            highlight=False,
+        )
 
 
 def _exit_code(report: Report) -> int:
@@ -99,13 +145,23 @@ def run_matrix(args: argparse.Namespace) -> int:
     if args.emit_ci_matrix:
         print(json.dumps({"kernel": list(kernels)}))
         return 0
-    options = SweepOptions(kernels=kernels, report_dir=args.report, jobs=args.jobs,
-                           shard=parse_shard(args.shard), timeout_s=args.timeout,
-                           pytest_args=("-k", args.select) if args.select else ())
+    options = SweepOptions(
+        kernels=kernels,
+        report_dir=args.report,
+        jobs=args.jobs,
+        shard=parse_shard(args.shard),
+        timeout_s=args.timeout,
+        pytest_args=("-k", args.select) if args.select else (),
+    )
     console = Console(stderr=True)
-    with Progress(SpinnerColumn(), TextColumn("{task.fields[kernel]:<14}"),
-                  TextColumn("{task.description}"), TimeElapsedColumn(),
-                  console=console, transient=False) as progress:
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.fields[kernel]:<14}"),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
         tasks: dict[str, object] = {}
 
         def update(kernel: str, status: str) -> None:
@@ -114,7 +170,7 @@ def run_matrix(args: argparse.Namespace) -> int:
             progress.update(tasks[kernel], description=status)  # type: ignore[arg-type]
 
         report = sweep(options, update)
-    print_report(report, Console())
+    print_report(report, Console(width=max(Console().width, 160)))
     console.print(f"report: {args.report / REPORT_JSON} (+ matrix.md, matrix.png, junit-*.xml)")
     return _exit_code(report)
 
@@ -123,6 +179,5 @@ def run_merge(args: argparse.Namespace) -> int:
     report = Report.merge(args.dirs)
     writer = ReportWriter(args.merge_report, report)
     writer.finish()
-    print_report(report, Console())
+    print_report(report, Console(width=max(Console().width, 160)))
     return _exit_code(report)
-

@@ -42,9 +42,7 @@ class _Column:
 
 
 def column_of(item: pytest.Item) -> str | None:
-    marker = item.get_closest_marker("variant_capability") or item.get_closest_marker(
-        "capability"
-    )
+    marker = item.get_closest_marker("variant_capability") or item.get_closest_marker("capability")
     return str(marker.args[0]) if marker else None
 
 
@@ -55,8 +53,9 @@ class CapabilityReporter:
         self.column_by_nodeid: dict[str, str] = {}
 
     @pytest.hookimpl
-    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        for item in items:
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        # After -k/-m deselection: only the columns that will run are reported.
+        for item in session.items:
             column = column_of(item)
             if column is not None:
                 self.column_by_nodeid[item.nodeid] = column
@@ -73,8 +72,10 @@ class CapabilityReporter:
             column.failed += 1
             message = report.longreprtext.strip().splitlines()
             # The first "E" line is the exception and its message.
-            first = next((line[1:] for line in message if line.startswith("E ")),
-                         message[-1] if message else "")
+            first = next(
+                (line[1:] for line in message if line.startswith("E ")),
+                message[-1] if message else "",
+            )
             column.failures.append(f"{test}: {first.strip()}"[:DETAIL_CHARS])
         elif report.skipped:
             column.skipped += 1
@@ -92,8 +93,11 @@ class CapabilityReporter:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--capability-report", metavar="PATH",
-                     help="write each matrix column's verdict to PATH as JSON")
+    parser.addoption(
+        "--capability-report",
+        metavar="PATH",
+        help="write each matrix column's verdict to PATH as JSON",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:

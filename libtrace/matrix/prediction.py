@@ -41,8 +41,11 @@ def variant_for(version: Version) -> Variant:
     """
     ringbuf = features.MAP_TYPES[_libbpf.BPF_MAP_TYPE_RINGBUF].since
     probe_read_user = features.HELPERS[_libbpf.BPF_FUNC_probe_read_user].since
-    return Variant(ringbuf=version >= ringbuf, probe_read_user=version >= probe_read_user,
-                   btf=version >= features.KERNEL_BTF)
+    return Variant(
+        ringbuf=version >= ringbuf,
+        probe_read_user=version >= probe_read_user,
+        btf=version >= features.KERNEL_BTF,
+    )
 
 
 def predict(version: Version) -> Prediction:

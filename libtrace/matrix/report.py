@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LibtraceError
-from .capabilities import CAPABILITIES, BY_NAME
+from .capabilities import BY_NAME, CAPABILITIES
 
 REPORT_JSON = "matrix.json"
 REPORT_MD = "matrix.md"
@@ -70,18 +70,27 @@ class KernelRow:
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
-        data["cells"] = {k: {"verdict": str(c.verdict), "detail": c.detail}
-                         for k, c in self.cells.items()}
+        data["cells"] = {
+            k: {"verdict": str(c.verdict), "detail": c.detail} for k, c in self.cells.items()
+        }
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> KernelRow:
-        cells = {k: Cell(CellVerdict(c["verdict"]), c.get("detail", ""))
-                 for k, c in data.get("cells", {}).items()}
-        return cls(name=data["name"], version=data.get("version", ""),
-                   source=data.get("source", ""), available=bool(data.get("available")),
-                   boot_s=data.get("boot_s"), wall_s=data.get("wall_s"), cells=cells,
-                   note=data.get("note", ""))
+        cells = {
+            k: Cell(CellVerdict(c["verdict"]), c.get("detail", ""))
+            for k, c in data.get("cells", {}).items()
+        }
+        return cls(
+            name=data["name"],
+            version=data.get("version", ""),
+            source=data.get("source", ""),
+            available=bool(data.get("available")),
+            boot_s=data.get("boot_s"),
+            wall_s=data.get("wall_s"),
+            cells=cells,
+            note=data.get("note", ""),
+        )
 
 
 def _version_key(row: KernelRow) -> tuple[int, tuple[int, ...], str]:
@@ -100,8 +109,10 @@ class Report:
         self.kernels.sort(key=_version_key)
 
     def to_json(self) -> dict[str, Any]:
-        return {"capabilities": [asdict(c) for c in CAPABILITIES],
-                "kernels": [row.to_json() for row in self.kernels]}
+        return {
+            "capabilities": [asdict(c) for c in CAPABILITIES],
+            "kernels": [row.to_json() for row in self.kernels],
+        }
 
     @classmethod
     def load(cls, directory: Path) -> Report:
@@ -123,8 +134,10 @@ class Report:
         for directory in directories:
             for row in cls.load(directory).kernels:
                 known = next((r for r in merged.kernels if r.name == row.name), None)
-                if known is None or (row.available and not known.available) or (
-                    row.available == known.available and len(row.cells) > len(known.cells)
+                if (
+                    known is None
+                    or (row.available and not known.available)
+                    or (row.available == known.available and len(row.cells) > len(known.cells))
                 ):
                     merged.add(row)
         return merged
@@ -137,8 +150,12 @@ class Report:
 
     def markdown(self) -> str:
         columns = self.columns()
-        head = ["kernel", "version", "boot s", *(BY_NAME[c].title if c in BY_NAME else c
-                                                 for c in columns)]
+        head = [
+            "kernel",
+            "version",
+            "boot s",
+            *(BY_NAME[c].title if c in BY_NAME else c for c in columns),
+        ]
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for row in self.kernels:
             boot = f"{row.boot_s:.1f}" if row.boot_s is not None else ""
@@ -147,11 +164,13 @@ class Report:
         notes = [f"- **{row.name}**: {row.note}" for row in self.kernels if row.note]
         failures = [
             f"- **{row.name}** / {c}: {cell.verdict} — {cell.detail}"
-            for row in self.kernels for c, cell in row.cells.items()
+            for row in self.kernels
+            for c, cell in row.cells.items()
             if cell.verdict not in (CellVerdict.PASS, CellVerdict.NOT_AVAILABLE)
         ]
-        legend = [f"- `{c.name}` ({c.title}): {c.description}" for c in CAPABILITIES
-                  if c.name in columns]
+        legend = [
+            f"- `{c.name}` ({c.title}): {c.description}" for c in CAPABILITIES if c.name in columns
+        ]
         out = ["# libtrace kernel matrix", "", *lines, ""]
         if failures:
             out += ["## Cells that did not pass", "", *failures, ""]
@@ -179,8 +198,9 @@ class Report:
                 if cell is None:
                     continue
                 x = label_w + i * cell_w
-                draw.rectangle([x + 1, y + 1, x + cell_w - 2, y + cell_h - 2],
-                               fill=COLOURS[cell.verdict])
+                draw.rectangle(
+                    [x + 1, y + 1, x + cell_w - 2, y + cell_h - 2], fill=COLOURS[cell.verdict]
+                )
                 draw.text((x + 6, y + 5), str(cell.verdict), fill="white")
         legend = "  ".join(str(v) for v in CellVerdict)
         draw.text((4, height - cell_h + 5), f"verdicts: {legend}", fill="black")

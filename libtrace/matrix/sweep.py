@@ -81,8 +81,10 @@ def repository_root() -> Path:
     for candidate in (Path(__file__).resolve().parents[2], Path.cwd()):
         if all((candidate / test).exists() for test in KERNEL_TESTS):
             return candidate
-    raise ConfigError("the kernel-level tests (tests/tracer) are not here: "
-                      "run the matrix from a source checkout of libtrace")
+    raise ConfigError(
+        "the kernel-level tests (tests/tracer) are not here: "
+        "run the matrix from a source checkout of libtrace"
+    )
 
 
 def shard_kernels(kernels: tuple[str, ...], shard: tuple[int, int]) -> list[str]:
@@ -109,9 +111,16 @@ def unavailable_rows(covered: set[tuple[int, int]]) -> list[KernelRow]:
         except LibtraceError as exc:
             note = f"no prediction: {exc}"
         cell = Cell(CellVerdict.NOT_AVAILABLE, "no kernel of this series can be had here")
-        rows.append(KernelRow(name=name, version=name, source="seed (not available here)",
-                              available=False, note=note,
-                              cells={c.name: cell for c in CAPABILITIES}))
+        rows.append(
+            KernelRow(
+                name=name,
+                version=name,
+                source="seed (not available here)",
+                available=False,
+                note=note,
+                cells={c.name: cell for c in CAPABILITIES},
+            )
+        )
     return rows
 
 
@@ -120,12 +129,31 @@ def _catalog_series(spec: str) -> tuple[int, int] | None:
     return _series(spec.removeprefix("debian-")) if spec.startswith("debian-") else None
 
 
-def guest_command(repo: Path, results: str, options: SweepOptions) -> str:
-    argv = [sys.executable, "-m", "pytest", *options.tests, "-q", "-p", "no:cacheprovider",
-            "-p", "libtrace.matrix.plugin", "--capability-report", f"{results}/cells.json",
-            f"--junitxml={results}/junit.xml", "-m", "capability or variant_capability",
-            *options.pytest_args]
-    return f"cd {shlex.quote(str(repo))} && " + shlex.join(argv)
+def guest_command(repo: Path, options: SweepOptions) -> str:
+    """The payload: the kernel-level tests, reporting into ``$LIBTRACE_RESULTS``.
+
+    The VM runner sets LIBTRACE_RESULTS to the results share as the guest
+    sees it (or to the results directory itself for the host row).
+    """
+    argv = [
+        sys.executable,
+        "-m",
+        "pytest",
+        *options.tests,
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "libtrace.matrix.plugin",
+        "-m",
+        "capability or variant_capability",
+        *options.pytest_args,
+    ]
+    reports = (
+        '--capability-report "$LIBTRACE_RESULTS/cells.json" '
+        '--junitxml "$LIBTRACE_RESULTS/junit.xml"'
+    )
+    return f"cd {shlex.quote(str(repo))} && {shlex.join(argv)} {reports}"
 
 
 def _row_from_run(kernel: vm_kernels.Kernel, result: qemu.RunResult, run_dir: Path) -> KernelRow:
@@ -137,6 +165,8 @@ def _row_from_run(kernel: vm_kernels.Kernel, result: qemu.RunResult, run_dir: Pa
     tail = " | ".join(result.log_tail.strip().splitlines()[-3:])
     for capability in CAPABILITIES:
         column = columns.get(capability.name)
+        if column is None and columns:
+            continue  # not selected in this sweep (-k)
         if result.verdict in (qemu.Verdict.PANIC, qemu.Verdict.TIMEOUT, qemu.Verdict.ERROR):
             # What finished before the guest died stands; the rest shares its fate.
             if column and column["verdict"] != PENDING:
@@ -145,8 +175,9 @@ def _row_from_run(kernel: vm_kernels.Kernel, result: qemu.RunResult, run_dir: Pa
                 verdict = CellVerdict(result.verdict.name.lower())
                 cells[capability.name] = Cell(verdict, result.reason or tail)
         elif column is None or column["verdict"] == PENDING:
-            cells[capability.name] = Cell(CellVerdict.ERROR,
-                                          f"no test ran (exit {result.exit_code}): {tail}")
+            cells[capability.name] = Cell(
+                CellVerdict.ERROR, f"no test ran (exit {result.exit_code}): {tail}"
+            )
         else:
             cells[capability.name] = Cell(CellVerdict(column["verdict"]), column["detail"])
     if result.splats:
@@ -154,11 +185,17 @@ def _row_from_run(kernel: vm_kernels.Kernel, result: qemu.RunResult, run_dir: Pa
         for name, cell in cells.items():
             if cell.verdict is CellVerdict.PASS:
                 cells[name] = Cell(CellVerdict.FAIL, f"kernel log: {quoted}")
-    return KernelRow(name=kernel.name, version=kernel.version or kernel.release,
-                     source=kernel.source, available=True, boot_s=result.boot_s,
-                     wall_s=round(result.wall_s, 1), cells=cells,
-                     note=f"{kernel.release}: {result.verdict.name.lower()}"
-                          + (f" ({result.reason})" if result.reason else ""))
+    return KernelRow(
+        name=kernel.name,
+        version=kernel.version or kernel.release,
+        source=kernel.source,
+        available=True,
+        boot_s=result.boot_s,
+        wall_s=round(result.wall_s, 1),
+        cells=cells,
+        note=f"{kernel.release}: {result.verdict.name.lower()}"
+        + (f" ({result.reason})" if result.reason else ""),
+    )
 
 
 def run_kernel(spec: str, options: SweepOptions, repo: Path, progress: Progress) -> KernelRow:
@@ -168,16 +205,26 @@ def run_kernel(spec: str, options: SweepOptions, repo: Path, progress: Progress)
         kernel = vm_kernels.resolve(spec, progress=lambda text: progress(spec, text))
     except LibtraceError as exc:
         cell = Cell(CellVerdict.ERROR, str(exc))
-        return KernelRow(name=spec, version="", source=spec, available=True,
-                         wall_s=round(time.monotonic() - started, 1), note=str(exc),
-                         cells={c.name: cell for c in CAPABILITIES})
+        return KernelRow(
+            name=spec,
+            version="",
+            source=spec,
+            available=True,
+            wall_s=round(time.monotonic() - started, 1),
+            note=str(exc),
+            cells={c.name: cell for c in CAPABILITIES},
+        )
     run_dir = options.report_dir / RUNS_DIR / kernel.name
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True)
     progress(spec, "booting" if not kernel.is_host else "running on the host")
-    result = qemu.run(kernel, guest_command(repo, qemu.results_path(kernel, run_dir), options),
-                      timeout_s=options.timeout_s, results_dir=run_dir,
-                      console_log=run_dir / "console.log")
+    result = qemu.run(
+        kernel,
+        guest_command(repo, options),
+        timeout_s=options.timeout_s,
+        results_dir=run_dir,
+        console_log=run_dir / "console.log",
+    )
     row = _row_from_run(kernel, result, run_dir)
     if (run_dir / "junit.xml").exists():
         shutil.copy(run_dir / "junit.xml", options.report_dir / f"junit-{kernel.name}.xml")
@@ -195,13 +242,18 @@ def sweep(options: SweepOptions, progress: Progress | None = None) -> Report:
     for row in unavailable_rows(covered):
         writer.add(row)
     with ThreadPoolExecutor(max_workers=options.jobs) as pool:
-        futures = {pool.submit(run_kernel, spec, options, repo, progress): spec
-                   for spec in kernels}
+        futures = {pool.submit(run_kernel, spec, options, repo, progress): spec for spec in kernels}
         for future in as_completed(futures):
             row = future.result()
             writer.add(row)
-            progress(futures[future], "done: " + ", ".join(
-                f"{sum(c.verdict is v for c in row.cells.values())} {v}"
-                for v in CellVerdict if any(c.verdict is v for c in row.cells.values())))
+            progress(
+                futures[future],
+                "done: "
+                + ", ".join(
+                    f"{sum(c.verdict is v for c in row.cells.values())} {v}"
+                    for v in CellVerdict
+                    if any(c.verdict is v for c in row.cells.values())
+                ),
+            )
     writer.finish()
     return writer.report

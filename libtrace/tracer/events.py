@@ -136,8 +136,8 @@ HEADER_SIZE = ctypes.sizeof(RawEvent)
 MAX_PAYLOAD = 16384
 #: ``enum lt_counter`` indexes of the counters map.
 COUNTER_EVENTS, COUNTER_LOST, COUNTER_BYTES = 0, 1, 2
-L4_NAMES = {socket.IPPROTO_TCP: "tcp", socket.IPPROTO_UDP: "udp"}
-FAMILY_NAMES = {socket.AF_INET: "ipv4", socket.AF_INET6: "ipv6"}
+L4_NAMES: dict[int, str] = {socket.IPPROTO_TCP: "tcp", socket.IPPROTO_UDP: "udp"}
+FAMILY_NAMES: dict[int, str] = {int(socket.AF_INET): "ipv4", int(socket.AF_INET6): "ipv6"}
 
 
 class DecodeError(LibtraceError):
@@ -214,7 +214,7 @@ class SocketEvent:
             "ts_ns": self.ts_ns,
             "cgroup_id": self.cgroup_id,
             "syscall": self.syscall.name.lower(),
-            "flags": [flag.name.lower() for flag in EventFlag if flag in self.flags],
+            "flags": [str(flag.name).lower() for flag in EventFlag if flag in self.flags],
         }
         if self.type is EventType.DATA:
             out["direction"] = self.direction.name.lower()

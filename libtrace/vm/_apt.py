@@ -34,8 +34,21 @@ SUITES = (
 
 #: Debian code names, to tell a Debian archive entry from a third-party one.
 DEBIAN_CODENAMES = frozenset(
-    {"stretch", "buster", "bullseye", "bookworm", "trixie", "forky", "duke", "sid",
-     "experimental", "stable", "oldstable", "testing", "unstable"}
+    {
+        "stretch",
+        "buster",
+        "bullseye",
+        "bookworm",
+        "trixie",
+        "forky",
+        "duke",
+        "sid",
+        "experimental",
+        "stable",
+        "oldstable",
+        "testing",
+        "unstable",
+    }
 )
 
 #: Lists older than this are refreshed; a day keeps a sweep stable yet current.
@@ -260,7 +273,11 @@ class AptRoot:
         argv = [tool, *self.options(), *args]
         try:
             proc = subprocess.run(
-                argv, cwd=cwd, capture_output=True, text=True, timeout=APT_TIMEOUT_S,
+                argv,
+                cwd=cwd,
+                capture_output=True,
+                text=True,
+                timeout=APT_TIMEOUT_S,
                 env={**os.environ, "LC_ALL": "C"},
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
@@ -275,7 +292,9 @@ class AptRoot:
         """True when an update has succeeded at least once."""
         return (self.root / "updated").exists()
 
-    def update(self, *, max_age_s: float = LISTS_MAX_AGE_S, progress: Progress | None = None) -> None:
+    def update(
+        self, *, max_age_s: float = LISTS_MAX_AGE_S, progress: Progress | None = None
+    ) -> None:
         """Refresh the package lists when they are missing, stale or for another mirror.
 
         Raises:
@@ -325,8 +344,9 @@ class AptRoot:
             found.append(PackageVersion(fields[0], fields[1], suite))
         return found
 
-    def download(self, package: str, version: str, dest: Path,
-                 progress: Progress | None = None) -> Path:
+    def download(
+        self, package: str, version: str, dest: Path, progress: Progress | None = None
+    ) -> Path:
         """Download one package version into ``dest`` and return the ``.deb`` path.
 
         Raises:
@@ -342,7 +362,9 @@ class AptRoot:
             self._run("apt-get", "download", "-q", f"{package}={version}", cwd=dest)
         except DownloadError as exc:
             if "Unable to locate" in str(exc) or "not found" in str(exc):
-                raise KernelNotFoundError(f"no package {package} {version} in {self.suites}") from exc
+                raise KernelNotFoundError(
+                    f"no package {package} {version} in {self.suites}"
+                ) from exc
             raise
         debs = sorted(dest.glob("*.deb"))
         if len(debs) != 1:

@@ -81,8 +81,9 @@ def deb_fields(deb: Path) -> tuple[str, str]:
     """
     if not deb.is_file():
         raise KernelPackageError(f"{deb} does not exist")
-    out = _tool(["dpkg-deb", "-f", str(deb), "Package", "Version"],
-                f"{deb} is not a valid Debian package")
+    out = _tool(
+        ["dpkg-deb", "-f", str(deb), "Package", "Version"], f"{deb} is not a valid Debian package"
+    )
     fields = dict(
         line.split(":", 1) for line in out.splitlines() if ":" in line and not line[0].isspace()
     )
@@ -153,8 +154,9 @@ def read_entry(entry: Path) -> Entry | None:
     return result
 
 
-def extract_deb(deb: Path, entry: Path, package: str, version: str,
-                progress: Progress | None = None) -> Entry:
+def extract_deb(
+    deb: Path, entry: Path, package: str, version: str, progress: Progress | None = None
+) -> Entry:
     """Extract ``deb`` into the (locked) entry directory, run depmod, write the marker.
 
     Raises:

@@ -72,7 +72,11 @@ class Kernel:
 
 
 def default_cache_dir() -> Path:
-    """``$LIBTRACE_CACHE_DIR/kernels``, else ``$XDG_CACHE_HOME`` or ``~/.cache`` + ``libtrace/kernels``."""
+    """Where kernels are cached.
+
+    ``$LIBTRACE_CACHE_DIR/kernels`` when set, else ``libtrace/kernels`` under
+    ``$XDG_CACHE_HOME`` or ``~/.cache``.  Initramfs and vmlinux images go beside it.
+    """
     if os.environ.get("LIBTRACE_CACHE_DIR"):
         return Path(os.environ["LIBTRACE_CACHE_DIR"]) / "kernels"
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
@@ -114,7 +118,9 @@ def _from_entry(name: str, source: str, entry: _cache.Entry) -> Kernel:
     )
 
 
-def _deb_kernel(name: str, source: str, deb: Path, cache: Path, progress: Progress | None) -> Kernel:
+def _deb_kernel(
+    name: str, source: str, deb: Path, cache: Path, progress: Progress | None
+) -> Kernel:
     package, version = _cache.deb_fields(deb)
     entry_dir = cache / _cache.entry_key(package, version)
     with _cache.locked(entry_dir):
@@ -137,12 +143,16 @@ class Series:
 
 #: The catalog: generic ``-amd64`` images only (the ``-cloud`` flavour has no 9p).
 CATALOG: dict[str, Series] = {
-    "debian-5.10": Series(re.compile(r"linux-image-5\.10\.0-\d+-amd64"),
-                          ("bullseye", "bullseye-security")),
-    "debian-6.1": Series(re.compile(r"linux-image-6\.1\.0-\d+-amd64"),
-                         ("bookworm", "bookworm-security")),
-    "debian-6.12": Series(re.compile(r"linux-image-6\.12\.\d+\+deb1[23][.\d]*-amd64"),
-                          ("trixie", "trixie-security", "bookworm-backports")),
+    "debian-5.10": Series(
+        re.compile(r"linux-image-5\.10\.0-\d+-amd64"), ("bullseye", "bullseye-security")
+    ),
+    "debian-6.1": Series(
+        re.compile(r"linux-image-6\.1\.0-\d+-amd64"), ("bookworm", "bookworm-security")
+    ),
+    "debian-6.12": Series(
+        re.compile(r"linux-image-6\.12\.\d+\+deb1[23][.\d]*-amd64"),
+        ("trixie", "trixie-security", "bookworm-backports"),
+    ),
 }
 
 #: A point release of a catalog series, e.g. ``debian-5.10.223``.
@@ -157,7 +167,7 @@ def _catalog_lookup(spec: str) -> tuple[Series, str | None] | None:
         return CATALOG[spec], None
     match = POINT_RE.fullmatch(spec)
     if match and match.group(1) in CATALOG:
-        return CATALOG[match.group(1)], f"{match.group(1)[len('debian-'):]}.{match.group(2)}"
+        return CATALOG[match.group(1)], f"{match.group(1)[len('debian-') :]}.{match.group(2)}"
     return None
 
 
@@ -203,9 +213,26 @@ def cached(spec: str, *, cache_dir: Path | None = None) -> Kernel | None:
     try:
         meta = json.loads(_pointer(cache, spec).read_text())
     except (OSError, ValueError):
+        meta = None
+    if meta is not None:
+        entry = _cache.read_entry(cache / meta.get("entry", "?"))
+        return _from_entry(spec, meta.get("source", "debian:"), entry) if entry else None
+    lookup = _catalog_lookup(spec)
+    if lookup is None or lookup[1] is None or not cache.is_dir():
         return None
-    entry = _cache.read_entry(cache / meta.get("entry", "?"))
-    return _from_entry(spec, meta.get("source", "debian:"), entry) if entry else None
+    # A point release resolved under another name (e.g. the series) is cached all the same.
+    series, upstream = lookup
+    entries = [
+        entry
+        for entry in map(_cache.read_entry, cache.iterdir())
+        if entry is not None
+        and series.packages.fullmatch(entry.package)
+        and _cache.upstream_version(entry.version) == upstream
+    ]
+    if not entries:
+        return None
+    newest = max(entries, key=lambda e: _VersionKey(e.version))
+    return _from_entry(spec, "debian:", newest)
 
 
 def known_kernels(*, cache_dir: Path | None = None) -> list[str]:
@@ -309,16 +336,23 @@ class DebianSource(KernelSource):
         with _cache.locked(entry_dir):
             entry = _cache.read_entry(entry_dir)
             if entry is None:
-                deb = apt.download(chosen.name, chosen.version, entry_dir.with_name(
-                    entry_dir.name + ".download"), progress)
+                deb = apt.download(
+                    chosen.name,
+                    chosen.version,
+                    entry_dir.with_name(entry_dir.name + ".download"),
+                    progress,
+                )
                 try:
-                    entry = _cache.extract_deb(deb, entry_dir, chosen.name, chosen.version, progress)
+                    entry = _cache.extract_deb(
+                        deb, entry_dir, chosen.name, chosen.version, progress
+                    )
                 finally:
                     shutil.rmtree(deb.parent, ignore_errors=True)
         source = f"debian:{chosen.suite}"
-        pointer = _pointer(cache, spec)
-        pointer.parent.mkdir(parents=True, exist_ok=True)
-        pointer.write_text(json.dumps({"entry": entry_dir.name, "source": source}) + "\n")
+        for name in {spec, f"debian-{_cache.upstream_version(chosen.version)}"}:
+            pointer = _pointer(cache, name)
+            pointer.parent.mkdir(parents=True, exist_ok=True)
+            pointer.write_text(json.dumps({"entry": entry_dir.name, "source": source}) + "\n")
         return _from_entry(spec, source, entry)
 
 
@@ -340,9 +374,10 @@ class UrlSource(KernelSource):
                     progress(f"downloading {spec}")
                 partial = deb.with_suffix(".partial")
                 try:
-                    with urllib.request.urlopen(spec, timeout=URL_TIMEOUT_S) as response, open(
-                        partial, "wb"
-                    ) as out:
+                    with (
+                        urllib.request.urlopen(spec, timeout=URL_TIMEOUT_S) as response,
+                        open(partial, "wb") as out,
+                    ):
                         shutil.copyfileobj(response, out, 1 << 20)
                 except OSError as exc:
                     partial.unlink(missing_ok=True)
@@ -388,8 +423,14 @@ class DirSource(KernelSource):
                 progress(f"running depmod for {release}")
             _cache.run_depmod(modules, release)
         _, text = image_release(vmlinuz)
-        return Kernel(name=spec, release=release, version=_version_from(text, release),
-                      source=f"dir:{root}", vmlinuz=vmlinuz, modules=modules)
+        return Kernel(
+            name=spec,
+            release=release,
+            version=_version_from(text, release),
+            source=f"dir:{root}",
+            vmlinuz=vmlinuz,
+            modules=modules,
+        )
 
 
 class VmlinuzSource(KernelSource):
@@ -412,12 +453,24 @@ class VmlinuzSource(KernelSource):
             for base in (here, here.parent)
             for sub in ("lib/modules", "usr/lib/modules", "modules")
         ]
-        modules = next((c for c in candidates if (c / "modules.order").is_file()
-                        or (c / "modules.dep").is_file()), None)
+        modules = next(
+            (
+                c
+                for c in candidates
+                if (c / "modules.order").is_file() or (c / "modules.dep").is_file()
+            ),
+            None,
+        )
         if modules is not None and not (modules / "modules.dep").is_file():
             _cache.run_depmod(modules, release)
-        return Kernel(name=spec, release=release, version=_version_from(text, release),
-                      source=f"vmlinuz:{vmlinuz}", vmlinuz=vmlinuz, modules=modules)
+        return Kernel(
+            name=spec,
+            release=release,
+            version=_version_from(text, release),
+            source=f"vmlinuz:{vmlinuz}",
+            vmlinuz=vmlinuz,
+            modules=modules,
+        )
 
 
 #: The kernel sources, in the order they are asked to claim a spec.
@@ -427,8 +480,9 @@ SOURCES: dict[str, type[KernelSource]] = {
 }
 
 
-def resolve(spec: str, *, cache_dir: Path | None = None,
-            progress: Progress | None = None) -> Kernel:
+def resolve(
+    spec: str, *, cache_dir: Path | None = None, progress: Progress | None = None
+) -> Kernel:
     """Turn a kernel specification into a bootable kernel.
 
     Args:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import libtrace
 
-SAMPLE = textwrap.dedent('''
+SAMPLE = textwrap.dedent("""
     import os, pytest
 
     @pytest.mark.capability("attach")
@@ -45,18 +45,35 @@ SAMPLE = textwrap.dedent('''
         os._exit(3)
 
     import json
-''')
+""")
 
 
 def test_columns_verdicts_and_details(tmp_path):
     (tmp_path / "test_sample.py").write_text(SAMPLE)
     report = tmp_path / "cells.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "libtrace.matrix.plugin",
-         "--capability-report", str(report), "-p", "no:cacheprovider", str(tmp_path),
-         "-o", "markers=capability\n variant_capability"],
-        capture_output=True, text=True,
-        env={"REPORT": str(report), "PATH": "", "PYTHONPATH": str(Path(libtrace.__file__).parents[1])},
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "libtrace.matrix.plugin",
+            "--capability-report",
+            str(report),
+            "-p",
+            "no:cacheprovider",
+            str(tmp_path),
+            "-o",
+            "markers=capability\n variant_capability",
+        ],
+        capture_output=True,
+        text=True,
+        env={
+            "REPORT": str(report),
+            "PATH": "",
+            "PYTHONPATH": str(Path(libtrace.__file__).parents[1]),
+        },
         cwd=tmp_path,
     )
     assert proc.returncode == 3, proc.stdout + proc.stderr  # test_dies killed the run

@@ -21,8 +21,16 @@ from libtrace.matrix.report import (
 
 def row(name: str, version: str, verdict: CellVerdict = CellVerdict.PASS, **kw) -> KernelRow:
     cells = {c.name: Cell(verdict, f"{verdict} detail") for c in CAPABILITIES[:3]}
-    return KernelRow(name=name, version=version, source="test", available=True,
-                     boot_s=3.5, wall_s=60.0, cells=cells, **kw)
+    return KernelRow(
+        name=name,
+        version=version,
+        source="test",
+        available=True,
+        boot_s=3.5,
+        wall_s=60.0,
+        cells=cells,
+        **kw,
+    )
 
 
 def test_each_row_is_on_disk_as_soon_as_it_is_added(tmp_path):
@@ -44,8 +52,16 @@ def test_finish_renders_markdown_and_a_png_grid(tmp_path):
     writer = ReportWriter(tmp_path)
     writer.add(row("host", "6.18.0"))
     writer.add(row("debian-5.10", "5.10.237", CellVerdict.PANIC, note="Kernel panic - not syncing"))
-    writer.add(KernelRow(name="4.14", version="4.14", source="seed", available=False,
-                         cells={"attach": Cell(CellVerdict.NOT_AVAILABLE, "")}, note="predicted"))
+    writer.add(
+        KernelRow(
+            name="4.14",
+            version="4.14",
+            source="seed",
+            available=False,
+            cells={"attach": Cell(CellVerdict.NOT_AVAILABLE, "")},
+            note="predicted",
+        )
+    )
     writer.finish()
     markdown = (tmp_path / "matrix.md").read_text()
     assert markdown.index("| 4.14 ") < markdown.index("| debian-5.10 ") < markdown.index("| host ")

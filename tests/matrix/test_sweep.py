@@ -27,24 +27,44 @@ from libtrace.vm.kernels import Kernel
 from libtrace.vm.qemu import RunResult, Verdict
 
 CLI = [sys.executable, "-m", "libtrace.cli"]
-GUEST = Kernel(name="debian-6.1", release="6.1.0-40-amd64", version="6.1.150",
-               source="debian:bookworm", vmlinuz=Path("/nonexistent"), modules=None)
+GUEST = Kernel(
+    name="debian-6.1",
+    release="6.1.0-40-amd64",
+    version="6.1.150",
+    source="debian:bookworm",
+    vmlinuz=Path("/nonexistent"),
+    modules=None,
+)
 
 
 def result(verdict: Verdict, *, splats: tuple[str, ...] = (), reason: str = "") -> RunResult:
-    return RunResult(verdict=verdict, exit_code=0 if verdict is Verdict.PASS else None,
-                     reason=reason, boot_s=3.0, wall_s=42.0, log_tail="last line", splats=splats)
+    return RunResult(
+        verdict=verdict,
+        exit_code=0 if verdict is Verdict.PASS else None,
+        reason=reason,
+        boot_s=3.0,
+        wall_s=42.0,
+        log_tail="last line",
+        splats=splats,
+    )
 
 
 def write_cells(run_dir: Path, **cells: str) -> None:
-    (run_dir / "cells.json").write_text(json.dumps(
-        {name: {"verdict": verdict, "detail": f"{verdict} here"} for name, verdict in cells.items()}))
+    (run_dir / "cells.json").write_text(
+        json.dumps(
+            {
+                name: {"verdict": verdict, "detail": f"{verdict} here"}
+                for name, verdict in cells.items()
+            }
+        )
+    )
 
 
 def test_a_panic_keeps_the_finished_columns_and_fails_the_rest(tmp_path):
     write_cells(tmp_path, attach="pass", buffer="fail", tcp_capture="pending")
-    row = _row_from_run(GUEST, result(Verdict.PANIC, reason="Kernel panic - not syncing: x"),
-                        tmp_path)
+    row = _row_from_run(
+        GUEST, result(Verdict.PANIC, reason="Kernel panic - not syncing: x"), tmp_path
+    )
     assert row.cells["attach"].verdict is CellVerdict.PASS
     assert row.cells["buffer"].verdict is CellVerdict.FAIL
     assert row.cells["tcp_capture"].verdict is CellVerdict.PANIC
@@ -54,8 +74,9 @@ def test_a_panic_keeps_the_finished_columns_and_fails_the_rest(tmp_path):
 
 def test_a_kernel_log_splat_fails_the_passing_cells(tmp_path):
     write_cells(tmp_path, attach="pass", core_identity="skip")
-    row = _row_from_run(GUEST, result(Verdict.PASS, splats=("WARNING: CPU: 0 PID: 1 at x",)),
-                        tmp_path)
+    row = _row_from_run(
+        GUEST, result(Verdict.PASS, splats=("WARNING: CPU: 0 PID: 1 at x",)), tmp_path
+    )
     assert row.cells["attach"].verdict is CellVerdict.FAIL
     assert "WARNING: CPU: 0" in row.cells["attach"].detail
     assert row.cells["core_identity"].verdict is CellVerdict.SKIP
@@ -90,10 +111,12 @@ def test_kernel_specs_and_shards():
 
 
 def test_emit_ci_matrix_prints_the_kernel_list():
-    proc = subprocess.run([*CLI, "matrix", "--emit-ci-matrix"], capture_output=True, text=True,
-                          check=True)
-    assert json.loads(proc.stdout) == {"kernel": ["host", "debian-5.10", "debian-6.1",
-                                                  "debian-6.12"]}
+    proc = subprocess.run(
+        [*CLI, "matrix", "--emit-ci-matrix"], capture_output=True, text=True, check=True
+    )
+    assert json.loads(proc.stdout) == {
+        "kernel": ["host", "debian-5.10", "debian-6.1", "debian-6.12"]
+    }
 
 
 #: A quick selection of kernel-level tests for sweeps inside the test suite.
@@ -109,9 +132,21 @@ def test_a_real_sweep_over_a_guest_kernel_and_a_corrupt_deb(tmp_path):
     corrupt.write_bytes(b"!<arch>\nnot really a deb")
     report = tmp_path / "report"
     proc = subprocess.run(
-        [*CLI, "matrix", "--kernels", f"debian-6.1,{corrupt}", "--report", str(report),
-         "-k", QUICK, "--timeout", "400"],
-        capture_output=True, text=True, timeout=900,
+        [
+            *CLI,
+            "matrix",
+            "--kernels",
+            f"debian-6.1,{corrupt}",
+            "--report",
+            str(report),
+            "-k",
+            QUICK,
+            "--timeout",
+            "400",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     data = json.loads((report / REPORT_JSON).read_text())
     rows = {k["name"]: k for k in data["kernels"]}
@@ -134,8 +169,20 @@ def test_a_real_sweep_over_a_guest_kernel_and_a_corrupt_deb(tmp_path):
 def test_killing_the_sweep_half_way_keeps_finished_rows(tmp_path):
     report = tmp_path / "report"
     proc = subprocess.Popen(
-        [*CLI, "matrix", "--kernels", "host,debian-6.12", "--report", str(report), "-k", QUICK,
-         "--jobs", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            *CLI,
+            "matrix",
+            "--kernels",
+            "host,debian-6.12",
+            "--report",
+            str(report),
+            "-k",
+            QUICK,
+            "--jobs",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
     deadline = time.monotonic() + 300
