@@ -49,7 +49,10 @@ def test_no_program_link_or_map_remains(how):
     progs = set(during) - before
     maps = {m for pid in progs for m in during[pid].get("map_ids", [])}
     _, links, _ = remaining(progs, maps)
-    assert len(progs) >= 27 and len(links) == len(progs) and maps  # attached for real
+    assert len(progs) >= 27 and maps  # loaded for real
+    # Before 5.15 libbpf attaches tracepoints with perf-event ioctls, which
+    # are not BPF links; from 5.15 every program has one.
+    assert len(links) in (0, len(progs))
     if how == "sigterm":
         proc.send_signal(signal.SIGTERM)
     elif how == "sigkill":
