@@ -21,6 +21,7 @@ from rich.console import Console
 from . import __version__
 from .errors import ConfigError, LibtraceError
 from .matrix.cli import add_matrix_commands
+from .pcap.cli import add_pcap_command
 from .tracer.events import SocketEvent
 from .tracer.probe import COMPAT_SWITCHES
 from .tracer.tracer import DEFAULT_PAYLOAD_CAP, Tracer, TracerConfig
@@ -111,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="explain the variant chosen and log libbpf's messages",
     )
     trace.set_defaults(handler=_trace)
+    add_pcap_command(commands)
     add_vm_commands(commands)
     add_matrix_commands(commands)
     return parser

@@ -9,11 +9,13 @@ set -euo pipefail
 #  bpftool                  the tests check that nothing stays loaded after exit
 #  redis-server/-tools      the overhead benchmark's real request/response workload
 #  tshark, tcpdump          packet oracles for the capture tests and fixtures
+#  nginx, nghttp2-*, dnsmasq-base, dnsutils, curl   real servers and clients of the fixtures
 #  qemu-system-x86, busybox-static, kmod, cpio   the kernel matrix (guests, initramfs, depmod)
 APT_PACKAGES=(
   clang llvm libbpf-dev libbpf1 bpftool
   redis-server redis-tools
-  tcpdump
+  tcpdump tshark
+  nginx nghttp2-server nghttp2-client dnsmasq-base dnsutils curl
   qemu-system-x86 busybox-static kmod cpio zstd xz-utils
 )
 
@@ -24,6 +26,13 @@ done
 if ((${#missing[@]})); then
   echo "install-deps: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # Servers must not start as system services: tests start private instances.
+  policy=/usr/sbin/policy-rc.d
+  created_policy=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod +x "$policy" && created_policy=1
+  fi
+  trap '[ "$created_policy" = 1 ] && rm -f "$policy"' EXIT
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi

@@ -1,0 +1,273 @@
+"""The connection-level parser every protocol builds on.
+
+Theory of operation
+-------------------
+A :class:`StreamParser` sees both directions of one connection (or the
+datagrams of one UDP flow).  :meth:`StreamParser.feed` only buffers: it
+appends bytes to that direction's :class:`Side` together with their
+timestamp, and ``b""`` marks the end of the direction.
+:meth:`StreamParser.next_event` then pulls one event at a time, request
+side first, until it returns :data:`NEED_DATA`.
+
+A protocol implements three hooks, each working on one :class:`Side`:
+
+``_parse(side)``
+    Look at ``side.buf``.  If it holds a complete message, consume its bytes
+    with ``side.consume(n)`` and return the :class:`Message`; if not, return
+    ``None`` and touch nothing.  Raise a :class:`ProtocolError` subclass on
+    bytes that cannot be the protocol.  To step over a body without
+    buffering it, set ``side.skip = n`` (or :data:`SKIP_TO_EOF`) and return
+    ``None``: the base discards those bytes, even ones fed later, and calls
+    ``_parse`` again once they are gone.  ``_parse`` is also called after the
+    direction ended (``side.eof``) so that a read-until-close body can finish.
+``_resync(side)``
+    Find the next plausible message start in ``side.buf``, consume the bytes
+    before it and return ``True``; or return ``False`` to wait for more
+    bytes (the base then keeps only the last :data:`MAX_RESYNC_TAIL` bytes).
+``_reset(side)``
+    Forget per-direction protocol state after a gap (optional).
+
+Errors never escape ``next_event``: a :class:`ProtocolError` from ``_parse``,
+a gap reported with :meth:`StreamParser.feed_gap`, or a buffer beyond
+:data:`MAX_BUFFER_BYTES` becomes one :class:`Desync` event, after which the
+side is resynchronised.  Every step either consumes bytes, emits an event or
+returns ``NEED_DATA``, so the loop ``while (e := p.next_event()) is not
+NEED_DATA`` always ends.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import ClassVar, Literal
+
+from ..errors import ProtocolError
+from ._events import NEED_DATA, Desync, Direction, Event, _NeedData
+from ._limits import MAX_BUFFER_BYTES, MAX_RESYNC_TAIL
+
+#: ``side.skip`` value that discards everything up to the end of the direction.
+SKIP_TO_EOF = 1 << 62
+
+Transport = Literal["tcp", "udp"]
+
+
+class Side:
+    """The buffered bytes and parsing state of one direction."""
+
+    __slots__ = ("_marks", "buf", "consumed", "datagrams", "direction", "eof", "pending",
+                 "resync", "skip", "state")
+
+    def __init__(self, direction: Direction) -> None:
+        self.direction = direction
+        #: bytes fed and not yet consumed
+        self.buf = bytearray()
+        #: stream offset of ``buf[0]``
+        self.consumed = 0
+        #: (stream offset, ts_ns) of each fed chunk still (partly) in ``buf``
+        self._marks: deque[tuple[int, int]] = deque()
+        #: the direction has ended (``b""`` was fed)
+        self.eof = False
+        #: hunting for a message start (mid-stream start, after a gap or error)
+        self.resync = False
+        #: bytes still to discard before parsing resumes
+        self.skip = 0
+        #: a Desync waiting to be emitted
+        self.pending: Desync | None = None
+        #: UDP: whole datagrams with their timestamps
+        self.datagrams: deque[tuple[bytes, int]] = deque()
+        #: the protocol's own state for this direction (a free slot)
+        self.state: object = None
+
+    def ts_at(self, pos: int = 0) -> int:
+        """The timestamp of the chunk that carried ``buf[pos]``."""
+        target = self.consumed + pos
+        ts = self._marks[0][1] if self._marks else 0
+        for offset, mark_ts in self._marks:
+            if offset > target:
+                break
+            ts = mark_ts
+        return ts
+
+    @property
+    def last_ts(self) -> int:
+        """The timestamp of the latest chunk fed."""
+        return self._marks[-1][1] if self._marks else 0
+
+    def append(self, data: bytes, ts_ns: int) -> None:
+        self._marks.append((self.consumed + len(self.buf), ts_ns))
+        self.buf += data
+
+    def consume(self, n: int) -> None:
+        """Drop the first ``n`` buffered bytes."""
+        n = min(n, len(self.buf))
+        del self.buf[:n]
+        self.consumed += n
+        # Keep the mark that covers buf[0]; drop the ones before it.
+        while len(self._marks) > 1 and self._marks[1][0] <= self.consumed:
+            self._marks.popleft()
+
+    def apply_skip(self) -> None:
+        if self.skip and self.buf:
+            n = min(self.skip, len(self.buf))
+            self.consume(n)
+            if self.skip != SKIP_TO_EOF:
+                self.skip -= n
+
+    def desync(self, ts_ns: int, reason: str) -> None:
+        """Enter resync mode and queue one Desync event (the first reason wins)."""
+        self.resync = True
+        self.skip = 0
+        if self.pending is None:
+            self.pending = Desync(direction=self.direction, ts_ns=ts_ns, reason=reason)
+
+
+class StreamParser:
+    """Base class of the protocol parsers; see the module docstring.
+
+    Args:
+        transport: ``"tcp"`` (a byte stream per direction) or ``"udp"`` (each
+            ``feed`` is one datagram).
+        mid_stream: the capture starts inside the connection: hunt for a
+            message start before parsing.
+    """
+
+    #: the registry name of the protocol
+    protocol: ClassVar[str] = ""
+    #: transports the protocol runs over
+    transports: ClassVar[tuple[Transport, ...]] = ("tcp",)
+
+    def __init__(self, *, transport: Transport = "tcp", mid_stream: bool = False) -> None:
+        if transport not in self.transports:
+            raise ValueError(f"{self.protocol} does not run over {transport}")
+        self.transport: Transport = transport
+        self.mid_stream = mid_stream
+        self._sides = {d: Side(d) for d in Direction}
+        for side in self._sides.values():
+            side.resync = mid_stream and transport == "tcp"
+
+    # -- the public API --------------------------------------------------------
+    def feed(self, direction: Direction | str, data: bytes, ts_ns: int) -> None:
+        """Buffer ``data`` sent in ``direction`` at ``ts_ns``; ``b""`` ends the direction.
+
+        Args:
+            direction: ``"request"`` (client to server) or ``"response"``.
+            data: the bytes (for UDP, exactly one datagram).
+            ts_ns: when they were seen, in nanoseconds.
+        """
+        side = self._sides[Direction(direction)]
+        if not data:
+            side.eof = True
+            return
+        if self.transport == "udp":
+            if len(side.datagrams) < MAX_BUFFER_BYTES // 512:
+                side.datagrams.append((bytes(data), ts_ns))
+            return
+        if side.skip:
+            n = min(side.skip, len(data))
+            data = data[n:]
+            if side.skip != SKIP_TO_EOF:
+                side.skip -= n
+            if not data:
+                return
+        if len(side.buf) + len(data) > 2 * MAX_BUFFER_BYTES:
+            # Never pulled: drop the lot rather than grow without bound.
+            side.consume(len(side.buf))
+            side.desync(ts_ns, "buffer limit exceeded before parsing")
+            self._reset(side)
+        side.append(data, ts_ns)
+
+    def feed_gap(self, direction: Direction | str, size: int, ts_ns: int) -> None:
+        """Report ``size`` bytes missing in ``direction`` (a capture hole)."""
+        side = self._sides[Direction(direction)]
+        if side.skip and side.skip != SKIP_TO_EOF and size <= side.skip and not side.buf:
+            side.skip -= size  # the hole falls inside a body we were skipping anyway
+            return
+        side.consume(len(side.buf))
+        side.desync(ts_ns, f"{size} bytes missing")
+        self._reset(side)
+
+    def next_event(self) -> Event | _NeedData:
+        """The next message or desync, or :data:`NEED_DATA`."""
+        for side in self._sides.values():
+            event = self._step(side)
+            if event is not NEED_DATA:
+                return event
+        return NEED_DATA
+
+    def events(self) -> list[Event]:
+        """Every event available now (``next_event`` until ``NEED_DATA``)."""
+        out: list[Event] = []
+        while not isinstance(event := self.next_event(), _NeedData):
+            out.append(event)
+        return out
+
+    # -- the loop ------------------------------------------------------------------
+    def _step(self, side: Side) -> Event | _NeedData:
+        if side.pending is not None:
+            event, side.pending = side.pending, None
+            return event
+        if self.transport == "udp":
+            return self._step_datagram(side)
+        while True:
+            side.apply_skip()
+            if side.skip and not side.eof:
+                return NEED_DATA
+            if side.resync:
+                if side.eof and not side.buf:
+                    return NEED_DATA
+                if not self._resync(side):
+                    if len(side.buf) > MAX_RESYNC_TAIL:
+                        side.consume(len(side.buf) - MAX_RESYNC_TAIL)
+                    if side.eof:
+                        side.consume(len(side.buf))
+                    return NEED_DATA
+                side.resync = False
+                continue
+            before = len(side.buf), side.skip
+            try:
+                message = self._parse(side)
+            except ProtocolError as exc:
+                side.consume(1)  # progress is guaranteed: the resync starts past here
+                side.desync(side.ts_at(0), f"{type(exc).__name__}: {exc}")
+                self._reset(side)
+                return self._step(side)
+            if message is not None:
+                return message
+            if (len(side.buf), side.skip) != before:
+                continue  # a body started or a part was consumed: go on
+            if len(side.buf) > MAX_BUFFER_BYTES:
+                side.consume(len(side.buf))
+                side.desync(side.last_ts, f"message larger than {MAX_BUFFER_BYTES} bytes")
+                self._reset(side)
+                return self._step(side)
+            if side.eof and side.buf:
+                ts = side.ts_at(0)
+                side.consume(len(side.buf))
+                side.desync(ts, "stream ended inside a message")
+                self._reset(side)
+                return self._step(side)
+            return NEED_DATA
+
+    def _step_datagram(self, side: Side) -> Event | _NeedData:
+        while side.datagrams:
+            data, ts = side.datagrams.popleft()
+            try:
+                return self._parse_datagram(side, data, ts)
+            except ProtocolError as exc:
+                return Desync(direction=side.direction, ts_ns=ts,
+                              reason=f"{type(exc).__name__}: {exc}")
+        return NEED_DATA
+
+    # -- hooks -------------------------------------------------------------------------
+    def _parse(self, side: Side) -> Event | None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _resync(self, side: Side) -> bool:
+        """Default: no way to find a boundary; drop everything and wait."""
+        side.consume(len(side.buf))
+        return False
+
+    def _reset(self, side: Side) -> None:
+        """Forget protocol state of ``side`` after a gap or an error."""
+
+    def _parse_datagram(self, side: Side, data: bytes, ts_ns: int) -> Event:
+        raise NotImplementedError  # pragma: no cover - only UDP protocols

@@ -1,0 +1,178 @@
+"""DNS over UDP (one message per datagram) and TCP (2-byte length prefix).
+
+The wire format is dnspython's (``dns.message.from_wire``); this module only
+frames TCP messages, turns dnspython's errors into ours at one boundary, and
+keeps the fields a record shows.  The QR bit, not the direction a datagram
+was fed in, decides query or response, so a wrong guess of the client side
+still pairs.  Pairing is by message id.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import dns.exception
+import dns.flags
+import dns.message
+import dns.opcode
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+
+from ._base import Side, StreamParser, Transport
+from ._errors import MalformedError, TruncatedError
+from ._events import Direction, Message, Status, clip
+from ._limits import MAX_DNS_ANSWERS_KEPT
+
+#: A DNS header is 12 bytes; nothing shorter is a DNS message.
+DNS_HEADER_BYTES = 12
+#: RCODEs that blame the query; every other non-zero RCODE is the server's.
+CLIENT_ERROR_RCODES = frozenset({"FORMERR", "NXDOMAIN", "YXDOMAIN", "YXRRSET", "NXRRSET",
+                                 "NOTAUTH", "NOTZONE", "BADVERS"})
+# dnspython raises its own errors, but malformed rdata can surface as these.
+_FOREIGN_ERRORS = (dns.exception.DNSException, ValueError, KeyError, IndexError,
+                   UnicodeError, struct.error, TypeError, OverflowError, AttributeError)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DnsQuery(Message):
+    """A DNS query (QR = 0)."""
+
+    protocol: ClassVar[str] = "dns"
+    direction: ClassVar[Direction] = Direction.REQUEST
+
+    id: int
+    name: str | None
+    qtype: str | None
+    opcode: str = "QUERY"
+
+    @property
+    def key(self) -> int:
+        return self.id
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DnsResponse(Message):
+    """A DNS response (QR = 1)."""
+
+    protocol: ClassVar[str] = "dns"
+    direction: ClassVar[Direction] = Direction.RESPONSE
+
+    id: int
+    name: str | None
+    qtype: str | None
+    rcode: str
+    answers: tuple[dict[str, Any], ...] = ()
+    truncated: bool = False
+
+    @property
+    def key(self) -> int:
+        return self.id
+
+    @property
+    def outcome(self) -> Status:
+        if self.rcode == "NOERROR":
+            return Status.OK
+        return Status.CLIENT_ERROR if self.rcode in CLIENT_ERROR_RCODES else Status.SERVER_ERROR
+
+
+def decode_dns(wire: bytes, ts_ns: int, *, strict: bool = False) -> Message:
+    """Decode one DNS message.
+
+    Args:
+        wire: the message.
+        ts_ns: its timestamp.
+        strict: reject a message with any error (used to find boundaries);
+            otherwise a message whose question parsed is kept with its errors.
+
+    Raises:
+        TruncatedError: shorter than a DNS header.
+        MalformedError: dnspython cannot read it at all.
+    """
+    if len(wire) < DNS_HEADER_BYTES:
+        raise TruncatedError(f"{len(wire)} bytes is shorter than a DNS header")
+    msg_id, flags = struct.unpack_from(">HH", wire)
+    try:
+        msg = dns.message.from_wire(wire, ignore_trailing=not strict,
+                                    continue_on_error=not strict, one_rr_per_rrset=True)
+    except _FOREIGN_ERRORS as exc:
+        raise MalformedError(f"not a DNS message: {type(exc).__name__}: {exc}") from None
+    errors = tuple(clip(f"{type(e.exception).__name__}: {e.exception}", 200)
+                   for e in getattr(msg, "errors", ()))
+    if errors and not msg.question:
+        raise MalformedError(f"not a DNS message: {errors[0]}")
+    name = qtype = None
+    if msg.question:
+        question = msg.question[0]
+        name = clip(question.name.to_text())
+        qtype = dns.rdatatype.to_text(question.rdtype)
+    if not flags & dns.flags.QR:
+        return DnsQuery(ts_ns=ts_ns, size=len(wire), errors=errors, id=msg_id, name=name,
+                        qtype=qtype, opcode=dns.opcode.to_text(dns.opcode.from_flags(flags)),
+                        _parsed=True)
+    answers: list[dict[str, Any]] = []
+    for rrset in msg.answer:
+        for rdata in rrset:
+            if len(answers) >= MAX_DNS_ANSWERS_KEPT:
+                break
+            try:
+                data = rdata.to_text()
+            except _FOREIGN_ERRORS:
+                data = "<undecodable>"
+            answers.append({"name": clip(rrset.name.to_text()),
+                            "type": dns.rdatatype.to_text(rrset.rdtype),
+                            "ttl": rrset.ttl, "data": clip(data)})
+    return DnsResponse(ts_ns=ts_ns, size=len(wire), errors=errors, id=msg_id, name=name,
+                       qtype=qtype, rcode=dns.rcode.to_text(msg.rcode()),
+                       answers=tuple(answers), truncated=bool(flags & dns.flags.TC),
+                       _parsed=True)
+
+
+class DnsParser(StreamParser):
+    """DNS over UDP or TCP."""
+
+    protocol = "dns"
+    transports = ("udp", "tcp")
+
+    def __init__(self, *, transport: Transport = "udp", mid_stream: bool = False) -> None:
+        super().__init__(transport=transport, mid_stream=mid_stream)
+
+    def _parse_datagram(self, side: Side, data: bytes, ts_ns: int) -> Message:
+        return decode_dns(data, ts_ns)
+
+    def _parse(self, side: Side) -> Message | None:
+        buf = side.buf
+        if len(buf) < 2:
+            return None
+        length = int.from_bytes(buf[:2], "big")
+        if length < DNS_HEADER_BYTES:
+            raise MalformedError(f"TCP DNS length {length} is shorter than a header")
+        if len(buf) < 2 + length:
+            return None
+        ts = side.ts_at(0)
+        wire = bytes(buf[2:2 + length])
+        side.consume(2 + length)
+        return decode_dns(wire, ts)
+
+    def _resync(self, side: Side) -> bool:
+        # Try each offset: a length prefix followed by a message dnspython reads.
+        buf = side.buf
+        for pos in range(max(0, len(buf) - 1)):
+            length = int.from_bytes(buf[pos:pos + 2], "big")
+            if length < DNS_HEADER_BYTES:
+                continue
+            if len(buf) < pos + 2 + length:
+                return False if pos == 0 else self._consume_to(side, pos)
+            try:
+                decode_dns(bytes(buf[pos + 2:pos + 2 + length]), 0, strict=True)
+            except (MalformedError, TruncatedError):
+                continue
+            return self._consume_to(side, pos)
+        return False
+
+    @staticmethod
+    def _consume_to(side: Side, pos: int) -> bool:
+        side.consume(pos)
+        return True

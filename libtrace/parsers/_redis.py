@@ -1,0 +1,252 @@
+"""Redis RESP2 and RESP3: commands (arrays and inline), replies, pipelining, pushes.
+
+Theory of operation: a RESP value is parsed in place from the buffer by a
+recursive-descent reader that raises :class:`_Incomplete` when the buffer
+ends early, so a partial value costs nothing but a later retry.  Nesting is
+bounded by :data:`MAX_RESP_DEPTH`, lines by :data:`MAX_RESP_LINE_BYTES` and bulk
+strings by :data:`MAX_MESSAGE_BYTES`; an aggregate's claimed length allocates
+nothing (elements are parsed one by one and each takes bytes).  Only the
+first :data:`MAX_ARGS_KEPT` elements are kept.  Replies pair with commands in
+order, except RESP3 pushes (``>``) and RESP2 pub/sub messages, which are
+marked unsolicited.  Streamed RESP3 strings (``$?``) are not supported and
+resynchronise.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import ClassVar, NamedTuple
+
+from ._base import Side, StreamParser, Transport
+from ._errors import LimitExceededError, MalformedError
+from ._events import Direction, Message, Status, clip
+from ._limits import MAX_ARGS_KEPT, MAX_MESSAGE_BYTES, MAX_RESP_DEPTH, MAX_RESP_LINE_BYTES
+
+#: RESP type bytes and the names records use for them.
+TYPES: dict[int, str] = {
+    ord("+"): "simple_string", ord("-"): "error", ord(":"): "integer",
+    ord("$"): "bulk_string", ord("*"): "array", ord("_"): "null", ord(","): "double",
+    ord("#"): "boolean", ord("!"): "blob_error", ord("="): "verbatim_string",
+    ord("("): "big_number", ord("%"): "map", ord("~"): "set", ord(">"): "push",
+    ord("|"): "attribute",
+}
+_INTEGER = re.compile(rb"-?\d{1,20}")
+#: error prefixes that blame the client; any other error is the server's
+CLIENT_ERROR_PREFIXES = frozenset({
+    "ERR", "WRONGTYPE", "NOSCRIPT", "NOAUTH", "NOPERM", "WRONGPASS", "EXECABORT",
+    "NOPROTO", "NOGROUP", "BUSYGROUP", "UNKILLABLE", "NOTBUSY", "CROSSSLOT", "MOVED", "ASK",
+})
+_PUBSUB_KINDS = frozenset({"message", "pmessage", "smessage"})
+_SUBSCRIBE = frozenset({"SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE"})
+
+
+class _Incomplete(Exception):
+    """The buffer ends inside the value (internal: becomes "need data")."""
+
+
+class _Value(NamedTuple):
+    type: str
+    data: bytes | None = None            #: scalars
+    items: tuple[_Value, ...] = ()       #: the first MAX_ARGS_KEPT elements
+    length: int | None = None            #: aggregates: element count
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RedisRequest(Message):
+    """A Redis command."""
+
+    protocol: ClassVar[str] = "redis"
+    direction: ClassVar[Direction] = Direction.REQUEST
+
+    command: str
+    args: tuple[str, ...] = ()
+    arg_count: int = 0
+    inline: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RedisResponse(Message):
+    """A Redis reply."""
+
+    protocol: ClassVar[str] = "redis"
+    direction: ClassVar[Direction] = Direction.RESPONSE
+
+    type: str
+    error: str | None = None
+    value: str | None = None
+    length: int | None = None
+    push: bool = False
+
+    @property
+    def expects_response(self) -> bool:
+        return not self.push
+
+    @property
+    def outcome(self) -> Status:
+        if self.error is None:
+            return Status.OK
+        prefix = self.error.split(" ", 1)[0]
+        return Status.CLIENT_ERROR if prefix in CLIENT_ERROR_PREFIXES else Status.SERVER_ERROR
+
+
+def _integer(line: bytes) -> int:
+    if not _INTEGER.fullmatch(line):
+        raise MalformedError(f"invalid RESP integer {line[:24]!r}")
+    return int(line)
+
+
+def _line(buf: bytearray, pos: int) -> tuple[bytes, int]:
+    end = buf.find(b"\r\n", pos, pos + MAX_RESP_LINE_BYTES + 2)
+    if end < 0:
+        if len(buf) - pos > MAX_RESP_LINE_BYTES:
+            raise LimitExceededError(f"RESP line longer than {MAX_RESP_LINE_BYTES} bytes")
+        raise _Incomplete
+    return bytes(buf[pos:end]), end + 2
+
+
+def parse_value(buf: bytearray, pos: int = 0, depth: int = 0) -> tuple[_Value, int]:
+    """Parse one RESP2/RESP3 value at ``buf[pos]``; return it and the end offset.
+
+    Raises:
+        _Incomplete: the buffer ends inside the value.
+        MalformedError, LimitExceededError: the bytes are not RESP, or exceed limits.
+    """
+    if depth > MAX_RESP_DEPTH:
+        raise LimitExceededError(f"RESP nested deeper than {MAX_RESP_DEPTH}")
+    if pos >= len(buf):
+        raise _Incomplete
+    kind = TYPES.get(buf[pos])
+    if kind is None:
+        raise MalformedError(f"unknown RESP type byte {bytes(buf[pos:pos + 1])!r}")
+    line, pos = _line(buf, pos + 1)
+    if kind in ("simple_string", "error", "double", "big_number"):
+        return _Value(kind, line), pos
+    if kind == "integer":
+        return _Value(kind, str(_integer(line)).encode()), pos
+    if kind == "null":
+        if line:
+            raise MalformedError("RESP3 null with a payload")
+        return _Value(kind), pos
+    if kind == "boolean":
+        if line not in (b"t", b"f"):
+            raise MalformedError(f"invalid RESP3 boolean {line[:8]!r}")
+        return _Value(kind, line), pos
+    count = _integer(line)
+    if kind in ("bulk_string", "blob_error", "verbatim_string"):
+        if count == -1 and kind == "bulk_string":
+            return _Value("null"), pos
+        if count < 0:
+            raise MalformedError(f"negative {kind} length {count}")
+        if count > MAX_MESSAGE_BYTES:
+            raise LimitExceededError(f"{kind} of {count} bytes")
+        if len(buf) < pos + count + 2:
+            raise _Incomplete
+        if buf[pos + count:pos + count + 2] != b"\r\n":
+            raise MalformedError(f"{kind} not terminated by CRLF")
+        return _Value(kind, bytes(buf[pos:pos + count])), pos + count + 2
+    if count == -1 and kind == "array":
+        return _Value("null"), pos
+    if count < 0:
+        raise MalformedError(f"negative {kind} length {count}")
+    elements = count * 2 if kind in ("map", "attribute") else count
+    kept: list[_Value] = []
+    for _ in range(elements):
+        item, pos = parse_value(buf, pos, depth + 1)
+        if len(kept) < MAX_ARGS_KEPT:
+            kept.append(item)
+    if kind == "attribute":  # metadata about the value that follows it
+        return parse_value(buf, pos, depth)
+    return _Value(kind, None, tuple(kept), count), pos
+
+
+def _text(data: bytes | None) -> str:
+    return clip((data or b"").decode("utf-8", "replace"))
+
+
+class RedisParser(StreamParser):
+    """Redis (RESP2, RESP3, inline commands) over TCP."""
+
+    protocol = "redis"
+
+    def __init__(self, *, transport: Transport = "tcp", mid_stream: bool = False) -> None:
+        super().__init__(transport=transport, mid_stream=mid_stream)
+        self._subscribed = False
+
+    def _resync(self, side: Side) -> bool:
+        buf = side.buf
+        starts = (b"*",) if side.direction is Direction.REQUEST else tuple(
+            bytes([t]) for t in TYPES)
+        pos = 0
+        while pos < len(buf):
+            if buf[pos:pos + 1] in starts and (pos == 0 or buf[pos - 2:pos] == b"\r\n"):
+                try:
+                    parse_value(buf, pos)
+                except _Incomplete:
+                    side.consume(pos)
+                    return True
+                except (MalformedError, LimitExceededError):
+                    pass
+                else:
+                    side.consume(pos)
+                    return True
+            nxt = buf.find(b"\r\n", pos)
+            if nxt < 0:
+                break
+            pos = nxt + 2
+        return False
+
+    def _parse(self, side: Side) -> Message | None:
+        buf = side.buf
+        if not buf:
+            return None
+        ts = side.ts_at(0)
+        if side.direction is Direction.REQUEST and buf[0] not in TYPES:
+            return self._inline(side, ts)
+        try:
+            value, end = parse_value(buf)
+        except _Incomplete:
+            return None
+        side.consume(end)
+        if side.direction is Direction.REQUEST:
+            return self._request(value, ts, end)
+        return self._response(value, ts, end)
+
+    def _inline(self, side: Side, ts: int) -> Message | None:
+        end = side.buf.find(b"\n", 0, MAX_RESP_LINE_BYTES + 1)
+        if end < 0:
+            if len(side.buf) > MAX_RESP_LINE_BYTES:
+                raise LimitExceededError("inline command too long")
+            return None
+        words = bytes(side.buf[:end]).split()
+        side.consume(end + 1)
+        if not words:
+            return None  # an empty line is ignored by Redis too
+        if not all(0x20 < b < 0x7F for b in words[0]):
+            raise MalformedError(f"invalid inline command {words[0][:16]!r}")
+        command = words[0].decode("ascii").upper()
+        self._subscribed |= command in _SUBSCRIBE
+        return RedisRequest(ts_ns=ts, size=end + 1, command=command,
+                            args=tuple(_text(w) for w in words[1:1 + MAX_ARGS_KEPT]),
+                            arg_count=len(words) - 1, inline=True, _parsed=True)
+
+    def _request(self, value: _Value, ts: int, size: int) -> Message:
+        if value.type != "array" or not value.items:
+            raise MalformedError(f"a command must be a non-empty array, not {value.type}")
+        if any(item.type != "bulk_string" for item in value.items):
+            raise MalformedError("command arguments must be bulk strings")
+        command = _text(value.items[0].data).upper()
+        self._subscribed |= command in _SUBSCRIBE
+        return RedisRequest(ts_ns=ts, size=size, command=command,
+                            args=tuple(_text(i.data) for i in value.items[1:]),
+                            arg_count=(value.length or 1) - 1, _parsed=True)
+
+    def _response(self, value: _Value, ts: int, size: int) -> Message:
+        push = value.type == "push" or (
+            self._subscribed and value.type == "array" and bool(value.items)
+            and _text(value.items[0].data) in _PUBSUB_KINDS)
+        error = _text(value.data) if value.type in ("error", "blob_error") else None
+        scalar = value.data is not None and error is None
+        return RedisResponse(ts_ns=ts, size=size, type=value.type, error=error,
+                             value=_text(value.data) if scalar else None,
+                             length=value.length, push=push, _parsed=True)

@@ -1,0 +1,104 @@
+"""Request/response pairing: messages in, :class:`Record` out.
+
+Theory of operation: one :class:`Pairer` per connection.  A request whose
+:attr:`~Message.key` is not ``None`` waits in a dict under that key (HTTP/2
+stream, DNS id, Kafka correlation id, Dubbo request id); a request without a
+key waits in a FIFO queue (HTTP/1, Redis, MySQL), and a keyless response takes
+the oldest.  A :class:`Desync` empties the FIFO queue (emitting its requests
+as ``unknown``) because a response may have been lost with the bytes.  A
+message whose :attr:`~Message.expects_response` is false (one-way request,
+server push) becomes a record at once.  :meth:`Pairer.flush` emits what is
+left: a request older than ``timeout_ns`` relative to the last timestamp seen
+is ``timeout``, a younger one ``unknown``.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from collections.abc import Hashable
+
+from ._events import Desync, Direction, Event, Message, Record, Status
+from ._limits import MAX_PENDING_REQUESTS
+
+#: A request unanswered this long before the end of the capture timed out.
+DEFAULT_TIMEOUT_NS = 5 * 1_000_000_000
+
+
+class Pairer:
+    """Pair the events of one connection into records.
+
+    Args:
+        timeout_ns: how long a request may wait before ``flush`` calls it a timeout.
+        max_pending: requests kept waiting; the oldest beyond this is emitted as unknown.
+    """
+
+    def __init__(self, *, timeout_ns: int = DEFAULT_TIMEOUT_NS,
+                 max_pending: int = MAX_PENDING_REQUESTS) -> None:
+        self.timeout_ns = timeout_ns
+        self.max_pending = max_pending
+        self._keyed: OrderedDict[Hashable, Message] = OrderedDict()
+        self._fifo: deque[Message] = deque()
+        self.last_ts = 0
+
+    def add(self, event: Event) -> list[Record]:
+        """Take one parser event; return the records it completes."""
+        self.last_ts = max(self.last_ts, event.ts_ns)
+        if isinstance(event, Desync):
+            return [self._alone(m, Status.UNKNOWN) for m in self._drain_fifo()]
+        if event.direction is Direction.REQUEST:
+            return self._request(event)
+        return self._response(event)
+
+    def flush(self, now_ns: int | None = None) -> list[Record]:
+        """Emit every waiting request (end of capture or connection)."""
+        now = self.last_ts if now_ns is None else now_ns
+        waiting = sorted([*self._keyed.values(), *self._fifo], key=lambda m: m.ts_ns)
+        self._keyed.clear()
+        self._fifo.clear()
+        return [self._alone(m, Status.TIMEOUT if now - m.ts_ns > self.timeout_ns
+                            else Status.UNKNOWN) for m in waiting]
+
+    # -- internals ---------------------------------------------------------------------
+    def _request(self, message: Message) -> list[Record]:
+        if not message.expects_response:
+            return [self._alone(message, Status.OK)]
+        out: list[Record] = []
+        key = message.key
+        if key is None:
+            self._fifo.append(message)
+            if len(self._fifo) > self.max_pending:
+                out.append(self._alone(self._fifo.popleft(), Status.UNKNOWN))
+            return out
+        previous = self._keyed.pop(key, None)
+        if previous is not None:  # the key was reused: the old request got no answer
+            out.append(self._alone(previous, Status.UNKNOWN))
+        self._keyed[key] = message
+        if len(self._keyed) > self.max_pending:
+            out.append(self._alone(self._keyed.popitem(last=False)[1], Status.UNKNOWN))
+        return out
+
+    def _response(self, message: Message) -> list[Record]:
+        if not message.expects_response:
+            return [self._alone(message, message.outcome)]
+        key = message.key
+        if key is None:
+            request = self._fifo.popleft() if self._fifo else None
+        else:
+            request = self._keyed.pop(key, None)
+        if request is None:
+            return [self._alone(message, message.outcome)]
+        return [Record(protocol=request.protocol, ts_ns=request.ts_ns,
+                       latency_ns=max(0, message.ts_ns - request.ts_ns),
+                       status=message.outcome, request=request, response=message)]
+
+    def _drain_fifo(self) -> list[Message]:
+        drained = list(self._fifo)
+        self._fifo.clear()
+        return drained
+
+    @staticmethod
+    def _alone(message: Message, status: Status) -> Record:
+        is_request = message.direction is Direction.REQUEST
+        return Record(protocol=message.protocol, ts_ns=message.ts_ns, latency_ns=None,
+                      status=status, request=message if is_request else None,
+                      response=None if is_request else message)

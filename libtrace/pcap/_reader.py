@@ -1,0 +1,160 @@
+"""Packets out of pcap and pcapng files, by dpkt, down to TCP/UDP over IPv4/IPv6.
+
+dpkt reads the file formats; this module picks the link-layer decoder,
+peels IP, and is the one boundary where dpkt's and the OS's errors become
+:class:`PcapError` with one sentence.  dpkt's readers stop silently on a
+short final record, so the file object is wrapped to notice short reads:
+a capture cut in the middle of a record is reported as truncated.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO, Any
+
+import dpkt  # type: ignore[import-untyped]
+
+from ._errors import PcapError
+
+#: Link types (www.tcpdump.org/linktypes.html) this reader decodes.
+LINKTYPE_NULL, LINKTYPE_ETHERNET, LINKTYPE_RAW_BSD, LINKTYPE_RAW_OPENBSD = 0, 1, 12, 14
+LINKTYPE_RAW, LINKTYPE_LOOP, LINKTYPE_LINUX_SLL = 101, 108, 113
+LINKTYPE_IPV4, LINKTYPE_IPV6, LINKTYPE_LINUX_SLL2 = 228, 229, 276
+TCP_FIN, TCP_SYN, TCP_RST, TCP_ACK = 0x01, 0x02, 0x04, 0x10
+_DPKT_ERRORS = (dpkt.dpkt.Error, struct.error, ValueError, IndexError, TypeError, AttributeError)
+
+
+@dataclass(frozen=True, slots=True)
+class Packet:
+    """One TCP segment or UDP datagram."""
+
+    ts_ns: int
+    transport: str  #: "tcp" or "udp"
+    src: str
+    sport: int
+    dst: str
+    dport: int
+    payload: bytes
+    seq: int = 0
+    flags: int = 0
+
+
+class _TrackedFile:
+    """A file wrapper that remembers whether a read came up short inside a record."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._raw = raw
+        self.name = getattr(raw, "name", "<file>")
+        self.reads: list[tuple[int, int]] = []  # (asked, got) of the last two reads
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._raw.read(n)
+        if n is None or n < 0:
+            self.reads = [(-1, len(data))]
+        else:
+            self.reads = [*self.reads[-1:], (n, len(data))]
+        return data
+
+    def seek(self, *args: Any) -> int:
+        return self._raw.seek(*args)
+
+    def tell(self) -> int:
+        return self._raw.tell()
+
+    def fileno(self) -> int:
+        return self._raw.fileno()
+
+    @property
+    def ended_cleanly(self) -> bool:
+        """The reader stopped on an empty read that followed a complete one."""
+        if not self.reads:
+            return True
+        if self.reads[-1][1] != 0:
+            return False
+        return len(self.reads) < 2 or self.reads[0][0] == self.reads[0][1]
+
+
+def _link_decoder(linktype: int) -> Any:
+    if linktype == LINKTYPE_ETHERNET:
+        return lambda buf: dpkt.ethernet.Ethernet(buf).data
+    if linktype == LINKTYPE_LINUX_SLL:
+        return lambda buf: dpkt.sll.SLL(buf).data
+    if linktype == LINKTYPE_LINUX_SLL2:
+        return lambda buf: dpkt.sll2.SLL2(buf).data
+    if linktype in (LINKTYPE_NULL, LINKTYPE_LOOP):
+        return lambda buf: dpkt.loopback.Loopback(buf).data
+    if linktype in (LINKTYPE_RAW, LINKTYPE_RAW_BSD, LINKTYPE_RAW_OPENBSD, LINKTYPE_IPV4,
+                    LINKTYPE_IPV6):
+        return lambda buf: (dpkt.ip6.IP6(buf) if buf[:1] and buf[0] >> 4 == 6
+                            else dpkt.ip.IP(buf))
+    return None
+
+
+def _to_packet(ts_ns: int, ip: Any) -> Packet | None:
+    src: ipaddress.IPv4Address | ipaddress.IPv6Address
+    dst: ipaddress.IPv4Address | ipaddress.IPv6Address
+    if isinstance(ip, dpkt.ip.IP):
+        if ip.mf or ip.offset:
+            return None  # IP fragments are not reassembled
+        src, dst = ipaddress.IPv4Address(ip.src), ipaddress.IPv4Address(ip.dst)
+    elif isinstance(ip, dpkt.ip6.IP6):
+        src, dst = ipaddress.IPv6Address(ip.src), ipaddress.IPv6Address(ip.dst)
+    else:
+        return None
+    l4 = ip.data
+    if isinstance(l4, dpkt.tcp.TCP):
+        return Packet(ts_ns, "tcp", str(src), l4.sport, str(dst), l4.dport, bytes(l4.data),
+                      l4.seq, l4.flags)
+    if isinstance(l4, dpkt.udp.UDP):
+        return Packet(ts_ns, "udp", str(src), l4.sport, str(dst), l4.dport, bytes(l4.data))
+    return None
+
+
+def read_packets(path: str) -> Iterator[Packet]:
+    """Yield the TCP and UDP packets of a pcap or pcapng file, in file order.
+
+    Raises:
+        PcapError: the file cannot be opened, is not a capture, uses an
+            unsupported link type, or is corrupt or truncated.
+    """
+    try:
+        raw = open(path, "rb")  # noqa: SIM115 - closed in the finally below
+    except OSError as exc:
+        raise PcapError(f"cannot open {path}: {exc.strerror or exc}") from None
+    try:
+        tracked = _TrackedFile(raw)
+        try:
+            reader = dpkt.pcap.UniversalReader(tracked)
+        except _DPKT_ERRORS:
+            raise PcapError(f"{path} is not a pcap or pcapng file") from None
+        decode = _link_decoder(reader.datalink())
+        if decode is None:
+            raise PcapError(f"{path} uses link type {reader.datalink()}, which is not supported "
+                            "(Ethernet, Linux cooked, raw IP and loopback are)")
+        micro = getattr(reader, "_divisor", 1e6) <= 1e6
+        count = 0
+        iterator = iter(reader)
+        while True:
+            try:
+                item = next(iterator)
+            except StopIteration:
+                break
+            except _DPKT_ERRORS:
+                raise PcapError(f"{path} is corrupt or truncated after packet {count}") from None
+            count += 1
+            ts, buf = item
+            ts_ns = round(ts * 1e6) * 1000 if micro else round(ts * 1e9)
+            try:
+                packet = _to_packet(ts_ns, decode(buf))
+            except _DPKT_ERRORS:
+                continue  # a malformed or cut packet: skip it, as tcpdump does
+            if packet is not None:
+                yield packet
+        if not tracked.ended_cleanly:
+            raise PcapError(f"{path} is truncated: its last record (after packet {count}) "
+                            "is incomplete")
+    finally:
+        raw.close()

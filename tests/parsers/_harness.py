@@ -1,0 +1,52 @@
+"""Feeding helpers shared by the parser tests: whole, byte by byte, with trailing junk."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from libtrace.parsers import Desync, Message, StreamParser
+
+#: How a case's bytes reach the parser.
+MODES = ("whole", "bytewise", "junk")
+JUNK = b"\x00\xffjunk\r\n\x00"
+
+
+def run(factory: Callable[[], StreamParser], request: bytes, response: bytes, mode: str,
+        ) -> list[Message | Desync]:
+    """Feed both directions in ``mode``, end them, and return every event."""
+    parser = factory()
+    events: list[Message | Desync] = []
+    for direction, data in (("request", request), ("response", response)):
+        if mode == "junk":
+            data += JUNK
+        pieces: Sequence[bytes] = ([data[i:i + 1] for i in range(len(data))]
+                                   if mode == "bytewise" else [data])
+        for i, piece in enumerate(pieces):
+            parser.feed(direction, piece, ts_ns=1000 * (direction == "response") + i)
+            events += parser.events()
+    for direction in ("request", "response"):
+        parser.feed(direction, b"", ts_ns=5000)
+    events += parser.events()
+    return events
+
+
+def messages(events: Sequence[Message | Desync]) -> list[Message]:
+    return [e for e in events if isinstance(e, Message)]
+
+
+def summary(events: Sequence[Message | Desync], keys: Sequence[str]) -> list[dict[str, Any]]:
+    """The chosen fields of each message, for comparison with a cases table."""
+    return [{k: m.fields().get(k) for k in keys} for m in messages(events)]
+
+
+def feed_chunks(parser: StreamParser, direction: str, data: bytes, cuts: Sequence[int]) -> list:
+    """Feed ``data`` split at ``cuts`` (sorted offsets), pulling events after each piece."""
+    events: list = []
+    bounds = [0, *sorted(c % (len(data) + 1) for c in cuts), len(data)]
+    for i, (start, end) in enumerate(itertools.pairwise(bounds)):
+        if end > start:  # b"" would mean end of stream
+            parser.feed(direction, data[start:end], ts_ns=i)
+            events += parser.events()
+    return events

@@ -1,0 +1,145 @@
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from libtrace.parsers import Desync, Http1Parser, Http1Request, Http1Response, Pairer, Status
+
+from ._harness import MODES, feed_chunks, messages, run, summary
+
+# name, request bytes, response bytes, expected (method, path, status, body sizes)
+CASES = [
+    ("get", b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n",
+     b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi",
+     [("GET", "/a", "x", None, 0), (None, None, None, 200, 2)]),
+    ("post-length", b"POST /p HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc",
+     b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n",
+     [("POST", "/p", None, None, 3), (None, None, None, 201, 0)]),
+    ("chunked-both", b"PUT /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\n\r\n",
+     b"HTTP/1.1 500 Oops\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n0\r\nT: v\r\n\r\n",
+     [("PUT", "/c", None, None, 2), (None, None, None, 500, 3)]),
+    ("head-no-body", b"HEAD / HTTP/1.1\r\n\r\n",
+     b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n",
+     [("HEAD", "/", None, None, 0), (None, None, None, 200, 0)]),
+    ("interim-100", b"POST /u HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\nz",
+     b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n",
+     [("POST", "/u", None, None, 1), (None, None, None, 204, 0)]),
+    ("304", b"GET /n HTTP/1.1\r\nIf-None-Match: x\r\n\r\n",
+     b"HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n",
+     [("GET", "/n", None, None, 0), (None, None, None, 304, 0)]),
+    ("pipelined", b"GET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\n",
+     b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nAHTTP/1.1 404 NF\r\nContent-Length: 1\r\n\r\nB",
+     [("GET", "/1", None, None, 0), ("GET", "/2", None, None, 0),
+      (None, None, None, 200, 1), (None, None, None, 404, 1)]),
+]
+KEYS = ("method", "path", "host", "status", "body_size")
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(("name", "request_bytes", "response_bytes", "expected"), CASES,
+                         ids=[c[0] for c in CASES])
+def test_cases(name: str, request_bytes: bytes, response_bytes: bytes, expected: list,
+               mode: str) -> None:
+    events = run(Http1Parser, request_bytes, response_bytes, mode)
+    assert summary(events, KEYS) == [dict(zip(KEYS, e, strict=True)) for e in expected]
+    if mode != "junk":
+        assert not [e for e in events if isinstance(e, Desync)]
+
+
+def test_response_until_close() -> None:
+    p = Http1Parser()
+    p.feed("request", b"GET / HTTP/1.0\r\n\r\n", 1)
+    p.feed("response", b"HTTP/1.0 200 OK\r\n\r\nbody until close", 2)
+    assert messages(p.events()) == [Http1Request(ts_ns=1, size=18, method="GET", path="/",
+                                                 version="1.0")]
+    p.feed("response", b"", 3)
+    (resp,) = messages(p.events())
+    assert isinstance(resp, Http1Response) and resp.status == 200
+
+
+def test_truncated_body_is_reported() -> None:
+    p = Http1Parser()
+    p.feed("response", b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", 1)
+    p.feed("response", b"", 2)
+    (resp,) = messages(p.events())
+    assert resp.errors and "7 body bytes missing" in resp.errors[0]
+
+
+def test_mid_stream_resync() -> None:
+    p = Http1Parser(mid_stream=True)
+    p.feed("request", b"dy of an earlier POST\r\nGET /x HTTP/1.1\r\nHost: h\r\n\r\n", 1)
+    p.feed("response", b"tail\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 2)
+    msgs = messages(p.events())
+    assert [type(m) for m in msgs] == [Http1Request, Http1Response]
+    assert msgs[0].fields()["path"] == "/x"
+
+
+def test_upgrade_makes_connection_opaque() -> None:
+    p = Http1Parser()
+    p.feed("request", b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n\r\n", 1)
+    events = p.events()
+    p.feed("response", b"HTTP/1.1 101 Switching Protocols\r\n\r\n\x81\x02hi", 2)
+    events += p.events()
+    p.feed("request", b"\x81\x05hello", 3)
+    events += p.events()
+    assert [type(e) for e in events] == [Http1Request, Http1Response]
+
+
+def test_gap_resyncs() -> None:
+    p = Http1Parser()
+    p.feed("request", b"GET /a HTTP/1.1\r\nHo", 1)
+    p.feed_gap("request", 100, 2)
+    p.feed("request", b"st: x\r\n\r\nGET /b HTTP/1.1\r\n\r\n", 3)
+    events = p.events()
+    assert isinstance(events[0], Desync)
+    assert [m.fields()["path"] for m in messages(events)] == ["/b"]
+
+
+def test_pairing_statuses() -> None:
+    p, pairer = Http1Parser(), Pairer()
+    p.feed("request", b"GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\nGET /c HTTP/1.1\r\n\r\n", 10)
+    p.feed("response", b"HTTP/1.1 404 NF\r\nContent-Length: 0\r\n\r\n"
+                       b"HTTP/1.1 503 U\r\nContent-Length: 0\r\n\r\n", 30)
+    records = [r for e in p.events() for r in pairer.add(e)] + pairer.flush()
+    assert [(r.status, r.latency_ns) for r in records] == [
+        (Status.CLIENT_ERROR, 20), (Status.SERVER_ERROR, 20), (Status.UNKNOWN, None)]
+
+
+def test_message_validation() -> None:
+    with pytest.raises(ValueError):
+        Http1Response(ts_ns=0, status=99, version="1.1")
+    with pytest.raises(ValueError):
+        Http1Request(ts_ns=0, method="G T", path="/", version="1.1")
+
+
+@pytest.mark.fuzz
+@given(st.binary(max_size=300), st.binary(max_size=300), st.lists(st.integers(0, 400),
+                                                                    max_size=8),
+       st.booleans())
+def test_fuzz_arbitrary_bytes(req: bytes, resp: bytes, cuts: list[int], mid: bool) -> None:
+    p = Http1Parser(mid_stream=mid)
+    feed_chunks(p, "request", req, cuts)
+    feed_chunks(p, "response", resp, cuts)
+    p.feed("request", b"", 9)
+    p.feed("response", b"", 9)
+    p.events()
+
+
+@pytest.mark.fuzz
+@given(st.sampled_from(CASES), st.lists(st.integers(0, 200), max_size=6))
+def test_fuzz_valid_messages_any_split(case: tuple, cuts: list[int]) -> None:
+    _, req, resp, expected = case
+    p = Http1Parser()
+    events = feed_chunks(p, "request", req, cuts) + feed_chunks(p, "response", resp, cuts)
+    assert len(messages(events)) == len(expected)
+
+
+@pytest.mark.fuzz
+@given(st.integers(0, 10**12))
+def test_fuzz_huge_content_length_buffers_nothing(length: int) -> None:
+    p = Http1Parser()
+    p.feed("request", f"POST / HTTP/1.1\r\nContent-Length: {length}\r\n\r\n".encode(), 1)
+    p.feed("request", b"x" * 10000, 2)
+    p.events()
+    assert len(p._sides["request"].buf) <= 10000

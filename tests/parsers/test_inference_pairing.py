@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from libtrace.parsers import Direction, DnsQuery, Http1Request, Pairer, Status, infer
+
+SIGNATURES = [
+    ("http1-request", b"GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n", (), "http1", "request"),
+    ("http1-response", b"HTTP/1.1 200 OK\r\n", (), "http1", "response"),
+    ("http2-preface", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", (), "http2", "request"),
+    ("redis-command", b"*1\r\n$4\r\nPING\r\n", (), "redis", "request"),
+    ("mysql-greeting", b"\x4a\x00\x00\x00\x0a8.0.36\x00" + b"\x01" * 60, (), "mysql", "response"),
+    ("mysql-query", b"\x09\x00\x00\x00\x03SELECT 1", (), "mysql", "request"),
+    ("kafka-request", b"\x00\x00\x00\x11\x00\x03\x00\x09\x00\x00\x00\x07\x00\x07rdkafka",
+     (), "kafka", "request"),
+    ("mqtt-connect", b"\x10\x10\x00\x04MQTT\x04\x02\x00\x3c\x00\x04test", (), "mqtt", "request"),
+    ("dubbo", b"\xda\xbb\xc2\x00" + b"\x00" * 8 + b"\x00\x00\x00\x10", (), "dubbo", "request"),
+    ("dns-tcp", b"\x00\x1d" + bytes.fromhex("abcd01000001000000000000076578616d706c6503636f6d"
+                                           "0000010001"), (), "dns", "request"),
+]
+
+
+@pytest.mark.parametrize(("name", "data", "ports", "protocol", "direction"), SIGNATURES,
+                         ids=[s[0] for s in SIGNATURES])
+def test_signatures(name: str, data: bytes, ports: tuple, protocol: str, direction: str) -> None:
+    verdict = infer(data, ports=ports)
+    assert (verdict.protocol, verdict.direction) == (protocol, direction)
+    assert 0.3 <= verdict.confidence <= 1.0
+
+
+def test_port_only_raises_confidence() -> None:
+    data = b"*1\r\n$4\r\nPING\r\n"
+    assert infer(data, ports=(6379,)).confidence > infer(data).confidence
+    assert infer(b"\x01\x02\x03 nothing known", ports=(6379,)).protocol is None
+
+
+def test_dns_udp() -> None:
+    wire = bytes.fromhex("abcd01000001000000000000076578616d706c6503636f6d0000010001")
+    assert infer(wire, transport="udp").protocol == "dns"
+    assert infer(wire, transport="tcp").protocol is None
+
+
+@pytest.mark.fuzz
+@given(st.binary(max_size=200), st.sampled_from(["tcp", "udp"]))
+def test_fuzz_inference_never_raises(data: bytes, transport: str) -> None:
+    verdict = infer(data, transport=transport, ports=(80,))
+    assert verdict.protocol is None or 0.3 <= verdict.confidence <= 1.0
+
+
+def _get(ts: int, path: str = "/") -> Http1Request:
+    return Http1Request(ts_ns=ts, method="GET", path=path, version="1.1")
+
+
+def test_flush_timeout_versus_unknown() -> None:
+    pairer = Pairer(timeout_ns=100)
+    pairer.add(_get(0, "/old"))
+    pairer.add(_get(950, "/young"))
+    pairer.add(DnsQuery(ts_ns=1000, id=7, name="a.", qtype="A"))
+    records = pairer.flush()
+    assert [(r.request.fields().get("path"), r.status) for r in records if r.request] == [
+        ("/old", Status.TIMEOUT), ("/young", Status.UNKNOWN), (None, Status.UNKNOWN)]
+
+
+def test_desync_drains_fifo() -> None:
+    from libtrace.parsers import Desync
+    pairer = Pairer()
+    pairer.add(_get(1))
+    records = pairer.add(Desync(direction=Direction.RESPONSE, ts_ns=2, reason="gap"))
+    assert [r.status for r in records] == [Status.UNKNOWN]
+
+
+def test_key_reuse_emits_the_old_request() -> None:
+    pairer = Pairer()
+    pairer.add(DnsQuery(ts_ns=1, id=7, name="a.", qtype="A"))
+    (old,) = pairer.add(DnsQuery(ts_ns=2, id=7, name="b.", qtype="A"))
+    assert old.request is not None and old.request.fields()["name"] == "a."
+
+
+def test_bounded_pending() -> None:
+    pairer = Pairer(max_pending=2)
+    out = [r for i in range(5) for r in pairer.add(_get(i))]
+    assert len(out) == 3 and all(r.status is Status.UNKNOWN for r in out)

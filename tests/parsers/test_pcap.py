@@ -1,0 +1,253 @@
+"""``libtrace pcap``: golden fixtures, tshark as the oracle, TCP reassembly, bad input."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import struct
+import subprocess
+from pathlib import Path
+
+import dpkt
+import pytest
+
+from libtrace.pcap import PcapError, TcpStream, analyze
+from libtrace.pcap.cli import add_pcap_command
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+PCAPS = sorted(FIXTURES.glob("*/*.pcap"))
+#: tshark decode-as for the fixtures' non-standard ports
+DECODE_AS = {"http1": ["tcp.port==18080,http"], "http2": ["tcp.port==18443,http2"],
+             "redis": ["tcp.port==16379,resp"],
+             "dns": ["udp.port==15353,dns", "tcp.port==15353,dns"]}
+
+
+def _records(path: Path) -> list[dict]:
+    return [json.loads(json.dumps(r, sort_keys=True)) for r in analyze(str(path))]
+
+
+@pytest.mark.parametrize("pcap", PCAPS, ids=[f"{p.parent.name}/{p.name}" for p in PCAPS])
+def test_golden(pcap: Path) -> None:
+    expected = [json.loads(line) for line in pcap.with_suffix(".expected.jsonl").open()]
+    assert expected, "the fixture has records"
+    assert _records(pcap) == expected
+
+
+def _tshark(pcap: Path, fields: list[str], decode_as: list[str]) -> list[list[list[str]]]:
+    """Per packet, per field, every value tshark found (pipelined messages give several)."""
+    out = subprocess.run(["tshark", "-r", str(pcap), *[a for d in decode_as for a in ("-d", d)],
+                          "-T", "fields",
+                          "-E", "separator=|", "-E", "occurrence=a", "-E", "aggregator=;",
+                          *[a for f in fields for a in ("-e", f)]],
+                         capture_output=True, text=True, check=True, timeout=60).stdout
+    return [[[v for v in col.split(";") if v] for col in line.split("|")]
+            for line in out.splitlines() if line.strip("|")]
+
+
+needs_tshark = pytest.mark.skipif(shutil.which("tshark") is None, reason="needs tshark")
+
+
+@needs_tshark
+def test_http1_against_tshark() -> None:
+    pcap = FIXTURES / "http1" / "nginx.pcap"
+    rows = _tshark(pcap, ["http.request.method", "http.request.uri", "http.response.code"],
+                   DECODE_AS["http1"])
+    requests = [pair for m, u, _ in rows for pair in zip(m, u, strict=True)]
+    statuses = [int(code) for _, _, c in rows for code in c]
+    ours = _records(pcap)
+    assert sorted(requests) == sorted((r["request"]["method"], r["request"]["path"])
+                                      for r in ours)
+    assert sorted(statuses) == sorted(r["response"]["status"] for r in ours)
+
+
+@needs_tshark
+def test_dns_against_tshark() -> None:
+    pcap = FIXTURES / "dns" / "dnsmasq.pcap"
+    rows = _tshark(pcap, ["dns.id", "dns.qry.name", "dns.flags.response", "dns.flags.rcode"],
+                   DECODE_AS["dns"])
+    theirs = sorted((int(i[0], 16), n[0] + ".", int(c[0])) for i, n, resp, c in rows
+                    if resp and resp[0] in ("1", "True"))
+    rcodes = {"NOERROR": 0, "NXDOMAIN": 3, "SERVFAIL": 2}
+    ours = sorted((r["response"]["id"], r["response"]["name"], rcodes[r["response"]["rcode"]])
+                  for r in _records(pcap))
+    assert ours == theirs
+
+
+@needs_tshark
+def test_http2_against_tshark() -> None:
+    pcap = FIXTURES / "http2" / "nghttpd.pcap"
+    rows = _tshark(pcap, ["http2.streamid", "http2.headers.method", "http2.headers.path",
+                          "http2.headers.status"], DECODE_AS["http2"])
+    methods = [pair for _, m, p, _ in rows for pair in zip(m, p, strict=True)]
+    statuses = [int(code) for *_, st in rows for code in st]
+    ours = _records(pcap)
+    assert sorted(methods) == sorted((r["request"]["method"], r["request"]["path"])
+                                     for r in ours)
+    assert sorted(statuses) == sorted(r["response"]["status"] for r in ours)
+
+
+@needs_tshark
+def test_redis_against_tshark() -> None:
+    pcap = FIXTURES / "redis" / "redis.pcap"
+    rows = _tshark(pcap, ["tcp.dstport", "resp.bulk_string.value"], DECODE_AS["redis"])
+    # every bulk string the clients sent (tshark shows them as hex or text)
+    def text(value: str) -> str:
+        try:
+            return bytes.fromhex(value).decode().lower()
+        except ValueError:
+            return value.lower()
+
+    theirs = [text(v) for port, values in rows if port == ["16379"] for v in values]
+    ours = [w.lower() for r in _records(pcap) if r["request"] and not r["request"]["inline"]
+            for w in (r["request"]["command"], *r["request"]["args"])]
+    assert sorted(theirs) == sorted(ours)
+
+
+# -- TCP reassembly -------------------------------------------------------------------------
+def test_reassembly_out_of_order_and_retransmission() -> None:
+    data = bytes(range(256)) * 8
+    segments = [(1000 + i, data[i:i + 100]) for i in range(0, len(data), 100)]
+    shuffled = segments + segments[3:6]  # retransmissions
+    random.Random(4).shuffle(shuffled)
+    stream = TcpStream()
+    stream.syn(999)
+    out = b"".join(c.data for seq, seg in shuffled for c in stream.segment(seq, seg, 0))
+    out += b"".join(c.data for c in stream.flush())
+    assert out == data
+
+
+def test_reassembly_wraps_and_reports_gaps() -> None:
+    stream = TcpStream()
+    seq = (1 << 32) - 50
+    first = stream.segment(seq, b"a" * 100, 1)
+    later = stream.segment((seq + 200) % (1 << 32), b"b" * 10, 2)
+    tail = stream.flush()
+    assert [c.data for c in first] == [b"a" * 100] and later == []
+    assert [(c.gap, c.data) for c in tail] == [(100, b""), (0, b"b" * 10)]
+
+
+def _write_pcap(path: Path, frames: list[bytes], linktype: int = dpkt.pcap.DLT_EN10MB) -> None:
+    with path.open("wb") as f:
+        writer = dpkt.pcap.Writer(f, linktype=linktype)
+        for i, frame in enumerate(frames):
+            writer.writepkt(frame, ts=1700000000 + i / 1000)
+
+
+def _packets(pcap: Path) -> list[bytes]:
+    with pcap.open("rb") as f:
+        return [buf for _, buf in dpkt.pcap.Reader(f)]
+
+
+def _exchanges(records: list[dict]) -> list[tuple]:
+    return sorted((r["client"], r["request"]["method"], r["request"]["path"],
+                   r["response"]["status"]) for r in records if r["request"] and r["response"])
+
+
+def test_reordered_and_retransmitted_capture_gives_same_records(tmp_path: Path) -> None:
+    pcap = FIXTURES / "http1" / "nginx.pcap"
+    frames = _packets(pcap)
+    mixed: list[bytes] = []
+    for i in range(0, len(frames) - 1, 2):  # swap neighbours, retransmit every third
+        mixed += [frames[i + 1], frames[i]] + ([frames[i]] if i % 3 == 0 else [])
+    mixed += frames[len(mixed) // 2 * 2:] if len(frames) % 2 else []
+    target = tmp_path / "mixed.pcap"
+    _write_pcap(target, mixed)
+    assert _exchanges(_records(target)) == _exchanges(_records(pcap))
+
+
+def test_mid_connection_http2_capture(tmp_path: Path) -> None:
+    frames = _packets(FIXTURES / "http2" / "nghttpd.pcap")
+    target = tmp_path / "mid.pcap"
+    _write_pcap(target, frames[10:])  # no SYN, no preface, no first header blocks
+    for record in _records(target):  # degrade, never crash
+        assert record["protocol"] == "http2"
+
+
+def test_linux_cooked_and_raw(tmp_path: Path) -> None:
+    frames = [dpkt.ethernet.Ethernet(f).data for f in _packets(FIXTURES / "dns" / "dnsmasq.pcap")]
+    raw = tmp_path / "raw.pcap"
+    _write_pcap(raw, [bytes(ip) for ip in frames], linktype=101)
+    sll = tmp_path / "sll.pcap"
+    _write_pcap(sll, [bytes(dpkt.sll.SLL(type=0, ethtype=0x0800, data=ip)) for ip in frames],
+                linktype=113)
+    ether = tmp_path / "ether.pcap"
+    _write_pcap(ether, _packets(FIXTURES / "dns" / "dnsmasq.pcap"))
+    golden = _records(ether)
+    assert golden and _records(raw) == golden == _records(sll)
+
+
+# -- bad input ---------------------------------------------------------------------------------
+def _run_cli(path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    parser = argparse.ArgumentParser()
+    add_pcap_command(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["pcap", str(path), "--json"])
+    code = args.handler(args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_prints_json_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = _run_cli(FIXTURES / "redis" / "redis.pcap", capsys)
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and not err and lines and all(r["type"] == "record" for r in lines)
+
+
+def _truncated(tmp: Path) -> Path:
+    data = (FIXTURES / "http1" / "nginx.pcap").read_bytes()
+    path = tmp / "cut.pcap"
+    path.write_bytes(data[:-7])
+    return path
+
+
+def _corrupt(tmp: Path) -> Path:
+    data = bytearray((FIXTURES / "http1" / "nginx.pcap").read_bytes())
+    data[24 + 8:24 + 12] = struct.pack("<I", 0x7FFFFFFF)  # first record's caplen
+    path = tmp / "corrupt.pcap"
+    path.write_bytes(bytes(data))
+    return path
+
+
+def _not_pcap(tmp: Path) -> Path:
+    path = tmp / "notes.txt"
+    path.write_text("this is not a capture\n")
+    return path
+
+
+def _pcapng_unknown_blocks(tmp: Path) -> Path:
+    shb = struct.pack("<IIIHHq", 0x0A0D0D0A, 28, 0x1A2B3C4D, 1, 0, -1) + struct.pack("<I", 28)
+    idb = struct.pack("<IIHHI", 1, 20, 1, 0, 0) + struct.pack("<I", 20)
+    unknown = struct.pack("<II", 0x0BADF00D, 16) + b"\x00" * 4 + struct.pack("<I", 16)
+    frame = next(iter(_packets(FIXTURES / "http1" / "nginx.pcap")))
+    pad = (-len(frame)) % 4
+    body = struct.pack("<IIIII", 0, 0, 0, len(frame), len(frame)) + frame + b"\x00" * pad
+    epb = struct.pack("<II", 6, 12 + len(body)) + body + struct.pack("<I", 12 + len(body))
+    path = tmp / "unknown.pcapng"
+    path.write_bytes(shb + idb + unknown + epb + unknown)
+    return path
+
+
+@pytest.mark.parametrize(("make", "message"), [
+    (_truncated, "truncated"), (_corrupt, "corrupt"), (_not_pcap, "not a pcap"),
+    (lambda tmp: tmp / "missing.pcap", "cannot open"),
+], ids=["truncated", "corrupt", "not-pcap", "missing"])
+def test_bad_input_one_line_exit_2(make, message: str, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run_cli(make(tmp_path), capsys)
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("libtrace: error: ") and message in err
+    assert "Traceback" not in err
+
+
+def test_pcapng_unknown_blocks_are_skipped(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run_cli(_pcapng_unknown_blocks(tmp_path), capsys)
+    assert code == 0 and not err
+
+
+def test_pcap_error_is_a_libtrace_error() -> None:
+    from libtrace.errors import LibtraceError
+    with pytest.raises(LibtraceError):
+        list(analyze("/nonexistent.pcap"))
+    assert issubclass(PcapError, LibtraceError)

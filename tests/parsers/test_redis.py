@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from libtrace.parsers import Desync, Pairer, RedisParser, Status
+
+from ._harness import MODES, feed_chunks, messages, run, summary
+
+
+def resp_command(*args: bytes) -> bytes:
+    return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
+
+
+CASES = [
+    ("set", resp_command(b"SET", b"k", b"v"), b"+OK\r\n",
+     [{"command": "SET", "args": ["k", "v"]}, {"type": "simple_string", "error": None}]),
+    ("get-null", resp_command(b"GET", b"nope"), b"$-1\r\n",
+     [{"command": "GET", "args": ["nope"]}, {"type": "null", "error": None}]),
+    ("error", resp_command(b"INCR", b"k"), b"-ERR not an integer\r\n",
+     [{"command": "INCR", "args": ["k"]}, {"type": "error", "error": "ERR not an integer"}]),
+    ("inline", b"PING\r\n", b"+PONG\r\n",
+     [{"command": "PING", "args": []}, {"type": "simple_string", "error": None}]),
+    ("resp3-map", resp_command(b"HGETALL", b"h"), b"%2\r\n+a\r\n:1\r\n+b\r\n,2.5\r\n",
+     [{"command": "HGETALL", "args": ["h"]}, {"type": "map", "error": None}]),
+    ("nested", resp_command(b"EXEC"), b"*2\r\n*1\r\n$1\r\nx\r\n:5\r\n",
+     [{"command": "EXEC", "args": []}, {"type": "array", "error": None}]),
+    ("pipelined", resp_command(b"GET", b"a") + resp_command(b"GET", b"b"),
+     b"$1\r\n1\r\n$1\r\n2\r\n",
+     [{"command": "GET", "args": ["a"]}, {"command": "GET", "args": ["b"]},
+      {"type": "bulk_string", "error": None}, {"type": "bulk_string", "error": None}]),
+    ("resp3-types", resp_command(b"X"), b"|1\r\n+ttl\r\n:3\r\n#t\r\n",
+     [{"command": "X", "args": []}, {"type": "boolean", "error": None}]),
+]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(("name", "request_bytes", "response_bytes", "expected"), CASES,
+                         ids=[c[0] for c in CASES])
+def test_cases(name: str, request_bytes: bytes, response_bytes: bytes, expected: list,
+               mode: str) -> None:
+    events = run(RedisParser, request_bytes, response_bytes, mode)
+    got = summary(events, ("command", "args", "type", "error"))
+    want = [{"command": None, "args": None, "type": None, "error": None, **e} for e in expected]
+    assert got == want
+    if mode != "junk":
+        assert not [e for e in events if isinstance(e, Desync)]
+
+
+def test_push_is_unsolicited() -> None:
+    p, pairer = RedisParser(), Pairer()
+    p.feed("request", resp_command(b"GET", b"a"), 1)
+    p.feed("response", b">3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$1\r\nm\r\n$1\r\nv\r\n", 2)
+    records = [r for e in p.events() for r in pairer.add(e)]
+    assert len(records) == 2 and records[0].request is None
+    assert records[1].request is not None and records[1].latency_ns == 1
+
+
+def test_error_classes() -> None:
+    p, pairer = RedisParser(), Pairer()
+    p.feed("request", resp_command(b"A") + resp_command(b"B"), 1)
+    p.feed("response", b"-WRONGTYPE x\r\n-LOADING busy\r\n", 2)
+    records = [r for e in p.events() for r in pairer.add(e)]
+    assert [r.status for r in records] == [Status.CLIENT_ERROR, Status.SERVER_ERROR]
+
+
+def test_depth_limit() -> None:
+    p = RedisParser()
+    p.feed("response", b"*1\r\n" * 100 + b":1\r\n", 1)
+    assert any(isinstance(e, Desync) for e in p.events())
+
+
+def test_mid_stream() -> None:
+    p = RedisParser(mid_stream=True)
+    p.feed("request", b"lue\r\n" + resp_command(b"GET", b"k"), 1)
+    assert [m.fields()["command"] for m in messages(p.events())] == ["GET"]
+
+
+@pytest.mark.fuzz
+@given(st.binary(max_size=300), st.binary(max_size=300),
+       st.lists(st.integers(0, 400), max_size=8), st.booleans())
+def test_fuzz_arbitrary_bytes(req: bytes, resp: bytes, cuts: list[int], mid: bool) -> None:
+    p = RedisParser(mid_stream=mid)
+    feed_chunks(p, "request", req, cuts)
+    feed_chunks(p, "response", resp, cuts)
+    p.feed("request", b"", 9)
+    p.events()
+
+
+@pytest.mark.fuzz
+@given(st.lists(st.lists(st.binary(max_size=20), min_size=1, max_size=5), min_size=1,
+                max_size=5), st.lists(st.integers(0, 500), max_size=6))
+def test_fuzz_generated_commands_roundtrip(commands: list, cuts: list[int]) -> None:
+    commands = [[b"CMD" + c[0], *c[1:]] for c in commands]
+    wire = b"".join(resp_command(*c) for c in commands)
+    events = feed_chunks(RedisParser(), "request", wire, cuts)
+    got = [(m.fields()["command"], m.fields()["args"]) for m in messages(events)]
+    text = [[a.decode("utf-8", "replace") for a in c] for c in commands]
+    assert got == [(t[0].upper(), t[1:]) for t in text]
