@@ -17,7 +17,7 @@ import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from ._errors import KernelPackageError
@@ -183,8 +183,3 @@ def extract_deb(
     }
     (entry / MARKER).write_text(json.dumps(meta, indent=1) + "\n")
     return Entry(package, version, release, vmlinuz, modules)
-
-
-def entry_json(entry: Entry) -> dict[str, str | None]:
-    """A JSON-friendly view of an entry (paths as strings)."""
-    return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(entry).items()}

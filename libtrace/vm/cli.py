@@ -219,5 +219,8 @@ def handle_kernels(args: argparse.Namespace) -> int:
             str(row["version"] or ""),
             str(row["source"] or ""),
         )
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=160)  # a pipe has no width: do not truncate the rows
+    console.print(table)
     return 0

@@ -29,6 +29,7 @@ import json
 import os
 import re
 import shutil
+import threading
 import urllib.request
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -352,7 +353,9 @@ class DebianSource(KernelSource):
         for name in {spec, f"debian-{_cache.upstream_version(chosen.version)}"}:
             pointer = _pointer(cache, name)
             pointer.parent.mkdir(parents=True, exist_ok=True)
-            pointer.write_text(json.dumps({"entry": entry_dir.name, "source": source}) + "\n")
+            partial = pointer.with_name(f"{pointer.name}.{os.getpid()}.{threading.get_ident()}")
+            partial.write_text(json.dumps({"entry": entry_dir.name, "source": source}) + "\n")
+            os.replace(partial, pointer)  # readers never see half a pointer
         return _from_entry(spec, source, entry)
 
 

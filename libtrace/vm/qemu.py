@@ -39,7 +39,6 @@ import enum
 import os
 import re
 import shlex
-import shutil
 import signal
 import subprocess
 import sys
@@ -53,13 +52,19 @@ from pathlib import Path
 from typing import IO
 
 from ..errors import VmError
+from ._accel import (
+    ACCEL_ENV,
+    QEMU,
+    accel_args,
+    choose_accel,
+    kvm_works,
+    mark_kvm_broken,
+    trial_boot,
+)
 from ._console import ConsoleWatcher
 from ._vmlinux import boot_image
 from .initramfs import GUEST_RESULTS, build_initramfs
 from .kernels import Kernel, default_cache_dir
-
-#: The QEMU binary (package qemu-system-x86).
-QEMU = "qemu-system-x86_64"
 
 #: Kernel command line every guest gets.  panic=-1 reboots at once on a panic,
 #: which -no-reboot turns into QEMU exiting; oopses and warnings do not panic
@@ -85,9 +90,6 @@ STDERR_KEEP_CHARS = 4000
 #: Seconds a KVM guest may take to reach the init before KVM is deemed broken (it
 #: takes about one); the run is then retried under TCG.
 KVM_BOOT_S = 30.0
-
-#: Overrides the accelerator choice ("kvm" or "tcg"), skipping the KVM trial boot.
-ACCEL_ENV = "LIBTRACE_VM_ACCEL"
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -144,12 +146,6 @@ class RunResult:
     splats: tuple[str, ...]
 
 
-def _accel_args(accel: str) -> list[str]:
-    # KVM guests get the host's CPU; TCG emulates every feature it can ("max"), so
-    # host binaries built for newer CPUs run.  The KVM trial boot uses the same flags.
-    return ["-accel", accel, "-cpu", "host" if accel == "kvm" else "max"]
-
-
 def build_qemu_argv(spec: VmSpec) -> list[str]:
     """The QEMU command line for ``spec``; pure (no I/O, no probing).
 
@@ -163,90 +159,24 @@ def build_qemu_argv(spec: VmSpec) -> list[str]:
     if spec.memory_mb < 128 or spec.cpus < 1:
         raise VmError("a guest needs at least 128 MiB and one CPU")
     append = " ".join([*BASE_APPEND, spec.append.strip()]).strip()
+    results = str(spec.results_dir).replace(",", ",,")  # QEMU's escape for a comma
+    # fmt: off
     return [
-        QEMU,
-        "-nographic",
-        "-nodefaults",
-        "-no-reboot",
-        *_accel_args(spec.accel),
-        "-m",
-        str(spec.memory_mb),
-        "-smp",
-        str(spec.cpus),
-        "-kernel",
-        str(spec.boot_image or spec.kernel.vmlinuz),
-        "-initrd",
-        str(spec.initrd),
-        "-append",
-        append,
-        "-serial",
-        "stdio",
-        "-monitor",
-        "none",
-        "-fsdev",
-        "local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap",
-        "-device",
-        "virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot",
-        "-fsdev",
-        f"local,id=results,path={spec.results_dir},security_model=none",
-        "-device",
-        "virtio-9p-pci,fsdev=results,mount_tag=results",
+        QEMU, "-nographic", "-nodefaults", "-no-reboot",
+        *accel_args(spec.accel),
+        "-m", str(spec.memory_mb),
+        "-smp", str(spec.cpus),
+        "-kernel", str(spec.boot_image or spec.kernel.vmlinuz),
+        "-initrd", str(spec.initrd),
+        "-append", append,
+        "-serial", "stdio",
+        "-monitor", "none",
+        "-fsdev", "local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap",
+        "-device", "virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot",
+        "-fsdev", f"local,id=results,path={results},security_model=none",
+        "-device", "virtio-9p-pci,fsdev=results,mount_tag=results",
     ]
-
-
-# A boot sector that writes 1 to the isa-debug-exit port: QEMU exits with (1 << 1) | 1.
-_TRIAL_BOOT_SECTOR = bytes.fromhex("b001e6f4f4ebfe").ljust(510, b"\0") + b"\x55\xaa"
-_TRIAL_EXIT = 3
-_kvm_answer: bool | None = None
-
-
-def trial_boot(accel: str, timeout_s: float = 10) -> bool:
-    """Boot a three-instruction boot sector under ``accel``; True when QEMU exits as told.
-
-    The CPU flags are those a real run uses: on some hosts KVM runs this sector with
-    QEMU's default CPU model yet aborts on ``-cpu host``, or hangs at random.
-    """
-    with tempfile.TemporaryDirectory(prefix="libtrace-trial-") as tmp:
-        image = Path(tmp) / "boot.img"
-        image.write_bytes(_TRIAL_BOOT_SECTOR.ljust(1474560, b"\0"))
-        argv = [
-            QEMU,
-            "-nographic",
-            "-nodefaults",
-            "-no-reboot",
-            *_accel_args(accel),
-            "-device",
-            "isa-debug-exit,iobase=0xf4,iosize=0x04",
-            "-drive",
-            f"file={image},format=raw,if=floppy",
-            "-boot",
-            "a",
-        ]
-        try:
-            proc = subprocess.run(
-                argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout_s
-            )
-        except (OSError, subprocess.TimeoutExpired):
-            return False
-        return proc.returncode == _TRIAL_EXIT
-
-
-def kvm_works(timeout_s: float = 10) -> bool:
-    """True when QEMU really runs a guest under KVM here (tried once per process)."""
-    global _kvm_answer
-    if _kvm_answer is None:
-        _kvm_answer = os.access("/dev/kvm", os.R_OK | os.W_OK) and trial_boot("kvm", timeout_s)
-    return _kvm_answer
-
-
-def choose_accel() -> str:
-    """``$LIBTRACE_VM_ACCEL`` if set, else kvm when :func:`kvm_works`, else tcg."""
-    forced = os.environ.get(ACCEL_ENV, "").strip()
-    if forced:
-        if forced not in ("kvm", "tcg"):
-            raise VmError(f"{ACCEL_ENV} must be kvm or tcg, not {forced!r}")
-        return forced
-    return "kvm" if kvm_works() else "tcg"
+    # fmt: on
 
 
 def initramfs_dir() -> Path:
@@ -419,8 +349,7 @@ def run(
             and result.verdict in (Verdict.ERROR, Verdict.TIMEOUT)
         ):
             # KVM passed its trial but cannot boot this kernel: never again in this process.
-            global _kvm_answer
-            _kvm_answer = False
+            mark_kvm_broken()
             if progress:
                 progress(f"KVM did not boot {kernel.name} ({result.reason}); retrying under tcg")
             retry = dataclasses.replace(spec, accel="tcg")
@@ -443,7 +372,7 @@ def _error(reason: str, start: float, tail: str = "") -> RunResult:
 
 def _run_guest(spec: VmSpec, start: float, on_line: Callable[[str], None]) -> RunResult:
     launched = time.monotonic()
-    watcher = ConsoleWatcher(start)
+    watcher = ConsoleWatcher(launched)  # boot time counts from QEMU's start
     lock = threading.Lock()
     stderr_text: list[str] = []
 
@@ -528,13 +457,12 @@ def _run_guest(spec: VmSpec, start: float, on_line: Callable[[str], None]) -> Ru
                 return result(Verdict.FAIL, f"exit code 0 but the kernel logged: {heads}", 0)
             return result(Verdict.PASS, "exit code 0", 0)
         if timed_out:
-            stage = (
-                "while the payload ran"
-                if watcher.payload_started
-                else "during boot"
-                if watcher.booted_at is None
-                else "during set-up"
-            )
+            if watcher.payload_started:
+                stage = "while the payload ran"
+            elif watcher.booted_at is None:
+                stage = "during boot"
+            else:
+                stage = "during set-up"
             return result(Verdict.TIMEOUT, f"timed out after {spec.timeout_s:g} s {stage}")
         if watcher.error:
             return result(Verdict.ERROR, f"guest set-up failed: {watcher.error}")
@@ -600,6 +528,16 @@ def _run_host(
     )
 
 
-def qemu_available() -> bool:
-    """True when the QEMU binary is on PATH."""
-    return shutil.which(QEMU) is not None
+__all__ = [
+    "ACCEL_ENV",
+    "QEMU",
+    "RunResult",
+    "Verdict",
+    "VmSpec",
+    "build_qemu_argv",
+    "choose_accel",
+    "kvm_works",
+    "run",
+    "spec_for",
+    "trial_boot",
+]

@@ -111,3 +111,8 @@ def test_kvm_works_answers_and_caches_the_answer() -> None:
     started = time.monotonic()
     assert kvm_works() is first
     assert time.monotonic() - started < 0.1
+
+
+def test_a_comma_in_the_results_path_is_escaped() -> None:
+    fsdevs = option(build_qemu_argv(spec(results_dir=Path("/r/a,b"))), "-fsdev")
+    assert "local,id=results,path=/r/a,,b,security_model=none" in fsdevs

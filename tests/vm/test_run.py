@@ -184,3 +184,12 @@ def test_bad_arguments_raise(kwargs: dict[str, object], message: str) -> None:
     command = arguments.pop("command")
     with pytest.raises(VmError, match=message):
         run(resolve("host"), command, **arguments)  # type: ignore[arg-type]
+
+
+@qemu
+def test_a_guest_that_cannot_reach_the_host_root_reports_why(kernel_61: Kernel) -> None:
+    # Without its modules the Debian kernel has no virtio-pci or 9p: /init's mount fails.
+    result = run(dataclasses.replace(kernel_61, modules=None), "true", timeout_s=90)
+    assert result.verdict is Verdict.ERROR
+    assert result.reason == "guest set-up failed: cannot mount the host root over 9p"
+    assert result.boot_s is not None
