@@ -19,8 +19,10 @@ busybox, the modules that virtio-pci, 9p over virtio and overlayfs need on
    measured to this line), and insmods the modules in dependency order;
 2. mounts ``hostroot`` on /mnt/lower, a tmpfs on /mnt/rw and the overlay on
    /newroot; then proc, sys, dev (+pts, shm), tracefs, debugfs, bpffs,
-   cgroup2, and tmpfs on /tmp and /run inside it; then the ``results`` share
-   on /newroot/run/libtrace-results; and brings up loopback;
+   cgroup2, and a tmpfs on /run inside it (/tmp stays the host's, through
+   the overlay, so a checkout or a cwd under the host's /tmp works in the
+   guest); then the ``results`` share on /newroot/run/libtrace-results; and
+   brings up loopback;
 3. runs the payload with ``chroot /newroot``, writes its exit status to
    ``exit_code`` in the results share and prints ``LIBTRACE-EXIT: <code>``
    on the console, syncs and calls ``reboot -f`` (QEMU runs with
@@ -123,7 +125,6 @@ mount -t tracefs tracefs $R/sys/kernel/tracing 2>/dev/null
 mount -t debugfs debugfs $R/sys/kernel/debug 2>/dev/null
 mount -t bpf bpf $R/sys/fs/bpf 2>/dev/null
 mount -t cgroup2 cgroup2 $R/sys/fs/cgroup 2>/dev/null
-mount -t tmpfs tmpfs $R/tmp
 mount -t tmpfs tmpfs $R/run
 mkdir -p $R{GUEST_RESULTS}
 mount9p results rw $R{GUEST_RESULTS} || fail "cannot mount the results share over 9p"
