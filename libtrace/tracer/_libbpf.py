@@ -134,6 +134,7 @@ class _PerfEventAttr(ctypes.Structure):
 
 
 _PERF_HEADER = struct.Struct("<IHH")  # struct perf_event_header: type, misc, size
+_PERF_SAMPLE_HEAD = struct.Struct("<IHHI")  # perf_event_header, then a sample's u32 size
 _U32, _U64 = struct.Struct("<I"), struct.Struct("<Q")
 
 _PRINT_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
@@ -587,6 +588,7 @@ class _Buffer:
         self._handle: int | None = None
         self._count = 0
         self._pending: BaseException | None = None
+        self._batch_full = False
 
     def _call(self, verb: str, *args: int) -> int:
         """Call ``<_prefix><verb>(handle, *args)``, checked, re-raising a callback's error."""
@@ -594,10 +596,13 @@ class _Buffer:
         if self._handle is None:
             raise _error(operation, errno.EBADF, "it is closed")
         self._count = 0
+        self._batch_full = False
         ret: int = getattr(libbpf(), self._prefix + verb)(self._handle, *args)
         if self._pending is not None:  # the callback raised: that wins
             exc, self._pending = self._pending, None
             raise exc
+        if self._batch_full:  # the callback stopped consumption on purpose
+            return self._count
         if ret == -errno.EINTR:  # a signal arrived: return so Python's handler runs
             return 0
         return _check(ret, operation)
@@ -647,9 +652,15 @@ class RingBuffer(_Buffer):
 
     _prefix = "ring_buffer__"
 
-    def __init__(self, map_fd: int, callback: Callable[[bytes], None]) -> None:
+    def __init__(
+        self, map_fd: int, callback: Callable[[bytes], None], *, max_batch: int = 0
+    ) -> None:
+        """``max_batch`` > 0 caps the records one :meth:`poll` or :meth:`consume`
+        hands over: libbpf keeps consuming as long as the producer keeps
+        producing, so without a cap one call may never end under load."""
         super().__init__()
         self._callback = callback
+        self._max_batch = max_batch
         self._c_callback = _RB_SAMPLE_FN(self._on_sample)  # libbpf holds it until close
         handle = libbpf().ring_buffer__new(map_fd, self._c_callback, None, None)
         self._handle = _check_ptr(handle, f"open ring buffer on map fd {map_fd}")
@@ -661,6 +672,10 @@ class RingBuffer(_Buffer):
             self._failed(exc)
             return -1  # libbpf stops consuming and returns the error
         self._count += 1
+        if self._count == self._max_batch:
+            # A negative return stops libbpf after this (consumed) record.
+            self._batch_full = True
+            return -errno.ECANCELED
         return 0
 
 
@@ -706,12 +721,14 @@ class PerfBuffer(_Buffer):
 
     def _on_event(self, _ctx: int | None, cpu: int, event: int) -> int:
         try:
-            kind, _misc, size = _PERF_HEADER.unpack(ctypes.string_at(event, _PERF_HEADER.size))
+            # One read for the header and the sample's u32 size: this runs per event.
+            kind, _misc, size, raw_size = _PERF_SAMPLE_HEAD.unpack(
+                ctypes.string_at(event, _PERF_SAMPLE_HEAD.size)
+            )
             body = event + _PERF_HEADER.size
             if kind == PERF_RECORD_SAMPLE:  # u32 size, then the raw bytes
-                (raw_size,) = _U32.unpack(ctypes.string_at(body, _U32.size))
-                raw_size = min(raw_size, size - _PERF_HEADER.size - _U32.size)
-                self._callback(cpu, ctypes.string_at(body + _U32.size, raw_size))
+                raw_size = min(raw_size, size - _PERF_SAMPLE_HEAD.size)
+                self._callback(cpu, ctypes.string_at(event + _PERF_SAMPLE_HEAD.size, raw_size))
             elif kind == PERF_RECORD_LOST:  # u64 id, u64 lost
                 (lost,) = _U64.unpack(ctypes.string_at(body + _U64.size, _U64.size))
                 self._lost_callback(cpu, lost)

@@ -15,7 +15,7 @@ import functools
 import ipaddress
 import socket
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ..errors import LibtraceError
@@ -228,17 +228,48 @@ class SocketEvent:
 _HEADER = struct.Struct("<QQQIIiIIHBBHHHHHH16s16s16s4x")
 assert _HEADER.size == HEADER_SIZE, "events.py's struct format disagrees with RawEvent"
 
+# decode() runs once per event on the drain path, so it avoids the costly
+# generic paths: enum members come from lookup tables, repeated values (comm,
+# flags, addresses) from caches, and events are built by setting their slots
+# directly instead of through the frozen dataclass __init__ (which validates
+# nothing here and costs half of the decode time).
+_EVENT_TYPES = {member.value: member for member in EventType}
+_DIRECTIONS = (Direction.EGRESS, Direction.INGRESS)
+_SYSCALLS = {member.value: member for member in Syscall}
+_FIELDS = tuple(f.name for f in fields(SocketEvent))
+_SETTERS = tuple(getattr(SocketEvent, name).__set__ for name in _FIELDS)
+_new_event = object.__new__
+
 
 @functools.lru_cache(maxsize=4096)
 def _address(family: int, raw: bytes) -> str:
     return format_address(family, raw)
 
 
+@functools.lru_cache(maxsize=1024)
+def _comm(raw: bytes) -> str:
+    return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+
+
+@functools.lru_cache(maxsize=256)
+def _flags(value: int) -> EventFlag:
+    return EventFlag(value)
+
+
+def _build(values: tuple[object, ...]) -> SocketEvent:
+    event: SocketEvent = _new_event(SocketEvent)
+    for setter, value in zip(_SETTERS, values, strict=True):
+        setter(event, value)
+    return event
+
+
+def with_changes(event: SocketEvent, changes: dict[str, object]) -> SocketEvent:
+    """A copy of ``event`` with some fields replaced (``dataclasses.replace``, faster)."""
+    return _build(tuple(changes.get(name, getattr(event, name)) for name in _FIELDS))
+
+
 def decode(record: bytes) -> SocketEvent:
     """Decode one buffer record into a :class:`SocketEvent`.
-
-    ``struct.unpack_from`` rather than ``RawEvent.from_buffer_copy``: this
-    runs once per event on the drain path, where it is several times faster.
 
     Raises:
         DecodeError: the record is shorter than its header says, or names an
@@ -246,54 +277,19 @@ def decode(record: bytes) -> SocketEvent:
     """
     if len(record) < HEADER_SIZE:
         raise DecodeError(f"event record of {len(record)} bytes, header needs {HEADER_SIZE}")
-    (
-        ts_ns,
-        cgroup_id,
-        offset,
-        pid,
-        tid,
-        fd,
-        size,
-        captured,
-        flags,
-        etype,
-        direction,
-        family,
-        l4,
-        lport,
-        rport,
-        syscall,
-        _pad,
-        laddr,
-        raddr,
-        comm,
-    ) = _HEADER.unpack_from(record)
+    (ts_ns, cgroup_id, offset, pid, tid, fd, size, captured, flags, etype, direction,
+     family, l4, lport, rport, syscall, _pad, laddr, raddr, comm) = _HEADER.unpack_from(record)
     end = HEADER_SIZE + captured
     if len(record) < end:
         raise DecodeError(f"event record of {len(record)} bytes, payload needs {end}")
-    try:
-        event_type = EventType(etype)
-    except ValueError:
-        raise DecodeError(f"unknown event type {etype}") from None
-    return SocketEvent(
-        type=event_type,
-        pid=pid,
-        tid=tid,
-        comm=comm.split(b"\0", 1)[0].decode("utf-8", "replace"),
-        fd=fd,
-        direction=Direction(direction & 1),
-        syscall=Syscall(syscall),
-        l4=L4_NAMES.get(l4, ""),
-        family=FAMILY_NAMES.get(family, ""),
-        laddr=_address(family, laddr),
-        lport=lport,
-        raddr=_address(family, raddr),
-        rport=rport,
-        ts_ns=ts_ns,
-        offset=offset,
-        size=size,
-        cgroup_id=cgroup_id,
-        flags=EventFlag(flags),
-        # Perf samples may carry padding past the payload: cut at `captured`.
-        data=bytes(record[HEADER_SIZE:end]),
-    )
+    event_type = _EVENT_TYPES.get(etype)
+    if event_type is None:
+        raise DecodeError(f"unknown event type {etype}")
+    # Perf samples may carry padding past the payload: cut at `captured`.
+    # The order is that of SocketEvent's fields (checked by the tests).
+    return _build((
+        event_type, pid, tid, _comm(comm), fd, _DIRECTIONS[direction & 1],
+        _SYSCALLS.get(syscall, Syscall.UNKNOWN), L4_NAMES.get(l4, ""),
+        FAMILY_NAMES.get(family, ""), _address(family, laddr), lport, _address(family, raddr),
+        rport, ts_ns, offset, size, cgroup_id, _flags(flags), bytes(record[HEADER_SIZE:end]),
+    ))

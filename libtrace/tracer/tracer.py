@@ -41,6 +41,7 @@ from .events import (
     SocketEvent,
     decode,
     format_address,
+    with_changes,
 )
 from .mounts import ensure_bpffs
 from .probe import NO_BTF_SYSCALLS, SYSCALLS, KernelFeatures, choose_variant, probe_features
@@ -60,6 +61,9 @@ PERF_WAKEUP_EVENTS = 64
 #: Longest wait inside one poll; it bounds the latency of an idle buffer,
 #: since the programs skip most wakeups.
 POLL_TIMEOUT_MS = 100
+#: Events one poll hands over at most: under a steady flood, libbpf would
+#: otherwise keep consuming (and this process keep queueing) without end.
+MAX_BATCH = 8192
 #: Entries of the in-kernel pid and port filters (socket_trace.h MAX_FILTER).
 MAX_FILTER = 64
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
@@ -117,29 +121,37 @@ class TracerStats:
 class _NoBtfIdentity:
     """Completes events of the no-BTF variant from /proc, cached per socket."""
 
-    cache: dict[tuple[int, int], proc.ProcSocket | None] = field(default_factory=dict)
+    #: (pid, fd) → the fields /proc gave for that socket (None: not found)
+    cache: dict[tuple[int, int], dict[str, object] | None] = field(default_factory=dict)
 
-    def complete(self, event: SocketEvent) -> SocketEvent | None:
-        key = (event.pid, event.fd)
-        if key not in self.cache:
-            self.cache[key] = proc.lookup(event.pid, event.fd)
-        found = self.cache[key]
-        if event.type is EventType.CLOSE:
-            self.cache.pop(key, None)
+    def _lookup(self, pid: int, fd: int) -> dict[str, object] | None:
+        found = proc.lookup(pid, fd)
         if found is None:
-            # Gone before we looked: keep what the kernel knew, if inet.
-            return event if event.family else None
-        changes: dict[str, object] = {
+            return None
+        return {
             "family": FAMILY_NAMES[found.family],
             "l4": L4_NAMES[found.l4],
             "laddr": format_address(found.family, found.laddr),
             "lport": found.lport,
-            "flags": event.flags | EventFlag.PROC_LOOKUP,
+            "raddr": format_address(found.family, found.raddr),
+            "rport": found.rport,
         }
-        if not (event.flags & EventFlag.ADDR_FROM_CALL) and found.rport:
-            changes["raddr"] = format_address(found.family, found.raddr)
-            changes["rport"] = found.rport
-        return replace(event, **changes)  # type: ignore[arg-type]
+
+    def complete(self, event: SocketEvent) -> SocketEvent | None:
+        key = (event.pid, event.fd)
+        if key not in self.cache:
+            self.cache[key] = self._lookup(*key)
+        found = self.cache[key]
+        if event.type is EventType.CLOSE:
+            del self.cache[key]  # the fd number may be reused for another socket
+        if found is None:
+            # Gone before we looked: keep what the kernel knew, if inet.
+            return event if event.family else None
+        changes = dict(found, flags=event.flags | EventFlag.PROC_LOOKUP)
+        if event.flags & EventFlag.ADDR_FROM_CALL or not found["rport"]:
+            # The call's own peer (unconnected UDP) beats the socket's none.
+            del changes["raddr"], changes["rport"]
+        return with_changes(event, changes)
 
 
 class Tracer:
@@ -225,7 +237,7 @@ class Tracer:
         obj.attach_all()
         events_fd = obj.map("events").fd
         if self.variant.ringbuf:
-            self._buffer = _libbpf.RingBuffer(events_fd, self._on_record)
+            self._buffer = _libbpf.RingBuffer(events_fd, self._on_record, max_batch=MAX_BATCH)
         else:
             per_cpu = self.config.buffer_bytes // _libbpf.num_possible_cpus()
             pages = max(1, 1 << max(0, (per_cpu // PAGE_SIZE).bit_length() - 1))

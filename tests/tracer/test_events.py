@@ -6,6 +6,7 @@ from __future__ import annotations
 import ctypes
 import json
 import subprocess
+from dataclasses import replace
 
 import pytest
 from hypothesis import given
@@ -23,8 +24,10 @@ from libtrace.tracer.events import (
     RawConn,
     RawConnKey,
     RawEvent,
+    SocketEvent,
     Syscall,
     decode,
+    with_changes,
 )
 
 MIRRORS = {
@@ -147,3 +150,17 @@ def test_decode_never_fails_but_with_decode_error(record):
     except DecodeError:
         return
     assert len(event.data) <= len(record) - HEADER_SIZE
+
+
+def test_the_fast_decoder_builds_the_same_event_as_the_dataclass():
+    record = make_record(b"hello", direction=0, offset=7, syscall=4, flags=0x6, ts_ns=99)
+    expected = SocketEvent(
+        type=EventType.DATA, pid=7, tid=8, comm="curl", fd=3, direction=Direction.EGRESS,
+        syscall=Syscall.WRITEV, l4="tcp", family="ipv4", laddr="127.0.0.1", lport=80,
+        raddr="10.1.2.3", rport=5555, ts_ns=99, offset=7, size=5, cgroup_id=0,
+        flags=EventFlag.ADDR_FROM_CALL | EventFlag.PROBE_READ, data=b"hello",
+    )
+    assert decode(record) == expected
+    changed = with_changes(expected, {"lport": 81, "laddr": "127.0.0.2"})
+    assert changed == replace(expected, lport=81, laddr="127.0.0.2")
+    assert expected.lport == 80  # the original is untouched
