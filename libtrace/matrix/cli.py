@@ -87,6 +87,9 @@ def add_matrix_commands(commands: argparse._SubParsersAction) -> None:  # type: 
         help=f"per-kernel time limit (default {DEFAULT_TIMEOUT_S:.0f})",
     )
     matrix.add_argument(
+        "--append", default="", metavar="CMDLINE", help="extra kernel command line for the guests"
+    )
+    matrix.add_argument(
         "--emit-ci-matrix",
         action="store_true",
         help="print the kernel list as JSON for a CI job matrix, and exit",
@@ -152,6 +155,7 @@ def run_matrix(args: argparse.Namespace) -> int:
         shard=parse_shard(args.shard),
         timeout_s=args.timeout,
         pytest_args=("-k", args.select) if args.select else (),
+        append=args.append,
     )
     console = Console(stderr=True)
     with Progress(

@@ -59,6 +59,8 @@ class SweepOptions:
     tests: tuple[str, ...] = KERNEL_TESTS
     #: extra pytest arguments (e.g. ``-k native`` for a quick sweep)
     pytest_args: tuple[str, ...] = ()
+    #: extra guest kernel command line (e.g. ``mitigations=off``)
+    append: str = ""
 
     def __post_init__(self) -> None:
         index, count = self.shard
@@ -224,6 +226,7 @@ def run_kernel(spec: str, options: SweepOptions, repo: Path, progress: Progress)
         timeout_s=options.timeout_s,
         results_dir=run_dir,
         console_log=run_dir / "console.log",
+        append=options.append,
     )
     row = _row_from_run(kernel, result, run_dir)
     if (run_dir / "junit.xml").exists():

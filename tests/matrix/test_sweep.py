@@ -201,3 +201,37 @@ def test_killing_the_sweep_half_way_keeps_finished_rows(tmp_path):
     assert rows["host"]["cells"]["attach"]["verdict"] == "pass"
     assert "debian-6.12" not in rows
     assert "4.14" in rows
+
+
+def sweep_rows(tmp_path: Path, *args: str) -> dict[str, dict]:
+    report = tmp_path / "report"
+    subprocess.run(
+        [*CLI, "matrix", "--report", str(report), "-k", QUICK, *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    return {k["name"]: k for k in json.loads((report / REPORT_JSON).read_text())["kernels"]}
+
+
+@pytest.mark.root
+@pytest.mark.bpf
+@pytest.mark.qemu
+def test_a_panicking_guest_is_a_panic_row_and_the_host_row_still_passes(tmp_path):
+    # rdinit=/nonexistent: the kernel finds no init and panics at boot.
+    rows = sweep_rows(tmp_path, "--kernels", "host,debian-6.1", "--append", "rdinit=/nonexistent")
+    guest = rows["debian-6.1"]["cells"]
+    assert {c["verdict"] for c in guest.values()} == {"panic"}
+    assert "panic" in guest["attach"]["detail"].lower()
+    assert rows["host"]["cells"]["attach"]["verdict"] == "pass"
+
+
+@pytest.mark.root
+@pytest.mark.bpf
+@pytest.mark.qemu
+def test_a_guest_out_of_time_is_a_timeout_row_and_the_host_row_still_passes(tmp_path):
+    # Eight seconds boot the guest but do not get its tests done under TCG.
+    rows = sweep_rows(tmp_path, "--kernels", "host,debian-6.1", "--timeout", "8")
+    guest = rows["debian-6.1"]["cells"]
+    assert {c["verdict"] for c in guest.values()} == {"timeout"}
+    assert rows["host"]["cells"]["attach"]["verdict"] == "pass"
