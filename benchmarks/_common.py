@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import signal
 import socket
 import subprocess
 import sys
@@ -18,6 +19,15 @@ from libtrace.tracer.probe import COMPAT_SWITCHES
 READY_POLL_S = 0.02
 #: How long a subprocess gets to exit after being asked before it is killed.
 STOP_GRACE_S = 5.0
+
+
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM into SystemExit, so that ``finally`` blocks stop our subprocesses."""
+
+    def handler(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 def compat_list(text: str) -> frozenset[str]:

@@ -15,6 +15,9 @@
  * behind catches up without sleeping, so the offered rate is the target
  * unless the writer itself cannot go that fast: a step ends at its deadline
  * either way, and the printed count says what was offered.
+ *
+ * SIGTERM ends the current step and the writer, which still closes its end
+ * and waits for the reader: no orphan is left for an init that may not reap.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -36,6 +39,14 @@
 #define TICK_NS 1000000LL
 /* Reader buffer: large, so the reader costs few syscalls. */
 #define READ_BUF (1 << 16)
+
+static volatile sig_atomic_t stopping;
+
+static void on_sigterm(int sig)
+{
+	(void)sig;
+	stopping = 1;
+}
 
 static int64_t now_ns(void)
 {
@@ -83,20 +94,24 @@ static long long run_step(int fd, long long rate, long long duration_ms, int64_t
 	if (per_tick < 1)
 		per_tick = 1;
 	/* Stop at the deadline even if behind: a step lasts what it was told. */
-	while (written < total && now_ns() < end) {
+	while (written < total && now_ns() < end && !stopping) {
 		long long batch = total - written < per_tick ? total - written : per_tick;
 
 		for (long long i = 0; i < batch; i++) {
-			if (write(fd, chunk, CHUNK) != CHUNK)
+			if (write(fd, chunk, CHUNK) != CHUNK) {
+				if (stopping)
+					break;
 				die("write");
+			}
+			written++;
 		}
-		written += batch;
 		/* The deadline by which `written` writes are due at `rate`. */
 		next = start + written * 1000000000LL / rate;
 		if (next > now_ns()) {
 			struct timespec ts = { next / 1000000000LL, next % 1000000000LL };
 
-			while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+			while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR &&
+			       !stopping)
 				;
 		}
 	}
@@ -115,6 +130,9 @@ int main(void)
 	long long rate, duration_ms;
 	pid_t child;
 
+	/* No SA_RESTART: a blocked write() or scanf() returns, and the loops see the flag. */
+	struct sigaction term = { .sa_handler = on_sigterm };
+
 	signal(SIGPIPE, SIG_IGN);
 	listener = socket(AF_INET, SOCK_STREAM, 0);
 	if (listener < 0 || bind(listener, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
@@ -124,16 +142,18 @@ int main(void)
 	if (child < 0)
 		die("fork");
 	if (child == 0) {
+		signal(SIGTERM, SIG_DFL);
 		close(listener);
 		reader(ntohs(addr.sin_port));
 	}
+	sigaction(SIGTERM, &term, NULL);
 	conn = accept(listener, NULL, NULL);
 	if (conn < 0)
 		die("accept");
 	close(listener);
 	printf("ready %d\n", ntohs(addr.sin_port));
 	fflush(stdout);
-	while (scanf("%lld %lld", &rate, &duration_ms) == 2) {
+	while (!stopping && scanf("%lld %lld", &rate, &duration_ms) == 2) {
 		int64_t elapsed = 0;
 		long long written;
 

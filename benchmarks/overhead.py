@@ -38,7 +38,17 @@ from dataclasses import dataclass
 
 from libtrace import Tracer, TracerConfig
 
-from ._common import compat_list, cpu_seconds, emit, free_port, log, stop, wait_until
+from ._common import (
+    compat_list,
+    cpu_seconds,
+    emit,
+    exit_on_sigterm,
+    free_port,
+    log,
+    peak_rss_mb,
+    stop,
+    wait_until,
+)
 
 #: Requests per test (SET and GET each) and per run: about 3 s untraced here.
 DEFAULT_REQUESTS = 100_000
@@ -180,16 +190,33 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python3 -m benchmarks.overhead", description=__doc__.split("\n\n")[0]
     )
-    parser.add_argument("--requests", "-n", type=int, default=DEFAULT_REQUESTS,
-                        help=f"requests per test and run (default {DEFAULT_REQUESTS})")
-    parser.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS,
-                        help=f"untraced/traced pairs (default {DEFAULT_ROUNDS})")
-    parser.add_argument("--compat", type=compat_list, default=frozenset(),
-                        help="force old-kernel paths: perfbuf,probe-read,no-btf")
-    parser.add_argument("--breakdown", action="store_true",
-                        help="also run filtered-out and undrained tracers, to split the cost")
+    parser.add_argument(
+        "--requests",
+        "-n",
+        type=int,
+        default=DEFAULT_REQUESTS,
+        help=f"requests per test and run (default {DEFAULT_REQUESTS})",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=DEFAULT_ROUNDS,
+        help=f"untraced/traced pairs (default {DEFAULT_ROUNDS})",
+    )
+    parser.add_argument(
+        "--compat",
+        type=compat_list,
+        default=frozenset(),
+        help="force old-kernel paths: perfbuf,probe-read,no-btf",
+    )
+    parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="also run filtered-out and undrained tracers, to split the cost",
+    )
     parser.add_argument("--quick", action="store_true", help="a tiny smoke run (for tests)")
-    args = parser.parse_args(argv)  # fmt: skip
+    args = parser.parse_args(argv)
+    exit_on_sigterm()
     if args.quick:
         args.requests, args.rounds = QUICK_REQUESTS, QUICK_ROUNDS
     if args.requests < 1 or args.rounds < 1:
@@ -203,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     traced: list[Run] = []
     broken: dict[str, list[Run]] = {"filtered": [], "undrained": []}
     reasons: list[str] = []
-    started = time.monotonic()
+    # Other load on the machine skews every figure: say how much there was.
+    started, load = time.monotonic(), round(os.getloadavg()[0], 2)
     with redis_server() as port:
         _run(port, min(args.requests, QUICK_REQUESTS))  # warm-up: page cache, allocator
         for index in range(args.rounds):
@@ -218,9 +246,7 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"round {index + 1}/{args.rounds} {kind}: {run.rps:.0f} req/s")
             if args.breakdown:
                 broken["filtered"].append(_traced_run(port, args.requests, filtered)[0])
-                broken["undrained"].append(
-                    _traced_run(port, args.requests, config, drain=False)[0]
-                )
+                broken["undrained"].append(_traced_run(port, args.requests, config, drain=False)[0])
 
     events = sum(run.events for run in traced)
     cpu = sum(run.tracer_cpu_s for run in traced)
@@ -243,9 +269,12 @@ def main(argv: list[str] | None = None) -> int:
         "tracer_cpu_us_per_event": round(cpu / events * 1e6, 2) if events else None,
         # Cores the tracing process kept busy while the traced runs lasted.
         "tracer_cores": round(cpu / sum(2 * args.requests / run.rps for run in traced), 2),
+        # Peak memory of the tracing process; Tracer.poll() returns all it gathered.
+        "peak_rss_mb": round(peak_rss_mb(), 1),
         "compat": sorted(args.compat),
         "variant": reasons,
         "cpus": os.cpu_count(),
+        "loadavg_1m": load,
         "seconds": round(time.monotonic() - started, 1),
     }
     if args.breakdown:

@@ -1,0 +1,90 @@
+"""Smoke runs of benchmarks/: each prints its JSON, with sane, positive figures.
+
+These never assert a timing target (a loaded machine must not fail the suite):
+only the shape of the output and the accounting that holds at any speed.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+#: A --quick run takes a few seconds; this only stops a hung one.
+RUN_TIMEOUT_S = 180
+#: Every old-kernel path at once, as a user of an old kernel would get.
+ALL_COMPAT = "perfbuf,probe-read,no-btf"
+COMPAT = [pytest.param((), id="default"), pytest.param(("--compat", ALL_COMPAT), id="compat")]
+
+needs_redis = pytest.mark.skipif(
+    not all(shutil.which(tool) for tool in ("redis-server", "redis-benchmark", "redis-cli")),
+    reason="needs redis-server, redis-benchmark and redis-cli (scripts/install-deps.sh)",
+)
+needs_cc = pytest.mark.skipif(
+    not (shutil.which("cc") or shutil.which("clang")), reason="needs a C compiler (cc or clang)"
+)
+
+
+def run_benchmark(*argv: str) -> dict[str, Any]:
+    """Run a benchmark from the repository root; its stdout is one JSON object."""
+    done = subprocess.run(
+        [sys.executable, *argv, "--quick"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+@pytest.mark.root
+@pytest.mark.bpf
+@needs_redis
+@pytest.mark.parametrize("compat", COMPAT)
+def test_overhead_quick_prints_its_json(compat: tuple[str, ...]) -> None:
+    result = run_benchmark("-m", "benchmarks.overhead", *compat)
+
+    assert result["benchmark"] == "overhead"
+    assert "redis-benchmark" in result["workload"]
+    assert len(result["untraced_rps"]) == len(result["traced_rps"]) >= 1
+    assert all(rps > 0 for rps in result["untraced_rps"] + result["traced_rps"])
+    assert result["ratio_median"] > 0
+    assert (result["target"], result["goal"]) == (0.90, 0.95)
+    # Both ends of every request are traced: about four data events each.
+    assert result["events"] > 0 and result["events_per_request"] >= 2
+    # The tracer drains the buffer on close, and a quick run fits in it.
+    assert result["lost"] == 0
+    assert sorted(result["compat"]) == sorted(compat[1].split(",") if compat else [])
+
+
+@pytest.mark.root
+@pytest.mark.bpf
+@needs_cc
+@pytest.mark.parametrize("compat", COMPAT)
+def test_drain_quick_prints_its_json(compat: tuple[str, ...]) -> None:
+    result = run_benchmark(str(ROOT / "benchmarks" / "drain.py"), *compat)
+
+    assert result["benchmark"] == "drain"
+    assert result["steps"], result["limit"]
+    for step in result["steps"]:
+        assert step["target_eps"] > 0 and step["offered_eps"] > 0
+        assert step["delivered_eps"] > 0 and step["writes"] > 0
+        # One event per write(), each delivered or counted lost: at any speed.
+        assert step["events"] + step["lost"] == step["writes"], step
+    backlog = result["backlog"]
+    assert backlog["events"] + backlog["lost"] == backlog["writes"] > 0, backlog
+    assert backlog["eps"] > 0 and backlog["cpu_us_per_event"] > 0
+    assert result["max_zero_loss_eps"] >= 0
+    assert result["peak_rss_mb"] > 0
+    assert result["decode_us_per_event"] > 0
+    assert result["target_eps"] == 200_000
+    assert isinstance(result["limit"], str) and result["limit"]
+    assert sorted(result["compat"]) == sorted(compat[1].split(",") if compat else [])
