@@ -135,8 +135,16 @@ def _is_current(directory: Path) -> bool:
         return False
 
 
+#: Names a directory of prebuilt objects to use first (the kernel matrix
+#: points its guests at the host's, so no guest compiles under emulation).
+OBJECTS_ENV = "LIBTRACE_BPF_DIR"
+
+
 def object_dir() -> Path:
     """The directory of up-to-date objects, compiling them if needed."""
+    given = os.environ.get(OBJECTS_ENV)
+    if given and _is_current(Path(given)):
+        return Path(given)
     if _is_current(PACKAGED_DIR):
         return PACKAGED_DIR
     cache = CACHE_ROOT / sources_digest()[:16]

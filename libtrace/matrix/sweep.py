@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..bpf import kernel_features as features
-from ..bpf.build import object_dir
+from ..bpf.build import OBJECTS_ENV, object_dir
 from ..errors import ConfigError, LibtraceError
 from ..vm import kernels as vm_kernels
 from ..vm import qemu
@@ -200,7 +200,9 @@ def _row_from_run(kernel: vm_kernels.Kernel, result: qemu.RunResult, run_dir: Pa
     )
 
 
-def run_kernel(spec: str, options: SweepOptions, repo: Path, progress: Progress) -> KernelRow:
+def run_kernel(
+    spec: str, options: SweepOptions, repo: Path, progress: Progress, objects: Path
+) -> KernelRow:
     """Resolve one kernel, run its cells, and return its row (never raises)."""
     started = time.monotonic()
     try:
@@ -227,6 +229,7 @@ def run_kernel(spec: str, options: SweepOptions, repo: Path, progress: Progress)
         results_dir=run_dir,
         console_log=run_dir / "console.log",
         append=options.append,
+        env={OBJECTS_ENV: str(objects)},
     )
     row = _row_from_run(kernel, result, run_dir)
     if (run_dir / "junit.xml").exists():
@@ -238,14 +241,18 @@ def sweep(options: SweepOptions, progress: Progress | None = None) -> Report:
     """Run the plan; the report on disk grows row by row."""
     progress = progress or (lambda _kernel, _status: None)
     repo = repository_root()
-    object_dir()  # compile the BPF objects once, on the host, before any guest needs them
+    # Compile the BPF objects once, on the host; the guests load these.
+    objects = object_dir()
     writer = ReportWriter(options.report_dir)
     kernels = shard_kernels(options.kernels, options.shard)
     covered = {s for s in map(_catalog_series, options.kernels) if s}
     for row in unavailable_rows(covered):
         writer.add(row)
     with ThreadPoolExecutor(max_workers=options.jobs) as pool:
-        futures = {pool.submit(run_kernel, spec, options, repo, progress): spec for spec in kernels}
+        futures = {
+            pool.submit(run_kernel, spec, options, repo, progress, objects): spec
+            for spec in kernels
+        }
         for future in as_completed(futures):
             row = future.result()
             writer.add(row)
