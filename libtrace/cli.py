@@ -21,6 +21,7 @@ from rich.console import Console
 from . import __version__
 from .errors import ConfigError, LibtraceError
 from .matrix.cli import add_matrix_commands
+from .matrix.compat import add_compat_command
 from .pcap.cli import add_pcap_command
 from .tracer.events import SocketEvent
 from .tracer.probe import COMPAT_SWITCHES
@@ -115,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_pcap_command(commands)
     add_vm_commands(commands)
     add_matrix_commands(commands)
+    add_compat_command(commands)
     return parser
 
 

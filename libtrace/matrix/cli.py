@@ -140,7 +140,10 @@ def print_report(report: Report, console: Console) -> None:
 
 
 def _exit_code(report: Report) -> int:
-    return 1 if any(c.verdict in BAD for r in report.kernels for c in r.cells.values()) else 0
+    """1 if a cell went bad or a booted kernel did not do what was predicted."""
+    bad = any(c.verdict in BAD for r in report.kernels for c in r.cells.values())
+    disagree = any(r.prediction_agrees() is False for r in report.kernels)
+    return 1 if bad or disagree else 0
 
 
 def run_matrix(args: argparse.Namespace) -> int:

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 REPORTER_KEY = pytest.StashKey["CapabilityReporter"]()
+#: Beside the report: what the tests recorded of the kernel (record_property).
+FACTS_FILE = "facts.json"
 #: The verdict of a column none of whose tests has finished.
 PENDING = "pending"
 #: Characters of a failure message kept in a cell's detail.
@@ -49,6 +51,8 @@ def column_of(item: pytest.Item) -> str | None:
 class CapabilityReporter:
     def __init__(self, path: Path) -> None:
         self.path = path
+        #: what tests said of the kernel with record_property (e.g. the variant)
+        self.facts: dict[str, object] = {}
         self.columns: dict[str, _Column] = {}
         self.column_by_nodeid: dict[str, str] = {}
 
@@ -64,6 +68,8 @@ class CapabilityReporter:
 
     @pytest.hookimpl
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "call" and report.user_properties:
+            self.facts.update(report.user_properties)
         column = self.columns.get(self.column_by_nodeid.get(report.nodeid, ""))
         if column is None:
             return
@@ -87,9 +93,14 @@ class CapabilityReporter:
         self._write()
 
     def _write(self) -> None:
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({name: col.cell() for name, col in self.columns.items()}))
-        os.replace(tmp, self.path)
+        _write_json(self.path, {name: col.cell() for name, col in self.columns.items()})
+        _write_json(self.path.with_name(FACTS_FILE), self.facts)
+
+
+def _write_json(path: Path, data: object) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -67,6 +67,22 @@ class KernelRow:
     cells: dict[str, Cell] = field(default_factory=dict)
     #: why the row is what it is (e.g. the prediction for an unavailable kernel)
     note: str = ""
+    #: the object variant the tracer chose when it ran on this kernel
+    variant: str = ""
+    #: the static prediction for this kernel: {"variant", "loads", "reasons"}
+    predicted: dict[str, Any] | None = None
+
+    def prediction_agrees(self) -> bool | None:
+        """Did the booted kernel do what was predicted?  None: nothing to compare."""
+        attach = self.cells.get("attach")
+        if not self.available or self.predicted is None or attach is None:
+            return None
+        if attach.verdict not in (CellVerdict.PASS, CellVerdict.FAIL):
+            return None  # the guest died before telling
+        loaded = attach.verdict is CellVerdict.PASS
+        if loaded != self.predicted["loads"]:
+            return False
+        return not self.variant or self.variant == self.predicted["variant"]
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -90,7 +106,20 @@ class KernelRow:
             wall_s=data.get("wall_s"),
             cells=cells,
             note=data.get("note", ""),
+            variant=data.get("variant", ""),
+            predicted=data.get("predicted"),
         )
+
+
+def _prediction_text(row: KernelRow) -> str:
+    if row.predicted is None:
+        return ""
+    verb = "loads " if row.predicted["loads"] else "does not load "
+    text = verb + str(row.predicted["variant"])
+    agrees = row.prediction_agrees()
+    if agrees is False:
+        return f"**{text}, but {row.variant or 'the verdict'} disagrees**"
+    return text + (" ✓" if agrees else "")
 
 
 def _version_key(row: KernelRow) -> tuple[int, tuple[int, ...], str]:
@@ -154,13 +183,15 @@ class Report:
             "kernel",
             "version",
             "boot s",
+            "predicted",
             *(BY_NAME[c].title if c in BY_NAME else c for c in columns),
         ]
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for row in self.kernels:
             boot = f"{row.boot_s:.1f}" if row.boot_s is not None else ""
             cells = [str(row.cells[c].verdict) if c in row.cells else "" for c in columns]
-            lines.append("| " + " | ".join([row.name, row.version, boot, *cells]) + " |")
+            predicted = _prediction_text(row)
+            lines.append("| " + " | ".join([row.name, row.version, boot, predicted, *cells]) + " |")
         notes = [f"- **{row.name}**: {row.note}" for row in self.kernels if row.note]
         failures = [
             f"- **{row.name}** / {c}: {cell.verdict} — {cell.detail}"

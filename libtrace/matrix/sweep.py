@@ -21,6 +21,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..bpf import kernel_features as features
 from ..bpf.build import OBJECTS_ENV, object_dir
@@ -28,8 +29,8 @@ from ..errors import ConfigError, LibtraceError
 from ..vm import kernels as vm_kernels
 from ..vm import qemu
 from .capabilities import CAPABILITIES
-from .plugin import PENDING
-from .prediction import predict
+from .plugin import FACTS_FILE, PENDING
+from .prediction import config_beside, parse_version, predict
 from .report import Cell, CellVerdict, KernelRow, Report, ReportWriter
 
 #: The default sweep (tox -e matrix): the host and one kernel per Debian release.
@@ -159,10 +160,7 @@ def guest_command(repo: Path, options: SweepOptions) -> str:
 
 
 def _row_from_run(kernel: vm_kernels.Kernel, result: qemu.RunResult, run_dir: Path) -> KernelRow:
-    try:
-        columns = json.loads((run_dir / "cells.json").read_text())
-    except (OSError, ValueError):
-        columns = {}
+    columns = _read_json(run_dir / "cells.json")
     cells: dict[str, Cell] = {}
     tail = " | ".join(result.log_tail.strip().splitlines()[-3:])
     for capability in CAPABILITIES:
@@ -197,7 +195,27 @@ def _row_from_run(kernel: vm_kernels.Kernel, result: qemu.RunResult, run_dir: Pa
         cells=cells,
         note=f"{kernel.release}: {result.verdict.name.lower()}"
         + (f" ({result.reason})" if result.reason else ""),
+        variant=str(_read_json(run_dir / FACTS_FILE).get("variant", "")),
+        predicted=_prediction(kernel),
     )
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _prediction(kernel: vm_kernels.Kernel) -> dict[str, Any] | None:
+    """The static prediction for a booted kernel, to set beside its verdict."""
+    try:
+        version = parse_version(kernel.version or kernel.release)
+        config = config_beside(kernel.modules, kernel.release)
+        return predict(version, config).to_json()
+    except LibtraceError:
+        return None
 
 
 def run_kernel(

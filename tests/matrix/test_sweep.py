@@ -154,6 +154,10 @@ def test_a_real_sweep_over_a_guest_kernel_and_a_corrupt_deb(tmp_path):
     assert guest["cells"]["attach"]["verdict"] == "pass", guest["cells"]["attach"]
     assert guest["cells"]["tcp_capture"]["verdict"] == "pass", guest["cells"]["tcp_capture"]
     assert (report / "junit-debian-6.1.xml").exists()
+    # The prediction made from the kernel's version and config, beside what ran.
+    assert guest["predicted"] == {"variant": "ringbuf+probe-read-user+btf", "loads": True,
+                                  "reasons": []}
+    assert guest["variant"] == guest["predicted"]["variant"]
     broken = next(r for name, r in rows.items() if "broken" in name)
     assert {c["verdict"] for c in broken["cells"].values()} == {"error"}
     assert broken["note"]
