@@ -30,6 +30,9 @@ SUITES = (
     "bookworm-backports",
     "trixie",
     "trixie-security",
+    "trixie-backports",
+    "sid",
+    "experimental",
 )
 
 #: Debian code names, to tell a Debian archive entry from a third-party one.

@@ -96,21 +96,25 @@ def deb_fields(deb: Path) -> tuple[str, str]:
 def find_tree(root: Path) -> tuple[Path, Path | None, str]:
     """Find ``(vmlinuz, modules_dir, release)`` in an extracted package or a directory.
 
-    The kernel is ``vmlinuz-<release>`` in ``root`` or ``root/boot``; the modules
-    are ``lib/modules/<release>`` or ``usr/lib/modules/<release>`` (None if absent).
+    The kernel is ``vmlinuz-<release>`` in ``root`` or ``root/boot``, or (the
+    linux-binary-* packaging of 6.19 and later) ``usr/lib/modules/<release>/vmlinuz``;
+    the modules are ``lib/modules/<release>`` or ``usr/lib/modules/<release>``
+    (None if absent).
 
     Raises:
         KernelPackageError: no single vmlinuz is there.
     """
     images = sorted(p for d in (root, root / "boot") for p in d.glob("vmlinuz-*") if p.is_file())
+    images += sorted(p for p in root.glob("usr/lib/modules/*/vmlinuz") if p.is_file())
     if not images:
         raise KernelPackageError(
             f"{root} contains no vmlinuz-* (a meta package? give the image package itself)"
         )
     if len(images) > 1:
-        names = ", ".join(p.name for p in images)
+        names = ", ".join(str(p.relative_to(root)) for p in images)
         raise KernelPackageError(f"{root} holds several kernels ({names}); name one vmlinuz")
-    release = images[0].name.removeprefix("vmlinuz-")
+    image = images[0]
+    release = image.parent.name if image.name == "vmlinuz" else image.name.removeprefix("vmlinuz-")
     modules = next(
         (
             d
@@ -119,7 +123,7 @@ def find_tree(root: Path) -> tuple[Path, Path | None, str]:
         ),
         None,
     )
-    return images[0], modules, release
+    return image, modules, release
 
 
 def run_depmod(modules: Path, release: str) -> None:
@@ -155,20 +159,27 @@ def read_entry(entry: Path) -> Entry | None:
 
 
 def extract_deb(
-    deb: Path, entry: Path, package: str, version: str, progress: Progress | None = None
+    deb: Path | list[Path],
+    entry: Path,
+    package: str,
+    version: str,
+    progress: Progress | None = None,
 ) -> Entry:
-    """Extract ``deb`` into the (locked) entry directory, run depmod, write the marker.
+    """Extract ``deb`` (or several, into one tree: from 6.19 Debian splits the
+    kernel into linux-binary-* and linux-modules-*) into the (locked) entry
+    directory, run depmod, write the marker.
 
     Raises:
-        KernelPackageError: the package is corrupt or holds no kernel.
+        KernelPackageError: a package is corrupt or they hold no kernel.
     """
     if entry.exists():
         shutil.rmtree(entry)
     root = entry / "root"
     root.mkdir(parents=True)
-    if progress:
-        progress(f"extracting {deb.name}")
-    _tool(["dpkg-deb", "-x", str(deb), str(root)], f"{deb} is corrupt or truncated")
+    for one in deb if isinstance(deb, list) else [deb]:
+        if progress:
+            progress(f"extracting {one.name}")
+        _tool(["dpkg-deb", "-x", str(one), str(root)], f"{one} is corrupt or truncated")
     vmlinuz, modules, release = find_tree(root)
     if modules is not None:
         if progress:

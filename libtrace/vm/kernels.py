@@ -154,6 +154,14 @@ CATALOG: dict[str, Series] = {
         re.compile(r"linux-image-6\.12\.\d+\+deb1[23][.\d]*-amd64"),
         ("trixie", "trixie-security", "bookworm-backports"),
     ),
+    # Newer series come from trixie-backports, sid and experimental.
+    **{
+        f"debian-{series}": Series(
+            re.compile(rf"linux-image-{re.escape(series)}(\.\d+)?(\+deb1\d)?-amd64"),
+            ("trixie-backports", "sid", "experimental"),
+        )
+        for series in ("6.16", "6.17", "6.18", "6.19", "7.0", "7.1", "7.2", "7.3")
+    },
 }
 
 #: A point release of a catalog series, e.g. ``debian-5.10.223``.
@@ -300,6 +308,21 @@ class HostSource(KernelSource):
         return _host_kernel()
 
 
+def _packages_of(apt: AptRoot, image: PackageVersion) -> list[str]:
+    """The packages that hold a kernel: the image itself, or — from 6.19 on,
+    where linux-image-* is a meta package — its linux-binary-* (signed, else
+    unsigned), linux-modules-* and linux-base-* (config, modules.builtin) of
+    the same version."""
+    abi = image.name.removeprefix("linux-image-")
+    split = re.compile(rf"linux-(binary|binary-unsigned|modules|base)-{re.escape(abi)}")
+    found = {v.name for v in apt.versions(split) if v.version == image.version}
+    binary = next((f"linux-{kind}-{abi}" for kind in ("binary", "binary-unsigned")
+                   if f"linux-{kind}-{abi}" in found), None)
+    if binary is None or f"linux-modules-{abi}" not in found:
+        return [image.name]
+    return [binary, f"linux-modules-{abi}"] + [p for p in [f"linux-base-{abi}"] if p in found]
+
+
 class DebianSource(KernelSource):
     """``debian-<series>`` or ``debian-<series>.<patch>``: a catalog kernel."""
 
@@ -337,18 +360,17 @@ class DebianSource(KernelSource):
         with _cache.locked(entry_dir):
             entry = _cache.read_entry(entry_dir)
             if entry is None:
-                deb = apt.download(
-                    chosen.name,
-                    chosen.version,
-                    entry_dir.with_name(entry_dir.name + ".download"),
-                    progress,
-                )
+                download = entry_dir.with_name(entry_dir.name + ".download")
+                debs = [
+                    apt.download(package, chosen.version, download / package, progress)
+                    for package in _packages_of(apt, chosen)
+                ]
                 try:
                     entry = _cache.extract_deb(
-                        deb, entry_dir, chosen.name, chosen.version, progress
+                        debs, entry_dir, chosen.name, chosen.version, progress
                     )
                 finally:
-                    shutil.rmtree(deb.parent, ignore_errors=True)
+                    shutil.rmtree(download, ignore_errors=True)
         source = f"debian:{chosen.suite}"
         for name in {spec, f"debian-{_cache.upstream_version(chosen.version)}"}:
             pointer = _pointer(cache, name)
