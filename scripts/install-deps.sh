@@ -9,13 +9,15 @@ set -euo pipefail
 #  bpftool                  the tests check that nothing stays loaded after exit
 #  redis-server/-tools      the overhead benchmark's real request/response workload
 #  tshark, tcpdump          packet oracles for the capture tests and fixtures
-#  nginx, nghttp2-*, dnsmasq-base, dnsutils, curl   real servers and clients of the fixtures
+#  nginx, nghttp2-*, dnsmasq-base, dnsutils, curl, mariadb-*, mosquitto
+#                           real servers and clients of the fixtures (python -m libtrace.pcap.record)
 #  qemu-system-x86, busybox-static, kmod, cpio   the kernel matrix (guests, initramfs, depmod)
 APT_PACKAGES=(
   clang llvm libbpf-dev libbpf1 bpftool
   redis-server redis-tools
   tcpdump tshark
   nginx nghttp2-server nghttp2-client dnsmasq-base dnsutils curl
+  mariadb-server mariadb-client mosquitto
   qemu-system-x86 busybox-static kmod cpio zstd xz-utils
 )
 

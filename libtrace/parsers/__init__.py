@@ -63,11 +63,15 @@ from ..errors import ProtocolError
 from ._base import SKIP_TO_EOF, Side, StreamParser, Transport
 from ._cursor import Cursor
 from ._dns import DnsParser, DnsQuery, DnsResponse
+from ._dubbo import DubboParser, DubboRequest, DubboResponse, DubboStatus
 from ._enums import open_enum
 from ._errors import LimitExceededError, MalformedError, TruncatedError, UnknownProtocolError
 from ._events import NEED_DATA, Desync, Direction, Event, Message, Record, Status, clip
 from ._http1 import Http1Parser, Http1Request, Http1Response
 from ._http2 import Http2Parser, Http2Request, Http2Response
+from ._kafka import ApiKey, KafkaParser, KafkaRequest, KafkaResponse
+from ._mqtt import MqttParser, MqttRequest, MqttResponse, PacketType
+from ._mysql import Command, MysqlParser, MysqlRequest, MysqlResponse
 from ._redis import RedisParser, RedisRequest, RedisResponse
 from .inference import PROTOCOLS, Inference, infer
 from .pairing import DEFAULT_TIMEOUT_NS, Pairer
@@ -78,6 +82,10 @@ PARSERS: dict[str, type[StreamParser]] = {
     "http2": Http2Parser,
     "redis": RedisParser,
     "dns": DnsParser,
+    "mysql": MysqlParser,
+    "kafka": KafkaParser,
+    "mqtt": MqttParser,
+    "dubbo": DubboParser,
 }
 
 
@@ -100,12 +108,18 @@ __all__ = [
     "PARSERS",
     "PROTOCOLS",
     "SKIP_TO_EOF",
+    "ApiKey",
+    "Command",
     "Cursor",
     "Desync",
     "Direction",
     "DnsParser",
     "DnsQuery",
     "DnsResponse",
+    "DubboParser",
+    "DubboRequest",
+    "DubboResponse",
+    "DubboStatus",
     "Event",
     "Http1Parser",
     "Http1Request",
@@ -114,9 +128,19 @@ __all__ = [
     "Http2Request",
     "Http2Response",
     "Inference",
+    "KafkaParser",
+    "KafkaRequest",
+    "KafkaResponse",
     "LimitExceededError",
     "MalformedError",
     "Message",
+    "MqttParser",
+    "MqttRequest",
+    "MqttResponse",
+    "MysqlParser",
+    "MysqlRequest",
+    "MysqlResponse",
+    "PacketType",
     "Pairer",
     "ProtocolError",
     "Record",

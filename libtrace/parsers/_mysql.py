@@ -1,0 +1,532 @@
+"""MySQL/MariaDB client/server protocol over TCP: handshake, text and prepared commands.
+
+Theory of operation: both directions are sequences of packets — a 3-byte
+little-endian length, a sequence id and a payload.  A payload of 0xFFFFFF
+bytes continues in the next packet, which is skipped.  Only the first
+:data:`MAX_PACKET_PREFIX_BYTES` of a payload are read; the rest is skipped,
+so huge queries and rows cost nothing.
+
+Requests are simple: in the command phase a packet with sequence id 0 is a
+command (:class:`Command`); any other client packet continues an exchange
+(authentication data, ``LOAD DATA LOCAL`` content) and is absorbed.  Before
+that, the client's packet with sequence id 1 is the login request (or an SSL
+request: the rest of the connection is TLS and is skipped).
+
+Responses depend on the command, so the parser is connection-level: each
+command that expects a response is queued, and the response side parses one
+packet per step through a small stage machine (:class:`_Answer` ``stage``:
+start, defs, eof?, rows) until the response is complete — OK, ERR, EOF, a
+result set (column count, column definitions, an EOF unless
+CLIENT_DEPRECATE_EOF, rows, and a terminating EOF or OK; more follow while
+SERVER_MORE_RESULTS_EXISTS is set) or a COM_STMT_PREPARE answer.  Whether
+the EOF after definitions is sent is read from the capability flags of the
+greeting and the login request when both were seen; otherwise it is inferred
+from the first packet after the definitions (a 5-byte EOF, not a 7+-byte OK
+or a row).  A packet that turns out to start the next response is replayed
+into it.  The handshake's auth switch and
+extra auth packets are absorbed; the login request pairs with the final OK or
+ERR.  The greeting is emitted alone.  Pairing is in order (FIFO).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from ._base import SKIP_TO_EOF, Side, StreamParser, Transport
+from ._cursor import Cursor
+from ._enums import open_enum
+from ._errors import MalformedError, TruncatedError
+from ._events import Direction, Message, Status, clip
+from ._limits import MAX_PENDING_REQUESTS
+
+#: Payload bytes of one packet that are buffered and read (enough for any
+#: OK/ERR/EOF, greeting, login or column definition, and for a query's
+#: first 64 KiB); the rest of a packet is skipped.
+MAX_PACKET_PREFIX_BYTES = 64 * 1024
+#: Column count beyond which a "result set" header is taken as corrupt
+#: (MySQL allows 4096 columns per table, and a join somewhat more).
+MAX_COLUMNS = 1 << 16
+#: A payload of this length continues in the next packet.
+CONTINUED = 0xFFFFFF
+#: Capability flags (``CLIENT_*``) the parser reads.
+CLIENT_CONNECT_WITH_DB = 1 << 3
+CLIENT_PROTOCOL_41 = 1 << 9
+CLIENT_SSL = 1 << 11
+CLIENT_SECURE_CONNECTION = 1 << 15
+CLIENT_PLUGIN_AUTH_LENENC_DATA = 1 << 21
+CLIENT_DEPRECATE_EOF = 1 << 24
+#: Status flag: another result follows this one.
+SERVER_MORE_RESULTS_EXISTS = 0x0008
+#: Error codes that are the server's trouble (out of memory or disk, too many
+#: connections, shutdown, lock wait timeout, deadlock, interrupted); every
+#: other error blames the statement.
+SERVER_ERRORS = frozenset({1021, 1037, 1038, 1040, 1041, 1053, 1152, 1184, 1205, 1213,
+                           1317, 2006, 2013, 3024})
+
+
+@open_enum
+class Command(enum.IntEnum):
+    """Command bytes (``COM_*``), plus two pseudo-commands for the handshake."""
+
+    COM_SLEEP = 0x00
+    COM_QUIT = 0x01
+    COM_INIT_DB = 0x02
+    COM_QUERY = 0x03
+    COM_FIELD_LIST = 0x04
+    COM_CREATE_DB = 0x05
+    COM_DROP_DB = 0x06
+    COM_REFRESH = 0x07
+    COM_SHUTDOWN = 0x08
+    COM_STATISTICS = 0x09
+    COM_PROCESS_INFO = 0x0A
+    COM_CONNECT = 0x0B
+    COM_PROCESS_KILL = 0x0C
+    COM_DEBUG = 0x0D
+    COM_PING = 0x0E
+    COM_TIME = 0x0F
+    COM_DELAYED_INSERT = 0x10
+    COM_CHANGE_USER = 0x11
+    COM_BINLOG_DUMP = 0x12
+    COM_TABLE_DUMP = 0x13
+    COM_CONNECT_OUT = 0x14
+    COM_REGISTER_SLAVE = 0x15
+    COM_STMT_PREPARE = 0x16
+    COM_STMT_EXECUTE = 0x17
+    COM_STMT_SEND_LONG_DATA = 0x18
+    COM_STMT_CLOSE = 0x19
+    COM_STMT_RESET = 0x1A
+    COM_SET_OPTION = 0x1B
+    COM_STMT_FETCH = 0x1C
+    COM_DAEMON = 0x1D
+    COM_BINLOG_DUMP_GTID = 0x1E
+    COM_RESET_CONNECTION = 0x1F
+    COM_STMT_BULK_EXECUTE = 0xFA  # MariaDB
+    #: not a wire byte: the handshake response (login) of the client
+    LOGIN = 0x100
+    #: not a wire byte: the client asked for TLS
+    SSL_REQUEST = 0x101
+
+
+#: Commands the server does not answer.
+NO_RESPONSE = frozenset({Command.COM_QUIT, Command.COM_STMT_CLOSE,
+                         Command.COM_STMT_SEND_LONG_DATA, Command.SSL_REQUEST})
+#: Commands whose argument is text (the record's ``query``).
+TEXT_COMMANDS = frozenset({Command.COM_QUERY, Command.COM_STMT_PREPARE})
+SCHEMA_COMMANDS = frozenset({Command.COM_INIT_DB, Command.COM_CREATE_DB, Command.COM_DROP_DB})
+STATEMENT_COMMANDS = frozenset({Command.COM_STMT_EXECUTE, Command.COM_STMT_CLOSE,
+                                Command.COM_STMT_RESET, Command.COM_STMT_SEND_LONG_DATA,
+                                Command.COM_STMT_FETCH, Command.COM_STMT_BULK_EXECUTE})
+#: Commands that may answer with a result set.
+RESULTSET_COMMANDS = frozenset({Command.COM_QUERY, Command.COM_STMT_EXECUTE,
+                                Command.COM_PROCESS_INFO, Command.COM_STMT_BULK_EXECUTE})
+#: Commands answered by rows without a column count (column definitions for
+#: COM_FIELD_LIST, binary rows for COM_STMT_FETCH) up to an EOF.
+ROWS_ONLY_COMMANDS = frozenset({Command.COM_FIELD_LIST, Command.COM_STMT_FETCH})
+#: Commands whose answer may be an authentication exchange.
+AUTH_COMMANDS = frozenset({Command.LOGIN, Command.COM_CHANGE_USER})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MysqlRequest(Message):
+    """A command (or the login request)."""
+
+    protocol: ClassVar[str] = "mysql"
+    direction: ClassVar[Direction] = Direction.REQUEST
+
+    command: Command
+    query: str | None = None
+    statement_id: int | None = None
+    database: str | None = None
+    user: str | None = None
+
+    @property
+    def expects_response(self) -> bool:
+        return self.command not in NO_RESPONSE
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MysqlResponse(Message):
+    """The whole answer to one command (all packets of a result set)."""
+
+    protocol: ClassVar[str] = "mysql"
+    direction: ClassVar[Direction] = Direction.RESPONSE
+
+    #: "ok", "error", "resultset", "eof", or "greeting" (the server's first packet)
+    kind: str
+    error_code: int | None = None
+    error_message: str | None = None
+    sql_state: str | None = None
+    affected_rows: int | None = None
+    last_insert_id: int | None = None
+    rows: int | None = None
+    columns: int | None = None
+    warnings: int | None = None
+    statement_id: int | None = None
+    params: int | None = None
+    server_version: str | None = None
+    info: str | None = None
+
+    @property
+    def expects_response(self) -> bool:
+        return self.kind != "greeting"
+
+    @property
+    def outcome(self) -> Status:
+        if self.kind != "error":
+            return Status.OK
+        return Status.SERVER_ERROR if self.error_code in SERVER_ERRORS else Status.CLIENT_ERROR
+
+
+def lenenc(cur: Cursor) -> int | None:
+    """A length-encoded integer; ``None`` for the NULL marker 0xFB."""
+    first = cur.u8()
+    if first < 0xFB:
+        return first
+    if first == 0xFB:
+        return None
+    if first == 0xFC:
+        return cur.u16le()
+    if first == 0xFD:
+        return cur.u24le()
+    if first == 0xFE:
+        return cur.u64le()
+    raise MalformedError("0xFF is not a length-encoded integer")
+
+
+@dataclass(slots=True)
+class _Answer:
+    """A response being assembled packet by packet."""
+
+    command: Command | None
+    ts: int
+    #: "start", "defs" (definitions due), "eof?" (an EOF may follow them), "rows"
+    stage: str = "start"
+    #: what the definitions describe: "params", "columns" (prepare), "resultset"
+    what: str = ""
+    left: int = 0             #: definitions still due
+    size: int = 0
+    rows: int = 0
+    columns: int = 0
+    resultset: bool = False
+    fields: dict[str, object] = field(default_factory=dict)
+
+
+class MysqlParser(StreamParser):
+    """MySQL and MariaDB over TCP."""
+
+    protocol = "mysql"
+
+    def __init__(self, *, transport: Transport = "tcp", mid_stream: bool = False) -> None:
+        super().__init__(transport=transport, mid_stream=mid_stream)
+        self.server_caps: int | None = None
+        self.client_caps: int | None = None
+        #: CLIENT_DEPRECATE_EOF in force; None: not known yet
+        self.deprecate_eof: bool | None = None
+        self._handshake = not mid_stream
+        self._tls = False
+        self._expected: deque[Command] = deque()
+        self._answer: _Answer | None = None
+        self._ready: deque[Message] = deque()
+        self._continued = {d: False for d in Direction}
+
+    # -- framing ---------------------------------------------------------------------------
+    def _parse(self, side: Side) -> Message | None:
+        if self._ready and side.direction is Direction.RESPONSE:
+            return self._ready.popleft()
+        buf = side.buf
+        if len(buf) < 4:
+            return None
+        length, seq = int.from_bytes(buf[:3], "little"), buf[3]
+        if self._tls and side.direction is Direction.RESPONSE and not (
+                seq == 0 and buf[4:5] == b"\x0a"):
+            side.skip = SKIP_TO_EOF  # TLS records from here on; a greeting may precede them
+            return None
+        want = min(length, MAX_PACKET_PREFIX_BYTES)
+        if len(buf) < 4 + want:
+            return None
+        ts = side.ts_at(0)
+        payload = bytes(buf[4:4 + want])
+        message = None
+        if not self._continued[side.direction]:  # else: the tail of a long payload, skipped
+            # parse before consuming: on an error the resync starts inside this packet
+            if side.direction is Direction.REQUEST:
+                message = self._request(side, seq, payload, length, ts)
+            else:
+                message = self._response(seq, payload, length, ts)
+        self._continued[side.direction] = length == CONTINUED
+        side.consume(4 + want)
+        if side.skip != SKIP_TO_EOF:
+            side.skip = length - want
+        return message
+
+    # -- requests --------------------------------------------------------------------------
+    def _request(self, side: Side, seq: int, payload: bytes, length: int,
+                 ts: int) -> Message | None:
+        if seq != 0:
+            if self._handshake and seq == 1 and not self._expected:
+                return self._login(side, payload, length, ts)
+            return None  # auth data or LOCAL INFILE content: part of an exchange
+        self._handshake = False
+        if not payload:
+            raise MalformedError("empty command packet")
+        cur = Cursor(payload)
+        command = Command(cur.u8())
+        query = database = statement = None
+        if command in TEXT_COMMANDS:
+            query = clip(cur.rest().decode("utf-8", "replace"))
+        elif command in SCHEMA_COMMANDS:
+            database = clip(cur.rest().decode("utf-8", "replace"))
+        elif command in STATEMENT_COMMANDS:
+            statement = cur.u32le()
+        return self._push(MysqlRequest(ts_ns=ts, size=4 + length, command=command, query=query,
+                                       database=database, statement_id=statement,
+                                       _parsed=True))
+
+    def _login(self, side: Side, payload: bytes, length: int, ts: int) -> Message:
+        cur = Cursor(payload)
+        caps = cur.u16le()
+        if not caps & CLIENT_PROTOCOL_41:  # HandshakeResponse320
+            cur.skip(3)
+            name = clip(cur.cstring().decode("utf-8", "replace"))
+            return self._push(MysqlRequest(ts_ns=ts, size=4 + length, command=Command.LOGIN,
+                                           user=name, _parsed=True))
+        caps |= cur.u16le() << 16
+        self.client_caps = caps
+        if self.server_caps is not None:
+            self.deprecate_eof = bool(caps & self.server_caps & CLIENT_DEPRECATE_EOF)
+        cur.skip(4 + 1 + 23)  # max packet, charset, filler
+        if caps & CLIENT_SSL and not cur.remaining:
+            side.skip = SKIP_TO_EOF  # the base steps over this packet, then everything
+            self._tls = True
+            return MysqlRequest(ts_ns=ts, size=4 + length, command=Command.SSL_REQUEST,
+                                errors=("TLS: the rest of the connection is not parsed",),
+                                _parsed=True)
+        user: str | None = None
+        database: str | None = None
+        errors: tuple[str, ...] = ()
+        try:
+            user = clip(cur.cstring().decode("utf-8", "replace"))
+            if caps & CLIENT_PLUGIN_AUTH_LENENC_DATA:
+                cur.skip(lenenc(cur) or 0)
+            elif caps & CLIENT_SECURE_CONNECTION:
+                cur.skip(cur.u8())
+            else:
+                cur.cstring()
+            if caps & CLIENT_CONNECT_WITH_DB and cur.remaining:
+                database = clip(cur.cstring().decode("utf-8", "replace"))
+        except (TruncatedError, MalformedError) as exc:
+            errors = (f"login request: {exc}",)
+        return self._push(MysqlRequest(ts_ns=ts, size=4 + length, errors=errors,
+                                       command=Command.LOGIN, user=user, database=database,
+                                       _parsed=True))
+
+    def _push(self, request: MysqlRequest) -> MysqlRequest:
+        if request.expects_response:
+            self._expected.append(request.command)
+            while len(self._expected) > MAX_PENDING_REQUESTS:
+                self._expected.popleft()
+        return request
+
+    # -- responses -------------------------------------------------------------------------
+    def _response(self, seq: int, payload: bytes, length: int, ts: int) -> Message | None:
+        if not payload:
+            raise MalformedError("empty response packet")
+        answer = self._answer
+        if answer is None:
+            if seq == 0 and payload[0] == 0x0A:  # only the greeting has sequence id 0
+                return self._greeting(payload, length, ts)
+            command = self._expected[0] if self._expected else None
+            answer = self._answer = _Answer(command, ts)
+        answer.size += 4 + length
+        done = self._packet(answer, payload, length)
+        if done is False:
+            return None
+        self._answer = None
+        if self._expected:
+            self._expected.popleft()
+        if done is None:  # the packet was not part of it: it starts the next response
+            answer.size -= 4 + length
+            finished = self._finish(answer)
+            following = self._response(seq, payload, length, ts)  # never redispatches again
+            if following is not None:
+                self._ready.append(following)
+            return finished
+        return self._finish(answer)
+
+    def _finish(self, answer: _Answer) -> MysqlResponse:
+        f = answer.fields
+        kind = str(f.pop("kind", "ok"))
+        if answer.resultset:
+            kind = "resultset" if kind != "error" else kind
+            f.update(rows=answer.rows, columns=answer.columns)
+            f.pop("affected_rows", None)  # the terminator's counters say nothing here
+            f.pop("last_insert_id", None)
+        elif answer.command in ROWS_ONLY_COMMANDS and kind != "error":
+            f.update(rows=answer.rows)
+        return MysqlResponse(ts_ns=answer.ts, size=answer.size, kind=kind,
+                             _parsed=True, **f)  # type: ignore[arg-type]
+
+    def _greeting(self, payload: bytes, length: int, ts: int) -> Message:
+        cur = Cursor(payload, 1)
+        errors: tuple[str, ...] = ()
+        version: str | None = None
+        try:
+            version = clip(cur.cstring().decode("utf-8", "replace"))
+            cur.skip(4 + 8 + 1)  # connection id, auth data part 1, filler
+            caps = cur.u16le()
+            if cur.remaining:
+                cur.skip(1 + 2)  # charset, status
+                caps |= cur.u16le() << 16
+            self.server_caps = caps
+            if self.client_caps is not None:
+                self.deprecate_eof = bool(caps & self.client_caps & CLIENT_DEPRECATE_EOF)
+        except TruncatedError as exc:
+            errors = (f"greeting: {exc}",)
+        return MysqlResponse(ts_ns=ts, size=4 + length, errors=errors, kind="greeting",
+                             server_version=version, _parsed=True)
+
+    def _packet(self, answer: _Answer, payload: bytes, length: int) -> bool | None:
+        """Take one packet of ``answer``.
+
+        Returns:
+            ``True``: the response is complete; ``False``: more packets are due;
+            ``None``: complete, and this packet already belongs to the next one.
+        """
+        first, cur, f = payload[0], Cursor(payload, 1), answer.fields
+        command, stage = answer.command, answer.stage
+        if stage == "defs":
+            if first == 0xFF:
+                return self._error(cur, f)
+            answer.left -= 1
+            if answer.left:
+                return False
+            if self.deprecate_eof:
+                return self._after_defs(answer)
+            answer.stage = "eof?"
+            return False
+        if stage == "eof?":
+            if first == 0xFE and length < (7 if self.deprecate_eof is None else 9):
+                self.deprecate_eof = False
+                return self._after_defs(answer)
+            self.deprecate_eof = True  # no EOF after the definitions
+            if self._after_defs(answer):
+                return None
+            return self._packet(answer, payload, length)
+        if stage == "rows":
+            return self._row(answer, payload, length)
+        if first == 0xFF:
+            return self._error(cur, f)
+        if command in AUTH_COMMANDS and first != 0x00:
+            return False  # auth switch request (0xFE), more auth data (0x01): absorbed
+        if command is Command.COM_STATISTICS:
+            f.update(kind="ok", info=clip(payload.decode("utf-8", "replace")))
+            return True
+        if command is Command.COM_STMT_PREPARE and first == 0x00:
+            f.update(kind="ok", statement_id=cur.u32le())
+            answer.columns, params = cur.u16le(), cur.u16le()
+            f.update(params=params, columns=answer.columns)
+            answer.what = "params"
+            return self._definitions(answer, params)
+        if command in ROWS_ONLY_COMMANDS:
+            answer.stage = "rows"
+            return self._row(answer, payload, length)
+        if first == 0x00:
+            return self._ok(answer, cur, f)
+        if first == 0xFE and length < 9:
+            return self._eof(answer, cur, f)
+        if command is not None and command not in RESULTSET_COMMANDS:
+            f.update(kind="ok", info=clip(payload.decode("utf-8", "replace")))
+            return True
+        count = lenenc(Cursor(payload))
+        if count is None or not 0 < count <= MAX_COLUMNS:
+            raise MalformedError(f"result set with {count} columns")
+        answer.resultset, answer.columns, answer.what = True, count, "resultset"
+        return self._definitions(answer, count)
+
+    def _definitions(self, answer: _Answer, count: int) -> bool:
+        """Expect ``count`` definitions of ``answer.what`` (none: go past them)."""
+        if count:
+            answer.stage, answer.left = "defs", count
+            return False
+        return self._after_defs(answer)
+
+    def _after_defs(self, answer: _Answer) -> bool:
+        if answer.what == "params":
+            answer.what = "columns"
+            return self._definitions(answer, answer.columns)
+        if answer.what == "columns":
+            return True  # COM_STMT_PREPARE: no rows follow
+        answer.stage = "rows"
+        return False
+
+    def _row(self, answer: _Answer, payload: bytes, length: int) -> bool:
+        first, cur, f = payload[0], Cursor(payload, 1), answer.fields
+        if first == 0xFF:
+            return self._error(cur, f)
+        if first == 0xFE and length < 9 and (length < 7 or self.deprecate_eof is False):
+            return self._eof(answer, cur, f)
+        if first == 0xFE and length < CONTINUED and self.deprecate_eof is not False:
+            return self._ok(answer, cur, f)
+        answer.rows += 1
+        return False
+
+    def _more(self, answer: _Answer, status: int) -> bool:
+        """After a terminator: another result follows when the server says so."""
+        if status & SERVER_MORE_RESULTS_EXISTS:
+            answer.stage = "start"
+            return False
+        return True
+
+    def _ok(self, answer: _Answer, cur: Cursor, f: dict[str, object]) -> bool:
+        affected, insert_id = lenenc(cur), lenenc(cur)
+        status = cur.u16le() if cur.remaining >= 2 else 0
+        warnings = cur.u16le() if cur.remaining >= 2 else None
+        f.update(kind="ok", affected_rows=affected, last_insert_id=insert_id, warnings=warnings)
+        if answer.command in AUTH_COMMANDS:
+            self._handshake = False
+        return self._more(answer, status)
+
+    def _eof(self, answer: _Answer, cur: Cursor, f: dict[str, object]) -> bool:
+        warnings = cur.u16le() if cur.remaining >= 2 else None
+        status = cur.u16le() if cur.remaining >= 2 else 0
+        f.update(kind="eof", warnings=warnings)
+        return self._more(answer, status)
+
+    @staticmethod
+    def _error(cur: Cursor, f: dict[str, object]) -> bool:
+        code = cur.u16le()
+        state = None
+        if cur.remaining and cur.peek_u8() == 0x23:  # '#' + SQLSTATE (protocol 41)
+            cur.skip(1)
+            state = cur.string(5, "ascii")
+        f.update(kind="error", error_code=code, sql_state=state,
+                 error_message=clip(cur.rest().decode("utf-8", "replace")))
+        return True
+
+    # -- recovery --------------------------------------------------------------------------
+    def _reset(self, side: Side) -> None:
+        self._answer = None
+        self._expected.clear()
+        self._continued[side.direction] = False
+
+    def _resync(self, side: Side) -> bool:
+        buf = side.buf
+        for pos in range(max(0, len(buf) - 4)):
+            length, seq = int.from_bytes(buf[pos:pos + 3], "little"), buf[pos + 3]
+            if not 0 < length <= MAX_PACKET_PREFIX_BYTES or len(buf) < pos + 5:
+                continue
+            first = buf[pos + 4]
+            if side.direction is Direction.REQUEST:
+                good = seq == 0 and not Command(first).name.startswith(("UNKNOWN", "COM_SLEEP"))
+            elif seq == 0:
+                good = first == 0x0A  # greeting
+            else:
+                good = seq == 1 and first in (0x00, 0xFF) and length < 1024
+            if good:
+                side.consume(pos)
+                self._handshake = self._handshake and seq != 0
+                return True
+        return False
