@@ -14,7 +14,7 @@ from .tracing import Peer
 # Fuzz depth is a Hypothesis profile, picked by HYPOTHESIS_PROFILE (tox -e fuzz).
 settings.register_profile("default", max_examples=200, deadline=None)
 settings.register_profile(
-    "fuzz", max_examples=20_000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    "fuzz", max_examples=10_000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 

@@ -318,9 +318,10 @@ def _packages_of(apt: AptRoot, image: PackageVersion) -> list[str]:
     found = {v.name for v in apt.versions(split) if v.version == image.version}
     binary = next((f"linux-{kind}-{abi}" for kind in ("binary", "binary-unsigned")
                    if f"linux-{kind}-{abi}" in found), None)
-    if binary is None or f"linux-modules-{abi}" not in found:
+    if binary is None:
         return [image.name]
-    return [binary, f"linux-modules-{abi}"] + [p for p in [f"linux-base-{abi}"] if p in found]
+    # 6.19-7.1 ship the modules inside linux-binary-*; later ones split them out.
+    return [binary] + [p for p in (f"linux-modules-{abi}", f"linux-base-{abi}") if p in found]
 
 
 class DebianSource(KernelSource):
