@@ -34,7 +34,7 @@ class StreamChunk:
 
 @dataclass(slots=True)
 class _Stream:
-    next_offset: int | None = None
+    next_offset: int = 0
     pending: dict[int, SocketEvent] = field(default_factory=dict)
     #: bytes cut by the payload cap from the last chunk released
     owed_gap: int = 0
@@ -50,10 +50,11 @@ class StreamReassembler:
     def feed(self, event: SocketEvent) -> Iterator[StreamChunk]:
         """Take one data event; yield whatever is now in order."""
         key = (event.pid, event.fd, event.direction)
-        stream = self._streams.setdefault(key, _Stream())
-        if stream.next_offset is None:
-            # The first event seen fixes where this stream starts for us.
-            stream.next_offset = event.offset
+        # Every stream starts at offset 0: the kernel counts from the moment
+        # it first sees a socket.  An early chunk that overtakes it (the perf
+        # buffer is per CPU and read CPU by CPU) waits for it; if it never
+        # comes (lost), the hole becomes a gap.
+        stream = self._streams.setdefault(key, _Stream(next_offset=0))
         if event.offset < stream.next_offset:
             return  # a duplicate or a late chunk already declared a gap
         stream.pending[event.offset] = event
@@ -75,7 +76,6 @@ class StreamReassembler:
     def _release(
         self, key: tuple[int, int, Direction], stream: _Stream, *, force: bool, drain: bool = False
     ) -> Iterator[StreamChunk]:
-        assert stream.next_offset is not None
         while stream.pending:
             event = stream.pending.pop(stream.next_offset, None)
             gap = stream.owed_gap
