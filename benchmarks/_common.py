@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import resource
 import signal
@@ -12,8 +11,6 @@ import sys
 import time
 from collections.abc import Callable
 from typing import Any
-
-from libtrace.tracer.probe import COMPAT_SWITCHES
 
 #: Pause between two readiness checks: short, so start-up adds little.
 READY_POLL_S = 0.02
@@ -28,18 +25,6 @@ def exit_on_sigterm() -> None:
         raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, handler)
-
-
-def compat_list(text: str) -> frozenset[str]:
-    """argparse type of ``--compat perfbuf,probe-read,no-btf``."""
-    names = frozenset(part.strip() for part in text.split(",") if part.strip())
-    unknown = names - set(COMPAT_SWITCHES)
-    if unknown:
-        raise argparse.ArgumentTypeError(
-            f"unknown switch {', '.join(sorted(unknown))} "
-            f"(choose from {', '.join(COMPAT_SWITCHES)})"
-        )
-    return names
 
 
 def free_port() -> int:

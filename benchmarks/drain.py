@@ -53,7 +53,6 @@ import timeit
 from dataclasses import asdict, dataclass
 
 from benchmarks._common import (
-    compat_list,
     cpu_seconds,
     emit,
     exit_on_sigterm,
@@ -62,6 +61,7 @@ from benchmarks._common import (
     stop,
 )
 from libtrace import Tracer, TracerConfig
+from libtrace.cli import compat_list
 from libtrace.tracer.events import HEADER_SIZE, RawEvent, decode
 
 WRITER_SOURCE = Path(__file__).resolve().parent / "drain_writer.c"

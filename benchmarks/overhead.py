@@ -37,9 +37,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from libtrace import Tracer, TracerConfig
+from libtrace.cli import compat_list
 
 from ._common import (
-    compat_list,
     cpu_seconds,
     emit,
     exit_on_sigterm,

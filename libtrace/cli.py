@@ -31,7 +31,8 @@ from .vm.cli import add_vm_commands
 EXIT_OK, EXIT_ENVIRONMENT, EXIT_USAGE = 0, 1, 2
 
 
-def _compat_list(text: str) -> frozenset[str]:
+def compat_list(text: str) -> frozenset[str]:
+    """argparse type of ``--force-compat perfbuf,probe-read,no-btf`` (benchmarks use it too)."""
     names = frozenset(part.strip() for part in text.split(",") if part.strip())
     unknown = names - set(COMPAT_SWITCHES)
     if unknown:
@@ -100,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     trace.add_argument(
         "--force-compat",
-        type=_compat_list,
+        type=compat_list,
         default=frozenset(),
         metavar="LIST",
         help="force old-kernel paths: comma-separated of " + ", ".join(COMPAT_SWITCHES),
