@@ -24,6 +24,7 @@ from .matrix.cli import add_matrix_commands
 from .matrix.compat import add_compat_command
 from .pcap.cli import add_pcap_command
 from .tracer.events import SocketEvent
+from .tracer.golang.cli import add_go_inspect_command
 from .tracer.probe import COMPAT_SWITCHES
 from .tracer.tracer import DEFAULT_PAYLOAD_CAP, Tracer, TracerConfig
 from .vm.cli import add_vm_commands
@@ -118,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_vm_commands(commands)
     add_matrix_commands(commands)
     add_compat_command(commands)
+    add_go_inspect_command(commands)
     return parser
 
 

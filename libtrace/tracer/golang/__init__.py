@@ -1,0 +1,37 @@
+"""The Go binary inspector: what the Go TLS uprobes need to know about a binary.
+
+``inspect_binary(path)`` returns a :class:`GoBinary` with the Go version,
+ABI, PIE-ness, the entry and RET offsets of ``crypto/tls.(*Conn).Read/Write``
+and the struct offsets from ``*tls.Conn`` to the socket fd and to the
+goroutine id.  :mod:`.toolchains` fetches Debian's Go toolchains and builds
+test programs with them.
+"""
+
+from ._buildinfo import BuildInfo, read_buildinfo
+from ._image import CorruptBinaryError, NotElfError, NotGoError
+from .inspect import (
+    TLS_FUNCTIONS,
+    TLS_READ,
+    TLS_WRITE,
+    GoBinary,
+    GoFunction,
+    abi_of,
+    inspect_binary,
+    ret_offsets,
+)
+
+__all__ = [
+    "TLS_FUNCTIONS",
+    "TLS_READ",
+    "TLS_WRITE",
+    "BuildInfo",
+    "CorruptBinaryError",
+    "GoBinary",
+    "GoFunction",
+    "NotElfError",
+    "NotGoError",
+    "abi_of",
+    "inspect_binary",
+    "read_buildinfo",
+    "ret_offsets",
+]

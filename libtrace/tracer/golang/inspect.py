@@ -1,0 +1,235 @@
+"""Inspect a Go binary for TLS uprobes: version, ABI, symbols, RET offsets, struct offsets.
+
+Theory of operation: :class:`~._image.Image` maps the ELF file; the Go
+version and module come from ``.go.buildinfo`` (:mod:`._buildinfo`);
+function addresses come from ``.symtab`` when the binary has one, else from
+the pc-line table that stripping keeps (:mod:`._pclntab`).  A uretprobe
+rewrites the return address on the stack, which Go's stack growth and
+traceback then trip over, so returns are probed with plain uprobes on every
+``RET`` instruction: capstone disassembles each probed function and the
+offsets of its ``RET``\\ s (relative to the function's entry) are reported.
+Struct member offsets come from DWARF when present, else from the
+per-version table (:mod:`._offsets`).
+
+Offsets in the result:
+
+* ``address``: the function's link-time virtual address.
+* ``offset``: its file offset (``address - p_vaddr + p_offset`` of its
+  ``PT_LOAD``), which is what ``perf_event_open``/libbpf uprobes take.
+* ``ret_offsets``: each ``RET``'s distance from the function entry, so a
+  return probe goes at ``offset + r`` in the file or ``address + r`` in memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ._buildinfo import read_buildinfo, version_tuple
+from ._image import FOREIGN_ERRORS, CorruptBinaryError, Image, NotGoError
+from ._offsets import from_dwarf, from_table
+from ._pclntab import locate
+
+#: The functions whose entries and returns the Go TLS tracer probes.
+TLS_WRITE = "crypto/tls.(*Conn).Write"
+TLS_READ = "crypto/tls.(*Conn).Read"
+TLS_FUNCTIONS = (TLS_WRITE, TLS_READ)
+
+#: A function larger than this is not one we disassemble (Read/Write are ~2 KiB).
+MAX_FUNCTION_SIZE = 1 << 20
+
+#: The first Go release with the register ABI, per architecture (ELF e_machine names).
+REGISTER_ABI_SINCE = {"EM_X86_64": (1, 17), "EM_AARCH64": (1, 18)}
+
+
+@dataclass(frozen=True, slots=True)
+class GoFunction:
+    """One function found in the binary."""
+
+    name: str
+    #: Link-time virtual address of the entry.
+    address: int
+    #: File offset of the entry (for uprobes).
+    offset: int
+    size: int
+    #: Offsets of each RET instruction from the entry.
+    ret_offsets: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class GoBinary:
+    """What :func:`inspect_binary` learnt about one Go binary."""
+
+    path: Path
+    go_version: str
+    #: The main package path and main module path from the build information.
+    main_path: str | None
+    module_path: str | None
+    arch: str
+    #: ``"register"`` (ABIInternal, Go ≥ 1.17 on amd64) or ``"stack"``.
+    abi: str
+    #: True when the binary has no ``.symtab`` (``-ldflags=-s``).
+    stripped: bool
+    pie: bool
+    #: ``"symtab"`` or ``"pclntab"``: where the function addresses came from.
+    symbol_source: str
+    #: The pc-line table layout (``"1.2"``, ``"1.16"``, ``"1.18"``, ``"1.20"``).
+    pclntab_format: str
+    functions: dict[str, GoFunction]
+    offsets: dict[str, int] = field(default_factory=dict)
+    #: ``"dwarf"``, ``"table"``, ``"table:go1.NN"`` (nearest older version) or ``"none"``.
+    offsets_source: str = "none"
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``libtrace go-inspect --json`` document."""
+        return {
+            "path": str(self.path),
+            "go_version": self.go_version,
+            "main_path": self.main_path,
+            "module_path": self.module_path,
+            "arch": self.arch,
+            "abi": self.abi,
+            "stripped": self.stripped,
+            "pie": self.pie,
+            "symbol_source": self.symbol_source,
+            "pclntab_format": self.pclntab_format,
+            "symbols": {
+                name: {
+                    "address": f.address,
+                    "offset": f.offset,
+                    "size": f.size,
+                    "ret_offsets": list(f.ret_offsets),
+                }
+                for name, f in self.functions.items()
+            },
+            "offsets": dict(self.offsets),
+            "offsets_source": self.offsets_source,
+        }
+
+
+_ARCH_NAMES = {"EM_X86_64": "amd64", "EM_AARCH64": "arm64", "EM_386": "386", "EM_ARM": "arm"}
+
+
+def abi_of(machine: str, go_version: str) -> str:
+    """``"register"`` when Go ``go_version`` on ``machine`` passes arguments in registers."""
+    since = REGISTER_ABI_SINCE.get(machine)
+    if since is None or version_tuple(go_version) < since:
+        return "stack"
+    return "register"
+
+
+def ret_offsets(code: bytes, machine: str, address: int = 0) -> tuple[int, ...]:
+    """Offsets of every return instruction in ``code`` (a whole function).
+
+    Capstone decodes linearly; bytes it cannot decode are skipped (Go pads
+    functions with INT3, which decodes, so skips only happen on damaged code).
+
+    Raises:
+        GoBinaryError: the architecture is not one we can disassemble.
+    """
+    import capstone  # type: ignore[import-untyped]  # deferred: only inspection needs it
+
+    if machine == "EM_X86_64":
+        cs = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+        ret_ids = {capstone.x86.X86_INS_RET}
+    elif machine == "EM_AARCH64":
+        cs = capstone.Cs(capstone.CS_ARCH_ARM64, capstone.CS_MODE_ARM)
+        ret_ids = {capstone.arm64.ARM64_INS_RET}
+    else:
+        raise NotGoError(f"cannot disassemble {machine} code (amd64 and arm64 only)")
+    cs.detail = False
+    cs.skipdata = True
+    found = []
+    for insn in cs.disasm(code, address):
+        if insn.id in ret_ids:
+            found.append(insn.address - address)
+    return tuple(found)
+
+
+def _function_bounds(image: Image, names: Iterable[str]) -> tuple[dict[str, tuple[int, int]], str]:
+    """``{name: (address, size)}`` from ``.symtab``, else from the pc-line table."""
+    wanted = set(names)
+    bounds: dict[str, tuple[int, int]] = {}
+    for name, value, size in image.function_symbols():
+        if name in wanted and size:
+            bounds[name] = (value, size)
+    if bounds:
+        return bounds, "symtab"
+    return {}, "pclntab"
+
+
+def inspect_binary(path: Path | str, functions: Iterable[str] = TLS_FUNCTIONS) -> GoBinary:
+    """Inspect the Go binary at ``path``.
+
+    Args:
+        path: an ELF executable built by Go 1.13 or later.
+        functions: the functions to locate and disassemble.
+
+    Returns:
+        A :class:`GoBinary`; functions absent from the binary (a program that
+        never uses TLS) are simply missing from ``functions``.
+
+    Raises:
+        NotElfError: the file is not ELF.
+        NotGoError: the file is ELF but not a Go binary.
+        CorruptBinaryError: the file is truncated or its Go metadata is damaged.
+        GoBinaryError: the file cannot be opened.
+    """
+    path = Path(path)
+    names = tuple(functions)
+    with Image(path) as image:
+        try:
+            return _inspect(image, names)
+        except FOREIGN_ERRORS as exc:
+            raise CorruptBinaryError(f"{path}: corrupt Go binary ({exc})") from exc
+
+
+def _inspect(image: Image, names: tuple[str, ...]) -> GoBinary:
+    info = read_buildinfo(image)
+    table = locate(image)
+    has_symtab = ".symtab" in image.sections
+    bounds, source = _function_bounds(image, names) if has_symtab else ({}, "pclntab")
+    if len(bounds) < len(names):
+        for name, function in table.find(set(names) - bounds.keys()).items():
+            bounds[name] = (function.entry, function.size)
+        if source == "symtab" and not bounds:
+            source = "pclntab"
+    found = {}
+    for name in names:
+        if name not in bounds:
+            continue
+        address, size = bounds[name]
+        if not 0 < size <= MAX_FUNCTION_SIZE:
+            raise CorruptBinaryError(f"{image.path}: {name} has an absurd size {size}")
+        code = image.read(address, size)
+        found[name] = GoFunction(
+            name=name,
+            address=address,
+            offset=image.file_offset(address),
+            size=size,
+            ret_offsets=ret_offsets(bytes(code), image.machine),
+        )
+    dwarf = from_dwarf(image)
+    if dwarf:
+        offsets, offsets_source = dwarf, "dwarf"
+    else:
+        offsets, offsets_source = from_table(info.go_version)
+    if image.machine != "EM_X86_64" and offsets_source != "dwarf":
+        offsets, offsets_source = {}, "none"  # the table is measured on amd64 only
+    return GoBinary(
+        path=image.path,
+        go_version=info.go_version,
+        main_path=info.path,
+        module_path=info.module,
+        arch=_ARCH_NAMES.get(image.machine, image.machine),
+        abi=abi_of(image.machine, info.go_version),
+        stripped=not has_symtab,
+        pie=image.pie,
+        symbol_source=source,
+        pclntab_format=table.format,
+        functions=found,
+        offsets=offsets,
+        offsets_source=offsets_source,
+    )
