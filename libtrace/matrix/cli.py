@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import json
+import os
 from pathlib import Path
 
 from rich.console import Console
@@ -12,7 +13,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ..errors import ConfigError
-from ..vm.kernels import known_kernels
+from ..vm.kernels import POINT_RE, known_kernels
 from .capabilities import BY_NAME
 from .report import REPORT_JSON, CellVerdict, Report, ReportWriter
 from .sweep import DEFAULT_KERNELS, DEFAULT_TIMEOUT_S, SweepOptions, parse_shard, sweep
@@ -50,8 +51,23 @@ def expand_kernels(text: str) -> tuple[str, ...]:
                 raise ConfigError(f"no known kernel matches {part!r} (see `libtrace kernels`)")
             specs += matches
         else:
+            if not _plausible_kernel(part):
+                raise ConfigError(
+                    f"{part!r} is no known kernel (see `libtrace kernels`), "
+                    "nor an existing file or directory, nor a URL"
+                )
             specs.append(part)
     return tuple(dict.fromkeys(specs))
+
+
+def _plausible_kernel(spec: str) -> bool:
+    """A catalog name, a path that exists or a URL: worth a row (it may still fail)."""
+    return (
+        spec in known_kernels()
+        or POINT_RE.fullmatch(spec) is not None
+        or os.path.exists(spec)
+        or spec.startswith(("http://", "https://"))
+    )
 
 
 def add_matrix_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

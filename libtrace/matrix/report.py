@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import LibtraceError
+from ..errors import ConfigError
 from .capabilities import BY_NAME, CAPABILITIES
 
 REPORT_JSON = "matrix.json"
@@ -46,8 +46,8 @@ COLOURS = {
 }
 
 
-class ReportError(LibtraceError):
-    """The report could not be read."""
+class ReportError(ConfigError):
+    """The report could not be read (bad input: exit 2 from the CLI)."""
 
 
 @dataclass(slots=True)

@@ -239,3 +239,18 @@ def test_a_guest_out_of_time_is_a_timeout_row_and_the_host_row_still_passes(tmp_
     guest = rows["debian-6.1"]["cells"]
     assert {c["verdict"] for c in guest.values()} == {"timeout"}
     assert rows["host"]["cells"]["attach"]["verdict"] == "pass"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--kernels", "no-such-kernel"], "is no known kernel"),
+        (["--shard", "3/2"], "does not exist"),
+        (["--jobs", "0"], "at least 1"),
+        (["merge", "/nonexistent"], "cannot read"),
+    ],
+)
+def test_bad_matrix_input_is_one_line_and_exit_2(args, message):
+    proc = subprocess.run([*CLI, "matrix", *args], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and message in proc.stderr
+    assert "Traceback" not in proc.stderr
