@@ -19,6 +19,7 @@ APT_PACKAGES=(
   nginx nghttp2-server nghttp2-client dnsmasq-base dnsutils curl
   mariadb-server mariadb-client mosquitto
   qemu-system-x86 busybox-static kmod cpio zstd xz-utils
+  make gcc flex bison bc libelf-dev libssl-dev dwarves
 )
 
 missing=()

@@ -13,6 +13,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ..errors import ConfigError
+from ..vm.build import built_names
 from ..vm.kernels import POINT_RE, known_kernels
 from .capabilities import BY_NAME
 from .report import REPORT_JSON, CellVerdict, Report, ReportWriter
@@ -40,7 +41,7 @@ def expand_kernels(text: str) -> tuple[str, ...]:
         if part == "default":
             specs += DEFAULT_KERNELS
         elif part == "all":
-            specs += known_kernels()
+            specs += known_kernels() + built_names()
         elif any(ch in part for ch in "*?["):
             matches = [
                 k

@@ -28,6 +28,7 @@ from ..bpf.build import OBJECTS_ENV, object_dir
 from ..errors import ConfigError, LibtraceError
 from ..vm import kernels as vm_kernels
 from ..vm import qemu
+from ..vm.build import NAME_RE as BUILT_NAME_RE
 from .capabilities import CAPABILITIES
 from .plugin import FACTS_FILE, PENDING
 from .prediction import config_beside, parse_version, predict
@@ -129,7 +130,9 @@ def unavailable_rows(covered: set[tuple[int, int]]) -> list[KernelRow]:
 
 def _catalog_series(spec: str) -> tuple[int, int] | None:
     """The series a catalog name stands for (debian-5.10 → 5.10), without resolving."""
-    return _series(spec.removeprefix("debian-")) if spec.startswith("debian-") else None
+    if spec.startswith("debian-"):
+        return _series(spec.removeprefix("debian-"))
+    return _series(spec) if BUILT_NAME_RE.fullmatch(spec) else None  # e.g. 5.10-nobtf
 
 
 def guest_command(repo: Path, options: SweepOptions) -> str:

@@ -21,7 +21,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..errors import VmError
+from ._build_cli import add_build_commands
 from ._errors import KernelNotFoundError, KernelPackageError
+from .build import built_names
 from .initramfs import EXIT_SENTINEL, START_SENTINEL
 from .kernels import cached, default_cache_dir, known_kernels, resolve
 from .qemu import RunResult, Verdict, build_qemu_argv, run, spec_for
@@ -101,6 +103,10 @@ def add_vm_commands(subparsers: Any) -> None:
     )
     kernels.add_argument("--json", action="store_true", help="print a JSON array")
     kernels.set_defaults(handler=handle_kernels)
+    kernel_commands = kernels.add_subparsers(
+        dest="kernels_command", required=False, metavar="KERNELS_COMMAND"
+    )
+    add_build_commands(kernel_commands)
 
 
 def _command_text(words: list[str]) -> str:
@@ -193,11 +199,18 @@ def handle_vm_run(args: argparse.Namespace) -> int:
     return VERDICT_EXIT[result.verdict]
 
 
+def _cached_build(name: str) -> Any:
+    try:
+        return resolve(name) if name in built_names() else None
+    except VmError:
+        return None
+
+
 def handle_kernels(args: argparse.Namespace) -> int:
     """``libtrace kernels``: the catalog and what of it is cached."""
     rows = []
-    for name in known_kernels():
-        kernel = cached(name)
+    for name in [*known_kernels(), *built_names()]:
+        kernel = cached(name) or _cached_build(name)
         rows.append(
             {
                 "name": name,

@@ -160,7 +160,9 @@ CATALOG: dict[str, Series] = {
             re.compile(rf"linux-image-{re.escape(series)}(\.\d+)?(\+deb1\d)?-amd64"),
             ("trixie-backports", "sid", "experimental"),
         )
-        for series in ("6.16", "6.17", "6.18", "6.19", "7.0", "7.1", "7.2", "7.3")
+        # 6.19, 7.0 and 7.1 are left out: their images need linux-modules-*
+        # packages the mirror no longer carries (seen 2026-11-25).
+        for series in ("6.16", "6.17", "6.18", "7.2", "7.3")
     },
 }
 
@@ -320,7 +322,11 @@ def _packages_of(apt: AptRoot, image: PackageVersion) -> list[str]:
                    if f"linux-{kind}-{abi}" in found), None)
     if binary is None:
         return [image.name]
-    # 6.19-7.1 ship the modules inside linux-binary-*; later ones split them out.
+    if f"linux-modules-{abi}" not in found:
+        raise KernelNotFoundError(
+            f"{image.name} {image.version} needs linux-modules-{abi}, "
+            "which the configured mirror does not carry"
+        )
     return [binary] + [p for p in (f"linux-modules-{abi}", f"linux-base-{abi}") if p in found]
 
 
@@ -499,10 +505,50 @@ class VmlinuzSource(KernelSource):
         )
 
 
+class BuiltSource(KernelSource):
+    """``5.10-nobtf``, ``5.10.262-btf``, …: a kernel built by ``libtrace kernels build``
+    (see ``build.py``); found in the cache only, never built here."""
+
+    kind = "built"
+
+    @staticmethod
+    def claims(spec: str) -> bool:
+        from .build import NAME_RE
+
+        return NAME_RE.fullmatch(spec) is not None and not Path(spec).exists()
+
+    @staticmethod
+    def resolve(spec: str, cache: Path, progress: Progress | None) -> Kernel:
+        from .build import find_built
+
+        built = find_built(spec, cache)
+        if built is None:
+            raise KernelNotFoundError(
+                f"{spec!r} is not built yet: run `libtrace kernels build --source "
+                f"{spec.split('-', 1)[0]}` (with --disable btf for a -nobtf kernel)"
+            )
+        return Kernel(
+            name=spec,
+            release=built.release,
+            version=_cache.upstream_version(built.version),
+            source=f"built:{built.entry}",
+            vmlinuz=built.vmlinuz,
+            modules=built.modules,
+        )
+
+
 #: The kernel sources, in the order they are asked to claim a spec.
 SOURCES: dict[str, type[KernelSource]] = {
     cls.kind: cls
-    for cls in (HostSource, DebianSource, UrlSource, DebSource, DirSource, VmlinuzSource)
+    for cls in (
+        HostSource,
+        DebianSource,
+        UrlSource,
+        DebSource,
+        BuiltSource,
+        DirSource,
+        VmlinuzSource,
+    )
 }
 
 

@@ -233,12 +233,12 @@ def test_a_panicking_guest_is_a_panic_row_and_the_host_row_still_passes(tmp_path
 @pytest.mark.root
 @pytest.mark.bpf
 @pytest.mark.qemu
-def test_a_guest_out_of_time_is_a_timeout_row_and_the_host_row_still_passes(tmp_path):
+def test_a_guest_out_of_time_is_a_timeout_row(tmp_path):
     # Eight seconds boot the guest but do not get its tests done under TCG.
-    rows = sweep_rows(tmp_path, "--kernels", "host,debian-6.1", "--timeout", "8")
+    # (No host row beside it: on a loaded machine the host might need more.)
+    rows = sweep_rows(tmp_path, "--kernels", "debian-6.1", "--timeout", "8")
     guest = rows["debian-6.1"]["cells"]
     assert {c["verdict"] for c in guest.values()} == {"timeout"}
-    assert rows["host"]["cells"]["attach"]["verdict"] == "pass"
 
 
 @pytest.mark.parametrize(
