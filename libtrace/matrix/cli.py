@@ -13,6 +13,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ..errors import ConfigError
+from ..vm.build import NAME_RE as BUILT_NAME_RE
 from ..vm.build import built_names
 from ..vm.kernels import POINT_RE, known_kernels
 from .capabilities import BY_NAME
@@ -66,6 +67,7 @@ def _plausible_kernel(spec: str) -> bool:
     return (
         spec in known_kernels()
         or POINT_RE.fullmatch(spec) is not None
+        or BUILT_NAME_RE.fullmatch(spec) is not None
         or os.path.exists(spec)
         or spec.startswith(("http://", "https://"))
     )
