@@ -12,7 +12,10 @@ log splat).  Each row is written to matrix.json the moment it is done.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
+import re
 import shlex
 import shutil
 import sys
@@ -33,6 +36,8 @@ from .capabilities import CAPABILITIES
 from .plugin import FACTS_FILE, PENDING
 from .prediction import config_beside, parse_version, predict
 from .report import Cell, CellVerdict, KernelRow, Report, ReportWriter
+
+log = logging.getLogger(__name__)
 
 #: The default sweep (tox -e matrix): the host and one kernel per Debian release.
 DEFAULT_KERNELS = ("host", "debian-5.10", "debian-6.1", "debian-6.12")
@@ -221,6 +226,30 @@ def _prediction(kernel: vm_kernels.Kernel) -> dict[str, Any] | None:
         return None
 
 
+def _error_row(spec: str, reason: str, wall_s: float | None = None) -> KernelRow:
+    """The row of a kernel that could not be set up: every cell ``error``."""
+    cell = Cell(CellVerdict.ERROR, reason)
+    return KernelRow(
+        name=spec,
+        version="",
+        source=spec,
+        available=True,
+        wall_s=wall_s,
+        note=reason,
+        cells={c.name: cell for c in CAPABILITIES},
+    )
+
+
+def file_name(kernel_name: str) -> str:
+    """A file name for a row: user kernels are named by their path or URL, which
+    must never be joined to the report directory as they are (an absolute path
+    would replace it, and the run directory is emptied before use)."""
+    safe = re.sub(r"[^A-Za-z0-9._+-]+", "_", kernel_name).strip("._")
+    if safe == kernel_name:
+        return safe
+    return f"{safe[-60:]}-{hashlib.sha256(kernel_name.encode()).hexdigest()[:8]}"
+
+
 def run_kernel(
     spec: str, options: SweepOptions, repo: Path, progress: Progress, objects: Path
 ) -> KernelRow:
@@ -229,17 +258,8 @@ def run_kernel(
     try:
         kernel = vm_kernels.resolve(spec, progress=lambda text: progress(spec, text))
     except LibtraceError as exc:
-        cell = Cell(CellVerdict.ERROR, str(exc))
-        return KernelRow(
-            name=spec,
-            version="",
-            source=spec,
-            available=True,
-            wall_s=round(time.monotonic() - started, 1),
-            note=str(exc),
-            cells={c.name: cell for c in CAPABILITIES},
-        )
-    run_dir = options.report_dir / RUNS_DIR / kernel.name
+        return _error_row(spec, str(exc), round(time.monotonic() - started, 1))
+    run_dir = options.report_dir / RUNS_DIR / file_name(kernel.name)
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True)
     progress(spec, "booting" if not kernel.is_host else "running on the host")
@@ -254,7 +274,8 @@ def run_kernel(
     )
     row = _row_from_run(kernel, result, run_dir)
     if (run_dir / "junit.xml").exists():
-        shutil.copy(run_dir / "junit.xml", options.report_dir / f"junit-{kernel.name}.xml")
+        junit = options.report_dir / f"junit-{file_name(kernel.name)}.xml"
+        shutil.copy(run_dir / "junit.xml", junit)
     return row
 
 
@@ -275,7 +296,11 @@ def sweep(options: SweepOptions, progress: Progress | None = None) -> Report:
             for spec in kernels
         }
         for future in as_completed(futures):
-            row = future.result()
+            try:
+                row = future.result()
+            except Exception as exc:  # a harness bug must not cost the other rows
+                log.exception("the sweep of %s failed", futures[future])
+                row = _error_row(futures[future], f"harness error: {exc!r}")
             writer.add(row)
             progress(
                 futures[future],

@@ -254,3 +254,13 @@ def test_bad_matrix_input_is_one_line_and_exit_2(args, message):
     proc = subprocess.run([*CLI, "matrix", *args], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and message in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_row_file_names_never_escape_the_report_directory():
+    from libtrace.matrix.sweep import file_name
+
+    assert file_name("debian-6.1") == "debian-6.1"
+    for spec in ("/tmp/k/linux-image.deb", "http://127.0.0.1:8000/k.deb", "../../etc"):
+        name = file_name(spec)
+        assert "/" not in name and not name.startswith(".")
+    assert file_name("/a/b") != file_name("/a_b")
