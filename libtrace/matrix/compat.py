@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 from pathlib import Path
 
 from rich.console import Console
@@ -22,21 +23,26 @@ from rich.table import Table
 from ..bpf import kernel_features as features
 from ..errors import ConfigError
 from ..vm import kernels as vm_kernels
+from ..vm._errors import KernelNotFoundError
 from .prediction import Prediction, config_beside, parse_version, predict
 from .report import CellVerdict, Report
 from .sweep import SEED_SERIES
 
 
 def _predict_spec(spec: str) -> tuple[str, Prediction]:
-    """A version like 5.4 or 5.10.237, ``host``, or a kernel path."""
+    """A version like 5.4 or 5.10.237, ``host``, or a kernel (name, path, URL)."""
     if spec == "host":
         release = os.uname().release
         return f"host ({release})", predict(parse_version(release), config_beside(None, release))
-    if not os.path.exists(spec):
+    if re.fullmatch(r"\d+\.\d+(\.\d+)?", spec):
         return spec, predict(parse_version(spec))
-    kernel = vm_kernels.resolve(spec)
+    # A catalog or built kernel name, a .deb, a directory, a vmlinuz or a URL.
+    try:
+        kernel = vm_kernels.resolve(spec)
+    except KernelNotFoundError as exc:
+        raise ConfigError(str(exc)) from None
     version = parse_version(kernel.version or kernel.release)
-    return spec, predict(version, config_beside(kernel.modules, kernel.release))
+    return spec, predict(version, config_beside(kernel.modules, kernel.release, kernel.vmlinuz))
 
 
 def _booted(report: Report | None, name: str) -> bool | None:

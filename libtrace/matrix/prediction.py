@@ -109,13 +109,20 @@ def predict(version: Version, config: KernelConfig | None = None) -> Prediction:
     return Prediction(version, variant, not reasons, tuple(reasons))
 
 
-def config_beside(modules: Path | None, release: str) -> KernelConfig | None:
-    """The config a kernel ships: ``boot/config-<release>`` of its package, or,
-    for the running kernel (``modules`` None), /boot or /proc/config.gz."""
+def config_beside(
+    modules: Path | None, release: str, vmlinuz: Path | None = None
+) -> KernelConfig | None:
+    """The config a kernel ships: ``config-<release>`` beside its image (a
+    package's boot/, a built kernel), in ``lib/modules/<release>`` (the split
+    packaging), or for the running kernel (no image given) /boot or
+    /proc/config.gz."""
+    candidates = []
+    if vmlinuz is not None:
+        candidates.append(vmlinuz.parent / f"config-{release}")
     if modules is not None:
-        candidates = [modules.parents[2] / "boot" / f"config-{release}", modules / "config"]
-    else:
-        candidates = [Path(f"/boot/config-{release}")]
+        candidates += [modules.parents[2] / "boot" / f"config-{release}", modules / "config"]
+    if vmlinuz is None and modules is None:
+        candidates.append(Path(f"/boot/config-{release}"))
         if release == os.uname().release:
             candidates.append(Path("/proc/config.gz"))
     for path in candidates:

@@ -220,7 +220,7 @@ def _prediction(kernel: vm_kernels.Kernel) -> dict[str, Any] | None:
     """The static prediction for a booted kernel, to set beside its verdict."""
     try:
         version = parse_version(kernel.version or kernel.release)
-        config = config_beside(kernel.modules, kernel.release)
+        config = config_beside(kernel.modules, kernel.release, kernel.vmlinuz)
         return predict(version, config).to_json()
     except LibtraceError:
         return None

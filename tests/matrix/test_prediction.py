@@ -123,5 +123,20 @@ def test_compat_for_a_kernel_package_reads_its_config():
 
 def test_compat_bad_input_is_one_line_and_exit_2():
     proc = subprocess.run([*CLI, "compat", "--kernel", "banana"], capture_output=True, text=True)
-    assert proc.returncode == 2 and "is not a kernel version" in proc.stderr
+    assert proc.returncode == 2 and "neither a catalog name" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.qemu
+def test_a_kernel_built_without_btf_is_predicted_to_load_the_no_btf_object():
+    from libtrace.vm.build import find_built
+
+    if find_built("5.10-nobtf") is None:
+        pytest.skip("5.10-nobtf is built by tests/vm/test_build.py (run it first)")
+    proc = subprocess.run(
+        [*CLI, "compat", "--kernel", "5.10-nobtf", "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(proc.stdout)["variant"] == "ringbuf+probe-read-user+no-btf"
