@@ -13,16 +13,21 @@ MODES = ("whole", "bytewise", "junk")
 JUNK = b"\x00\xffjunk\r\n\x00"
 
 
-def run(factory: Callable[[], StreamParser], request: bytes, response: bytes, mode: str,
-        ) -> list[Message | Desync]:
+def run(
+    factory: Callable[[], StreamParser],
+    request: bytes,
+    response: bytes,
+    mode: str,
+) -> list[Message | Desync]:
     """Feed both directions in ``mode``, end them, and return every event."""
     parser = factory()
     events: list[Message | Desync] = []
     for direction, data in (("request", request), ("response", response)):
         if mode == "junk":
             data += JUNK
-        pieces: Sequence[bytes] = ([data[i:i + 1] for i in range(len(data))]
-                                   if mode == "bytewise" else [data])
+        pieces: Sequence[bytes] = (
+            [data[i : i + 1] for i in range(len(data))] if mode == "bytewise" else [data]
+        )
         for i, piece in enumerate(pieces):
             parser.feed(direction, piece, ts_ns=1000 * (direction == "response") + i)
             events += parser.events()
@@ -50,3 +55,18 @@ def feed_chunks(parser: StreamParser, direction: str, data: bytes, cuts: Sequenc
             parser.feed(direction, data[start:end], ts_ns=i)
             events += parser.events()
     return events
+
+
+def feed_both_to_eof(
+    parser: StreamParser, request: bytes, response: bytes, cuts: Sequence[int]
+) -> None:
+    """The fuzz tests' drive: both directions in pieces, then EOF on both, then drain.
+
+    Nothing to assert: the property is that no exception but the documented
+    ones escapes and that every call returns.
+    """
+    feed_chunks(parser, "request", request, cuts)
+    feed_chunks(parser, "response", response, cuts)
+    parser.feed("request", b"", 9)
+    parser.feed("response", b"", 9)
+    parser.events()

@@ -21,7 +21,7 @@ from libtrace.parsers import (
 from libtrace.parsers._dubbo import MAX_BODY_PREFIX_BYTES
 from libtrace.parsers._hessian2 import encode_int, encode_string, read_int, read_string
 
-from ._harness import MODES, feed_chunks, messages, run, summary
+from ._harness import MODES, feed_both_to_eof, feed_chunks, messages, run, summary
 
 
 def frame(flags: int, status: int, request_id: int, body: bytes) -> bytes:
@@ -198,11 +198,7 @@ def test_hessian_bad_strings(wire: bytes) -> None:
        st.lists(st.integers(0, 400), max_size=8), st.booleans())
 def test_fuzz_arbitrary_bytes(req: bytes, resp: bytes, cuts: list[int], mid: bool) -> None:
     p = DubboParser(mid_stream=mid)
-    feed_chunks(p, "request", req, cuts)
-    feed_chunks(p, "response", b"\xda\xbb" + resp, cuts)
-    p.feed("request", b"", 9)
-    p.feed("response", b"", 9)
-    p.events()
+    feed_both_to_eof(p, req, b"\xda\xbb" + resp, cuts)
 
 
 @pytest.mark.fuzz

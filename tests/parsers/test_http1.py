@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from libtrace.parsers import Desync, Http1Parser, Http1Request, Http1Response, Pairer, Status
 
-from ._harness import MODES, feed_chunks, messages, run, summary
+from ._harness import MODES, feed_both_to_eof, feed_chunks, messages, run, summary
 
 # name, request bytes, response bytes, expected (method, path, status, body sizes)
 CASES = [
@@ -119,11 +119,7 @@ def test_message_validation() -> None:
        st.booleans())
 def test_fuzz_arbitrary_bytes(req: bytes, resp: bytes, cuts: list[int], mid: bool) -> None:
     p = Http1Parser(mid_stream=mid)
-    feed_chunks(p, "request", req, cuts)
-    feed_chunks(p, "response", resp, cuts)
-    p.feed("request", b"", 9)
-    p.feed("response", b"", 9)
-    p.events()
+    feed_both_to_eof(p, req, resp, cuts)
 
 
 @pytest.mark.fuzz

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from libtrace.parsers import Desync, MysqlParser, MysqlRequest, MysqlResponse, Pairer, Status
 from libtrace.parsers._mysql import CLIENT_DEPRECATE_EOF, MAX_PACKET_PREFIX_BYTES
 
-from ._harness import MODES, feed_chunks, messages, run, summary
+from ._harness import MODES, feed_both_to_eof, feed_chunks, messages, run, summary
 
 CAPS = 0x000FA68D  # PROTOCOL_41, SECURE_CONNECTION, PLUGIN_AUTH, CONNECT_WITH_DB, ...
 
@@ -331,11 +331,7 @@ def test_bad_packets_desync(bad: bytes) -> None:
        st.lists(st.integers(0, 400), max_size=8), st.booleans())
 def test_fuzz_arbitrary_bytes(req: bytes, resp: bytes, cuts: list[int], mid: bool) -> None:
     p = MysqlParser(mid_stream=mid)
-    feed_chunks(p, "request", req, cuts)
-    feed_chunks(p, "response", resp, cuts)
-    p.feed("request", b"", 9)
-    p.feed("response", b"", 9)
-    p.events()
+    feed_both_to_eof(p, req, resp, cuts)
 
 
 @pytest.mark.fuzz
