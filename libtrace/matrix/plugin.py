@@ -7,12 +7,12 @@ guest that panics half way still leaves the columns it finished.
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from .report import write_json_atomic
 
 REPORTER_KEY = pytest.StashKey["CapabilityReporter"]()
 #: Beside the report: what the tests recorded of the kernel (record_property).
@@ -93,14 +93,8 @@ class CapabilityReporter:
         self._write()
 
     def _write(self) -> None:
-        _write_json(self.path, {name: col.cell() for name, col in self.columns.items()})
-        _write_json(self.path.with_name(FACTS_FILE), self.facts)
-
-
-def _write_json(path: Path, data: object) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, path)
+        write_json_atomic(self.path, {name: col.cell() for name, col in self.columns.items()})
+        write_json_atomic(self.path.with_name(FACTS_FILE), self.facts)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -238,6 +238,13 @@ class Report:
         image.save(path)
 
 
+def write_json_atomic(path: Path, data: object) -> None:
+    """Replace ``path`` with ``data`` as JSON: a reader sees the old or the new, never half."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, path)
+
+
 class ReportWriter:
     """Keeps a report on disk, rewritten atomically as each row lands."""
 
@@ -253,10 +260,7 @@ class ReportWriter:
             self._write_json()
 
     def _write_json(self) -> None:
-        path = self.directory / REPORT_JSON
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.report.to_json(), indent=1))
-        os.replace(tmp, path)
+        write_json_atomic(self.directory / REPORT_JSON, self.report.to_json())
 
     def finish(self) -> None:
         """Write every format (JSON, Markdown, PNG)."""

@@ -101,13 +101,6 @@ def shard_kernels(kernels: tuple[str, ...], shard: tuple[int, int]) -> list[str]
     return list(kernels)[index - 1 :: count]
 
 
-def _series(version: str) -> tuple[int, int] | None:
-    parts = version.split(".")
-    if len(parts) >= 2 and parts[0].isdigit() and parts[1].isdigit():
-        return int(parts[0]), int(parts[1])
-    return None
-
-
 def unavailable_rows(covered: set[tuple[int, int]]) -> list[KernelRow]:
     """A row for every seed series that no kernel of the sweep covers."""
     rows = []
@@ -134,10 +127,10 @@ def unavailable_rows(covered: set[tuple[int, int]]) -> list[KernelRow]:
 
 
 def _catalog_series(spec: str) -> tuple[int, int] | None:
-    """The series a catalog name stands for (debian-5.10 → 5.10), without resolving."""
+    """The series a catalog or built name stands for (debian-5.10, 5.10-nobtf → 5.10)."""
     if spec.startswith("debian-"):
-        return _series(spec.removeprefix("debian-"))
-    return _series(spec) if BUILT_NAME_RE.fullmatch(spec) else None  # e.g. 5.10-nobtf
+        return parse_version(spec.removeprefix("debian-"))
+    return parse_version(spec) if BUILT_NAME_RE.fullmatch(spec) else None
 
 
 def guest_command(repo: Path, options: SweepOptions) -> str:
