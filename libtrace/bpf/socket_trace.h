@@ -34,6 +34,8 @@ enum lt_event_type {
 	LT_EVENT_CONNECT = 2, /* connect() on a traced socket succeeded or is in progress */
 	LT_EVENT_ACCEPT = 3,  /* accept()/accept4() returned a new socket */
 	LT_EVENT_CLOSE = 4,   /* close() of a traced socket */
+	LT_EVENT_EXEC = 5,    /* a process called execve (Go TLS process watching) */
+	LT_EVENT_EXIT = 6,    /* a thread group leader exited (Go TLS process watching) */
 };
 
 /* Direction of a data event, seen from the traced process. */
@@ -58,6 +60,8 @@ enum lt_syscall {
 	LT_SYS_ACCEPT,
 	LT_SYS_ACCEPT4,
 	LT_SYS_CLOSE,
+	LT_SYS_GO_TLS_READ,  /* crypto/tls.(*Conn).Read returned (uprobe) */
+	LT_SYS_GO_TLS_WRITE, /* crypto/tls.(*Conn).Write returned (uprobe) */
 };
 
 /* Event flags. */
@@ -65,6 +69,7 @@ enum lt_syscall {
 #define LT_FLAG_ADDR_FROM_CALL 0x2 /* remote address taken from the syscall's sockaddr */
 #define LT_FLAG_PROBE_READ 0x4   /* built with bpf_probe_read (pre-5.5 kernels) */
 #define LT_FLAG_PERFBUF 0x8      /* delivered through the perf buffer (pre-5.8 kernels) */
+#define LT_FLAG_TLS 0x10         /* TLS plaintext from the Go crypto/tls uprobes */
 
 /* Header of every event; data events are followed by `captured` payload bytes. */
 struct lt_event {

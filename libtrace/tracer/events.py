@@ -28,6 +28,8 @@ class EventType(enum.IntEnum):
     CONNECT = 2
     ACCEPT = 3
     CLOSE = 4
+    EXEC = 5  #: a process called execve (Go TLS process watching)
+    EXIT = 6  #: a process exited (its thread group leader)
 
 
 class Direction(enum.IntEnum):
@@ -54,6 +56,8 @@ class Syscall(enum.IntEnum):
     ACCEPT = 12
     ACCEPT4 = 13
     CLOSE = 14
+    GO_TLS_READ = 15  #: crypto/tls.(*Conn).Read returned (plaintext, uprobe)
+    GO_TLS_WRITE = 16  #: crypto/tls.(*Conn).Write returned (plaintext, uprobe)
     UNKNOWN = 0
 
     @classmethod
@@ -68,6 +72,7 @@ class EventFlag(enum.IntFlag):
     ADDR_FROM_CALL = 0x2  #: remote address from the syscall's own sockaddr
     PROBE_READ = 0x4  #: object built with bpf_probe_read (pre-5.5 path)
     PERFBUF = 0x8  #: delivered through the perf buffer (pre-5.8 path)
+    TLS = 0x10  #: TLS plaintext from the Go crypto/tls uprobes, not the socket's bytes
     PROC_LOOKUP = 0x100  #: tuple completed in user space from /proc
 
 
@@ -197,6 +202,11 @@ class SocketEvent:
         """The key of this event's socket: (pid, fd)."""
         return (self.pid, self.fd)
 
+    @property
+    def tls(self) -> bool:
+        """True for TLS plaintext (Go uprobes); its stream is apart from the socket's."""
+        return bool(self.flags & EventFlag.TLS)
+
     def to_json(self) -> dict[str, Any]:
         """The ``libtrace trace --json`` form of this event."""
         out: dict[str, Any] = {
@@ -215,6 +225,7 @@ class SocketEvent:
             "cgroup_id": self.cgroup_id,
             "syscall": self.syscall.name.lower(),
             "flags": [str(flag.name).lower() for flag in EventFlag if flag in self.flags],
+            "tls": self.tls,
         }
         if self.type is EventType.DATA:
             out["direction"] = self.direction.name.lower()

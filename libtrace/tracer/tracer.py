@@ -51,6 +51,8 @@ log = logging.getLogger(__name__)
 
 #: Default bytes copied per chunk.
 DEFAULT_PAYLOAD_CAP = 4096
+#: Default delay before attaching to a newly started Go program (as in the seed).
+DEFAULT_GO_ATTACH_DELAY = 120.0
 #: Default ring buffer size (the perf buffer gets about as much, split per CPU).
 DEFAULT_BUFFER_BYTES = 8 << 20
 #: Wake the reader when this much is pending in the ring buffer: one wakeup
@@ -86,6 +88,11 @@ class TracerConfig:
     #: An external BTF file for kernels built without BTF.
     btf_file: str | None = None
     wakeup_bytes: int = DEFAULT_WAKEUP_BYTES
+    #: Trace Go programs' TLS plaintext with uprobes on crypto/tls.
+    go_tls: bool = True
+    #: Seconds a newly exec'd Go program must run before its uprobes attach
+    #: (programs running when the tracer starts are attached at once).
+    go_attach_delay: float = DEFAULT_GO_ATTACH_DELAY
 
     def __post_init__(self) -> None:
         if not 1 <= self.payload_cap <= MAX_PAYLOAD:
@@ -102,6 +109,8 @@ class TracerConfig:
                 f"buffer size must be a power of two of at least {PAGE_SIZE}, not {size}"
             )
         object.__setattr__(self, "force_compat", _validate_compat(self.force_compat))
+        if not 0 <= self.go_attach_delay <= 86400:
+            raise ConfigError(f"Go attach delay must be 0…86400 s, not {self.go_attach_delay}")
         if self.btf_file is not None and not os.path.isfile(self.btf_file):
             raise ConfigError(f"BTF file {self.btf_file} does not exist")
 
