@@ -1,0 +1,230 @@
+"""One connection's application layer, shared by the pcap and the live pipelines.
+
+Theory of operation: a :class:`Conversation` receives the in-order bytes of
+the two senders of one connection (endpoints ``a`` and ``b``), gaps and ends
+of stream; how those bytes were obtained (TCP segments in a capture, or the
+tracer's chunks ordered by socket offset) is the caller's business.  Until
+its protocol is known it keeps in-order chunks (at most
+:data:`MAX_UNDECIDED_BYTES` per sender) and offers each new one to
+inference.  The client is given by the caller when it saw the connection
+start (a SYN, a connect or an accept); failing that, inference says which
+side sent a request; failing that, the lower port is the server.  Once
+decided, the kept chunks are replayed into the protocol's parser
+(``mid_stream`` unless the start was seen), and from then on chunks, gaps
+and ends of stream go straight to it; its events go through a
+:class:`~libtrace.parsers.Pairer`.  A conversation whose protocol stays
+unknown, has no parser yet, or is not among those wanted, produces nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..parsers import (
+    PARSERS,
+    Desync,
+    Direction,
+    Inference,
+    Pairer,
+    Record,
+    StreamParser,
+    Transport,
+    infer,
+)
+from ..parsers.pairing import DEFAULT_TIMEOUT_NS
+
+#: Bytes kept per sender while the protocol is undecided; past this the connection is unknown.
+MAX_UNDECIDED_BYTES = 64 * 1024
+#: Chunks per sender offered to inference before the connection is declared unknown.
+MAX_INFERENCE_CHUNKS = 32
+
+Endpoint = tuple[str, int]
+
+
+def endpoint_text(ep: Endpoint) -> str:
+    """``IP:PORT`` (``[IP]:PORT`` for IPv6), as records name their ends."""
+    host, port = ep
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class ChunkLike(Protocol):
+    """In-order bytes of one sender, or a hole of ``gap`` bytes (then ``data`` is empty)."""
+
+    @property
+    def ts_ns(self) -> int: ...
+
+    @property
+    def data(self) -> bytes: ...
+
+    @property
+    def gap(self) -> int: ...
+
+
+@dataclass(slots=True)
+class Conversation:
+    """Inference, parser and pairer of one connection between endpoints ``a`` and ``b``.
+
+    Args:
+        transport: ``"tcp"`` (byte streams) or ``"udp"`` (each payload a datagram).
+        client: the endpoint that opened the connection, when its start was seen.
+        protocols: parse only these protocols (``None``: all).
+    """
+
+    transport: Transport
+    a: Endpoint
+    b: Endpoint
+    timeout_ns: int = DEFAULT_TIMEOUT_NS
+    client: Endpoint | None = None
+    protocols: frozenset[str] | None = None
+    protocol: str | None = None
+    given_up: bool = False
+    parser: StreamParser | None = None
+    pairer: Pairer | None = None
+    #: Desync events the parser emitted (gaps, unparsable bytes)
+    desyncs: int = 0
+    _started: bool = field(init=False, default=False)
+    _kept: dict[Endpoint, list[ChunkLike]] = field(init=False, default_factory=dict)
+    _kept_eof: set[Endpoint] = field(init=False, default_factory=set)
+    _eof_sent: set[Endpoint] = field(init=False, default_factory=set)
+    _tries: int = field(init=False, default=0)
+
+    def __post_init__(self) -> None:
+        self._started = self.client is not None
+
+    def opened_by(self, sender: Endpoint) -> None:
+        """``sender`` started the connection (a SYN, a connect): it is the client."""
+        if self.client is None:
+            self.client, self._started = sender, True
+
+    @property
+    def server(self) -> Endpoint:
+        return self.b if self.client == self.a else self.a
+
+    def direction(self, sender: Endpoint) -> Direction:
+        return Direction.REQUEST if sender == self.client else Direction.RESPONSE
+
+    # -- input -----------------------------------------------------------------------
+    def chunks(
+        self, sender: Endpoint, chunks: Sequence[ChunkLike], eof: bool, now_ns: int
+    ) -> list[Record]:
+        """In-order chunks from ``sender`` (``eof``: its stream ended at ``now_ns``)."""
+        if self.given_up:
+            return []
+        parser = self.parser
+        if parser is None:
+            self._kept.setdefault(sender, []).extend(chunks)
+            if eof:
+                self._kept_eof.add(sender)
+            return self._decide(now_ns, new=(sender, chunks))
+        out: list[Record] = []
+        direction = self.direction(sender)
+        for chunk in chunks:
+            if chunk.gap:
+                parser.feed_gap(direction, chunk.gap, chunk.ts_ns)
+            else:
+                parser.feed(direction, chunk.data, chunk.ts_ns)
+            out += self._drain()
+        if eof and sender not in self._eof_sent:
+            self._eof_sent.add(sender)
+            parser.feed(direction, b"", now_ns)
+            out += self._drain()
+        return out
+
+    def datagram(self, sender: Endpoint, payload: bytes, ts_ns: int) -> list[Record]:
+        """One UDP datagram from ``sender``."""
+        if self.given_up or not payload:
+            return []
+        if self.parser is None:
+            verdict = infer(payload, transport="udp", ports=(self.a[1], self.b[1]))
+            if not self._start(verdict, sender):
+                self._tries += 1
+                self.given_up = self.given_up or self._tries >= MAX_INFERENCE_CHUNKS
+                return []
+        assert self.parser is not None
+        self.parser.feed(self.direction(sender), payload, ts_ns)
+        return self._drain()
+
+    def finish(self, now_ns: int) -> list[Record]:
+        """The connection is over (every sender's stream already ended): flush it."""
+        out: list[Record] = []
+        if self.parser is None and not self.given_up and self.transport == "tcp":
+            out += self._decide(now_ns, force=True)
+        if self.pairer is not None:
+            out += self.pairer.flush(now_ns)
+        return out
+
+    def to_dicts(self, records: list[Record]) -> list[dict[str, Any]]:
+        """The records as the ``libtrace pcap --json`` contract prints them."""
+        client, server = endpoint_text(self.client or self.a), endpoint_text(self.server)
+        return [r.to_dict(client, server) for r in records]
+
+    # -- internals ---------------------------------------------------------------------
+    def _decide(
+        self,
+        now_ns: int,
+        new: tuple[Endpoint, Sequence[ChunkLike]] | None = None,
+        force: bool = False,
+    ) -> list[Record]:
+        ports = (self.a[1], self.b[1])
+        candidates: list[tuple[Inference, Endpoint]] = []
+        senders = [new] if new else list(self._kept.items())
+        for sender, chunks in senders:
+            for chunk in chunks:
+                if chunk.data:
+                    self._tries += 1
+                    candidates.append((infer(chunk.data, ports=ports), sender))
+        candidates = [c for c in candidates if c[0].protocol is not None]
+        if candidates:
+            verdict, sender = max(candidates, key=lambda c: c[0].confidence)
+            if self._start(verdict, sender):
+                out: list[Record] = []
+                kept, ended = self._kept, self._kept_eof
+                self._kept, self._kept_eof = {}, set()
+                for kept_sender, chunks in kept.items():
+                    out += self.chunks(
+                        kept_sender,
+                        [c for c in chunks if c.data or c.gap],
+                        kept_sender in ended,
+                        now_ns,
+                    )
+                return out
+        kept_bytes = max((sum(len(c.data) for c in v) for v in self._kept.values()), default=0)
+        if force or self._tries >= MAX_INFERENCE_CHUNKS or kept_bytes > MAX_UNDECIDED_BYTES:
+            self.given_up = True
+            self._kept.clear()
+        return []
+
+    def _start(self, verdict: Inference, sender: Endpoint) -> bool:
+        parser_class = PARSERS.get(verdict.protocol or "")
+        wanted = self.protocols is None or verdict.protocol in self.protocols
+        if parser_class is None or self.transport not in parser_class.transports or not wanted:
+            if verdict.protocol is not None:
+                # Recognised, but parsed only by a later version, or not wanted.
+                self.given_up = True
+            return False
+        if self.client is None:
+            if verdict.direction is not None:
+                self.client = (
+                    sender
+                    if verdict.direction is Direction.REQUEST
+                    else (self.b if sender == self.a else self.a)
+                )
+            else:
+                self.client = self.a if self.a[1] > self.b[1] else self.b
+        self.protocol = verdict.protocol
+        self.parser = parser_class(
+            transport=self.transport, mid_stream=self.transport == "tcp" and not self._started
+        )
+        self.pairer = Pairer(timeout_ns=self.timeout_ns)
+        return True
+
+    def _drain(self) -> list[Record]:
+        assert self.parser is not None and self.pairer is not None
+        records: list[Record] = []
+        for event in self.parser.events():
+            if isinstance(event, Desync):
+                self.desyncs += 1
+            records += self.pairer.add(event)
+        return records
