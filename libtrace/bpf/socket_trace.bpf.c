@@ -513,6 +513,11 @@ static __always_inline void emit_conn_event(void *ctx, struct lt_config *cfg,
 	output(ctx, cfg, ev, sizeof(ev->hdr));
 }
 
+/* The Go TLS uprobes and the process watching tracepoints share this
+ * object's maps, identity code and event buffer (and close() below resets
+ * their plaintext offsets). */
+#include "go_tls.bpf.c"
+
 /* ---- read/write family ------------------------------------------------ */
 
 #define DATA_PROGRAMS(name, SYS, layout, direction, addr_arg, count_arg)              \
@@ -646,6 +651,7 @@ int lt_enter_close(struct lt_sys_enter *ctx)
 		return 0;
 	key.pid = bpf_get_current_pid_tgid() >> 32;
 	key.fd = ctx->args[0];
+	bpf_map_delete_elem(&tls_conns, &key); /* plaintext offsets start anew with the fd */
 	conn = bpf_map_lookup_elem(&conns, &key);
 	if (!conn)
 		return 0;

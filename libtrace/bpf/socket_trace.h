@@ -136,4 +136,28 @@ struct lt_conn {
 	__u8 raddr[16];
 };
 
+/* ---- Go TLS (go_tls.bpf.c) ------------------------------------------- */
+
+/* Go programs followed at once, and Go TLS calls in flight. */
+#define MAX_GO_PROCS 4096
+#define MAX_GO_INFLIGHT 16384
+
+/* Calling conventions of crypto/tls.(*Conn).Read/Write on amd64. */
+enum lt_go_abi {
+	LT_GO_ABI_STACK = 0,    /* Go < 1.17: arguments and results on the stack */
+	LT_GO_ABI_REGISTER = 1, /* Go >= 1.17 (ABIInternal): RAX, RBX, ...; g in R14 */
+};
+
+/* What the uprobes need to know of one attached Go process, written by user
+ * space from the binary inspector (libtrace/tracer/golang) before attaching.
+ * The offsets walk *tls.Conn -> net.Conn interface data word -> *net.netFD ->
+ * poll.FD.Sysfd. */
+struct lt_go_proc {
+	__u32 abi;             /* enum lt_go_abi */
+	__u32 _pad;
+	__u64 conn_data;       /* tls.Conn.conn + 8: the interface's data pointer */
+	__u64 tcpconn_netfd;   /* net.TCPConn.conn + net.conn.fd: the *netFD */
+	__u64 netfd_sysfd;     /* net.netFD.pfd + poll.FD.Sysfd: the int fd */
+};
+
 #endif /* LIBTRACE_SOCKET_TRACE_H */

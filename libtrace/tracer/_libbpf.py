@@ -532,18 +532,31 @@ class BpfObject:
 
     def attach_uprobe(
         self, prog_name: str, binary: str, offset: int, *, pid: int = -1, retprobe: bool = False
-    ) -> None:
+    ) -> int:
         """Attach ``prog_name`` as a uprobe at file ``offset`` in ``binary``.
 
         Args:
             pid: the process to probe; -1 for every process.
             retprobe: probe the function's return instead of its entry.
+
+        Returns:
+            The link, for :meth:`detach_link` (it is also destroyed with the
+            program's other links by :meth:`detach` and :meth:`close`).
         """
         kind = "uretprobe" if retprobe else "uprobe"
         operation = f"attach {kind} program {prog_name} to {binary}+{offset:#x} for pid {pid}"
         prog = self._prog(prog_name, operation)
         link = libbpf().bpf_program__attach_uprobe(prog, retprobe, pid, os.fsencode(binary), offset)
-        self._keep(prog_name, _check_ptr(link, operation))
+        link = _check_ptr(link, operation)
+        self._keep(prog_name, link)
+        return link
+
+    def detach_link(self, prog_name: str, link: int) -> None:
+        """Destroy one link of ``prog_name`` (one uprobe of one process)."""
+        links = self._links.get(prog_name, [])
+        if link in links:
+            links.remove(link)
+            _destroy_links([link], f"detach a link of program {prog_name}")
 
     def _keep(self, prog_name: str, link: int) -> None:
         self._links.setdefault(prog_name, []).append(link)

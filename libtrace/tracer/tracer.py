@@ -43,6 +43,8 @@ from .events import (
     format_address,
     with_changes,
 )
+from .golang.attach import ALL_PROGRAMS as GO_TLS_PROGRAMS
+from .golang.attach import GoTlsWatcher
 from .mounts import ensure_bpffs
 from .probe import NO_BTF_SYSCALLS, SYSCALLS, KernelFeatures, choose_variant, probe_features
 from .probe import validate_compat as _validate_compat
@@ -69,6 +71,8 @@ MAX_BATCH = 8192
 #: Entries of the in-kernel pid and port filters (socket_trace.h MAX_FILTER).
 MAX_FILTER = 64
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+#: Events the tracer consumes itself (the Go TLS process watcher's).
+_PROCESS_EVENTS = frozenset((EventType.EXEC, EventType.EXIT))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -195,6 +199,8 @@ class Tracer:
         self._perf_lost = 0
         self._stop = threading.Event()
         self._no_btf: _NoBtfIdentity | None = None
+        #: Follows Go programs and attaches the TLS uprobes (None: Go TLS off).
+        self.go_tls: GoTlsWatcher | None = None
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -236,6 +242,9 @@ class Tracer:
             log.warning("no tracepoints for %s on this kernel: not traced", name)
             obj.set_autoload(f"lt_enter_{name}", False)
             obj.set_autoload(f"lt_exit_{name}", False)
+        if not self.config.go_tls:
+            for name in GO_TLS_PROGRAMS:
+                obj.set_autoload(name, False)
         if self.variant.ringbuf:
             obj.resize_map("events", self.config.buffer_bytes)
         obj.load()
@@ -244,6 +253,11 @@ class Tracer:
             self._no_btf = _NoBtfIdentity()
             self._seed_sockets(obj)
         obj.attach_all()
+        if self.config.go_tls:
+            self.go_tls = GoTlsWatcher(
+                obj, delay=self.config.go_attach_delay, pids=self.config.pids
+            )
+            self.go_tls.start()
         events_fd = obj.map("events").fd
         if self.variant.ringbuf:
             self._buffer = _libbpf.RingBuffer(events_fd, self._on_record, max_batch=MAX_BATCH)
@@ -293,6 +307,8 @@ class Tracer:
         if obj is None:
             return
         try:
+            if self.go_tls is not None:
+                self.go_tls.close()
             for name in obj.program_names():
                 obj.detach(name)
             if self._buffer is not None:
@@ -313,6 +329,10 @@ class Tracer:
             self._stats.decode_errors += 1
             log.warning("dropped a malformed event: %s", exc)
             return
+        if event.type in _PROCESS_EVENTS:
+            if self.go_tls is not None:
+                self.go_tls.on_event(event)
+            return
         if self._no_btf is not None:
             completed = self._no_btf.complete(event)
             if completed is None:
@@ -332,6 +352,8 @@ class Tracer:
         self._buffer.poll(timeout_ms)
         # Programs skip wakeups while little is pending: collect that too.
         self._buffer.consume()
+        if self.go_tls is not None:
+            self.go_tls.tick()
         gathered = list(self._queue)
         self._queue.clear()
         return gathered

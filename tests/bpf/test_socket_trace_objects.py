@@ -14,6 +14,18 @@ from libtrace.bpf.build import ALL_VARIANTS, OLDEST_VARIANT, object_path
 from libtrace.bpf.objinfo import check_limits, inspect_object
 from libtrace.tracer.probe import NO_BTF_SYSCALLS, SYSCALLS
 
+#: The Go TLS programs (go_tls.bpf.c) and their sections: bare uprobes are
+#: attached per process by user space; the sched tracepoints follow exec/exit.
+GO_TLS_PROGRAMS = {
+    "lt_go_tls_read_enter": "uprobe",
+    "lt_go_tls_read_return": "uprobe",
+    "lt_go_tls_write_enter": "uprobe",
+    "lt_go_tls_write_return": "uprobe",
+    "lt_sched_process_exec": "tracepoint/sched/sched_process_exec",
+    "lt_sched_process_exit": "tracepoint/sched/sched_process_exit",
+}
+GO_TLS_SECTIONS = set(GO_TLS_PROGRAMS.values())
+
 #: The pre-5.2 verifier's limit on instructions per program.
 OLD_INSN_LIMIT = 4096
 
@@ -34,7 +46,15 @@ def test_every_variant_has_one_program_per_hooked_syscall_edge(variant):
     syscalls = SYSCALLS + (() if variant.btf else NO_BTF_SYSCALLS)
     expected = {f"tracepoint/syscalls/sys_{edge}_{name}" for name in syscalls
                 for edge in ("enter", "exit")} - {"tracepoint/syscalls/sys_exit_close"}
+    expected |= set(GO_TLS_SECTIONS)
     assert {p.section for p in info.programs} == expected
+
+
+@pytest.mark.parametrize("variant", ALL_VARIANTS, ids=[v.name for v in ALL_VARIANTS])
+def test_every_variant_carries_the_go_tls_uprobes_and_process_tracepoints(variant):
+    info = inspect_object(object_path(variant))
+    sections = {p.name: p.section for p in info.programs}
+    assert {name: sections.get(name) for name in GO_TLS_PROGRAMS} == GO_TLS_PROGRAMS
 
 
 def test_the_oldest_variant_loads_on_4_14():

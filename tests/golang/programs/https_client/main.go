@@ -1,6 +1,6 @@
 // https_client fetches a URL over HTTPS (HTTP/2 with -h2, else HTTP/1.1),
 // trusting any certificate, and prints the protocol, status and body.
-// Stdlib only, and Go 1.15 compatible.
+// -wait delays the first request. Stdlib only, and Go 1.15 compatible.
 package main
 
 import (
@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"time"
 )
 
 func main() {
@@ -20,7 +21,9 @@ func main() {
 	post := flag.String("post", "", "POST this body instead of GET")
 	count := flag.Int("n", 1, "requests to send on one connection")
 	keylog := flag.String("keylog", "", "append TLS secrets to this file")
+	wait := flag.Duration("wait", 0, "sleep this long first (lets a tracer attach)")
 	flag.Parse()
+	time.Sleep(*wait)
 
 	cfg := &tls.Config{InsecureSkipVerify: true}
 	if *keylog != "" {

@@ -1,0 +1,255 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/*
+ * Go TLS plaintext capture: uprobes on crypto/tls.(*Conn).Read and Write,
+ * and the exec/exit tracepoints that let user space follow Go programs.
+ *
+ * This file is part of the socket_trace object (socket_trace.bpf.c includes
+ * it at its end) rather than an object of its own: the plaintext events share
+ * the ring buffer, counters, configuration, pid/port filters and the socket
+ * identity code with the syscall events, so they reach user space in one
+ * ordered stream and in one format, flagged LT_FLAG_TLS.  The programs load
+ * with every variant; user space attaches them per process (uprobes with a
+ * pid) only to Go binaries that its inspector understood.
+ *
+ * Theory of operation: an entry uprobe reads the receiver *tls.Conn and the
+ * buffer, follows the conn to the socket fd with the offsets that user space
+ * stored for this process in `go_procs`, and saves (buffer, fd) in
+ * `go_inflight`.  Go stacks move, so the return is not probed with a
+ * uretprobe (it would rewrite a return address on a stack the runtime may
+ * copy); user space puts a plain uprobe on every RET instruction instead, and
+ * that program takes the saved arguments back, reads the result n and copies
+ * n bytes (up to the payload cap) from the buffer.  Read blocks and its
+ * goroutine may resume on another thread, so in-flight calls are keyed per
+ * goroutine, not per thread: by the g pointer (R14) under the register ABI;
+ * under the stack ABI by the *tls.Conn itself, which is as unique because
+ * Read and Write each hold their own lock of the conn (c.in, c.out) for the
+ * whole call.  Plaintext offsets are counted per socket and direction in
+ * `tls_conns`, apart from the socket's ciphertext offsets in `conns`.
+ */
+
+/* struct pt_regs of x86-64 as the kernel hands it to uprobes (the ptrace
+ * UAPI layout, fixed), so no BTF is needed to read registers. */
+struct lt_pt_regs {
+	__u64 r15, r14, r13, r12, bp, bx, r11, r10, r9, r8;
+	__u64 ax, cx, dx, si, di, orig_ax, ip, cs, flags, sp, ss;
+};
+
+/* Key of a Go TLS call in flight. */
+struct lt_go_key {
+	__u64 goroutine; /* g pointer (register ABI) or *tls.Conn (stack ABI) */
+	__u32 pid;
+	__u32 direction; /* enum lt_direction: Read is ingress, Write egress */
+};
+
+struct lt_go_args {
+	__u64 buf;
+	__s32 fd;
+	__u32 _pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_GO_PROCS);
+	__type(key, __u32);
+	__type(value, struct lt_go_proc);
+} go_procs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, MAX_GO_INFLIGHT);
+	__type(key, struct lt_go_key);
+	__type(value, struct lt_go_args);
+} go_inflight SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, MAX_CONNS);
+	__type(key, struct lt_conn_key);
+	__type(value, struct lt_conn);
+} tls_conns SEC(".maps");
+
+/* The in-flight key of the current call; false if it cannot be read. */
+static __always_inline bool go_key(struct lt_pt_regs *regs, struct lt_go_proc *proc,
+				   __u32 pid, __u32 direction, struct lt_go_key *key)
+{
+	key->pid = pid;
+	key->direction = direction;
+	if (proc->abi == LT_GO_ABI_REGISTER) {
+		key->goroutine = regs->r14;
+		return true;
+	}
+	/* Stack ABI: SP points at the return address, the receiver follows. */
+	return read_user(&key->goroutine, sizeof(key->goroutine), (void *)(regs->sp + 8)) == 0;
+}
+
+static __always_inline int go_tls_enter(struct lt_pt_regs *regs, __u32 direction)
+{
+	struct lt_config *cfg = get_config();
+	__u32 pid = bpf_get_current_pid_tgid() >> 32;
+	struct lt_go_args args = {};
+	struct lt_go_proc *proc;
+	struct lt_go_key key;
+	__u64 conn, data = 0, netfd = 0;
+	__s64 fd = -1;
+
+	if (!cfg || !pid_traced(cfg, pid))
+		return 0;
+	proc = bpf_map_lookup_elem(&go_procs, &pid);
+	if (!proc || !go_key(regs, proc, pid, direction, &key))
+		return 0;
+	if (proc->abi == LT_GO_ABI_REGISTER) {
+		conn = regs->ax;
+		args.buf = regs->bx;
+	} else {
+		conn = key.goroutine;
+		if (read_user(&args.buf, sizeof(args.buf), (void *)(regs->sp + 16)))
+			return 0;
+	}
+	if (read_user(&data, sizeof(data), (void *)(conn + proc->conn_data)) || !data)
+		return 0;
+	if (read_user(&netfd, sizeof(netfd), (void *)(data + proc->tcpconn_netfd)) || !netfd)
+		return 0;
+	if (read_user(&fd, sizeof(fd), (void *)(netfd + proc->netfd_sysfd)) || fd < 0)
+		return 0;
+	args.fd = fd;
+	bpf_map_update_elem(&go_inflight, &key, &args, BPF_ANY);
+	return 0;
+}
+
+/* The plaintext identity and offsets of fd, made on first use from the
+ * socket's identity (without BTF possibly empty: user space completes it). */
+static __always_inline struct lt_conn *tls_conn(struct lt_conn_key *key)
+{
+	struct lt_conn *tconn = bpf_map_lookup_elem(&tls_conns, key);
+	struct lt_conn fresh = {};
+	struct lt_conn *conn;
+
+	if (tconn)
+		return tconn;
+	conn = lookup_conn(key);
+#ifdef LT_WITH_BTF
+	if (!conn)
+		return NULL; /* not an inet socket */
+#endif
+	if (conn) {
+		fresh.family = conn->family;
+		fresh.l4 = conn->l4;
+		fresh.lport = conn->lport;
+		fresh.rport = conn->rport;
+		__builtin_memcpy(fresh.laddr, conn->laddr, 16);
+		__builtin_memcpy(fresh.raddr, conn->raddr, 16);
+	}
+	bpf_map_update_elem(&tls_conns, key, &fresh, BPF_ANY);
+	return bpf_map_lookup_elem(&tls_conns, key);
+}
+
+static __always_inline int go_tls_return(struct lt_pt_regs *regs, __u32 direction,
+					 __u16 syscall)
+{
+	struct lt_config *cfg = get_config();
+	__u32 pid = bpf_get_current_pid_tgid() >> 32;
+	struct lt_conn_key conn_key;
+	struct lt_event_buf *ev;
+	struct lt_go_args *saved;
+	struct lt_go_proc *proc;
+	struct lt_conn *tconn;
+	struct lt_go_key key;
+	__u64 buf;
+	__s64 n = 0;
+	__u32 zero = 0;
+
+	if (!cfg)
+		return 0;
+	proc = bpf_map_lookup_elem(&go_procs, &pid);
+	if (!proc || !go_key(regs, proc, pid, direction, &key))
+		return 0;
+	saved = bpf_map_lookup_elem(&go_inflight, &key);
+	if (!saved)
+		return 0;
+	buf = saved->buf;
+	conn_key.pid = pid;
+	conn_key.fd = saved->fd;
+	bpf_map_delete_elem(&go_inflight, &key);
+	if (proc->abi == LT_GO_ABI_REGISTER)
+		n = regs->ax;
+	else if (read_user(&n, sizeof(n), (void *)(regs->sp + 40)))
+		return 0;
+	if (n <= 0)
+		return 0;
+	tconn = tls_conn(&conn_key);
+	if (!tconn)
+		return 0;
+	ev = bpf_map_lookup_elem(&scratch, &zero);
+	if (!ev)
+		return 0;
+	fill_header(&ev->hdr, &conn_key, tconn, LT_EVENT_DATA, direction, syscall);
+	ev->hdr.flags |= LT_FLAG_TLS;
+	emit_chunk(regs, cfg, ev, tconn, buf, n);
+	return 0;
+}
+
+SEC("uprobe")
+int lt_go_tls_read_enter(struct lt_pt_regs *regs)
+{
+	return go_tls_enter(regs, LT_INGRESS);
+}
+
+SEC("uprobe")
+int lt_go_tls_read_return(struct lt_pt_regs *regs)
+{
+	return go_tls_return(regs, LT_INGRESS, LT_SYS_GO_TLS_READ);
+}
+
+SEC("uprobe")
+int lt_go_tls_write_enter(struct lt_pt_regs *regs)
+{
+	return go_tls_enter(regs, LT_EGRESS);
+}
+
+SEC("uprobe")
+int lt_go_tls_write_return(struct lt_pt_regs *regs)
+{
+	return go_tls_return(regs, LT_EGRESS, LT_SYS_GO_TLS_WRITE);
+}
+
+/* ---- process watching --------------------------------------------------- */
+
+/* A header-only process event (exec or exit) for the Go process watcher. */
+static __always_inline void emit_process_event(void *ctx, __u8 type)
+{
+	struct lt_config *cfg = get_config();
+	struct lt_conn_key key;
+	struct lt_conn none = {};
+	struct lt_event_buf *ev;
+	__u32 zero = 0;
+
+	key.pid = bpf_get_current_pid_tgid() >> 32;
+	key.fd = -1;
+	if (!cfg || !pid_traced(cfg, key.pid))
+		return;
+	ev = bpf_map_lookup_elem(&scratch, &zero);
+	if (!ev)
+		return;
+	fill_header(&ev->hdr, &key, &none, type, LT_EGRESS, 0);
+	output(ctx, cfg, ev, sizeof(ev->hdr));
+}
+
+SEC("tracepoint/sched/sched_process_exec")
+int lt_sched_process_exec(void *ctx)
+{
+	emit_process_event(ctx, LT_EVENT_EXEC);
+	return 0;
+}
+
+SEC("tracepoint/sched/sched_process_exit")
+int lt_sched_process_exit(void *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 pid = id >> 32;
+
+	if ((__u32)id != pid)
+		return 0; /* a thread, not the process */
+	bpf_map_delete_elem(&go_procs, &pid);
+	emit_process_event(ctx, LT_EVENT_EXIT);
+	return 0;
+}

@@ -1,0 +1,239 @@
+"""Follow Go programs and attach the TLS uprobes to them (go_tls.bpf.c).
+
+Theory of operation: at start, every running process whose executable is a
+Go binary with ``crypto/tls.(*Conn).Read/Write`` is attached at once.  After
+that the kernel reports each ``execve`` and each process exit (the
+``sched_process_exec/exit`` programs); a process that exec'd is attached
+only once it has run for ``delay`` seconds, so the short-lived programs of a
+busy machine (build steps, health checks) are never attached and detached
+over and over; an exit cancels a pending attach or detaches.  :meth:`tick`
+does the due attaches; the tracer calls it after every poll, so no thread
+is needed.
+
+Attaching one process means: inspect its executable (cached per file, by
+device, inode, size and mtime — many processes share one binary), write its
+calling convention and struct offsets to the ``go_procs`` map, then one
+uprobe on each function's entry and one on each of its RET instructions,
+all for that pid only.  The probes go on ``/proc/<pid>/exe``, which names
+the right file inside containers too.  A process that exits while being
+attached makes the attach fail: that is expected, and everything attached
+so far is removed again.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from ...errors import BpfError, GoBinaryError
+from .. import _libbpf
+from ..events import EventType, SocketEvent
+from .inspect import TLS_READ, TLS_WRITE, GoBinary, inspect_binary
+
+log = logging.getLogger(__name__)
+
+#: Program names in go_tls.bpf.c: (entry, return) per probed function.
+PROGRAMS = {
+    TLS_READ: ("lt_go_tls_read_enter", "lt_go_tls_read_return"),
+    TLS_WRITE: ("lt_go_tls_write_enter", "lt_go_tls_write_return"),
+}
+#: The process-watching tracepoint programs.
+WATCH_PROGRAMS = ("lt_sched_process_exec", "lt_sched_process_exit")
+ALL_PROGRAMS = tuple(name for pair in PROGRAMS.values() for name in pair) + WATCH_PROGRAMS
+
+_ABI = {"stack": 0, "register": 1}
+
+
+class RawGoProc(ctypes.Structure):
+    """``struct lt_go_proc`` (socket_trace.h)."""
+
+    _fields_ = [
+        ("abi", ctypes.c_uint32),
+        ("_pad", ctypes.c_uint32),
+        ("conn_data", ctypes.c_uint64),
+        ("tcpconn_netfd", ctypes.c_uint64),
+        ("netfd_sysfd", ctypes.c_uint64),
+    ]
+
+
+def proc_entry(binary: GoBinary) -> RawGoProc | None:
+    """The ``go_procs`` value for ``binary``, or None if its offsets are unknown."""
+    o = binary.offsets
+    try:
+        return RawGoProc(
+            abi=_ABI[binary.abi],
+            # The net.Conn interface is (itab, data): the data word follows the itab.
+            conn_data=o["crypto/tls.Conn.conn"] + 8,
+            tcpconn_netfd=o["net.TCPConn.conn"] + o["net.conn.fd"],
+            netfd_sysfd=o["net.netFD.pfd"] + o["internal/poll.FD.Sysfd"],
+        )
+    except KeyError:
+        return None
+
+
+@dataclass(slots=True)
+class WatchStats:
+    attached: int = 0  #: attaches done
+    detached: int = 0  #: detaches done (exit, exec of another image, or stop)
+    vanished: int = 0  #: processes gone before or while being attached
+    skipped: int = 0  #: executables that are not Go or have no crypto/tls
+
+
+@dataclass(slots=True)
+class _Attached:
+    binary: GoBinary
+    links: list[tuple[str, int]] = field(default_factory=list)
+
+
+#: The cache key of an executable: (device, inode, size, mtime).
+FileKey = tuple[int, int, int, int]
+
+
+class GoTlsWatcher:
+    """Attach the Go TLS uprobes to Go programs, now and as they start."""
+
+    def __init__(
+        self,
+        obj: _libbpf.BpfObject,
+        *,
+        delay: float,
+        pids: Iterable[int] = (),
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._obj = obj
+        self._procs = obj.map("go_procs")
+        self.delay = delay
+        self._only = frozenset(pids)
+        self._clock = clock
+        #: pid → when it may be attached (monotonic seconds)
+        self.pending: dict[int, float] = {}
+        self.attached: dict[int, _Attached] = {}
+        self.stats = WatchStats()
+        self._binaries: dict[FileKey, GoBinary | None] = {}
+
+    # -- the tracer's calls --------------------------------------------------
+
+    def start(self) -> None:
+        """Attach to the Go programs already running."""
+        me = os.getpid()
+        for name in os.listdir("/proc"):
+            if name.isdigit() and int(name) != me and self._wanted(int(name)):
+                self.attach(int(name))
+
+    def on_event(self, event: SocketEvent) -> None:
+        """Take an EXEC or EXIT event from the kernel."""
+        pid = event.pid
+        if event.type is EventType.EXEC and self._wanted(pid):
+            # A new image: whatever was attached probed the old one.
+            self.detach(pid)
+            self.pending[pid] = self._clock() + self.delay
+        elif event.type is EventType.EXIT:
+            self.pending.pop(pid, None)
+            self.detach(pid)
+
+    def tick(self) -> None:
+        """Attach the programs whose delay has passed."""
+        if not self.pending:
+            return
+        now = self._clock()
+        for pid in [pid for pid, due in self.pending.items() if due <= now]:
+            del self.pending[pid]
+            self.attach(pid)
+
+    def close(self) -> None:
+        """Detach from every process."""
+        self.pending.clear()
+        for pid in list(self.attached):
+            self.detach(pid)
+
+    # -- attaching -------------------------------------------------------------
+
+    def _wanted(self, pid: int) -> bool:
+        return not self._only or pid in self._only
+
+    def _binary(self, pid: int) -> GoBinary | None:
+        """The inspected executable of ``pid``; None if not a Go TLS program or gone."""
+        exe = f"/proc/{pid}/exe"
+        try:
+            st = os.stat(exe)
+        except OSError:
+            return None  # gone, or a kernel thread
+        key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        if key not in self._binaries:
+            try:
+                binary: GoBinary | None = inspect_binary(exe)
+            except GoBinaryError as exc:
+                log.debug("pid %d: not traced: %s", pid, exc)
+                binary = None
+            except OSError:
+                return None  # gone while we read it: do not cache
+            if binary is not None and (
+                set(PROGRAMS) - binary.functions.keys() or proc_entry(binary) is None
+            ):
+                binary = None  # Go, but no crypto/tls (or unknown layout)
+            self._binaries[key] = binary
+        return self._binaries[key]
+
+    def attach(self, pid: int) -> bool:
+        """Attach to ``pid`` now; False if it is not a Go TLS program or is gone."""
+        if pid in self.attached:
+            return True  # never twice
+        binary = self._binary(pid)
+        if binary is None:
+            if os.path.exists(f"/proc/{pid}"):
+                self.stats.skipped += 1
+            else:
+                self.stats.vanished += 1
+            return False
+        entry = proc_entry(binary)
+        assert entry is not None  # _binary checked it
+        key = pid.to_bytes(4, "little")
+        self._procs.update(key, bytes(entry))
+        done = _Attached(binary)
+        exe = f"/proc/{pid}/exe"
+        try:
+            for name, (enter, ret) in PROGRAMS.items():
+                function = binary.functions[name]
+                done.links.append(
+                    (enter, self._obj.attach_uprobe(enter, exe, function.offset, pid=pid))
+                )
+                for offset in function.ret_offsets:
+                    link = self._obj.attach_uprobe(ret, exe, function.offset + offset, pid=pid)
+                    done.links.append((ret, link))
+        except BpfError as exc:
+            self._undo(pid, done)
+            if os.path.exists(f"/proc/{pid}"):
+                raise
+            log.debug("pid %d exited while being attached: %s", pid, exc)
+            self.stats.vanished += 1
+            return False
+        self.attached[pid] = done
+        self.stats.attached += 1
+        log.info(
+            "Go TLS: attached to pid %d (%s, go%s, %s ABI, %d probes)",
+            pid,
+            binary.path,
+            binary.go_version,
+            binary.abi,
+            len(done.links),
+        )
+        return True
+
+    def detach(self, pid: int) -> None:
+        """Remove ``pid``'s probes (a no-op when it has none)."""
+        done = self.attached.pop(pid, None)
+        if done is None:
+            return
+        self._undo(pid, done)
+        self.stats.detached += 1
+        log.info("Go TLS: detached from pid %d", pid)
+
+    def _undo(self, pid: int, done: _Attached) -> None:
+        for name, link in done.links:
+            self._obj.detach_link(name, link)
+        done.links.clear()
+        self._procs.delete(pid.to_bytes(4, "little"))
