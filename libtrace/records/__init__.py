@@ -1,5 +1,32 @@
-"""Live L7 records: tracer events → reassembly → inference → parsers → pairing → dicts."""
+"""Live L7 records: tracer events → reassembly → inference → parsers → pairing → dicts.
+
+::
+
+    from libtrace import Tracer
+
+    with Tracer(ports=(6379,)) as tracer:
+        for record in tracer.records(duration=10, protocols=["redis"]):
+            print(record["side"], record["request"], record["container"])
+
+:class:`RecordPipeline` is the sans-IO core (events in, record dicts out),
+usable on recorded events; :class:`Conversation` is the per-connection part
+it shares with ``libtrace pcap``; :class:`ContainerResolver` says which
+container a process runs in.
+"""
 
 from ._conversation import Conversation, endpoint_text
+from .containers import CgroupPaths, Container, ContainerResolver, DockerNames, container_id_of
+from .live import PipelineStats, RecordPipeline, trace_records
 
-__all__ = ["Conversation", "endpoint_text"]
+__all__ = [
+    "CgroupPaths",
+    "Container",
+    "ContainerResolver",
+    "Conversation",
+    "DockerNames",
+    "PipelineStats",
+    "RecordPipeline",
+    "container_id_of",
+    "endpoint_text",
+    "trace_records",
+]

@@ -396,3 +396,17 @@ class Tracer:
         if self._object is not None:
             self._refresh_kernel_counters(self._object)
         return replace(self._stats)
+
+    def records(
+        self,
+        duration: float | None = None,
+        protocols: list[str] | tuple[str, ...] | set[str] | frozenset[str] | None = None,
+    ) -> Iterator[dict[str, object]]:
+        """Yield L7 records until :meth:`stop` or ``duration``; ``protocols`` filters them.
+
+        Each is a ``libtrace pcap --json`` record plus ``pid``, ``comm``, ``side``,
+        ``tls`` and ``container`` (see :mod:`libtrace.records.live`).
+        """
+        from ..records.live import trace_records  # the records layer builds on this one
+
+        return trace_records(self, duration, protocols)

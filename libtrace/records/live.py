@@ -1,0 +1,346 @@
+"""Live records: tracer events in, ``libtrace pcap --json`` records (plus who and where) out.
+
+Theory of operation: :class:`RecordPipeline` is sans-IO — it takes
+:class:`~libtrace.tracer.events.SocketEvent` objects one at a time (from a
+running :class:`~libtrace.tracer.tracer.Tracer`, or recorded ones) and
+returns the record dicts they complete.  A connection is one traced socket
+of one process: the key is ``(pid, fd, tls)`` — TLS plaintext from the Go
+uprobes is a stream apart from the same socket's ciphertext, with offsets of
+its own — plus, for UDP, the peer, since one unconnected socket talks to many.
+TCP data events go through a :class:`~libtrace.tracer.reassembly.StreamReassembler`
+(one for socket bytes, one for TLS plaintext) that orders them by the
+kernel's byte offsets and turns holes (lost events, the payload cap) into
+gaps, which the parser receives as gaps: never glued.  The in-order bytes go
+to the connection's :class:`~libtrace.records.Conversation`, the same
+inference, parser and pairing that ``libtrace pcap`` runs, with the local
+endpoint sending egress bytes and the remote one ingress bytes.
+
+Each record says which end of the connection the traced process is
+(``side``): a connect makes it the client and an accept the server; without
+either (the connection predates the trace) the side that sent the first
+request is the client.  A connection traced from both ends (both processes
+on this host) is two connections here and yields each record twice, once
+per side, labelled.  A close ends a connection: both streams end (the
+parser gets EOF), then the pairer is flushed, so unanswered requests come
+out as ``unknown`` or ``timeout``.
+
+Memory is bounded: reassembly holds at most its pending chunks per stream,
+a conversation its undecided bytes, a parser its buffer limit, a pairer its
+pending requests, and the pipeline at most :data:`MAX_CONNECTIONS`
+connections; connections idle for :data:`IDLE_TIMEOUT_NS` (their close was
+never seen: the process died, the event was lost) are finished.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any
+
+from ..parsers import PARSERS, Record
+from ..parsers.pairing import DEFAULT_TIMEOUT_NS
+from ..pcap._tcp import Chunk
+from ..tracer.events import Direction, EventType, SocketEvent
+from ..tracer.reassembly import StreamChunk, StreamReassembler
+from ._conversation import Conversation, Endpoint
+from .containers import ContainerResolver
+
+if TYPE_CHECKING:
+    from ..tracer.tracer import Tracer
+
+#: Connections tracked at once; beyond, the oldest is finished early.
+MAX_CONNECTIONS = 16384
+#: A TCP connection without events this long is finished (its close was never seen).
+IDLE_TIMEOUT_NS = 300 * 1_000_000_000
+#: A UDP peer without datagrams this long is finished: DNS exchanges last milliseconds,
+#: and an unconnected server socket sees a new peer (port) per client query.
+UDP_IDLE_TIMEOUT_NS = 30 * 1_000_000_000
+#: Idle connections are looked for at most this often (event time).
+SWEEP_INTERVAL_NS = 1_000_000_000
+
+#: (pid, fd, tls, the peer for UDP or None)
+ConnKey = tuple[int, int, bool, Endpoint | None]
+
+
+@dataclass(slots=True)
+class PipelineStats:
+    """Counters of one pipeline."""
+
+    events: int = 0  #: events taken
+    records: int = 0  #: records returned
+    connections: int = 0  #: connections opened
+    gaps: int = 0  #: holes reported to parsers (lost events, the payload cap)
+    gap_bytes: int = 0  #: bytes in those holes
+    truncated_datagrams: int = 0  #: UDP datagrams cut by the payload cap (not parsed)
+    desyncs: int = 0  #: times a parser lost message boundaries (of finished connections)
+    expired: int = 0  #: connections finished for idleness
+    evicted: int = 0  #: connections finished early to stay within MAX_CONNECTIONS
+
+
+@dataclass(slots=True)
+class _Connection:
+    key: ConnKey
+    local: Endpoint
+    remote: Endpoint
+    conversation: Conversation
+    #: the fields each record of this connection gets besides the pcap ones
+    extras: dict[str, Any]
+    last_ns: int
+    udp: bool
+
+    def sender(self, direction: Direction) -> Endpoint:
+        return self.local if direction is Direction.EGRESS else self.remote
+
+
+@dataclass(slots=True)
+class _Streams:
+    """The reassemblers: TLS plaintext offsets are apart from the socket's."""
+
+    plain: StreamReassembler = field(default_factory=StreamReassembler)
+    tls: StreamReassembler = field(default_factory=StreamReassembler)
+
+    def of(self, tls: bool) -> StreamReassembler:
+        return self.tls if tls else self.plain
+
+
+class RecordPipeline:
+    """Turn tracer events into record dicts; see the module docstring.
+
+    Args:
+        protocols: emit only records of these protocols (``None``: all); the
+            others are not even parsed.
+        containers: attributes connections to containers (``None``: every
+            record's ``container`` is null).
+        timeout_ns: a request unanswered this long when its connection ends
+            is a ``timeout``, a younger one ``unknown``.
+    """
+
+    def __init__(
+        self,
+        *,
+        protocols: Iterable[str] | None = None,
+        containers: ContainerResolver | None = None,
+        timeout_ns: int = DEFAULT_TIMEOUT_NS,
+        max_connections: int = MAX_CONNECTIONS,
+        idle_timeout_ns: int = IDLE_TIMEOUT_NS,
+        udp_idle_timeout_ns: int = UDP_IDLE_TIMEOUT_NS,
+    ) -> None:
+        self.protocols = frozenset(protocols) if protocols is not None else None
+        unknown = (self.protocols or frozenset()) - set(PARSERS)
+        if unknown:
+            raise ValueError(f"no parser for {', '.join(sorted(unknown))}")
+        self.containers = containers
+        self.timeout_ns = timeout_ns
+        self.max_connections = max_connections
+        self.idle_timeout_ns = idle_timeout_ns
+        self.udp_idle_timeout_ns = udp_idle_timeout_ns
+        self._stats = PipelineStats()
+        self._conns: dict[ConnKey, _Connection] = {}
+        #: (pid, fd) → keys of its connections (socket and TLS streams, UDP peers)
+        self._by_fd: dict[tuple[int, int], set[ConnKey]] = {}
+        #: (pid, fd) → "client" after a connect, "server" after an accept
+        self._opened: dict[tuple[int, int], str] = {}
+        self._streams = _Streams()
+        self._last_sweep = 0
+        self._last_ns = 0
+
+    # -- input -------------------------------------------------------------------------
+    def feed(self, event: SocketEvent) -> list[dict[str, Any]]:
+        """Take one event; return the records it completes."""
+        self._stats.events += 1
+        ts = event.ts_ns
+        if ts > self._last_ns:
+            self._last_ns = ts
+        kind = event.type
+        out: list[dict[str, Any]] = []
+        if ts - self._last_sweep >= SWEEP_INTERVAL_NS:
+            out += self.expire(ts)
+        if kind is EventType.DATA:
+            out += self._data(event)
+        elif kind is EventType.CONNECT or kind is EventType.ACCEPT:
+            # A new socket under this fd number: whatever was there is over.
+            out += self._close_fd(event.pid, event.fd, ts)
+            if len(self._opened) >= self.max_connections:
+                del self._opened[next(iter(self._opened))]
+            side = "client" if kind is EventType.CONNECT else "server"
+            self._opened[(event.pid, event.fd)] = side
+        elif kind is EventType.CLOSE:
+            out += self._close_fd(event.pid, event.fd, ts)
+        elif kind is EventType.EXIT:
+            for pid, fd in [k for k in self._by_fd if k[0] == event.pid]:
+                out += self._close_fd(pid, fd, ts)
+        return out
+
+    def expire(self, now_ns: int) -> list[dict[str, Any]]:
+        """Finish the connections idle since before ``now_ns`` minus the idle timeouts."""
+        self._last_sweep = now_ns
+        out: list[dict[str, Any]] = []
+        idle = [
+            conn
+            for conn in self._conns.values()
+            if now_ns - conn.last_ns
+            > (self.udp_idle_timeout_ns if conn.udp else self.idle_timeout_ns)
+        ]
+        for conn in idle:
+            self._stats.expired += 1
+            out += self._finish(conn, now_ns)
+        return out
+
+    def flush(self) -> list[dict[str, Any]]:
+        """The trace ended: finish every connection."""
+        out: list[dict[str, Any]] = []
+        for conn in list(self._conns.values()):
+            out += self._finish(conn, self._last_ns)
+        self._opened.clear()
+        return out
+
+    @property
+    def stats(self) -> PipelineStats:
+        """The counters so far (desyncs include those of open connections)."""
+        live = sum(conn.conversation.desyncs for conn in self._conns.values())
+        values = {f.name: getattr(self._stats, f.name) for f in fields(PipelineStats)}
+        values["desyncs"] += live
+        return PipelineStats(**values)
+
+    @property
+    def connections(self) -> int:
+        """Connections open now."""
+        return len(self._conns)
+
+    # -- internals ---------------------------------------------------------------------
+    def _data(self, event: SocketEvent) -> list[dict[str, Any]]:
+        if not event.l4:
+            return []  # identity unknown (no-BTF socket gone before /proc was read)
+        udp = event.l4 == "udp"
+        remote = (event.raddr, event.rport)
+        tls = event.tls
+        key: ConnKey = (event.pid, event.fd, tls, remote if udp else None)
+        conn = self._conns.get(key)
+        out: list[dict[str, Any]] = []
+        if conn is not None and conn.remote != remote:
+            out += self._finish(conn, event.ts_ns)  # the fd now names another socket
+            conn = None
+        if conn is None:
+            out += self._make_room(event.ts_ns)
+            conn = self._open(key, event, udp)
+        conn.last_ns = event.ts_ns
+        conv = conn.conversation
+        if udp:
+            if event.truncated:
+                self._stats.truncated_datagrams += 1
+                return out
+            records = conv.datagram(conn.sender(event.direction), event.data, event.ts_ns)
+        else:
+            records = []
+            for chunk in self._streams.of(tls).feed(event):
+                records += self._chunk(conn, chunk)
+        return out + self._emit(conn, records) if records else out
+
+    def _chunk(self, conn: _Connection, chunk: StreamChunk) -> list[Record]:
+        ts = chunk.event.ts_ns if chunk.event is not None else self._last_ns
+        pieces = []
+        if chunk.gap:
+            self._stats.gaps += 1
+            self._stats.gap_bytes += chunk.gap
+            pieces.append(Chunk(ts, gap=chunk.gap))
+        if chunk.data:
+            pieces.append(Chunk(ts, chunk.data))
+        return conn.conversation.chunks(conn.sender(chunk.key[2]), pieces, False, ts)
+
+    def _open(self, key: ConnKey, event: SocketEvent, udp: bool) -> _Connection:
+        pid, fd = key[0], key[1]
+        local, remote = (event.laddr, event.lport), (event.raddr, event.rport)
+        side = self._opened.get((pid, fd))
+        client = {"client": local, "server": remote}.get(side or "")
+        conversation = Conversation(
+            "udp" if udp else "tcp",
+            local,
+            remote,
+            timeout_ns=self.timeout_ns,
+            client=client,
+            protocols=self.protocols,
+        )
+        container = (
+            self.containers.resolve(event.cgroup_id, pid) if self.containers is not None else None
+        )
+        extras = {
+            "pid": pid,
+            "comm": event.comm,
+            "side": side,
+            "tls": key[2],
+            "container": container.to_dict() if container is not None else None,
+        }
+        conn = _Connection(key, local, remote, conversation, extras, event.ts_ns, udp)
+        self._conns[key] = conn
+        self._by_fd.setdefault((pid, fd), set()).add(key)
+        self._stats.connections += 1
+        return conn
+
+    def _make_room(self, now_ns: int) -> list[dict[str, Any]]:
+        if len(self._conns) < self.max_connections:
+            return []
+        out = self.expire(now_ns)
+        while len(self._conns) >= self.max_connections:
+            self._stats.evicted += 1
+            out += self._finish(next(iter(self._conns.values())), now_ns)
+        return out
+
+    def _close_fd(self, pid: int, fd: int, now_ns: int) -> list[dict[str, Any]]:
+        self._opened.pop((pid, fd), None)
+        out: list[dict[str, Any]] = []
+        for key in list(self._by_fd.get((pid, fd), ())):
+            out += self._finish(self._conns[key], now_ns)
+        return out
+
+    def _finish(self, conn: _Connection, now_ns: int) -> list[dict[str, Any]]:
+        """End both streams of ``conn`` (releasing what reassembly held), flush its pairer."""
+        pid, fd, tls, _ = conn.key
+        del self._conns[conn.key]
+        keys = self._by_fd[(pid, fd)]
+        keys.discard(conn.key)
+        if not keys:
+            del self._by_fd[(pid, fd)]
+        conv = conn.conversation
+        records: list[Record] = []
+        if not conn.udp:
+            for chunk in self._streams.of(tls).close(pid, fd):
+                records += self._chunk(conn, chunk)
+            for sender in (conn.local, conn.remote):
+                records += conv.chunks(sender, (), True, now_ns)
+        records += conv.finish(now_ns)
+        self._stats.desyncs += conv.desyncs
+        return self._emit(conn, records)
+
+    def _emit(self, conn: _Connection, records: list[Record]) -> list[dict[str, Any]]:
+        if not records:
+            return []
+        extras = conn.extras
+        if extras["side"] is None:
+            client = conn.conversation.client
+            extras["side"] = "client" if client == conn.local else "server"
+        out = conn.conversation.to_dicts(records)
+        for record in out:
+            record.update(extras)
+        self._stats.records += len(out)
+        return out
+
+
+def trace_records(
+    tracer: Tracer,
+    duration: float | None = None,
+    protocols: Iterable[str] | None = None,
+    *,
+    pipeline: RecordPipeline | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Yield the records of a started tracer's events until it stops or ``duration`` passes.
+
+    Connections still open at the end are flushed (their unanswered requests
+    come out as ``unknown``).  Pass ``pipeline`` to read its stats afterwards.
+    """
+    if pipeline is None:
+        pipeline = RecordPipeline(protocols=protocols, containers=ContainerResolver())
+    for event in tracer.events(duration):
+        records = pipeline.feed(event)
+        if records:
+            yield from records
+    yield from pipeline.flush()
