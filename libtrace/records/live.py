@@ -87,6 +87,8 @@ class _Connection:
     extras: dict[str, Any]
     last_ns: int
     udp: bool
+    #: per direction, bytes cut by the payload cap already reported as a gap
+    owed: dict[Direction, int] = field(default_factory=dict)
 
     def sender(self, direction: Direction) -> Endpoint:
         return self.local if direction is Direction.EGRESS else self.remote
@@ -237,15 +239,28 @@ class RecordPipeline:
         return out + self._emit(conn, records) if records else out
 
     def _chunk(self, conn: _Connection, chunk: StreamChunk) -> list[Record]:
-        ts = chunk.event.ts_ns if chunk.event is not None else self._last_ns
+        direction = chunk.key[2]
+        event = chunk.event
+        ts = event.ts_ns if event is not None else self._last_ns
+        # The bytes the payload cap cut from a chunk are reported at once (the
+        # parser should not wait for them); reassembly reports them again
+        # before the stream's next chunk, so that part of its gap is skipped.
+        gap = chunk.gap - conn.owed.pop(direction, 0)
         pieces = []
-        if chunk.gap:
-            self._stats.gaps += 1
-            self._stats.gap_bytes += chunk.gap
-            pieces.append(Chunk(ts, gap=chunk.gap))
+        if gap > 0:
+            pieces.append(self._gap(ts, gap))
         if chunk.data:
             pieces.append(Chunk(ts, chunk.data))
-        return conn.conversation.chunks(conn.sender(chunk.key[2]), pieces, False, ts)
+        if event is not None and event.truncated:
+            cut = event.size - event.captured
+            conn.owed[direction] = cut
+            pieces.append(self._gap(ts, cut))
+        return conn.conversation.chunks(conn.sender(direction), pieces, False, ts)
+
+    def _gap(self, ts: int, size: int) -> Chunk:
+        self._stats.gaps += 1
+        self._stats.gap_bytes += size
+        return Chunk(ts, gap=size)
 
     def _open(self, key: ConnKey, event: SocketEvent, udp: bool) -> _Connection:
         pid, fd = key[0], key[1]
