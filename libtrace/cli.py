@@ -13,8 +13,9 @@ import json
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from types import FrameType
+from typing import Any, TextIO
 
 from rich.console import Console
 
@@ -22,14 +23,22 @@ from . import __version__
 from .errors import ConfigError, LibtraceError
 from .matrix.cli import add_matrix_commands
 from .matrix.compat import add_compat_command
+from .parsers import PARSERS
+from .pcap.cli import _row as pcap_row
 from .pcap.cli import add_pcap_command
+from .records import ContainerResolver, RecordPipeline, trace_records
 from .tracer.events import SocketEvent
 from .tracer.golang.cli import add_go_inspect_command
 from .tracer.probe import COMPAT_SWITCHES
-from .tracer.tracer import DEFAULT_PAYLOAD_CAP, Tracer, TracerConfig
+from .tracer.tracer import DEFAULT_GO_ATTACH_DELAY, DEFAULT_PAYLOAD_CAP, Tracer, TracerConfig
 from .vm.cli import add_vm_commands
 
 EXIT_OK, EXIT_ENVIRONMENT, EXIT_USAGE = 0, 1, 2
+#: The columns of a record row (``libtrace pcap``'s).
+RECORD_HEADER = (
+    f"{'time':<17}  {'proto':<6} {'client':>21}    {'server':<21} {'status':<12} "
+    f"{'latency':>10}  request => response"
+)
 
 
 def compat_list(text: str) -> frozenset[str]:
@@ -109,6 +118,36 @@ def build_parser() -> argparse.ArgumentParser:
     )
     trace.add_argument("--btf", metavar="FILE", help="external BTF for kernels without BTF")
     trace.add_argument(
+        "--records",
+        action="store_true",
+        help="print L7 request/response records (as libtrace pcap does, plus pid, comm, "
+        "side, tls and container) instead of raw events",
+    )
+    trace.add_argument(
+        "--protocol",
+        action="append",
+        choices=sorted(PARSERS),
+        default=[],
+        metavar="P",
+        help="with --records: only records of this protocol (repeatable; "
+        + ", ".join(sorted(PARSERS))
+        + ")",
+    )
+    trace.add_argument(
+        "--go-tls",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="trace Go programs' TLS plaintext with uprobes on crypto/tls (default on)",
+    )
+    trace.add_argument(
+        "--go-attach-delay",
+        type=float,
+        default=DEFAULT_GO_ATTACH_DELAY,
+        metavar="SECONDS",
+        help="attach to a newly started Go program after it ran this long "
+        f"(default {DEFAULT_GO_ATTACH_DELAY:g})",
+    )
+    trace.add_argument(
         "-v",
         "--verbose",
         action="store_true",
@@ -145,6 +184,28 @@ def _print_table_row(console: Console, event: SocketEvent) -> None:
     )
 
 
+def _print_records(records: Iterator[dict[str, Any]], table: Console | None, out: TextIO) -> None:
+    """One JSON object per line, or a table row per record (pcap's, plus who traced it)."""
+    if table is not None:
+        table.print(
+            f"{'pid':>7} {'comm':<15} {'side':<6} {RECORD_HEADER}", highlight=False, soft_wrap=True
+        )
+    for record in records:
+        if table is None:
+            out.write(json.dumps(record, separators=(",", ":")) + "\n")
+            out.flush()
+            continue
+        side = record["side"] + ("+tls" if record["tls"] else "")
+        container = record["container"]
+        where = f"  [{container['name'] or container['id'][:12]}]" if container else ""
+        table.print(
+            f"{record['pid']:>7} {record['comm']:<15} {side:<6} {pcap_row(record)}{where}",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+
+
 def _trace(args: argparse.Namespace) -> int:
     options: dict[str, object] = {
         "pids": tuple(args.pid),
@@ -152,12 +213,19 @@ def _trace(args: argparse.Namespace) -> int:
         "payload_cap": args.payload_cap,
         "force_compat": args.force_compat,
         "btf_file": args.btf,
+        "go_tls": args.go_tls,
+        "go_attach_delay": args.go_attach_delay,
     }
     if args.buffer_size is not None:
         options["buffer_bytes"] = args.buffer_size
     config = TracerConfig(**options)  # type: ignore[arg-type]
     tracer = Tracer(config)
     console = Console(stderr=True)
+    pipeline = (
+        RecordPipeline(protocols=args.protocol or None, containers=ContainerResolver())
+        if args.records
+        else None
+    )
 
     def on_signal(_signo: int, _frame: FrameType | None) -> None:
         tracer.stop()
@@ -172,30 +240,34 @@ def _trace(args: argparse.Namespace) -> int:
         if args.verbose:
             console.print("libtrace: " + "; ".join(tracer.reasons), highlight=False)
         table = Console() if not args.json else None
-        for event in tracer.events(args.duration):
-            if table is None:
-                out.write(json.dumps(event.to_json(), separators=(",", ":")) + "\n")
-                out.flush()
-            else:
-                _print_table_row(table, event)
+        if pipeline is not None:
+            records = trace_records(tracer, args.duration, pipeline=pipeline)
+            _print_records(records, table, out)
+        else:
+            for event in tracer.events(args.duration):
+                if table is None:
+                    out.write(json.dumps(event.to_json(), separators=(",", ":")) + "\n")
+                    out.flush()
+                else:
+                    _print_table_row(table, event)
     stats = tracer.stats()
+    summary: dict[str, object] = {
+        "type": "stats",
+        "events": stats.events,
+        "lost": stats.lost,
+        "bytes": stats.bytes,
+        "kernel_events": stats.kernel_events,
+    }
+    if pipeline is not None:
+        summary["records"] = pipeline.stats.records
     if args.json:
-        out.write(
-            json.dumps(
-                {
-                    "type": "stats",
-                    "events": stats.events,
-                    "lost": stats.lost,
-                    "bytes": stats.bytes,
-                    "kernel_events": stats.kernel_events,
-                }
-            )
-            + "\n"
-        )
+        out.write(json.dumps(summary) + "\n")
         out.flush()
     else:
+        records_text = f"{pipeline.stats.records} records, " if pipeline is not None else ""
         console.print(
-            f"{stats.events} events, {stats.lost} lost, {stats.bytes} bytes", highlight=False
+            f"{records_text}{stats.events} events, {stats.lost} lost, {stats.bytes} bytes",
+            highlight=False,
         )
     return EXIT_OK
 
