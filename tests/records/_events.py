@@ -6,6 +6,10 @@ from libtrace import Direction, EventFlag, EventType, SocketEvent, Syscall
 
 CLIENT = ("127.0.0.1", 40000)
 SERVER = ("127.0.0.1", 6379)
+#: The ``libtrace pcap --json`` record keys, in order, then what a live record adds.
+PCAP_KEYS = ["type", "protocol", "client", "server", "ts_ns", "latency_ns", "status",
+             "request", "response"]  # fmt: skip
+LIVE_KEYS = ["pid", "comm", "side", "tls", "container"]
 
 
 class Socket:

@@ -16,25 +16,13 @@ import pytest
 from libtrace.cli import build_parser
 from libtrace.pcap.record import _process, _wait_port
 
+from ._events import LIVE_KEYS, PCAP_KEYS
 from ._live import env, redis_server, run_clients
 
 CLI = [sys.executable, "-m", "libtrace.cli", "trace"]
 #: Seconds the CLI traces: start-up plus the clients' few commands.
 TRACE_S = 4.0
 REDIS_PORT, HTTP_PORT = 26382, 28080
-#: The ``libtrace pcap --json`` fields, then what a live record adds.
-PCAP_KEYS = [
-    "type",
-    "protocol",
-    "client",
-    "server",
-    "ts_ns",
-    "latency_ns",
-    "status",
-    "request",
-    "response",
-]
-LIVE_KEYS = ["pid", "comm", "side", "tls", "container"]
 
 needs_servers = pytest.mark.skipif(
     not all(shutil.which(p) for p in ("redis-server", "redis-cli", "curl")),

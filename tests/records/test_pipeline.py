@@ -9,7 +9,7 @@ import pytest
 from libtrace import EventType, SocketEvent
 from libtrace.records import RecordPipeline
 
-from ._events import CLIENT, SERVER, Socket
+from ._events import CLIENT, LIVE_KEYS, PCAP_KEYS, SERVER, Socket
 
 SET = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nhello\r\n"
 GET = b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"
@@ -17,19 +17,6 @@ OK = b"+OK\r\n"
 HELLO = b"$5\r\nhello\r\n"
 HTTP_GET = b"GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n"
 HTTP_204 = b"HTTP/1.1 204 No Content\r\n\r\n"
-#: The fields a record has beyond the pcap contract.
-LIVE_FIELDS = {"pid", "comm", "side", "tls", "container"}
-PCAP_FIELDS = {
-    "type",
-    "protocol",
-    "client",
-    "server",
-    "ts_ns",
-    "latency_ns",
-    "status",
-    "request",
-    "response",
-}
 
 
 def run(events: list[SocketEvent], **options: Any) -> list[dict[str, Any]]:
@@ -63,7 +50,7 @@ def test_both_ends_give_one_record_each_labelled_by_connect_and_accept() -> None
         ("server", 20, "redis-server"),
     ]
     for record in records:
-        assert set(record) == PCAP_FIELDS | LIVE_FIELDS
+        assert list(record) == PCAP_KEYS + LIVE_KEYS
         assert (record["client"], record["server"]) == ("127.0.0.1:40000", "127.0.0.1:6379")
         assert record["request"]["command"] == "SET" and record["response"]["value"] == "OK"
         assert record["status"] == "ok" and record["tls"] is False
