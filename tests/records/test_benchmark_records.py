@@ -1,0 +1,26 @@
+"""Smoke run of benchmarks/records.py: its JSON, and the accounting that holds at any speed."""
+
+from __future__ import annotations
+
+import pytest
+
+from ..test_benchmarks import needs_redis, run_benchmark
+
+
+@pytest.mark.root
+@pytest.mark.bpf
+@needs_redis
+def test_records_quick_prints_its_json() -> None:
+    result = run_benchmark("-m", "benchmarks.records")
+
+    assert result["benchmark"] == "records"
+    assert "redis-benchmark" in result["workload"] and "-P 16" in result["workload"]
+    assert (result["target"], result["goal"]) == (50_000, 200_000)
+    # Every command the server ran is one record, with nothing lost: at any speed.
+    assert result["lost"] == 0
+    assert result["records"] == result["server_commands"] >= result["requests"]
+    assert result["ok"] is True
+    assert result["records_per_s"] > 0 and result["events_per_s"] > 0
+    assert result["pipeline_records_per_s"] > 0
+    assert len(result["profile_top10"]) == 10
+    assert all(row["own_s"] >= 0 and row["calls"] > 0 for row in result["profile_top10"])
