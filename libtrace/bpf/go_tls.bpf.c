@@ -11,20 +11,27 @@
  * with every variant; user space attaches them per process (uprobes with a
  * pid) only to Go binaries that its inspector understood.
  *
- * Theory of operation: an entry uprobe reads the receiver *tls.Conn and the
- * buffer, follows the conn to the socket fd with the offsets that user space
- * stored for this process in `go_procs`, and saves (buffer, fd) in
- * `go_inflight`.  Go stacks move, so the return is not probed with a
- * uretprobe (it would rewrite a return address on a stack the runtime may
- * copy); user space puts a plain uprobe on every RET instruction instead, and
- * that program takes the saved arguments back, reads the result n and copies
- * n bytes (up to the payload cap) from the buffer.  Read blocks and its
- * goroutine may resume on another thread, so in-flight calls are keyed per
- * goroutine, not per thread: by the g pointer (R14) under the register ABI;
- * under the stack ABI by the *tls.Conn itself, which is as unique because
- * Read and Write each hold their own lock of the conn (c.in, c.out) for the
- * whole call.  Plaintext offsets are counted per socket and direction in
- * `tls_conns`, apart from the socket's ciphertext offsets in `conns`.
+ * Theory of operation.  Reads: an entry uprobe on (*Conn).Read reads the
+ * receiver *tls.Conn and the buffer, follows the conn to the socket fd with
+ * the offsets that user space stored for this process in `go_procs`, and
+ * saves (buffer, fd) in `go_inflight`.  Go stacks move, so the return is not
+ * probed with a uretprobe (it would rewrite a return address on a stack the
+ * runtime may copy); user space puts a plain uprobe on every RET instruction
+ * instead, and that program takes the saved arguments back, reads the result
+ * n and copies n bytes (up to the payload cap) from the buffer.  Read blocks
+ * and its goroutine may resume on another thread, so in-flight calls are
+ * keyed per goroutine, not per thread: by the g pointer (R14) under the
+ * register ABI; under the stack ABI by the *tls.Conn itself, which is as
+ * unique because Read holds the conn's input lock for the whole call.
+ *
+ * Writes are taken at the entry of (*Conn).writeRecordLocked, for records of
+ * application data only: it runs with the conn's output lock held, so the
+ * order of its calls is the order of the bytes on the wire.  At the returns
+ * of (*Conn).Write it would not be: two goroutines writing one conn (HTTP/2
+ * does) may return in the other order than they held the lock.
+ *
+ * Plaintext offsets are counted per socket and direction in `tls_conns`,
+ * apart from the socket's ciphertext offsets in `conns`.
  */
 
 /* struct pt_regs of x86-64 as the kernel hands it to uprobes (the ptrace
@@ -82,34 +89,53 @@ static __always_inline bool go_key(struct lt_pt_regs *regs, struct lt_go_proc *p
 	return read_user(&key->goroutine, sizeof(key->goroutine), (void *)(regs->sp + 8)) == 0;
 }
 
-static __always_inline int go_tls_enter(struct lt_pt_regs *regs, __u32 direction)
+/* Follow *tls.Conn to the socket fd: conn.conn (a net.Conn interface) ->
+ * its data word (*net.TCPConn) -> the *netFD -> poll.FD.Sysfd. */
+static __always_inline __s64 go_conn_fd(struct lt_go_proc *proc, __u64 conn)
+{
+	__u64 data = 0, netfd = 0;
+	__s64 fd = -1;
+
+	if (read_user(&data, sizeof(data), (void *)(conn + proc->conn_data)) || !data)
+		return -1;
+	if (read_user(&netfd, sizeof(netfd), (void *)(data + proc->tcpconn_netfd)) || !netfd)
+		return -1;
+	if (read_user(&fd, sizeof(fd), (void *)(netfd + proc->netfd_sysfd)))
+		return -1;
+	return fd;
+}
+
+/* An argument word of a stack-ABI call: SP points at the return address. */
+static __always_inline bool go_stack_arg(struct lt_pt_regs *regs, int index, __u64 *value)
+{
+	return read_user(value, sizeof(*value), (void *)(regs->sp + 8 * (index + 1))) == 0;
+}
+
+static __always_inline int go_tls_read_enter(struct lt_pt_regs *regs)
 {
 	struct lt_config *cfg = get_config();
 	__u32 pid = bpf_get_current_pid_tgid() >> 32;
 	struct lt_go_args args = {};
 	struct lt_go_proc *proc;
 	struct lt_go_key key;
-	__u64 conn, data = 0, netfd = 0;
-	__s64 fd = -1;
+	__u64 conn;
+	__s64 fd;
 
 	if (!cfg || !pid_traced(cfg, pid))
 		return 0;
 	proc = bpf_map_lookup_elem(&go_procs, &pid);
-	if (!proc || !go_key(regs, proc, pid, direction, &key))
+	if (!proc || !go_key(regs, proc, pid, LT_INGRESS, &key))
 		return 0;
 	if (proc->abi == LT_GO_ABI_REGISTER) {
 		conn = regs->ax;
 		args.buf = regs->bx;
 	} else {
 		conn = key.goroutine;
-		if (read_user(&args.buf, sizeof(args.buf), (void *)(regs->sp + 16)))
+		if (!go_stack_arg(regs, 1, &args.buf))
 			return 0;
 	}
-	if (read_user(&data, sizeof(data), (void *)(conn + proc->conn_data)) || !data)
-		return 0;
-	if (read_user(&netfd, sizeof(netfd), (void *)(data + proc->tcpconn_netfd)) || !netfd)
-		return 0;
-	if (read_user(&fd, sizeof(fd), (void *)(netfd + proc->netfd_sysfd)) || fd < 0)
+	fd = go_conn_fd(proc, conn);
+	if (fd < 0)
 		return 0;
 	args.fd = fd;
 	bpf_map_update_elem(&go_inflight, &key, &args, BPF_ANY);
@@ -143,73 +169,117 @@ static __always_inline struct lt_conn *tls_conn(struct lt_conn_key *key)
 	return bpf_map_lookup_elem(&tls_conns, key);
 }
 
-static __always_inline int go_tls_return(struct lt_pt_regs *regs, __u32 direction,
-					 __u16 syscall)
+/* Output `n` plaintext bytes at `buf` of the socket `fd` of this process. */
+static __always_inline void go_tls_emit(struct lt_pt_regs *regs, struct lt_config *cfg, __u32 pid,
+					__s32 fd, __u32 direction, __u16 syscall, __u64 buf,
+					__s64 n)
+{
+	struct lt_conn_key conn_key = {.pid = pid, .fd = fd};
+	struct lt_event_buf *ev;
+	struct lt_conn *tconn;
+	__u32 zero = 0;
+
+	if (n <= 0)
+		return;
+	tconn = tls_conn(&conn_key);
+	if (!tconn)
+		return;
+	ev = bpf_map_lookup_elem(&scratch, &zero);
+	if (!ev)
+		return;
+	fill_header(&ev->hdr, &conn_key, tconn, LT_EVENT_DATA, direction, syscall);
+	ev->hdr.flags |= LT_FLAG_TLS;
+	emit_chunk(regs, cfg, ev, tconn, buf, n);
+}
+
+static __always_inline int go_tls_read_return(struct lt_pt_regs *regs)
 {
 	struct lt_config *cfg = get_config();
 	__u32 pid = bpf_get_current_pid_tgid() >> 32;
-	struct lt_conn_key conn_key;
-	struct lt_event_buf *ev;
 	struct lt_go_args *saved;
 	struct lt_go_proc *proc;
-	struct lt_conn *tconn;
 	struct lt_go_key key;
 	__u64 buf;
 	__s64 n = 0;
-	__u32 zero = 0;
+	__s32 fd;
 
 	if (!cfg)
 		return 0;
 	proc = bpf_map_lookup_elem(&go_procs, &pid);
-	if (!proc || !go_key(regs, proc, pid, direction, &key))
+	if (!proc || !go_key(regs, proc, pid, LT_INGRESS, &key))
 		return 0;
 	saved = bpf_map_lookup_elem(&go_inflight, &key);
 	if (!saved)
 		return 0;
 	buf = saved->buf;
-	conn_key.pid = pid;
-	conn_key.fd = saved->fd;
+	fd = saved->fd;
 	bpf_map_delete_elem(&go_inflight, &key);
+	/* Results: n in RAX, or on the stack after the receiver and the slice. */
 	if (proc->abi == LT_GO_ABI_REGISTER)
 		n = regs->ax;
-	else if (read_user(&n, sizeof(n), (void *)(regs->sp + 40)))
+	else if (!go_stack_arg(regs, 4, (__u64 *)&n))
 		return 0;
-	if (n <= 0)
+	go_tls_emit(regs, cfg, pid, fd, LT_INGRESS, LT_SYS_GO_TLS_READ, buf, n);
+	return 0;
+}
+
+/* crypto/tls: recordTypeApplicationData */
+#define GO_TLS_RECORD_APPLICATION_DATA 23
+
+/* The arguments of writeRecordLocked(c *Conn, typ recordType, data []byte). */
+struct lt_go_write_record_args {
+	__u64 conn;
+	__u64 typ; /* a uint8, in a word of its own */
+	__u64 buf;
+	__u64 len;
+};
+
+static __always_inline int go_tls_write_record(struct lt_pt_regs *regs)
+{
+	struct lt_config *cfg = get_config();
+	__u32 pid = bpf_get_current_pid_tgid() >> 32;
+	struct lt_go_write_record_args args;
+	struct lt_go_proc *proc;
+	__s64 fd;
+
+	if (!cfg || !pid_traced(cfg, pid))
 		return 0;
-	tconn = tls_conn(&conn_key);
-	if (!tconn)
+	proc = bpf_map_lookup_elem(&go_procs, &pid);
+	if (!proc)
 		return 0;
-	ev = bpf_map_lookup_elem(&scratch, &zero);
-	if (!ev)
+	if (proc->abi == LT_GO_ABI_REGISTER) {
+		args.conn = regs->ax;
+		args.typ = regs->bx;
+		args.buf = regs->cx;
+		args.len = regs->di;
+	} else if (read_user(&args, sizeof(args), (void *)(regs->sp + 8))) {
+		return 0; /* stack ABI: the words after the return address */
+	}
+	if ((args.typ & 0xff) != GO_TLS_RECORD_APPLICATION_DATA)
+		return 0; /* handshake, alerts, post-handshake messages */
+	fd = go_conn_fd(proc, args.conn);
+	if (fd < 0)
 		return 0;
-	fill_header(&ev->hdr, &conn_key, tconn, LT_EVENT_DATA, direction, syscall);
-	ev->hdr.flags |= LT_FLAG_TLS;
-	emit_chunk(regs, cfg, ev, tconn, buf, n);
+	go_tls_emit(regs, cfg, pid, fd, LT_EGRESS, LT_SYS_GO_TLS_WRITE, args.buf, args.len);
 	return 0;
 }
 
 SEC("uprobe")
 int lt_go_tls_read_enter(struct lt_pt_regs *regs)
 {
-	return go_tls_enter(regs, LT_INGRESS);
+	return go_tls_read_enter(regs);
 }
 
 SEC("uprobe")
 int lt_go_tls_read_return(struct lt_pt_regs *regs)
 {
-	return go_tls_return(regs, LT_INGRESS, LT_SYS_GO_TLS_READ);
+	return go_tls_read_return(regs);
 }
 
 SEC("uprobe")
-int lt_go_tls_write_enter(struct lt_pt_regs *regs)
+int lt_go_tls_write_record(struct lt_pt_regs *regs)
 {
-	return go_tls_enter(regs, LT_EGRESS);
-}
-
-SEC("uprobe")
-int lt_go_tls_write_return(struct lt_pt_regs *regs)
-{
-	return go_tls_return(regs, LT_EGRESS, LT_SYS_GO_TLS_WRITE);
+	return go_tls_write_record(regs);
 }
 
 /* ---- process watching --------------------------------------------------- */

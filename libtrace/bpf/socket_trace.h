@@ -61,7 +61,7 @@ enum lt_syscall {
 	LT_SYS_ACCEPT4,
 	LT_SYS_CLOSE,
 	LT_SYS_GO_TLS_READ,  /* crypto/tls.(*Conn).Read returned (uprobe) */
-	LT_SYS_GO_TLS_WRITE, /* crypto/tls.(*Conn).Write returned (uprobe) */
+	LT_SYS_GO_TLS_WRITE, /* crypto/tls.(*Conn).writeRecordLocked: application data (uprobe) */
 };
 
 /* Event flags. */

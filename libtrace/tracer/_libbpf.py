@@ -540,7 +540,7 @@ class BpfObject:
             retprobe: probe the function's return instead of its entry.
 
         Returns:
-            The link, for :meth:`detach_link` (it is also destroyed with the
+            The link, for :meth:`release_link` (it is also destroyed with the
             program's other links by :meth:`detach` and :meth:`close`).
         """
         kind = "uretprobe" if retprobe else "uprobe"
@@ -551,12 +551,15 @@ class BpfObject:
         self._keep(prog_name, link)
         return link
 
-    def detach_link(self, prog_name: str, link: int) -> None:
-        """Destroy one link of ``prog_name`` (one uprobe of one process)."""
+    def release_link(self, prog_name: str, link: int) -> None:
+        """Hand one link of ``prog_name`` over to the caller, who must :func:`destroy_links` it.
+
+        Destroying a uprobe link waits for an RCU grace period (about 0.1 s,
+        serialized in the kernel), so a caller with many may do it elsewhere.
+        """
         links = self._links.get(prog_name, [])
         if link in links:
             links.remove(link)
-            _destroy_links([link], f"detach a link of program {prog_name}")
 
     def _keep(self, prog_name: str, link: int) -> None:
         self._links.setdefault(prog_name, []).append(link)
@@ -565,7 +568,7 @@ class BpfObject:
         """Destroy every link of ``prog_name``; the program stays loaded."""
         operation = f"detach program {prog_name}"
         self._prog(prog_name, operation)  # a typo is an error, not a no-op
-        _destroy_links(self._links.pop(prog_name, []), operation)
+        destroy_links(self._links.pop(prog_name, []), operation)
 
     def close(self) -> None:
         """Destroy all links, then the object with its programs and maps.  Idempotent."""
@@ -573,7 +576,7 @@ class BpfObject:
             return
         handle, links, self._handle, self._links = self._handle, self._links, None, {}
         try:
-            _destroy_links([link for ls in links.values() for link in ls], f"detach {self.name}")
+            destroy_links([link for ls in links.values() for link in ls], f"detach {self.name}")
         finally:
             libbpf().bpf_object__close(handle)
 
@@ -584,9 +587,10 @@ class BpfObject:
         self.close()
 
 
-def _destroy_links(links: list[int], operation: str) -> None:
+def destroy_links(links: list[int], operation: str = "detach links") -> None:
     """Destroy every link (each is freed even if detaching fails), then raise the first error."""
-    errs = [ret for ret in map(libbpf().bpf_link__destroy, links) if ret < 0]
+    results = list(map(libbpf().bpf_link__destroy, links))
+    errs = [ret for ret in results if ret < 0]
     if errs:
         raise _error(operation, -errs[0])
 

@@ -57,7 +57,7 @@ class Syscall(enum.IntEnum):
     ACCEPT4 = 13
     CLOSE = 14
     GO_TLS_READ = 15  #: crypto/tls.(*Conn).Read returned (plaintext, uprobe)
-    GO_TLS_WRITE = 16  #: crypto/tls.(*Conn).Write returned (plaintext, uprobe)
+    GO_TLS_WRITE = 16  #: crypto/tls.(*Conn) wrote a record of application data (uprobe)
     UNKNOWN = 0
 
     @classmethod

@@ -19,8 +19,7 @@ from libtrace.tracer.probe import NO_BTF_SYSCALLS, SYSCALLS
 GO_TLS_PROGRAMS = {
     "lt_go_tls_read_enter": "uprobe",
     "lt_go_tls_read_return": "uprobe",
-    "lt_go_tls_write_enter": "uprobe",
-    "lt_go_tls_write_return": "uprobe",
+    "lt_go_tls_write_record": "uprobe",
     "lt_sched_process_exec": "tracepoint/sched/sched_process_exec",
     "lt_sched_process_exit": "tracepoint/sched/sched_process_exit",
 }

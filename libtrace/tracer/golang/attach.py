@@ -17,7 +17,10 @@ uprobe on each function's entry and one on each of its RET instructions,
 all for that pid only.  The probes go on ``/proc/<pid>/exe``, which names
 the right file inside containers too.  A process that exits while being
 attached makes the attach fail: that is expected, and everything attached
-so far is removed again.
+so far is removed again.  Removing a uprobe waits for an RCU grace period
+in the kernel (about 0.1 s per probe, one after another), so detached probes
+are destroyed by a background thread: an exiting Go program never stalls
+the event loop; :meth:`close` waits until every probe is gone.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -32,18 +37,20 @@ from dataclasses import dataclass, field
 from ...errors import BpfError, GoBinaryError
 from .. import _libbpf
 from ..events import EventType, SocketEvent
-from .inspect import TLS_READ, TLS_WRITE, GoBinary, inspect_binary
+from .inspect import TLS_READ, TLS_WRITE_RECORD, GoBinary, inspect_binary
 
 log = logging.getLogger(__name__)
 
-#: Program names in go_tls.bpf.c: (entry, return) per probed function.
-PROGRAMS = {
+#: Program names in go_tls.bpf.c per probed function: (at the entry, at each RET).
+PROGRAMS: dict[str, tuple[str, str | None]] = {
     TLS_READ: ("lt_go_tls_read_enter", "lt_go_tls_read_return"),
-    TLS_WRITE: ("lt_go_tls_write_enter", "lt_go_tls_write_return"),
+    TLS_WRITE_RECORD: ("lt_go_tls_write_record", None),
 }
 #: The process-watching tracepoint programs.
 WATCH_PROGRAMS = ("lt_sched_process_exec", "lt_sched_process_exit")
-ALL_PROGRAMS = tuple(name for pair in PROGRAMS.values() for name in pair) + WATCH_PROGRAMS
+ALL_PROGRAMS = (
+    tuple(name for pair in PROGRAMS.values() for name in pair if name) + WATCH_PROGRAMS
+)
 
 _ABI = {"stack": 0, "register": 1}
 
@@ -91,6 +98,10 @@ class _Attached:
 
 #: The cache key of an executable: (device, inode, size, mtime).
 FileKey = tuple[int, int, int, int]
+#: Inspections, shared by every watcher of this process (most executables
+#: on a machine are not Go; each is read once).  Bounded: cleared when full.
+_INSPECTED: dict[FileKey, GoBinary | None] = {}
+_INSPECTED_MAX = 4096
 
 
 class GoTlsWatcher:
@@ -113,7 +124,8 @@ class GoTlsWatcher:
         self.pending: dict[int, float] = {}
         self.attached: dict[int, _Attached] = {}
         self.stats = WatchStats()
-        self._binaries: dict[FileKey, GoBinary | None] = {}
+        self._doomed: queue.SimpleQueue[list[int] | None] = queue.SimpleQueue()
+        self._reaper: threading.Thread | None = None
 
     # -- the tracer's calls --------------------------------------------------
 
@@ -145,10 +157,21 @@ class GoTlsWatcher:
             self.attach(pid)
 
     def close(self) -> None:
-        """Detach from every process."""
+        """Detach from every process; returns once every probe is destroyed."""
         self.pending.clear()
         for pid in list(self.attached):
             self.detach(pid)
+        if self._reaper is not None:
+            self._doomed.put(None)
+            self._reaper.join()
+            self._reaper = None
+
+    def _reap(self) -> None:
+        while (links := self._doomed.get()) is not None:
+            try:
+                _libbpf.destroy_links(links, "detach Go TLS uprobes")
+            except BpfError as exc:  # the link is freed anyway; say it
+                log.warning("%s", exc)
 
     # -- attaching -------------------------------------------------------------
 
@@ -163,7 +186,9 @@ class GoTlsWatcher:
         except OSError:
             return None  # gone, or a kernel thread
         key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-        if key not in self._binaries:
+        if key not in _INSPECTED:
+            if len(_INSPECTED) >= _INSPECTED_MAX:
+                _INSPECTED.clear()
             try:
                 binary: GoBinary | None = inspect_binary(exe)
             except GoBinaryError as exc:
@@ -175,8 +200,8 @@ class GoTlsWatcher:
                 set(PROGRAMS) - binary.functions.keys() or proc_entry(binary) is None
             ):
                 binary = None  # Go, but no crypto/tls (or unknown layout)
-            self._binaries[key] = binary
-        return self._binaries[key]
+            _INSPECTED[key] = binary
+        return _INSPECTED[key]
 
     def attach(self, pid: int) -> bool:
         """Attach to ``pid`` now; False if it is not a Go TLS program or is gone."""
@@ -201,7 +226,8 @@ class GoTlsWatcher:
                 done.links.append(
                     (enter, self._obj.attach_uprobe(enter, exe, function.offset, pid=pid))
                 )
-                for offset in function.ret_offsets:
+                for offset in function.ret_offsets if ret else ():
+                    assert ret is not None
                     link = self._obj.attach_uprobe(ret, exe, function.offset + offset, pid=pid)
                     done.links.append((ret, link))
         except BpfError as exc:
@@ -233,7 +259,11 @@ class GoTlsWatcher:
         log.info("Go TLS: detached from pid %d", pid)
 
     def _undo(self, pid: int, done: _Attached) -> None:
-        for name, link in done.links:
-            self._obj.detach_link(name, link)
-        done.links.clear()
         self._procs.delete(pid.to_bytes(4, "little"))
+        for name, link in done.links:
+            self._obj.release_link(name, link)
+        if self._reaper is None:
+            self._reaper = threading.Thread(target=self._reap, name="go-tls-detach", daemon=True)
+            self._reaper.start()
+        self._doomed.put([link for _, link in done.links])
+        done.links.clear()

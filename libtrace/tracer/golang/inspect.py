@@ -35,7 +35,9 @@ from ._pclntab import locate
 #: The functions whose entries and returns the Go TLS tracer probes.
 TLS_WRITE = "crypto/tls.(*Conn).Write"
 TLS_READ = "crypto/tls.(*Conn).Read"
-TLS_FUNCTIONS = (TLS_WRITE, TLS_READ)
+#: Writes are captured here: it runs under the conn's output lock (go_tls.bpf.c).
+TLS_WRITE_RECORD = "crypto/tls.(*Conn).writeRecordLocked"
+TLS_FUNCTIONS = (TLS_WRITE, TLS_READ, TLS_WRITE_RECORD)
 
 #: A function larger than this is not one we disassemble (Read/Write are ~2 KiB).
 MAX_FUNCTION_SIZE = 1 << 20
