@@ -1,0 +1,150 @@
+"""Go process watching: attach after the delay, detach on exit, never twice.
+
+Real Go programs, real exec/exit tracepoints and real uprobes; the delay is
+shortened for the tests.  "Attached" is checked two ways: the watcher's own
+bookkeeping, and the kernel's — `bpftool perf` lists every uprobe this
+process holds, by pid and file offset — plus whether TLS plaintext of the
+program really arrives.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from libtrace import Tracer
+from libtrace.tracer.golang import inspect_binary
+from tests.golang.conftest import go_binary, go_versions
+from tests.golang.test_tls_capture import go_server
+from tests.tracing import drain
+
+pytestmark = [pytest.mark.root, pytest.mark.bpf, pytest.mark.go_toolchain]
+
+DELAY = 2.0
+
+
+@pytest.fixture(scope="module")
+def server_binary():
+    return go_binary("https_server", go_versions()[-1], stripped=False)
+
+
+def my_uprobes() -> list[dict]:
+    """Uprobes held by this process, as bpftool sees them."""
+    out = subprocess.run(
+        ["bpftool", "--json", "perf", "show"], capture_output=True, text=True, check=True
+    ).stdout
+    return [p for p in json.loads(out or "[]") if p.get("pid") == os.getpid()
+            and p.get("fd_type") == "uprobe"]
+
+
+def probes_on(binary) -> int:
+    """How many of this process's uprobes sit on ``binary``'s TLS functions."""
+    inspected = inspect_binary(binary)
+    offsets = {f.offset for f in inspected.functions.values()} | {
+        f.offset + r for f in inspected.functions.values() for r in f.ret_offsets
+    }
+    return sum(1 for p in my_uprobes() if p.get("offset") in offsets)
+
+
+def wait_until(tracer: Tracer, condition, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        tracer.poll(50)
+        if condition():
+            return True
+    return False
+
+
+def curl(port: int) -> None:
+    subprocess.run(["curl", "-sk", f"https://127.0.0.1:{port}/"], capture_output=True, timeout=20)
+
+
+def tls_events_of(tracer: Tracer, pid: int) -> int:
+    return sum(1 for e in drain(tracer) if e.tls and e.pid == pid)
+
+
+def test_a_program_started_later_is_attached_after_the_delay_and_detached_at_exit(
+    server_binary, tmp_path
+):
+    with Tracer(go_attach_delay=DELAY) as tracer:
+        watcher = tracer.go_tls
+        before = probes_on(server_binary)
+        with go_server(server_binary, tmp_path / "keys") as server:
+            started = time.monotonic()
+            assert wait_until(tracer, lambda: server.pid in watcher.pending, 3)
+            # Before the delay: not attached, and its plaintext is not traced.
+            curl(server.port)
+            assert time.monotonic() - started < DELAY, "the machine was too slow to check"
+            assert server.pid not in watcher.attached
+            assert tls_events_of(tracer, server.pid) == 0
+            assert probes_on(server_binary) == before
+            # After the delay: attached, in the kernel too, and traced.
+            assert wait_until(tracer, lambda: server.pid in watcher.attached, DELAY + 5)
+            assert time.monotonic() - started >= DELAY
+            assert probes_on(server_binary) > before
+            curl(server.port)
+            assert tls_events_of(tracer, server.pid) > 0
+        # The server was killed: the exit event detaches it.
+        assert wait_until(tracer, lambda: server.pid not in watcher.attached, 5)
+        assert watcher.stats.detached >= 1
+        deadline = time.monotonic() + 20  # the kernel frees uprobes one RCU grace period apiece
+        while probes_on(server_binary) > before and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert probes_on(server_binary) == before
+
+
+def test_a_program_that_exits_before_the_delay_is_never_attached(server_binary, tmp_path):
+    with Tracer(go_attach_delay=DELAY) as tracer:
+        watcher = tracer.go_tls
+        attached_before = watcher.stats.attached
+        with go_server(server_binary, tmp_path / "keys") as server:
+            assert wait_until(tracer, lambda: server.pid in watcher.pending, 3)
+        # Killed well inside the delay: the exit cancels the pending attach.
+        assert wait_until(tracer, lambda: server.pid not in watcher.pending, 3)
+        time.sleep(DELAY + 0.5)
+        tracer.poll(50)
+        assert server.pid not in watcher.attached
+        assert watcher.stats.attached == attached_before
+
+
+def test_programs_running_at_start_are_attached_at_once_and_never_twice(server_binary, tmp_path):
+    with go_server(server_binary, tmp_path / "keys") as server:
+        with Tracer(go_attach_delay=DELAY) as tracer:
+            watcher = tracer.go_tls
+            assert server.pid in watcher.attached
+            probes = probes_on(server_binary)
+            assert probes > 0
+            assert watcher.attach(server.pid) is True
+            assert probes_on(server_binary) == probes  # no second set of probes
+            curl(server.port)
+            assert tls_events_of(tracer, server.pid) > 0
+
+
+def test_a_program_gone_before_its_attach_is_counted_and_skipped(server_binary, tmp_path):
+    with Tracer(go_attach_delay=DELAY) as tracer:
+        watcher = tracer.go_tls
+        with go_server(server_binary, tmp_path / "keys") as server:
+            pid = server.pid
+            os.kill(pid, signal.SIGKILL)
+            server.wait()
+        vanished = watcher.stats.vanished
+        assert watcher.attach(pid) is False  # no exception: it is gone
+        assert watcher.stats.vanished == vanished + 1
+        assert pid not in watcher.attached
+        assert tracer.poll(10) is not None  # the tracer goes on
+
+
+def test_no_go_tls_attaches_nothing(server_binary, tmp_path):
+    with go_server(server_binary, tmp_path / "keys") as server:
+        with Tracer(go_tls=False) as tracer:
+            assert tracer.go_tls is None
+            assert my_uprobes() == []
+            curl(server.port)
+            events = drain(tracer)
+    assert not any(e.tls for e in events)
+    assert any(e.pid == server.pid for e in events)  # its ciphertext is still traced
