@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from libtrace import SocketEvent, Tracer
+from libtrace.pcap import read_packets
 from libtrace.pcap.record import _process, _wait_port
 
 from ..tracing import drain
@@ -24,6 +25,8 @@ ROOT = Path(__file__).resolve().parents[2]
 SCENARIO_TIMEOUT_S = 120
 #: The fields two records must agree on: the protocol's, not time or addresses.
 PROTOCOL_FIELDS = ("protocol", "status", "request", "response")
+#: How far the two clocks (monotonic, read once, and wall) may disagree.
+CLOCK_SLACK_NS = 5_000_000
 
 
 def protocol_view(records: list[dict[str, Any]]) -> Counter[str]:
@@ -53,6 +56,16 @@ def traced(
                 raise TimeoutError(f"{argv} did not finish in {timeout} s")
         assert child.returncode == 0, child.stderr.read() if child.stderr else ""
     return events + drain(tracer)
+
+
+def during_capture(records: list[dict[str, Any]], pcap: Path) -> list[dict[str, Any]]:
+    """The records whose request falls inside the capture (the recorder's readiness
+    probes, before tcpdump starts, reach the traced server too)."""
+    stamps = [packet.ts_ns for packet in read_packets(str(pcap))]
+    # Record times are CLOCK_MONOTONIC, pcap times wall clock.
+    to_wall = time.time_ns() - time.monotonic_ns()
+    first, last = min(stamps) - CLOCK_SLACK_NS, max(stamps) + CLOCK_SLACK_NS
+    return [r for r in records if first <= r["ts_ns"] + to_wall <= last]
 
 
 def record_scenario(tracer: Tracer, protocol: str, out: Path) -> list[SocketEvent]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +23,7 @@ from libtrace.records import (
 )
 from libtrace.records.containers import RESCAN_INTERVAL_S, cgroup2_root
 
+from ..tracing import drain
 from ._live import redis_server, traced
 
 HEX = "0123456789abcdef" * 4
@@ -180,3 +182,78 @@ def test_resolver_on_this_process_outside_containers_is_none() -> None:
         if any(container_id_of(line) for line in lines):
             pytest.skip("this test itself runs in a container")
     assert resolver.resolve(0, os.getpid()) is None
+
+
+#: A tiny image with busybox's sh, nc and sleep (no registry here: built by docker import).
+BUSYBOX_IMAGE = "libtrace-test-busybox:1"
+
+
+def docker_client_or_skip() -> Any:
+    try:
+        import docker  # type: ignore[import-untyped,import-not-found,unused-ignore]
+
+        client = docker.from_env(timeout=10)
+        client.ping()
+    except Exception as exc:  # no SDK, no daemon
+        pytest.skip(f"needs a running Docker engine: {exc}")
+    return client
+
+
+def busybox_image(client: Any, tmp_path: Path) -> str:
+    """Import a root filesystem of the static busybox as BUSYBOX_IMAGE, once."""
+    busybox = shutil.which("busybox")
+    if (
+        busybox is None
+        or "static"
+        not in subprocess.run(
+            ["file", "-L", busybox], capture_output=True, text=True, check=False
+        ).stdout
+    ):
+        pytest.skip("needs a static busybox (busybox-static)")
+    if not client.images.list(name=BUSYBOX_IMAGE):
+        root = tmp_path / "rootfs"
+        (root / "bin").mkdir(parents=True)
+        shutil.copy(busybox, root / "bin" / "busybox")
+        for applet in ("sh", "nc", "sleep", "printf"):
+            (root / "bin" / applet).symlink_to("busybox")
+        tar = tmp_path / "rootfs.tar"
+        subprocess.run(["tar", "-C", str(root), "-cf", str(tar), "."], check=True)
+        subprocess.run(
+            ["docker", "import", str(tar), BUSYBOX_IMAGE],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+    return BUSYBOX_IMAGE
+
+
+@pytest.mark.root
+@pytest.mark.bpf
+@pytest.mark.docker
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
+def test_records_from_a_docker_container_carry_its_id_name_and_image(tmp_path: Path) -> None:
+    client = docker_client_or_skip()
+    image = busybox_image(client, tmp_path)
+    port, name = 26385, f"libtrace-test-{uuid.uuid4().hex[:8]}"
+    ping = f"printf '*1\\r\\n$4\\r\\nPING\\r\\n' | nc -w 1 127.0.0.1 {port}; sleep 1"
+    records: list[dict[str, Any]] = []
+    with redis_server(port), Tracer(ports=(port,), go_tls=False) as tracer:
+        pipeline = RecordPipeline(containers=ContainerResolver())
+        container = client.containers.run(
+            image, ["sh", "-c", ping], name=name, network_mode="host", detach=True
+        )
+        try:
+            # Resolve while the container runs: its cgroup goes with it.
+            while container.status in ("created", "running"):
+                records += [r for e in tracer.poll(50) for r in pipeline.feed(e)]
+                container.reload()
+            records += [r for e in drain(tracer) for r in pipeline.feed(e)]
+            records += pipeline.flush()
+        finally:
+            container.remove(force=True)
+
+    by_side = {r["side"]: r for r in records}
+    assert set(by_side) == {"client", "server"}
+    assert by_side["client"]["container"] == {"id": container.id, "name": name, "image": image}
+    assert by_side["client"]["request"]["command"] == "PING"
+    assert by_side["server"]["container"] is None  # redis-server runs on the host

@@ -25,7 +25,7 @@ from libtrace.pcap.record import PORTS, SCENARIOS
 from libtrace.records import ContainerResolver, RecordPipeline
 
 from ..tracing import drain
-from ._live import protocol_view, record_scenario, redis_server, run_clients
+from ._live import during_capture, protocol_view, record_scenario, redis_server, run_clients
 
 pytestmark = [pytest.mark.root, pytest.mark.bpf]
 
@@ -50,7 +50,7 @@ def live_and_pcap(
     live = [r for e in events for r in pipeline.feed(e)] + pipeline.flush()
     pcaps = sorted((tmp_path / protocol).glob("*.pcap"))
     assert len(pcaps) == 1, pcaps
-    return live, list(analyze(str(pcaps[0]))), lost
+    return during_capture(live, pcaps[0]), list(analyze(str(pcaps[0]))), lost
 
 
 @pytest.mark.parametrize(
