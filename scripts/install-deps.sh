@@ -12,6 +12,9 @@ set -euo pipefail
 #  nginx, nghttp2-*, dnsmasq-base, dnsutils, curl, mariadb-*, mosquitto
 #                           real servers and clients of the fixtures (python -m libtrace.pcap.record)
 #  qemu-system-x86, busybox-static, kmod, cpio   the kernel matrix (guests, initramfs, depmod)
+#  docker.io, debootstrap   the Docker backend of libtrace.services: dockerd (started by libtrace
+#                           with --iptables=false --bridge=none) and the minbase rootfs of its images
+#  util-linux               unshare: glibc getaddrinfo against dnsmasq in a private mount namespace
 APT_PACKAGES=(
   clang llvm libbpf-dev libbpf1 bpftool
   redis-server redis-tools
@@ -20,6 +23,7 @@ APT_PACKAGES=(
   mariadb-server mariadb-client mosquitto
   qemu-system-x86 busybox-static kmod cpio zstd xz-utils
   make gcc flex bison bc libelf-dev libssl-dev dwarves
+  docker.io debootstrap util-linux
 )
 
 missing=()

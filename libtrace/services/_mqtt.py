@@ -1,0 +1,84 @@
+"""MQTT: mosquitto with paho-mqtt, MQTT 3.1.1 and 5.0, QoS 0/1/2, subscribe/publish, ping.
+
+The script waits for each acknowledgement (SUBACK, the published messages
+coming back, PINGRESP) instead of sleeping, so it is as fast as the broker.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._clients import count_matches, wait_for
+from ._description import Service
+from ._probes import tcp_accepts
+from ._running import Running
+
+QOS_LEVELS = (0, 1, 2)
+
+
+def _files(running: Running) -> dict[str, str]:
+    # "user root": mosquitto would otherwise drop to its own user, which the
+    # Docker image has but a bare host may not; logging everything to stderr
+    # gives server_stats() the broker's own view.
+    return {
+        "mosquitto.conf": f"listener {running.port} {running.host}\nallow_anonymous true\n"
+        "persistence false\nuser root\nlog_dest stderr\nlog_type all\n"
+    }
+
+
+def _command(running: Running) -> list[str]:
+    return ["mosquitto", "-c", str(running.workdir / "mosquitto.conf")]
+
+
+def _session(running: Running, name: str, version: int) -> None:
+    import paho.mqtt.client as paho  # type: ignore[import-untyped,import-not-found,unused-ignore]
+    from paho.mqtt.enums import CallbackAPIVersion  # type: ignore[import-untyped,import-not-found,unused-ignore]
+
+    topic, received, acks = f"libtrace/{name}", [], []
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"lt-{name}", protocol=version)
+    client.on_message = lambda _c, _u, message: received.append(message.payload)
+    client.on_subscribe = lambda *args: acks.append("suback")
+    client.on_unsubscribe = lambda *args: acks.append("unsuback")
+    client.connect(running.host, running.port, keepalive=60)
+    client.loop_start()
+    try:
+        wait_for(client.is_connected, f"MQTT {name} CONNACK")
+        client.subscribe(topic, qos=2)
+        wait_for(lambda: "suback" in acks, f"MQTT {name} SUBACK")
+        for qos in QOS_LEVELS:
+            info: Any = client.publish(topic, f"hello qos {qos}", qos=qos)
+            info.wait_for_publish(5)
+            wait_for(lambda n=qos: len(received) > n, f"MQTT {name} QoS {qos} delivery")
+        client._send_pingreq()  # paho pings only when idle for keepalive s; ask now
+        wait_for(lambda: client._ping_t == 0, f"MQTT {name} PINGRESP")
+        client.unsubscribe(topic)
+        wait_for(lambda: "unsuback" in acks, f"MQTT {name} UNSUBACK")
+        client.disconnect()
+    finally:
+        client.loop_stop()
+
+
+def _traffic(running: Running) -> None:
+    import paho.mqtt.client as paho  # type: ignore[import-untyped,import-not-found,unused-ignore]
+
+    for name, version in (("v311", paho.MQTTv311), ("v5", paho.MQTTv5)):
+        _session(running, name, version)
+
+
+def log_counts(running: Running) -> dict[str, int]:
+    """Packets the broker logged from the traffic's clients, by type (``PUBLISH``, …)."""
+    return count_matches(r"Received (\w+) from lt-", running.log())
+
+
+MQTT = Service(
+    name="mqtt",
+    protocol="mqtt",
+    package="mosquitto",
+    program="mosquitto",
+    port=11883,
+    files=_files,
+    command=_command,
+    ready=tcp_accepts,
+    traffic=_traffic,
+    stats=log_counts,
+)

@@ -1,0 +1,80 @@
+"""Redis: redis-server, driven by redis-cli (RESP2 and RESP3) and raw pipelined RESP."""
+
+from __future__ import annotations
+
+import re
+
+from ._clients import raw_exchange, run_client
+from ._description import Service
+from ._probes import exchange
+from ._running import Running
+
+#: Commands of the raw pipelined batch: enough to fill several TCP segments' worth.
+PIPELINE_DEPTH = 50
+
+
+def _command(running: Running) -> list[str]:
+    return [
+        "redis-server", "--port", str(running.port), "--bind", running.host,
+        "--save", "", "--appendonly", "no", "--dir", str(running.workdir),
+    ]  # fmt: skip
+
+
+def _ready(running: Running) -> bool:
+    return exchange(running, b"PING\r\n", lambda reply: reply.endswith(b"\r\n"))
+
+
+def _resp(*args: str) -> bytes:
+    parts = [f"*{len(args)}\r\n".encode()]
+    parts += [f"${len(arg.encode())}\r\n{arg}\r\n".encode() for arg in args]
+    return b"".join(parts)
+
+
+def _traffic(running: Running) -> None:
+    """RESP2 commands, a RESP3 map (HELLO 3), inline and pipelined commands, errors."""
+    cli = ["redis-cli", "-h", running.host, "-p", str(running.port)]
+    run_client(*cli, "SET", "greeting", "hello")
+    run_client(*cli, "GET", "greeting")
+    run_client(*cli, "GET", "missing")
+    run_client(*cli, "INCR", "greeting")  # error: not an integer
+    run_client(*cli, "HSET", "h", "a", "1", "b", "2")
+    run_client(*cli, "-3", "HGETALL", "h")  # RESP3: HELLO 3, then a map reply
+    run_client(*cli, "LRANGE", "nolist", "0", "-1")
+    raw_exchange(
+        running.host,
+        running.port,
+        b"PING\r\n" + _resp("SET", "k", "v") + _resp("GET", "k") + _resp("NOSUCH1"),
+    )
+    batch = b"".join(_resp("RPUSH", "queue", f"item-{i}") for i in range(PIPELINE_DEPTH))
+    raw_exchange(running.host, running.port, batch + _resp("LRANGE", "queue", "0", "-1"))
+    raw_exchange(
+        running.host,
+        running.port,
+        _resp("HELLO", "3") + _resp("HGETALL", "h") + _resp("INCRBYFLOAT", "f", "1.5")
+        + _resp("GET", "nosuchkey") + _resp("SET", "a"),
+    )  # fmt: skip
+
+
+def command_stats(running: Running) -> dict[str, int]:
+    """``INFO commandstats`` as command → calls (``set``, ``get``, …)."""
+    text = run_client(
+        "redis-cli", "-h", running.host, "-p", str(running.port), "INFO", "commandstats"
+    ).decode()
+    return {
+        match.group(1): int(match.group(2))
+        for match in re.finditer(r"^cmdstat_([\w|]+):calls=(\d+)", text, re.MULTILINE)
+    }
+
+
+REDIS = Service(
+    name="redis",
+    protocol="redis",
+    package="redis-server",
+    program="redis-server",
+    port=16379,
+    command=_command,
+    ready=_ready,
+    traffic=_traffic,
+    stats=command_stats,
+    clients=("redis-cli",),
+)
