@@ -113,16 +113,18 @@ def test_a_program_that_exits_before_the_delay_is_never_attached(server_binary, 
 
 
 def test_programs_running_at_start_are_attached_at_once_and_never_twice(server_binary, tmp_path):
-    with go_server(server_binary, tmp_path / "keys") as server:
-        with Tracer(go_attach_delay=DELAY) as tracer:
-            watcher = tracer.go_tls
-            assert server.pid in watcher.attached
-            probes = probes_on(server_binary)
-            assert probes > 0
-            assert watcher.attach(server.pid) is True
-            assert probes_on(server_binary) == probes  # no second set of probes
-            curl(server.port)
-            assert tls_events_of(tracer, server.pid) > 0
+    with (
+        go_server(server_binary, tmp_path / "keys") as server,
+        Tracer(go_attach_delay=DELAY) as tracer,
+    ):
+        watcher = tracer.go_tls
+        assert server.pid in watcher.attached
+        probes = probes_on(server_binary)
+        assert probes > 0
+        assert watcher.attach(server.pid) is True
+        assert probes_on(server_binary) == probes  # no second set of probes
+        curl(server.port)
+        assert tls_events_of(tracer, server.pid) > 0
 
 
 def test_a_program_gone_before_its_attach_is_counted_and_skipped(server_binary, tmp_path):
@@ -140,11 +142,10 @@ def test_a_program_gone_before_its_attach_is_counted_and_skipped(server_binary, 
 
 
 def test_no_go_tls_attaches_nothing(server_binary, tmp_path):
-    with go_server(server_binary, tmp_path / "keys") as server:
-        with Tracer(go_tls=False) as tracer:
-            assert tracer.go_tls is None
-            assert my_uprobes() == []
-            curl(server.port)
-            events = drain(tracer)
+    with go_server(server_binary, tmp_path / "keys") as server, Tracer(go_tls=False) as tracer:
+        assert tracer.go_tls is None
+        assert my_uprobes() == []
+        curl(server.port)
+        events = drain(tracer)
     assert not any(e.tls for e in events)
     assert any(e.pid == server.pid for e in events)  # its ciphertext is still traced

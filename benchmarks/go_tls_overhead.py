@@ -1,0 +1,132 @@
+"""Go TLS uprobe overhead: a Go HTTPS request loop, traced and untraced, in one run.
+
+Theory of operation: the test programs of tests/golang (a stdlib HTTPS
+server and client, built with the newest Debian Go toolchain) run a loop of
+``--requests`` requests over one keep-alive connection (HTTP/1.1, or HTTP/2
+with ``--h2``); the client times its own loop.  Rounds alternate untraced
+and traced (a :class:`~libtrace.Tracer` with the Go TLS uprobes attached to
+both programs, draining in this process), so machine noise hits both alike;
+``ratio`` is traced over untraced requests per second, medians of the
+rounds.  Every request is a Read and a record write on each side, i.e. four
+uprobe hits (plus one per RET reached) and four events.
+
+Run from the repository root::
+
+    python3 benchmarks/go_tls_overhead.py [--requests N] [--rounds R] [--h2] [--quick]
+
+It prints one JSON object on stdout (progress goes to stderr).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import argparse
+import re
+import statistics
+import subprocess
+import time
+from typing import Any
+
+from benchmarks._common import emit, exit_on_sigterm, log, stop
+from libtrace import Tracer
+from libtrace.tracer.golang.toolchains import GO_VERSIONS, build
+
+PROGRAMS = Path(__file__).resolve().parent.parent / "tests" / "golang" / "programs"
+#: The client sleeps this long before its loop, so the tracer can attach first.
+CLIENT_WAIT_S = 1.0
+
+
+def _server(binary: Path) -> tuple[subprocess.Popen[str], int]:
+    proc = subprocess.Popen([str(binary), "-addr", "127.0.0.1:0"], stdout=subprocess.PIPE,
+                            text=True)
+    assert proc.stdout is not None
+    match = re.search(r":(\d+)$", proc.stdout.readline().strip())
+    if not match:
+        stop(proc)
+        raise RuntimeError("the Go HTTPS server did not start")
+    return proc, int(match.group(1))
+
+
+def _client(binary: Path, port: int, args: argparse.Namespace) -> subprocess.Popen[str]:
+    argv = [str(binary), "-url", f"https://127.0.0.1:{port}/", "-n", str(args.requests), "-q",
+            "-wait", f"{CLIENT_WAIT_S}s", *(["-h2"] if args.h2 else [])]
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _elapsed(client: subprocess.Popen[str]) -> float:
+    _, err = client.communicate(timeout=600)
+    match = re.search(r"elapsed_ns (\d+)", err)
+    if client.returncode != 0 or not match:
+        raise RuntimeError(f"the Go HTTPS client failed: {err.strip()[-300:]}")
+    return int(match.group(1)) / 1e9
+
+
+def one_round(server_bin: Path, client_bin: Path, args: argparse.Namespace,
+              traced: bool) -> dict[str, Any]:
+    server, port = _server(server_bin)
+    try:
+        if not traced:
+            seconds = _elapsed(_client(client_bin, port, args))
+            return {"rps": args.requests / seconds}
+        with Tracer(go_attach_delay=0.2) as tracer:
+            client = _client(client_bin, port, args)
+            events, seen = 0, set()
+            while client.poll() is None:
+                events += sum(1 for e in tracer.poll(100) if e.tls)
+                seen |= tracer.go_tls.attached.keys()
+            seconds = _elapsed(client)
+            events += sum(1 for e in tracer.poll(100) if e.tls)
+            stats = tracer.stats()
+            attached = seen >= {server.pid, client.pid}
+        return {"rps": args.requests / seconds, "tls_events": events, "lost": stats.lost,
+                "attached_both": attached}
+    finally:
+        stop(server)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--requests", type=int, default=20000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--h2", action="store_true", help="HTTP/2 instead of HTTP/1.1")
+    parser.add_argument("--go", default=GO_VERSIONS[-1], help="Go toolchain version")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 300 requests, 1 round")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.requests, args.rounds = 300, 1
+    exit_on_sigterm()
+    server_bin = build(PROGRAMS / "https_server", args.go, False)
+    client_bin = build(PROGRAMS / "https_client", args.go, False)
+    rounds: dict[str, list[dict[str, Any]]] = {"untraced": [], "traced": []}
+    for index in range(args.rounds):
+        for mode in ("untraced", "traced"):
+            result = one_round(server_bin, client_bin, args, traced=mode == "traced")
+            log(f"round {index + 1}/{args.rounds} {mode}: {result['rps']:.0f} requests/s")
+            rounds[mode].append(result)
+        time.sleep(0.2)
+    untraced = statistics.median(r["rps"] for r in rounds["untraced"])
+    traced = statistics.median(r["rps"] for r in rounds["traced"])
+    emit({
+        "benchmark": "go_tls_overhead",
+        "go": args.go,
+        "protocol": "http2" if args.h2 else "http1.1",
+        "requests": args.requests,
+        "rounds": args.rounds,
+        "untraced_rps": round(untraced, 1),
+        "traced_rps": round(traced, 1),
+        "ratio": round(traced / untraced, 3),
+        "tls_events_per_request": round(
+            statistics.median(r["tls_events"] for r in rounds["traced"]) / args.requests, 2),
+        "lost": sum(r["lost"] for r in rounds["traced"]),
+        "attached_both": all(r["attached_both"] for r in rounds["traced"]),
+    })
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,25 @@
+"""Smoke run of benchmarks/go_tls_overhead.py (shape only, never a timing target)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = [pytest.mark.root, pytest.mark.bpf, pytest.mark.go_toolchain]
+
+
+def test_go_tls_overhead_quick() -> None:
+    out = subprocess.run(
+        [sys.executable, "benchmarks/go_tls_overhead.py", "--quick"],
+        capture_output=True, text=True, check=True, timeout=600,
+    ).stdout
+    result = json.loads(out)
+    assert result["benchmark"] == "go_tls_overhead"
+    assert result["attached_both"] is True
+    assert result["lost"] == 0
+    # Each request is read and written once on each side: at least 4 TLS events.
+    assert result["tls_events_per_request"] >= 4
+    assert result["untraced_rps"] > 0 and result["traced_rps"] > 0
