@@ -7,7 +7,9 @@ with ``--h2``); the client times its own loop.  Rounds alternate untraced
 and traced (a :class:`~libtrace.Tracer` with the Go TLS uprobes attached to
 both programs, draining in this process), so machine noise hits both alike;
 ``ratio`` is traced over untraced requests per second, medians of the
-rounds.  Every request is a Read and a record write on each side, i.e. four
+rounds.  A third mode traces the same programs without the uprobes
+(``syscalls_only``: the socket capture of the ciphertext alone), which tells
+the uprobes' share of the cost from the rest.  Every request is a Read and a record write on each side, i.e. four
 uprobe hits (plus one per RET reached) and four events.
 
 Run from the repository root::
@@ -67,18 +69,18 @@ def _elapsed(client: subprocess.Popen[str]) -> float:
 
 
 def one_round(server_bin: Path, client_bin: Path, args: argparse.Namespace,
-              traced: bool) -> dict[str, Any]:
+              mode: str) -> dict[str, Any]:
     server, port = _server(server_bin)
     try:
-        if not traced:
+        if mode == "untraced":
             seconds = _elapsed(_client(client_bin, port, args))
             return {"rps": args.requests / seconds}
-        with Tracer(go_attach_delay=0.2) as tracer:
+        with Tracer(go_attach_delay=0.2, go_tls=mode == "traced") as tracer:
             client = _client(client_bin, port, args)
             events, seen = 0, set()
             while client.poll() is None:
                 events += sum(1 for e in tracer.poll(100) if e.tls)
-                seen |= tracer.go_tls.attached.keys()
+                seen |= tracer.go_tls.attached.keys() if tracer.go_tls else set()
             seconds = _elapsed(client)
             events += sum(1 for e in tracer.poll(100) if e.tls)
             stats = tracer.stats()
@@ -102,15 +104,16 @@ def main(argv: list[str] | None = None) -> int:
     exit_on_sigterm()
     server_bin = build(PROGRAMS / "https_server", args.go, False)
     client_bin = build(PROGRAMS / "https_client", args.go, False)
-    rounds: dict[str, list[dict[str, Any]]] = {"untraced": [], "traced": []}
+    rounds: dict[str, list[dict[str, Any]]] = {"untraced": [], "syscalls_only": [], "traced": []}
     for index in range(args.rounds):
-        for mode in ("untraced", "traced"):
-            result = one_round(server_bin, client_bin, args, traced=mode == "traced")
+        for mode in rounds:
+            result = one_round(server_bin, client_bin, args, mode)
             log(f"round {index + 1}/{args.rounds} {mode}: {result['rps']:.0f} requests/s")
             rounds[mode].append(result)
         time.sleep(0.2)
     untraced = statistics.median(r["rps"] for r in rounds["untraced"])
     traced = statistics.median(r["rps"] for r in rounds["traced"])
+    syscalls = statistics.median(r["rps"] for r in rounds["syscalls_only"])
     emit({
         "benchmark": "go_tls_overhead",
         "go": args.go,
@@ -120,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         "untraced_rps": round(untraced, 1),
         "traced_rps": round(traced, 1),
         "ratio": round(traced / untraced, 3),
+        "syscalls_only_rps": round(syscalls, 1),
+        "syscalls_only_ratio": round(syscalls / untraced, 3),
         "tls_events_per_request": round(
             statistics.median(r["tls_events"] for r in rounds["traced"]) / args.requests, 2),
         "lost": sum(r["lost"] for r in rounds["traced"]),
