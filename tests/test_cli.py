@@ -17,10 +17,19 @@ from .tracing import Peer
 CLI = [sys.executable, "-m", "libtrace.cli"]
 
 
-def start_trace(*args: str) -> subprocess.Popen[str]:
-    """Start ``libtrace trace`` and wait until its programs are attached."""
+def start_trace(*args: str, go_tls: bool = False) -> subprocess.Popen[str]:
+    """Start ``libtrace trace`` and wait until its programs are attached.
+
+    The Go TLS uprobes are off unless asked for: tests/golang covers them, and
+    attached to every Go daemon of the machine (dockerd, containerd) they would
+    cost each run here seconds at exit (the kernel frees a uprobe per RCU grace
+    period).
+    """
     proc = subprocess.Popen(
-        [*CLI, "trace", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [*CLI, "trace", *args, *([] if go_tls else ["--no-go-tls"])],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     assert proc.stderr is not None
     line = proc.stderr.readline()

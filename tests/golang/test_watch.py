@@ -149,3 +149,25 @@ def test_no_go_tls_attaches_nothing(server_binary, tmp_path):
         events = drain(tracer)
     assert not any(e.tls for e in events)
     assert any(e.pid == server.pid for e in events)  # its ciphertext is still traced
+
+
+def test_sigkill_of_the_tracer_leaves_no_go_tls_program(server_binary, tmp_path):
+    """The uprobes and their programs die with the tracer, even on SIGKILL."""
+    from tests.test_cli import start_trace
+    from tests.tracer.test_cleanup import show
+
+    def go_programs() -> set[int]:
+        return {p["id"] for p in show("prog") if p.get("name", "").startswith("lt_go_tls")}
+
+    before = go_programs()
+    with go_server(server_binary, tmp_path / "keys") as server:
+        proc = start_trace("--json", "--pid", str(server.pid), go_tls=True)
+        mine = go_programs() - before
+        assert len(mine) == 3  # read entry, read return, record write
+        curl(server.port)
+        proc.kill()
+        proc.communicate(timeout=60)
+    deadline = time.monotonic() + 30
+    while go_programs() & mine and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not go_programs() & mine
