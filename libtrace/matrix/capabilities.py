@@ -34,6 +34,12 @@ CAPABILITIES: tuple[Capability, ...] = (
     Capability("payload_cap", "cap", "payloads beyond the cap are cut at the cap, size kept"),
     Capability("lost_accounting", "lost", "an overloaded buffer counts lost events"),
     Capability("cleanup", "cleanup", "nothing stays loaded after exit, SIGTERM or SIGKILL"),
+    Capability(
+        "go_tls",
+        "Go TLS",
+        "uprobes on a Go program's crypto/tls deliver its plaintext; exec/exit followed, "
+        "attach after the delay",
+    ),
     Capability("compat_perfbuf", "perfbuf", "everything above with the perf buffer forced"),
     Capability("compat_probe_read", "probe-read", "with bpf_probe_read forced"),
     Capability("compat_no_btf", "no-BTF", "with the no-BTF socket identity forced"),

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import re
 import shlex
 import shutil
@@ -29,6 +30,8 @@ from typing import Any
 from ..bpf import kernel_features as features
 from ..bpf.build import OBJECTS_ENV, object_dir
 from ..errors import ConfigError, LibtraceError
+from ..tracer.golang.toolchains import GO_VERSIONS, ToolchainError
+from ..tracer.golang.toolchains import build as build_go
 from ..vm import kernels as vm_kernels
 from ..vm import qemu
 from ..vm.build import NAME_RE as BUILT_NAME_RE
@@ -47,7 +50,13 @@ SEED_SERIES: tuple[tuple[int, int], ...] = tuple(
     [(4, minor) for minor in range(14, 21)] + [(5, minor) for minor in range(0, 17)]
 )
 #: The kernel-level tests, relative to the repository.
-KERNEL_TESTS = ("tests/tracer/test_capture.py", "tests/tracer/test_cleanup.py")
+KERNEL_TESTS = (
+    "tests/tracer/test_capture.py",
+    "tests/tracer/test_cleanup.py",
+    "tests/golang/test_watch.py",
+)
+#: The Go program the Go TLS column traces (tests/golang/test_watch.py).
+GO_TEST_PROGRAM = "tests/golang/programs/https_server"
 #: Guest time budget per kernel: the tests take about a minute under TCG.
 DEFAULT_TIMEOUT_S = 600.0
 #: Where the results of each run are kept inside the report directory.
@@ -272,12 +281,27 @@ def run_kernel(
     return row
 
 
+def _prepare_go_program(repo: Path, options: SweepOptions, progress: Progress) -> None:
+    """Build the Go TLS column's test program on the host (the cache is shared
+    with the guests, which would otherwise build it under emulation)."""
+    if not any("golang" in test for test in options.tests):
+        return
+    chosen = os.environ.get("LIBTRACE_GO_VERSIONS", "").split(",")
+    version = chosen[-1].strip() or GO_VERSIONS[-1]
+    progress("host", f"building the Go test program with Go {version}")
+    try:
+        build_go(repo / GO_TEST_PROGRAM, version, False)
+    except ToolchainError as exc:  # the guests' Go tests then skip, saying why
+        log.warning("Go TLS column: %s", exc)
+
+
 def sweep(options: SweepOptions, progress: Progress | None = None) -> Report:
     """Run the plan; the report on disk grows row by row."""
     progress = progress or (lambda _kernel, _status: None)
     repo = repository_root()
     # Compile the BPF objects once, on the host; the guests load these.
     objects = object_dir()
+    _prepare_go_program(repo, options, progress)
     writer = ReportWriter(options.report_dir)
     kernels = shard_kernels(options.kernels, options.shard)
     covered = {s for s in map(_catalog_series, options.kernels) if s}

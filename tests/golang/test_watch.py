@@ -68,6 +68,7 @@ def tls_events_of(tracer: Tracer, pid: int) -> int:
     return sum(1 for e in drain(tracer) if e.tls and e.pid == pid)
 
 
+@pytest.mark.capability("go_tls")
 def test_a_program_started_later_is_attached_after_the_delay_and_detached_at_exit(
     server_binary, tmp_path
 ):
@@ -98,6 +99,7 @@ def test_a_program_started_later_is_attached_after_the_delay_and_detached_at_exi
         assert probes_on(server_binary) == before
 
 
+@pytest.mark.capability("go_tls")
 def test_a_program_that_exits_before_the_delay_is_never_attached(server_binary, tmp_path):
     with Tracer(go_attach_delay=DELAY) as tracer:
         watcher = tracer.go_tls
@@ -112,6 +114,7 @@ def test_a_program_that_exits_before_the_delay_is_never_attached(server_binary, 
         assert watcher.stats.attached == attached_before
 
 
+@pytest.mark.capability("go_tls")
 def test_programs_running_at_start_are_attached_at_once_and_never_twice(server_binary, tmp_path):
     with (
         go_server(server_binary, tmp_path / "keys") as server,
