@@ -12,6 +12,7 @@ import pytest
 
 from libtrace.services import SERVICES, Service
 from libtrace.services._dns import GLIBC_DNS_PORT
+from libtrace.services._docker import DockerBackend
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -57,3 +58,28 @@ def needs_programs(name: str) -> pytest.MarkDecorator:
     return pytest.mark.skipif(
         bool(missing), reason=f"needs {' '.join(missing)} (scripts/install-deps.sh)"
     )
+
+
+def needs_clients(name: str) -> pytest.MarkDecorator:
+    """Skip unless the host has the clients of ``name``'s traffic (Docker runs the server)."""
+    missing = [p for p in SERVICES[name].clients if shutil.which(p) is None]
+    return pytest.mark.skipif(
+        bool(missing), reason=f"needs {' '.join(missing)} (scripts/install-deps.sh)"
+    )
+
+
+@pytest.fixture(scope="session")
+def docker_backend() -> DockerBackend:
+    """The Docker backend, with dockerd started when none runs (skips without docker.io/root)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to start dockerd and build images")
+    if shutil.which("dockerd") is None or shutil.which("debootstrap") is None:
+        pytest.skip("needs docker.io and debootstrap (scripts/install-deps.sh)")
+    backend = DockerBackend()
+    assert backend.client.ping()  # reach (or start) the daemon once, here
+    return backend
+
+
+def containers_named(backend: DockerBackend, prefix: str) -> list[str]:
+    """Names of all containers (running or not) whose name starts with ``prefix``."""
+    return [c.name for c in backend.client.containers.list(all=True) if c.name.startswith(prefix)]
