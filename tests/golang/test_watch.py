@@ -174,3 +174,29 @@ def test_sigkill_of_the_tracer_leaves_no_go_tls_program(server_binary, tmp_path)
     while go_programs() & mine and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not go_programs() & mine
+
+
+def test_a_program_that_exits_in_the_middle_of_attaching_is_survived(server_binary, tmp_path):
+    """The program is killed after its binary was inspected and before the uprobes
+    go on: the kernel refuses them (its /proc/PID/exe is gone); nothing is left."""
+    with Tracer(go_attach_delay=DELAY) as tracer:
+        watcher = tracer.go_tls
+        with go_server(server_binary, tmp_path / "keys") as server:
+            pid = server.pid
+            inspect = watcher._binary
+
+            def inspect_then_exit(target: int):
+                binary = inspect(target)
+                os.kill(target, signal.SIGKILL)
+                server.wait()  # reaped: /proc/PID is gone
+                return binary
+
+            watcher._binary = inspect_then_exit  # type: ignore[method-assign]
+            vanished = watcher.stats.vanished
+            assert watcher.attach(pid) is False
+        assert watcher.stats.vanished == vanished + 1
+        assert pid not in watcher.attached
+        assert tracer.go_tls._procs.lookup(pid.to_bytes(4, "little")) is None
+        before = len(my_uprobes())
+        tracer.poll(10)
+    assert len(my_uprobes()) <= before
