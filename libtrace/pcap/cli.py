@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 from typing import Any
@@ -18,8 +19,8 @@ def add_pcap_command(subparsers: Any) -> None:
     pcap = subparsers.add_parser(
         "pcap",
         help="parse application protocols in a pcap or pcapng file",
-        description="Reassemble TCP, recognise HTTP/1, HTTP/2, Redis and DNS, and print "
-        "one record per request/response exchange.",
+        description="Reassemble TCP, recognise HTTP/1, HTTP/2, Redis, DNS, MySQL, Kafka, "
+        "MQTT and Dubbo, and print one record per request/response exchange.",
     )
     pcap.add_argument("file", metavar="FILE", help="a pcap or pcapng capture")
     pcap.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -51,10 +52,12 @@ def _row(record: dict[str, Any]) -> str:
 def run(args: argparse.Namespace) -> int:
     """Print the records of ``args.file``; 2 with one error line if it cannot be read."""
     try:
+        records = analyze(args.file, timeout_ns=int(args.timeout * 1e9))
+        first = next(records, None)  # opens the file: a bad one fails before the header
         if not args.json:
             print(f"{'time':<17}  {'proto':<6} {'client':>21}    {'server':<21} "
                   f"{'status':<12} {'latency':>10}  request => response")
-        for record in analyze(args.file, timeout_ns=int(args.timeout * 1e9)):
+        for record in itertools.chain([first] if first else [], records):
             print(json.dumps(record, separators=(",", ":")) if args.json else _row(record))
     except PcapError as exc:
         sys.stdout.flush()

@@ -179,10 +179,11 @@ def test_linux_cooked_and_raw(tmp_path: Path) -> None:
 
 
 # -- bad input ---------------------------------------------------------------------------------
-def _run_cli(path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+def _run_cli(path: Path, capsys: pytest.CaptureFixture[str],
+             *options: str) -> tuple[int, str, str]:
     parser = argparse.ArgumentParser()
     add_pcap_command(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["pcap", str(path), "--json"])
+    args = parser.parse_args(["pcap", str(path), *(options or ("--json",))])
     code = args.handler(args)
     out, err = capsys.readouterr()
     return code, out, err
@@ -238,6 +239,12 @@ def test_bad_input_one_line_exit_2(make, message: str, tmp_path: Path,  # type: 
     assert code == 2
     assert err.count("\n") == 1 and err.startswith("libtrace: error: ") and message in err
     assert "Traceback" not in err
+
+
+def test_table_of_a_bad_file_prints_no_header(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = _run_cli(tmp_path / "missing.pcap", capsys, "--timeout", "5")
+    assert code == 2 and out == "" and "cannot open" in err
 
 
 def test_pcapng_unknown_blocks_are_skipped(tmp_path: Path,
