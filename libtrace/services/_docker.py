@@ -29,8 +29,8 @@ PREPARE_TIMEOUT_S = 180
 
 
 def _docker_errors() -> tuple[type[BaseException], ...]:
-    import docker.errors
-    import requests.exceptions
+    import docker.errors  # type: ignore[import-untyped,import-not-found,unused-ignore]
+    import requests.exceptions  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
     return (docker.errors.DockerException, requests.exceptions.RequestException)
 

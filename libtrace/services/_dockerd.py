@@ -37,9 +37,9 @@ def cache_dir() -> Path:
 
 
 def _connect(url: str) -> Any | None:
-    import docker
-    import docker.errors
-    import requests.exceptions
+    import docker  # type: ignore[import-untyped,import-not-found,unused-ignore]
+    import docker.errors  # type: ignore[import-untyped,import-not-found,unused-ignore]
+    import requests.exceptions  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
     try:
         client = docker.DockerClient(base_url=url, timeout=API_TIMEOUT_S)

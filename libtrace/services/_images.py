@@ -136,7 +136,7 @@ def _tool(argv: list[str], what: str) -> None:
 
 
 def _has_image(client: Any, tag: str) -> bool:
-    import docker.errors
+    import docker.errors  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
     try:
         client.images.get(tag)

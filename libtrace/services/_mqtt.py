@@ -6,6 +6,7 @@ coming back, PINGRESP) instead of sleeping, so it is as fast as the broker.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from ._clients import count_matches, wait_for
@@ -30,7 +31,11 @@ def _command(running: Running) -> list[str]:
     return ["mosquitto", "-c", str(running.workdir / "mosquitto.conf")]
 
 
-def _session(running: Running, name: str, version: int) -> None:
+def _at_least(items: list[Any], count: int) -> bool:
+    return len(items) >= count
+
+
+def _session(running: Running, name: str, version: Any) -> None:
     import paho.mqtt.client as paho  # type: ignore[import-untyped,import-not-found,unused-ignore]
     from paho.mqtt.enums import CallbackAPIVersion  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
@@ -48,7 +53,7 @@ def _session(running: Running, name: str, version: int) -> None:
         for qos in QOS_LEVELS:
             info: Any = client.publish(topic, f"hello qos {qos}", qos=qos)
             info.wait_for_publish(5)
-            wait_for(lambda n=qos: len(received) > n, f"MQTT {name} QoS {qos} delivery")
+            wait_for(partial(_at_least, received, qos + 1), f"MQTT {name} QoS {qos} delivery")
         client._send_pingreq()  # paho pings only when idle for keepalive s; ask now
         wait_for(lambda: client._ping_t == 0, f"MQTT {name} PINGRESP")
         client.unsubscribe(topic)
