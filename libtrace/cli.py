@@ -20,6 +20,7 @@ from typing import Any, TextIO
 from rich.console import Console
 
 from . import __version__
+from .check.cli import add_check_command
 from .errors import ConfigError, LibtraceError
 from .matrix.cli import add_matrix_commands
 from .matrix.compat import add_compat_command
@@ -155,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     trace.set_defaults(handler=_trace)
     add_pcap_command(commands)
+    add_check_command(commands)
     add_vm_commands(commands)
     add_matrix_commands(commands)
     add_compat_command(commands)

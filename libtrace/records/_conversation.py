@@ -175,6 +175,13 @@ class Conversation:
                 if chunk.data:
                     self._tries += 1
                     candidates.append((infer(chunk.data, ports=ports), sender))
+            # A reader that takes a length prefix, then the body (tansu reads Kafka's
+            # 4 bytes first), splits one message in two chunks: offer the sender's
+            # bytes so far too, as infer() expects a direction's first bytes.
+            so_far = self._kept.get(sender, [])
+            if len(so_far) > 1 and all(c.data for c in so_far):
+                prefix = b"".join(c.data for c in so_far)  # at most MAX_UNDECIDED_BYTES
+                candidates.append((infer(prefix, ports=ports), sender))
         candidates = [c for c in candidates if c[0].protocol is not None]
         if candidates:
             verdict, sender = max(candidates, key=lambda c: c[0].confidence)

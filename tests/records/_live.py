@@ -1,37 +1,32 @@
-"""Helpers of the live record tests: real servers, a traced run, comparable records."""
+"""Helpers of the live record tests: real servers, a traced run.
+
+Comparing records (``protocol_view``, ``during_capture``) is library code now,
+in :mod:`libtrace.check`; they are re-exported here for the tests that use them.
+"""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from libtrace import SocketEvent, Tracer
-from libtrace.pcap import read_packets
+from libtrace.check import during_capture, protocol_view
 from libtrace.pcap.record import _process, _wait_port
 
 from ..tracing import drain
 
+__all__ = ["during_capture", "env", "protocol_view", "record_scenario", "redis_server",
+           "run_clients", "traced"]  # fmt: skip
+
 ROOT = Path(__file__).resolve().parents[2]
 #: A recorder scenario runs for a few seconds; this only stops a hung one.
 SCENARIO_TIMEOUT_S = 120
-#: The fields two records must agree on: the protocol's, not time or addresses.
-PROTOCOL_FIELDS = ("protocol", "status", "request", "response")
-#: How far the two clocks (monotonic, read once, and wall) may disagree.
-CLOCK_SLACK_NS = 5_000_000
-
-
-def protocol_view(records: list[dict[str, Any]]) -> Counter[str]:
-    """The multiset of records, each reduced to its protocol fields."""
-    return Counter(json.dumps({k: r[k] for k in PROTOCOL_FIELDS}, sort_keys=True) for r in records)
 
 
 def env() -> dict[str, str]:
@@ -56,16 +51,6 @@ def traced(
                 raise TimeoutError(f"{argv} did not finish in {timeout} s")
         assert child.returncode == 0, child.stderr.read() if child.stderr else ""
     return events + drain(tracer)
-
-
-def during_capture(records: list[dict[str, Any]], pcap: Path) -> list[dict[str, Any]]:
-    """The records whose request falls inside the capture (the recorder's readiness
-    probes, before tcpdump starts, reach the traced server too)."""
-    stamps = [packet.ts_ns for packet in read_packets(str(pcap))]
-    # Record times are CLOCK_MONOTONIC, pcap times wall clock.
-    to_wall = time.time_ns() - time.monotonic_ns()
-    first, last = min(stamps) - CLOCK_SLACK_NS, max(stamps) + CLOCK_SLACK_NS
-    return [r for r in records if first <= r["ts_ns"] + to_wall <= last]
 
 
 def record_scenario(tracer: Tracer, protocol: str, out: Path) -> list[SocketEvent]:

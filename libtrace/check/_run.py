@@ -1,0 +1,172 @@
+"""One differential check: a service traced and captured at once, the two record sets compared.
+
+Theory of operation, in the order things happen:
+
+1. the service starts (its readiness probes end before anything captures);
+2. the tracer attaches (port filter: the service's port; Go TLS off, no
+   scenario needs it) and tcpdump starts on ``lo``; a marker proves the
+   capture live (:mod:`._capture`);
+3. the traffic script runs in a child process while this one drains the
+   tracer into a :class:`~libtrace.records.RecordPipeline` with a
+   :class:`~libtrace.records.ContainerResolver` (:mod:`._traffic`);
+4. a second marker proves every packet written; the tracer is drained until
+   quiet and the pipeline flushed; tcpdump, the tracer and the service stop;
+5. the pcap is parsed by ``libtrace pcap``'s analyzer; both sides keep only
+   the records of the service's endpoint (a port filter on 53 also admits
+   this host's other DNS); each traced side is compared to the wire
+   (:mod:`._compare`), the server side to the expected file (:mod:`._expected`).
+
+Every exit path leaves nothing behind: each resource is a ``with``.
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from ..pcap import analyze
+from ..records import ContainerResolver, RecordPipeline, endpoint_text
+from ..services import SERVICES, Service, start
+from ..services._dns import GLIBC_DNS_PORT
+from ..services._start import Backend
+from ..tracer.tracer import Tracer, TracerConfig
+from ._capture import capture
+from ._compare import SIDES, compare_sides
+from ._expected import FIXTURES_DIR, compare_expected, expected_path, expected_view
+from ._result import CheckResult
+from ._traffic import drain, run_traced, traffic_argv
+
+#: The largest payload cap: every scenario's messages fit, so nothing is cut.
+PAYLOAD_CAP = 16384
+#: Ring buffer: a whole scenario's events fit even if the drain falls behind.
+BUFFER_BYTES = 64 << 20
+
+Progress = Callable[[str], None]
+
+
+def _quiet(_message: str) -> None:
+    pass
+
+
+def free_endpoint(service: Service) -> tuple[str, int]:
+    """Where a check runs ``service``: a port nothing uses, away from other sessions' defaults.
+
+    DNS keeps port 53 (glibc's resolver knows no other) on a random loopback address.
+    """
+    if service.port == GLIBC_DNS_PORT:
+        return f"127.0.{random.randrange(54, 250)}.{random.randrange(2, 250)}", GLIBC_DNS_PORT
+    with socket.socket() as sock:
+        sock.bind((service.host, 0))
+        return service.host, int(sock.getsockname()[1])
+
+
+def service_of(scenario: str) -> Service:
+    """The scenario's service.
+
+    Raises:
+        ConfigError: no such scenario.
+    """
+    try:
+        return SERVICES[scenario]
+    except KeyError:
+        raise ConfigError(
+            f"unknown scenario {scenario!r}: choose from {', '.join(SERVICES)}"
+        ) from None
+
+
+def of_endpoint(records: Iterable[Mapping[str, Any]], server: str) -> list[Mapping[str, Any]]:
+    return [r for r in records if r.get("server") == server]
+
+
+def distinct_containers(records: list[Mapping[str, Any]]) -> dict[str, list[Any]]:
+    """Per side, the distinct ``container`` values its records carry (sorted, null first)."""
+    out: dict[str, list[Any]] = {}
+    for side in {*SIDES, *(str(r.get("side")) for r in records)}:
+        values = {repr(r.get("container")): r.get("container") for r in records
+                  if r.get("side") == side}  # fmt: skip
+        out[side] = [values[k] for k in sorted(values, key=lambda k: (k != "None", k))]
+    return out
+
+
+def run_check(
+    scenario: str,
+    backend: str | Backend = "process",
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    keep_pcap: Path | None = None,
+    expected_dir: Path = FIXTURES_DIR,
+    progress: Progress = _quiet,
+) -> CheckResult:
+    """Run one scenario with the tracer and tcpdump at once and compare their records.
+
+    Args:
+        scenario: a service name (``redis``, ``mysql``, …).
+        backend: ``"process"``, ``"docker"``, or a backend object.
+        host, port: where the server listens (default: :func:`free_endpoint`).
+        keep_pcap: keep the capture at this path (default: deleted).
+        expected_dir: where ``<scenario>.expected.jsonl`` is looked for.
+        progress: told each step as it begins.
+
+    Raises:
+        ConfigError: unknown scenario.
+        ServiceError: the server, its image, the Docker daemon or the traffic failed.
+        CheckError: tcpdump is missing or did not capture.
+        BpfError: the tracer could not attach.
+    """
+    service = service_of(scenario)
+    default_host, default_port = free_endpoint(service)
+    host, port = host or default_host, port or default_port
+    server = endpoint_text((host, port))
+    begun = time.monotonic()
+    config = TracerConfig(ports=(port,), payload_cap=PAYLOAD_CAP, buffer_bytes=BUFFER_BYTES,
+                          go_tls=False)  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="libtrace-check-") as tmp:
+        pcap = keep_pcap or Path(tmp) / f"{scenario}.pcap"
+        progress(f"starting {scenario} ({backend if isinstance(backend, str) else backend.name})")
+        with start(service, backend, host=host, port=port) as running:
+            progress("attaching the tracer and starting tcpdump")
+            with Tracer(config) as tracer, capture(pcap, host, port) as wire:
+                pipeline = RecordPipeline(containers=ContainerResolver())
+                progress(f"running {scenario} traffic")
+                records = run_traced(tracer, pipeline, traffic_argv(running), f"{scenario} traffic")
+                progress("draining the tracer")
+                wire.mark()
+                drain(tracer, pipeline, records)
+                records += pipeline.flush()
+                stats = tracer.stats()
+            container = running.container
+        progress("parsing the capture")
+        wire_records = of_endpoint(analyze(str(pcap)), server)
+    traced = of_endpoint(records, server)
+    servers = [r for r in traced if r.get("side") == "server"]
+    path = expected_path(scenario, expected_dir)
+    return CheckResult(
+        scenario=scenario,
+        backend=running.backend,
+        server=server,
+        sides=compare_sides(traced, wire_records),
+        pcap_records=len(wire_records),
+        traced_records={s: sum(r.get("side") == s for r in traced) for s in SIDES},
+        lost=stats.lost,
+        events=stats.events,
+        pipeline=asdict(pipeline.stats),
+        containers=distinct_containers(traced),
+        service_container=(
+            {"id": container.id, "name": container.name, "image": container.image}
+            if container is not None
+            else None
+        ),
+        expected=compare_expected(servers, server, path),
+        wire_expected=expected_view(wire_records, server),
+        expected_path=str(path),
+        seconds=time.monotonic() - begun,
+        pcap=str(keep_pcap) if keep_pcap else None,
+    )
