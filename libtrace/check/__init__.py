@@ -21,6 +21,7 @@ from ._capture import capture, during_capture
 from ._compare import PROTOCOL_FIELDS, Difference, compare_sides, protocol_key, protocol_view
 from ._errors import CheckError
 from ._expected import VOLATILE_FIELDS, expected_key, expected_path, read_expected
+from ._load import LoadResult, run_load
 from ._result import EXIT_AGREE, EXIT_DIFFER, EXIT_UNUSABLE, CheckResult
 from ._run import free_endpoint, run_check
 
@@ -33,6 +34,7 @@ __all__ = [
     "CheckError",
     "CheckResult",
     "Difference",
+    "LoadResult",
     "capture",
     "compare_sides",
     "during_capture",
@@ -43,4 +45,5 @@ __all__ = [
     "protocol_view",
     "read_expected",
     "run_check",
+    "run_load",
 ]

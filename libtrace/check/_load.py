@@ -40,7 +40,7 @@ class LoadResult:
 
     @property
     def accounted(self) -> bool:
-        """Every command is a record, or the tracer says events were lost (and records are fewer)."""
+        """Every command is a record, or the tracer reports lost events (and records are fewer)."""
         if self.lost == 0:
             return self.records == self.server_commands
         return self.records < self.server_commands
@@ -61,8 +61,10 @@ def run_load(backend: str = "process", requests: int = LOAD_REQUESTS) -> LoadRes
     service = service_of("redis")
     host, port = free_endpoint(service)
     per_test = requests // len(LOAD_TESTS)
-    argv = ["redis-benchmark", "-h", host, "-p", str(port), "-t", ",".join(LOAD_TESTS),
-            "-n", str(per_test), "-P", str(LOAD_PIPELINE), "-c", str(LOAD_CLIENTS), "-q"]  # fmt: skip
+    argv = [
+        "redis-benchmark", "-h", host, "-p", str(port), "-t", ",".join(LOAD_TESTS),
+        "-n", str(per_test), "-P", str(LOAD_PIPELINE), "-c", str(LOAD_CLIENTS), "-q",
+    ]  # fmt: skip
     with start(service, backend, host=host, port=port) as running:
         before = sum(running.server_stats().values())
         config = TracerConfig(pids=tuple(running.pids()), ports=(port,), payload_cap=PAYLOAD_CAP,
