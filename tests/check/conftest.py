@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,6 @@ ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "libtrace.cli", "check"]
 #: A scenario takes about 5 s; this only stops a hung one.
 CHECK_TIMEOUT_S = 300
-#: Every program of socket_trace.bpf.c is named lt_enter_* or lt_exit_*.
-PROGRAM_PREFIX = "lt_e"
 #: The scenarios whose server is a Debian package (the Docker backend's images install it).
 DEBIAN_SCENARIOS = [name for name, service in SERVICES.items() if service.package]
 
@@ -52,16 +51,32 @@ def needs_docker() -> pytest.MarkDecorator:
     return pytest.mark.skipif(bool(missing), reason=f"needs {' '.join(missing)}")
 
 
-def bpf_programs_of(pid: int) -> list[str]:
-    """Names of the libtrace BPF programs that process ``pid`` holds (bpftool's view)."""
-    out = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True,
-                         check=True).stdout  # fmt: skip
-    return [
-        prog["name"]
-        for prog in json.loads(out or "[]")
-        if prog.get("name", "").startswith(PROGRAM_PREFIX)
-        and any(holder.get("pid") == pid for holder in prog.get("pids", []))
-    ]
+def bpf_programs_held(pid: int) -> set[int]:
+    """Ids of the BPF programs whose fds process ``pid`` holds (from its fdinfo)."""
+    ids = set()
+    for info in Path(f"/proc/{pid}/fdinfo").iterdir():
+        try:
+            text = info.read_text()
+        except OSError:
+            continue  # the fd closed meanwhile
+        ids.update(int(line.split()[1]) for line in text.splitlines()
+                   if line.startswith("prog_id:"))  # fmt: skip
+    return ids
+
+
+def bpf_programs_alive(ids: set[int], timeout: float = 10.0) -> set[int]:
+    """Which of these programs the kernel still has (bpftool's view), after a grace period.
+
+    The kernel frees a program after an RCU grace period: poll briefly.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        out = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True,
+                             check=True).stdout  # fmt: skip
+        alive = ids & {prog["id"] for prog in json.loads(out or "[]")}
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.1)
 
 
 def containers_mentioning(text: str) -> list[str]:
