@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", choices=("process", "docker", "both"), default="both",
                         help="both (default) runs Docker only where a daemon answers")  # fmt: skip
     parser.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS,
-                        help=f"checks per scenario, backend (default {DEFAULT_ROUNDS})")  # fmt: skip
+                        help=f"checks each (default {DEFAULT_ROUNDS})")  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="one round of one scenario (tests)")
     args = parser.parse_args(argv)
     exit_on_sigterm()
