@@ -60,8 +60,10 @@ def wait_until(tracer: Tracer, condition, timeout: float = 10.0) -> bool:
     return False
 
 
-def curl(port: int) -> None:
-    subprocess.run(["curl", "-sk", f"https://127.0.0.1:{port}/"], capture_output=True, timeout=20)
+def curl(port: int, *flags: str) -> None:
+    subprocess.run(
+        ["curl", "-sk", *flags, f"https://127.0.0.1:{port}/"], capture_output=True, timeout=20
+    )
 
 
 def tls_events_of(tracer: Tracer, pid: int) -> int:
@@ -200,3 +202,26 @@ def test_a_program_that_exits_in_the_middle_of_attaching_is_survived(server_bina
         before = len(my_uprobes())
         tracer.poll(10)
     assert len(my_uprobes()) <= before
+
+
+@pytest.mark.parametrize("variant", ["native", "perfbuf", "probe-read", "no-btf", "oldest"])
+def test_every_object_variant_delivers_go_tls_plaintext_with_its_socket(
+    variant, server_binary, tmp_path
+):
+    """The uprobes ride in every object variant: plaintext and the socket's
+    ports arrive through the perf buffer, bpf_probe_read and the no-BTF
+    identity (completed from /proc) too."""
+    from tests.tracer.test_capture import VARIANTS
+
+    with (
+        go_server(server_binary, tmp_path / "keys") as server,
+        Tracer(pids=(server.pid,), force_compat=VARIANTS[variant]) as tracer,
+    ):
+        assert server.pid in tracer.go_tls.attached
+        curl(server.port, "--http1.1")
+        events = [e for e in drain(tracer) if e.tls]
+    ingress = b"".join(e.data for e in events if e.direction.name == "INGRESS")
+    egress = b"".join(e.data for e in events if e.direction.name == "EGRESS")
+    assert ingress.startswith(b"GET / HTTP/")
+    assert b"hello HTTP/" in egress
+    assert {(e.lport, e.l4, e.family) for e in events} == {(server.port, "tcp", "ipv4")}
