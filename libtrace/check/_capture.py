@@ -103,7 +103,9 @@ def capture(path: Path, host: str, port: int) -> Iterator[Capture]:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as marker:
         marker.bind(("127.0.0.1", 0))
         marker.connect(marker.getsockname())  # to itself: no ICMP, nothing else listens
-        argv = ["tcpdump", "-i", "lo", "-U", "-n", "-s", "0", "-w", str(path),
+        # --immediate-mode: without it libpcap hands over packets per filled block or
+        # after a 1 s timeout, and each marker would wait that long.
+        argv = ["tcpdump", "-i", "lo", "--immediate-mode", "-U", "-n", "-s", "0", "-w", str(path),
                 capture_filter(host, port, marker.getsockname()[1])]  # fmt: skip
         with open(log, "wb") as err:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err)
