@@ -208,9 +208,10 @@ class StreamParser:
         if self.transport == "udp":
             return self._step_datagram(side)
         while True:
-            side.apply_skip()
-            if side.skip and not side.eof:
-                return NEED_DATA
+            if side.skip:
+                side.apply_skip()
+                if side.skip and not side.eof:
+                    return NEED_DATA
             if side.resync:
                 if side.eof and not side.buf:
                     return NEED_DATA
@@ -222,7 +223,7 @@ class StreamParser:
                     return NEED_DATA
                 side.resync = False
                 continue
-            before = len(side.buf), side.skip
+            size, skip = len(side.buf), side.skip
             try:
                 message = self._parse(side)
             except ProtocolError as exc:
@@ -232,7 +233,7 @@ class StreamParser:
                 return self._step(side)
             if message is not None:
                 return message
-            if (len(side.buf), side.skip) != before:
+            if len(side.buf) != size or side.skip != skip:
                 continue  # a body started or a part was consumed: go on
             if len(side.buf) > MAX_BUFFER_BYTES:
                 side.consume(len(side.buf))

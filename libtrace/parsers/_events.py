@@ -81,11 +81,18 @@ def clip(text: str, limit: int = MAX_FIELD_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+#: Types that are JSON-ready as they are.  Matched by exact type, since enums
+#: subclass ``str`` and ``int`` and must not pass as plain values.
+_PLAIN: Final = frozenset({str, int, float, bool, type(None)})
+
+
 def _jsonable(value: Any) -> Any:
+    if type(value) in _PLAIN:
+        return value
     if isinstance(value, enum.Enum):
         return value.name if isinstance(value, enum.IntEnum) else value.value
     if isinstance(value, tuple | list):
-        return [_jsonable(v) for v in value]
+        return [v if type(v) in _PLAIN else _jsonable(v) for v in value]
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, bytes):
@@ -141,14 +148,28 @@ class Message:
 
     def fields(self) -> dict[str, Any]:
         """The JSON-ready object that stands for this message in a record."""
-        out = {
-            f.name: _jsonable(getattr(self, f.name))
-            for f in dataclasses.fields(self)
-            if f.name not in self._NOT_FIELDS
-        }
+        # Every record calls this twice, so the field names come from a
+        # per-class cache, and plain values skip the call to _jsonable.
+        out: dict[str, Any] = {}
+        for name in _field_names(type(self)):
+            value = getattr(self, name)
+            out[name] = value if type(value) in _PLAIN else _jsonable(value)
         if self.errors:
             out["errors"] = list(self.errors)
         return out
+
+
+#: The names :meth:`Message.fields` lists, per message class.
+_FIELD_NAMES: dict[type[Message], tuple[str, ...]] = {}
+
+
+def _field_names(cls: type[Message]) -> tuple[str, ...]:
+    """The fields :meth:`Message.fields` lists for ``cls``, in declaration order."""
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = tuple(f.name for f in dataclasses.fields(cls) if f.name not in cls._NOT_FIELDS)
+        _FIELD_NAMES[cls] = names
+    return names
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

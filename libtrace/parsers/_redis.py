@@ -21,7 +21,13 @@ from typing import ClassVar, NamedTuple
 from ._base import Side, StreamParser, Transport
 from ._errors import LimitExceededError, MalformedError
 from ._events import Direction, Message, Status, clip
-from ._limits import MAX_ARGS_KEPT, MAX_MESSAGE_BYTES, MAX_RESP_DEPTH, MAX_RESP_LINE_BYTES
+from ._limits import (
+    MAX_ARGS_KEPT,
+    MAX_FIELD_CHARS,
+    MAX_MESSAGE_BYTES,
+    MAX_RESP_DEPTH,
+    MAX_RESP_LINE_BYTES,
+)
 
 #: RESP type bytes and the names records use for them.
 TYPES: dict[int, str] = {
@@ -90,19 +96,31 @@ class RedisResponse(Message):
         return Status.CLIENT_ERROR if prefix in CLIENT_ERROR_PREFIXES else Status.SERVER_ERROR
 
 
-def _integer(line: bytes) -> int:
+#: The kinds whose line is a byte length (the bytes follow), and all those
+#: whose line is a count (of bytes, or of the elements that follow).
+_BLOBS = frozenset({"bulk_string", "blob_error", "verbatim_string"})
+_COUNTED = _BLOBS | {"array", "map", "set", "push", "attribute"}
+
+
+def _integer(line: bytes | bytearray) -> int:
+    # isdigit() (ASCII digits only, for bytes) passes the common lengths
+    # cheaply; the pattern then settles signs, and keeps int() from taking
+    # what RESP does not ("+1", " 1", "1_0").
+    if line.isdigit() and len(line) <= 20:
+        return int(line)
     if not _INTEGER.fullmatch(line):
-        raise MalformedError(f"invalid RESP integer {line[:24]!r}")
+        raise MalformedError(f"invalid RESP integer {bytes(line[:24])!r}")
     return int(line)
 
 
-def _line(buf: bytearray, pos: int) -> tuple[bytes, int]:
+def _line(buf: bytearray, pos: int) -> tuple[bytearray, int]:
+    """The line at ``buf[pos]`` (a copy) and the offset past its CRLF."""
     end = buf.find(b"\r\n", pos, pos + MAX_RESP_LINE_BYTES + 2)
     if end < 0:
         if len(buf) - pos > MAX_RESP_LINE_BYTES:
             raise LimitExceededError(f"RESP line longer than {MAX_RESP_LINE_BYTES} bytes")
         raise _Incomplete
-    return bytes(buf[pos:end]), end + 2
+    return buf[pos:end], end + 2
 
 
 def parse_value(buf: bytearray, pos: int = 0, depth: int = 0) -> tuple[_Value, int]:
@@ -120,35 +138,22 @@ def parse_value(buf: bytearray, pos: int = 0, depth: int = 0) -> tuple[_Value, i
     if kind is None:
         raise MalformedError(f"unknown RESP type byte {bytes(buf[pos:pos + 1])!r}")
     line, pos = _line(buf, pos + 1)
-    if kind in ("simple_string", "error", "double", "big_number"):
-        return _Value(kind, line), pos
-    if kind == "integer":
-        return _Value(kind, str(_integer(line)).encode()), pos
-    if kind == "null":
-        if line:
-            raise MalformedError("RESP3 null with a payload")
-        return _Value(kind), pos
-    if kind == "boolean":
-        if line not in (b"t", b"f"):
-            raise MalformedError(f"invalid RESP3 boolean {line[:8]!r}")
-        return _Value(kind, line), pos
+    if kind not in _COUNTED:
+        return _line_value(kind, line), pos
     count = _integer(line)
-    if kind in ("bulk_string", "blob_error", "verbatim_string"):
-        if count == -1 and kind == "bulk_string":
-            return _Value("null"), pos
-        if count < 0:
-            raise MalformedError(f"negative {kind} length {count}")
-        if count > MAX_MESSAGE_BYTES:
-            raise LimitExceededError(f"{kind} of {count} bytes")
-        if len(buf) < pos + count + 2:
-            raise _Incomplete
-        if buf[pos + count:pos + count + 2] != b"\r\n":
-            raise MalformedError(f"{kind} not terminated by CRLF")
-        return _Value(kind, bytes(buf[pos:pos + count])), pos + count + 2
-    if count == -1 and kind == "array":
+    if count == -1 and kind in ("bulk_string", "array"):  # RESP2's null
         return _Value("null"), pos
     if count < 0:
         raise MalformedError(f"negative {kind} length {count}")
+    if kind in _BLOBS:
+        if count > MAX_MESSAGE_BYTES:
+            raise LimitExceededError(f"{kind} of {count} bytes")
+        end = pos + count
+        if len(buf) < end + 2:
+            raise _Incomplete
+        if not buf.startswith(b"\r\n", end):
+            raise MalformedError(f"{kind} not terminated by CRLF")
+        return _Value(kind, bytes(buf[pos:end])), end + 2
     elements = count * 2 if kind in ("map", "attribute") else count
     kept: list[_Value] = []
     for _ in range(elements):
@@ -160,8 +165,23 @@ def parse_value(buf: bytearray, pos: int = 0, depth: int = 0) -> tuple[_Value, i
     return _Value(kind, None, tuple(kept), count), pos
 
 
+def _line_value(kind: str, line: bytearray) -> _Value:
+    """A value that its line holds whole (a simple string, integer, null, boolean...)."""
+    if kind == "integer":
+        return _Value(kind, str(_integer(line)).encode())
+    if kind == "null":
+        if line:
+            raise MalformedError("RESP3 null with a payload")
+        return _Value(kind)
+    data = bytes(line)
+    if kind == "boolean" and data not in (b"t", b"f"):
+        raise MalformedError(f"invalid RESP3 boolean {data[:8]!r}")
+    return _Value(kind, data)
+
+
 def _text(data: bytes | None) -> str:
-    return clip((data or b"").decode("utf-8", "replace"))
+    text = data.decode("utf-8", "replace") if data else ""
+    return text if len(text) <= MAX_FIELD_CHARS else clip(text)
 
 
 class RedisParser(StreamParser):
@@ -200,15 +220,16 @@ class RedisParser(StreamParser):
         buf = side.buf
         if not buf:
             return None
-        ts = side.ts_at(0)
-        if side.direction is Direction.REQUEST and buf[0] not in TYPES:
-            return self._inline(side, ts)
+        request = side.direction is Direction.REQUEST
+        if request and buf[0] not in TYPES:
+            return self._inline(side, side.ts_at(0))
         try:
             value, end = parse_value(buf)
         except _Incomplete:
             return None
+        ts = side.ts_at(0)
         side.consume(end)
-        if side.direction is Direction.REQUEST:
+        if request:
             return self._request(value, ts, end)
         return self._response(value, ts, end)
 
@@ -233,12 +254,14 @@ class RedisParser(StreamParser):
     def _request(self, value: _Value, ts: int, size: int) -> Message:
         if value.type != "array" or not value.items:
             raise MalformedError(f"a command must be a non-empty array, not {value.type}")
-        if any(item.type != "bulk_string" for item in value.items):
-            raise MalformedError("command arguments must be bulk strings")
-        command = _text(value.items[0].data).upper()
+        words = []
+        for item in value.items:
+            if item.type != "bulk_string":
+                raise MalformedError("command arguments must be bulk strings")
+            words.append(_text(item.data))
+        command = words[0].upper()
         self._subscribed |= command in _SUBSCRIBE
-        return RedisRequest(ts_ns=ts, size=size, command=command,
-                            args=tuple(_text(i.data) for i in value.items[1:]),
+        return RedisRequest(ts_ns=ts, size=size, command=command, args=tuple(words[1:]),
                             arg_count=(value.length or 1) - 1, _parsed=True)
 
     def _response(self, value: _Value, ts: int, size: int) -> Message:

@@ -42,7 +42,8 @@ class Pairer:
 
     def add(self, event: Event) -> list[Record]:
         """Take one parser event; return the records it completes."""
-        self.last_ts = max(self.last_ts, event.ts_ns)
+        if event.ts_ns > self.last_ts:
+            self.last_ts = event.ts_ns
         if isinstance(event, Desync):
             return [self._alone(m, Status.UNKNOWN) for m in self._drain_fifo()]
         if event.direction is Direction.REQUEST:
