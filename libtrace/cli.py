@@ -102,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=DEFAULT_PAYLOAD_CAP,
         metavar="BYTES",
-        help=f"bytes copied per chunk (default {DEFAULT_PAYLOAD_CAP}, max 16384)",
+        help=f"bytes copied per chunk (default {DEFAULT_PAYLOAD_CAP}, max 65536; "
+        "16384 on kernels without the BPF ring buffer)",
     )
     trace.add_argument(
         "--buffer-size",

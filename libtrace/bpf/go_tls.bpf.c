@@ -177,14 +177,13 @@ static __always_inline void go_tls_emit(struct lt_pt_regs *regs, struct lt_confi
 	struct lt_conn_key conn_key = {.pid = pid, .fd = fd};
 	struct lt_event_buf *ev;
 	struct lt_conn *tconn;
-	__u32 zero = 0;
 
 	if (n <= 0)
 		return;
 	tconn = tls_conn(&conn_key);
 	if (!tconn)
 		return;
-	ev = bpf_map_lookup_elem(&scratch, &zero);
+	ev = scratch_event();
 	if (!ev)
 		return;
 	fill_header(&ev->hdr, &conn_key, tconn, LT_EVENT_DATA, direction, syscall);
@@ -291,13 +290,12 @@ static __always_inline void emit_process_event(void *ctx, __u8 type)
 	struct lt_conn_key key;
 	struct lt_conn none = {};
 	struct lt_event_buf *ev;
-	__u32 zero = 0;
 
 	key.pid = bpf_get_current_pid_tgid() >> 32;
 	key.fd = -1;
 	if (!cfg || !pid_traced(cfg, key.pid))
 		return;
-	ev = bpf_map_lookup_elem(&scratch, &zero);
+	ev = scratch_event();
 	if (!ev)
 		return;
 	fill_header(&ev->hdr, &key, &none, type, LT_EGRESS, 0);

@@ -63,12 +63,35 @@ struct {
 	__type(value, struct lt_config);
 } config SEC(".maps");
 
+#if LT_RINGBUF
+#define LT_MAX_PAYLOAD MAX_PAYLOAD
+#else
+#define LT_MAX_PAYLOAD MAX_PAYLOAD_PERFBUF
+#endif
+
+/* The scratch buffer one event is assembled in before it is output. */
+struct lt_event_buf {
+	struct lt_event hdr;
+	__u8 data[LT_MAX_PAYLOAD];
+};
+
+#if LT_RINGBUF
+/* One slot per CPU in a plain array (per-CPU values stop at 32 KiB); the
+ * tracer sizes it to the possible CPUs before loading. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct lt_event_buf);
+} scratch SEC(".maps");
+#else
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, struct lt_event_buf);
 } scratch SEC(".maps");
+#endif
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -133,6 +156,17 @@ static __always_inline struct lt_config *get_config(void)
 	__u32 zero = 0;
 
 	return bpf_map_lookup_elem(&config, &zero);
+}
+
+/* This CPU's scratch event. */
+static __always_inline struct lt_event_buf *scratch_event(void)
+{
+#if LT_RINGBUF
+	__u32 key = bpf_get_smp_processor_id();
+#else
+	__u32 key = 0;
+#endif
+	return bpf_map_lookup_elem(&scratch, &key);
 }
 
 static __always_inline void count(__u32 counter, __u64 n)
@@ -364,7 +398,7 @@ static __always_inline void emit_chunk(void *ctx, struct lt_config *cfg, struct 
 	asm volatile("if %[n] <= %[max] goto +1\n\t"
 		     "%[n] = %[max]"
 		     : [n] "+r"(n)
-		     : [max] "i"(MAX_PAYLOAD));
+		     : [max] "i"(LT_MAX_PAYLOAD));
 	ev->hdr.captured = 0;
 	if (n > 0 && read_user(ev->data, n, (void *)ubuf) == 0) {
 		ev->hdr.captured = n;
@@ -451,7 +485,6 @@ static __always_inline int on_data_exit(void *ctx, long ret, enum lt_layout layo
 	struct lt_event_buf *ev;
 	struct lt_conn *conn;
 	struct lt_args args;
-	__u32 zero = 0;
 
 	if (!take_args(&args) || ret <= 0 || !cfg)
 		return 0;
@@ -460,7 +493,7 @@ static __always_inline int on_data_exit(void *ctx, long ret, enum lt_layout layo
 	conn = lookup_conn(&key);
 	if (!conn)
 		return 0;
-	ev = bpf_map_lookup_elem(&scratch, &zero);
+	ev = scratch_event();
 	if (!ev)
 		return 0;
 	fill_header(&ev->hdr, &key, conn, LT_EVENT_DATA, direction, args.syscall);
@@ -503,8 +536,7 @@ static __always_inline void emit_conn_event(void *ctx, struct lt_config *cfg,
 					    struct lt_conn_key *key, struct lt_conn *conn,
 					    __u8 type, __u16 syscall)
 {
-	__u32 zero = 0;
-	struct lt_event_buf *ev = bpf_map_lookup_elem(&scratch, &zero);
+	struct lt_event_buf *ev = scratch_event();
 
 	if (!ev || !port_traced(cfg, conn->lport, conn->rport))
 		return;

@@ -9,10 +9,13 @@
 #ifndef LIBTRACE_SOCKET_TRACE_H
 #define LIBTRACE_SOCKET_TRACE_H
 
-/* Largest payload one event can carry.  The per-CPU scratch event is
- * header + MAX_PAYLOAD, which must stay under the 32 KiB per-CPU allocation
- * limit; the user-configurable cap is clamped to this. */
-#define MAX_PAYLOAD 16384
+/* Largest payload one event can carry: with the ring buffer, 64 KiB (the
+ * scratch event then lives in a plain array slot per CPU); with the perf
+ * buffer, 16 KiB (the scratch event is a per-CPU map value, limited to 32 KiB,
+ * and a perf sample's size is a 16-bit field).  The user's payload cap is
+ * clamped to the variant's limit. */
+#define MAX_PAYLOAD 65536
+#define MAX_PAYLOAD_PERFBUF 16384
 /* Default payload cap when the user sets none. */
 #define DEFAULT_PAYLOAD_CAP 4096
 /* iovecs followed per readv/writev/sendmsg/recvmsg call: the loops are
@@ -95,16 +98,11 @@ struct lt_event {
 	char comm[16];
 };
 
-/* The scratch buffer one event is assembled in before it is output. */
-struct lt_event_buf {
-	struct lt_event hdr;
-	__u8 data[MAX_PAYLOAD];
-};
 
 /* Configuration, in an array map rather than global data (.rodata needs 5.2). */
 struct lt_config {
 	__u32 self_pid;     /* the tracer's own thread group: never traced */
-	__u32 payload_cap;  /* bytes copied per chunk, <= MAX_PAYLOAD */
+	__u32 payload_cap;  /* bytes copied per chunk, <= the variant's payload limit */
 	__u32 filter_pids;  /* nonzero: only pids in the pid filter map */
 	__u32 filter_ports; /* nonzero: only sockets with a port in the port filter map */
 	__u32 wakeup_bytes; /* ring buffer: wake the reader once this much is pending */

@@ -36,6 +36,7 @@ from ..records import ContainerResolver, RecordPipeline, endpoint_text
 from ..services import SERVICES, Service, start
 from ..services._dns import GLIBC_DNS_PORT
 from ..services._start import Backend
+from ..tracer.events import MAX_PAYLOAD
 from ..tracer.tracer import Tracer, TracerConfig
 from ._capture import capture
 from ._compare import SIDES, compare_sides
@@ -44,7 +45,7 @@ from ._result import CheckResult
 from ._traffic import drain, run_traced, traffic_argv
 
 #: The largest payload cap: every scenario's messages fit, so nothing is cut.
-PAYLOAD_CAP = 16384
+PAYLOAD_CAP = MAX_PAYLOAD
 #: Ring buffer: a whole scenario's events fit even if the drain falls behind.
 BUFFER_BYTES = 64 << 20
 

@@ -54,6 +54,7 @@ class Service:
         stats: what the server counted (read from the server or its log), or None.
         clients: client programs ``traffic`` needs on the host.
         host_paths: host paths a container needs read-only (package-less services).
+        image_extras: more Debian packages a Docker image needs than the server's own.
         start_timeout: seconds from launch to ready.
     """
 
@@ -71,9 +72,10 @@ class Service:
     stats: Callable[[Running], Mapping[str, int]] | None = None
     clients: tuple[str, ...] = ()
     host_paths: Callable[[], tuple[Path, ...]] = _no_paths
+    image_extras: tuple[str, ...] = ()
     start_timeout: float = DEFAULT_START_TIMEOUT_S
 
     @property
     def image_packages(self) -> tuple[str, ...]:
         """The Debian packages a Docker image of this service installs."""
-        return (self.package,) if self.package else ()
+        return ((self.package,) if self.package else ()) + self.image_extras

@@ -58,6 +58,9 @@ HTTP2 = Service(
     name="http2",
     protocol="http2",
     package="nghttp2-server",
+    # nghttpd names a response's content type from /etc/mime.types; a minbase
+    # image lacks it, and its responses would differ from the host's.
+    image_extras=("media-types",),
     program="nghttpd",
     port=18443,
     files=_files,

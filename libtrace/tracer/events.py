@@ -137,8 +137,10 @@ class RawConn(ctypes.Structure):
 
 
 HEADER_SIZE = ctypes.sizeof(RawEvent)
-#: socket_trace.h MAX_PAYLOAD: the largest payload cap.
-MAX_PAYLOAD = 16384
+#: socket_trace.h MAX_PAYLOAD: the largest payload cap (ring-buffer variants).
+MAX_PAYLOAD = 65536
+#: socket_trace.h MAX_PAYLOAD_PERFBUF: the largest with the perf buffer.
+MAX_PAYLOAD_PERFBUF = 16384
 #: ``enum lt_counter`` indexes of the counters map.
 COUNTER_EVENTS, COUNTER_LOST, COUNTER_BYTES = 0, 1, 2
 L4_NAMES: dict[int, str] = {socket.IPPROTO_TCP: "tcp", socket.IPPROTO_UDP: "udp"}

@@ -32,6 +32,7 @@ from .events import (
     FAMILY_NAMES,
     L4_NAMES,
     MAX_PAYLOAD,
+    MAX_PAYLOAD_PERFBUF,
     DecodeError,
     EventFlag,
     EventType,
@@ -83,7 +84,7 @@ class TracerConfig:
     pids: tuple[int, ...] = ()
     #: Trace only sockets with one of these local or remote ports; empty: all.
     ports: tuple[int, ...] = ()
-    #: Bytes copied per chunk (1 … 16384).
+    #: Bytes copied per chunk (1 … 65536; the perf buffer of old kernels holds 16384).
     payload_cap: int = DEFAULT_PAYLOAD_CAP
     #: Ring buffer bytes (a power of two, at least one page).
     buffer_bytes: int = DEFAULT_BUFFER_BYTES
@@ -247,6 +248,13 @@ class Tracer:
                 obj.set_autoload(name, False)
         if self.variant.ringbuf:
             obj.resize_map("events", self.config.buffer_bytes)
+            # One scratch event per CPU, indexed by the CPU number.
+            obj.resize_map("scratch", _libbpf.num_possible_cpus())
+        elif self.config.payload_cap > MAX_PAYLOAD_PERFBUF:
+            self.reasons.append(
+                f"payload cap lowered to {MAX_PAYLOAD_PERFBUF} bytes: "
+                "the perf buffer's events hold no more"
+            )
         obj.load()
         self._write_config(obj)
         if not self.variant.btf:
@@ -272,10 +280,17 @@ class Tracer:
                 wakeup_events=PERF_WAKEUP_EVENTS,
             )
 
+    @property
+    def payload_cap(self) -> int:
+        """The cap in force: the configured one, within the loaded variant's limit."""
+        if self.variant is not None and not self.variant.ringbuf:
+            return min(self.config.payload_cap, MAX_PAYLOAD_PERFBUF)
+        return self.config.payload_cap
+
     def _write_config(self, obj: _libbpf.BpfObject) -> None:
         cfg = RawConfig(
             self_pid=os.getpid(),
-            payload_cap=self.config.payload_cap,
+            payload_cap=self.payload_cap,
             filter_pids=int(bool(self.config.pids)),
             filter_ports=int(bool(self.config.ports)),
             wakeup_bytes=min(self.config.wakeup_bytes, self.config.buffer_bytes // 4),

@@ -196,13 +196,26 @@ def test_files_and_pipes_produce_nothing(capture):
 
 
 @pytest.mark.capability("payload_cap")
-@pytest.mark.parametrize("cap", [1, 4096, 16384])
-def test_payload_larger_than_the_cap_is_cut_at_the_cap(peer_factory, cap):
+@pytest.mark.parametrize(
+    ("cap", "variant", "effective"),
+    [
+        (1, "native", 1),
+        (4096, "native", 4096),
+        (16384, "native", 16384),
+        (65536, "native", 65536),
+        # The perf buffer's events hold 16 KiB: a larger cap is lowered to that.
+        (65536, "perfbuf", 16384),
+    ],
+    ids=["1", "4096", "16384", "65536", "65536-perfbuf"],
+)
+def test_payload_larger_than_the_cap_is_cut_at_the_cap(peer_factory, cap, variant, effective):
     sizes = [max(cap - 1, 1), cap, cap + 1, 3 * cap + 5, 60000]
     peer = peer_factory("big", 0, *map(str, sizes))
-    with Tracer(pids=(peer.pid,), payload_cap=cap) as tracer:
+    with Tracer(pids=(peer.pid,), payload_cap=cap, force_compat=VARIANTS[variant]) as tracer:
+        assert tracer.payload_cap == effective
         ledger = peer.run()
         events = drain(tracer)
+    cap = effective
     client = peer.layout["sockets"][0]["fd"]
     sent = bytes.fromhex(ledger["sent"][str(client)])
     writes = [

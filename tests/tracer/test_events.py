@@ -38,6 +38,7 @@ MIRRORS = {
 }
 CONSTANTS = {
     "MAX_PAYLOAD": events.MAX_PAYLOAD,
+    "MAX_PAYLOAD_PERFBUF": events.MAX_PAYLOAD_PERFBUF,
     **{f"LT_EVENT_{e.name}": e.value for e in EventType},
     "LT_EGRESS": Direction.EGRESS.value,
     "LT_INGRESS": Direction.INGRESS.value,
