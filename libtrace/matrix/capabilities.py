@@ -40,6 +40,24 @@ CAPABILITIES: tuple[Capability, ...] = (
         "uprobes on a Go program's crypto/tls deliver its plaintext; exec/exit followed, "
         "attach after the delay",
     ),
+    *(
+        Capability(
+            f"check_{name}",
+            title,
+            f"libtrace check {name}: a real {title} server and clients, the traced records "
+            "equal a simultaneous tcpdump's on both sides, nothing lost",
+        )
+        for name, title in (
+            ("http1", "HTTP/1"),
+            ("http2", "HTTP/2"),
+            ("redis", "Redis"),
+            ("dns", "DNS"),
+            ("mysql", "MySQL"),
+            ("mqtt", "MQTT"),
+            ("kafka", "Kafka"),
+            ("dubbo", "Dubbo"),
+        )
+    ),
     Capability("compat_perfbuf", "perfbuf", "everything above with the perf buffer forced"),
     Capability("compat_probe_read", "probe-read", "with bpf_probe_read forced"),
     Capability("compat_no_btf", "no-BTF", "with the no-BTF socket identity forced"),

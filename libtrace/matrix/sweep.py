@@ -54,11 +54,12 @@ KERNEL_TESTS = (
     "tests/tracer/test_capture.py",
     "tests/tracer/test_cleanup.py",
     "tests/golang/test_watch.py",
+    "tests/check/test_scenarios.py",
 )
 #: The Go program the Go TLS column traces (tests/golang/test_watch.py).
 GO_TEST_PROGRAM = "tests/golang/programs/https_server"
-#: Guest time budget per kernel: the tests take about a minute under TCG.
-DEFAULT_TIMEOUT_S = 600.0
+#: Guest time budget per kernel: the tests take a few minutes under TCG.
+DEFAULT_TIMEOUT_S = 900.0
 #: Where the results of each run are kept inside the report directory.
 RUNS_DIR = "runs"
 

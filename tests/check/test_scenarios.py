@@ -35,21 +35,37 @@ def checked(scenario: str, backend: str, tmp_path: Path) -> dict[str, Any]:
     return report
 
 
-def assert_agrees(report: dict[str, Any]) -> None:
-    """Every side equals the wire, and the committed expected records."""
+def assert_agrees(report: dict[str, Any], *, expected: bool = True) -> None:
+    """Every side equals the wire, and (unless told not to) the committed expected records."""
     sides = report["sides"]
     assert report["agrees"], {s: (v["only_in_trace"], v["only_in_pcap"]) for s, v in sides.items()}
     assert report["ok"] and all(side["agrees"] for side in sides.values())
-    assert report["expected"] is not None and report["expected"]["agrees"], report["expected"]
+    if expected:
+        assert report["expected"] is not None and report["expected"]["agrees"], report["expected"]
 
 
-@pytest.mark.parametrize("scenario", [pytest.param(n, marks=needs(n)) for n in SERVICES])
-def test_process_backend_trace_equals_the_wire(scenario: str, tmp_path: Path) -> None:
+def in_the_kernel_matrix(config: pytest.Config) -> bool:
+    """Inside the matrix's runs (guests under emulation, 10x slower) the clients'
+    own behaviour shifts — kafka-python, for one, sends an extra request when
+    the broker is slow — so the committed expected records, written on this
+    machine, are checked by the normal test run only; the matrix column is the
+    trace against the wire."""
+    return config.pluginmanager.hasplugin("libtrace.matrix.plugin")
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    # Each scenario is a column of the kernel matrix (run in every guest).
+    [pytest.param(n, marks=[needs(n), pytest.mark.capability(f"check_{n}")]) for n in SERVICES],
+)
+def test_process_backend_trace_equals_the_wire(
+    scenario: str, tmp_path: Path, pytestconfig: pytest.Config
+) -> None:
     report = checked(scenario, "process", tmp_path)
 
     assert report["service_container"] is None
     assert report["containers"] == {"client": [None], "server": [None]}
-    assert_agrees(report)
+    assert_agrees(report, expected=not in_the_kernel_matrix(pytestconfig))
 
 
 @needs_docker()
