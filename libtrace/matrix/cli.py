@@ -134,21 +134,23 @@ def add_matrix_commands(commands: argparse._SubParsersAction) -> None:  # type: 
 
 
 def print_report(report: Report, console: Console) -> None:
+    """The matrix on the console: one column per kernel, one row per capability
+    (there are more capabilities than a terminal has room for as columns)."""
     columns = report.columns()
+    booted = [row for row in report.kernels if row.available]
     table = Table(title="libtrace kernel matrix", title_justify="left")
-    table.add_column("kernel", no_wrap=True)
-    table.add_column("boot s", justify="right")
+    table.add_column("capability", no_wrap=True)
+    for row in booted:
+        table.add_column(row.name, no_wrap=True)
+    table.add_row(
+        "boot s", *(f"{row.boot_s:.1f}" if row.boot_s is not None else "" for row in booted)
+    )
     for name in columns:
-        table.add_column(BY_NAME[name].title if name in BY_NAME else name, no_wrap=True)
-    for row in report.kernels:
-        if not row.available:
-            continue
-        boot = f"{row.boot_s:.1f}" if row.boot_s is not None else ""
         cells = [
-            f"[{STYLE[c.verdict]}]{c.verdict}[/]" if (c := row.cells.get(n)) else ""
-            for n in columns
+            f"[{STYLE[c.verdict]}]{c.verdict}[/]" if (c := row.cells.get(name)) else ""
+            for row in booted
         ]
-        table.add_row(row.name, boot, *cells)
+        table.add_row(BY_NAME[name].title if name in BY_NAME else name, *cells)
     console.print(table)
     missing = [row.name for row in report.kernels if not row.available]
     if missing:
