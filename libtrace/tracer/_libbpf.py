@@ -38,6 +38,7 @@ import struct
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Self
 
 from libtrace.errors import BpfError, PrivilegeError
@@ -570,6 +571,11 @@ class BpfObject:
         self._prog(prog_name, operation)  # a typo is an error, not a no-op
         destroy_links(self._links.pop(prog_name, []), operation)
 
+    def detach_all(self) -> None:
+        """Destroy every link of every program at once; the programs stay loaded."""
+        links, self._links = self._links, {}
+        destroy_links([link for ls in links.values() for link in ls], f"detach {self.name}")
+
     def close(self) -> None:
         """Destroy all links, then the object with its programs and maps.  Idempotent."""
         if self._handle is None:
@@ -587,9 +593,21 @@ class BpfObject:
         self.close()
 
 
+#: Threads that destroy links at once.  Each detach waits in the kernel for
+#: a grace period; ctypes lets go of the GIL meanwhile, and concurrent waits
+#: share grace periods: a tracer's 27 tracepoint links go in 1.0 s instead of
+#: 2.0 s here (uprobes gain nothing: the kernel frees those one by one).
+DESTROY_THREADS = 32
+
+
 def destroy_links(links: list[int], operation: str = "detach links") -> None:
     """Destroy every link (each is freed even if detaching fails), then raise the first error."""
-    results = list(map(libbpf().bpf_link__destroy, links))
+    destroy = libbpf().bpf_link__destroy
+    if len(links) > 1:
+        with ThreadPoolExecutor(min(len(links), DESTROY_THREADS)) as pool:
+            results = list(pool.map(destroy, links))
+    else:
+        results = list(map(destroy, links))
     errs = [ret for ret in results if ret < 0]
     if errs:
         raise _error(operation, -errs[0])

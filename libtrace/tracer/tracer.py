@@ -324,8 +324,7 @@ class Tracer:
         try:
             if self.go_tls is not None:
                 self.go_tls.close()
-            for name in obj.program_names():
-                obj.detach(name)
+            obj.detach_all()
             if self._buffer is not None:
                 self._buffer.consume()
                 self._refresh_kernel_counters(obj)
