@@ -160,6 +160,8 @@ _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "bpf_program__section_name": (_P, [_P]),
     "bpf_program__autoload": (_B, [_P]),
     "bpf_program__set_autoload": (_I, [_P, _B]),
+    "bpf_program__set_expected_attach_type": (_I, [_P, _I]),
+    "bpf_program__fd": (_I, [_P]),
     "bpf_program__autoattach": (_B, [_P]),
     "bpf_program__attach": (_P, [_P]),
     "bpf_program__attach_uprobe": (_P, [_P, _B, _I, _S, _SZ]),
@@ -472,6 +474,20 @@ class BpfObject:
         operation = f"set autoload of program {prog_name}"
         prog = self._prog(prog_name, operation)
         _check(libbpf().bpf_program__set_autoload(prog, autoload), operation)
+
+    def set_expected_attach_type(self, prog_name: str, attach_type: int) -> None:
+        """Load ``prog_name`` for ``attach_type`` (call before :meth:`load`)."""
+        operation = f"set the attach type of program {prog_name}"
+        _check(
+            libbpf().bpf_program__set_expected_attach_type(self._prog(prog_name, operation),
+                                                           attach_type),
+            operation,
+        )
+
+    def program_fd(self, prog_name: str) -> int:
+        """The fd of loaded program ``prog_name`` (owned by the object)."""
+        operation = f"get the fd of program {prog_name}"
+        return _check(libbpf().bpf_program__fd(self._prog(prog_name, operation)), operation)
 
     def map(self, name: str) -> BpfMap:
         """The map ``name`` (after :meth:`load`, when it has an fd)."""

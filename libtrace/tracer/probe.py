@@ -23,6 +23,7 @@ COMPAT_SWITCHES = {
     "perfbuf": "perf buffer instead of the ring buffer (kernels before 5.8)",
     "probe-read": "bpf_probe_read instead of bpf_probe_read_user (kernels before 5.5)",
     "no-btf": "socket identity without BTF, from socket tracking and /proc",
+    "perf-uprobes": "Go TLS uprobes as perf events, one per probe (kernels before 6.6)",
 }
 
 #: Syscall tracepoints every variant attaches to.

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 
 from ..bpf.build import Variant, object_path
 from ..errors import BpfError, ConfigError, UnsupportedKernelError
-from . import _libbpf, proc
+from . import _libbpf, _uprobe_multi, proc
 from .events import (
     COUNTER_EVENTS,
     COUNTER_LOST,
@@ -45,7 +45,7 @@ from .events import (
     with_changes,
 )
 from .golang.attach import ALL_PROGRAMS as GO_TLS_PROGRAMS
-from .golang.attach import GoTlsWatcher
+from .golang.attach import UPROBE_PROGRAMS, GoTlsWatcher
 from .mounts import ensure_bpffs
 from .probe import NO_BTF_SYSCALLS, SYSCALLS, KernelFeatures, choose_variant, probe_features
 from .probe import validate_compat as _validate_compat
@@ -243,9 +243,12 @@ class Tracer:
             log.warning("no tracepoints for %s on this kernel: not traced", name)
             obj.set_autoload(f"lt_enter_{name}", False)
             obj.set_autoload(f"lt_exit_{name}", False)
+        multi = False
         if not self.config.go_tls:
             for name in GO_TLS_PROGRAMS:
                 obj.set_autoload(name, False)
+        else:
+            multi = self._choose_uprobe_links(obj)
         if self.variant.ringbuf:
             obj.resize_map("events", self.config.buffer_bytes)
             # One scratch event per CPU, indexed by the CPU number.
@@ -263,7 +266,7 @@ class Tracer:
         obj.attach_all()
         if self.config.go_tls:
             self.go_tls = GoTlsWatcher(
-                obj, delay=self.config.go_attach_delay, pids=self.config.pids
+                obj, delay=self.config.go_attach_delay, pids=self.config.pids, multi=multi
             )
             self.go_tls.start()
         events_fd = obj.map("events").fd
@@ -279,6 +282,19 @@ class Tracer:
                 self._on_perf_lost,
                 wakeup_events=PERF_WAKEUP_EVENTS,
             )
+
+    def _choose_uprobe_links(self, obj: _libbpf.BpfObject) -> bool:
+        """uprobe_multi links where the kernel has them (probed), else perf events."""
+        if "perf-uprobes" in self.config.force_compat:
+            self.reasons.append("Go TLS uprobes: perf events (forced by perf-uprobes)")
+            return False
+        if not _uprobe_multi.supported():
+            self.reasons.append("Go TLS uprobes: perf events (the kernel lacks uprobe_multi)")
+            return False
+        for name in UPROBE_PROGRAMS:
+            obj.set_expected_attach_type(name, _uprobe_multi.BPF_TRACE_UPROBE_MULTI)
+        self.reasons.append("Go TLS uprobes: uprobe_multi links")
+        return True
 
     @property
     def payload_cap(self) -> int:

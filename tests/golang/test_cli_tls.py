@@ -66,6 +66,7 @@ def test_tls_events_carry_tls_true_and_plaintext(server):
 def test_records_from_go_tls_plaintext(server):
     lines = run_cli(server.port, "--records")
     records = [r for r in lines if r.get("type") == "record"]
+    assert all(r["request"] and r["response"] for r in records), records
     got = sorted(
         (r["protocol"], r["request"]["method"], r["request"]["path"], r["response"]["status"])
         for r in records

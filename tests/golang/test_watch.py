@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
 from libtrace import Tracer
+from libtrace.tracer import _uprobe_multi
 from libtrace.tracer.golang import inspect_binary
 from tests.golang.conftest import go_binary, go_versions
 from tests.golang.test_tls_capture import go_server
@@ -26,6 +29,19 @@ from tests.tracing import drain
 pytestmark = [pytest.mark.root, pytest.mark.bpf, pytest.mark.go_toolchain]
 
 DELAY = 2.0
+#: The two kinds of uprobe links: uprobe_multi (6.6+, chosen here) and the
+#: perf events of older kernels (forced).
+LINKS = {"uprobe_multi": frozenset(), "perf_events": frozenset({"perf-uprobes"})}
+links = pytest.mark.parametrize("links", list(LINKS))
+
+
+@pytest.fixture(autouse=True)
+def _needs_uprobe_multi(request):
+    """The uprobe_multi case needs a kernel that has such links (6.6+)."""
+    callspec = getattr(request.node, "callspec", None)
+    wanted = callspec is not None and callspec.params.get("links") == "uprobe_multi"
+    if wanted and not _uprobe_multi.supported():
+        pytest.skip("the kernel lacks uprobe_multi links (6.6+)")
 
 
 @pytest.fixture(scope="module")
@@ -34,12 +50,25 @@ def server_binary():
 
 
 def my_uprobes() -> list[dict]:
-    """Uprobes held by this process, as bpftool sees them."""
+    """Uprobes held by this process, as the kernel reports them: perf-event ones
+    from `bpftool perf`, uprobe_multi links from their fdinfo (one entry per offset)."""
     out = subprocess.run(
         ["bpftool", "--json", "perf", "show"], capture_output=True, text=True, check=True
     ).stdout
-    return [p for p in json.loads(out or "[]") if p.get("pid") == os.getpid()
-            and p.get("fd_type") == "uprobe"]
+    probes = [p for p in json.loads(out or "[]") if p.get("pid") == os.getpid()
+              and p.get("fd_type") == "uprobe"]
+    for info in Path("/proc/self/fdinfo").iterdir():
+        try:
+            text = info.read_text()
+        except OSError:
+            continue  # an fd closed meanwhile
+        if "link_type:\tuprobe_multi" not in text:
+            continue
+        path = re.search(r"^path:\s+(.*)$", text, re.MULTILINE)
+        table = text.split("ref_ctr_offset", 1)[1].split()
+        offsets = [int(table[i], 16) for i in range(1, len(table), 3)]
+        probes += [{"filename": path.group(1) if path else "", "offset": o} for o in offsets]
+    return probes
 
 
 def probes_on(binary) -> int:
@@ -71,11 +100,13 @@ def tls_events_of(tracer: Tracer, pid: int) -> int:
 
 
 @pytest.mark.capability("go_tls")
+@links
 def test_a_program_started_later_is_attached_after_the_delay_and_detached_at_exit(
-    server_binary, tmp_path
+    server_binary, tmp_path, links
 ):
-    with Tracer(go_attach_delay=DELAY) as tracer:
+    with Tracer(go_attach_delay=DELAY, force_compat=LINKS[links]) as tracer:
         watcher = tracer.go_tls
+        assert watcher.multi is (links == "uprobe_multi")
         before = probes_on(server_binary)
         with go_server(server_binary, tmp_path / "keys") as server:
             started = time.monotonic()
@@ -117,13 +148,17 @@ def test_a_program_that_exits_before_the_delay_is_never_attached(server_binary, 
 
 
 @pytest.mark.capability("go_tls")
-def test_programs_running_at_start_are_attached_at_once_and_never_twice(server_binary, tmp_path):
+@links
+def test_programs_running_at_start_are_attached_at_once_and_never_twice(
+    server_binary, tmp_path, links
+):
     with (
         go_server(server_binary, tmp_path / "keys") as server,
-        Tracer(go_attach_delay=DELAY) as tracer,
+        Tracer(go_attach_delay=DELAY, force_compat=LINKS[links]) as tracer,
     ):
         watcher = tracer.go_tls
         assert server.pid in watcher.attached
+        assert probes_on(server_binary) == watcher.attached[server.pid].probes
         probes = probes_on(server_binary)
         assert probes > 0
         assert watcher.attach(server.pid) is True

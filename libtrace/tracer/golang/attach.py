@@ -17,10 +17,15 @@ uprobe on each function's entry and one on each of its RET instructions,
 all for that pid only.  The probes go on ``/proc/<pid>/exe``, which names
 the right file inside containers too.  A process that exits while being
 attached makes the attach fail: that is expected, and everything attached
-so far is removed again.  Removing a uprobe waits for an RCU grace period
-in the kernel (about 0.1 s per probe, one after another), so detached probes
-are destroyed by a background thread: an exiting Go program never stalls
-the event loop; :meth:`close` waits until every probe is gone.
+so far is removed again.
+
+Where the kernel has uprobe_multi links (6.6+; :mod:`.._uprobe_multi`), each
+program's probes of one process are one link: three links per process, freed
+in milliseconds.  Elsewhere every probe is a perf-event link, and the kernel
+frees those one RCU grace period apiece, one after another (about 0.15 s per
+probe here): those are destroyed by a background thread, so an exiting Go
+program never stalls the event loop; :meth:`close` waits until every probe is
+gone.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from ...errors import BpfError, GoBinaryError
-from .. import _libbpf
+from .. import _libbpf, _uprobe_multi
 from ..events import EventType, SocketEvent
 from .inspect import TLS_READ, TLS_WRITE_RECORD, GoBinary, inspect_binary
 
@@ -46,11 +51,11 @@ PROGRAMS: dict[str, tuple[str, str | None]] = {
     TLS_READ: ("lt_go_tls_read_enter", "lt_go_tls_read_return"),
     TLS_WRITE_RECORD: ("lt_go_tls_write_record", None),
 }
+#: The uprobe programs (attached per process).
+UPROBE_PROGRAMS = tuple(name for pair in PROGRAMS.values() for name in pair if name)
 #: The process-watching tracepoint programs.
 WATCH_PROGRAMS = ("lt_sched_process_exec", "lt_sched_process_exit")
-ALL_PROGRAMS = (
-    tuple(name for pair in PROGRAMS.values() for name in pair if name) + WATCH_PROGRAMS
-)
+ALL_PROGRAMS = UPROBE_PROGRAMS + WATCH_PROGRAMS
 
 _ABI = {"stack": 0, "register": 1}
 
@@ -93,7 +98,21 @@ class WatchStats:
 @dataclass(slots=True)
 class _Attached:
     binary: GoBinary
+    #: perf-event links, (program, libbpf link), owned by the BPF object
     links: list[tuple[str, int]] = field(default_factory=list)
+    #: uprobe_multi link fds, owned here
+    multi: list[int] = field(default_factory=list)
+
+    @property
+    def probes(self) -> int:
+        """How many uprobes this attachment holds."""
+        functions = self.binary.functions
+        if not self.multi:
+            return len(self.links)
+        return sum(
+            1 + (len(functions[name].ret_offsets) if ret else 0)
+            for name, (_, ret) in PROGRAMS.items()
+        )
 
 
 #: The cache key of an executable: (device, inode, size, mtime).
@@ -112,12 +131,15 @@ class GoTlsWatcher:
         obj: _libbpf.BpfObject,
         *,
         delay: float,
+        multi: bool = False,
         pids: Iterable[int] = (),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._obj = obj
         self._procs = obj.map("go_procs")
         self.delay = delay
+        #: uprobe_multi links (the programs were loaded for them), else perf-event links
+        self.multi = multi
         self._only = frozenset(pids)
         self._clock = clock
         #: pid → when it may be attached (monotonic seconds)
@@ -223,13 +245,18 @@ class GoTlsWatcher:
         try:
             for name, (enter, ret) in PROGRAMS.items():
                 function = binary.functions[name]
-                done.links.append(
-                    (enter, self._obj.attach_uprobe(enter, exe, function.offset, pid=pid))
-                )
-                for offset in function.ret_offsets if ret else ():
+                rets = [function.offset + offset for offset in function.ret_offsets]
+                if self.multi:
+                    for program, offsets in ((enter, [function.offset]), (ret, rets)):
+                        if program is not None and offsets:
+                            fd = self._obj.program_fd(program)
+                            done.multi.append(_uprobe_multi.attach(fd, exe, offsets, pid))
+                    continue
+                link = self._obj.attach_uprobe(enter, exe, function.offset, pid=pid)
+                done.links.append((enter, link))
+                for offset in rets if ret else ():
                     assert ret is not None
-                    link = self._obj.attach_uprobe(ret, exe, function.offset + offset, pid=pid)
-                    done.links.append((ret, link))
+                    done.links.append((ret, self._obj.attach_uprobe(ret, exe, offset, pid=pid)))
         except BpfError as exc:
             self._undo(pid, done)
             if os.path.exists(f"/proc/{pid}"):
@@ -245,7 +272,7 @@ class GoTlsWatcher:
             binary.path,
             binary.go_version,
             binary.abi,
-            len(done.links),
+            done.probes,
         )
         return True
 
@@ -260,6 +287,11 @@ class GoTlsWatcher:
 
     def _undo(self, pid: int, done: _Attached) -> None:
         self._procs.delete(pid.to_bytes(4, "little"))
+        for fd in done.multi:
+            os.close(fd)  # all of a program's probes at once, in milliseconds
+        done.multi.clear()
+        if not done.links:
+            return
         for name, link in done.links:
             self._obj.release_link(name, link)
         if self._reaper is None:
