@@ -2,7 +2,7 @@
 
 Why: a uprobe attached through a perf event is freed by the kernel after an
 RCU grace period of its own, one after another — about 0.15 s per probe
-here, so detaching the 17 probes of one Go program took 2–4 s.  A
+here, so detaching the probes of one Go program took seconds.  A
 uprobe_multi link carries all the offsets of one program for one process
 and frees them with a single grace period (measured: 8 probes attached in
 14 ms, freed in 16–70 ms).  Debian 12's libbpf (1.1) predates the kernel
