@@ -19,10 +19,10 @@ import ctypes
 import functools
 import os
 import platform
+from pathlib import Path
 
-from elftools.elf.elffile import ELFFile
-
-from ..errors import BpfError
+from ..errors import BpfError, GoBinaryError
+from .golang._image import Image
 
 #: enum bpf_attach_type BPF_TRACE_UPROBE_MULTI (include/uapi/linux/bpf.h, 6.6).
 BPF_TRACE_UPROBE_MULTI = 48
@@ -106,14 +106,8 @@ def attach(prog_fd: int, path: str, offsets: list[int], pid: int) -> int:
 
 def _entry_offset(path: str) -> int:
     """The file offset of an executable's entry point (a valid instruction)."""
-    with open(path, "rb") as stream:
-        elf = ELFFile(stream)
-        entry = elf.header["e_entry"]
-        for segment in elf.iter_segments():
-            start = segment["p_vaddr"]
-            if segment["p_type"] == "PT_LOAD" and start <= entry < start + segment["p_filesz"]:
-                return int(entry - start + segment["p_offset"])
-    raise ValueError(f"{path}: entry point outside its PT_LOAD segments")
+    with Image(Path(path)) as image:
+        return image.file_offset(image.elf.header["e_entry"])
 
 
 @functools.cache
@@ -140,7 +134,7 @@ def supported() -> bool:
     try:
         exe = os.path.realpath("/proc/self/exe")
         link = attach(prog_fd, exe, [_entry_offset(exe)], os.getpid())
-    except (BpfError, OSError, ValueError):
+    except (BpfError, GoBinaryError):
         return False
     finally:
         os.close(prog_fd)
