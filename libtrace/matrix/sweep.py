@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
 import shlex
 import shutil
@@ -30,7 +29,7 @@ from typing import Any
 from ..bpf import kernel_features as features
 from ..bpf.build import OBJECTS_ENV, object_dir
 from ..errors import ConfigError, LibtraceError
-from ..tracer.golang.toolchains import GO_VERSIONS, ToolchainError
+from ..tracer.golang.toolchains import ToolchainError, selected_versions
 from ..tracer.golang.toolchains import build as build_go
 from ..vm import kernels as vm_kernels
 from ..vm import qemu
@@ -287,8 +286,7 @@ def _prepare_go_program(repo: Path, options: SweepOptions, progress: Progress) -
     with the guests, which would otherwise build it under emulation)."""
     if not any("golang" in test for test in options.tests):
         return
-    chosen = os.environ.get("LIBTRACE_GO_VERSIONS", "").split(",")
-    version = chosen[-1].strip() or GO_VERSIONS[-1]
+    version = selected_versions()[-1]  # the one tests/golang/test_watch.py uses
     progress("host", f"building the Go test program with Go {version}")
     try:
         build_go(repo / GO_TEST_PROGRAM, version, False)

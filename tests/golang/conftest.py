@@ -7,21 +7,17 @@ builds the programs with each; later runs reuse ``~/.cache/libtrace/go``.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-from libtrace.tracer.golang.toolchains import GO_VERSIONS, ToolchainError, build
+from libtrace.tracer.golang.toolchains import ToolchainError, build, selected_versions
 
 PROGRAMS = Path(__file__).parent / "programs"
 
 
 def go_versions() -> tuple[str, ...]:
-    chosen = os.environ.get("LIBTRACE_GO_VERSIONS")
-    if not chosen:
-        return GO_VERSIONS
-    return tuple(v.strip() for v in chosen.split(",") if v.strip())
+    return selected_versions()
 
 
 _unavailable: dict[str, str] = {}

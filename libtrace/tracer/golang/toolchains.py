@@ -34,6 +34,14 @@ from ...vm._cache import locked
 
 #: The Go minor versions Debian packages in the suites below (checked 2026-11-25).
 GO_VERSIONS = ("1.15", "1.19", "1.21", "1.22", "1.23", "1.24", "1.26", "1.27")
+#: Names the toolchains a test run or a matrix sweep uses (``1.15,1.21``); unset: all.
+VERSIONS_ENV = "LIBTRACE_GO_VERSIONS"
+
+
+def selected_versions() -> tuple[str, ...]:
+    """The Go versions ``$LIBTRACE_GO_VERSIONS`` names, else :data:`GO_VERSIONS`."""
+    chosen = tuple(v.strip() for v in os.environ.get(VERSIONS_ENV, "").split(",") if v.strip())
+    return chosen or GO_VERSIONS
 
 #: The suites that hold them: 1.15 bullseye, 1.19 bookworm, 1.21–1.23
 #: bookworm-backports, 1.24 trixie, 1.26/1.27 sid.
