@@ -31,16 +31,14 @@ DELAY = 2.0
 #: The two kinds of uprobe links: uprobe_multi (6.6+, chosen here) and the
 #: perf events of older kernels (forced).
 LINKS = {"uprobe_multi": frozenset(), "perf_events": frozenset({"perf-uprobes"})}
-links = pytest.mark.parametrize("links", list(LINKS))
 
 
-@pytest.fixture(autouse=True)
-def _needs_uprobe_multi(request):
-    """The uprobe_multi case needs a kernel that has such links (6.6+)."""
-    callspec = getattr(request.node, "callspec", None)
-    wanted = callspec is not None and callspec.params.get("links") == "uprobe_multi"
-    if wanted and not _uprobe_multi.supported():
+@pytest.fixture(params=list(LINKS))
+def links(request):
+    """Each kind of uprobe link; uprobe_multi needs a kernel that has it (6.6+)."""
+    if request.param == "uprobe_multi" and not _uprobe_multi.supported():
         pytest.skip("the kernel lacks uprobe_multi links (6.6+)")
+    return request.param
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +101,6 @@ def tls_events_of(tracer: Tracer, pid: int) -> int:
 
 
 @pytest.mark.capability("go_tls")
-@links
 def test_a_program_started_later_is_attached_after_the_delay_and_detached_at_exit(
     server_binary, tmp_path, links
 ):
@@ -151,7 +148,6 @@ def test_a_program_that_exits_before_the_delay_is_never_attached(server_binary, 
 
 
 @pytest.mark.capability("go_tls")
-@links
 def test_programs_running_at_start_are_attached_at_once_and_never_twice(
     server_binary, tmp_path, links
 ):

@@ -267,9 +267,8 @@ class GoTlsWatcher:
         self.attached[pid] = done
         self.stats.attached += 1
         log.info(
-            "Go TLS: attached to pid %d (%s, go%s, %s ABI, %d probes)",
+            "Go TLS: attached to pid %d (go%s, %s ABI, %d probes)",
             pid,
-            binary.path,
             binary.go_version,
             binary.abi,
             done.probes,
