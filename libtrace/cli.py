@@ -260,6 +260,9 @@ def _trace(args: argparse.Namespace) -> int:
         "lost": stats.lost,
         "bytes": stats.bytes,
         "kernel_events": stats.kernel_events,
+        "process_events": stats.process_events,
+        "dropped": stats.dropped,
+        "decode_errors": stats.decode_errors,
     }
     if pipeline is not None:
         summary["records"] = pipeline.stats.records

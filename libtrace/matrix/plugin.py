@@ -12,13 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from .report import write_json_atomic
+from .report import FACTS_FILE, PENDING, write_json_atomic
 
 REPORTER_KEY = pytest.StashKey["CapabilityReporter"]()
-#: Beside the report: what the tests recorded of the kernel (record_property).
-FACTS_FILE = "facts.json"
-#: The verdict of a column none of whose tests has finished.
-PENDING = "pending"
 #: Characters of a failure message kept in a cell's detail.
 DETAIL_CHARS = 300
 

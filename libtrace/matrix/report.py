@@ -22,6 +22,11 @@ from .capabilities import BY_NAME, CAPABILITIES
 REPORT_JSON = "matrix.json"
 REPORT_MD = "matrix.md"
 REPORT_PNG = "matrix.png"
+#: Beside a guest's capability report: what the tests recorded of the kernel
+#: (record_property), written by the pytest plugin.
+FACTS_FILE = "facts.json"
+#: The verdict of a column none of whose tests has finished.
+PENDING = "pending"
 
 
 class CellVerdict(enum.StrEnum):

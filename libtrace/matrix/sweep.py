@@ -35,9 +35,8 @@ from ..vm import kernels as vm_kernels
 from ..vm import qemu
 from ..vm.build import NAME_RE as BUILT_NAME_RE
 from .capabilities import CAPABILITIES
-from .plugin import FACTS_FILE, PENDING
 from .prediction import config_beside, parse_version, predict
-from .report import Cell, CellVerdict, KernelRow, Report, ReportWriter
+from .report import FACTS_FILE, PENDING, Cell, CellVerdict, KernelRow, Report, ReportWriter
 
 log = logging.getLogger(__name__)
 

@@ -56,6 +56,7 @@ class Service:
         host_paths: host paths a container needs read-only (package-less services).
         image_extras: more Debian packages a Docker image needs than the server's own.
         start_timeout: seconds from launch to ready.
+        udp: the server listens on UDP too (its port is claimed for both).
     """
 
     name: str
@@ -74,6 +75,7 @@ class Service:
     host_paths: Callable[[], tuple[Path, ...]] = _no_paths
     image_extras: tuple[str, ...] = ()
     start_timeout: float = DEFAULT_START_TIMEOUT_S
+    udp: bool = False
 
     @property
     def image_packages(self) -> tuple[str, ...]:

@@ -82,4 +82,5 @@ DNS = Service(
     traffic=_traffic,
     stats=query_counts,
     clients=("dig", "getent", "unshare"),
+    udp=True,
 )

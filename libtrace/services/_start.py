@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ._description import Service
+from ._ports import check_listeners_are_ours, claim_port
 from ._probes import wait_ready
 from ._process import ProcessBackend
 from ._registry import SERVICES
@@ -62,7 +63,8 @@ def start(
 
     Raises:
         ServiceError: the server, its image or the Docker daemon could not be
-            started; nothing is left running.
+            started, or the port is held by another server (no traffic is ever
+            sent to a server this did not start); nothing is left running.
     """
     service = SERVICES[name] if isinstance(name, str) else name
     runner = make_backend(backend) if isinstance(backend, str) else backend
@@ -72,6 +74,7 @@ def start(
         # Servers that drop privileges (nginx workers, mosquitto) must read their files.
         os.chmod(workdir, 0o755)
         running = Running(service, runner.name, host or service.host, port or service.port, workdir)
+        claim_port(service.name, running.host, running.port, udp=service.udp)
         for file_name, text in service.files(running).items():
             (workdir / file_name).write_text(text)
         for argv in service.prepare(running):
@@ -80,6 +83,7 @@ def start(
         running.handle = handle
         try:
             wait_ready(running, handle, service.start_timeout)
+            check_listeners_are_ours(service.name, running.host, running.port, handle.pids())
             yield running
         finally:
             handle.stop()

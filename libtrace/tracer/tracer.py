@@ -124,11 +124,22 @@ class TracerConfig:
 class TracerStats:
     """Counters of one tracing session."""
 
-    events: int = 0  #: events delivered to Python
+    events: int = 0  #: events handed to the caller (poll, events, drain)
     lost: int = 0  #: events the kernel could not output (buffer full)
-    bytes: int = 0  #: payload bytes delivered
+    bytes: int = 0  #: payload bytes of the events handed over
     kernel_events: int = 0  #: events the programs output
     decode_errors: int = 0
+    #: exec/exit events the tracer consumed itself (the Go TLS watcher's)
+    process_events: int = 0
+    #: events read but not handed over: a no-BTF chunk of a socket that
+    #: turned out not to be inet, or events still queued when :meth:`Tracer.close`
+    #: ran before anyone drained them
+    dropped: int = 0
+
+    def accounted(self) -> int:
+        """Every event the programs output ends in exactly one of these counters:
+        after a drain, ``accounted() == kernel_events``."""
+        return self.events + self.process_events + self.dropped + self.decode_errors
 
 
 @dataclass(slots=True)
@@ -199,6 +210,8 @@ class Tracer:
         self._stats = TracerStats()
         self._perf_lost = 0
         self._stop = threading.Event()
+        #: True once the programs are detached and the buffer read to its end.
+        self._drained = False
         self._no_btf: _NoBtfIdentity | None = None
         #: Follows Go programs and attaches the TLS uprobes (None: Go TLS off).
         self.go_tls: GoTlsWatcher | None = None
@@ -332,18 +345,43 @@ class Tracer:
         """Ask :meth:`events` to finish; safe from signal handlers and threads."""
         self._stop.set()
 
+    def drain(self) -> list[SocketEvent]:
+        """Detach the programs, then hand over every event they already output.
+
+        :meth:`events` ends with this when it stops (Ctrl-C, ``duration``), so an
+        orderly stop loses nothing that reached the buffer.  No event is output
+        after it; :meth:`close` then only frees.
+        """
+        obj = self._object
+        if obj is not None and not self._drained:
+            self._detach_and_read_all(obj)
+        return self._hand_over()
+
+    def _detach_and_read_all(self, obj: _libbpf.BpfObject) -> None:
+        self._drained = True
+        if self.go_tls is not None:
+            self.go_tls.close()
+        obj.detach_all()
+        if self._buffer is not None:
+            # One consume hands over at most MAX_BATCH: read until empty.
+            while self._buffer.consume():
+                pass
+        self._refresh_kernel_counters(obj)
+
     def close(self) -> None:
-        """Detach, drain what the kernel already output, free everything."""
+        """Detach, read what the kernel already output, free everything.
+
+        Events read here that nobody takes (no :meth:`drain` before) are
+        counted in ``stats().dropped``, never silently lost.
+        """
         obj, self._object = self._object, None
         if obj is None:
             return
         try:
-            if self.go_tls is not None:
-                self.go_tls.close()
-            obj.detach_all()
-            if self._buffer is not None:
-                self._buffer.consume()
-                self._refresh_kernel_counters(obj)
+            if not self._drained:
+                self._detach_and_read_all(obj)
+            self._stats.dropped += len(self._queue)
+            self._queue.clear()
         finally:
             if self._buffer is not None:
                 self._buffer.close()
@@ -360,17 +398,24 @@ class Tracer:
             log.warning("dropped a malformed event: %s", exc)
             return
         if event.type in _PROCESS_EVENTS:
+            self._stats.process_events += 1
             if self.go_tls is not None:
                 self.go_tls.on_event(event)
             return
         if self._no_btf is not None:
             completed = self._no_btf.complete(event)
             if completed is None:
+                self._stats.dropped += 1
                 return
             event = completed
-        self._stats.events += 1
-        self._stats.bytes += event.captured
         self._queue.append(event)
+
+    def _hand_over(self) -> list[SocketEvent]:
+        gathered = list(self._queue)
+        self._queue.clear()
+        self._stats.events += len(gathered)
+        self._stats.bytes += sum(event.captured for event in gathered)
+        return gathered
 
     def _on_perf_lost(self, _cpu: int, count: int) -> None:
         self._perf_lost += count
@@ -379,17 +424,22 @@ class Tracer:
         """Wait up to ``timeout_ms`` for events; return those gathered."""
         if self._buffer is None:
             raise BpfError("poll the event buffer", errno.EBADF, "the tracer is not started")
+        if self._drained:
+            return self._hand_over()
         self._buffer.poll(timeout_ms)
         # Programs skip wakeups while little is pending: collect that too.
         self._buffer.consume()
         if self.go_tls is not None:
             self.go_tls.tick()
-        gathered = list(self._queue)
-        self._queue.clear()
-        return gathered
+        return self._hand_over()
 
     def events(self, duration: float | None = None) -> Iterator[SocketEvent]:
-        """Yield events until :meth:`stop` is called or ``duration`` seconds pass."""
+        """Yield events until :meth:`stop` is called or ``duration`` seconds pass,
+        then every event still in the buffer (see :meth:`drain`)."""
+        yield from self._live_events(duration)
+        yield from self.drain()
+
+    def _live_events(self, duration: float | None) -> Iterator[SocketEvent]:
         deadline = None if duration is None else time.monotonic() + duration
         while not self._stop.is_set():
             timeout = POLL_TIMEOUT_MS

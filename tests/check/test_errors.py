@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -59,23 +60,23 @@ def test_a_port_with_all_scenarios_is_bad_input() -> None:
 
 @pytest.mark.root
 @needs("redis")
-def test_a_server_that_fails_to_start_exits_2_and_leaves_nothing(squatted_port: int) -> None:
+def test_a_check_on_a_taken_port_exits_2_and_leaves_nothing(squatted_port: int) -> None:
     done = run_cli("redis", "--port", str(squatted_port))
 
     line = one_error_line(done.stderr)
     assert done.returncode == 2
-    assert "redis (process) exited before it was ready" in line and "log:" in line
+    assert f"127.0.0.1:{squatted_port}/tcp is already in use by pid {os.getpid()}" in line
     assert processes_mentioning(str(squatted_port)) == []  # no server, no tcpdump
 
 
 @pytest.mark.root
 @pytest.mark.docker
 @needs_docker()
-def test_a_container_that_fails_to_start_exits_2_and_is_removed(squatted_port: int) -> None:
+def test_a_docker_check_on_a_taken_port_exits_2_and_starts_no_container(squatted_port: int) -> None:
     done = run_cli("redis", "--backend", "docker", "--port", str(squatted_port))
 
     line = one_error_line(done.stderr)
-    assert done.returncode == 2 and "redis (docker)" in line
+    assert done.returncode == 2 and f"127.0.0.1:{squatted_port}/tcp is already in use" in line
     assert containers_mentioning(str(squatted_port)) == []
     assert processes_mentioning(str(squatted_port)) == []
 
@@ -113,3 +114,59 @@ def test_a_server_dying_mid_traffic_leaves_no_program_tcpdump_or_server(tmp_path
     assert bpf_programs_alive(attached["programs"]) == set()
     assert processes_mentioning(str(pcap)) == []
     assert processes_mentioning(str(port)) == []
+
+
+@pytest.mark.root
+@needs("redis")
+def test_a_check_never_sends_traffic_to_a_server_it_did_not_start(tmp_path: Path) -> None:
+    """A user's own redis on the port: exit 2, and not one of its keys is touched."""
+    import subprocess
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    users = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    cli = ["redis-cli", "-p", str(port)]
+    try:
+        for _ in range(100):
+            if subprocess.run([*cli, "ping"], capture_output=True, text=True).stdout.strip() == "PONG":
+                break
+            time.sleep(0.05)
+        subprocess.run([*cli, "set", "users:key", "precious"], check=True, capture_output=True)
+        before = subprocess.run([*cli, "info", "commandstats"], capture_output=True, text=True)
+
+        done = run_cli("redis", "--port", str(port))
+
+        line = one_error_line(done.stderr)
+        assert done.returncode == 2
+        assert f"127.0.0.1:{port}/tcp is already in use by pid {users.pid} (redis-server)" in line
+        after = subprocess.run([*cli, "info", "commandstats"], capture_output=True, text=True)
+        # Nothing but our own INFO reached the user's server.
+        assert _without_info(after.stdout) == _without_info(before.stdout)
+        got = subprocess.run([*cli, "get", "users:key"], capture_output=True, text=True)
+        assert got.stdout.strip() == "precious"
+    finally:
+        users.terminate()
+        users.wait()
+
+
+def _without_info(commandstats: str) -> list[str]:
+    return [line for line in commandstats.splitlines() if line.startswith("cmdstat_")
+            and not line.startswith("cmdstat_info:")]  # fmt: skip
+
+
+def test_a_listener_not_held_by_the_launched_processes_is_refused() -> None:
+    """The check after readiness: every listener on the port must be the server's."""
+    from libtrace.services._ports import check_listeners_are_ours
+
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = int(other.getsockname()[1])
+        check_listeners_are_ours("redis", "127.0.0.1", port, [os.getpid()])  # ours: fine
+        with pytest.raises(ServiceError, match=f"not the one libtrace started .*pid {os.getpid()}"):
+            check_listeners_are_ours("redis", "127.0.0.1", port, [1])
