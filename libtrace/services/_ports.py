@@ -44,10 +44,12 @@ def claim_port(name: str, host: str, port: int, *, udp: bool = False) -> None:
                 sock.bind((host, port))
             except OSError as exc:
                 if exc.errno != errno.EADDRINUSE:
-                    raise ServiceError(f"{name}: cannot bind {host}:{port}: {exc.strerror}") from exc
+                    message = f"{name}: cannot bind {host}:{port}: {exc.strerror}"
+                    raise ServiceError(message) from exc
                 proto = "tcp" if kind == socket.SOCK_STREAM else "udp"
+                holders = _holders(listener_inodes(host, port))
                 raise ServiceError(
-                    f"{name}: {host}:{port}/{proto} is already in use{_holders(listener_inodes(host, port))}; "
+                    f"{name}: {host}:{port}/{proto} is already in use{holders}; "
                     "libtrace sends traffic only to a server it started: choose another port"
                 ) from None
 

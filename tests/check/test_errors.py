@@ -133,7 +133,8 @@ def test_a_check_never_sends_traffic_to_a_server_it_did_not_start(tmp_path: Path
     cli = ["redis-cli", "-p", str(port)]
     try:
         for _ in range(100):
-            if subprocess.run([*cli, "ping"], capture_output=True, text=True).stdout.strip() == "PONG":
+            pong = subprocess.run([*cli, "ping"], capture_output=True, text=True).stdout
+            if pong.strip() == "PONG":
                 break
             time.sleep(0.05)
         subprocess.run([*cli, "set", "users:key", "precious"], check=True, capture_output=True)
