@@ -364,9 +364,30 @@ static __always_inline void fill_header(struct lt_event *hdr, struct lt_conn_key
 	bpf_get_current_comm(hdr->comm, sizeof(hdr->comm));
 }
 
-static __always_inline void output(void *ctx, struct lt_config *cfg, void *event, __u64 len)
+/* Keep a helper's size argument within [lo, hi] in the very register the
+ * call uses.  A C comparison lets clang test a copy (or a value it reloads
+ * from the stack later), and verifiers before 5.10 forget the bounds of a
+ * scalar spilled to the stack ("bpf: track spill/fill of bounded scalars"):
+ * 4.19 tracks only spilled pointers, 5.3-5.9 only constants.  The sequence
+ * gives the verifier both bounds through unsigned comparisons alone, which
+ * every verifier since 4.14 learns from (4.14 learns nothing from `!= 0`, and
+ * its probe_read refuses a size that may be 0).  It never changes a value
+ * already within [lo, hi]. */
+#define LT_CLAMP(var, lo, hi)                                                        \
+	asm volatile("%[v] -= %[l]\n\t"                                              \
+		     "if %[v] <= %[span] goto +1\n\t"                                  \
+		     "%[v] = %[span]\n\t"                                               \
+		     "%[v] += %[l]"                                                     \
+		     : [v] "+r"(var)                                                    \
+		     : [l] "i"(lo), [span] "i"((hi) - (lo)))
+
+/* Output the event in the scratch buffer: its header and `captured` bytes.
+ * The size is read back from the header here, after every other helper call,
+ * so that nothing holds it across a call (see LT_CLAMP). */
+static __always_inline void output(void *ctx, struct lt_config *cfg, struct lt_event_buf *ev)
 {
 	long err;
+	__u64 len;
 
 #if LT_RINGBUF
 	/* Wake the reader only once enough is pending: a wakeup per event
@@ -374,9 +395,13 @@ static __always_inline void output(void *ctx, struct lt_config *cfg, void *event
 	__u64 flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= cfg->wakeup_bytes
 			      ? BPF_RB_FORCE_WAKEUP
 			      : BPF_RB_NO_WAKEUP;
-	err = bpf_ringbuf_output(&events, event, len, flags);
+	len = sizeof(ev->hdr) + ev->hdr.captured;
+	LT_CLAMP(len, sizeof(ev->hdr), sizeof(*ev));
+	err = bpf_ringbuf_output(&events, ev, len, flags);
 #else
-	err = bpf_perf_event_output(ctx, &events, BPF_F_CURRENT_CPU, event, len);
+	len = sizeof(ev->hdr) + ev->hdr.captured;
+	LT_CLAMP(len, sizeof(ev->hdr), sizeof(*ev));
+	err = bpf_perf_event_output(ctx, &events, BPF_F_CURRENT_CPU, ev, len);
 #endif
 	count(err ? LT_COUNTER_LOST : LT_COUNTER_EVENTS, 1);
 }
@@ -386,26 +411,20 @@ static __always_inline void emit_chunk(void *ctx, struct lt_config *cfg, struct 
 				       struct lt_conn *conn, __u64 ubuf, __u32 size)
 {
 	__u64 n = size < cfg->payload_cap ? size : cfg->payload_cap;
-	__u64 len = sizeof(ev->hdr);
 
 	ev->hdr.size = size;
 	ev->hdr.offset = conn->offset[ev->hdr.direction & 1];
 	__sync_fetch_and_add(&conn->offset[ev->hdr.direction & 1], size);
 	if (!port_traced(cfg, ev->hdr.lport, ev->hdr.rport))
 		return;
-	/* Clamp in the register that the helper call uses: a C comparison
-	 * lets clang test a copy, and the verifier then rejects the call. */
-	asm volatile("if %[n] <= %[max] goto +1\n\t"
-		     "%[n] = %[max]"
-		     : [n] "+r"(n)
-		     : [max] "i"(LT_MAX_PAYLOAD));
 	ev->hdr.captured = 0;
-	if (n > 0 && read_user(ev->data, n, (void *)ubuf) == 0) {
-		ev->hdr.captured = n;
-		len += n;
+	if (n > 0) {
+		LT_CLAMP(n, 1, LT_MAX_PAYLOAD);
+		if (read_user(ev->data, n, (void *)ubuf) == 0)
+			ev->hdr.captured = n;
 	}
 	count(LT_COUNTER_BYTES, ev->hdr.captured);
-	output(ctx, cfg, ev, len);
+	output(ctx, cfg, ev);
 }
 
 /* Output the chunks of an iovec array that together moved `left` bytes. */
@@ -542,7 +561,7 @@ static __always_inline void emit_conn_event(void *ctx, struct lt_config *cfg,
 		return;
 	fill_header(&ev->hdr, key, conn, type, LT_EGRESS, syscall);
 	ev->hdr.offset = conn->offset[LT_EGRESS];
-	output(ctx, cfg, ev, sizeof(ev->hdr));
+	output(ctx, cfg, ev);
 }
 
 /* The Go TLS uprobes and the process watching tracepoints share this

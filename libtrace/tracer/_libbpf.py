@@ -157,6 +157,7 @@ _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "bpf_object__find_program_by_name": (_P, [_P, _S]),
     "bpf_object__find_map_by_name": (_P, [_P, _S]),
     "bpf_program__name": (_P, [_P]),
+    "bpf_object__set_kversion": (_I, [_P, _U32T]),
     "bpf_program__section_name": (_P, [_P]),
     "bpf_program__autoload": (_B, [_P]),
     "bpf_program__set_autoload": (_I, [_P, _B]),
@@ -474,6 +475,12 @@ class BpfObject:
         operation = f"set autoload of program {prog_name}"
         prog = self._prog(prog_name, operation)
         _check(libbpf().bpf_program__set_autoload(prog, autoload), operation)
+
+    def set_kversion(self, code: int) -> None:
+        """The ``kern_version`` kprobe-type programs are loaded with (before load only;
+        kernels before 5.0 demand their own LINUX_VERSION_CODE)."""
+        operation = f"set the kernel version of {self.name}"
+        _check(libbpf().bpf_object__set_kversion(self._obj(operation), code), operation)
 
     def set_expected_attach_type(self, prog_name: str, attach_type: int) -> None:
         """Load ``prog_name`` for ``attach_type`` (call before :meth:`load`)."""

@@ -22,9 +22,10 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from ..bpf.build import Variant, object_path
-from ..errors import BpfError, ConfigError, UnsupportedKernelError
+from ..errors import BpfError, ConfigError, PrivilegeError, UnsupportedKernelError
 from . import _libbpf, _uprobe_multi, proc
 from .events import (
     COUNTER_EVENTS,
@@ -46,6 +47,7 @@ from .events import (
 )
 from .golang.attach import ALL_PROGRAMS as GO_TLS_PROGRAMS
 from .golang.attach import UPROBE_PROGRAMS, GoTlsWatcher
+from .kversion import linux_version_code
 from .mounts import ensure_bpffs
 from .probe import NO_BTF_SYSCALLS, SYSCALLS, KernelFeatures, choose_variant, probe_features
 from .probe import validate_compat as _validate_compat
@@ -215,6 +217,9 @@ class Tracer:
         self._no_btf: _NoBtfIdentity | None = None
         #: Follows Go programs and attaches the TLS uprobes (None: Go TLS off).
         self.go_tls: GoTlsWatcher | None = None
+        #: Features asked for that this kernel refused, and the kernel's reason
+        #: (``"go_tls"``: its programs did not load; syscall capture runs on).
+        self.unavailable: dict[str, str] = {}
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -249,35 +254,33 @@ class Tracer:
             )
         path = object_path(self.variant)
         log.info("loading %s (%s)", path.name, "; ".join(self.reasons))
-        btf_path = self.config.btf_file if self.variant.btf and not self.features.btf else None
-        obj = self._object = _libbpf.BpfObject.open(path, btf_custom_path=btf_path)
-        for name in missing:
-            # A kernel without one syscall's tracepoints still traces the rest.
-            log.warning("no tracepoints for %s on this kernel: not traced", name)
-            obj.set_autoload(f"lt_enter_{name}", False)
-            obj.set_autoload(f"lt_exit_{name}", False)
-        multi = False
-        if not self.config.go_tls:
-            for name in GO_TLS_PROGRAMS:
-                obj.set_autoload(name, False)
-        else:
-            multi = self._choose_uprobe_links(obj)
-        if self.variant.ringbuf:
-            obj.resize_map("events", self.config.buffer_bytes)
-            # One scratch event per CPU, indexed by the CPU number.
-            obj.resize_map("scratch", _libbpf.num_possible_cpus())
-        elif self.config.payload_cap > MAX_PAYLOAD_PERFBUF:
+        if not self.variant.ringbuf and self.config.payload_cap > MAX_PAYLOAD_PERFBUF:
             self.reasons.append(
                 f"payload cap lowered to {MAX_PAYLOAD_PERFBUF} bytes: "
                 "the perf buffer's events hold no more"
             )
-        obj.load()
+        go_tls = self.config.go_tls
+        try:
+            obj, multi = self._load(path, missing, go_tls=go_tls)
+        except PrivilegeError:
+            raise
+        except BpfError as exc:
+            if not go_tls:
+                raise
+            # Loading degrades per feature: the syscall capture needs none of
+            # the Go TLS programs, so it runs without them and says why.
+            why = f"Go TLS off: its programs did not load on this kernel ({exc})"
+            log.warning("%s", why)
+            self.reasons.append(why)
+            self.unavailable["go_tls"] = str(exc)
+            go_tls = False
+            obj, multi = self._load(path, missing, go_tls=False)
         self._write_config(obj)
         if not self.variant.btf:
             self._no_btf = _NoBtfIdentity()
             self._seed_sockets(obj)
         obj.attach_all()
-        if self.config.go_tls:
+        if go_tls:
             self.go_tls = GoTlsWatcher(
                 obj, delay=self.config.go_attach_delay, pids=self.config.pids, multi=multi
             )
@@ -295,6 +298,41 @@ class Tracer:
                 self._on_perf_lost,
                 wakeup_events=PERF_WAKEUP_EVENTS,
             )
+
+    def _load(
+        self, path: Path, missing: list[str], *, go_tls: bool
+    ) -> tuple[_libbpf.BpfObject, bool]:
+        """Open and load the object (``self._object`` once loaded); the bool says
+        whether the Go TLS uprobes use uprobe_multi links.  On failure nothing stays open."""
+        assert self.variant is not None and self.features is not None
+        btf_path = self.config.btf_file if self.variant.btf and not self.features.btf else None
+        obj = _libbpf.BpfObject.open(path, btf_custom_path=btf_path)
+        try:
+            for name in missing:
+                # A kernel without one syscall's tracepoints still traces the rest.
+                log.warning("no tracepoints for %s on this kernel: not traced", name)
+                obj.set_autoload(f"lt_enter_{name}", False)
+                obj.set_autoload(f"lt_exit_{name}", False)
+            multi = False
+            if not go_tls:
+                for name in GO_TLS_PROGRAMS:
+                    obj.set_autoload(name, False)
+            else:
+                multi = self._choose_uprobe_links(obj)
+            if self.variant.ringbuf:
+                obj.resize_map("events", self.config.buffer_bytes)
+                # One scratch event per CPU, indexed by the CPU number.
+                obj.resize_map("scratch", _libbpf.num_possible_cpus())
+            code = linux_version_code()
+            if code is not None:
+                # uname()'s version, libbpf's default, is not what 4.14.y/4.19.y compare.
+                obj.set_kversion(code)
+            obj.load()
+        except BaseException:
+            obj.close()
+            raise
+        self._object = obj
+        return obj, multi
 
     def _choose_uprobe_links(self, obj: _libbpf.BpfObject) -> bool:
         """uprobe_multi links where the kernel has them (probed), else perf events."""

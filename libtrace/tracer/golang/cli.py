@@ -9,9 +9,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
 
 from ...errors import GoBinaryError
-from .inspect import TLS_FUNCTIONS, GoBinary, inspect_binary
+
+if TYPE_CHECKING:
+    from .inspect import GoBinary
 
 EXIT_OK, EXIT_BAD_INPUT = 0, 2
 
@@ -40,6 +43,8 @@ def add_go_inspect_command(subparsers: argparse._SubParsersAction) -> None:  # t
 
 def run_go_inspect(args: argparse.Namespace) -> int:
     """Inspect ``args.binary`` and print the result; return the exit code."""
+    from .inspect import TLS_FUNCTIONS, inspect_binary
+
     try:
         result = inspect_binary(args.binary, args.function or TLS_FUNCTIONS)
     except GoBinaryError as exc:
