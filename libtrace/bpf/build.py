@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SOURCE_DIR = Path(__file__).resolve().parent
-SOURCES = ("socket_trace.bpf.c", "go_tls.bpf.c", "socket_trace.h", "core_types.h")
+SOURCES = ("socket_trace.bpf.c", "go_tls.bpf.c", "socket_trace.h", "core_types.h", "clamp.h")
 #: Directory of prebuilt objects inside an installed package.
 PACKAGED_DIR = SOURCE_DIR / "obj"
 STAMP = "sources.sha256"

@@ -60,6 +60,21 @@ LARGE_PROGRAMS: Final[KernelVersion] = (5, 2)
 #: Bounded loops (back-edges accepted by the verifier).
 #: 2589726d12a1 "bpf: introduce bounded loops"
 BOUNDED_LOOPS: Final[KernelVersion] = (5, 3)
+#: A scalar spilled to the stack keeps its bounds when reloaded.  Before it,
+#: a helper size that clang reloads from the stack is an unknown scalar
+#: ("R5 min value is negative"): 4.19 tracks only spilled pointers, 5.3-5.9
+#: only constants.  5689d49b71ad "bpf: Track spill/fill of bounded scalars."
+SPILLED_SCALAR_BOUNDS: Final[KernelVersion] = (5, 10)
+#: Helper size arguments that may be zero (ARG_CONST_SIZE_OR_ZERO); 4.14's
+#: bpf_probe_read refuses a size whose minimum is 0.
+#: 9fd29c08e520 "bpf: improve verifier ARG_CONST_SIZE_OR_ZERO semantics"
+ZERO_SIZE_ARGUMENTS: Final[KernelVersion] = (4, 15)
+#: From here on bpf_prog_load() no longer demands kern_version ==
+#: LINUX_VERSION_CODE for kprobe-type programs (uprobes are kprobe programs);
+#: before it, the loader must pass the kernel's own code (4.14.y/4.19.y pin
+#: the sublevel at 255, so uname() is wrong there).
+#: 6c4fc209fcf9 "bpf: remove useless version check for prog load"
+NO_KERN_VERSION_CHECK: Final[KernelVersion] = (5, 0)
 #: BTF itself.  69b693f0aefa "bpf: btf: Introduce BPF Type Format (BTF)"
 BTF: Final[KernelVersion] = (4, 18)
 #: Kernel BTF at /sys/kernel/btf/vmlinux (needs CONFIG_DEBUG_INFO_BTF), which

@@ -49,6 +49,7 @@ from elftools.elf.relocation import RelocationSection
 from elftools.elf.sections import Section, SymbolTableSection
 
 from libtrace.bpf import kernel_features as kf
+from libtrace.bpf.helper_sizes import HelperSize, helper_sizes
 from libtrace.errors import LibtraceError
 
 __all__ = [
@@ -125,6 +126,8 @@ class ProgramInfo:
     #: Jumps whose target is at or before the jump.  Every loop has one, but
     #: so does a jump back to a shared exit block, which is no loop.
     backward_jumps: int = 0
+    #: Each size-taking helper call and how its size is bounded (see helper_sizes).
+    helper_sizes: tuple[HelperSize, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -222,6 +225,7 @@ def _inspect(path: str, data: bytes) -> ObjectInfo:
             bpf_calls=len(scan.call_sites),
             tail_calls=kf.TAIL_CALL_HELPER in scan.helpers,
             calls=calls,
+            helper_sizes=tuple(helper_sizes(func.code)) if elf.little_endian else (),
         )
         (subprograms if func.section == TEXT_SECTION else programs).append(info)
 
@@ -729,6 +733,7 @@ def _requirements(info: ObjectInfo) -> list[_Requirement]:
             found.append(_Requirement(kf.BPF_TO_BPF_CALLS, (
                 f"bpf-to-bpf calls ({calls} in {program.name}) "
                 f"need {v(kf.BPF_TO_BPF_CALLS)}")))
+        found.extend(_size_requirements(program.name, [s for f in body for s in f.helper_sizes]))
         size = sum(f.instructions for f in body)
         if size > kf.MAX_INSNS_BEFORE_5_2:
             found.append(_Requirement(kf.LARGE_PROGRAMS, (
@@ -759,6 +764,23 @@ def _requirements(info: ObjectInfo) -> list[_Requirement]:
     if info.global_data:
         found.append(_Requirement(kf.GLOBAL_DATA, (
             f"global data ({', '.join(info.global_data)}) needs {v(kf.GLOBAL_DATA)}")))
+    return found
+
+
+def _size_requirements(program: str, sizes: list[HelperSize]) -> list[_Requirement]:
+    """What the helper size arguments of one program ask of the verifier."""
+    v = kf.format_version
+    found = []
+    for size in sizes:
+        if not size.bounded:
+            found.append(_Requirement(kf.SPILLED_SCALAR_BOUNDS, (
+                f"{size.helper}'s size (argument {size.argument}) in {program} is not bounded "
+                f"in the register of the call ({size.source}): older verifiers lose a spilled "
+                f"scalar's bounds, needs {v(kf.SPILLED_SCALAR_BOUNDS)}")))
+        elif size.low == 0:
+            found.append(_Requirement(kf.ZERO_SIZE_ARGUMENTS, (
+                f"{size.helper}'s size in {program} may be 0, which "
+                f"needs {v(kf.ZERO_SIZE_ARGUMENTS)} (ARG_CONST_SIZE_OR_ZERO)")))
     return found
 
 
