@@ -34,6 +34,7 @@ import errno
 import logging
 import os
 import platform
+import re
 import struct
 import threading
 from collections import deque
@@ -92,7 +93,7 @@ _PERCPU_MAP_TYPES = frozenset({5, 6, 10, 21})  # PERCPU_HASH/_ARRAY, LRU_PERCPU_
 #: Per-CPU values come in one slot per possible CPU, the value size rounded up to 8.
 _PERCPU_SLOT_ALIGN = 8
 #: Lines of libbpf warnings kept to explain a failed load (the verifier's verdict).
-_DETAIL_LINES = 6
+_DETAIL_LINES = 200
 #: sizeof(va_list) on ABIs where it reaches a callback as a pointer we may copy.
 _VA_LIST_BYTES = {"x86_64": 24, "amd64": 24, "aarch64": 32, "arm64": 32}
 
@@ -247,6 +248,28 @@ def _install_print(lib: ctypes.CDLL) -> None:
     callback = _PRINT_FN(on_print)
     _keepalive.append(callback)
     lib.libbpf_set_print(callback)
+
+
+_FAILED_PROG = re.compile(r"prog '(\w+)': failed to load")
+#: Verifier log lines that are bookkeeping, not the verdict.
+_LOG_NOISE = re.compile(
+    r"^(processed \d+ insns|-- (BEGIN|END) PROG LOAD LOG|verification time|"
+    r"libbpf: (prog '\w+': (BPF program load failed|failed to load|-- )|failed to load object)|"
+    r"stack depth|max_states_per_insn|; |func#|mark_precise|last_idx|regs=|parent )"
+)
+
+
+def verifier_verdict(lines: list[str]) -> str | None:
+    """``program P: <instruction> | <message>`` from libbpf's last warnings: the
+    verifier's last instruction and what it said of it, which is what a reader
+    of a failed load needs (a matrix cell keeps only a line)."""
+    program = next((m.group(1) for line in reversed(lines) if (m := _FAILED_PROG.search(line))),
+                   None)  # fmt: skip
+    log = [line.strip() for line in lines if line.strip() and not _LOG_NOISE.match(line.strip())]
+    if not log and program is None:
+        return None
+    verdict = " | ".join(log[-2:]) if log else "no verifier log"
+    return f"program {program}: {verdict}" if program else verdict
 
 
 def _error(
@@ -524,8 +547,7 @@ class BpfObject:
         _recent_warnings.clear()
         ret = libbpf().bpf_object__load(handle)
         if ret < 0:
-            detail = " | ".join(_recent_warnings) or None
-            raise _error(operation, -ret, detail, verifier=True)
+            raise _error(operation, -ret, verifier_verdict(list(_recent_warnings)), verifier=True)
         self._loaded = True
 
     def attach(self, prog_name: str) -> None:
