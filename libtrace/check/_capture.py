@@ -14,6 +14,7 @@ record (and records are filtered by the server endpoint anyway).
 from __future__ import annotations
 
 import contextlib
+import re
 import secrets
 import shutil
 import signal
@@ -34,6 +35,11 @@ MARKER_TIMEOUT_S = 10.0
 MARKER_POLL_S = 0.02
 #: Seconds tcpdump may take to exit after SIGINT before it is killed.
 STOP_GRACE_S = 5.0
+#: tcpdump's capture buffer, KiB (-B): a busy or emulated machine schedules it
+#: late, and the kernel drops what a full buffer cannot hold.
+BUFFER_KIB = 64 * 1024
+#: tcpdump's last words: how many packets the kernel dropped.
+_DROPPED = re.compile(r"(\d+) packets? dropped by kernel")
 #: How far the tracer's clock (monotonic, read once) and the pcap's (wall) may disagree.
 CLOCK_SLACK_NS = 5_000_000
 
@@ -77,6 +83,17 @@ class Capture:
             return log_tail(self.log.read_text(errors="replace"))
         return "(no log)"
 
+    def dropped(self) -> int | None:
+        """Packets the kernel dropped before tcpdump read them (its own count at exit);
+        None while it runs or if it said nothing."""
+        if self.proc.poll() is None:
+            return None
+        with contextlib.suppress(OSError):
+            match = _DROPPED.search(self.log.read_text(errors="replace"))
+            if match:
+                return int(match.group(1))
+        return None
+
     def stop(self) -> None:
         """SIGINT, then SIGKILL after a grace period (idempotent)."""
         if self.proc.poll() is None:
@@ -105,7 +122,8 @@ def capture(path: Path, host: str, port: int) -> Iterator[Capture]:
         marker.connect(marker.getsockname())  # to itself: no ICMP, nothing else listens
         # --immediate-mode: without it libpcap hands over packets per filled block or
         # after a 1 s timeout, and each marker would wait that long.
-        argv = ["tcpdump", "-i", "lo", "--immediate-mode", "-U", "-n", "-s", "0", "-w", str(path),
+        argv = ["tcpdump", "-i", "lo", "--immediate-mode", "-U", "-n", "-s", "0",
+                "-B", str(BUFFER_KIB), "-w", str(path),
                 capture_filter(host, port, marker.getsockname()[1])]  # fmt: skip
         with open(log, "wb") as err:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err)

@@ -3,14 +3,17 @@
 Theory of operation, in the order things happen:
 
 1. the service starts (its readiness probes end before anything captures);
-2. the tracer attaches (port filter: the service's port; Go TLS off, no
-   scenario needs it) and tcpdump starts on ``lo``; a marker proves the
-   capture live (:mod:`._capture`);
+2. the tracer attaches (port filter: the service's port and a marker port;
+   Go TLS off, no scenario needs it) and tcpdump starts on ``lo``; a marker
+   datagram proves each of them live (:mod:`._capture`, :mod:`._tracer_marker`);
 3. the traffic script runs in a child process while this one drains the
    tracer into a :class:`~libtrace.records.RecordPipeline` with a
    :class:`~libtrace.records.ContainerResolver` (:mod:`._traffic`);
 4. a second marker proves every packet written; the tracer is drained until
    quiet and the pipeline flushed; tcpdump, the tracer and the service stop;
+   if tcpdump says the kernel dropped packets (a busy or emulated machine),
+   the wire cannot judge the trace and the scenario runs again (at most
+   :data:`WIRE_ATTEMPTS` times, then no verdict);
 5. the pcap is parsed by ``libtrace pcap``'s analyzer; both sides keep only
    the records of the service's endpoint (a port filter on 53 also admits
    this host's other DNS); each traced side is compared to the wire
@@ -40,12 +43,16 @@ from ..tracer.events import MAX_PAYLOAD
 from ..tracer.tracer import Tracer, TracerConfig
 from ._capture import capture
 from ._compare import SIDES, compare_sides
+from ._errors import CheckError
 from ._expected import FIXTURES_DIR, compare_expected, expected_path, expected_view
 from ._result import CheckResult
+from ._tracer_marker import MarkedPipeline, tracer_marker
 from ._traffic import drain, run_traced, traffic_argv
 
 #: The largest payload cap: every scenario's messages fit, so nothing is cut.
 PAYLOAD_CAP = MAX_PAYLOAD
+#: Runs of a scenario whose wire capture dropped packets, before giving up.
+WIRE_ATTEMPTS = 3
 #: Ring buffer: a whole scenario's events fit even if the drain falls behind.
 BUFFER_BYTES = 64 << 20
 
@@ -119,7 +126,8 @@ def run_check(
     Raises:
         ConfigError: unknown scenario.
         ServiceError: the server, its image, the Docker daemon or the traffic failed.
-        CheckError: tcpdump is missing or did not capture.
+        CheckError: tcpdump is missing, did not capture, or dropped packets on
+            every attempt; or the tracer delivered no marker.
         BpfError: the tracer could not attach.
     """
     service = service_of(scenario)
@@ -127,25 +135,43 @@ def run_check(
     host, port = host or default_host, port or default_port
     server = endpoint_text((host, port))
     begun = time.monotonic()
-    config = TracerConfig(ports=(port,), payload_cap=PAYLOAD_CAP, buffer_bytes=BUFFER_BYTES,
-                          go_tls=False)  # fmt: skip
-    with tempfile.TemporaryDirectory(prefix="libtrace-check-") as tmp:
-        pcap = keep_pcap or Path(tmp) / f"{scenario}.pcap"
-        progress(f"starting {scenario} ({backend if isinstance(backend, str) else backend.name})")
-        with start(service, backend, host=host, port=port) as running:
-            progress("attaching the tracer and starting tcpdump")
-            with Tracer(config) as tracer, capture(pcap, host, port) as wire:
-                pipeline = RecordPipeline(containers=ContainerResolver())
-                progress(f"running {scenario} traffic")
-                records = run_traced(tracer, pipeline, traffic_argv(running), f"{scenario} traffic")
-                progress("draining the tracer")
-                wire.mark()
-                drain(tracer, pipeline, records)
-                records += pipeline.flush()
-                stats = tracer.stats()
-            container = running.container
-        progress("parsing the capture")
-        wire_records = of_endpoint(analyze(str(pcap)), server)
+    for attempt in range(1, WIRE_ATTEMPTS + 1):
+        with (
+            tempfile.TemporaryDirectory(prefix="libtrace-check-") as tmp,
+            tracer_marker() as marker,
+        ):
+            config = TracerConfig(ports=(port, marker.port), payload_cap=PAYLOAD_CAP,
+                                  buffer_bytes=BUFFER_BYTES, go_tls=False)  # fmt: skip
+            pcap = keep_pcap or Path(tmp) / f"{scenario}.pcap"
+            kind = backend if isinstance(backend, str) else backend.name
+            progress(f"starting {scenario} ({kind})")
+            with start(service, backend, host=host, port=port) as running:
+                progress("attaching the tracer and starting tcpdump")
+                with Tracer(config) as tracer, capture(pcap, host, port) as wire:
+                    pipeline = RecordPipeline(containers=ContainerResolver())
+                    marked = MarkedPipeline(pipeline, marker.port)
+                    records: list[dict[str, Any]] = []
+                    marker.prove_live(tracer, marked, records)
+                    progress(f"running {scenario} traffic")
+                    argv = traffic_argv(running)
+                    records += run_traced(tracer, marked, argv, f"{scenario} traffic")
+                    progress("draining the tracer")
+                    wire.mark()
+                    drain(tracer, marked, records)
+                    records += pipeline.flush()
+                    stats = tracer.stats()
+                container = running.container
+            dropped = wire.dropped()
+            if dropped:
+                # The wire is the oracle: a capture with holes cannot judge the trace.
+                why = f"tcpdump dropped {dropped} packets (attempt {attempt} of {WIRE_ATTEMPTS})"
+                if attempt == WIRE_ATTEMPTS:
+                    raise CheckError(f"{why}: the wire capture is incomplete, no verdict")
+                progress(f"{why}; running the scenario again")
+                continue
+            progress("parsing the capture")
+            wire_records = of_endpoint(analyze(str(pcap)), server)
+            break
     traced = of_endpoint(records, server)
     servers = [r for r in traced if r.get("side") == "server"]
     path = expected_path(scenario, expected_dir)

@@ -18,11 +18,11 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from ..records import RecordPipeline
 from ..services import SERVICES, Running, ServiceError
 from ..services._errors import failure
+from ..tracer.events import SocketEvent
 from ..tracer.tracer import Tracer
 
 #: The package root, first on the child's path: the child runs this very libtrace.
@@ -37,6 +37,12 @@ QUIET_POLLS = 5
 TRAFFIC_FAILED = 3
 
 
+class Feeder(Protocol):
+    """What takes events and returns completed records (a RecordPipeline)."""
+
+    def feed(self, event: SocketEvent) -> list[dict[str, Any]]: ...
+
+
 def traffic_argv(running: Running) -> list[str]:
     return [sys.executable, "-m", "libtrace.check._traffic", running.service.name,
             running.backend, running.host, str(running.port), str(running.workdir)]  # fmt: skip
@@ -48,7 +54,7 @@ def child_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{path}" if path else root}
 
 
-def drain(tracer: Tracer, pipeline: RecordPipeline, records: list[dict[str, Any]]) -> None:
+def drain(tracer: Tracer, pipeline: Feeder, records: list[dict[str, Any]]) -> None:
     """Poll until the buffer stays quiet for :data:`QUIET_POLLS` polls."""
     quiet = 0
     while quiet < QUIET_POLLS:
@@ -59,7 +65,7 @@ def drain(tracer: Tracer, pipeline: RecordPipeline, records: list[dict[str, Any]
 
 
 def run_traced(
-    tracer: Tracer, pipeline: RecordPipeline, argv: Sequence[str], what: str,
+    tracer: Tracer, pipeline: Feeder, argv: Sequence[str], what: str,
     timeout: float = TRAFFIC_TIMEOUT_S,
 ) -> list[dict[str, Any]]:  # fmt: skip
     """Run ``argv`` to its end while feeding the tracer's events to ``pipeline``.

@@ -12,11 +12,15 @@ and a booted kernel's verdict can be checked against it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gzip
+import lzma
 import os
 import re
-from dataclasses import dataclass
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..bpf import kernel_features as features
@@ -43,15 +47,28 @@ class Prediction:
     variant: Variant
     loads: bool
     reasons: tuple[str, ...]
+    #: What the kernel asks of the loader without refusing (kern_version before
+    #: 5.0), and what the prediction assumed for lack of a config.
+    notes: tuple[str, ...] = ()
+    #: Program name → why that program would be refused (only refused ones).
+    programs: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     def sentence(self) -> str:
         name = features.format_version(self.version)
         if self.loads:
-            return f"{name}: predicted to load the {self.variant.name} object"
-        return f"{name}: predicted NOT to load {self.variant.name}: " + "; ".join(self.reasons)
+            text = f"{name}: predicted to load the {self.variant.name} object"
+        else:
+            text = f"{name}: predicted NOT to load {self.variant.name}: " + "; ".join(self.reasons)
+        return text + "".join(f"; {note}" for note in self.notes)
 
     def to_json(self) -> dict[str, object]:
-        return {"variant": self.variant.name, "loads": self.loads, "reasons": list(self.reasons)}
+        return {
+            "variant": self.variant.name,
+            "loads": self.loads,
+            "reasons": list(self.reasons),
+            "notes": list(self.notes),
+            "programs": {name: list(why) for name, why in self.programs},
+        }
 
 
 def parse_version(text: str) -> Version:
@@ -70,6 +87,10 @@ def read_config(path: Path) -> KernelConfig:
             lines = text.read().splitlines()
     except OSError as exc:
         raise ConfigError(f"cannot read kernel config {path}: {exc.strerror or exc}") from None
+    return _parse_config(lines)
+
+
+def _parse_config(lines: list[str]) -> KernelConfig:
     config = {}
     for line in lines:
         key, sep, value = line.partition("=")
@@ -97,16 +118,52 @@ def _object_info(variant: Variant) -> ObjectInfo:
     return inspect_object(object_path(variant))
 
 
+#: SEC() families of kprobe-type programs (uprobes are kprobe programs).
+KPROBE_KINDS = frozenset({"kprobe", "kretprobe", "uprobe", "uretprobe", "usdt"})
+
+
+def _per_program(info: ObjectInfo, version: Version) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Each entry program's own reasons for refusal (maps and data are object-wide)."""
+    refused = []
+    for program in info.programs:
+        alone = replace(info, programs=(program,), maps=(), global_data=(), core_relocations=0)
+        why = check_limits(alone, version)
+        if why:
+            refused.append((program.name, tuple(why)))
+    return tuple(refused)
+
+
+def _notes(info: ObjectInfo, version: Version, config: KernelConfig | None) -> list[str]:
+    notes = []
+    kprobes = [p.name for p in info.programs if p.prog_type in KPROBE_KINDS]
+    if kprobes and version < features.NO_KERN_VERSION_CHECK:
+        notes.append(
+            f"{len(kprobes)} uprobe programs load only with kern_version = the kernel's own "
+            f"LINUX_VERSION_CODE before {features.format_version(features.NO_KERN_VERSION_CHECK)}"
+            " (libtrace reads it from the vDSO)"
+        )
+    if config is None:
+        notes.append("no kernel config known: BTF assumed from "
+                     f"{features.format_version(features.KERNEL_BTF)} on")  # fmt: skip
+    elif config.get("CONFIG_UPROBE_EVENTS") != "y" and kprobes:
+        notes.append("Go TLS off: no uprobes (CONFIG_UPROBE_EVENTS is not set); "
+                     "syscall capture loads without them")  # fmt: skip
+    return notes
+
+
 def predict(version: Version, config: KernelConfig | None = None) -> Prediction:
     variant = variant_for(version, config)
-    reasons = check_limits(_object_info(variant), version)
+    info = _object_info(variant)
+    reasons = check_limits(info, version)
     if config is not None:
         reasons += [
             f"{why} ({option} is not set)"
             for option, why in REQUIRED_OPTIONS.items()
             if config.get(option) != "y"
         ]
-    return Prediction(version, variant, not reasons, tuple(reasons))
+    notes = tuple(_notes(info, version, config))
+    return Prediction(version, variant, not reasons, tuple(reasons), notes,
+                      _per_program(info, version))  # fmt: skip
 
 
 def config_beside(
@@ -128,4 +185,51 @@ def config_beside(
     for path in candidates:
         if path.exists():
             return read_config(path)
+    if vmlinuz is not None:
+        return config_in_image(vmlinuz)
+    return None
+
+
+#: Markers around the gzip'd config that CONFIG_IKCONFIG embeds in the kernel
+#: (kernel/configs.c; scripts/extract-ikconfig looks for the same).
+IKCFG_START, IKCFG_END = b"IKCFG_ST", b"IKCFG_ED"
+#: Decompressed bytes read at most from one compressed stream of an image.
+MAX_IMAGE_BYTES = 512 << 20
+
+
+def _embedded_config(data: bytes) -> KernelConfig | None:
+    start = data.find(IKCFG_START)
+    if start < 0:
+        return None
+    end = data.find(IKCFG_END, start)
+    try:
+        text = gzip.decompress(data[start + len(IKCFG_START) : end if end > 0 else None])
+    except (OSError, EOFError, zlib.error):
+        return None
+    return _parse_config(text.decode("utf-8", "replace").splitlines())
+
+
+def _streams(image: bytes) -> Iterator[bytes]:
+    """The image itself, then each gzip or xz stream in it, decompressed (a
+    bzImage holds the kernel as one such stream after its setup code)."""
+    yield image
+    for magic, make in ((b"\x1f\x8b\x08", lambda: zlib.decompressobj(wbits=31)),
+                        (b"\xfd7zXZ\x00", lzma.LZMADecompressor)):  # fmt: skip
+        at = image.find(magic)
+        while at >= 0:
+            with contextlib.suppress(zlib.error, lzma.LZMAError, EOFError):
+                yield make().decompress(image[at:], MAX_IMAGE_BYTES)
+            at = image.find(magic, at + 1)
+
+
+def config_in_image(vmlinuz: Path) -> KernelConfig | None:
+    """The config a kernel image carries (CONFIG_IKCONFIG), or None."""
+    try:
+        image = vmlinuz.read_bytes()
+    except OSError:
+        return None
+    for data in _streams(image):
+        found = _embedded_config(data)
+        if found is not None:
+            return found
     return None

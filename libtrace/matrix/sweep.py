@@ -189,6 +189,14 @@ def _row_from_run(kernel: vm_kernels.Kernel, result: qemu.RunResult, run_dir: Pa
             )
         else:
             cells[capability.name] = Cell(CellVerdict(column["verdict"]), column["detail"])
+    if result.btf_broken:
+        # Not the tracer's failure: the kernel cannot load any BPF with BTF.
+        why = (f"the kernel rejected its own BTF at boot ({result.btf_broken[0]}): every "
+               "BPF load fails; rebuild it with BTF it can read (libtrace kernels build) "
+               "or without")  # fmt: skip
+        for name, cell in cells.items():
+            if cell.verdict is CellVerdict.FAIL:
+                cells[name] = Cell(CellVerdict.ERROR, why)
     if result.splats:
         quoted = " | ".join(result.splats[:3])
         for name, cell in cells.items():

@@ -47,6 +47,11 @@ SPLAT_BODY = re.compile(
 
 PANIC = re.compile(r"Kernel panic - not syncing")
 
+#: The kernel refusing its own BTF at boot (a pahole newer than the kernel:
+#: "BPF:Invalid btf_info kind_flag"); every BPF load then fails with EINVAL,
+#: so the kernel is broken for the matrix, not the tracer.
+BTF_BROKEN = re.compile(r"^BPF:\s?(Invalid|.*[Ee]rror)|failed to validate module \[vmlinux\] BTF")
+
 
 def strip_timestamp(line: str) -> str:
     """A kernel line without its ``[ seconds]`` prefix."""
@@ -66,6 +71,8 @@ class ConsoleWatcher:
         self.panic: list[str] = []
         self.splats: list[str] = []
         self.splat_heads: list[str] = []
+        #: Kernel lines saying it cannot use its own BTF (see BTF_BROKEN).
+        self.btf_broken: list[str] = []
         self._context_left = 0
 
     def feed(self, line: str, now: float) -> None:
@@ -75,6 +82,8 @@ class ConsoleWatcher:
             self._payload_line(line.strip(), now)
             return
         text = strip_timestamp(line)
+        if BTF_BROKEN.search(text) and len(self.btf_broken) < 3:
+            self.btf_broken.append(text.strip())
         if PANIC.search(text) or self.panic:
             if len(self.panic) < PANIC_LINES:
                 self.panic.append(text)

@@ -144,6 +144,8 @@ class RunResult:
     log_tail: str
     #: Kernel splat lines (WARNING, BUG, Oops, lockups, stalls) with their context.
     splats: tuple[str, ...]
+    #: Boot lines where the kernel refused its own BTF (every BPF load then fails).
+    btf_broken: tuple[str, ...] = ()
 
 
 def build_qemu_argv(spec: VmSpec) -> list[str]:
@@ -444,6 +446,7 @@ def _run_guest(spec: VmSpec, start: float, on_line: Callable[[str], None]) -> Ru
                 wall_s=wall,
                 log_tail=tail,
                 splats=splats,
+                btf_broken=tuple(watcher.btf_broken),
             )
 
         if watcher.panic:

@@ -103,7 +103,7 @@ def test_compat_contract_for_the_seed_list():
         rows
     ) == 25  # 24 series and the host
     for row in rows:
-        assert set(row) == {"kernel", "variant", "loads", "reasons", "source"}
+        assert set(row) == {"kernel", "variant", "loads", "reasons", "notes", "programs", "source"}
         assert row["source"] == "predicted"
     assert rows[0]["variant"] == "perfbuf+probe-read+no-btf" and rows[0]["loads"]
 
@@ -139,3 +139,42 @@ def test_a_kernel_built_without_btf_is_predicted_to_load_the_no_btf_object():
         check=True,
     )
     assert json.loads(proc.stdout)["variant"] == "ringbuf+probe-read-user+no-btf"
+
+
+def test_old_kernels_are_told_the_kern_version_rule_and_the_btf_assumption():
+    before_5_0, after = predict((4, 19)), predict((5, 4))
+
+    assert before_5_0.loads and after.loads
+    assert any("kern_version" in note for note in before_5_0.notes)
+    assert not any("kern_version" in note for note in after.notes)
+    assert any("BTF assumed" in note for note in after.notes)  # no config given
+
+
+def test_refusals_are_named_program_by_program():
+    refused = predict((4, 6))  # tracepoint programs came in 4.7
+
+    assert not refused.loads
+    programs = dict(refused.programs)
+    assert programs, refused.reasons
+    for name, why in programs.items():
+        assert name.startswith("lt_") and why
+    assert refused.to_json()["programs"] == {k: list(v) for k, v in programs.items()}
+
+
+def test_the_config_embedded_in_a_compressed_image_is_read(tmp_path):
+    """CONFIG_IKCONFIG: a gzip'd config between markers, inside the gzip'd kernel of a bzImage."""
+    import gzip
+
+    from libtrace.matrix.prediction import config_beside, config_in_image
+
+    config = "CONFIG_DEBUG_INFO_BTF=y\nCONFIG_BPF_SYSCALL=y\n# CONFIG_PVH is not set\n"
+    vmlinux = b"\0" * 4096 + b"IKCFG_ST" + gzip.compress(config.encode()) + b"IKCFG_ED" + b"\0" * 64
+    image = tmp_path / "bzImage"
+    image.write_bytes(b"MZ setup code" + bytes(1000) + gzip.compress(vmlinux) + bytes(100))
+
+    found = config_in_image(image)
+    assert found == {"CONFIG_DEBUG_INFO_BTF": "y", "CONFIG_BPF_SYSCALL": "y"}
+    assert config_beside(None, "9.9.9", image) == found  # no config file beside it
+    plain = tmp_path / "plain"
+    plain.write_bytes(b"no config here" + gzip.compress(b"nothing"))
+    assert config_in_image(plain) is None

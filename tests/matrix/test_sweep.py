@@ -81,6 +81,17 @@ def test_a_kernel_log_splat_fails_the_passing_cells(tmp_path):
     assert row.cells["core_identity"].verdict is CellVerdict.SKIP
 
 
+def test_a_kernel_that_rejected_its_own_btf_errs_instead_of_failing(tmp_path):
+    write_cells(tmp_path, attach="fail", core_identity="skip")
+    broken = RunResult(verdict=Verdict.FAIL, exit_code=1, reason="exit code 1", boot_s=3.0,
+                       wall_s=42.0, log_tail="", splats=(),
+                       btf_broken=("BPF:Invalid btf_info kind_flag",))  # fmt: skip
+    row = _row_from_run(GUEST, broken, tmp_path)
+    assert row.cells["attach"].verdict is CellVerdict.ERROR
+    assert "its own BTF at boot (BPF:Invalid btf_info kind_flag)" in row.cells["attach"].detail
+    assert row.cells["core_identity"].verdict is CellVerdict.SKIP
+
+
 def test_no_results_at_all_is_an_error_not_a_pass(tmp_path):
     row = _row_from_run(GUEST, result(Verdict.FAIL), tmp_path)
     assert {c.verdict for c in row.cells.values()} == {CellVerdict.ERROR}
@@ -156,7 +167,7 @@ def test_a_real_sweep_over_a_guest_kernel_and_a_corrupt_deb(tmp_path):
     assert (report / "junit-debian-6.1.xml").exists()
     # The prediction made from the kernel's version and config, beside what ran.
     assert guest["predicted"] == {"variant": "ringbuf+probe-read-user+btf", "loads": True,
-                                  "reasons": []}
+                                  "reasons": [], "notes": [], "programs": {}}
     assert guest["variant"] == guest["predicted"]["variant"]
     broken = next(r for name, r in rows.items() if "broken" in name)
     assert {c["verdict"] for c in broken["cells"].values()} == {"error"}

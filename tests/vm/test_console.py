@@ -95,3 +95,16 @@ def test_a_panic_gives_the_reason_and_the_oops_before_it() -> None:
 def test_the_tail_is_bounded() -> None:
     watcher = feed("\n".join(f"line {i}" for i in range(1000)))
     assert len(watcher.tail) == 60 and watcher.tail[-1] == "line 999"
+
+
+def test_a_kernel_refusing_its_own_btf_is_noticed() -> None:
+    watcher = feed(
+        "[    0.912000] BPF:[1] ENUM (anon)\n"
+        "[    0.912001] BPF:Invalid btf_info kind_flag\n"
+        "[    0.912002] failed to validate module [vmlinux] BTF: -22\n"
+        "BPF:Invalid output of a payload, not the kernel"
+    )
+    assert watcher.btf_broken == [
+        "BPF:Invalid btf_info kind_flag", "failed to validate module [vmlinux] BTF: -22"
+    ]
+    assert feed(WARN_SPLAT).btf_broken == []
