@@ -9,12 +9,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+#: What every column needs of a guest kernel: bpf(), tracepoint programs, syscall
+#: tracepoints, and the loopback networking the test peers use.
+BASE_KCONFIG = ("BPF_SYSCALL", "BPF_EVENTS", "FTRACE_SYSCALLS", "PERF_EVENTS", "INET", "UNIX")
+#: What the check_* columns add: tcpdump in the guest opens an AF_PACKET socket.
+CHECK_KCONFIG = ("PACKET", "IPV6")
+
 
 @dataclass(frozen=True, slots=True)
 class Capability:
     name: str
     title: str  #: short column heading
     description: str
+    #: Kernel options (without ``CONFIG_``) the column's tests need beyond
+    #: :data:`BASE_KCONFIG`; a kernel built by ``libtrace kernels build`` has them all.
+    kconfig: tuple[str, ...] = ()
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        """Every kernel option the column needs."""
+        return BASE_KCONFIG + self.kconfig
 
 
 CAPABILITIES: tuple[Capability, ...] = (
@@ -28,8 +42,10 @@ CAPABILITIES: tuple[Capability, ...] = (
         "core_identity",
         "CO-RE identity",
         "socket family, transport, addresses and ports read from struct sock",
+        ("DEBUG_INFO_BTF",),
     ),
-    Capability("tcp_capture", "TCP", "byte-exact TCP capture through every syscall family"),
+    Capability("tcp_capture", "TCP", "byte-exact TCP capture through every syscall family",
+               ("IPV6",)),
     Capability("udp_capture", "UDP", "byte-exact UDP capture incl. sendmmsg/recvmmsg"),
     Capability("payload_cap", "cap", "payloads beyond the cap are cut at the cap, size kept"),
     Capability("lost_accounting", "lost", "an overloaded buffer counts lost events"),
@@ -39,6 +55,7 @@ CAPABILITIES: tuple[Capability, ...] = (
         "Go TLS",
         "uprobes on a Go program's crypto/tls deliver its plaintext; exec/exit followed, "
         "attach after the delay",
+        ("UPROBES", "UPROBE_EVENTS"),
     ),
     *(
         Capability(
@@ -46,6 +63,7 @@ CAPABILITIES: tuple[Capability, ...] = (
             title,
             f"libtrace check {name}: a real {title} server and clients, the traced records "
             "equal a simultaneous tcpdump's on both sides, nothing lost",
+            CHECK_KCONFIG,
         )
         for name, title in (
             ("http1", "HTTP/1"),
