@@ -9,30 +9,22 @@ the one place that turns those into a one-line message and an exit code:
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import signal
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from types import FrameType
-from typing import Any, TextIO
-
-from rich.console import Console
+from typing import TYPE_CHECKING, Any, TextIO
 
 from . import __version__
-from .check.cli import add_check_command
 from .errors import ConfigError, LibtraceError
-from .matrix.cli import add_matrix_commands
-from .matrix.compat import add_compat_command
-from .parsers import PARSERS
-from .pcap.cli import _row as pcap_row
-from .pcap.cli import add_pcap_command
-from .records import ContainerResolver, RecordPipeline, trace_records
-from .tracer.events import SocketEvent
-from .tracer.golang.cli import add_go_inspect_command
-from .tracer.probe import COMPAT_SWITCHES
-from .tracer.tracer import DEFAULT_GO_ATTACH_DELAY, DEFAULT_PAYLOAD_CAP, Tracer, TracerConfig
-from .vm.cli import add_vm_commands
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from .tracer.events import SocketEvent
 
 EXIT_OK, EXIT_ENVIRONMENT, EXIT_USAGE = 0, 1, 2
 #: The columns of a record row (``libtrace pcap``'s).
@@ -41,9 +33,52 @@ RECORD_HEADER = (
     f"{'latency':>10}  request => response"
 )
 
+#: The subcommands in ``libtrace --help`` order: name -> (module, the function
+#: that adds it to the subparsers, its one-line summary; "" is this module).
+#: Only the command being run has its module imported and its parser built
+#: (:func:`build_parser`), so that ``libtrace --help`` and ``libtrace pcap``
+#: import neither the tracer nor the matrix.  The summaries repeat the
+#: ``help=`` of each ``add_*`` function; a test checks that they agree.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "trace": ("", "add_trace_command", "trace socket traffic on this host"),
+    "pcap": (
+        "libtrace.pcap.cli",
+        "add_pcap_command",
+        "parse application protocols in a pcap or pcapng file",
+    ),
+    "check": (
+        "libtrace.check.cli",
+        "add_check_command",
+        "trace a real server and its clients while tcpdump captures them; compare records",
+    ),
+    "vm": ("libtrace.vm.cli", "add_vm_command", "boot a kernel under QEMU and run a command in it"),
+    "kernels": (
+        "libtrace.vm.cli",
+        "add_kernels_command",
+        "list the kernels the catalog knows and which are cached",
+    ),
+    "matrix": (
+        "libtrace.matrix.cli",
+        "add_matrix_commands",
+        "boot kernels, run the kernel-level tests, report kernel x capability",
+    ),
+    "compat": (
+        "libtrace.matrix.compat",
+        "add_compat_command",
+        "predict, per kernel, which BPF object loads and why (no boot)",
+    ),
+    "go-inspect": (
+        "libtrace.tracer.golang.cli",
+        "add_go_inspect_command",
+        "show what Go TLS tracing needs to know about a Go binary",
+    ),
+}
+
 
 def compat_list(text: str) -> frozenset[str]:
     """argparse type of ``--force-compat perfbuf,probe-read,no-btf`` (benchmarks use it too)."""
+    from .tracer.probe import COMPAT_SWITCHES
+
     names = frozenset(part.strip() for part in text.split(",") if part.strip())
     unknown = names - set(COMPAT_SWITCHES)
     if unknown:
@@ -61,12 +96,44 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: Collection[str] | None = None) -> argparse.ArgumentParser:
+    """The ``libtrace`` parser, every subcommand built in full, or only those in ``only``.
+
+    The others then have their name and summary alone: enough for ``libtrace
+    --help`` and for argparse's errors, without importing their modules.
+    """
     parser = argparse.ArgumentParser(
         prog="libtrace", description="Trace application protocols with eBPF."
     )
     parser.add_argument("--version", action="version", version=f"libtrace {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (module, adder, summary) in COMMANDS.items():
+        if only is None or name in only:
+            _adder(module, adder)(commands)
+        else:
+            commands.add_parser(name, help=summary)
+    return parser
+
+
+def _adder(module: str, function: str) -> Callable[[Any], None]:
+    where = importlib.import_module(module) if module else sys.modules[__name__]
+    adder: Callable[[Any], None] = getattr(where, function)
+    return adder
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The subcommand in ``argv``: its first word that is not an option (the
+    top-level options take no values)."""
+    return next((word for word in argv if not word.startswith("-")), None)
+
+
+def add_trace_command(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add ``trace`` to the ``libtrace`` subcommands (``handler`` set to its runner)."""
+    # Its choices and defaults come from the tracer and the parsers, which the
+    # handler imports anyway.
+    from .parsers import PARSERS
+    from .tracer.probe import COMPAT_SWITCHES
+    from .tracer.tracer import DEFAULT_GO_ATTACH_DELAY, DEFAULT_PAYLOAD_CAP
 
     trace = commands.add_parser(
         "trace",
@@ -156,13 +223,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="explain the variant chosen and log libbpf's messages",
     )
     trace.set_defaults(handler=_trace)
-    add_pcap_command(commands)
-    add_check_command(commands)
-    add_vm_commands(commands)
-    add_matrix_commands(commands)
-    add_compat_command(commands)
-    add_go_inspect_command(commands)
-    return parser
 
 
 def _print_table_row(console: Console, event: SocketEvent) -> None:
@@ -189,6 +249,8 @@ def _print_table_row(console: Console, event: SocketEvent) -> None:
 
 def _print_records(records: Iterator[dict[str, Any]], table: Console | None, out: TextIO) -> None:
     """One JSON object per line, or a table row per record (pcap's, plus who traced it)."""
+    from .pcap.cli import _row as pcap_row
+
     if table is not None:
         table.print(
             f"{'pid':>7} {'comm':<15} {'side':<6} {RECORD_HEADER}", highlight=False, soft_wrap=True
@@ -210,6 +272,11 @@ def _print_records(records: Iterator[dict[str, Any]], table: Console | None, out
 
 
 def _trace(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from .records import ContainerResolver, RecordPipeline, trace_records
+    from .tracer.tracer import Tracer, TracerConfig
+
     options: dict[str, object] = {
         "pids": tuple(args.pid),
         "ports": tuple(args.port),
@@ -279,7 +346,9 @@ def _trace(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = _command_of(argv)
+    parser = build_parser(only=[command] if command else [])
     args = parser.parse_args(argv)
     verbose = getattr(args, "verbose", False)
     logging.basicConfig(

@@ -153,4 +153,78 @@ def test_without_privileges_one_sentence_and_exit_1():
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
+#: Test-only dependencies (the ``test`` extra): the command must start without them.
+TEST_ONLY = ("pytest", "_pytest", "hypothesis", "testinfra", "paho", "kafka", "pymysql", "mysql",
+             "yaml")  # fmt: skip
+#: The machinery only a subcommand's handler needs.
+HEAVY = ("libtrace.tracer.tracer", "libtrace.parsers", "libtrace.pcap", "libtrace.matrix.sweep",
+         "libtrace.vm.build", "dpkt", "elftools", "capstone", "dns", "rich")  # fmt: skip
+
+
+def _modules_after(code: str) -> set[str]:
+    """The modules a fresh interpreter holds after running ``code``."""
+    probe = f"{code}\nimport sys\nprint(*sys.modules, sep='\\n')"
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    return set(proc.stdout.split())
+
+
+def _main(*argv: str) -> str:
+    return (
+        "import contextlib, io, libtrace.cli\n"
+        "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+        f"    libtrace.cli.main({list(argv)!r})"
+    )
+
+
+@pytest.mark.parametrize(
+    "code, forbidden",
+    [
+        ("import libtrace", TEST_ONLY + HEAVY),
+        ("import libtrace.cli", TEST_ONLY + HEAVY),
+        (_main("--help"), TEST_ONLY + HEAVY),
+        (_main("bogus"), TEST_ONLY + HEAVY),
+        (_main("compat", "--help"), TEST_ONLY + HEAVY),
+        (_main("vm", "run", "--help"), TEST_ONLY + HEAVY),
+        (_main("pcap", "--help"), (*TEST_ONLY, "libtrace.tracer.tracer", "elftools", "rich")),
+    ],
+    ids=["import", "import-cli", "help", "bad-command", "compat-help", "vm-help", "pcap-help"],
+)
+def test_the_command_starts_without_test_dependencies_or_heavy_imports(code, forbidden):
+    loaded = _modules_after(code)
+    assert "libtrace" in loaded
+    pulled = sorted(m for m in loaded if any(m == f or m.startswith(f + ".") for f in forbidden))
+    assert pulled == []
+
+
+def test_the_parser_built_for_one_command_matches_the_full_one():
+    import argparse
+
+    from libtrace.cli import COMMANDS, build_parser
+
+    def sub(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+        (action,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        return action.choices[name]
+
+    full = build_parser()
+    # The summaries in COMMANDS are those of the add_* functions, in order.
+    assert build_parser(only=()).format_help() == full.format_help()
+    for name in COMMANDS:
+        assert sub(build_parser(only=[name]), name).format_help() == sub(full, name).format_help()
+
+
+def test_the_package_exports_resolve_on_first_use():
+    import libtrace
+    from libtrace import Tracer
+    from libtrace.tracer.tracer import Tracer as TracerItself
+
+    assert Tracer is TracerItself
+    assert set(libtrace.__all__) == {*libtrace._EXPORTS, "__version__"}
+    assert all(getattr(libtrace, name) is not None for name in libtrace.__all__)
+    assert set(libtrace.__all__) <= set(dir(libtrace))
+    with pytest.raises(AttributeError):
+        _ = libtrace.NoSuchName
+
+
 __all__ = ["Peer"]

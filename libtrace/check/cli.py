@@ -13,22 +13,22 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
+from ._result import EXIT_AGREE, EXIT_DIFFER, EXIT_UNUSABLE
 
-from ..services import SERVICES, ServiceError
-from ._errors import CheckError
-from ._expected import expected_path, write_expected
-from ._result import EXIT_AGREE, EXIT_DIFFER, EXIT_UNUSABLE, CheckResult
-from ._run import run_check
-from ._table import render
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from ._result import CheckResult
 
 ALL = "all"
 
 
 def add_check_command(subparsers: Any) -> None:
     """Add ``check`` to the ``libtrace`` subcommands (``handler`` set to :func:`run`)."""
+    from ..services import SERVICES  # the scenarios are the services
+
     check = subparsers.add_parser(
         "check",
         help="trace a real server and its clients while tcpdump captures them; compare records",
@@ -62,6 +62,12 @@ def add_check_command(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the scenario(s); see the module docstring for the exit codes."""
+    from rich.console import Console
+
+    from ..services import SERVICES, ServiceError
+    from ._errors import CheckError
+    from ._table import render
+
     scenarios = list(SERVICES) if args.scenario == ALL else [args.scenario]
     if len(scenarios) > 1 and (args.host or args.port):
         print("libtrace: error: --host and --port need a single scenario", file=sys.stderr)
@@ -84,6 +90,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _one(scenario: str, args: argparse.Namespace, err: Console) -> CheckResult:
+    from ._expected import expected_path, write_expected
+    from ._run import run_check
+
     stem = f"check-{scenario}-{args.backend}"
     if args.report is not None:
         args.report.mkdir(parents=True, exist_ok=True)

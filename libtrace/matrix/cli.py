@@ -1,4 +1,8 @@
-"""``libtrace matrix`` and ``libtrace matrix merge``."""
+"""``libtrace matrix`` and ``libtrace matrix merge``.
+
+The parser needs only the sweep's default timeout; the sweep, the kernel
+catalog and rich are imported by the handlers.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +11,13 @@ import fnmatch
 import json
 import os
 from pathlib import Path
-
-from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
-from ..vm.build import NAME_RE as BUILT_NAME_RE
-from ..vm.build import built_names
-from ..vm.kernels import POINT_RE, known_kernels
-from .capabilities import BY_NAME
 from .report import REPORT_JSON, CellVerdict, Report, ReportWriter
-from .sweep import DEFAULT_KERNELS, DEFAULT_TIMEOUT_S, SweepOptions, parse_shard, sweep
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 #: Verdicts that make ``libtrace matrix`` exit non-zero.
 BAD = {CellVerdict.FAIL, CellVerdict.PANIC, CellVerdict.TIMEOUT, CellVerdict.ERROR}
@@ -35,6 +34,10 @@ STYLE = {
 
 def expand_kernels(text: str) -> tuple[str, ...]:
     """``default``, ``all``, names, paths, URLs and shell patterns over the catalog."""
+    from ..vm.build import built_names
+    from ..vm.kernels import known_kernels
+    from .sweep import DEFAULT_KERNELS
+
     specs: list[str] = []
     for part in (p.strip() for p in text.split(",")):
         if not part:
@@ -64,6 +67,9 @@ def expand_kernels(text: str) -> tuple[str, ...]:
 
 def _plausible_kernel(spec: str) -> bool:
     """A catalog name, a path that exists or a URL: worth a row (it may still fail)."""
+    from ..vm.build import NAME_RE as BUILT_NAME_RE
+    from ..vm.kernels import POINT_RE, known_kernels
+
     return (
         spec in known_kernels()
         or POINT_RE.fullmatch(spec) is not None
@@ -74,6 +80,8 @@ def _plausible_kernel(spec: str) -> bool:
 
 
 def add_matrix_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from .sweep import DEFAULT_TIMEOUT_S
+
     matrix = commands.add_parser(
         "matrix",
         help="boot kernels, run the kernel-level tests, report kernel x capability",
@@ -136,6 +144,10 @@ def add_matrix_commands(commands: argparse._SubParsersAction) -> None:  # type: 
 def print_report(report: Report, console: Console) -> None:
     """The matrix on the console: one column per kernel, one row per capability
     (there are more capabilities than a terminal has room for as columns)."""
+    from rich.table import Table
+
+    from .capabilities import BY_NAME
+
     columns = report.columns()
     booted = [row for row in report.kernels if row.available]
     table = Table(title="libtrace kernel matrix", title_justify="left")
@@ -168,6 +180,11 @@ def _exit_code(report: Report) -> int:
 
 
 def run_matrix(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from .sweep import SweepOptions, parse_shard, sweep
+
     kernels = expand_kernels(args.kernels)
     if args.emit_ci_matrix:
         print(json.dumps({"kernel": list(kernels)}))
@@ -204,6 +221,8 @@ def run_matrix(args: argparse.Namespace) -> int:
 
 
 def run_merge(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
     report = Report.merge(args.dirs)
     writer = ReportWriter(args.merge_report, report)
     writer.finish()

@@ -7,6 +7,8 @@ Without ``--kernel`` it covers the seed's series (4.14 … 5.16) and the host.
 A kernel given as a path (a .deb, a directory, a vmlinuz) is read without
 booting: its version from the image, its config from the package.  With
 ``--report`` a kernel that a sweep booted reports what really happened.
+The parser imports nothing heavy: the prediction, the kernel catalog and
+rich are imported when the command runs.
 """
 
 from __future__ import annotations
@@ -16,21 +18,21 @@ import json
 import os
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.table import Table
-
-from ..bpf import kernel_features as features
 from ..errors import ConfigError
-from ..vm import kernels as vm_kernels
-from ..vm._errors import KernelNotFoundError
-from .prediction import Prediction, config_beside, parse_version, predict
-from .report import CellVerdict, Report
-from .sweep import SEED_SERIES
+
+if TYPE_CHECKING:
+    from .prediction import Prediction
+    from .report import Report
 
 
 def _predict_spec(spec: str) -> tuple[str, Prediction]:
     """A version like 5.4 or 5.10.237, ``host``, or a kernel (name, path, URL)."""
+    from ..vm import kernels as vm_kernels
+    from ..vm._errors import KernelNotFoundError
+    from .prediction import config_beside, parse_version, predict
+
     if spec == "host":
         release = os.uname().release
         return f"host ({release})", predict(parse_version(release), config_beside(None, release))
@@ -47,6 +49,8 @@ def _predict_spec(spec: str) -> tuple[str, Prediction]:
 
 def _booted(report: Report | None, name: str) -> bool | None:
     """Did the attach column pass on a booted row of that name? None: not booted."""
+    from .report import CellVerdict
+
     if report is None:
         return None
     for row in report.kernels:
@@ -56,6 +60,8 @@ def _booted(report: Report | None, name: str) -> bool | None:
 
 
 def compat(specs: list[str], report_dir: Path | None = None) -> list[dict[str, object]]:
+    from .report import Report
+
     report = Report.load(report_dir) if report_dir else None
     rows = []
     for spec in specs:
@@ -94,6 +100,12 @@ def add_compat_command(commands: argparse._SubParsersAction) -> None:  # type: i
 
 
 def run_compat(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..bpf import kernel_features as features
+    from .sweep import SEED_SERIES
+
     specs = args.kernel or [features.format_version(s) for s in SEED_SERIES] + ["host"]
     try:
         rows = compat(specs, args.report)

@@ -8,9 +8,6 @@ import json
 import sys
 from typing import Any
 
-from ._errors import PcapError
-from ._session import analyze
-
 EXIT_OK, EXIT_USAGE = 0, 2
 
 
@@ -51,6 +48,9 @@ def _row(record: dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Print the records of ``args.file``; 2 with one error line if it cannot be read."""
+    from ._errors import PcapError
+    from ._session import analyze
+
     try:
         records = analyze(args.file, timeout_ns=int(args.timeout * 1e9))
         first = next(records, None)  # opens the file: a bad one fails before the header

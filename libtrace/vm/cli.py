@@ -4,7 +4,8 @@
 which the main CLI calls with the parsed arguments and whose return value is
 the exit status.  ``vm run`` passes the guest's exit code through; the other
 verdicts map to the codes in :data:`VERDICT_EXIT`.  Progress goes to stderr
-through rich; the payload's output goes to stdout.
+through rich; the payload's output goes to stdout.  Rich is imported by the
+handlers, the kernel builder (:mod:`._build_cli`) only with ``kernels``.
 """
 
 from __future__ import annotations
@@ -14,19 +15,16 @@ import json
 import shlex
 import tempfile
 from pathlib import Path
-from typing import Any
-
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
+from typing import TYPE_CHECKING, Any
 
 from ..errors import VmError
-from ._build_cli import add_build_commands
 from ._errors import KernelNotFoundError, KernelPackageError
-from .build import built_names
 from .initramfs import EXIT_SENTINEL, START_SENTINEL
 from .kernels import cached, default_cache_dir, known_kernels, resolve
 from .qemu import RunResult, Verdict, build_qemu_argv, run, spec_for
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 #: Exit statuses of ``vm run`` for verdicts without a guest exit code.
 VERDICT_EXIT = {Verdict.TIMEOUT: 124, Verdict.PANIC: 125, Verdict.ERROR: 1, Verdict.SKIP: 0}
@@ -47,6 +45,12 @@ def _positive_float(text: str) -> float:
 
 def add_vm_commands(subparsers: Any) -> None:
     """Add ``vm`` (with ``vm run``) and ``kernels`` to the main CLI's subparsers."""
+    add_vm_command(subparsers)
+    add_kernels_command(subparsers)
+
+
+def add_vm_command(subparsers: Any) -> None:
+    """Add ``vm`` (with ``vm run``) to the main CLI's subparsers."""
     vm = subparsers.add_parser(
         "vm",
         help="boot a kernel under QEMU and run a command in it",
@@ -95,6 +99,11 @@ def add_vm_commands(subparsers: Any) -> None:
     run_parser.add_argument("command", nargs="+", metavar="COMMAND", help="what to run")
     run_parser.set_defaults(handler=handle_vm_run)
 
+
+def add_kernels_command(subparsers: Any) -> None:
+    """Add ``kernels`` (with ``kernels build`` and ``kernels btf``) to the main CLI's subparsers."""
+    from ._build_cli import add_build_commands  # imports the kernel builder and rich
+
     kernels = subparsers.add_parser(
         "kernels",
         help="list the kernels the catalog knows and which are cached",
@@ -136,6 +145,8 @@ class _ConsolePrinter:
 
 
 def _summary(err: Console, result: RunResult, name: str, release: str) -> None:
+    from rich.markup import escape
+
     style = {Verdict.PASS: "green", Verdict.FAIL: "red"}.get(result.verdict, "bold red")
     boot = f", boot {result.boot_s:.1f} s" if result.boot_s else ""
     err.print(
@@ -148,6 +159,9 @@ def _summary(err: Console, result: RunResult, name: str, release: str) -> None:
 
 def handle_vm_run(args: argparse.Namespace) -> int:
     """``libtrace vm run``: returns the guest's exit code (or a verdict's code)."""
+    from rich.console import Console
+    from rich.markup import escape
+
     err = Console(stderr=True)
     out = Console(soft_wrap=True)
 
@@ -200,6 +214,8 @@ def handle_vm_run(args: argparse.Namespace) -> int:
 
 
 def _cached_build(name: str) -> Any:
+    from .build import built_names
+
     try:
         return resolve(name) if name in built_names() else None
     except VmError:
@@ -208,6 +224,11 @@ def _cached_build(name: str) -> Any:
 
 def handle_kernels(args: argparse.Namespace) -> int:
     """``libtrace kernels``: the catalog and what of it is cached."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from .build import built_names
+
     rows = []
     for name in [*known_kernels(), *built_names()]:
         kernel = cached(name) or _cached_build(name)
