@@ -32,13 +32,15 @@ import os
 import statistics
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from libtrace import Tracer, TracerConfig
 from libtrace.cli import compat_list
+from libtrace.records import RecordPipeline
 
+from ._bpf_stats import bpf_stats, lt_run_time
 from ._common import (
     cpu_seconds,
     emit,
@@ -68,6 +70,8 @@ SERVER_START_ATTEMPTS = 3
 RUN_TIMEOUT_S = 120.0
 #: Poll timeout of the drain loop: short, so the loop notices the end quickly.
 POLL_MS = 50
+#: 64-byte reads and writes of the file-copy workload (--breakdown).
+DD_COUNT = 200_000
 #: --quick: a smoke run for the tests.
 QUICK_REQUESTS, QUICK_ROUNDS = 2_000, 1
 
@@ -78,9 +82,15 @@ class Run:
 
     rps: float  #: requests per second over both tests (total requests / total time)
     per_test: dict[str, float]  #: redis-benchmark's own figure per test
+    requests: int = 0  #: requests over both tests
     events: int = 0  #: events the tracer delivered to Python
     lost: int = 0  #: events the kernel dropped
+    kernel_events: int = 0  #: events the programs output
+    records: int = 0  #: L7 records made (records mode)
+    commands: int = 0  #: SET and GET calls the server counted (records mode)
     tracer_cpu_s: float = 0.0  #: CPU seconds of this (tracing) process during the run
+    bpf_ns: int = 0  #: BPF run time of libtrace's programs during the run (bpf_stats)
+    bpf_runs: int = 0  #: program runs during the run
 
 
 def _ping(port: int) -> bool:
@@ -138,17 +148,17 @@ def _combined(per_test: dict[str, float], requests: int) -> float:
     return len(per_test) * requests / sum(requests / rps for rps in per_test.values())
 
 
-def _run(port: int, requests: int, tracer: Tracer | None = None, drain: bool = True) -> Run:
-    """One redis-benchmark run; with a tracer, drain it while the run lasts."""
+def _run(port: int, requests: int, consume: Callable[[], None] | None = None) -> Run:
+    """One redis-benchmark run; ``consume`` is called in a loop while it lasts."""
     cpu = cpu_seconds()
     deadline = time.monotonic() + RUN_TIMEOUT_S
     proc = subprocess.Popen(
         _bench_argv(port, requests), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     try:
-        if tracer is not None and drain:
+        if consume is not None:
             while proc.poll() is None and time.monotonic() < deadline:
-                tracer.poll(POLL_MS)
+                consume()
         out, err = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
     finally:
         stop(proc)
@@ -158,28 +168,80 @@ def _run(port: int, requests: int, tracer: Tracer | None = None, drain: bool = T
     return Run(
         rps=_combined(per_test, requests),
         per_test=per_test,
+        requests=len(per_test) * requests,
         tracer_cpu_s=cpu_seconds() - cpu,
     )
 
 
-def _traced_run(
-    port: int, requests: int, config: TracerConfig, *, drain: bool = True
-) -> tuple[Run, list[str]]:
+def _commands(port: int) -> int:
+    """SET and GET calls in the server's INFO commandstats."""
+    out = subprocess.run(["redis-cli", "-p", str(port), "info", "commandstats"],
+                         capture_output=True, text=True, check=False).stdout  # fmt: skip
+    calls = 0
+    for line in out.splitlines():
+        if line.startswith(("cmdstat_set:", "cmdstat_get:")):
+            calls += int(line.split("calls=", 1)[1].split(",", 1)[0])
+    return calls
+
+
+def _traced_run(port: int, requests: int, config: TracerConfig, mode: str) -> tuple[Run, list[str]]:
     """A run with a tracer attached for its whole length; also the variant's reasons.
 
-    Its CPU time is the drain loop's, from _run: loading the programs is not counted.
+    ``mode``: ``filtered`` (config filters everything out) or ``undrained``
+    (nobody reads), ``events`` (poll), ``records`` (poll and make records).
+    Its CPU time is the consumer loop's: loading the programs is not counted.
     """
+    pipeline = RecordPipeline() if mode == "records" else None
+    records = 0
+    commands_before = _commands(port) if pipeline is not None else 0
     with Tracer(config) as tracer:
-        run = _run(port, requests, tracer, drain)
-    stats = tracer.stats()  # final: close() drained the buffer and read the counters
-    traced = Run(
-        rps=run.rps,
-        per_test=run.per_test,
+
+        def poll() -> None:
+            tracer.poll(POLL_MS)
+
+        def make_records() -> None:
+            nonlocal records
+            assert pipeline is not None
+            for event in tracer.poll(POLL_MS):
+                records += len(pipeline.feed(event))
+
+        consume = {"events": poll, "records": make_records}.get(mode)
+        ns0, runs0 = lt_run_time()
+        run = _run(port, requests, consume)
+        ns1, runs1 = lt_run_time()
+        if pipeline is not None:  # the rest of the buffer, then the open connections
+            for event in tracer.drain():
+                records += len(pipeline.feed(event))
+            records += len(pipeline.flush())
+    stats = tracer.stats()  # final: close() read the buffer and the counters
+    traced = replace(
+        run,
         events=stats.events,
         lost=stats.lost,
-        tracer_cpu_s=run.tracer_cpu_s,
+        kernel_events=stats.kernel_events,
+        records=records,
+        commands=_commands(port) - commands_before if pipeline is not None else 0,
+        bpf_ns=ns1 - ns0,
+        bpf_runs=runs1 - runs0,
     )
     return traced, tracer.reasons
+
+
+def _dd(count: int) -> float:
+    """Seconds of a file-copy workload: ``count`` 64-byte reads and writes of non-sockets."""
+    start = time.monotonic()
+    subprocess.run(["dd", "if=/dev/zero", "of=/dev/null", "bs=64", f"count={count}"],
+                   check=True, capture_output=True)  # fmt: skip
+    return time.monotonic() - start
+
+
+def _dd_traced(count: int, config: TracerConfig) -> tuple[float, int, int]:
+    """(seconds, BPF ns, program runs) of the file copy with the tracer attached."""
+    with Tracer(config):
+        ns0, runs0 = lt_run_time()
+        seconds = _dd(count)
+        ns1, runs1 = lt_run_time()
+    return seconds, ns1 - ns0, runs1 - runs0
 
 
 def _ratio(num: list[float], den: list[float]) -> float:
@@ -214,11 +276,22 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also run filtered-out and undrained tracers, to split the cost",
     )
+    parser.add_argument(
+        "--records",
+        action="store_true",
+        help="also run a records consumer (Tracer.records' pipeline) per round",
+    )
+    parser.add_argument(
+        "--dd-count",
+        type=int,
+        default=DD_COUNT,
+        help=f"reads and writes of the file-copy workload (--breakdown; default {DD_COUNT})",
+    )
     parser.add_argument("--quick", action="store_true", help="a tiny smoke run (for tests)")
     args = parser.parse_args(argv)
     exit_on_sigterm()
     if args.quick:
-        args.requests, args.rounds = QUICK_REQUESTS, QUICK_ROUNDS
+        args.requests, args.rounds, args.dd_count = QUICK_REQUESTS, QUICK_ROUNDS, 2_000
     if args.requests < 1 or args.rounds < 1:
         parser.error("--requests and --rounds must be positive")
 
@@ -228,32 +301,41 @@ def main(argv: list[str] | None = None) -> int:
     # Every hook runs and the pid filter rejects everything: no pid but ours
     # is in it, and ours is never traced.
     filtered = TracerConfig(force_compat=args.compat, pids=(os.getpid(),), go_tls=False)
-    untraced: list[Run] = []
-    traced: list[Run] = []
-    broken: dict[str, list[Run]] = {"filtered": [], "undrained": []}
+    modes = ["untraced", "events"]
+    if args.breakdown:
+        modes = ["untraced", "filtered", "undrained", "events", "records"]
+    elif args.records:
+        modes.append("records")
+    runs: dict[str, list[Run]] = {mode: [] for mode in modes}
+    dd_runs: dict[str, list[float]] = {"untraced": [], "traced": []}
+    dd_bpf: list[tuple[int, int]] = []
     reasons: list[str] = []
     # Other load on the machine skews every figure: say how much there was.
     started, load = time.monotonic(), round(os.getloadavg()[0], 2)
-    with redis_server() as port:
+    with bpf_stats() as stats_on, redis_server() as port:
         _run(port, min(args.requests, QUICK_REQUESTS))  # warm-up: page cache, allocator
         for index in range(args.rounds):
-            order = ("untraced", "traced") if index % 2 == 0 else ("traced", "untraced")
-            for kind in order:
-                if kind == "untraced":
+            # ABBA: a linear drift of the machine's speed cancels out over two rounds.
+            order = modes if index % 2 == 0 else modes[::-1]
+            for mode in order:
+                if mode == "untraced":
                     run = _run(port, args.requests)
-                    untraced.append(run)
                 else:
-                    run, reasons = _traced_run(port, args.requests, config)
-                    traced.append(run)
-                log(f"round {index + 1}/{args.rounds} {kind}: {run.rps:.0f} req/s")
+                    run, reasons = _traced_run(
+                        port, args.requests, filtered if mode == "filtered" else config, mode
+                    )
+                runs[mode].append(run)
+                log(f"round {index + 1}/{args.rounds} {mode}: {run.rps:.0f} req/s")
             if args.breakdown:
-                broken["filtered"].append(_traced_run(port, args.requests, filtered)[0])
-                broken["undrained"].append(_traced_run(port, args.requests, config, drain=False)[0])
+                dd_runs["untraced"].append(_dd(args.dd_count))
+                seconds, ns, count = _dd_traced(args.dd_count, config)
+                dd_runs["traced"].append(seconds)
+                dd_bpf.append((ns, count))
 
+    untraced_rps = [round(run.rps, 1) for run in runs["untraced"]]
+    traced = runs["events"]
     events = sum(run.events for run in traced)
     cpu = sum(run.tracer_cpu_s for run in traced)
-    untraced_rps = [round(run.rps, 1) for run in untraced]
-    traced_rps = [round(run.rps, 1) for run in traced]
     result: dict[str, object] = {
         "benchmark": "overhead",
         "workload": (
@@ -261,32 +343,71 @@ def main(argv: list[str] | None = None) -> int:
             "against a local redis-server over loopback, all pids traced"
         ),
         "untraced_rps": untraced_rps,
-        "traced_rps": traced_rps,
-        "ratio_median": round(_ratio(traced_rps, untraced_rps), 3),
+        "traced_rps": [round(run.rps, 1) for run in traced],
+        "ratio_median": round(
+            _ratio([r.rps for r in traced], [r.rps for r in runs["untraced"]]), 3
+        ),
         "target": TARGET_RATIO,
         "goal": GOAL_RATIO,
         "events": events,
         "lost": sum(run.lost for run in traced),
-        "events_per_request": round(events / (len(traced) * 2 * args.requests), 2),
+        "events_per_request": round(events / sum(run.requests for run in traced), 2),
         "tracer_cpu_us_per_event": round(cpu / events * 1e6, 2) if events else None,
         # Cores the tracing process kept busy while the traced runs lasted.
-        "tracer_cores": round(cpu / sum(2 * args.requests / run.rps for run in traced), 2),
+        "tracer_cores": round(cpu / sum(run.requests / run.rps for run in traced), 2),
         # Peak memory of the tracing process; Tracer.poll() returns all it gathered.
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "compat": sorted(args.compat),
         "variant": reasons,
+        "bpf_stats": stats_on,
+        "modes": {
+            mode: _mode_figures(mode_runs, runs["untraced"], stats_on)
+            for mode, mode_runs in runs.items()
+        },
         "cpus": os.cpu_count(),
         "loadavg_1m": load,
         "seconds": round(time.monotonic() - started, 1),
     }
     if args.breakdown:
-        median_untraced = statistics.median(untraced_rps)
-        for name, runs in broken.items():
-            rps = [round(run.rps, 1) for run in runs]
-            result[f"{name}_rps"] = rps
-            result[f"{name}_ratio_median"] = round(statistics.median(rps) / median_untraced, 3)
+        ns = sum(n for n, _ in dd_bpf)
+        syscalls = 2 * args.dd_count * len(dd_bpf)
+        result["file_copy"] = {
+            "workload": f"dd if=/dev/zero of=/dev/null bs=64 count={args.dd_count}",
+            "untraced_s": [round(x, 3) for x in dd_runs["untraced"]],
+            "traced_s": [round(x, 3) for x in dd_runs["traced"]],
+            "ratio_median": round(_ratio(dd_runs["untraced"], dd_runs["traced"]), 3),
+            "bpf_ns_per_syscall": round(ns / syscalls, 1) if stats_on else None,
+        }
     emit(result)
     return 0
+
+
+def _mode_figures(runs: list[Run], untraced: list[Run], stats_on: bool) -> dict[str, object]:
+    """One mode's throughput against the untraced runs of the same rounds, and its
+    costs per traced request."""
+    requests = sum(run.requests for run in runs)
+    figures: dict[str, object] = {
+        "rps": [round(run.rps, 1) for run in runs],
+        "ratio_median": round(_ratio([r.rps for r in runs], [r.rps for r in untraced]), 3),
+    }
+    if runs is untraced or not requests:
+        return figures
+    figures.update({
+        "user_us_per_request": round(sum(r.tracer_cpu_s for r in runs) / requests * 1e6, 2),
+        "events": sum(r.events for r in runs),
+        "kernel_events": sum(r.kernel_events for r in runs),
+        "lost": sum(r.lost for r in runs),
+    })  # fmt: skip
+    if stats_on:
+        bpf_ns = sum(r.bpf_ns for r in runs)
+        figures["bpf_us_per_request"] = round(bpf_ns / requests / 1000, 2)
+        output = sum(r.kernel_events + r.lost for r in runs)
+        if output:
+            figures["bpf_ns_per_event"] = round(bpf_ns / output, 1)
+    if any(r.commands for r in runs):
+        figures["records"] = sum(r.records for r in runs)
+        figures["server_commands"] = sum(r.commands for r in runs)
+    return figures
 
 
 if __name__ == "__main__":
