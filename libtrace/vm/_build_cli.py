@@ -2,7 +2,8 @@
 
 :func:`add_build_commands` adds both under ``kernels``; plain ``libtrace
 kernels`` still lists.  Exit statuses: 0 done, 1 the build or bpftool failed
-(the message ends with the log tail), 2 the source or kernel is unknown.
+(the message ends with the log tail), 2 the source or kernel is unknown (an
+unknown ``--source``, a ``--source-dir`` that is not a kernel tree).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from ..errors import VmError
+from ..errors import ConfigError, VmError
 from ._errors import KernelNotFoundError
 from ._kconfig import FEATURES, FragmentError
 from .build import CONFIGS, BuildRequest, KernelBuildError, build_kernel, min_core_btf
@@ -28,14 +29,21 @@ def add_build_commands(subparsers: Any) -> None:
     """Add ``build`` and ``btf`` to the ``kernels`` subparsers."""
     build = subparsers.add_parser(
         "build",
-        help="build a kernel from a Debian linux-source package",
-        description="Build a kernel from Debian's linux-source-SERIES with a config fragment "
-        "(what the VM runner needs built in, plus BPF, tracepoints, uprobes and BTF), "
-        "cached by source version and config.  The result is a kernel row named like "
-        "5.10-btf or 5.10-nobtf, usable wherever a kernel SPEC is.",
+        help="build a kernel from a Debian linux-source package or a source tree",
+        description="Build a kernel from Debian's linux-source-SERIES, or from a kernel "
+        "source tree you have, with a config fragment (what the VM runner needs built in, "
+        "plus BPF, tracepoints, uprobes and BTF), cached by source version and config.  "
+        "The result is a kernel row named like 5.10-btf or 5.10-nobtf (4.19.222-btf from "
+        "a tree), usable wherever a kernel SPEC is.",
     )
-    build.add_argument(
-        "--source", required=True, metavar="SERIES", help="5.10 (newest) or 5.10.262"
+    source = build.add_mutually_exclusive_group(required=True)
+    source.add_argument("--source", metavar="SERIES", help="5.10 (newest) or 5.10.262")
+    source.add_argument(
+        "--source-dir",
+        type=Path,
+        metavar="DIR",
+        help="a kernel source tree (built out of tree, never written to; nothing is "
+        "downloaded); kernels before 5.15 are compiled with gcc-11 or gcc-10 when installed",
     )
     build.add_argument(
         "--config",
@@ -78,16 +86,17 @@ def handle_build(args: argparse.Namespace) -> int:
     def progress(message: str) -> None:
         err.print(f"[dim]… {escape(message)}[/]")
 
-    request = BuildRequest(
-        source=args.source,
-        config=args.config,
-        disable=tuple(args.disable),
-        fragment=args.fragment,
-        **({"jobs": args.jobs} if args.jobs else {}),
-    )
     try:
+        request = BuildRequest(
+            source=args.source or "",
+            source_dir=args.source_dir,
+            config=args.config,
+            disable=tuple(args.disable),
+            fragment=args.fragment,
+            **({"jobs": args.jobs} if args.jobs else {}),
+        )
         built = build_kernel(request, progress=progress)
-    except (KernelNotFoundError, FragmentError) as exc:
+    except (KernelNotFoundError, FragmentError, ConfigError) as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}")
         return EXIT_BAD_SPEC
     except VmError as exc:
@@ -101,7 +110,10 @@ def handle_build(args: argparse.Namespace) -> int:
                     "release": built.release,
                     "package": built.package,
                     "version": built.version,
+                    "source_dir": str(built.source_dir) if built.source_dir else None,
                     "btf": built.btf,
+                    "compiler": built.compiler,
+                    "absent_options": [f"CONFIG_{name}" for name in built.absent_options],
                     "cached": built.cached,
                     "build_s": round(built.build_s, 1),
                     "vmlinuz": str(built.vmlinuz),
@@ -113,6 +125,10 @@ def handle_build(args: argparse.Namespace) -> int:
     else:
         how = "cached" if built.cached else f"built in {built.build_s / 60:.1f} min"
         err.print(f"[green]{escape(built.name)}[/]: {escape(built.release)} ({how})")
+        err.print(f"[dim]{escape(str(built.vmlinuz))}[/]", highlight=False)
+        if built.cached and built.absent_options:
+            absent = ", ".join(f"CONFIG_{name}" for name in built.absent_options)
+            err.print(f"[dim]not in this tree: {escape(absent)}[/]", highlight=False)
         print(built.name)
     return 0
 

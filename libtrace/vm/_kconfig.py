@@ -23,12 +23,20 @@ The fragment is what three parties need:
 
 Features named by ``--disable`` (:data:`FEATURES`) turn options off again
 after the fragment; ``btf`` is the one the matrix cares about.
+
+A tree older than an option does not define it at all (no ``DEBUG_INFO_BTF``
+before 5.2, no ``PVH`` before 5.0).  That is a fact about the tree, not a
+failure: :func:`defined_symbols` scans the tree's ``Kconfig*`` files,
+:func:`absent` names the fragment's options missing there, and :func:`check`
+leaves them out.  An option the tree defines but the result lacks is still an
+error.
 """
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +58,8 @@ FRAGMENT: dict[str, str] = {
     "RTC_DRV_CMOS": "y",  # a wall clock, so file times and TLS certificates make sense
     "HIGH_RES_TIMERS": "y",
     "LOCALVERSION_AUTO": "n",
+    "IKCONFIG": "y",  # a bare bzImage carries its own config …
+    "IKCONFIG_PROC": "y",  # … and the guest reads it as /proc/config.gz
     # --- devices and file systems the initramfs mounts ---
     "PCI": "y",
     "VIRTIO_MENU": "y",
@@ -88,6 +98,7 @@ FRAGMENT: dict[str, str] = {
     "INET": "y",
     "IPV6": "y",
     "UNIX": "y",
+    "PACKET": "y",  # AF_PACKET sockets: tcpdump in the guest (the check_* columns)
     # --- what the tracer needs ---
     "BPF": "y",
     "BPF_SYSCALL": "y",
@@ -125,6 +136,16 @@ DISTRO_OVERRIDES: dict[str, str] = {
 }
 
 _LINE_RE = re.compile(r"CONFIG_(\w+)=(.*)|# CONFIG_(\w+) is not set")
+
+#: A symbol's definition in a Kconfig file (``config NAME`` or ``menuconfig NAME``).
+_DEFINITION_RE = re.compile(r"(?:menu)?config\s+(\w+)")
+
+#: The line that starts a help text (prose, where "config" may start a line too).
+_HELP_RE = re.compile(r"(?:help|---help---)\s*(?:#.*)?")
+
+#: The architecture builds are for; other ``arch/*`` directories define symbols
+#: an x86 build can never have.
+ARCH_DIR = "x86"
 
 
 class FragmentError(ValueError):
@@ -218,17 +239,82 @@ def parse_fragment(text: str, origin: str = "fragment") -> dict[str, str]:
     return values
 
 
-def check(config: Path, fragment: Fragment, *, allow_modules: bool = False) -> list[str]:
+def defined_symbols(tree: Path) -> frozenset[str]:
+    """Every config symbol the kernel tree ``tree`` defines for an x86 build.
+
+    Reads each ``Kconfig*`` file (``arch/`` only for :data:`ARCH_DIR`) for
+    ``config NAME`` and ``menuconfig NAME`` lines.  Unreadable files are skipped.
+    """
+    found: set[str] = set()
+    for top, dirs, files in os.walk(tree):
+        if Path(top) == tree / "arch":
+            dirs[:] = [d for d in dirs if d == ARCH_DIR]
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in files:
+            if not name.startswith("Kconfig"):
+                continue
+            try:
+                text = Path(top, name).read_text(errors="replace")
+            except OSError:
+                continue
+            found.update(kconfig_definitions(text))
+    return frozenset(found)
+
+
+def kconfig_definitions(text: str) -> list[str]:
+    """The symbols one Kconfig file defines, help texts skipped.
+
+    A help text runs, as in Kconfig's own lexer, while lines are indented at
+    least as deep as its first line.
+    """
+    found = []
+    help_indent: int | None = None  # inside a help text: the depth of its first line
+    in_help = False
+    for line in text.expandtabs(8).splitlines():
+        stripped = line.lstrip()
+        if in_help:
+            if not stripped:
+                continue
+            indent = len(line) - len(stripped)
+            if help_indent is None:
+                help_indent = indent
+            if indent >= help_indent:
+                continue
+            in_help = False
+        match = _DEFINITION_RE.match(stripped)
+        if match:
+            found.append(match.group(1))
+        elif _HELP_RE.fullmatch(stripped.rstrip()):
+            in_help, help_indent = True, None
+    return found
+
+
+def absent(fragment: Fragment, defined: Collection[str]) -> list[str]:
+    """The fragment's option names (without ``CONFIG_``) that ``defined`` lacks, in order."""
+    return [name for name, _ in fragment.options if name not in defined]
+
+
+def check(
+    config: Path,
+    fragment: Fragment,
+    *,
+    allow_modules: bool = False,
+    defined: Collection[str] | None = None,
+) -> list[str]:
     """The fragment options the final ``.config`` does not honour, as messages.
 
     Args:
         config: the ``.config`` after ``olddefconfig``.
         fragment: what was asked for.
         allow_modules: accept ``m`` where ``y`` was asked (a distro build with modules).
+        defined: the symbols the tree defines (:func:`defined_symbols`); options
+            outside it are not checked (None: check every option).
     """
     have = parse(config.read_text())
     problems = []
     for name, want in fragment.options:
+        if defined is not None and name not in defined:
+            continue
         got = have.get(name, "n")
         if got == want or (want == "n" and got == "n"):
             continue

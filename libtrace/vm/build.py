@@ -1,4 +1,5 @@
-"""Kernels built from Debian's ``linux-source-*`` packages, cached like downloaded ones.
+"""Kernels built from Debian's ``linux-source-*`` packages or any kernel source tree,
+cached like downloaded ones.
 
 Theory of operation
 -------------------
@@ -16,12 +17,24 @@ once and an interrupted step is redone:
 3. **Configure**: the base (``make tinyconfig`` for ``minimal``; Debian's own
    ``config-*`` from the matching ``linux-image`` package for ``distro``),
    the fragment of ``_kconfig.py`` merged over it, ``olddefconfig``, then a
-   check that every option asked for is really there.
+   check that every option asked for is really there — unless the tree's
+   Kconfig does not define the option at all: those are reported as absent.
 4. **Compile and install** into ``built/<name>_<version>_<hash>/``, the hash
    covering the package version, the base config and the fragment: the entry
    holds ``boot/vmlinuz-<release>``, ``boot/config-<release>``, the ELF
    ``vmlinux`` (kept for ``bpftool gen min_core_btf``) and, when the config
    has modules, ``lib/modules/<release>`` with depmod run.
+
+``BuildRequest(source_dir=…)`` skips steps 1 and 2: the user's tree (a
+distro source, a vendor tree, a git checkout) is used as it is, never
+written to, and nothing is downloaded.  Its version comes from its top-level
+``Makefile``; its entry's hash covers the resolved path, that version and the
+fragment, so edits to a tree that keep its version are not noticed.
+
+Every ``make`` gets ``CC=`` and ``HOSTCC=`` (:func:`choose_compiler`: older
+kernels need an older gcc than Debian 12's) and, for builds with BTF,
+``PAHOLE=`` a wrapper that keeps pahole from encoding BTF the kernel predates
+(:func:`pahole_skip_options`).
 
 A failed build removes its partial entry and work directory, keeps its log as
 ``built/failed/<entry>.log`` and raises :class:`KernelBuildError` whose
@@ -36,10 +49,12 @@ source, same config apart from ``DEBUG_INFO_BTF``, hence the same layouts).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import threading
@@ -49,7 +64,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import VmError
+from ..errors import ConfigError, VmError
 from . import _cache, _kconfig
 from ._apt import AptRoot, PackageVersion, compare_versions
 from ._errors import DownloadError, KernelNotFoundError, KernelPackageError
@@ -60,7 +75,8 @@ Progress = Callable[[str], None]
 CONFIGS = ("minimal", "distro")
 
 #: Part of every build's cache key: bump it when the build steps change.
-FORMAT = "libtrace-build-1"
+#: 2: CC/HOSTCC chosen by version, the pahole wrapper, absent options not checked.
+FORMAT = "libtrace-build-2"
 
 #: Log lines quoted at the end of a build error.
 LOG_TAIL_LINES = 25
@@ -76,6 +92,24 @@ SOURCE_RE = re.compile(r"(\d+\.\d+)(?:\.(\d+))?")
 
 #: The names built kernels go by: ``5.10-btf``, ``5.10.262-nobtf``, ``5.10-distro-btf-nojit``.
 NAME_RE = re.compile(r"\d+\.\d+(?:\.\d+)?(?:-distro)?-(?:no)?btf(?:-no[a-z0-9-]+)?(?:-custom\w+)?")
+
+#: Kernels older than this do not build with Debian 12's gcc 12 (4.19's objtool
+#: stops on ``-Werror=use-after-free``, 5.8 fails too); they get an older gcc.
+OLD_COMPILER_BEFORE = (5, 15)
+
+#: The older compilers, best first: Debian 12 packages both.
+OLD_COMPILERS = ("gcc-11", "gcc-10")
+
+#: pahole options that keep BTF kinds out of a kernel older than the kind: a
+#: kernel rejects its own BTF at boot when it meets one it does not know
+#: (a 5.8 kernel with pahole 1.24's enum64/signed enums: "Invalid btf_info kind_flag").
+PAHOLE_SKIPS = (
+    ((6, 0), "--skip_encoding_btf_enum64"),
+    ((5, 17), "--skip_encoding_btf_type_tag"),
+    ((5, 16), "--skip_encoding_btf_decl_tag"),
+)
+
+_MAKEFILE_VAR_RE = re.compile(r"^(VERSION|PATCHLEVEL|SUBLEVEL)[ \t]*=[ \t]*(\d+)[ \t]*$", re.M)
 
 _COMPILE_LINE = re.compile(r"\s+(CC|AS|LD|AR|BTF|HOSTCC|OBJCOPY)\s+(\S+)")
 
@@ -96,10 +130,16 @@ class KernelBuildError(VmError):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BuildRequest:
-    """What to build."""
+    """What to build: give ``source`` or ``source_dir``, not both.
+
+    Raises:
+        ConfigError: neither or both (a ``ValueError``).
+    """
 
     #: A series (``5.10``: the newest linux-source-5.10) or a point release (``5.10.262``).
-    source: str
+    source: str = ""
+    #: A kernel source tree to build instead (nothing is downloaded; it is not written to).
+    source_dir: Path | None = None
     #: ``minimal`` (tinyconfig + fragment) or ``distro`` (Debian's config + fragment).
     config: str = "minimal"
     #: Feature names from :data:`libtrace.vm._kconfig.FEATURES` to turn off.
@@ -108,6 +148,10 @@ class BuildRequest:
     fragment: Path | None = None
     #: ``make -j``.
     jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
+
+    def __post_init__(self) -> None:
+        if bool(self.source) == (self.source_dir is not None):
+            raise ConfigError("a build needs either source (a series) or source_dir, not both")
 
     def series(self) -> tuple[str, str | None]:
         """``("5.10", None)`` or ``("5.10", "5.10.262")``.
@@ -141,6 +185,12 @@ class BuiltKernel:
     #: Seconds the build took (0 when it came from the cache).
     build_s: float = 0.0
     cached: bool = False
+    #: The tree a ``source_dir`` build came from (None for a Debian package).
+    source_dir: Path | None = None
+    #: The ``CC``/``HOSTCC`` it was built with (empty for builds of format 1).
+    compiler: str = ""
+    #: Fragment options the tree's Kconfig does not define (``PVH``, …).
+    absent_options: tuple[str, ...] = ()
 
 
 def built_dir(cache_dir: Path | None = None) -> Path:
@@ -151,10 +201,18 @@ def built_dir(cache_dir: Path | None = None) -> Path:
 
 
 def build_name(request: BuildRequest, fragment_hash: str = "") -> str:
-    """The row name of a build, e.g. ``5.10-nobtf`` or ``5.10-distro-btf-nojit``."""
-    series, point = request.series()
+    """The row name of a build, e.g. ``5.10-nobtf``, ``5.10-distro-btf-nojit`` or, from
+    a source tree, ``4.19.222-btf``.
+
+    Raises:
+        KernelNotFoundError: ``source`` is not a version or ``source_dir`` not a kernel tree.
+    """
+    if request.source_dir is not None:
+        name = ".".join(map(str, tree_version(request.source_dir)))
+    else:
+        series, point = request.series()
+        name = point or series
     disabled = sorted(set(request.disable))
-    name = point or series
     if request.config == "distro":
         name += "-distro"
     name += "-nobtf" if "btf" in disabled else "-btf"
@@ -162,6 +220,125 @@ def build_name(request: BuildRequest, fragment_hash: str = "") -> str:
     if fragment_hash:
         name += f"-custom{fragment_hash[:8]}"
     return name
+
+
+# --- the tree's version and the tools for it ------------------------------------------------
+
+
+def makefile_version(text: str) -> tuple[int, int, int] | None:
+    """``(VERSION, PATCHLEVEL, SUBLEVEL)`` from a kernel's top-level Makefile, or None."""
+    found = dict(_MAKEFILE_VAR_RE.findall(text))
+    try:
+        return int(found["VERSION"]), int(found["PATCHLEVEL"]), int(found["SUBLEVEL"])
+    except KeyError:
+        return None
+
+
+def tree_version(tree: Path) -> tuple[int, int, int]:
+    """The kernel version of the source tree ``tree``.
+
+    Raises:
+        KernelNotFoundError: ``tree`` is not a kernel source tree.
+    """
+    try:
+        version = makefile_version((tree / "Makefile").read_text(errors="replace"))
+    except OSError:
+        version = None
+    if version is None or not (tree / "Kconfig").is_file():
+        raise KernelNotFoundError(
+            f"--source-dir {tree} is not a kernel source tree "
+            "(no Makefile with VERSION, PATCHLEVEL and SUBLEVEL, or no Kconfig)"
+        )
+    return version
+
+
+def choose_compiler(
+    version: tuple[int, int, int], which: Callable[[str], str | None] = shutil.which
+) -> tuple[str, str]:
+    """``(compiler, note)`` for a kernel of ``version``: the newest installed of
+    :data:`OLD_COMPILERS` for kernels before :data:`OLD_COMPILER_BEFORE`, else ``gcc``.
+
+    The note is empty unless an old kernel has to make do with the default gcc; it
+    then says which package to install if the build fails.
+    """
+    if version[:2] >= OLD_COMPILER_BEFORE:
+        return "gcc", ""
+    for compiler in OLD_COMPILERS:
+        if which(compiler):
+            return compiler, ""
+    before = ".".join(map(str, OLD_COMPILER_BEFORE))
+    return "gcc", (
+        f"neither {' nor '.join(OLD_COMPILERS)} is installed; kernels before {before} "
+        f"often fail with a newer gcc: if the build fails, apt-get install {OLD_COMPILERS[0]}"
+    )
+
+
+def _compiler_version(compiler: str) -> str:
+    try:
+        proc = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return proc.stdout.partition("\n")[0].strip()
+
+
+def pahole_skip_options(version: tuple[int, int, int], pahole_help: str) -> list[str]:
+    """The :data:`PAHOLE_SKIPS` options a kernel of ``version`` needs and pahole offers."""
+    return [
+        option
+        for since, option in PAHOLE_SKIPS
+        if version[:2] < since and re.search(rf"(?<![\w-]){option}(?![\w-])", pahole_help)
+    ]
+
+
+def pahole_wrapper(pahole: str, options: Sequence[str]) -> str:
+    """The text of a ``PAHOLE=`` script: ``options`` added to BTF encoding (``-J``) only."""
+    real = shlex.quote(pahole)
+    added = " ".join(map(shlex.quote, options))
+    return (
+        "#!/bin/sh\n"
+        "# Written by libtrace for one kernel build: BTF that this kernel can read.\n"
+        "# Only BTF encoding (-J) gets the options; `pahole --version` and the rest\n"
+        "# reach pahole unchanged.\n"
+        'for arg in "$@"; do\n'
+        f'  if [ "$arg" = -J ]; then exec {real} {added} "$@"; fi\n'
+        "done\n"
+        f'exec {real} "$@"\n'
+    )
+
+
+@functools.cache
+def _pahole_help(pahole: str) -> str:
+    try:
+        proc = subprocess.run([pahole, "--help"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return proc.stdout + proc.stderr
+
+
+def _write_pahole_wrapper(
+    work: Path, version: tuple[int, int, int]
+) -> tuple[Path | None, list[str]]:
+    """The wrapper for a build with BTF and the options it adds; no wrapper when
+    plain pahole will do (a new kernel, or a pahole without the options)."""
+    pahole = shutil.which("pahole")
+    options = pahole_skip_options(version, _pahole_help(pahole)) if pahole else []
+    if pahole is None or not options:
+        return None, []
+    wrapper = work / "pahole"
+    wrapper.write_text(pahole_wrapper(pahole, options))
+    wrapper.chmod(0o755)
+    return wrapper, options
+
+
+def make_argv(
+    tree: Path, work: Path, jobs: int, compiler: str, pahole: Path | None = None
+) -> list[str]:
+    """The ``make`` command line every step of a build starts with."""
+    argv = ["make", "-C", str(tree), f"O={work}", "ARCH=x86_64", f"-j{jobs}"]
+    argv += [f"CC={compiler}", f"HOSTCC={compiler}"]
+    if pahole is not None:
+        argv.append(f"PAHOLE={pahole}")
+    return argv
 
 
 # --- step 1 and 2: the source tree -----------------------------------------------------------
@@ -327,6 +504,9 @@ def _read_marker(entry: Path, name: str) -> BuiltKernel | None:
             modules=base.modules,
             build_s=float(meta.get("build_s", 0.0)),
             cached=True,
+            source_dir=Path(meta["source_dir"]) if meta.get("source_dir") else None,
+            compiler=str(meta.get("compiler", "")),
+            absent_options=tuple(meta.get("absent_options", ())),
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -366,10 +546,10 @@ def _configure(
     log: Path,
     base: str | None,
     fragment: _kconfig.Fragment,
-    jobs: int,
+    make: list[str],
+    defined: frozenset[str],
     progress: Progress | None,
 ) -> dict[str, str]:
-    make = ["make", "-C", str(tree), f"O={work}", "ARCH=x86_64", f"-j{jobs}"]
     if progress:
         progress("configuring (" + ("tinyconfig" if base is None else "distro config") + ")")
     if base is None:
@@ -392,7 +572,9 @@ def _configure(
         what="merging the config fragment",
     )
     _run_logged([*make, "olddefconfig"], log, what="make olddefconfig")
-    problems = _kconfig.check(work / ".config", fragment, allow_modules=base is not None)
+    problems = _kconfig.check(
+        work / ".config", fragment, allow_modules=base is not None, defined=defined
+    )
     if problems:
         with open(log, "a") as out:
             out.write("\n".join(problems) + "\n")
@@ -404,17 +586,16 @@ def _configure(
 
 
 def _compile_and_install(
-    tree: Path,
     work: Path,
     entry: Path,
     log: Path,
     values: dict[str, str],
-    jobs: int,
+    make: list[str],
     progress: Progress | None,
 ) -> tuple[str, Path | None]:
-    make = ["make", "-C", str(tree), f"O={work}", "ARCH=x86_64", f"-j{jobs}"]
     if progress:
-        progress(f"compiling bzImage with {jobs} jobs (log: {log})")
+        how = " ".join(arg for arg in make if arg.startswith(("-j", "CC=")))
+        progress(f"compiling bzImage with {how} (log: {log})")
     _run_logged([*make, "bzImage"], log, progress=progress, what="make bzImage")
     has_modules = "m" in values.values()
     if has_modules:
@@ -455,11 +636,12 @@ def build_kernel(
         The build; ``cached`` says whether it was already there.
 
     Raises:
-        KernelNotFoundError: no such source package.
+        KernelNotFoundError: no such source package, or ``source_dir`` is not a kernel tree.
         DownloadError: the package lists or the source could not be fetched.
         KernelBuildError: configuring or compiling failed; its message ends with the
             log tail, the log is kept under ``built/failed/`` and the cache stays clean.
         FragmentError: an unknown feature in ``disable`` (a ``ValueError``).
+        ConfigError: ``config="distro"`` with a ``source_dir`` (a ``ValueError``).
     """
     from .kernels import default_cache_dir
 
@@ -467,8 +649,9 @@ def build_kernel(
         raise KernelBuildError(f"unknown config {request.config!r} (one of {', '.join(CONFIGS)})")
     if request.jobs < 1:
         raise KernelBuildError("jobs must be at least 1")
+    if request.source_dir is not None and request.config == "distro":
+        raise ConfigError("--config distro needs --source: Debian's config comes with its package")
     cache = cache_dir or default_cache_dir()
-    series, point = request.series()
     extra: dict[str, str] = {}
     fragment_hash = ""
     if request.fragment is not None:
@@ -481,7 +664,10 @@ def build_kernel(
     name = build_name(request, fragment_hash)
     suffix = name.split("-", 1)[1]
     _kconfig.fragment_for(request.disable)  # unknown features fail before any download
+    if request.source_dir is not None:
+        return _build_tree(request, cache, name, extra, progress)
 
+    series, point = request.series()
     apt = AptRoot(cache / "apt")
     try:
         apt.update(progress=progress)
@@ -508,40 +694,101 @@ def build_kernel(
     entry = built_dir(cache) / _cache.entry_key(
         f"{series}{rest}_{chosen.version}", digest.hexdigest()[:12]
     )
-    names = {name, upstream + rest}
+    origin = _Origin(chosen.name, chosen.version, f"{chosen.name} {chosen.version}")
 
     with _cache.locked(entry):
         found = _read_marker(entry, name)
         if found is None:
             tree = source_tree(apt, chosen, cache, progress)
-            found = _build_entry(request, tree, entry, chosen, base, fragment, name, progress)
-    for one in names:
+            found = _build_entry(request, tree, entry, origin, base, fragment, name, progress)
+    for one in (name, upstream + rest):
         _write_pointer(cache, one, entry)
     return found
+
+
+def _build_tree(
+    request: BuildRequest,
+    cache: Path,
+    name: str,
+    extra: dict[str, str],
+    progress: Progress | None,
+) -> BuiltKernel:
+    """:func:`build_kernel` for a ``source_dir``: no download, the tree used as it is."""
+    assert request.source_dir is not None
+    tree = request.source_dir.resolve()
+    version = ".".join(map(str, tree_version(tree)))
+    for leftover in (".config", "include/config", "arch/x86/include/generated"):
+        if (tree / leftover).exists():
+            raise KernelBuildError(
+                f"{tree} was configured or built in place ({leftover} exists), so `make O=…` "
+                "refuses it: run `make mrproper` there (libtrace builds out of tree)"
+            )
+    suffix = name.split("-", 1)[1]
+    fragment = _kconfig.fragment_for(
+        request.disable, localversion=f"-libtrace-{suffix}"[:60], extra=extra
+    )
+    digest = hashlib.sha256()
+    for part in (FORMAT, str(tree), version, fragment.text()):
+        digest.update(hashlib.sha256(part.encode()).digest())
+    entry = built_dir(cache) / _cache.entry_key(f"{name}_{tree.name}", digest.hexdigest()[:12])
+    origin = _Origin(tree.name, version, str(tree), source_dir=tree)
+    with _cache.locked(entry):
+        found = _read_marker(entry, name)
+        if found is None:
+            found = _build_entry(request, tree, entry, origin, None, fragment, name, progress)
+    _write_pointer(cache, name, entry)
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class _Origin:
+    """Where a build's tree came from, as its marker records it."""
+
+    package: str
+    version: str
+    #: How errors name it: ``linux-source-5.10 5.10.262-1`` or the tree's path.
+    shown: str
+    source_dir: Path | None = None
 
 
 def _build_entry(
     request: BuildRequest,
     tree: Path,
     entry: Path,
-    chosen: PackageVersion,
+    origin: _Origin,
     base: str | None,
     fragment: _kconfig.Fragment,
     name: str,
     progress: Progress | None,
 ) -> BuiltKernel:
     start = time.monotonic()
+    version = tree_version(tree)
+    defined = _kconfig.defined_symbols(tree)
+    absent = _kconfig.absent(fragment, defined)
+    if absent and progress:
+        progress("not in this tree: " + ", ".join(f"CONFIG_{option}" for option in absent))
+    compiler, note = choose_compiler(version)
+    if progress:
+        older = ".".join(map(str, OLD_COMPILER_BEFORE))
+        why = note or (f"the kernel is older than {older}" if compiler != "gcc" else "")
+        progress(f"compiler: {compiler}" + (f" ({why})" if why else ""))
     work = entry.with_name(entry.name + ".work")
     failed = entry.parent / "failed" / f"{entry.name}.log"
     shutil.rmtree(entry, ignore_errors=True)
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     log = work / "build.log"
+    # Debian's pahole encodes BTF kinds newer than many kernels (enum64 and signed
+    # enums before 6.0, tags before 5.16/5.17), and such a kernel rejects its own BTF
+    # at boot; Debian's 5.10 source and any other tree alike.
+    wants_btf = fragment.as_dict().get("DEBUG_INFO_BTF") == "y" and "DEBUG_INFO_BTF" in defined
+    pahole, skips = _write_pahole_wrapper(work, version) if wants_btf else (None, [])
+    if skips and progress:
+        progress("pahole encodes BTF with " + " ".join(skips))
+    make = make_argv(tree, work, request.jobs, compiler, pahole)
     try:
-        values = _configure(tree, work, log, base, fragment, request.jobs, progress)
-        release, modules = _compile_and_install(
-            tree, work, entry, log, values, request.jobs, progress
-        )
+        values = _configure(tree, work, log, base, fragment, make, defined, progress)
+        release, modules = _compile_and_install(work, entry, log, values, make, progress)
     except BaseException as exc:
         failed.parent.mkdir(parents=True, exist_ok=True)
         if log.exists():
@@ -551,7 +798,8 @@ def _build_entry(
         shutil.rmtree(work, ignore_errors=True)
         if isinstance(exc, KernelBuildError):
             raise KernelBuildError(
-                f"building {name} from {chosen.name} {chosen.version} failed: {exc.args[0]}",
+                f"building {name} from {origin.shown} with {compiler} failed: {exc.args[0]}"
+                + (f" ({note})" if note else ""),
                 failed,
                 tail,
             ) from None
@@ -562,8 +810,9 @@ def _build_entry(
     btf = values.get("DEBUG_INFO_BTF") == "y"
     vmlinuz = entry / "boot" / f"vmlinuz-{release}"
     meta = {
-        "package": chosen.name,
-        "version": chosen.version,
+        "package": origin.package,
+        "version": origin.version,
+        "source_dir": str(origin.source_dir) if origin.source_dir else None,
         "release": release,
         "vmlinuz": str(vmlinuz.relative_to(entry)),
         "modules": str(modules.relative_to(entry)) if modules else None,
@@ -571,6 +820,10 @@ def _build_entry(
         "config": request.config,
         "disable": sorted(set(request.disable)),
         "btf": btf,
+        "compiler": compiler,
+        "compiler_version": _compiler_version(compiler),
+        "pahole_options": skips,
+        "absent_options": absent,
         "build_s": round(build_s, 1),
     }
     (entry / _cache.MARKER).write_text(json.dumps(meta, indent=1) + "\n")
@@ -579,16 +832,19 @@ def _build_entry(
     return BuiltKernel(
         name=name,
         entry=entry,
-        package=chosen.name,
-        version=chosen.version,
+        package=origin.package,
+        version=origin.version,
         release=release,
         config=request.config,
-        disable=tuple(meta["disable"]),  # type: ignore[arg-type]
+        disable=tuple(sorted(set(request.disable))),
         btf=btf,
         vmlinuz=vmlinuz,
         vmlinux=entry / "vmlinux",
         modules=modules,
         build_s=build_s,
+        source_dir=origin.source_dir,
+        compiler=compiler,
+        absent_options=tuple(absent),
     )
 
 
@@ -633,9 +889,14 @@ def min_core_btf(
     if not built.btf:
         twin = find_built(btf_twin(name), cache_dir)
         if twin is None or not twin.btf:
+            source = (
+                f"--source-dir {built.source_dir}"
+                if built.source_dir
+                else f"--source {name.split('-', 1)[0]}"
+            )
             raise KernelNotFoundError(
                 f"{name} has no BTF and its twin {btf_twin(name)} is not built: run "
-                f"`libtrace kernels build --source {name.split('-', 1)[0]}` "
+                f"`libtrace kernels build {source}` "
                 "with the same options but without --disable btf"
             )
         built = twin
