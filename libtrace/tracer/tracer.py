@@ -51,6 +51,7 @@ from .kversion import linux_version_code
 from .mounts import ensure_bpffs
 from .probe import NO_BTF_SYSCALLS, SYSCALLS, KernelFeatures, choose_variant, probe_features
 from .probe import validate_compat as _validate_compat
+from .reorder import TimeOrder
 
 log = logging.getLogger(__name__)
 
@@ -209,6 +210,8 @@ class Tracer:
         self._object: _libbpf.BpfObject | None = None
         self._buffer: _libbpf.RingBuffer | _libbpf.PerfBuffer | None = None
         self._queue: deque[SocketEvent] = deque()
+        #: Time order across the perf buffer's per-CPU rings (None: ring buffer).
+        self._order: TimeOrder | None = None
         self._stats = TracerStats()
         self._perf_lost = 0
         self._stop = threading.Event()
@@ -289,6 +292,7 @@ class Tracer:
         if self.variant.ringbuf:
             self._buffer = _libbpf.RingBuffer(events_fd, self._on_record, max_batch=MAX_BATCH)
         else:
+            self._order = TimeOrder()
             per_cpu = self.config.buffer_bytes // _libbpf.num_possible_cpus()
             pages = max(1, 1 << max(0, (per_cpu // PAGE_SIZE).bit_length() - 1))
             self._buffer = _libbpf.PerfBuffer(
@@ -418,7 +422,7 @@ class Tracer:
         try:
             if not self._drained:
                 self._detach_and_read_all(obj)
-            self._stats.dropped += len(self._queue)
+            self._stats.dropped += len(self._queue) + len(self._order or ())
             self._queue.clear()
         finally:
             if self._buffer is not None:
@@ -448,9 +452,14 @@ class Tracer:
             event = completed
         self._queue.append(event)
 
-    def _hand_over(self) -> list[SocketEvent]:
+    def _hand_over(self, mark_ns: int | None = None) -> list[SocketEvent]:
+        """What the caller gets now; with the perf buffer, in time order up to
+        ``mark_ns`` (every ring was read after it; None: everything)."""
         gathered = list(self._queue)
         self._queue.clear()
+        if self._order is not None:
+            self._order.add(gathered)
+            gathered = self._order.release(mark_ns)
         self._stats.events += len(gathered)
         self._stats.bytes += sum(event.captured for event in gathered)
         return gathered
@@ -465,11 +474,12 @@ class Tracer:
         if self._drained:
             return self._hand_over()
         self._buffer.poll(timeout_ms)
+        mark = time.monotonic_ns()
         # Programs skip wakeups while little is pending: collect that too.
         self._buffer.consume()
         if self.go_tls is not None:
             self.go_tls.tick()
-        return self._hand_over()
+        return self._hand_over(mark)
 
     def events(self, duration: float | None = None) -> Iterator[SocketEvent]:
         """Yield events until :meth:`stop` is called or ``duration`` seconds pass,

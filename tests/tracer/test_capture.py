@@ -21,6 +21,7 @@ import pytest
 
 from libtrace import Direction, EventFlag, EventType, SocketEvent, Syscall, Tracer
 from libtrace.bpf.build import Variant
+from libtrace.tracer.events import MAX_PAYLOAD_PERFBUF
 from libtrace.tracer.probe import probe_features
 
 from ..tracing import Peer, drain, streams
@@ -212,6 +213,9 @@ def test_payload_larger_than_the_cap_is_cut_at_the_cap(peer_factory, cap, varian
     sizes = [max(cap - 1, 1), cap, cap + 1, 3 * cap + 5, 60000]
     peer = peer_factory("big", 0, *map(str, sizes))
     with Tracer(pids=(peer.pid,), payload_cap=cap, force_compat=VARIANTS[variant]) as tracer:
+        assert tracer.variant is not None
+        if not tracer.variant.ringbuf:  # "native" is the perf buffer before 5.8
+            effective = min(effective, MAX_PAYLOAD_PERFBUF)
         assert tracer.payload_cap == effective
         ledger = peer.run()
         events = drain(tracer)

@@ -8,6 +8,7 @@ up: nothing is pinned, so the kernel frees everything with the last fd.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import time
@@ -21,11 +22,19 @@ pytestmark = [pytest.mark.root, pytest.mark.bpf, pytest.mark.capability("cleanup
 PROGRAM_PREFIX = "lt_e"
 
 
+def _kernel() -> tuple[int, int]:
+    major, minor = os.uname().release.split(".")[:2]
+    return int(major), int(minor)
+
+
 def show(kind: str) -> list[dict]:
-    out = subprocess.run(
-        ["bpftool", "-j", kind, "show"], capture_output=True, text=True, check=True
-    ).stdout
-    return json.loads(out or "[]")
+    done = subprocess.run(["bpftool", "-j", kind, "show"], capture_output=True, text=True)
+    if done.returncode != 0 and kind == "link" and _kernel() < (5, 7):
+        # Kernels before 5.7 have no BPF links to list (bpftool's query fails);
+        # their tracepoint attachments are perf events, checked through the programs.
+        return []
+    done.check_returncode()
+    return json.loads(done.stdout or "[]")
 
 
 def libtrace_programs() -> dict[int, dict]:

@@ -1,0 +1,53 @@
+"""Events of the per-CPU perf rings, handed over in time order.
+
+The BPF ring buffer is one queue for all CPUs, in output order.  The perf
+buffer is one ring per CPU, read one after another: a thread that migrates
+between its request (written on CPU 0) and the response it reads (CPU 1) can
+have the response read first, and a parser then sees an answer before its
+question.  So with the perf buffer the tracer orders events by their kernel
+timestamp (``bpf_ktime_get_ns``, CLOCK_MONOTONIC, the clock of
+``time.monotonic_ns``), and releases only what can no longer be overtaken:
+
+every ring is read after ``mark`` (taken just before the reads), so an event
+output before ``mark`` has been read.  An event is stamped a little before it
+is output (the payload copy lies between), so releasing stops
+:data:`MARGIN_NS` short of the mark; later events wait for the next read.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable
+
+from .events import SocketEvent
+
+#: How long an event may take from its timestamp to its output (the copy of
+#: up to 16 KiB, an interrupt, a slow emulated CPU): generous, since it only
+#: delays events by that much.
+MARGIN_NS = 50_000_000
+
+
+class TimeOrder:
+    """A holding area that releases events in timestamp order."""
+
+    def __init__(self, margin_ns: int = MARGIN_NS) -> None:
+        self.margin_ns = margin_ns
+        self._heap: list[tuple[int, int, SocketEvent]] = []
+        self._seq = 0  # equal timestamps keep their arrival order
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def add(self, events: Iterable[SocketEvent]) -> None:
+        for event in events:
+            heapq.heappush(self._heap, (event.ts_ns, self._seq, event))
+            self._seq += 1
+
+    def release(self, mark_ns: int | None) -> list[SocketEvent]:
+        """Events stamped before ``mark_ns - margin``, oldest first; all with None."""
+        limit = None if mark_ns is None else mark_ns - self.margin_ns
+        out = []
+        heap = self._heap
+        while heap and (limit is None or heap[0][0] <= limit):
+            out.append(heapq.heappop(heap)[2])
+        return out
