@@ -75,7 +75,8 @@ Progress = Callable[[str], None]
 CONFIGS = ("minimal", "distro")
 
 #: Part of every build's cache key: bump it when the build steps change.
-#: 2: CC/HOSTCC chosen by version, the pahole wrapper, absent options not checked.
+#: 2: CC/HOSTCC chosen by version, CROSS_COMPILE emptied, the pahole wrapper, absent
+#: options not checked.
 FORMAT = "libtrace-build-2"
 
 #: Log lines quoted at the end of a build error.
@@ -333,8 +334,13 @@ def _write_pahole_wrapper(
 def make_argv(
     tree: Path, work: Path, jobs: int, compiler: str, pahole: Path | None = None
 ) -> list[str]:
-    """The ``make`` command line every step of a build starts with."""
-    argv = ["make", "-C", str(tree), f"O={work}", "ARCH=x86_64", f"-j{jobs}"]
+    """The ``make`` command line every step of a build starts with.
+
+    ``ARCH`` and an empty ``CROSS_COMPILE`` override what a vendor tree's Makefile
+    may set (an ARM board's tree names its cross toolchain there, and ``AR``,
+    ``LD`` and ``NM`` follow it); ``CC`` and ``HOSTCC`` are :func:`choose_compiler`'s.
+    """
+    argv = ["make", "-C", str(tree), f"O={work}", "ARCH=x86_64", "CROSS_COMPILE=", f"-j{jobs}"]
     argv += [f"CC={compiler}", f"HOSTCC={compiler}"]
     if pahole is not None:
         argv.append(f"PAHOLE={pahole}")
@@ -568,7 +574,7 @@ def _configure(
             str(frag),
         ],
         log,
-        cwd=tree,
+        cwd=work,  # its temporary files go to the working directory: not into the tree
         what="merging the config fragment",
     )
     _run_logged([*make, "olddefconfig"], log, what="make olddefconfig")

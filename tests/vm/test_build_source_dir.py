@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -179,6 +180,8 @@ def test_every_make_gets_the_compiler_and_the_pahole_wrapper(tmp_path: Path) -> 
     argv = make_argv(tmp_path / "src", tmp_path / "work", 2, "gcc-11", tmp_path / "pahole")
     assert argv[:2] == ["make", "-C"]
     assert {"CC=gcc-11", "HOSTCC=gcc-11", f"PAHOLE={tmp_path / 'pahole'}", "-j2"} <= set(argv)
+    # A vendor tree's Makefile may name a cross toolchain: the command line wins.
+    assert {"ARCH=x86_64", "CROSS_COMPILE="} <= set(argv)
     assert not any(a.startswith("PAHOLE=") for a in make_argv(tmp_path, tmp_path, 1, "gcc"))
 
 
@@ -297,10 +300,25 @@ def build_cli(tree: Path) -> tuple[dict[str, Any], str]:
     return json.loads(proc.stdout), proc.stderr
 
 
+def written_since(tree: Path, stamp: float) -> list[str]:
+    """Paths in ``tree`` (directories included: a file made and removed changes its
+    directory) modified after ``stamp``."""
+    found = []
+    for top, dirs, files in os.walk(tree):
+        for name in [*dirs, *files, ""]:
+            path = os.path.join(top, name) if name else top
+            if os.lstat(path).st_mtime > stamp:
+                found.append(path)
+    return found
+
+
 @pytest.fixture(scope="session")
 def tree_build(debian_510_tree: Path) -> dict[str, Any]:
-    """The 5.10 tree built as a ``--source-dir`` (with BTF), shared by the tests below."""
+    """The 5.10 tree built as a ``--source-dir`` (with BTF), shared by the tests below;
+    ``written`` lists what the build wrote into the tree (nothing, when it was cached)."""
+    stamp = time.time()
     built, _ = build_cli(debian_510_tree)
+    built["written"] = written_since(debian_510_tree, stamp)
     return built
 
 
@@ -319,6 +337,7 @@ def test_a_source_dir_builds_once_and_is_cached(
     assert marker["compiler"] == tree_build["compiler"] == choose_compiler((5, 10, 0))[0]
     assert marker["absent_options"] == []
     # The tree stays pristine: the build ran out of tree.
+    assert tree_build["written"] == []
     assert not (debian_510_tree / ".config").exists()
     assert not (debian_510_tree / "include/config").exists()
 
