@@ -170,7 +170,7 @@ def add_trace_command(commands: argparse._SubParsersAction) -> None:  # type: ig
         default=DEFAULT_PAYLOAD_CAP,
         metavar="BYTES",
         help=f"bytes copied per chunk (default {DEFAULT_PAYLOAD_CAP}, max 65536; "
-        "16384 on kernels without the BPF ring buffer)",
+        "65024 on kernels without the BPF ring buffer)",
     )
     trace.add_argument(
         "--buffer-size",

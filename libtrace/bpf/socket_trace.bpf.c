@@ -76,7 +76,6 @@ struct lt_event_buf {
 	__u8 data[LT_MAX_PAYLOAD];
 };
 
-#if LT_RINGBUF
 /* One slot per CPU in a plain array (per-CPU values stop at 32 KiB); the
  * tracer sizes it to the possible CPUs before loading. */
 struct {
@@ -85,14 +84,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct lt_event_buf);
 } scratch SEC(".maps");
-#else
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct lt_event_buf);
-} scratch SEC(".maps");
-#endif
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -162,11 +153,8 @@ static __always_inline struct lt_config *get_config(void)
 /* This CPU's scratch event. */
 static __always_inline struct lt_event_buf *scratch_event(void)
 {
-#if LT_RINGBUF
 	__u32 key = bpf_get_smp_processor_id();
-#else
-	__u32 key = 0;
-#endif
+
 	return bpf_map_lookup_elem(&scratch, &key);
 }
 

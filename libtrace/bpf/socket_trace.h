@@ -9,13 +9,14 @@
 #ifndef LIBTRACE_SOCKET_TRACE_H
 #define LIBTRACE_SOCKET_TRACE_H
 
-/* Largest payload one event can carry: with the ring buffer, 64 KiB (the
- * scratch event then lives in a plain array slot per CPU); with the perf
- * buffer, 16 KiB (the scratch event is a per-CPU map value, limited to 32 KiB,
- * and a perf sample's size is a 16-bit field).  The user's payload cap is
- * clamped to the variant's limit. */
+/* Largest payload one event can carry (the scratch event lives in a plain
+ * array slot per CPU, since per-CPU map values stop at 32 KiB): with the ring
+ * buffer, 64 KiB; with the perf buffer a little less, since a perf record's
+ * size is a 16-bit field (8-byte record header, 4-byte sample size, the event
+ * header, the payload: at most 65535).  The user's payload cap is clamped to
+ * the variant's limit. */
 #define MAX_PAYLOAD 65536
-#define MAX_PAYLOAD_PERFBUF 16384
+#define MAX_PAYLOAD_PERFBUF 65024
 /* Default payload cap when the user sets none. */
 #define DEFAULT_PAYLOAD_CAP 4096
 /* iovecs followed per readv/writev/sendmsg/recvmsg call: the loops are

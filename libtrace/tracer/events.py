@@ -140,7 +140,7 @@ HEADER_SIZE = ctypes.sizeof(RawEvent)
 #: socket_trace.h MAX_PAYLOAD: the largest payload cap (ring-buffer variants).
 MAX_PAYLOAD = 65536
 #: socket_trace.h MAX_PAYLOAD_PERFBUF: the largest with the perf buffer.
-MAX_PAYLOAD_PERFBUF = 16384
+MAX_PAYLOAD_PERFBUF = 65024
 #: ``enum lt_counter`` indexes of the counters map.
 COUNTER_EVENTS, COUNTER_LOST, COUNTER_BYTES = 0, 1, 2
 L4_NAMES: dict[int, str] = {socket.IPPROTO_TCP: "tcp", socket.IPPROTO_UDP: "udp"}

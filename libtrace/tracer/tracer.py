@@ -87,7 +87,7 @@ class TracerConfig:
     pids: tuple[int, ...] = ()
     #: Trace only sockets with one of these local or remote ports; empty: all.
     ports: tuple[int, ...] = ()
-    #: Bytes copied per chunk (1 … 65536; the perf buffer of old kernels holds 16384).
+    #: Bytes copied per chunk (1 … 65536; the perf buffer of old kernels holds 65024).
     payload_cap: int = DEFAULT_PAYLOAD_CAP
     #: Ring buffer bytes (a power of two, at least one page).
     buffer_bytes: int = DEFAULT_BUFFER_BYTES
@@ -325,8 +325,8 @@ class Tracer:
                 multi = self._choose_uprobe_links(obj)
             if self.variant.ringbuf:
                 obj.resize_map("events", self.config.buffer_bytes)
-                # One scratch event per CPU, indexed by the CPU number.
-                obj.resize_map("scratch", _libbpf.num_possible_cpus())
+            # One scratch event per CPU, indexed by the CPU number.
+            obj.resize_map("scratch", _libbpf.num_possible_cpus())
             code = linux_version_code()
             if code is not None:
                 # uname()'s version, libbpf's default, is not what 4.14.y/4.19.y compare.

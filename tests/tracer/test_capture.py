@@ -204,8 +204,8 @@ def test_files_and_pipes_produce_nothing(capture):
         (4096, "native", 4096),
         (16384, "native", 16384),
         (65536, "native", 65536),
-        # The perf buffer's events hold 16 KiB: a larger cap is lowered to that.
-        (65536, "perfbuf", 16384),
+        # A perf record's size is 16 bits: a larger cap is lowered to 65024.
+        (65536, "perfbuf", 65024),
     ],
     ids=["1", "4096", "16384", "65536", "65536-perfbuf"],
 )
