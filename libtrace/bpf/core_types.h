@@ -95,7 +95,6 @@ struct lt_sys_exit {
 	__s64 syscall_nr;
 	__s64 ret;
 };
-
 #ifdef LT_WITH_BTF
 /* Kernel structs for the socket identity, relocated by CO-RE. */
 #pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)

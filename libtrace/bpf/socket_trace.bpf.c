@@ -116,6 +116,25 @@ struct {
 	__type(value, struct lt_conn);
 } conns SEC(".maps");
 
+#ifndef LT_WITH_BTF
+/* A forked child's sockets are its parent's (a server that forks a handler per
+ * connection, dnsmasq over TCP): without BTF nothing else says they are
+ * sockets, so the child inherits the parent's entry on its first miss. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, MAX_FORKS);
+	__type(key, __u32);   /* child pid */
+	__type(value, __u32); /* parent's thread group */
+} forks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, MAX_CLOSED);
+	__type(key, struct lt_conn_key);
+	__type(value, struct lt_conn);
+} closed SEC(".maps");
+#endif
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, MAX_FILTER);
@@ -300,6 +319,29 @@ static __always_inline struct lt_conn *track_conn(struct lt_conn_key *key)
 }
 #endif
 
+#ifndef LT_WITH_BTF
+/* A forked child's fd that its parent had as a socket (still open there, or
+ * just closed by it): the child's entry, copied from the parent's. */
+static __always_inline struct lt_conn *inherit_conn(struct lt_conn_key *key)
+{
+	__u32 *parent = bpf_map_lookup_elem(&forks, &key->pid);
+	struct lt_conn_key pkey;
+	struct lt_conn *pconn;
+
+	if (!parent)
+		return NULL;
+	pkey.pid = *parent;
+	pkey.fd = key->fd;
+	pconn = bpf_map_lookup_elem(&conns, &pkey);
+	if (!pconn)
+		pconn = bpf_map_lookup_elem(&closed, &pkey);
+	if (!pconn)
+		return NULL;
+	bpf_map_update_elem(&conns, key, pconn, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&conns, key);
+}
+#endif
+
 /* The socket behind fd, or NULL if fd is not a traced socket. */
 static __always_inline struct lt_conn *lookup_conn(struct lt_conn_key *key)
 {
@@ -308,6 +350,9 @@ static __always_inline struct lt_conn *lookup_conn(struct lt_conn_key *key)
 #ifdef LT_WITH_BTF
 	if (!conn)
 		conn = track_conn(key);
+#else
+	if (!conn)
+		conn = inherit_conn(key);
 #endif
 	return conn;
 }
@@ -680,12 +725,34 @@ int lt_enter_close(struct lt_sys_enter *ctx)
 		return 0;
 	if (pid_traced(cfg, key.pid))
 		emit_conn_event(ctx, cfg, &key, conn, LT_EVENT_CLOSE, LT_SYS_CLOSE);
+#ifndef LT_WITH_BTF
+	bpf_map_update_elem(&closed, &key, conn, BPF_ANY); /* for a forked child */
+#endif
 	bpf_map_delete_elem(&conns, &key);
 	return 0;
 }
 
 #ifndef LT_WITH_BTF
 /* ---- socket tracking without BTF ------------------------------------- */
+
+SEC("tracepoint/sched/sched_process_fork")
+int lt_sched_process_fork(void *ctx)
+{
+	struct lt_config *cfg = get_config();
+	/* Runs in the parent: its thread group is the one sockets are keyed by. */
+	__u32 parent = bpf_get_current_pid_tgid() >> 32;
+	__u32 child = 0;
+
+	if (!cfg)
+		return 0;
+	/* The offset differs between kernels and comes from the event's format;
+	 * a read through the pointer, not a ctx access, which the attach would
+	 * refuse beyond the record's size on the kernels with the short layout. */
+	if (bpf_probe_read(&child, sizeof(child), ctx + (cfg->fork_child_pid_offset & 0xff)))
+		return 0;
+	bpf_map_update_elem(&forks, &child, &parent, BPF_ANY);
+	return 0;
+}
 
 SEC("tracepoint/syscalls/sys_enter_socket")
 int lt_enter_socket(struct lt_sys_enter *ctx)

@@ -27,6 +27,10 @@
 #define MAX_MMSG_IOV 2
 /* Sockets tracked at once (LRU: the oldest idle one goes first). */
 #define MAX_CONNS 65536
+/* No BTF: forked children remembered (child pid -> parent pid), and sockets
+ * just closed (a parent that forks a handler closes its copy at once). */
+#define MAX_FORKS 4096
+#define MAX_CLOSED 1024
 /* In-flight syscalls tracked at once (one per thread inside a syscall). */
 #define MAX_INFLIGHT 16384
 /* Entries of the pid and port filters. */
@@ -107,7 +111,9 @@ struct lt_config {
 	__u32 filter_pids;  /* nonzero: only pids in the pid filter map */
 	__u32 filter_ports; /* nonzero: only sockets with a port in the port filter map */
 	__u32 wakeup_bytes; /* ring buffer: wake the reader once this much is pending */
-	__u32 _pad;
+	/* No BTF: offset of child_pid in sched_process_fork's record (its layout
+	 * changed when the comms became __data_loc strings: 44, then 20). */
+	__u32 fork_child_pid_offset;
 };
 
 /* Per-CPU counters, indexed by enum lt_counter. */

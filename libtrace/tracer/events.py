@@ -112,7 +112,7 @@ class RawConfig(ctypes.Structure):
         ("filter_pids", ctypes.c_uint32),
         ("filter_ports", ctypes.c_uint32),
         ("wakeup_bytes", ctypes.c_uint32),
-        ("_pad", ctypes.c_uint32),
+        ("fork_child_pid_offset", ctypes.c_uint32),
     ]
 
 

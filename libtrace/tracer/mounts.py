@@ -55,3 +55,24 @@ def ensure_bpffs() -> Path:
     if _mounted_fstypes().get(str(BPFFS)) != "bpf" and os.path.isdir(BPFFS):
         _mount("bpf", BPFFS)
     return BPFFS
+
+
+#: Where ``child_pid`` sits in ``sched_process_fork``'s record while the comms
+#: were char[16] (before they became __data_loc strings).
+FORK_CHILD_PID_CLASSIC = 44
+
+
+def tracepoint_field_offset(event: str, field: str) -> int | None:
+    """The offset of ``field`` in tracepoint ``event``'s record (``sched/sched_process_fork``),
+    from its ``format`` file; None if either is unknown."""
+    try:
+        text = (tracing_dir() / "events" / event / "format").read_text()
+    except (OSError, BpfError):
+        return None
+    for line in text.splitlines():
+        parts = [part.strip() for part in line.strip().split(";")]
+        if parts and parts[0].startswith("field:") and parts[0].split()[-1] == field:
+            for part in parts[1:]:
+                if part.startswith("offset:"):
+                    return int(part.removeprefix("offset:"))
+    return None

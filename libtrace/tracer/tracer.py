@@ -48,7 +48,7 @@ from .events import (
 from .golang.attach import ALL_PROGRAMS as GO_TLS_PROGRAMS
 from .golang.attach import UPROBE_PROGRAMS, GoTlsWatcher
 from .kversion import linux_version_code
-from .mounts import ensure_bpffs
+from .mounts import FORK_CHILD_PID_CLASSIC, ensure_bpffs, tracepoint_field_offset
 from .probe import NO_BTF_SYSCALLS, SYSCALLS, KernelFeatures, choose_variant, probe_features
 from .probe import validate_compat as _validate_compat
 from .reorder import TimeOrder
@@ -365,6 +365,8 @@ class Tracer:
             filter_pids=int(bool(self.config.pids)),
             filter_ports=int(bool(self.config.ports)),
             wakeup_bytes=min(self.config.wakeup_bytes, self.config.buffer_bytes // 4),
+            fork_child_pid_offset=tracepoint_field_offset("sched/sched_process_fork", "child_pid")
+            or FORK_CHILD_PID_CLASSIC,
         )
         obj.map("config").update(bytes(4), bytes(cfg))
         for name, values in (("pid_filter", self.config.pids), ("port_filter", self.config.ports)):
@@ -444,12 +446,6 @@ class Tracer:
             if self.go_tls is not None:
                 self.go_tls.on_event(event)
             return
-        if self._no_btf is not None:
-            completed = self._no_btf.complete(event)
-            if completed is None:
-                self._stats.dropped += 1
-                return
-            event = completed
         self._queue.append(event)
 
     def _hand_over(self, mark_ns: int | None = None) -> list[SocketEvent]:
@@ -460,6 +456,12 @@ class Tracer:
         if self._order is not None:
             self._order.add(gathered)
             gathered = self._order.release(mark_ns)
+        if self._no_btf is not None:
+            # After the time order: the /proc cache per (pid, fd) ends with a
+            # CLOSE, and a reused fd must not see the previous socket's entry.
+            completed = [self._no_btf.complete(event) for event in gathered]
+            gathered = [event for event in completed if event is not None]
+            self._stats.dropped += len(completed) - len(gathered)
         self._stats.events += len(gathered)
         self._stats.bytes += sum(event.captured for event in gathered)
         return gathered

@@ -46,6 +46,8 @@ def test_every_variant_has_one_program_per_hooked_syscall_edge(variant):
     expected = {f"tracepoint/syscalls/sys_{edge}_{name}" for name in syscalls
                 for edge in ("enter", "exit")} - {"tracepoint/syscalls/sys_exit_close"}
     expected |= set(GO_TLS_SECTIONS)
+    if not variant.btf:  # forked children inherit their parent's sockets
+        expected.add("tracepoint/sched/sched_process_fork")
     assert {p.section for p in info.programs} == expected
 
 
