@@ -282,7 +282,16 @@ class Tracer:
         if not self.variant.btf:
             self._no_btf = _NoBtfIdentity()
             self._seed_sockets(obj)
-        obj.attach_all()
+        try:
+            obj.attach_all()
+        except BpfError as exc:
+            if exc.errno == errno.EEXIST:
+                # Before 4.15 ("bpf: permit multiple bpf attachments for a single
+                # perf event") a tracepoint takes one BPF program at a time.
+                raise BpfError(exc.operation, exc.errno,
+                               "another BPF program holds this tracepoint; before 4.15 a "
+                               "tracepoint takes only one: is another tracer running?") from None
+            raise
         if go_tls:
             self.go_tls = GoTlsWatcher(
                 obj, delay=self.config.go_attach_delay, pids=self.config.pids, multi=multi
