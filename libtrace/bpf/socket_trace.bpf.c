@@ -327,6 +327,7 @@ static __always_inline struct lt_conn *inherit_conn(struct lt_conn_key *key)
 	__u32 *parent = bpf_map_lookup_elem(&forks, &key->pid);
 	struct lt_conn_key pkey;
 	struct lt_conn *pconn;
+	struct lt_conn copy;
 
 	if (!parent)
 		return NULL;
@@ -337,7 +338,9 @@ static __always_inline struct lt_conn *inherit_conn(struct lt_conn_key *key)
 		pconn = bpf_map_lookup_elem(&closed, &pkey);
 	if (!pconn)
 		return NULL;
-	bpf_map_update_elem(&conns, key, pconn, BPF_NOEXIST);
+	/* Through the stack: before 4.15 a map update takes no map value. */
+	copy = *pconn;
+	bpf_map_update_elem(&conns, key, &copy, BPF_NOEXIST);
 	return bpf_map_lookup_elem(&conns, key);
 }
 #endif
@@ -726,7 +729,12 @@ int lt_enter_close(struct lt_sys_enter *ctx)
 	if (pid_traced(cfg, key.pid))
 		emit_conn_event(ctx, cfg, &key, conn, LT_EVENT_CLOSE, LT_SYS_CLOSE);
 #ifndef LT_WITH_BTF
-	bpf_map_update_elem(&closed, &key, conn, BPF_ANY); /* for a forked child */
+	{
+		/* For a forked child; through the stack, as 4.14 demands. */
+		struct lt_conn copy = *conn;
+
+		bpf_map_update_elem(&closed, &key, &copy, BPF_ANY);
+	}
 #endif
 	bpf_map_delete_elem(&conns, &key);
 	return 0;

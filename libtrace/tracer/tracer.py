@@ -14,6 +14,7 @@ with its last file descriptor.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -47,6 +48,7 @@ from .events import (
 )
 from .golang.attach import ALL_PROGRAMS as GO_TLS_PROGRAMS
 from .golang.attach import UPROBE_PROGRAMS, GoTlsWatcher
+from .inflight import blocked_syscalls
 from .kversion import linux_version_code
 from .mounts import FORK_CHILD_PID_CLASSIC, ensure_bpffs, tracepoint_field_offset
 from .probe import NO_BTF_SYSCALLS, SYSCALLS, KernelFeatures, choose_variant, probe_features
@@ -292,6 +294,7 @@ class Tracer:
                                "another BPF program holds this tracepoint; before 4.15 a "
                                "tracepoint takes only one: is another tracer running?") from None
             raise
+        self._seed_inflight(obj)
         if go_tls:
             self.go_tls = GoTlsWatcher(
                 obj, delay=self.config.go_attach_delay, pids=self.config.pids, multi=multi
@@ -381,6 +384,17 @@ class Tracer:
         for name, values in (("pid_filter", self.config.pids), ("port_filter", self.config.ports)):
             for value in values:
                 obj.map(name).update(value.to_bytes(4, "little"), b"\1")
+
+    def _seed_inflight(self, obj: _libbpf.BpfObject) -> None:
+        """Arguments of the syscalls threads were already blocked in (see inflight.py);
+        never over what an enter program saved since the attach."""
+        inflight = obj.map("inflight")
+        for pid, tid, args in blocked_syscalls(self.config.pids or None):
+            if pid == os.getpid():
+                continue
+            with contextlib.suppress(BpfError):  # EEXIST: saved meanwhile; E2BIG: full
+                inflight.update((pid << 32 | tid).to_bytes(8, "little"), bytes(args),
+                                _libbpf.BPF_NOEXIST)  # fmt: skip
 
     def _seed_sockets(self, obj: _libbpf.BpfObject) -> None:
         """No BTF: tell the kernel which fds are sockets already."""
@@ -529,6 +543,17 @@ class Tracer:
         # The programs count every failed output; perf's own lost records
         # count the same drops, so take the larger, never the sum.
         self._stats.lost = max(total(COUNTER_LOST), self._perf_lost)
+        if self._drained:
+            # Once drained, all that the programs output has been read.  On old
+            # kernels (4.14, 4.19 here; not 5.4) bpf_perf_event_output returns 0
+            # even when the ring is full (perf_event_output() was void), and the
+            # ring reports a loss only with its next sample: what was counted
+            # as output but never read is what was lost.
+            read = self._stats.accounted() + len(self._queue) + len(self._order or ())
+            hidden = self._stats.kernel_events - read
+            if hidden > 0:
+                self._stats.kernel_events -= hidden
+                self._stats.lost = max(self._stats.lost, hidden)
 
     def stats(self) -> TracerStats:
         """Events delivered, lost in the kernel, and payload bytes, so far."""
