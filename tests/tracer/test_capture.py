@@ -246,6 +246,9 @@ def test_overload_with_a_tiny_buffer_counts_lost_events(peer_factory, variant):
     ) as tracer:
         peer.run()  # the writer runs while nobody drains
         events = drain(tracer)
+        # Stopped and drained, the stats are exact on every kernel (4.14 and 4.19
+        # report no full ring to the programs: their loss is known only then).
+        events += tracer.drain()
         stats = tracer.stats()
     assert stats.lost > 0
     assert stats.events == len(events) > 0
