@@ -46,15 +46,36 @@ def server_binary():
     return go_binary("https_server", go_versions()[-1], stripped=False)
 
 
+def _kernel() -> tuple[int, int]:
+    major, minor = os.uname().release.split(".")[:2]
+    return int(major), int(minor)
+
+
+def _legacy_uprobes() -> list[dict]:
+    """Before 4.18 bpftool cannot ask which perf event is whose (no BPF_TASK_FD_QUERY),
+    and before 4.17 (no uprobe PMU) libbpf makes each uprobe in tracefs's
+    uprobe_events, named libbpf_<pid>_…: the kernel's list of them, ours only."""
+    events = Path("/sys/kernel/tracing/uprobe_events")
+    if not events.exists():
+        events = Path("/sys/kernel/debug/tracing/uprobe_events")
+    probes = []
+    for line in events.read_text().splitlines():
+        name, _, target = line.partition(" ")
+        if f"libbpf_{os.getpid()}_" in name and ":0x" in target:
+            probes.append({"offset": int(target.rsplit(":0x", 1)[1].split()[0], 16)})
+    return probes
+
+
 def my_uprobes() -> list[dict]:
     """Uprobes held by this process, as the kernel reports them: perf-event ones
     from `bpftool perf`; uprobe_multi links from their fdinfo, one entry per
     offset where the kernel lists them (6.13+), else one per link (6.12 says
     only the link type), with ``offset`` None."""
-    out = subprocess.run(
-        ["bpftool", "--json", "perf", "show"], capture_output=True, text=True, check=True
-    ).stdout
-    probes = [p for p in json.loads(out or "[]") if p.get("pid") == os.getpid()
+    done = subprocess.run(["bpftool", "--json", "perf", "show"], capture_output=True, text=True)
+    if done.returncode != 0 and _kernel() < (4, 18):
+        return _legacy_uprobes()
+    done.check_returncode()
+    probes = [p for p in json.loads(done.stdout or "[]") if p.get("pid") == os.getpid()
               and p.get("fd_type") == "uprobe"]
     for info in Path("/proc/self/fdinfo").iterdir():
         try:

@@ -64,7 +64,8 @@ def test_no_program_link_or_map_remains(how):
         progs = set(during) - before
         maps = {m for pid in progs for m in during[pid].get("map_ids", [])}
         _, links, _ = remaining(progs, maps)
-        assert len(progs) >= 27 and maps  # loaded for real
+        # Loaded for real (before 4.15 programs do not list their maps).
+        assert len(progs) >= 27 and (maps or _kernel() < (4, 15))
         # Before 5.15 libbpf attaches tracepoints with perf-event ioctls, which
         # are not BPF links; from 5.15 every program has one.
         assert len(links) in (0, len(progs))
