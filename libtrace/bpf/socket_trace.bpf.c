@@ -76,14 +76,22 @@ struct lt_event_buf {
 	__u8 data[LT_MAX_PAYLOAD];
 };
 
-/* One slot per CPU in a plain array (per-CPU values stop at 32 KiB); the
- * tracer sizes it to the possible CPUs before loading. */
+/* SCRATCH_SLOTS slots per CPU in a plain array (per-CPU values stop at
+ * 32 KiB); the tracer sizes it to the possible CPUs before loading. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, struct lt_event_buf);
 } scratch SEC(".maps");
+
+/* Per CPU: which of its scratch slots the next program takes. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} scratch_turn SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -172,8 +180,16 @@ static __always_inline struct lt_config *get_config(void)
 /* This CPU's scratch event. */
 static __always_inline struct lt_event_buf *scratch_event(void)
 {
-	__u32 key = bpf_get_smp_processor_id();
+	__u32 zero = 0;
+	__u32 *turn = bpf_map_lookup_elem(&scratch_turn, &zero);
+	__u32 key = bpf_get_smp_processor_id() * SCRATCH_SLOTS;
 
+	/* Each program on this CPU takes the next slot: one that preempted
+	 * another does not write over its event (output() checks the rest). */
+	if (turn) {
+		key += *turn & (SCRATCH_SLOTS - 1);
+		*turn += 1;
+	}
 	return bpf_map_lookup_elem(&scratch, &key);
 }
 
@@ -409,6 +425,13 @@ static __always_inline void output(void *ctx, struct lt_config *cfg, struct lt_e
 	long err;
 	__u64 len;
 
+	if (ev->hdr.tid != (__u32)bpf_get_current_pid_tgid()) {
+		/* Another program took this slot meanwhile (more preempted
+		 * programs on this CPU than slots): the event is lost, not sent
+		 * with another's contents. */
+		count(LT_COUNTER_LOST, 1);
+		return;
+	}
 #if LT_RINGBUF
 	/* Wake the reader only once enough is pending: a wakeup per event
 	 * costs the traced program more than the copy does. */

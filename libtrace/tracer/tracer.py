@@ -35,6 +35,7 @@ from .events import (
     L4_NAMES,
     MAX_PAYLOAD,
     MAX_PAYLOAD_PERFBUF,
+    SCRATCH_SLOTS,
     DecodeError,
     EventFlag,
     EventType,
@@ -337,8 +338,8 @@ class Tracer:
                 multi = self._choose_uprobe_links(obj)
             if self.variant.ringbuf:
                 obj.resize_map("events", self.config.buffer_bytes)
-            # One scratch event per CPU, indexed by the CPU number.
-            obj.resize_map("scratch", _libbpf.num_possible_cpus())
+            # SCRATCH_SLOTS scratch events per CPU, indexed by CPU and turn.
+            obj.resize_map("scratch", _libbpf.num_possible_cpus() * SCRATCH_SLOTS)
             code = linux_version_code()
             if code is not None:
                 # uname()'s version, libbpf's default, is not what 4.14.y/4.19.y compare.
