@@ -20,7 +20,7 @@
 /* Scratch events per CPU, taken in turn: a kernel that preempts BPF programs on
  * syscall tracepoints (Debian's 7.3, lazy preemption) lets a second program run
  * on the same CPU while the first still fills its event (a power of two). */
-#define SCRATCH_SLOTS 4
+#define SCRATCH_SLOTS 16
 /* Default payload cap when the user sets none. */
 #define DEFAULT_PAYLOAD_CAP 4096
 /* iovecs followed per readv/writev/sendmsg/recvmsg call: the loops are

@@ -142,7 +142,7 @@ MAX_PAYLOAD = 65536
 #: socket_trace.h MAX_PAYLOAD_PERFBUF: the largest with the perf buffer.
 MAX_PAYLOAD_PERFBUF = 65024
 #: socket_trace.h SCRATCH_SLOTS: scratch events per CPU.
-SCRATCH_SLOTS = 4
+SCRATCH_SLOTS = 16
 #: ``enum lt_counter`` indexes of the counters map.
 COUNTER_EVENTS, COUNTER_LOST, COUNTER_BYTES = 0, 1, 2
 L4_NAMES: dict[int, str] = {socket.IPPROTO_TCP: "tcp", socket.IPPROTO_UDP: "udp"}
