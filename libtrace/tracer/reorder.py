@@ -1,10 +1,14 @@
-"""Events of the per-CPU perf rings, handed over in time order.
+"""Events handed over in time order, whatever the buffer and the kernel.
 
 The BPF ring buffer is one queue for all CPUs, in output order.  The perf
 buffer is one ring per CPU, read one after another: a thread that migrates
 between its request (written on CPU 0) and the response it reads (CPU 1) can
 have the response read first, and a parser then sees an answer before its
-question.  So with the perf buffer the tracer orders events by their kernel
+question.  The BPF ring buffer keeps output order, which is time order only while
+programs run to the end once started: a kernel that preempts them (lazy
+preemption, Debian's 7.x) can output a preempted program's event after later
+events of other threads, a CLOSE after the next ACCEPT of the same fd number.
+So with either buffer the tracer orders events by their kernel
 timestamp (``bpf_ktime_get_ns``, CLOCK_MONOTONIC, the clock of
 ``time.monotonic_ns``), and releases only what can no longer be overtaken:
 

@@ -213,7 +213,7 @@ class Tracer:
         self._object: _libbpf.BpfObject | None = None
         self._buffer: _libbpf.RingBuffer | _libbpf.PerfBuffer | None = None
         self._queue: deque[SocketEvent] = deque()
-        #: Time order across the perf buffer's per-CPU rings (None: ring buffer).
+        #: Events held until no earlier one can still arrive (see reorder.py).
         self._order: TimeOrder | None = None
         self._stats = TracerStats()
         self._perf_lost = 0
@@ -301,11 +301,15 @@ class Tracer:
                 obj, delay=self.config.go_attach_delay, pids=self.config.pids, multi=multi
             )
             self.go_tls.start()
+        # Time order for both buffers: the perf buffer's rings are per CPU, and a
+        # kernel that preempts BPF programs (lazy preemption, 7.x) can output a
+        # preempted program's event after later ones of other threads (a close
+        # after the next accept of the same fd number).
+        self._order = TimeOrder()
         events_fd = obj.map("events").fd
         if self.variant.ringbuf:
             self._buffer = _libbpf.RingBuffer(events_fd, self._on_record, max_batch=MAX_BATCH)
         else:
-            self._order = TimeOrder()
             per_cpu = self.config.buffer_bytes // _libbpf.num_possible_cpus()
             pages = max(1, 1 << max(0, (per_cpu // PAGE_SIZE).bit_length() - 1))
             self._buffer = _libbpf.PerfBuffer(
