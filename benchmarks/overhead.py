@@ -209,8 +209,9 @@ def _traced_run(port: int, requests: int, config: TracerConfig, mode: str) -> tu
         ns0, runs0 = lt_run_time()
         run = _run(port, requests, consume)
         ns1, runs1 = lt_run_time()
+        rest = tracer.drain() if consume is not None else []  # the consumer takes all
         if pipeline is not None:  # the rest of the buffer, then the open connections
-            for event in tracer.drain():
+            for event in rest:
                 records += len(pipeline.feed(event))
             records += len(pipeline.flush())
     stats = tracer.stats()  # final: close() read the buffer and the counters

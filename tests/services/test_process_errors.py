@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import socket
 
 import pytest
@@ -45,10 +46,12 @@ def test_bad_config_is_a_one_line_error_with_the_log_tail_and_nothing_left() -> 
 
 
 @needs_programs("redis")
-def test_port_in_use_is_an_error_with_the_servers_reason() -> None:
+def test_port_in_use_is_an_error_naming_its_holder() -> None:
     with socket.create_server(("127.0.0.1", 0)) as squatter:
         port = squatter.getsockname()[1]
-        with pytest.raises(ServiceError, match="Address already in use"), start("redis", port=port):
+        # Claimed before the server starts: the holder is named, no server is launched.
+        holder = rf"is already in use by pid {os.getpid()} \(\S+\)"
+        with pytest.raises(ServiceError, match=holder), start("redis", port=port):
             pytest.fail("the port is taken")
     assert not processes_mentioning(f"--port {port} ")
 
