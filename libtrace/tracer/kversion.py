@@ -4,7 +4,7 @@ Before 5.0, ``bpf_prog_load()`` refuses a kprobe-type program (uprobes are
 kprobe programs) unless ``kern_version`` equals the kernel's
 LINUX_VERSION_CODE.  libbpf fills it from ``uname()``, which is wrong on the
 4.14.y and 4.19.y stable trees: their Makefile pins the code's sublevel at
-255 once the real sublevel passed it (4.19.222 says 4.19.255), and distros
+255 once the real sublevel passed it (a 4.19.y past sublevel 255 says 4.19.255), and distros
 patch it too.  The kernel writes the true code into the vDSO it maps into
 every process, as the descriptor of an ELF note named ``Linux`` (type 0,
 ``ELFNOTE_START(Linux, 0, "a")`` in ``arch/x86/entry/vdso/vdso-note.S``).

@@ -33,7 +33,7 @@ def add_build_commands(subparsers: Any) -> None:
         description="Build a kernel from Debian's linux-source-SERIES, or from a kernel "
         "source tree you have, with a config fragment (what the VM runner needs built in, "
         "plus BPF, tracepoints, uprobes and BTF), cached by source version and config.  "
-        "The result is a kernel row named like 5.10-btf or 5.10-nobtf (4.19.222-btf from "
+        "The result is a kernel row named like 5.10-btf or 5.10-nobtf (5.10.262-btf from "
         "a tree), usable wherever a kernel SPEC is.",
     )
     source = build.add_mutually_exclusive_group(required=True)

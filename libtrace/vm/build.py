@@ -203,7 +203,7 @@ def built_dir(cache_dir: Path | None = None) -> Path:
 
 def build_name(request: BuildRequest, fragment_hash: str = "") -> str:
     """The row name of a build, e.g. ``5.10-nobtf``, ``5.10-distro-btf-nojit`` or, from
-    a source tree, ``4.19.222-btf``.
+    a source tree, ``5.10.262-btf``.
 
     Raises:
         KernelNotFoundError: ``source`` is not a version or ``source_dir`` not a kernel tree.

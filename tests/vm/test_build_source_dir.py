@@ -49,8 +49,8 @@ needs_build_tools = pytest.mark.skipif(
 MAKEFILE_HEAD = """\
 # SPDX-License-Identifier: GPL-2.0
 VERSION = 4
-PATCHLEVEL = 19
-SUBLEVEL = 222
+PATCHLEVEL = 20
+SUBLEVEL = 17
 EXTRAVERSION =
 NAME = "People's Front"
 
@@ -79,7 +79,7 @@ def fake_tree(root: Path, makefile: str = MAKEFILE_HEAD) -> Path:
 @pytest.mark.parametrize(
     ("text", "want"),
     [
-        (MAKEFILE_HEAD, (4, 19, 222)),
+        (MAKEFILE_HEAD, (4, 20, 17)),
         ("VERSION = 6\nPATCHLEVEL = 1\nSUBLEVEL = 0\nEXTRAVERSION = -rc3\n", (6, 1, 0)),
         ("VERSION=5\nPATCHLEVEL\t= 4\nSUBLEVEL = 0 \n", (5, 4, 0)),
         ("VERSION = 5\nPATCHLEVEL = 4\n", None),  # no SUBLEVEL
@@ -95,10 +95,10 @@ def test_the_version_comes_from_the_makefile(text: str, want: tuple[int, int, in
 
 def test_a_tree_names_its_build_by_its_full_version(tmp_path: Path) -> None:
     tree = fake_tree(tmp_path / "linux")
-    assert tree_version(tree) == (4, 19, 222)
-    assert build_name(BuildRequest(source_dir=tree)) == "4.19.222-btf"
+    assert tree_version(tree) == (4, 20, 17)
+    assert build_name(BuildRequest(source_dir=tree)) == "4.20.17-btf"
     request = BuildRequest(source_dir=tree, disable=("btf", "jit"))
-    assert build_name(request) == "4.19.222-nobtf-nojit"
+    assert build_name(request) == "4.20.17-nobtf-nojit"
 
 
 @pytest.mark.parametrize("what", ["missing", "empty", "no-version", "no-kconfig"])
@@ -155,7 +155,7 @@ def test_a_tree_cannot_take_debians_config(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("version", "installed", "want"),
     [
-        ((4, 19, 222), {"gcc-11", "gcc-10"}, "gcc-11"),
+        ((4, 20, 17), {"gcc-11", "gcc-10"}, "gcc-11"),
         ((5, 8, 0), {"gcc-10"}, "gcc-10"),
         ((5, 14, 21), {"gcc-11"}, "gcc-11"),
         ((5, 15, 0), {"gcc-11", "gcc-10"}, "gcc"),
