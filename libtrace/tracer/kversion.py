@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import io
 import struct
+
+from elftools.common.exceptions import ELFError
+from elftools.construct import ConstructError
+from elftools.elf.elffile import ELFFile
 
 #: getauxval(AT_SYSINFO_EHDR): where the kernel mapped the vDSO's ELF header.
 AT_SYSINFO_EHDR = 33
-PT_NOTE = 4
-_EHDR = struct.Struct("<16sHHIQQQIHHHHHH")
-_PHDR = struct.Struct("<IIQQQQQQ")
-_NHDR = struct.Struct("<III")
 
 
 def _vdso_bytes() -> bytes | None:
@@ -43,29 +44,18 @@ def _vdso_bytes() -> bytes | None:
 
 
 def notes(image: bytes) -> list[tuple[bytes, int, bytes]]:
-    """(name, type, descriptor) of every note in an ELF64 little-endian image's PT_NOTE segments."""
-    if len(image) < _EHDR.size or image[:4] != b"\x7fELF" or image[4] != 2 or image[5] != 1:
+    """(name, type, descriptor) of every note in an ELF image's PT_NOTE segments."""
+    try:
+        elf = ELFFile(io.BytesIO(image))
+        return [
+            (note["n_name"].encode(), note["n_type"] if isinstance(note["n_type"], int) else 0,
+             note["n_descdata"] if isinstance(note["n_descdata"], bytes) else b"")
+            for segment in elf.iter_segments()
+            if segment["p_type"] == "PT_NOTE"
+            for note in segment.iter_notes()
+        ]
+    except (ELFError, ConstructError, struct.error, ValueError, UnicodeDecodeError):
         return []
-    _ident, _type, _machine, _version, _entry, phoff, _shoff, _flags, _ehsize, phentsize, \
-        phnum, *_ = _EHDR.unpack_from(image)  # fmt: skip
-    found = []
-    for index in range(phnum):
-        at = phoff + index * phentsize
-        if at + _PHDR.size > len(image):
-            break
-        p_type, _pflags, p_offset, _vaddr, _paddr, p_filesz, *_ = _PHDR.unpack_from(image, at)
-        if p_type != PT_NOTE:
-            continue
-        pos, end = p_offset, min(p_offset + p_filesz, len(image))
-        while pos + _NHDR.size <= end:
-            namesz, descsz, n_type = _NHDR.unpack_from(image, pos)
-            pos += _NHDR.size
-            name = image[pos : pos + namesz].rstrip(b"\0")
-            pos += (namesz + 3) & ~3
-            desc = image[pos : pos + descsz]
-            pos += (descsz + 3) & ~3
-            found.append((name, n_type, desc))
-    return found
 
 
 def version_code_of(image: bytes) -> int | None:
