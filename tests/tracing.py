@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -83,3 +84,10 @@ def streams(events: list[SocketEvent]) -> dict[tuple[int, int, Direction], bytes
         )
         out.setdefault(chunk.key, bytearray()).extend(chunk.data)
     return {key: bytes(value) for key, value in out.items()}
+
+
+def running_kernel() -> tuple[int, int]:
+    """(major, minor) of the kernel the tests run on (a guest's, in the matrix)."""
+    from libtrace.matrix.prediction import parse_version
+
+    return parse_version(os.uname().release)

@@ -25,6 +25,8 @@ from tests.golang.conftest import go_binary, go_versions
 from tests.golang.test_tls_capture import go_server
 from tests.tracing import drain
 
+from ..tracing import running_kernel
+
 pytestmark = [pytest.mark.root, pytest.mark.bpf, pytest.mark.go_toolchain]
 
 DELAY = 2.0
@@ -44,11 +46,6 @@ def links(request):
 @pytest.fixture(scope="module")
 def server_binary():
     return go_binary("https_server", go_versions()[-1], stripped=False)
-
-
-def _kernel() -> tuple[int, int]:
-    major, minor = os.uname().release.split(".")[:2]
-    return int(major), int(minor)
 
 
 def _legacy_uprobes() -> list[dict]:
@@ -72,7 +69,7 @@ def my_uprobes() -> list[dict]:
     offset where the kernel lists them (6.13+), else one per link (6.12 says
     only the link type), with ``offset`` None."""
     done = subprocess.run(["bpftool", "--json", "perf", "show"], capture_output=True, text=True)
-    if done.returncode != 0 and _kernel() < (4, 18):
+    if done.returncode != 0 and running_kernel() < (4, 18):
         return _legacy_uprobes()
     done.check_returncode()
     probes = [p for p in json.loads(done.stdout or "[]") if p.get("pid") == os.getpid()

@@ -8,7 +8,6 @@ up: nothing is pinned, so the kernel frees everything with the last fd.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import time
@@ -16,20 +15,16 @@ import time
 import pytest
 
 from ..test_cli import start_trace
+from ..tracing import running_kernel
 
 pytestmark = [pytest.mark.root, pytest.mark.bpf, pytest.mark.capability("cleanup")]
 #: Every program in socket_trace.bpf.c is named lt_enter_* or lt_exit_*.
 PROGRAM_PREFIX = "lt_e"
 
 
-def _kernel() -> tuple[int, int]:
-    major, minor = os.uname().release.split(".")[:2]
-    return int(major), int(minor)
-
-
 def show(kind: str) -> list[dict]:
     done = subprocess.run(["bpftool", "-j", kind, "show"], capture_output=True, text=True)
-    if done.returncode != 0 and kind == "link" and _kernel() < (5, 7):
+    if done.returncode != 0 and kind == "link" and running_kernel() < (5, 7):
         # Kernels before 5.7 have no BPF links to list (bpftool's query fails);
         # their tracepoint attachments are perf events, checked through the programs.
         return []
@@ -40,7 +35,7 @@ def show(kind: str) -> list[dict]:
 def libtrace_programs() -> dict[int, dict]:
     """Programs that look like libtrace's: named lt_e*; before 4.15 programs have no
     names, so every tracepoint program (callers judge only those that appear)."""
-    unnamed = _kernel() < (4, 15)
+    unnamed = running_kernel() < (4, 15)
     return {p["id"]: p for p in show("prog")
             if p.get("name", "").startswith(PROGRAM_PREFIX)
             or (unnamed and not p.get("name") and p.get("type") == "tracepoint")}  # fmt: skip
@@ -65,7 +60,7 @@ def test_no_program_link_or_map_remains(how):
         maps = {m for pid in progs for m in during[pid].get("map_ids", [])}
         _, links, _ = remaining(progs, maps)
         # Loaded for real (before 4.15 programs do not list their maps).
-        assert len(progs) >= 27 and (maps or _kernel() < (4, 15))
+        assert len(progs) >= 27 and (maps or running_kernel() < (4, 15))
         # Before 5.15 libbpf attaches tracepoints with perf-event ioctls, which
         # are not BPF links; from 5.15 every program has one.
         assert len(links) in (0, len(progs))
