@@ -330,6 +330,7 @@ def _trace(args: argparse.Namespace) -> int:
         "process_events": stats.process_events,
         "dropped": stats.dropped,
         "decode_errors": stats.decode_errors,
+        "missed": stats.missed,
     }
     if pipeline is not None:
         summary["records"] = pipeline.stats.records
@@ -339,7 +340,8 @@ def _trace(args: argparse.Namespace) -> int:
     else:
         records_text = f"{pipeline.stats.records} records, " if pipeline is not None else ""
         console.print(
-            f"{records_text}{stats.events} events, {stats.lost} lost, {stats.bytes} bytes",
+            f"{records_text}{stats.events} events, {stats.lost} lost, {stats.bytes} bytes"
+            + (f", {stats.missed} program runs skipped by the kernel" if stats.missed else ""),
             highlight=False,
         )
     return EXIT_OK

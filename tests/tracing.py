@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from libtrace import Direction, SocketEvent, StreamReassembler, Tracer
+from libtrace.tracer.reassembly import StreamChunk
 
 PEER = Path(__file__).parent / "peers" / "socket_peer.py"
 #: Polls without a new event before a capture counts as complete.
@@ -78,10 +79,19 @@ def streams(events: list[SocketEvent]) -> dict[tuple[int, int, Direction], bytes
     out: dict[tuple[int, int, Direction], bytearray] = {}
     chunks = [c for e in events if e.type.name == "DATA" for c in reassembler.feed(e)]
     chunks += list(reassembler.flush())
+    before: dict[tuple[int, int, Direction], StreamChunk] = {}
     for chunk in chunks:
-        assert chunk.gap == 0, (
-            f"gap of {chunk.gap} bytes before offset {chunk.offset} in {chunk.key}"
+        previous = before.get(chunk.key)
+        cut = previous is not None and previous.event is not None and (
+            previous.event.captured < previous.event.size
         )
+        assert chunk.gap == 0, (
+            f"gap of {chunk.gap} bytes before offset {chunk.offset} in {chunk.key}: "
+            + (f"the chunk before holds {previous.event.captured} of its "  # type: ignore[union-attr]
+               f"{previous.event.size} bytes (the copy failed or was capped)"  # type: ignore[union-attr]
+               if cut else "no event carried them (lost, or skipped by the kernel)")
+        )
+        before[chunk.key] = chunk
         out.setdefault(chunk.key, bytearray()).extend(chunk.data)
     return {key: bytes(value) for key, value in out.items()}
 

@@ -25,6 +25,8 @@ class CheckResult:
         pcap_records: records parsed from the capture.
         traced_records: traced records per side.
         lost: events the kernel could not hand over (the tracer's count).
+        missed: tracer program runs the kernel skipped (another program was
+            active on the CPU): the trace may lack bytes without a gap.
         events: events the tracer delivered.
         pipeline: the record pipeline's counters (gaps, desyncs, …).
         containers: per side, the distinct ``container`` values of its records.
@@ -43,6 +45,7 @@ class CheckResult:
     traced_records: dict[str, int]
     lost: int
     events: int
+    missed: int = 0
     pipeline: dict[str, int]
     containers: dict[str, list[dict[str, Any] | None]]
     service_container: dict[str, Any] | None
@@ -75,7 +78,7 @@ class CheckResult:
     @property
     def ok(self) -> bool:
         """The verdict: the records agree, nothing was lost, attribution is right."""
-        return self.agrees and self.lost == 0 and self.attribution_ok
+        return self.agrees and self.lost == 0 and self.missed == 0 and self.attribution_ok
 
     @property
     def exit_code(self) -> int:
@@ -106,6 +109,7 @@ class CheckResult:
         return {
             "scenario": self.scenario, "backend": self.backend, "server": self.server,
             "ok": self.ok, "agrees": self.agrees, "lost": self.lost,
+            "missed": self.missed,
             "attribution_ok": self.attribution_ok, "events": self.events,
             "pcap_records": self.pcap_records, "sides": sides,
             "matches": counted(matched) if matched is not None else [],

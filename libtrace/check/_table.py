@@ -77,6 +77,9 @@ def render(result: CheckResult, console: Console) -> None:
             highlight=False,
         )
     console.print(f"lost: {result.lost} events; {result.events} traced", highlight=False)
+    if result.missed:
+        console.print(f"missed: the kernel skipped {result.missed} tracer program runs",
+                      highlight=False)
     console.print(_attribution(result), highlight=False)
     console.print(_expected(result), highlight=False)
     verdict = "[green]AGREE[/]" if result.ok else "[red]DIFFER[/]"

@@ -115,6 +115,50 @@ class _OpenOpts(ctypes.Structure):
     ]
 
 
+class _ProgInfo(ctypes.Structure):
+    """``struct bpf_prog_info`` up to ``recursion_misses`` (5.12).  A kernel
+    fills the fields it knows and leaves the rest as we zeroed them, so older
+    kernels report no misses.  A test checks the offsets against the C header."""
+
+    _fields_ = [
+        ("type", ctypes.c_uint32),
+        ("id", ctypes.c_uint32),
+        ("tag", ctypes.c_uint8 * 8),
+        ("jited_prog_len", ctypes.c_uint32),
+        ("xlated_prog_len", ctypes.c_uint32),
+        ("jited_prog_insns", ctypes.c_uint64),
+        ("xlated_prog_insns", ctypes.c_uint64),
+        ("load_time", ctypes.c_uint64),
+        ("created_by_uid", ctypes.c_uint32),
+        ("nr_map_ids", ctypes.c_uint32),
+        ("map_ids", ctypes.c_uint64),
+        ("name", ctypes.c_char * 16),
+        ("ifindex", ctypes.c_uint32),
+        ("_gpl_compatible", ctypes.c_uint32),  # a 1-bit field and 31 bits of padding
+        ("netns_dev", ctypes.c_uint64),
+        ("netns_ino", ctypes.c_uint64),
+        ("nr_jited_ksyms", ctypes.c_uint32),
+        ("nr_jited_func_lens", ctypes.c_uint32),
+        ("jited_ksyms", ctypes.c_uint64),
+        ("jited_func_lens", ctypes.c_uint64),
+        ("btf_id", ctypes.c_uint32),
+        ("func_info_rec_size", ctypes.c_uint32),
+        ("func_info", ctypes.c_uint64),
+        ("nr_func_info", ctypes.c_uint32),
+        ("nr_line_info", ctypes.c_uint32),
+        ("line_info", ctypes.c_uint64),
+        ("jited_line_info", ctypes.c_uint64),
+        ("nr_jited_line_info", ctypes.c_uint32),
+        ("line_info_rec_size", ctypes.c_uint32),
+        ("jited_line_info_rec_size", ctypes.c_uint32),
+        ("nr_prog_tags", ctypes.c_uint32),
+        ("prog_tags", ctypes.c_uint64),
+        ("run_time_ns", ctypes.c_uint64),
+        ("run_cnt", ctypes.c_uint64),
+        ("recursion_misses", ctypes.c_uint64),
+    ]
+
+
 class _PerfEventAttr(ctypes.Structure):
     """``struct perf_event_attr``, PERF_ATTR_SIZE_VER7 (128 bytes) as in this
     host's linux/perf_event.h.  Only the fields we set are named; the rest
@@ -164,6 +208,7 @@ _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "bpf_program__set_autoload": (_I, [_P, _B]),
     "bpf_program__set_expected_attach_type": (_I, [_P, _I]),
     "bpf_program__fd": (_I, [_P]),
+    "bpf_obj_get_info_by_fd": (_I, [_I, _P, ctypes.POINTER(_U32T)]),
     "bpf_program__autoattach": (_B, [_P]),
     "bpf_program__attach": (_P, [_P]),
     "bpf_program__attach_uprobe": (_P, [_P, _B, _I, _S, _SZ]),
@@ -518,6 +563,27 @@ class BpfObject:
         """The fd of loaded program ``prog_name`` (owned by the object)."""
         operation = f"get the fd of program {prog_name}"
         return _check(libbpf().bpf_program__fd(self._prog(prog_name, operation)), operation)
+
+    def recursion_misses(self) -> int:
+        """Runs of this object's loaded programs that the kernel skipped.
+
+        A kernel runs one tracing program at a time per CPU and skips (and,
+        from 5.12, counts) any that would start while another is active there.
+        On kernels whose syscall tracepoints are faultable (Debian's 7.x) a
+        program can be preempted, and every other program on its CPU is then
+        skipped until it resumes: a syscall whose exit was skipped leaves no
+        event and no offset, so its bytes vanish from the stream unseen.
+        """
+        lib, total = libbpf(), 0
+        for prog in self._programs():
+            fd = lib.bpf_program__fd(prog)
+            if fd < 0:
+                continue  # not loaded (autoload off, or a refused feature)
+            info = _ProgInfo()
+            size = _U32T(ctypes.sizeof(info))
+            if lib.bpf_obj_get_info_by_fd(fd, ctypes.byref(info), ctypes.byref(size)) == 0:
+                total += info.recursion_misses
+        return total
 
     def map(self, name: str) -> BpfMap:
         """The map ``name`` (after :meth:`load`, when it has an fd)."""

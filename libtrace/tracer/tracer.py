@@ -141,6 +141,11 @@ class TracerStats:
     #: turned out not to be inet, or events still queued when :meth:`Tracer.close`
     #: ran before anyone drained them
     dropped: int = 0
+    #: program runs the kernel skipped because another tracing program was
+    #: active on that CPU (kernels from 5.12 count them): each may have taken
+    #: an event, or a syscall's bytes, with it unseen.  Not part of ``lost``,
+    #: which counts what the programs knew they could not output.
+    missed: int = 0
 
     def accounted(self) -> int:
         """Every event the programs output ends in exactly one of these counters:
@@ -545,6 +550,7 @@ class Tracer:
             )
 
         self._stats.kernel_events = total(COUNTER_EVENTS)
+        self._stats.missed = obj.recursion_misses()
         # The programs count every failed output; perf's own lost records
         # count the same drops, so take the larger, never the sum.
         self._stats.lost = max(total(COUNTER_LOST), self._perf_lost)

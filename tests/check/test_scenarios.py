@@ -29,6 +29,7 @@ def checked(scenario: str, backend: str, tmp_path: Path) -> dict[str, Any]:
     assert (tmp_path / f"check-{scenario}-{backend}.json").is_file()
     assert (tmp_path / f"check-{scenario}-{backend}.pcap").is_file()
     assert report["lost"] == 0
+    assert report["missed"] == 0, "the kernel skipped tracer programs in every attempt"
     assert report["pcap_records"] > 0
     assert {r["record"]["protocol"] for r in report["matches"]} == {SERVICES[scenario].protocol}
     assert report["attribution_ok"], report["containers"]

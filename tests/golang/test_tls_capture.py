@@ -195,8 +195,11 @@ def server_side(tmp_path_factory):
                 ),
             ]
         events = collect(tracer, [c for run in live for c in run.clients])
+        stats = tracer.stats()
         for run in live:
             run.outputs = [c.communicate(timeout=30)[0] for c in run.clients]
+    # Loss explains a gap before any comparison does.
+    assert stats.lost == 0 and stats.missed == 0, stats
     return runs, events, pcap
 
 

@@ -124,7 +124,11 @@ def test_struct_layouts_match_the_c_headers(tmp_path: Path) -> None:
     cc = shutil.which("cc") or shutil.which("gcc")
     if cc is None:
         pytest.skip("needs a C compiler to read the C layouts")
-    checks = {"bpf_object_open_opts": lb._OpenOpts, "perf_event_attr": lb._PerfEventAttr}
+    checks = {
+        "bpf_object_open_opts": lb._OpenOpts,
+        "perf_event_attr": lb._PerfEventAttr,
+        "bpf_prog_info": lb._ProgInfo,
+    }
     lines = []
     for c_name, struct_type in checks.items():
         lines.append(f'printf("{c_name} sizeof %zu\\n", sizeof(struct {c_name}));')
@@ -143,6 +147,8 @@ def test_struct_layouts_match_the_c_headers(tmp_path: Path) -> None:
     for line in out.stdout.splitlines():
         c_name, field, value = line.split()
         layout = checks[c_name]
+        if field == "sizeof" and layout is lb._ProgInfo:
+            continue  # the C struct grows with the kernel; ours stops at recursion_misses
         got = ctypes.sizeof(layout) if field == "sizeof" else getattr(layout, field).offset
         assert got == int(value), line
 
@@ -377,3 +383,35 @@ def test_libbpf_messages_reach_logging(tmp_path: Path, caplog: pytest.LogCapture
         r.name == "libtrace.libbpf" and r.levelname == "WARNING" and "absent.bpf.o" in r.message
         for r in caplog.records
     )
+
+
+def test_recursion_misses_are_the_kernels_count(ping_obj: Path) -> None:
+    """A program fired inside itself is skipped; the kernel's count reaches us."""
+    out = ping_obj.parent / "recursion.bpf.o"
+    cmd = ["clang", "-O2", "-g", "-target", "bpf", "-I/usr/include"]
+    multiarch = sysconfig.get_config_var("MULTIARCH")
+    if multiarch:
+        cmd.append(f"-I/usr/include/{multiarch}")
+    subprocess.run([*cmd, "-c", str(SOURCE.with_name("recursion.bpf.c")), "-o", str(out)],
+                   check=True)
+    calls = 10
+    with lb.BpfObject.open(out) as obj:
+        obj.load()
+        obj.map("config").update(ZERO_KEY, u32(os.getpid()))
+        obj.attach_all()
+        assert obj.recursion_misses() == 0
+        for _ in range(calls):
+            os.getppid()
+        ours = obj.recursion_misses()
+        shown = subprocess.run(["bpftool", "prog", "show", "-j"], check=True,
+                               capture_output=True, text=True).stdout
+        inner = obj.program_fd("inner")
+        inner_id = lb._ProgInfo()
+        size = ctypes.c_uint32(ctypes.sizeof(inner_id))
+        assert lb.libbpf().bpf_obj_get_info_by_fd(inner, ctypes.byref(inner_id),
+                                                  ctypes.byref(size)) == 0
+    kernel = next(p for p in json.loads(shown) if p["id"] == inner_id.id)
+    # bpftool leaves the field out when it is zero (kernels before 5.12, or
+    # ones that do not count raw tracepoint recursion).
+    assert ours == kernel.get("recursion_misses", 0)
+    assert ours in (0, calls)  # each getppid: outer -> inner -> inner (skipped)
