@@ -15,8 +15,9 @@ import functools
 import ipaddress
 import socket
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, cast
 
 from ..errors import LibtraceError
 
@@ -271,11 +272,27 @@ def _flags(value: int) -> EventFlag:
     return EventFlag(value)
 
 
-def _build(values: tuple[object, ...]) -> SocketEvent:
-    event: SocketEvent = _new_event(SocketEvent)
-    for setter, value in zip(_SETTERS, values, strict=True):
-        setter(event, value)
-    return event
+def _unrolled_builder() -> Callable[[tuple[object, ...]], SocketEvent]:
+    """A function that sets each slot of a new event from a tuple, one line per field.
+
+    It runs once per event: the frozen dataclass's ``__init__`` (an
+    ``object.__setattr__`` per field) or a loop over the slot setters costs
+    about twice as much as this straight-line code, which is generated like
+    the dataclass's own methods so that it follows the fields.
+    """
+    names = [f"v{i}" for i in range(len(_FIELDS))]
+    body = "".join(f"    s{i}(event, {name})\n" for i, name in enumerate(names))
+    source = (
+        f"def build(values):\n    {', '.join(names)}, = values\n"
+        f"    event = new(cls)\n{body}    return event\n"
+    )
+    scope: dict[str, Any] = {"new": _new_event, "cls": SocketEvent}
+    scope.update((f"s{i}", setter) for i, setter in enumerate(_SETTERS))
+    exec(source, scope)  # our own generated text, as dataclasses does
+    return cast(Callable[[tuple[object, ...]], SocketEvent], scope["build"])
+
+
+_build = _unrolled_builder()
 
 
 def with_changes(event: SocketEvent, changes: dict[str, object]) -> SocketEvent:
