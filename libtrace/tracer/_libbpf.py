@@ -218,6 +218,7 @@ _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "bpf_map__key_size": (_U32T, [_P]),
     "bpf_map__value_size": (_U32T, [_P]),
     "bpf_map__set_max_entries": (_I, [_P, _U32T]),
+    "bpf_map__max_entries": (_U32T, [_P]),
     "bpf_map_create": (_I, [_I, _S, _U32T, _U32T, _U32T, _P]),
     "bpf_map_update_elem": (_I, [_I, _P, _P, ctypes.c_uint64]),
     "bpf_map_lookup_elem": (_I, [_I, _P, _P]),
@@ -399,9 +400,13 @@ class BpfMap:
     ``ValueError``).  Failures raise ``BpfError`` naming the map.
     """
 
-    def __init__(self, name: str, fd: int, key_size: int, value_size: int, map_type: int) -> None:
+    def __init__(
+        self, name: str, fd: int, key_size: int, value_size: int, map_type: int,
+        max_entries: int = 0,
+    ) -> None:
         self.name, self.fd, self.map_type = name, fd, map_type
         self.key_size, self.value_size = key_size, value_size
+        self.max_entries = max_entries  #: a ring buffer's data size in bytes
 
     def __repr__(self) -> str:
         return f"BpfMap({self.name!r}, fd={self.fd}, map_type={self.map_type})"
@@ -593,7 +598,8 @@ class BpfObject:
             raise _error(operation, errno.EINVAL, "load the object first")
         fd = _check(lib.bpf_map__fd(ptr), operation)
         size_k, size_v = lib.bpf_map__key_size(ptr), lib.bpf_map__value_size(ptr)
-        return BpfMap(name, fd, size_k, size_v, lib.bpf_map__type(ptr))
+        return BpfMap(name, fd, size_k, size_v, lib.bpf_map__type(ptr),
+                      lib.bpf_map__max_entries(ptr))
 
     def resize_map(self, name: str, max_entries: int) -> None:
         """Set the ``max_entries`` of map ``name`` (before load only)."""

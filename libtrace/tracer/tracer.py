@@ -27,7 +27,7 @@ from pathlib import Path
 
 from ..bpf.build import Variant, object_path
 from ..errors import BpfError, ConfigError, PrivilegeError, UnsupportedKernelError
-from . import _libbpf, _uprobe_multi, proc
+from . import _libbpf, _uprobe_multi, proc, ringbuf
 from .events import (
     COUNTER_EVENTS,
     COUNTER_LOST,
@@ -216,7 +216,9 @@ class Tracer:
         #: One sentence per choice made when picking the variant.
         self.reasons: list[str] = []
         self._object: _libbpf.BpfObject | None = None
-        self._buffer: _libbpf.RingBuffer | _libbpf.PerfBuffer | None = None
+        self._buffer: (
+            ringbuf.MappedRingBuffer | _libbpf.RingBuffer | _libbpf.PerfBuffer | None
+        ) = None
         self._queue: deque[SocketEvent] = deque()
         #: Events held until no earlier one can still arrive (see reorder.py).
         self._order: TimeOrder | None = None
@@ -312,7 +314,12 @@ class Tracer:
         # after the next accept of the same fd number).
         self._order = TimeOrder()
         events_fd = obj.map("events").fd
-        if self.variant.ringbuf:
+        if self.variant.ringbuf and ringbuf.usable():
+            # Read from the mapping: no ctypes call per record.
+            self._buffer = ringbuf.MappedRingBuffer(
+                events_fd, obj.map("events").max_entries, self._on_record, max_batch=MAX_BATCH
+            )
+        elif self.variant.ringbuf:
             self._buffer = _libbpf.RingBuffer(events_fd, self._on_record, max_batch=MAX_BATCH)
         else:
             per_cpu = self.config.buffer_bytes // _libbpf.num_possible_cpus()

@@ -18,13 +18,14 @@ import sysconfig
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from libtrace.errors import BpfError
 from libtrace.tracer import _libbpf as lb
+from libtrace.tracer import ringbuf
 
 pytestmark = pytest.mark.bpf
 
@@ -35,6 +36,7 @@ PONG = struct.Struct("<4sIIII")  # struct pong: magic, pid, tid, arg, cpu
 ZERO_KEY = bytes(4)
 #: getpgid() calls that certainly overflow a one-page perf ring (32-byte records).
 FLOOD = 2000
+RB_BYTES = 16 * 4096  # as in ping.bpf.c
 
 
 def u32(value: int) -> bytes:
@@ -181,9 +183,24 @@ def test_btf_custom_path_reaches_libbpf(ping_obj: Path, tmp_path: Path) -> None:
         obj.load()
 
 
-def test_ringbuf_delivers_exact_bytes(loaded: lb.BpfObject) -> None:
+RingReader = Callable[..., "lb.RingBuffer | ringbuf.MappedRingBuffer"]
+
+
+@pytest.fixture(params=["libbpf", "mapped"])
+def ring_reader(request: pytest.FixtureRequest, loaded: lb.BpfObject) -> RingReader:
+    """Both readers of the ring buffer `rb`: libbpf's callbacks, and the mapping read directly."""
+    events = loaded.map("rb")
+    if request.param == "libbpf":
+        return lambda callback, **kw: lb.RingBuffer(events.fd, callback, **kw)
+    assert events.max_entries == RB_BYTES
+    return lambda callback, **kw: ringbuf.MappedRingBuffer(
+        events.fd, events.max_entries, callback, **kw
+    )
+
+
+def test_ringbuf_delivers_exact_bytes(ring_reader: RingReader) -> None:
     records: list[bytes] = []
-    with lb.RingBuffer(loaded.map("rb").fd, records.append) as rb:
+    with ring_reader(records.append) as rb:
         assert rb.epoll_fd() >= 0
         rb.consume()
         records.clear()
@@ -232,7 +249,24 @@ def test_perf_buffer_counts_lost_samples(loaded: lb.BpfObject, one_cpu: int) -> 
     assert len(samples) + total_lost == FLOOD + 1  # the loss is counted exactly
 
 
-def test_ringbuf_callback_exception_is_reraised(loaded: lb.BpfObject) -> None:
+def test_ringbuf_records_that_wrap_around_arrive_whole(ring_reader: RingReader) -> None:
+    """Several times the ring's size, in batches: records cross its end intact."""
+    records: list[bytes] = []
+    per_round = RB_BYTES // 24 // 2  # 16-byte records + 8-byte headers: half the ring
+    with ring_reader(records.append, max_batch=1000) as rb:
+        rb.consume()
+        records.clear()
+        for _ in range(5):
+            for _ in range(per_round):
+                os.getppid()
+            while rb.consume():
+                pass
+    pid, tid = os.getpid(), threading.get_native_id()
+    assert len(records) == 5 * per_round
+    assert set(records) == {PING.pack(b"PING", pid, tid, pid)}
+
+
+def test_ringbuf_callback_exception_is_reraised(ring_reader: RingReader) -> None:
     seen: list[bytes] = []
 
     def callback(record: bytes) -> None:
@@ -240,7 +274,7 @@ def test_ringbuf_callback_exception_is_reraised(loaded: lb.BpfObject) -> None:
         if len(seen) == 1:
             raise KeyError("from the callback")
 
-    with lb.RingBuffer(loaded.map("rb").fd, callback) as rb:
+    with ring_reader(callback) as rb:
         os.getppid()
         os.getppid()
         with pytest.raises(KeyError, match="from the callback"):

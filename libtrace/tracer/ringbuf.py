@@ -1,0 +1,147 @@
+"""The BPF ring buffer read straight from its memory mapping, with no call per record.
+
+libbpf's ``ring_buffer__consume`` hands each record to a callback; from
+Python that is a ctypes call per record, which cost more than decoding the
+record (``benchmarks/drain.py``).  This reader maps the ring as libbpf does
+and walks the records itself:
+
+- the consumer position, one page mapped read-write at offset 0;
+- the producer position, one read-only page at offset ``PAGE_SIZE``, followed
+  by the data pages mapped twice in a row, so that a record that wraps around
+  the end is contiguous in the mapping.
+
+Each record starts with an 8-byte header whose first u32 is its length and two
+flags: BUSY (the producer has reserved it and not yet committed) and DISCARD
+(committed as dropped).  Records are 8-byte aligned.  A reader stops at the
+first busy record and publishes how far it has read by storing the consumer
+position, which frees that space for the producers (kernel/bpf/ringbuf.c).
+
+The kernel orders its stores with release semantics and libbpf its loads with
+acquire; on x86-64 (total store order) plain loads already see the stores in
+order, so Python's reads are enough there.  :func:`usable` says where this
+reader may be used; elsewhere the tracer keeps libbpf's.
+"""
+
+from __future__ import annotations
+
+import errno
+import mmap
+import platform
+import select
+import struct
+from collections.abc import Callable
+from typing import Self
+
+from ..errors import BpfError
+
+BUSY_BIT = 1 << 31
+DISCARD_BIT = 1 << 30
+HEADER_BYTES = 8
+#: Records read between two stores of the consumer position: often enough
+#: that producers get their space back during a long batch, rarely enough
+#: that the stores cost nothing.
+PUBLISH_EVERY = 64
+
+_POS = struct.Struct("<Q")
+_LEN = struct.Struct("<I")
+
+
+def usable() -> bool:
+    """Whether plain loads see the kernel's stores in order on this machine."""
+    return platform.machine() in ("x86_64", "AMD64")
+
+
+class MappedRingBuffer:
+    """Reader of a ``BPF_MAP_TYPE_RINGBUF`` map of ``size`` data bytes;
+    ``callback(record)`` per record, as :class:`~libtrace.tracer._libbpf.RingBuffer`."""
+
+    def __init__(
+        self, map_fd: int, size: int, callback: Callable[[bytes], None], *, max_batch: int = 0
+    ) -> None:
+        """``max_batch`` > 0 caps the records one :meth:`poll` or :meth:`consume`
+        hands over, so one call ends even while producers keep producing."""
+        if size <= 0 or size & (size - 1):
+            raise ValueError(f"a ring buffer's size is a power of two, not {size}")
+        page = mmap.PAGESIZE
+        self._callback = callback
+        self._max_batch = max_batch
+        self._mask = size - 1
+        self._consumer = mmap.mmap(map_fd, page, mmap.MAP_SHARED,
+                                   mmap.PROT_READ | mmap.PROT_WRITE, offset=0)
+        try:
+            self._producer = mmap.mmap(map_fd, page + 2 * size, mmap.MAP_SHARED,
+                                       mmap.PROT_READ, offset=page)
+        except BaseException:
+            self._consumer.close()
+            raise
+        self._data: memoryview | None = memoryview(self._producer)[page:]
+        self._epoll = select.epoll()
+        self._epoll.register(map_fd, select.EPOLLIN)
+
+    def poll(self, timeout_ms: int) -> int:
+        """Wait up to ``timeout_ms`` for the kernel's wakeup, then consume.
+
+        Returns the number of records handed to the callback; raises the
+        first exception the callback raised (the record it failed on is
+        consumed, the ones after it are kept).
+        """
+        self._live()
+        self._epoll.poll(timeout_ms / 1000)
+        return self.consume()
+
+    def consume(self) -> int:
+        """Hand over the records available now, without waiting; see :meth:`poll`."""
+        data = self._live()
+        mask, callback, limit = self._mask, self._callback, self._max_batch or -1
+        consumer, producer = self._consumer, self._producer
+        position = _POS.unpack_from(consumer, 0)[0]
+        count = unpublished = 0
+        try:
+            while count != limit:
+                end = _POS.unpack_from(producer, 0)[0]
+                if position >= end:
+                    break
+                while position < end and count != limit:
+                    at = position & mask
+                    word = _LEN.unpack_from(data, at)[0]
+                    if word & BUSY_BIT:
+                        return count  # not committed yet: the next call resumes here
+                    length = word & ~(BUSY_BIT | DISCARD_BIT)
+                    position += (length + HEADER_BYTES + 7) & ~7
+                    unpublished += 1
+                    if unpublished == PUBLISH_EVERY:
+                        _POS.pack_into(consumer, 0, position)
+                        unpublished = 0
+                    if not word & DISCARD_BIT:
+                        count += 1
+                        start = at + HEADER_BYTES
+                        callback(data[start : start + length].tobytes())
+        finally:
+            _POS.pack_into(consumer, 0, position)
+        return count
+
+    def epoll_fd(self) -> int:
+        """An epoll fd that turns readable when the kernel wakes the reader."""
+        self._live()
+        return self._epoll.fileno()
+
+    def close(self) -> None:
+        """Unmap the ring.  Idempotent."""
+        if self._data is None:
+            return
+        self._data.release()
+        self._data = None
+        self._epoll.close()
+        self._producer.close()
+        self._consumer.close()
+
+    def _live(self) -> memoryview:
+        if self._data is None:
+            raise BpfError("read the ring buffer", errno.EBADF, "it is closed")
+        return self._data
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_exc_info: object) -> None:
+        self.close()
