@@ -20,7 +20,6 @@ import logging
 import os
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -219,7 +218,7 @@ class Tracer:
         self._buffer: (
             ringbuf.MappedRingBuffer | _libbpf.RingBuffer | _libbpf.PerfBuffer | None
         ) = None
-        self._queue: deque[SocketEvent] = deque()
+        self._queue: list[SocketEvent] = []
         #: Events held until no earlier one can still arrive (see reorder.py).
         self._order: TimeOrder | None = None
         self._stats = TracerStats()
@@ -489,10 +488,9 @@ class Tracer:
         self._queue.append(event)
 
     def _hand_over(self, mark_ns: int | None = None) -> list[SocketEvent]:
-        """What the caller gets now; with the perf buffer, in time order up to
-        ``mark_ns`` (every ring was read after it; None: everything)."""
-        gathered = list(self._queue)
-        self._queue.clear()
+        """What the caller gets now, in time order up to ``mark_ns`` (every
+        event output before it has been read; None: everything)."""
+        gathered, self._queue = self._queue, []
         if self._order is not None:
             self._order.add(gathered)
             gathered = self._order.release(mark_ns)
@@ -503,7 +501,7 @@ class Tracer:
             gathered = [event for event in completed if event is not None]
             self._stats.dropped += len(completed) - len(gathered)
         self._stats.events += len(gathered)
-        self._stats.bytes += sum(event.captured for event in gathered)
+        self._stats.bytes += sum(len(event.data) for event in gathered)
         return gathered
 
     def _on_perf_lost(self, _cpu: int, count: int) -> None:
