@@ -19,8 +19,9 @@ lost.  Stepping stops at the first step that loses events or falls behind,
 or when the writer itself cannot offer more.  The answer is the highest
 delivered rate of a step with nothing lost and delivered ≈ offered.
 
-The cost that usually sets the limit is Python's per event: a ctypes
-callback per record and :func:`libtrace.tracer.events.decode`.  The decode
+The cost that usually sets the limit is Python's per event: reading each
+record (from the ring's mapping; a ctypes callback per sample with the perf
+buffer) and :func:`libtrace.tracer.events.decode`.  The decode
 alone is timed on a synthetic record, and the tracing process's CPU time per
 delivered event is measured on each step and on the backlog, so the JSON
 says which it is.
@@ -343,9 +344,9 @@ def _limit(
 ) -> str:
     """A sentence naming what limits the drain rate, from what was measured."""
     busiest = max(steps, key=lambda step: step.delivered_eps)
-    rest = ["the ctypes callback per record", "the queue", "the poll loop"]
+    rest = ["the walk over the mapped ring per record", "the time order", "the poll loop"]
     if "perfbuf" in compat:
-        rest.insert(1, "the perf buffer's per-sample header reads")
+        rest[0] = "libbpf's ctypes callback per perf sample"
     if "no-btf" in compat:
         rest.insert(1, "completing each event from /proc (no BTF)")
     return (
