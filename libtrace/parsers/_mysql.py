@@ -58,6 +58,13 @@ CLIENT_SSL = 1 << 11
 CLIENT_SECURE_CONNECTION = 1 << 15
 CLIENT_PLUGIN_AUTH_LENENC_DATA = 1 << 21
 CLIENT_DEPRECATE_EOF = 1 << 24
+CLIENT_QUERY_ATTRIBUTES = 1 << 27
+
+#: Binary-protocol value sizes by field type (MYSQL_TYPE_*): fixed widths, and
+#: the temporal types whose value starts with its own length byte.  Every other
+#: type's value is a length-encoded string.
+_FIXED_VALUE_BYTES = {1: 1, 2: 2, 13: 2, 3: 4, 9: 4, 4: 4, 8: 8, 5: 8, 6: 0}
+_TEMPORAL_TYPES = frozenset({7, 10, 11, 12})
 #: Status flag: another result follows this one.
 SERVER_MORE_RESULTS_EXISTS = 0x0008
 #: Error codes that are the server's trouble (out of memory or disk, too many
@@ -196,6 +203,30 @@ def lenenc(cur: Cursor) -> int | None:
     raise MalformedError("0xFF is not a length-encoded integer")
 
 
+def _skip_query_attributes(cur: Cursor) -> None:
+    """Move past COM_QUERY's attributes: counts, then (if any) bitmap, types, names, values."""
+    count = lenenc(cur) or 0
+    lenenc(cur)  # parameter sets: always 1
+    if count == 0:
+        return
+    nulls = cur.bytes((count + 7) // 8)
+    if cur.u8() != 1:
+        raise MalformedError("query attributes without their types")
+    types = []
+    for _ in range(count):
+        types.append(cur.u16le() & 0xFF)  # the high byte holds the unsigned flag
+        cur.skip(lenenc(cur) or 0)  # the attribute's name
+    for index, kind in enumerate(types):
+        if nulls[index // 8] & (1 << (index % 8)):
+            continue  # a NULL attribute has no value
+        if kind in _FIXED_VALUE_BYTES:
+            cur.skip(_FIXED_VALUE_BYTES[kind])
+        elif kind in _TEMPORAL_TYPES:
+            cur.skip(cur.u8())
+        else:
+            cur.skip(lenenc(cur) or 0)
+
+
 @dataclass(slots=True)
 class _Answer:
     """A response being assembled packet by packet."""
@@ -275,6 +306,8 @@ class MysqlParser(StreamParser):
         cur = Cursor(payload)
         command = Command(cur.u8())
         query = database = statement = None
+        if command is Command.COM_QUERY and self._has_query_attributes(payload):
+            _skip_query_attributes(cur)
         if command in TEXT_COMMANDS:
             query = clip(cur.rest().decode("utf-8", "replace"))
         elif command in SCHEMA_COMMANDS:
@@ -284,6 +317,18 @@ class MysqlParser(StreamParser):
         return self._push(MysqlRequest(ts_ns=ts, size=4 + length, command=command, query=query,
                                        database=database, statement_id=statement,
                                        _parsed=True))
+
+    def _has_query_attributes(self, payload: bytes) -> bool:
+        """Whether this COM_QUERY starts with query attributes (MySQL 8.0.23+).
+
+        Both ends' capability flags say so once the handshake was seen.  Without
+        it (a connection traced mid-stream) the payload tells: SQL text never
+        starts with a NUL byte, and attributes start with their count (0 for
+        none, the common case) and a parameter-set count that is always 1.
+        """
+        if self.client_caps is not None and self.server_caps is not None:
+            return bool(self.client_caps & self.server_caps & CLIENT_QUERY_ATTRIBUTES)
+        return payload[1:3] == b"\x00\x01"
 
     def _login(self, side: Side, payload: bytes, length: int, ts: int) -> Message:
         cur = Cursor(payload)

@@ -7,7 +7,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from libtrace.parsers import Desync, MysqlParser, MysqlRequest, MysqlResponse, Pairer, Status
-from libtrace.parsers._mysql import CLIENT_DEPRECATE_EOF, MAX_PACKET_PREFIX_BYTES
+from libtrace.parsers._mysql import (
+    CLIENT_DEPRECATE_EOF,
+    CLIENT_QUERY_ATTRIBUTES,
+    MAX_PACKET_PREFIX_BYTES,
+)
 
 from ._harness import MODES, feed_both_to_eof, feed_chunks, messages, run, summary
 
@@ -359,3 +363,53 @@ def test_fuzz_generated_exchanges_roundtrip(exchanges: list, cuts: list[int]) ->
     assert [m.query for m in messages(events) if isinstance(m, MysqlRequest)] == [
         e[0][:511] + "…" if len(e[0]) > 512 else e[0] for e in exchanges]
     assert [(m.kind, m.rows) for m in messages(events) if isinstance(m, MysqlResponse)] == want
+
+
+# -- MySQL 8 query attributes (CLIENT_QUERY_ATTRIBUTES) ------------------------------------------
+ATTRS = CAPS | CLIENT_QUERY_ATTRIBUTES
+
+
+def attributed_query(sql: str, attributes: list[tuple[int, str, bytes | None]] = ()) -> bytes:
+    """COM_QUERY with attributes: (MYSQL_TYPE_*, name, binary value or None for NULL)."""
+    body = lenenc(len(attributes)) + lenenc(1)
+    if attributes:
+        bitmap = bytearray((len(attributes) + 7) // 8)
+        for i, (_, _, value) in enumerate(attributes):
+            if value is None:
+                bitmap[i // 8] |= 1 << (i % 8)
+        body += bytes(bitmap) + b"\x01"
+        body += b"".join(struct.pack("<H", kind) + lstr(name) for kind, name, _ in attributes)
+        body += b"".join(value for _, _, value in attributes if value is not None)
+    return command(0x03, body + sql.encode())
+
+
+def _queries(parser: MysqlParser, *chunks: tuple[str, bytes]) -> list[str | None]:
+    return [r.request.query for r in _records(parser, *chunks)
+            if r.request is not None and r.request.command.name == "COM_QUERY"]
+
+
+@pytest.mark.parametrize("attributes", [
+    pytest.param([], id="none"),
+    pytest.param([(253, "trace_id", lstr("4bf92f35")), (8, "n", struct.pack("<q", -7)),
+                  (253, "gone", None), (12, "at", b"\x04\xe9\x07\x0c\x06")], id="four"),
+])
+def test_query_attributes_are_not_part_of_the_sql(attributes: list) -> None:
+    parser = MysqlParser()
+    got = _queries(parser, ("response", greeting(ATTRS)), ("request", login(ATTRS)),
+                   ("response", ok(2)), ("request", attributed_query("SELECT 1", attributes)),
+                   ("response", resultset(1, [["1"]], False)))
+    assert got == ["SELECT 1"]
+
+
+def test_query_attributes_mid_stream_are_recognised_from_the_payload() -> None:
+    parser = MysqlParser(mid_stream=True)
+    got = _queries(parser, ("request", attributed_query("SELECT 2")),
+                   ("response", resultset(1, [["2"]], False)))
+    assert got == ["SELECT 2"]
+
+
+def test_without_the_capability_the_payload_is_sql() -> None:
+    parser = MysqlParser()  # MariaDB: no query attributes, even if the bytes look like them
+    got = _queries(parser, ("response", greeting(CAPS)), ("request", login(CAPS)),
+                   ("response", ok(2)), ("request", query("\x00\x01SELECT 3")))
+    assert got == ["\x00\x01SELECT 3"]
