@@ -13,6 +13,7 @@ import ipaddress
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import IO, Any
 
 import dpkt  # type: ignore[import-untyped]
@@ -146,7 +147,10 @@ def read_packets(path: str) -> Iterator[Packet]:
                 raise PcapError(f"{path} is corrupt or truncated after packet {count}") from None
             count += 1
             ts, buf = item
-            ts_ns = round(ts * 1e6) * 1000 if micro else round(ts * 1e9)
+            if isinstance(ts, Decimal):  # dpkt's nanosecond pcap: exact, keep it so
+                ts_ns = int(ts * 1_000_000_000)
+            else:
+                ts_ns = round(ts * 1e6) * 1000 if micro else round(ts * 1e9)
             try:
                 packet = _to_packet(ts_ns, decode(buf))
             except _DPKT_ERRORS:

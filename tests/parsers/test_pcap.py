@@ -8,6 +8,7 @@ import random
 import shutil
 import struct
 import subprocess
+from decimal import Decimal
 from pathlib import Path
 
 import dpkt
@@ -176,6 +177,26 @@ def test_linux_cooked_and_raw(tmp_path: Path) -> None:
     _write_pcap(ether, _packets(FIXTURES / "dns" / "dnsmasq.pcap"))
     golden = _records(ether)
     assert golden and _records(raw) == golden == _records(sll)
+
+
+def test_nanosecond_pcap_keeps_every_nanosecond(tmp_path: Path) -> None:
+    """tcpdump --time-stamp-precision=nano writes these; dpkt gives Decimal times."""
+    source = FIXTURES / "redis" / "redis.pcap"
+    with source.open("rb") as f:
+        original = list(dpkt.pcap.Reader(f))
+    nano = tmp_path / "nano.pcap"
+    with nano.open("wb") as f:
+        writer = dpkt.pcap.Writer(f, nano=True)
+        for i, (ts, frame) in enumerate(original):
+            writer.writepkt(frame, ts=Decimal(int(ts * 1_000_000)) / 1_000_000
+                            + Decimal(i % 1000) / 1_000_000_000)
+    golden, got = _records(source), _records(nano)
+    assert golden and len(got) == len(golden)
+    for ours, theirs in zip(got, golden, strict=True):
+        assert 0 <= ours["ts_ns"] - theirs["ts_ns"] < 1000  # the added nanoseconds, kept
+        assert {k: v for k, v in ours.items() if k not in ("ts_ns", "latency_ns")} == {
+            k: v for k, v in theirs.items() if k not in ("ts_ns", "latency_ns")}
+    assert any(r["ts_ns"] % 1000 for r in got)
 
 
 # -- bad input ---------------------------------------------------------------------------------
