@@ -165,7 +165,12 @@ static __always_inline struct lt_conn *tls_conn(struct lt_conn_key *key)
 		__builtin_memcpy(fresh.laddr, conn->laddr, 16);
 		__builtin_memcpy(fresh.raddr, conn->raddr, 16);
 	}
-	bpf_map_update_elem(&tls_conns, key, &fresh, BPF_ANY);
+	/* NOEXIST: a Go server's reader and writer goroutines meet a new
+	 * connection at once (HTTP/2 writes its SETTINGS while it reads the
+	 * preface); whichever creates the entry, both then count in it.  With
+	 * BPF_ANY the later one replaced it, and the offsets already counted
+	 * there were lost: duplicate offsets, then a gap. */
+	bpf_map_update_elem(&tls_conns, key, &fresh, BPF_NOEXIST);
 	return bpf_map_lookup_elem(&tls_conns, key);
 }
 

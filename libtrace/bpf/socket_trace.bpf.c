@@ -323,14 +323,17 @@ static __always_inline bool read_sock_identity(int fd, struct lt_conn *conn)
 	return true;
 }
 
-/* Identity from struct sock, stored (offsets zeroed) under key. */
-static __always_inline struct lt_conn *track_conn(struct lt_conn_key *key)
+/* Identity from struct sock, stored (offsets zeroed) under key.  `flags`:
+ * BPF_ANY where the socket is new (connect, accept: a fresh identity),
+ * BPF_NOEXIST on a first use, where two threads of one process may meet the
+ * socket at once and must not wipe the offsets the other already counted. */
+static __always_inline struct lt_conn *track_conn(struct lt_conn_key *key, __u64 flags)
 {
 	struct lt_conn conn = {};
 
 	if (!read_sock_identity(key->fd, &conn))
 		return NULL;
-	bpf_map_update_elem(&conns, key, &conn, BPF_ANY);
+	bpf_map_update_elem(&conns, key, &conn, flags);
 	return bpf_map_lookup_elem(&conns, key);
 }
 #endif
@@ -368,7 +371,7 @@ static __always_inline struct lt_conn *lookup_conn(struct lt_conn_key *key)
 
 #ifdef LT_WITH_BTF
 	if (!conn)
-		conn = track_conn(key);
+		conn = track_conn(key, BPF_NOEXIST);
 #else
 	if (!conn)
 		conn = inherit_conn(key);
@@ -659,7 +662,7 @@ int lt_exit_connect(struct lt_sys_exit *ctx)
 	key.fd = args.fd;
 #ifdef LT_WITH_BTF
 	/* A (re)connected socket has a new peer: read it afresh. */
-	conn = track_conn(&key);
+	conn = track_conn(&key, BPF_ANY);
 	if (!conn)
 		return 0;
 #else
@@ -703,7 +706,7 @@ static __always_inline int on_accept_exit(struct lt_sys_exit *ctx, __u16 syscall
 	key.pid = bpf_get_current_pid_tgid() >> 32;
 	key.fd = ctx->ret;
 #ifdef LT_WITH_BTF
-	conn = track_conn(&key);
+	conn = track_conn(&key, BPF_ANY);
 	if (!conn)
 		return 0;
 #else
