@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from libtrace import Direction, SocketEvent, StreamReassembler, Tracer
-from libtrace.tracer.reassembly import StreamChunk
 
 PEER = Path(__file__).parent / "peers" / "socket_peer.py"
 #: Polls without a new event before a capture counts as complete.
@@ -79,19 +78,19 @@ def streams(events: list[SocketEvent]) -> dict[tuple[int, int, Direction], bytes
     out: dict[tuple[int, int, Direction], bytearray] = {}
     chunks = [c for e in events if e.type.name == "DATA" for c in reassembler.feed(e)]
     chunks += list(reassembler.flush())
-    before: dict[tuple[int, int, Direction], StreamChunk] = {}
+    last: dict[tuple[int, int, Direction], SocketEvent | None] = {}
     for chunk in chunks:
-        previous = before.get(chunk.key)
-        cut = previous is not None and previous.event is not None and (
-            previous.event.captured < previous.event.size
-        )
+        why = ""
+        previous = last.get(chunk.key)
+        if chunk.gap:
+            why = "no event carried them (lost, or skipped by the kernel)"
+            if previous is not None and previous.captured < previous.size:
+                why = (f"the chunk before holds {previous.captured} of its {previous.size} "
+                       "bytes (the copy failed or was capped)")
         assert chunk.gap == 0, (
-            f"gap of {chunk.gap} bytes before offset {chunk.offset} in {chunk.key}: "
-            + (f"the chunk before holds {previous.event.captured} of its "  # type: ignore[union-attr]
-               f"{previous.event.size} bytes (the copy failed or was capped)"  # type: ignore[union-attr]
-               if cut else "no event carried them (lost, or skipped by the kernel)")
+            f"gap of {chunk.gap} bytes before offset {chunk.offset} in {chunk.key}: {why}"
         )
-        before[chunk.key] = chunk
+        last[chunk.key] = chunk.event
         out.setdefault(chunk.key, bytearray()).extend(chunk.data)
     return {key: bytes(value) for key, value in out.items()}
 

@@ -159,6 +159,18 @@ class _ProgInfo(ctypes.Structure):
     ]
 
 
+def prog_info(fd: int) -> _ProgInfo | None:
+    """The kernel's ``bpf_prog_info`` of the program behind ``fd``; None when
+    there is none (a negative fd: the program was not loaded)."""
+    if fd < 0:
+        return None
+    info = _ProgInfo()
+    size = _U32T(ctypes.sizeof(info))
+    if libbpf().bpf_obj_get_info_by_fd(fd, ctypes.byref(info), ctypes.byref(size)) != 0:
+        return None
+    return info
+
+
 class _PerfEventAttr(ctypes.Structure):
     """``struct perf_event_attr``, PERF_ATTR_SIZE_VER7 (128 bytes) as in this
     host's linux/perf_event.h.  Only the fields we set are named; the rest
@@ -579,16 +591,9 @@ class BpfObject:
         skipped until it resumes: a syscall whose exit was skipped leaves no
         event and no offset, so its bytes vanish from the stream unseen.
         """
-        lib, total = libbpf(), 0
-        for prog in self._programs():
-            fd = lib.bpf_program__fd(prog)
-            if fd < 0:
-                continue  # not loaded (autoload off, or a refused feature)
-            info = _ProgInfo()
-            size = _U32T(ctypes.sizeof(info))
-            if lib.bpf_obj_get_info_by_fd(fd, ctypes.byref(info), ctypes.byref(size)) == 0:
-                total += info.recursion_misses
-        return total
+        lib = libbpf()
+        infos = (prog_info(lib.bpf_program__fd(prog)) for prog in self._programs())
+        return sum(info.recursion_misses for info in infos if info is not None)
 
     def map(self, name: str) -> BpfMap:
         """The map ``name`` (after :meth:`load`, when it has an fd)."""

@@ -40,10 +40,6 @@ from ..errors import BpfError
 BUSY_BIT = 1 << 31
 DISCARD_BIT = 1 << 30
 HEADER_BYTES = 8
-#: Records read between two stores of the consumer position: often enough
-#: that producers get their space back during a long batch, rarely enough
-#: that the stores cost nothing.
-PUBLISH_EVERY = 64
 
 def usable() -> bool:
     """Whether plain loads see the kernel's stores in order on this machine."""
@@ -98,29 +94,26 @@ class MappedRingBuffer:
         mask, callback, limit = self._mask, self._callback, self._max_batch or -1
         consumer, producer, words = self._consumer_pos, self._producer_pos, self._words
         position = consumer[0]
-        count = unpublished = 0
-        try:
-            while count != limit:
-                end = producer[0]
-                if position >= end:
-                    break
-                while position < end and count != limit:
-                    at = position & mask
-                    word = words[at >> 2]
-                    if word & BUSY_BIT:
-                        return count  # not committed yet: the next call resumes here
-                    length = word & ~(BUSY_BIT | DISCARD_BIT)
-                    position += (length + HEADER_BYTES + 7) & ~7
-                    unpublished += 1
-                    if unpublished == PUBLISH_EVERY:
-                        consumer[0] = position
-                        unpublished = 0
-                    if not word & DISCARD_BIT:
-                        count += 1
-                        start = at + HEADER_BYTES
-                        callback(data[start : start + length].tobytes())
-        finally:
-            consumer[0] = position
+        count = 0
+        while count != limit:
+            end = producer[0]
+            if position >= end:
+                break
+            while position < end and count != limit:
+                at = position & mask
+                word = words[at >> 2]
+                if word & BUSY_BIT:
+                    return count  # not committed yet: the next call resumes here
+                length = word & ~(BUSY_BIT | DISCARD_BIT)
+                start = at + HEADER_BYTES
+                record = None if word & DISCARD_BIT else data[start : start + length].tobytes()
+                # Published once copied (producers may reuse the space at once),
+                # and before the callback, which may raise: the record is consumed.
+                position += (length + HEADER_BYTES + 7) & ~7
+                consumer[0] = position
+                if record is not None:
+                    count += 1
+                    callback(record)
         return count
 
     def epoll_fd(self) -> int:

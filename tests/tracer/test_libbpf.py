@@ -439,12 +439,9 @@ def test_recursion_misses_are_the_kernels_count(ping_obj: Path) -> None:
         ours = obj.recursion_misses()
         shown = subprocess.run(["bpftool", "prog", "show", "-j"], check=True,
                                capture_output=True, text=True).stdout
-        inner = obj.program_fd("inner")
-        inner_id = lb._ProgInfo()
-        size = ctypes.c_uint32(ctypes.sizeof(inner_id))
-        assert lb.libbpf().bpf_obj_get_info_by_fd(inner, ctypes.byref(inner_id),
-                                                  ctypes.byref(size)) == 0
-    kernel = next(p for p in json.loads(shown) if p["id"] == inner_id.id)
+        inner = lb.prog_info(obj.program_fd("inner"))
+        assert inner is not None
+    kernel = next(p for p in json.loads(shown) if p["id"] == inner.id)
     # bpftool leaves the field out when it is zero (kernels before 5.12, or
     # ones that do not count raw tracepoint recursion).
     assert ours == kernel.get("recursion_misses", 0)
