@@ -39,6 +39,7 @@ MIRRORS = {
 CONSTANTS = {
     "MAX_PAYLOAD": events.MAX_PAYLOAD,
     "MAX_PAYLOAD_PERFBUF": events.MAX_PAYLOAD_PERFBUF,
+    "SCRATCH_SLOTS": events.SCRATCH_SLOTS,
     **{f"LT_EVENT_{e.name}": e.value for e in EventType},
     "LT_EGRESS": Direction.EGRESS.value,
     "LT_INGRESS": Direction.INGRESS.value,
