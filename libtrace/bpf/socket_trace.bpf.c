@@ -2,8 +2,12 @@
 /*
  * Socket data capture on syscall tracepoints.
  *
- * Theory of operation: each sys_enter_* program saves the syscall's
- * arguments in `inflight`, keyed by thread; the matching sys_exit_* program
+ * Theory of operation: each sys_enter_* program of a data syscall first asks
+ * whether the fd is a traced socket (a known one in `conns`; with BTF, a file
+ * the kernel says is an AF_INET/AF_INET6 socket, remembered either way), and
+ * only then saves the syscall's arguments in `inflight`, keyed by thread, so
+ * reads and writes of files and pipes cost a lookup or two and nothing more.
+ * The matching sys_exit_* program
  * takes them back, and when the call moved bytes on a traced socket it copies
  * them (up to the payload cap) into a per-CPU scratch event and outputs one
  * event per contiguous chunk: a plain buffer, or each iovec of the
@@ -124,6 +128,28 @@ struct {
 	__type(value, struct lt_conn);
 } conns SEC(".maps");
 
+#ifdef LT_WITH_BTF
+/* fds seen not to be traced sockets (files, pipes, unix sockets), each with
+ * its thread group's fd generation at the time (see is_traced_fd()). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, MAX_NOT_SOCKETS);
+	__type(key, struct lt_conn_key);
+	__type(value, __u64);
+} not_sockets SEC(".maps");
+
+/* Per thread group: a generation that moves whenever an fd number may have
+ * been freed (close, close_range, dup2/dup3 over an open fd, exec closing
+ * close-on-exec fds).  A number that holds a file keeps that file until one
+ * of those, so a `not_sockets` entry of the current generation is true. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, MAX_FD_GENS);
+	__type(key, __u32);
+	__type(value, __u64);
+} fd_gens SEC(".maps");
+#endif
+
 #ifndef LT_WITH_BTF
 /* A forked child's sockets are its parent's (a server that forks a handler per
  * connection, dnsmasq over TCP): without BTF nothing else says they are
@@ -220,14 +246,21 @@ static __always_inline bool port_traced(struct lt_config *cfg, __u16 lport, __u1
 	return bpf_map_lookup_elem(&port_filter, &l) || bpf_map_lookup_elem(&port_filter, &r);
 }
 
+static __always_inline bool is_traced_fd(struct lt_conn_key *key);
+
+/* Save a syscall's arguments for its exit program.  `data`: a data syscall,
+ * whose arguments are saved only when fd is a traced socket. */
 static __always_inline int save_args(__u64 fd, __u64 buf, __u64 addr, __u64 count,
-				     __u16 syscall)
+				     __u16 syscall, bool data)
 {
 	struct lt_config *cfg = get_config();
 	__u64 id = bpf_get_current_pid_tgid();
+	struct lt_conn_key key = { .pid = id >> 32, .fd = fd };
 	struct lt_args args = {};
 
-	if (!cfg || !pid_traced(cfg, id >> 32))
+	if (!cfg || !pid_traced(cfg, key.pid))
+		return 0;
+	if (data && !is_traced_fd(&key))
 		return 0;
 	args.fd = fd;
 	args.buf = buf;
@@ -278,9 +311,15 @@ static __always_inline bool read_sockaddr(__u64 uaddr, __u16 *family, __u16 *por
 }
 
 #ifdef LT_WITH_BTF
-/* Read the identity of fd's socket from the kernel; false if fd is not an
- * AF_INET/AF_INET6 stream or datagram socket. */
-static __always_inline bool read_sock_identity(int fd, struct lt_conn *conn)
+/* What read_sock_identity() found behind an fd. */
+enum lt_fd_kind {
+	LT_FD_FREE = 0,  /* no file (or unreadable): the number may become anything */
+	LT_FD_OTHER,     /* a file that is not an AF_INET/AF_INET6 stream or datagram socket */
+	LT_FD_SOCKET,    /* a traced socket; its identity filled in */
+};
+
+/* Read the identity of fd's socket from the kernel. */
+static __always_inline enum lt_fd_kind read_sock_identity(int fd, struct lt_conn *conn)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
@@ -292,12 +331,12 @@ static __always_inline bool read_sock_identity(int fd, struct lt_conn *conn)
 	short type;
 
 	if (fd < 0 || (unsigned int)fd >= max_fds)
-		return false;
+		return LT_FD_FREE;
 	bpf_probe_read_kernel(&file, sizeof(file), fds + fd);
 	if (!file)
-		return false;
+		return LT_FD_FREE;
 	if ((BPF_CORE_READ(file, f_inode, i_mode) & S_IFMT) != S_IFSOCK)
-		return false;
+		return LT_FD_OTHER;
 	sock = BPF_CORE_READ(file, private_data);
 	type = BPF_CORE_READ(sock, type);
 	if (type == SOCK_STREAM)
@@ -305,7 +344,7 @@ static __always_inline bool read_sock_identity(int fd, struct lt_conn *conn)
 	else if (type == SOCK_DGRAM)
 		conn->l4 = IPPROTO_UDP;
 	else
-		return false;
+		return LT_FD_OTHER;
 	sk = BPF_CORE_READ(sock, sk);
 	conn->family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	if (conn->family == AF_INET) {
@@ -316,11 +355,11 @@ static __always_inline bool read_sock_identity(int fd, struct lt_conn *conn)
 		bpf_core_read(conn->laddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
 		bpf_core_read(conn->raddr, 16, &sk->__sk_common.skc_v6_daddr);
 	} else {
-		return false;
+		return LT_FD_OTHER;
 	}
 	conn->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
 	conn->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	return true;
+	return LT_FD_SOCKET;
 }
 
 /* Identity from struct sock, stored (offsets zeroed) under key.  `flags`:
@@ -331,10 +370,69 @@ static __always_inline struct lt_conn *track_conn(struct lt_conn_key *key, __u64
 {
 	struct lt_conn conn = {};
 
-	if (!read_sock_identity(key->fd, &conn))
+	if (read_sock_identity(key->fd, &conn) != LT_FD_SOCKET)
 		return NULL;
 	bpf_map_update_elem(&conns, key, &conn, flags);
 	return bpf_map_lookup_elem(&conns, key);
+}
+
+/* This thread group's fd generation.  A group met for the first time (or whose
+ * entry was evicted, or whose pid was reused: the fork program drops the
+ * child's entry) starts from the clock, beyond any generation an old entry of
+ * `not_sockets` can hold (each increment stands for a syscall, which takes
+ * longer than the nanosecond it adds). */
+static __always_inline __u64 fd_gen(__u32 pid)
+{
+	__u64 *gen = bpf_map_lookup_elem(&fd_gens, &pid);
+	__u64 fresh;
+
+	if (gen)
+		return *gen;
+	fresh = bpf_ktime_get_ns();
+	bpf_map_update_elem(&fd_gens, &pid, &fresh, BPF_NOEXIST);
+	gen = bpf_map_lookup_elem(&fd_gens, &pid);
+	return gen ? *gen : fresh;
+}
+
+/* An fd number of this thread group may have been freed: every `not_sockets`
+ * entry of the group is stale from now on.  The programs call it both at the
+ * syscall's enter (before the kernel frees the number) and at its exit (after:
+ * an fd checked while the call ran read the generation before the bump). */
+static __always_inline int fds_changed(void)
+{
+	__u32 pid = bpf_get_current_pid_tgid() >> 32;
+	__u64 *gen = bpf_map_lookup_elem(&fd_gens, &pid);
+
+	if (gen)
+		__sync_fetch_and_add(gen, 1);
+	return 0;
+}
+
+/* Is fd a traced socket?  Asked at a data syscall's enter, so that a file's
+ * read or write saves nothing; the answer is remembered both ways (sockets in
+ * `conns`, the rest in `not_sockets` under the generation read before the
+ * kernel was asked).  A free number is not remembered: a socket may take it. */
+static __always_inline bool is_traced_fd(struct lt_conn_key *key)
+{
+	__u64 gen;
+	__u64 *seen;
+	struct lt_conn conn = {};
+	enum lt_fd_kind kind;
+
+	if (bpf_map_lookup_elem(&conns, key))
+		return true;
+	gen = fd_gen(key->pid);
+	seen = bpf_map_lookup_elem(&not_sockets, key);
+	if (seen && *seen == gen)
+		return false;
+	kind = read_sock_identity(key->fd, &conn);
+	if (kind == LT_FD_SOCKET) {
+		bpf_map_update_elem(&conns, key, &conn, BPF_NOEXIST);
+		return true;
+	}
+	if (kind == LT_FD_OTHER)
+		bpf_map_update_elem(&not_sockets, key, &gen, BPF_ANY);
+	return false;
 }
 #endif
 
@@ -378,6 +476,14 @@ static __always_inline struct lt_conn *lookup_conn(struct lt_conn_key *key)
 #endif
 	return conn;
 }
+
+#ifndef LT_WITH_BTF
+/* Without BTF only the tracked sockets (and a forked child's inherited ones) are. */
+static __always_inline bool is_traced_fd(struct lt_conn_key *key)
+{
+	return lookup_conn(key) != NULL;
+}
+#endif
 
 /* Fill the parts of the header shared by every chunk of one syscall. */
 static __always_inline void fill_header(struct lt_event *hdr, struct lt_conn_key *key,
@@ -621,7 +727,7 @@ static __always_inline void emit_conn_event(void *ctx, struct lt_config *cfg,
 	SEC("tracepoint/syscalls/sys_enter_" #name)                                   \
 	int lt_enter_##name(struct lt_sys_enter *ctx)                            \
 	{                                                                             \
-		return save_args(ctx->args[0], ctx->args[1], addr_arg, count_arg, SYS); \
+		return save_args(ctx->args[0], ctx->args[1], addr_arg, count_arg, SYS, true); \
 	}                                                                             \
 	SEC("tracepoint/syscalls/sys_exit_" #name)                                    \
 	int lt_exit_##name(struct lt_sys_exit *ctx)                              \
@@ -645,7 +751,7 @@ DATA_PROGRAMS(recvmmsg, LT_SYS_RECVMMSG, LT_MMSG, LT_INGRESS, 0, ctx->args[2])
 SEC("tracepoint/syscalls/sys_enter_connect")
 int lt_enter_connect(struct lt_sys_enter *ctx)
 {
-	return save_args(ctx->args[0], 0, ctx->args[1], 0, LT_SYS_CONNECT);
+	return save_args(ctx->args[0], 0, ctx->args[1], 0, LT_SYS_CONNECT, false);
 }
 
 SEC("tracepoint/syscalls/sys_exit_connect")
@@ -686,7 +792,7 @@ int lt_exit_connect(struct lt_sys_exit *ctx)
 	SEC("tracepoint/syscalls/sys_enter_" #name)                                   \
 	int lt_enter_##name(struct lt_sys_enter *ctx)                            \
 	{                                                                             \
-		return save_args(ctx->args[0], 0, ctx->args[1], 0, SYS);              \
+		return save_args(ctx->args[0], 0, ctx->args[1], 0, SYS, false);       \
 	}                                                                             \
 	SEC("tracepoint/syscalls/sys_exit_" #name)                                    \
 	int lt_exit_##name(struct lt_sys_exit *ctx)                              \
@@ -748,6 +854,9 @@ int lt_enter_close(struct lt_sys_enter *ctx)
 		return 0;
 	key.pid = bpf_get_current_pid_tgid() >> 32;
 	key.fd = ctx->args[0];
+#ifdef LT_WITH_BTF
+	fds_changed();
+#endif
 	bpf_map_delete_elem(&tls_conns, &key); /* plaintext offsets start anew with the fd */
 	conn = bpf_map_lookup_elem(&conns, &key);
 	if (!conn)
@@ -766,15 +875,10 @@ int lt_enter_close(struct lt_sys_enter *ctx)
 	return 0;
 }
 
-#ifndef LT_WITH_BTF
-/* ---- socket tracking without BTF ------------------------------------- */
-
 SEC("tracepoint/sched/sched_process_fork")
 int lt_sched_process_fork(void *ctx)
 {
 	struct lt_config *cfg = get_config();
-	/* Runs in the parent: its thread group is the one sockets are keyed by. */
-	__u32 parent = bpf_get_current_pid_tgid() >> 32;
 	__u32 child = 0;
 
 	if (!cfg)
@@ -784,15 +888,57 @@ int lt_sched_process_fork(void *ctx)
 	 * refuse beyond the record's size on the kernels with the short layout. */
 	if (bpf_probe_read(&child, sizeof(child), ctx + (cfg->fork_child_pid_offset & 0xff)))
 		return 0;
+#ifdef LT_WITH_BTF
+	/* A reused pid starts a fresh fd generation: the old process's
+	 * `not_sockets` entries are not the child's (child is a thread id too,
+	 * where it is a new thread; no thread group has that key then). */
+	bpf_map_delete_elem(&fd_gens, &child);
+#else
+	/* Runs in the parent: its thread group is the one sockets are keyed by. */
+	__u32 parent = bpf_get_current_pid_tgid() >> 32;
+
 	bpf_map_update_elem(&forks, &child, &parent, BPF_ANY);
+#endif
 	return 0;
 }
+
+#ifdef LT_WITH_BTF
+/* ---- fd numbers freed (the memory of non-sockets) --------------------- */
+
+SEC("tracepoint/syscalls/sys_exit_close")
+int lt_exit_close(struct lt_sys_exit *ctx)
+{
+	return fds_changed();
+}
+
+/* close_range (5.9+), dup2/dup3 over an open fd, and exec (close-on-exec fds). */
+#define FD_PROGRAMS(name)                                                             \
+	SEC("tracepoint/syscalls/sys_enter_" #name)                                   \
+	int lt_enter_##name(struct lt_sys_enter *ctx)                                 \
+	{                                                                             \
+		return fds_changed();                                                 \
+	}                                                                             \
+	SEC("tracepoint/syscalls/sys_exit_" #name)                                    \
+	int lt_exit_##name(struct lt_sys_exit *ctx)                                   \
+	{                                                                             \
+		return fds_changed();                                                 \
+	}
+
+FD_PROGRAMS(close_range)
+FD_PROGRAMS(dup2)
+FD_PROGRAMS(dup3)
+FD_PROGRAMS(execve)
+FD_PROGRAMS(execveat)
+#endif
+
+#ifndef LT_WITH_BTF
+/* ---- socket tracking without BTF ------------------------------------- */
 
 SEC("tracepoint/syscalls/sys_enter_socket")
 int lt_enter_socket(struct lt_sys_enter *ctx)
 {
 	/* family in count, type in addr (see struct lt_args) */
-	return save_args(-1, 0, ctx->args[1], ctx->args[0], 0);
+	return save_args(-1, 0, ctx->args[1], ctx->args[0], 0, false);
 }
 
 SEC("tracepoint/syscalls/sys_exit_socket")
@@ -824,7 +970,7 @@ int lt_exit_socket(struct lt_sys_exit *ctx)
 SEC("tracepoint/syscalls/sys_enter_bind")
 int lt_enter_bind(struct lt_sys_enter *ctx)
 {
-	return save_args(ctx->args[0], 0, ctx->args[1], 0, 0);
+	return save_args(ctx->args[0], 0, ctx->args[1], 0, 0, false);
 }
 
 SEC("tracepoint/syscalls/sys_exit_bind")

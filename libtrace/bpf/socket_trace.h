@@ -35,6 +35,10 @@
  * just closed (a parent that forks a handler closes its copy at once). */
 #define MAX_FORKS 4096
 #define MAX_CLOSED 1024
+/* BTF: fds known not to be traced sockets (files, pipes, unix sockets), and
+ * the thread groups whose fd generation is followed (see is_traced_fd()). */
+#define MAX_NOT_SOCKETS 65536
+#define MAX_FD_GENS 16384
 /* In-flight syscalls tracked at once (one per thread inside a syscall). */
 #define MAX_INFLIGHT 16384
 /* Entries of the pid and port filters. */

@@ -33,6 +33,10 @@ SYSCALLS = (
 )  # fmt: skip
 #: Extra ones the no-BTF variant needs to track sockets.
 NO_BTF_SYSCALLS = ("socket", "bind")
+#: Ones that may free an fd number, which the BTF variant's memory of
+#: non-sockets follows (where one is missing, close_range before 5.9 or dup2
+#: on arm64, nothing can call it).
+FD_SYSCALLS = ("close_range", "dup2", "dup3", "execve", "execveat")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -51,7 +55,7 @@ def probe_features() -> KernelFeatures:
     events = tracing_dir() / "events" / "syscalls"
     present = frozenset(
         name
-        for name in (*SYSCALLS, *NO_BTF_SYSCALLS)
+        for name in (*SYSCALLS, *NO_BTF_SYSCALLS, *FD_SYSCALLS)
         if (events / f"sys_enter_{name}").is_dir() and (events / f"sys_exit_{name}").is_dir()
     )
     return KernelFeatures(

@@ -51,7 +51,14 @@ from .golang.attach import UPROBE_PROGRAMS, GoTlsWatcher
 from .inflight import blocked_syscalls
 from .kversion import linux_version_code
 from .mounts import FORK_CHILD_PID_CLASSIC, ensure_bpffs, tracepoint_field_offset
-from .probe import NO_BTF_SYSCALLS, SYSCALLS, KernelFeatures, choose_variant, probe_features
+from .probe import (
+    FD_SYSCALLS,
+    NO_BTF_SYSCALLS,
+    SYSCALLS,
+    KernelFeatures,
+    choose_variant,
+    probe_features,
+)
 from .probe import validate_compat as _validate_compat
 from .reorder import TimeOrder
 
@@ -258,9 +265,9 @@ class Tracer:
         self.variant, self.reasons = choose_variant(
             self.features, self.config.force_compat, self.config.btf_file
         )
-        wanted = SYSCALLS + (() if self.variant.btf else NO_BTF_SYSCALLS)
+        wanted = SYSCALLS + (FD_SYSCALLS if self.variant.btf else NO_BTF_SYSCALLS)
         missing = [name for name in wanted if name not in self.features.syscall_tracepoints]
-        if len(missing) == len(wanted):
+        if set(SYSCALLS) <= set(missing):
             raise UnsupportedKernelError(
                 "this kernel has no syscall tracepoints (CONFIG_FTRACE_SYSCALLS is off)"
             )
@@ -341,8 +348,10 @@ class Tracer:
         obj = _libbpf.BpfObject.open(path, btf_custom_path=btf_path)
         try:
             for name in missing:
-                # A kernel without one syscall's tracepoints still traces the rest.
-                log.warning("no tracepoints for %s on this kernel: not traced", name)
+                # A kernel without one syscall's tracepoints still traces the rest
+                # (and one without close_range or dup2 has nothing to follow).
+                if name not in FD_SYSCALLS:
+                    log.warning("no tracepoints for %s on this kernel: not traced", name)
                 obj.set_autoload(f"lt_enter_{name}", False)
                 obj.set_autoload(f"lt_exit_{name}", False)
             multi = False
