@@ -419,12 +419,18 @@ static __always_inline bool is_traced_fd(struct lt_conn_key *key)
 	struct lt_conn conn = {};
 	enum lt_fd_kind kind;
 
+	/* Non-sockets first: files and pipes are most of the reads and writes
+	 * of a machine, and a remembered one then costs two lookups. */
+	seen = bpf_map_lookup_elem(&not_sockets, key);
+	if (seen) {
+		gen = fd_gen(key->pid);
+		if (*seen == gen)
+			return false;
+	}
 	if (bpf_map_lookup_elem(&conns, key))
 		return true;
-	gen = fd_gen(key->pid);
-	seen = bpf_map_lookup_elem(&not_sockets, key);
-	if (seen && *seen == gen)
-		return false;
+	if (!seen)
+		gen = fd_gen(key->pid); /* read before the kernel is asked */
 	kind = read_sock_identity(key->fd, &conn);
 	if (kind == LT_FD_SOCKET) {
 		bpf_map_update_elem(&conns, key, &conn, BPF_NOEXIST);
