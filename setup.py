@@ -1,10 +1,12 @@
-"""Build hook: compile the BPF objects into the wheel (see libtrace/bpf/build.py)."""
+"""Build hooks: the BPF objects (see libtrace/bpf/build.py) and the compiled
+decoder (libtrace/tracer/_ringdecode.c, optional: without a C compiler the
+wheel keeps the pure-Python path) go into the wheel."""
 
 import importlib.util
 import sys
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import Extension, setup
 from setuptools.command.build_py import build_py
 
 
@@ -25,4 +27,14 @@ class BuildWithBpf(build_py):
         module.build(out)
 
 
-setup(cmdclass={"build_py": BuildWithBpf})
+setup(
+    cmdclass={"build_py": BuildWithBpf},
+    ext_modules=[
+        Extension(
+            "libtrace.tracer._ringdecode",
+            ["libtrace/tracer/_ringdecode.c"],
+            extra_compile_args=["-O2"],
+            optional=True,
+        )
+    ],
+)

@@ -6,6 +6,7 @@ set -euo pipefail
 # System packages.
 #  clang, llvm, libbpf-dev  build the BPF objects (libbpf-dev brings bpf_helpers.h)
 #  libbpf1                  the loader the Python binding calls through ctypes
+#  gcc, python3-dev         the compiled event decoder (libtrace/tracer/_ringdecode.c)
 #  bpftool                  the tests check that nothing stays loaded after exit
 #  redis-server/-tools      the overhead benchmark's real request/response workload
 #  tshark, tcpdump          packet oracles for the capture tests and fixtures
@@ -16,7 +17,7 @@ set -euo pipefail
 #                           with --iptables=false --bridge=none) and the minbase rootfs of its images
 #  util-linux               unshare: glibc getaddrinfo against dnsmasq in a private mount namespace
 APT_PACKAGES=(
-  clang llvm libbpf-dev libbpf1 bpftool
+  clang llvm libbpf-dev libbpf1 bpftool python3-dev
   redis-server redis-tools
   tcpdump tshark
   nginx nghttp2-server nghttp2-client dnsmasq-base dnsutils curl

@@ -17,9 +17,11 @@ import socket
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
+from types import ModuleType
 from typing import Any, cast
 
 from ..errors import LibtraceError
+from . import native
 
 
 class EventType(enum.IntEnum):
@@ -300,6 +302,29 @@ def with_changes(event: SocketEvent, changes: dict[str, object]) -> SocketEvent:
     return _build(tuple(changes.get(name, getattr(event, name)) for name in _FIELDS))
 
 
+#: Event types the tracer hands to its process watcher, not to the caller.
+PROCESS_EVENTS = frozenset({EventType.EXEC, EventType.EXIT})
+#: SocketEvent's fields in the order _ringdecode.c's ``enum field`` takes their slots.
+NATIVE_FIELDS = (
+    "type", "pid", "tid", "comm", "fd", "direction", "syscall", "l4", "family", "laddr",
+    "lport", "raddr", "rport", "ts_ns", "offset", "size", "cgroup_id", "flags", "data",
+)  # fmt: skip
+
+
+@functools.cache
+def native_decoder() -> ModuleType | None:
+    """The compiled decoder (``_ringdecode``), configured with this module's
+    class, tables and caches; None where there is none (see native.py)."""
+    module = native.ringdecode()
+    if module is not None:
+        module.configure(
+            SocketEvent, tuple(getattr(SocketEvent, name) for name in NATIVE_FIELDS),
+            _EVENT_TYPES, _DIRECTIONS, _SYSCALLS, Syscall.UNKNOWN, L4_NAMES, FAMILY_NAMES, "",
+            _address, _comm, _flags, PROCESS_EVENTS,
+        )  # fmt: skip
+    return module
+
+
 def decode(record: bytes) -> SocketEvent:
     """Decode one buffer record into a :class:`SocketEvent`.
 
@@ -307,6 +332,16 @@ def decode(record: bytes) -> SocketEvent:
         DecodeError: the record is shorter than its header says, or names an
             event type this version does not know.
     """
+    compiled = native_decoder()
+    if compiled is not None:
+        event: SocketEvent | None = compiled.decode(record)
+        if event is not None:
+            return event
+    return decode_python(record)  # also for the error's message
+
+
+def decode_python(record: bytes) -> SocketEvent:
+    """:func:`decode` in Python only (the reference the compiled decoder is tested against)."""
     if len(record) < HEADER_SIZE:
         raise DecodeError(f"event record of {len(record)} bytes, header needs {HEADER_SIZE}")
     (ts_ns, cgroup_id, offset, pid, tid, fd, size, captured, flags, etype, direction,

@@ -36,14 +36,21 @@ from collections.abc import Callable
 from typing import Self
 
 from ..errors import BpfError
+from .events import SocketEvent, native_decoder
 
 BUSY_BIT = 1 << 31
 DISCARD_BIT = 1 << 30
 HEADER_BYTES = 8
 
 def usable() -> bool:
-    """Whether plain loads see the kernel's stores in order on this machine."""
-    return platform.machine() in ("x86_64", "AMD64")
+    """Whether this reader works here: decoding in compiled code (whose loads
+    and stores are ordered) anywhere, in Python where plain loads see the
+    kernel's stores in order."""
+    return native_decoder() is not None or platform.machine() in ("x86_64", "AMD64")
+
+
+#: ``on_events(events, process_events, not_events)``: what one read decoded.
+EventSink = Callable[[list[SocketEvent], list[SocketEvent], int], None]
 
 
 class MappedRingBuffer:
@@ -51,14 +58,30 @@ class MappedRingBuffer:
     ``callback(record)`` per record, as :class:`~libtrace.tracer._libbpf.RingBuffer`."""
 
     def __init__(
-        self, map_fd: int, size: int, callback: Callable[[bytes], None], *, max_batch: int = 0
+        self,
+        map_fd: int,
+        size: int,
+        callback: Callable[[bytes], None],
+        *,
+        max_batch: int = 0,
+        on_events: EventSink | None = None,
     ) -> None:
         """``max_batch`` > 0 caps the records one :meth:`poll` or :meth:`consume`
-        hands over, so one call ends even while producers keep producing."""
+        hands over, so one call ends even while producers keep producing.
+
+        With ``on_events`` and the compiled decoder, records are decoded into
+        :class:`~libtrace.tracer.events.SocketEvent` in compiled code, and each
+        read hands them over in one call instead of ``callback`` per record."""
+        if on_events is not None and native_decoder() is None:
+            on_events = None
+        if on_events is None and platform.machine() not in ("x86_64", "AMD64"):
+            raise BpfError("map the ring buffer", errno.ENOTSUP,
+                           "reading it in Python needs x86-64's store order")  # fmt: skip
         if size <= 0 or size & (size - 1):
             raise ValueError(f"a ring buffer's size is a power of two, not {size}")
         page = mmap.PAGESIZE
         self._callback = callback
+        self._on_events = on_events
         self._max_batch = max_batch
         self._mask = size - 1
         self._consumer = mmap.mmap(map_fd, page, mmap.MAP_SHARED,
@@ -91,6 +114,8 @@ class MappedRingBuffer:
     def consume(self) -> int:
         """Hand over the records available now, without waiting; see :meth:`poll`."""
         data = self._live()
+        if self._on_events is not None:
+            return self._consume_compiled(data, self._on_events)
         mask, callback, limit = self._mask, self._callback, self._max_batch or -1
         consumer, producer, words = self._consumer_pos, self._producer_pos, self._words
         position = consumer[0]
@@ -115,6 +140,22 @@ class MappedRingBuffer:
                     count += 1
                     callback(record)
         return count
+
+    def _consume_compiled(self, data: memoryview, on_events: EventSink) -> int:
+        compiled = native_decoder()
+        assert compiled is not None  # checked when on_events was accepted
+        events: list[SocketEvent] = []
+        process: list[SocketEvent] = []
+        count, not_events = 0, 0
+        try:
+            count, not_events = compiled.consume(
+                self._consumer, self._producer_pos, data, self._mask, self._max_batch,
+                events, process,
+            )  # fmt: skip
+        finally:
+            # What was decoded before an exception is consumed: hand it over.
+            on_events(events, process, not_events)
+        return int(count)
 
     def epoll_fd(self) -> int:
         """An epoll fd that turns readable when the kernel wakes the reader."""

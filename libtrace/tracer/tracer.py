@@ -34,6 +34,7 @@ from .events import (
     L4_NAMES,
     MAX_PAYLOAD,
     MAX_PAYLOAD_PERFBUF,
+    PROCESS_EVENTS,
     SCRATCH_SLOTS,
     DecodeError,
     EventFlag,
@@ -85,7 +86,6 @@ MAX_BATCH = 8192
 MAX_FILTER = 64
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 #: Events the tracer consumes itself (the Go TLS process watcher's).
-_PROCESS_EVENTS = frozenset((EventType.EXEC, EventType.EXIT))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -321,10 +321,12 @@ class Tracer:
         self._order = TimeOrder()
         events_fd = obj.map("events").fd
         if self.variant.ringbuf and ringbuf.usable():
-            # Read from the mapping: no ctypes call per record.
+            # Read from the mapping: no ctypes call per record (and, with the
+            # compiled decoder, no Python call per record at all).
             self._buffer = ringbuf.MappedRingBuffer(
-                events_fd, obj.map("events").max_entries, self._on_record, max_batch=MAX_BATCH
-            )
+                events_fd, obj.map("events").max_entries, self._on_record,
+                max_batch=MAX_BATCH, on_events=self._on_events,
+            )  # fmt: skip
         elif self.variant.ringbuf:
             self._buffer = _libbpf.RingBuffer(events_fd, self._on_record, max_batch=MAX_BATCH)
         else:
@@ -489,12 +491,25 @@ class Tracer:
             self._stats.decode_errors += 1
             log.warning("dropped a malformed event: %s", exc)
             return
-        if event.type in _PROCESS_EVENTS:
+        if event.type in PROCESS_EVENTS:
             self._stats.process_events += 1
             if self.go_tls is not None:
                 self.go_tls.on_event(event)
             return
         self._queue.append(event)
+
+    def _on_events(
+        self, events: list[SocketEvent], process: list[SocketEvent], not_events: int
+    ) -> None:
+        """:meth:`_on_record` for a batch decoded in compiled code."""
+        if not_events:
+            self._stats.decode_errors += not_events
+            log.warning("dropped %d malformed events", not_events)
+        for event in process:
+            self._stats.process_events += 1
+            if self.go_tls is not None:
+                self.go_tls.on_event(event)
+        self._queue += events
 
     def _hand_over(self, mark_ns: int | None = None) -> list[SocketEvent]:
         """What the caller gets now, in time order up to ``mark_ns`` (every

@@ -17,7 +17,7 @@ import time
 import pytest
 
 from libtrace import Direction, EventType, SocketEvent, Tracer
-from libtrace.tracer import ringbuf
+from libtrace.tracer import events, ringbuf
 from libtrace.tracer.tracer import TracerConfig
 
 pytestmark = [pytest.mark.root, pytest.mark.bpf]
@@ -49,7 +49,14 @@ def _is_send(event: SocketEvent) -> bool:
     return event.type is EventType.DATA and event.direction is Direction.EGRESS
 
 
-def test_a_concurrent_producer_loses_nothing() -> None:
+@pytest.mark.parametrize("decoder", ["compiled", "python"])
+def test_a_concurrent_producer_loses_nothing(decoder: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    if decoder == "python":
+        # The walk and the decoding in Python, as where nothing could be compiled.
+        monkeypatch.setattr(ringbuf, "native_decoder", lambda: None)
+        monkeypatch.setattr(events, "native_decoder", lambda: None)
+    elif events.native_decoder() is None:
+        pytest.skip("no C compiler or Python headers for the compiled decoder")
     if not ringbuf.usable():
         pytest.skip("the mapped reader is used on x86-64 only")
     go_read, go_write = os.pipe()
@@ -63,6 +70,7 @@ def test_a_concurrent_producer_loses_nothing() -> None:
         with Tracer(TracerConfig(pids=(pid,))) as tracer:
             if not isinstance(tracer._buffer, ringbuf.MappedRingBuffer):
                 pytest.skip("this kernel has no BPF ring buffer")
+            assert (tracer._buffer._on_events is not None) == (decoder == "compiled")
             os.write(go_write, b"g")
             sends = 0
             while not os.waitpid(pid, os.WNOHANG)[0]:

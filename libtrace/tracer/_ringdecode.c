@@ -1,0 +1,452 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/*
+ * The BPF ring buffer's records decoded into SocketEvents, a batch per call.
+ *
+ * Theory of operation: libtrace/tracer/ringbuf.py explains the ring's layout
+ * and walks it in Python; this module does the same walk and, per record,
+ * what libtrace/tracer/events.py's decode() does, so that draining costs no
+ * Python call per event.  It is the compiled form of those two, not a second
+ * design: events.py configures it with the SocketEvent class, the slots of
+ * its fields and the same lookup tables and caching functions decode() uses,
+ * and tests/tracer/test_native.py checks that both give equal events.  Unlike
+ * the Python walk it loads the positions and lengths with acquire and stores
+ * the consumer position with release semantics (as libbpf does), so it is
+ * right on any architecture.
+ *
+ * Values that repeat (comm, addresses, flags) come from small direct-mapped
+ * caches of Python objects, filled through events.py's functions on a miss.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+#include <stdint.h>
+#include <string.h>
+
+/* struct lt_event of libtrace/bpf/socket_trace.h (events.py's RawEvent). */
+struct lt_event {
+	uint64_t ts_ns;
+	uint64_t cgroup_id;
+	uint64_t offset;
+	uint32_t pid;
+	uint32_t tid;
+	int32_t fd;
+	uint32_t size;
+	uint32_t captured;
+	uint16_t flags;
+	uint8_t type;
+	uint8_t direction;
+	uint16_t family;
+	uint16_t l4;
+	uint16_t lport;
+	uint16_t rport;
+	uint16_t syscall;
+	uint16_t _pad;
+	uint8_t laddr[16];
+	uint8_t raddr[16];
+	char comm[16];
+};
+
+#define BUSY_BIT (1u << 31)
+#define DISCARD_BIT (1u << 30)
+#define RECORD_HEADER 8
+
+/* SocketEvent's fields, in the order configure() receives their slots. */
+enum field {
+	F_TYPE, F_PID, F_TID, F_COMM, F_FD, F_DIRECTION, F_SYSCALL, F_L4, F_FAMILY,
+	F_LADDR, F_LPORT, F_RADDR, F_RPORT, F_TS_NS, F_OFFSET, F_SIZE, F_CGROUP_ID,
+	F_FLAGS, F_DATA, N_FIELDS
+};
+
+#define SMALL 256        /* table size for enum values and names */
+#define COMM_CACHE 256   /* direct-mapped cache slots (powers of two) */
+#define ADDR_CACHE 1024
+
+struct comm_slot {
+	char key[16];
+	PyObject *value;
+};
+
+struct addr_slot {
+	uint16_t family;
+	uint8_t key[16];
+	PyObject *value;
+};
+
+static struct {
+	PyTypeObject *cls;
+	Py_ssize_t offsets[N_FIELDS];
+	PyObject *types[SMALL];     /* EventType by value, NULL: unknown */
+	PyObject *directions[2];
+	PyObject *syscalls[SMALL];  /* Syscall by value */
+	PyObject *syscall_unknown;
+	PyObject *l4_names[SMALL];  /* "tcp"/"udp"/"" */
+	PyObject *families[SMALL];  /* "ipv4"/"ipv6"/"" */
+	PyObject *flags[SMALL];     /* EventFlag by value, filled on demand */
+	PyObject *address_fn;       /* (family, raw16) -> str */
+	PyObject *comm_fn;          /* raw16 -> str */
+	PyObject *flags_fn;         /* int -> EventFlag */
+	uint32_t process_types;     /* bit per event type handed to `process` */
+	struct comm_slot comms[COMM_CACHE];
+	struct addr_slot addrs[ADDR_CACHE];
+} st;
+
+static uint32_t hash_bytes(const void *data, size_t n)
+{
+	/* FNV-1a: the caches only need a spread, not a strong hash. */
+	const uint8_t *p = data;
+	uint32_t h = 2166136261u;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ p[i]) * 16777619u;
+	return h;
+}
+
+static PyObject *comm_of(const char raw[16])
+{
+	struct comm_slot *slot = &st.comms[hash_bytes(raw, 16) & (COMM_CACHE - 1)];
+	PyObject *value;
+
+	if (slot->value && memcmp(slot->key, raw, 16) == 0)
+		return Py_NewRef(slot->value);
+	value = PyObject_CallFunction(st.comm_fn, "y#", raw, (Py_ssize_t)16);
+	if (!value)
+		return NULL;
+	memcpy(slot->key, raw, 16);
+	Py_XSETREF(slot->value, Py_NewRef(value));
+	return value;
+}
+
+static PyObject *address_of(uint16_t family, const uint8_t raw[16])
+{
+	uint32_t h = hash_bytes(raw, 16) ^ family;
+	struct addr_slot *slot = &st.addrs[h & (ADDR_CACHE - 1)];
+	PyObject *value;
+
+	if (slot->value && slot->family == family && memcmp(slot->key, raw, 16) == 0)
+		return Py_NewRef(slot->value);
+	value = PyObject_CallFunction(st.address_fn, "Hy#", family, (const char *)raw,
+				      (Py_ssize_t)16);
+	if (!value)
+		return NULL;
+	slot->family = family;
+	memcpy(slot->key, raw, 16);
+	Py_XSETREF(slot->value, Py_NewRef(value));
+	return value;
+}
+
+static PyObject *flags_of(uint16_t flags)
+{
+	PyObject *value;
+
+	if (flags < SMALL && st.flags[flags])
+		return Py_NewRef(st.flags[flags]);
+	value = PyObject_CallFunction(st.flags_fn, "H", flags);
+	if (value && flags < SMALL)
+		st.flags[flags] = Py_NewRef(value);
+	return value;
+}
+
+static PyObject *name_of(PyObject *const table[SMALL], uint16_t value, PyObject *otherwise)
+{
+	PyObject *name = value < SMALL ? table[value] : NULL;
+
+	return Py_NewRef(name ? name : otherwise);
+}
+
+/* One record into a new SocketEvent.  Returns 1 with *out set, 0 for a record
+ * that is not an event (*out NULL: counted as a decode error), -1 with an
+ * exception set. */
+static int decode(const char *record, uint32_t length, PyObject **out)
+{
+	struct lt_event h;
+	PyObject *values[N_FIELDS] = {0};
+	PyObject *event;
+	int i;
+
+	*out = NULL;
+	if (length < sizeof(h))
+		return 0;
+	memcpy(&h, record, sizeof(h));
+	if ((uint64_t)sizeof(h) + h.captured > length || !st.types[h.type])
+		return 0;
+	values[F_TYPE] = Py_NewRef(st.types[h.type]);
+	values[F_PID] = PyLong_FromUnsignedLong(h.pid);
+	values[F_TID] = PyLong_FromUnsignedLong(h.tid);
+	values[F_COMM] = comm_of(h.comm);
+	values[F_FD] = PyLong_FromLong(h.fd);
+	values[F_DIRECTION] = Py_NewRef(st.directions[h.direction & 1]);
+	values[F_SYSCALL] = name_of(st.syscalls, h.syscall, st.syscall_unknown);
+	values[F_L4] = name_of(st.l4_names, h.l4, st.l4_names[0]);
+	values[F_FAMILY] = name_of(st.families, h.family, st.families[0]);
+	values[F_LADDR] = address_of(h.family, h.laddr);
+	values[F_LPORT] = PyLong_FromUnsignedLong(h.lport);
+	values[F_RADDR] = address_of(h.family, h.raddr);
+	values[F_RPORT] = PyLong_FromUnsignedLong(h.rport);
+	values[F_TS_NS] = PyLong_FromUnsignedLongLong(h.ts_ns);
+	values[F_OFFSET] = PyLong_FromUnsignedLongLong(h.offset);
+	values[F_SIZE] = PyLong_FromUnsignedLong(h.size);
+	values[F_CGROUP_ID] = PyLong_FromUnsignedLongLong(h.cgroup_id);
+	values[F_FLAGS] = flags_of(h.flags);
+	values[F_DATA] = PyBytes_FromStringAndSize(record + sizeof(h), h.captured);
+	for (i = 0; i < N_FIELDS; i++)
+		if (!values[i])
+			goto fail;
+	/* Every value exists before the object does: a collection that runs
+	 * meanwhile never sees a half-built event. */
+	event = st.cls->tp_alloc(st.cls, 0);
+	if (!event)
+		goto fail;
+	for (i = 0; i < N_FIELDS; i++)
+		*(PyObject **)((char *)event + st.offsets[i]) = values[i]; /* steals */
+	*out = event;
+	return 1;
+fail:
+	for (i = 0; i < N_FIELDS; i++)
+		Py_XDECREF(values[i]);
+	return -1;
+}
+
+static int configured(void)
+{
+	if (!st.cls) {
+		PyErr_SetString(PyExc_RuntimeError, "_ringdecode is not configured");
+		return 0;
+	}
+	return 1;
+}
+
+/* decode(record) -> SocketEvent | None: one record, as events.decode() without the errors. */
+static PyObject *py_decode(PyObject *self, PyObject *arg)
+{
+	Py_buffer view;
+	PyObject *event;
+	int rc;
+
+	if (!configured() || PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
+		return NULL;
+	rc = view.len > UINT32_MAX ? 0 : decode(view.buf, (uint32_t)view.len, &event);
+	PyBuffer_Release(&view);
+	if (rc < 0)
+		return NULL;
+	if (rc == 0)
+		Py_RETURN_NONE;
+	return event;
+}
+
+/*
+ * consume(consumer, producer, data, mask, limit, events, process)
+ *     -> (records, errors)
+ *
+ * Walk the ring from the consumer position, appending each record's event to
+ * `events` (or to `process` for the types given to configure()), publishing
+ * the position after each record is copied; stop at the producer position, a
+ * busy record, or `limit` records (<= 0: no limit).  `consumer` is the
+ * read-write first page, `producer` the producer page, `data` the doubly
+ * mapped data pages.  A record that is not an event is consumed and counted
+ * in `errors`.
+ */
+static PyObject *py_consume(PyObject *self, PyObject *args)
+{
+	PyObject *consumer_obj, *producer_obj, *data_obj, *events, *process;
+	unsigned long long mask;
+	long long limit;
+	Py_buffer consumer = {0}, producer = {0}, data = {0};
+	Py_ssize_t count = 0, errors = 0;
+	PyObject *result = NULL;
+
+	if (!PyArg_ParseTuple(args, "OOOKLO!O!", &consumer_obj, &producer_obj, &data_obj, &mask,
+			      &limit, &PyList_Type, &events, &PyList_Type, &process))
+		return NULL;
+	if (!configured())
+		return NULL;
+	if (limit <= 0)
+		limit = -1; /* count never gets there */
+	if (PyObject_GetBuffer(consumer_obj, &consumer, PyBUF_WRITABLE) < 0)
+		return NULL;
+	if (PyObject_GetBuffer(producer_obj, &producer, PyBUF_SIMPLE) < 0)
+		goto out;
+	if (PyObject_GetBuffer(data_obj, &data, PyBUF_SIMPLE) < 0)
+		goto out;
+	if (consumer.len < 8 || producer.len < 8 || (unsigned long long)data.len < 2 * (mask + 1)) {
+		PyErr_SetString(PyExc_ValueError, "ring mappings too small for the mask");
+		goto out;
+	}
+	{
+		uint64_t *consumer_pos = consumer.buf;
+		const uint64_t *producer_pos = producer.buf;
+		const char *base = data.buf;
+		uint64_t position = __atomic_load_n(consumer_pos, __ATOMIC_ACQUIRE);
+
+		for (;;) {
+			uint64_t end = __atomic_load_n(producer_pos, __ATOMIC_ACQUIRE);
+
+			if (position >= end || count == limit)
+				break;
+			while (position < end && count != limit) {
+				uint64_t at = position & mask;
+				uint32_t word = __atomic_load_n((const uint32_t *)(base + at),
+								__ATOMIC_ACQUIRE);
+				uint32_t length = word & ~(BUSY_BIT | DISCARD_BIT);
+				PyObject *event = NULL;
+				int rc = 1;
+
+				if (word & BUSY_BIT)
+					goto done;
+				if (!(word & DISCARD_BIT))
+					rc = decode(base + at + RECORD_HEADER, length, &event);
+				/* Copied (or failed): the space goes back to the producers
+				 * before anything can raise, and the record is consumed. */
+				position += (length + RECORD_HEADER + 7) & ~(uint64_t)7;
+				__atomic_store_n(consumer_pos, position, __ATOMIC_RELEASE);
+				if (word & DISCARD_BIT)
+					continue;
+				count++;
+				if (rc < 0)
+					goto out;
+				if (rc == 0) {
+					errors++;
+					continue;
+				}
+				{
+					uint8_t type = ((const struct lt_event *)(base + at + RECORD_HEADER))->type;
+					PyObject *list = (type < 32 && (st.process_types >> type) & 1)
+								 ? process
+								 : events;
+					int failed = PyList_Append(list, event);
+
+					Py_DECREF(event);
+					if (failed)
+						goto out;
+				}
+			}
+		}
+	}
+done:
+	result = Py_BuildValue("nn", count, errors);
+out:
+	if (consumer.obj)
+		PyBuffer_Release(&consumer);
+	if (producer.obj)
+		PyBuffer_Release(&producer);
+	if (data.obj)
+		PyBuffer_Release(&data);
+	return result;
+}
+
+static int fill_table(PyObject *mapping, PyObject *table[SMALL], const char *what)
+{
+	PyObject *key, *value;
+	Py_ssize_t pos = 0;
+
+	while (PyDict_Next(mapping, &pos, &key, &value)) {
+		long index = PyLong_AsLong(key);
+
+		if (index == -1 && PyErr_Occurred())
+			return -1;
+		if (index < 0 || index >= SMALL) {
+			PyErr_Format(PyExc_ValueError, "%s value %ld out of range", what, index);
+			return -1;
+		}
+		Py_XSETREF(table[index], Py_NewRef(value));
+	}
+	return 0;
+}
+
+/*
+ * configure(cls, slots, types, directions, syscalls, syscall_unknown, l4_names,
+ *           families, empty, address_fn, comm_fn, flags_fn, process_types)
+ *
+ * `slots`: SocketEvent's member descriptors in the order of enum field;
+ * `types`, `syscalls`, `l4_names`, `families`: dicts by value (< 256);
+ * `directions`: (EGRESS, INGRESS); `empty`: the name of an unknown l4/family.
+ */
+static PyObject *py_configure(PyObject *self, PyObject *args)
+{
+	PyObject *cls, *slots, *types, *directions, *syscalls, *unknown, *l4_names, *families;
+	PyObject *empty, *address_fn, *comm_fn, *flags_fn, *process_types;
+	Py_ssize_t i;
+
+	if (!PyArg_ParseTuple(args, "O!O!O!O!O!OO!O!UOOOO!", &PyType_Type, &cls, &PyTuple_Type,
+			      &slots, &PyDict_Type, &types, &PyTuple_Type, &directions,
+			      &PyDict_Type, &syscalls, &unknown, &PyDict_Type, &l4_names,
+			      &PyDict_Type, &families, &empty, &address_fn, &comm_fn, &flags_fn,
+			      &PyFrozenSet_Type, &process_types))
+		return NULL;
+	if (PyTuple_GET_SIZE(slots) != N_FIELDS || PyTuple_GET_SIZE(directions) != 2) {
+		PyErr_SetString(PyExc_ValueError, "wrong number of slots or directions");
+		return NULL;
+	}
+	for (i = 0; i < N_FIELDS; i++) {
+		PyObject *descr = PyTuple_GET_ITEM(slots, i);
+		PyMemberDef *member;
+
+		if (!PyObject_TypeCheck(descr, &PyMemberDescr_Type)) {
+			PyErr_SetString(PyExc_TypeError, "slots must be member descriptors");
+			return NULL;
+		}
+		member = ((PyMemberDescrObject *)descr)->d_member;
+		if (member->type != T_OBJECT_EX) {
+			PyErr_SetString(PyExc_TypeError, "slots must hold objects");
+			return NULL;
+		}
+		st.offsets[i] = member->offset;
+	}
+	if (fill_table(types, st.types, "event type") < 0 ||
+	    fill_table(syscalls, st.syscalls, "syscall") < 0 ||
+	    fill_table(l4_names, st.l4_names, "l4") < 0 ||
+	    fill_table(families, st.families, "family") < 0)
+		return NULL;
+	if (!st.l4_names[0])
+		st.l4_names[0] = Py_NewRef(empty);
+	if (!st.families[0])
+		st.families[0] = Py_NewRef(empty);
+	for (i = 0; i < 2; i++)
+		Py_XSETREF(st.directions[i], Py_NewRef(PyTuple_GET_ITEM(directions, i)));
+	Py_XSETREF(st.syscall_unknown, Py_NewRef(unknown));
+	Py_XSETREF(st.address_fn, Py_NewRef(address_fn));
+	Py_XSETREF(st.comm_fn, Py_NewRef(comm_fn));
+	Py_XSETREF(st.flags_fn, Py_NewRef(flags_fn));
+	st.process_types = 0;
+	{
+		PyObject *iter = PyObject_GetIter(process_types), *item;
+
+		if (!iter)
+			return NULL;
+		while ((item = PyIter_Next(iter))) {
+			long type = PyLong_AsLong(item);
+
+			Py_DECREF(item);
+			if (type < 0 || type >= 32) {
+				Py_DECREF(iter);
+				PyErr_SetString(PyExc_ValueError, "process event types are 0..31");
+				return NULL;
+			}
+			st.process_types |= 1u << type;
+		}
+		Py_DECREF(iter);
+		if (PyErr_Occurred())
+			return NULL;
+	}
+	Py_XSETREF(st.cls, (PyTypeObject *)Py_NewRef(cls));
+	Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+	{"configure", py_configure, METH_VARARGS, "Set the event class, its slots and tables."},
+	{"decode", py_decode, METH_O, "One record into a SocketEvent, or None if it is none."},
+	{"consume", py_consume, METH_VARARGS, "Drain ring records into lists of SocketEvents."},
+	{NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+	.m_base = PyModuleDef_HEAD_INIT,
+	.m_name = "_ringdecode",
+	.m_doc = "BPF ring buffer records decoded into SocketEvents in batches (see events.py).",
+	.m_size = -1,
+	.m_methods = methods,
+};
+
+PyMODINIT_FUNC PyInit__ringdecode(void)
+{
+	return PyModule_Create(&module);
+}

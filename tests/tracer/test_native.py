@@ -1,0 +1,177 @@
+"""The compiled decoder (_ringdecode.c) against the Python one it compiles.
+
+Records come from hypothesis (every header field, any payload), and ring
+memory is laid out here byte for byte as the kernel lays it out (8-byte record
+headers with BUSY/DISCARD bits, the data area mapped twice in a row), so the
+walk's edge cases are tried without a kernel; the real ring with a real
+producer is tests/tracer/test_ringbuf_reader.py's.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import struct
+from dataclasses import fields
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from libtrace.tracer import events, native, ringbuf
+from libtrace.tracer.events import (
+    HEADER_SIZE,
+    NATIVE_FIELDS,
+    EventType,
+    RawEvent,
+    SocketEvent,
+    decode_python,
+    native_decoder,
+)
+
+pytestmark = pytest.mark.skipif(
+    native_decoder() is None, reason="no C compiler or Python headers for the compiled decoder"
+)
+
+RING = 4096  # data bytes of the synthetic ring (a power of two)
+
+
+def _record(raw: RawEvent, payload: bytes) -> bytes:
+    return bytes(raw) + payload
+
+
+@st.composite
+def records(draw: st.DrawFn) -> bytes:
+    raw = RawEvent()
+    for name, ctype in RawEvent._fields_:
+        if name in ("laddr", "raddr"):
+            getattr(raw, name)[:] = draw(st.binary(min_size=16, max_size=16))
+        elif name == "comm":
+            raw.comm = draw(st.binary(max_size=15).filter(lambda b: b"\0" not in b))
+        elif name == "type":
+            raw.type = draw(st.sampled_from([*EventType, 0, 7, 200]))
+        elif name == "family":
+            raw.family = draw(st.sampled_from([2, 10, 0, 1, 300]))
+        elif name == "l4":
+            raw.l4 = draw(st.sampled_from([6, 17, 0, 1, 999]))
+        elif name == "flags":
+            raw.flags = draw(st.integers(0, 0xFFFF))
+        else:
+            bits = ctypes.sizeof(ctype) * 8
+            if ctype is ctypes.c_int32:
+                low, high = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+            else:
+                low, high = 0, (1 << bits) - 1
+            setattr(raw, name, draw(st.integers(low, high)))
+    payload = draw(st.binary(max_size=64))
+    raw.captured = draw(st.sampled_from([len(payload), len(payload) + 1, 0]))
+    tail = draw(st.binary(max_size=8))  # perf samples may carry padding past the payload
+    return _record(raw, payload) + tail
+
+
+def test_the_slots_it_fills_are_the_events_fields() -> None:
+    assert sorted(NATIVE_FIELDS) == sorted(f.name for f in fields(SocketEvent))
+
+
+@given(records())
+def test_compiled_and_python_decode_agree(record: bytes) -> None:
+    compiled = native_decoder()
+    assert compiled is not None
+    try:
+        expected: SocketEvent | None = decode_python(record)
+    except events.DecodeError:
+        expected = None
+    got = compiled.decode(record)
+    assert got == expected
+    if got is not None:
+        assert type(got) is SocketEvent and got.data == expected.data  # type: ignore[union-attr]
+
+
+def test_short_records_are_no_events() -> None:
+    compiled = native_decoder()
+    assert compiled is not None
+    assert compiled.decode(b"") is None
+    assert compiled.decode(bytes(HEADER_SIZE - 1)) is None
+    with pytest.raises(events.DecodeError, match="header needs"):
+        events.decode(bytes(HEADER_SIZE - 1))
+
+
+class SyntheticRing:
+    """Ring memory as the kernel lays it out: consumer page, producer position,
+    data twice in a row (a record that wraps reads on into the copy)."""
+
+    def __init__(self, start: int = 0) -> None:
+        self.consumer = bytearray(4096)
+        self.producer = bytearray(8)
+        self.data = bytearray(2 * RING)
+        struct.pack_into("<Q", self.consumer, 0, start)
+        struct.pack_into("<Q", self.producer, 0, start)
+
+    @property
+    def consumer_pos(self) -> int:
+        return int(struct.unpack_from("<Q", self.consumer)[0])
+
+    def put(self, record: bytes, *, busy: bool = False, discard: bool = False) -> None:
+        position = struct.unpack_from("<Q", self.producer)[0]
+        word = len(record) | (ringbuf.BUSY_BIT if busy else 0) | (
+            ringbuf.DISCARD_BIT if discard else 0)  # fmt: skip
+        blob = struct.pack("<II", word, 0) + record
+        for i, byte in enumerate(blob):
+            at = (position + i) & (RING - 1)
+            self.data[at] = self.data[at + RING] = byte
+        struct.pack_into("<Q", self.producer, 0, position + ((len(blob) + 7) & ~7))
+
+    def consume(self, limit: int = 0) -> tuple[int, int, list[SocketEvent], list[SocketEvent]]:
+        compiled = native_decoder()
+        assert compiled is not None
+        got: list[SocketEvent] = []
+        process: list[SocketEvent] = []
+        count, errors = compiled.consume(
+            self.consumer, self.producer, self.data, RING - 1, limit, got, process
+        )
+        return count, errors, got, process
+
+
+def _event(type_: EventType, fd: int, payload: bytes = b"") -> bytes:
+    raw = RawEvent(type=type_, fd=fd, pid=1, tid=1, captured=len(payload), size=len(payload),
+                   family=2, l4=6)  # fmt: skip
+    return _record(raw, payload)
+
+
+def test_the_walk_splits_process_events_skips_discarded_and_stops_at_busy() -> None:
+    ring = SyntheticRing()
+    ring.put(_event(EventType.DATA, 3, b"hello"))
+    ring.put(_event(EventType.EXEC, -1))
+    ring.put(_event(EventType.DATA, 4, b"gone"), discard=True)
+    ring.put(b"short")  # not an event: consumed and counted
+    ring.put(_event(EventType.CLOSE, 3))
+    busy_at = struct.unpack_from("<Q", ring.producer)[0]
+    ring.put(_event(EventType.DATA, 5, b"later"), busy=True)
+    count, errors, got, process = ring.consume()
+    assert (count, errors) == (4, 1)
+    assert [(e.type, e.fd, e.data) for e in got] == [
+        (EventType.DATA, 3, b"hello"), (EventType.CLOSE, 3, b"")]  # fmt: skip
+    assert [e.type for e in process] == [EventType.EXEC]
+    assert ring.consumer_pos == busy_at  # resumes at the record not yet committed
+
+
+def test_the_walk_reads_records_across_the_end_and_honours_the_limit() -> None:
+    ring = SyntheticRing(start=RING - 40)  # the first record crosses the end
+    payloads = [bytes([i]) * (i * 7) for i in range(1, 12)]
+    for i, payload in enumerate(payloads):
+        ring.put(_event(EventType.DATA, i, payload))
+    first = ring.consume(limit=4)
+    rest = ring.consume()
+    assert first[0] == 4 and rest[0] == len(payloads) - 4
+    assert [e.data for e in first[2] + rest[2]] == payloads
+    assert ring.consumer_pos == struct.unpack_from("<Q", ring.producer)[0]
+
+
+def test_the_pure_python_path_can_be_forced(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(native.PURE_PYTHON_ENV, "1")
+    native.ringdecode.cache_clear()
+    try:
+        assert native.ringdecode() is None
+    finally:
+        monkeypatch.delenv(native.PURE_PYTHON_ENV)
+        native.ringdecode.cache_clear()
+    assert native.ringdecode() is not None
