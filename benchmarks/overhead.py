@@ -11,6 +11,14 @@ then traced, then traced then untraced, ...) so that a linear drift of the
 machine's speed cancels out; the figure is the median over rounds of the
 traced/untraced throughput ratio of the two runs of each round.
 
+``--ledger`` checks the accounting against the server's own counters
+(``INFO stats`` and ``commandstats``, read over a raw connection whose own
+bytes are known, before and after each traced run): the payload bytes of the
+server's traced events in each direction must equal the bytes the server
+says it read and wrote meanwhile, and its records (server side) the commands
+it ran; every mode reports both (the counting costs the consumer a little,
+so it is off unless asked for, and on in ``--quick``).
+
 ``--breakdown`` adds two runs per round that split the cost: "filtered" has
 every program attached but the pid filter rejects all traffic (the hooks'
 cost), and "undrained" traces everything but never reads the buffer, so
@@ -29,6 +37,7 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import socket
 import statistics
 import subprocess
 import time
@@ -36,7 +45,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
-from libtrace import Tracer, TracerConfig
+from libtrace import Direction, EventType, SocketEvent, Tracer, TracerConfig
 from libtrace.cli import compat_list
 from libtrace.records import RecordPipeline
 
@@ -88,6 +97,7 @@ class Run:
     kernel_events: int = 0  #: events the programs output
     records: int = 0  #: L7 records made (records mode)
     commands: int = 0  #: SET and GET calls the server counted (records mode)
+    ledger: dict[str, int] | None = None  #: --ledger: the server's counts and ours
     tracer_cpu_s: float = 0.0  #: CPU seconds of this (tracing) process during the run
     bpf_ns: int = 0  #: BPF run time of libtrace's programs during the run (bpf_stats)
     bpf_runs: int = 0  #: program runs during the run
@@ -184,7 +194,85 @@ def _commands(port: int) -> int:
     return calls
 
 
-def _traced_run(port: int, requests: int, config: TracerConfig, mode: str) -> tuple[Run, list[str]]:
+#: The ledger's query: the server's pid, its byte counters, its command counts.
+LEDGER_QUERY = b"*4\r\n$4\r\nINFO\r\n$6\r\nserver\r\n$5\r\nstats\r\n$12\r\ncommandstats\r\n"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerCounts:
+    """What redis-server counted up to one ledger query (its own query included
+    in ``input_bytes``, its reply in none of them)."""
+
+    pid: int
+    input_bytes: int
+    output_bytes: int
+    commands: int  #: every command it ran
+    reply_bytes: int  #: this query's reply, which the next counts as output
+
+
+def _server_counts(port: int) -> ServerCounts:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(LEDGER_QUERY)
+        reply = b""
+        while b"\r\n" not in reply:
+            reply += sock.recv(65536)
+        header, _, body = reply.partition(b"\r\n")
+        length = int(header[1:])
+        while len(body) < length + 2:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise RuntimeError("redis-server closed the ledger connection")
+            body += chunk
+    fields: dict[str, str] = {}
+    commands = 0
+    for line in body[:length].decode().splitlines():
+        name, _, value = line.partition(":")
+        fields[name] = value
+        if name.startswith("cmdstat_"):
+            commands += int(value.split("calls=", 1)[1].split(",", 1)[0])
+    return ServerCounts(
+        pid=int(fields["process_id"]),
+        input_bytes=int(fields["total_net_input_bytes"]),
+        output_bytes=int(fields["total_net_output_bytes"]),
+        commands=commands,
+        reply_bytes=len(reply[: len(header) + 2]) + length + 2,
+    )
+
+
+class _ServerSide:
+    """Our side of the ledger: the server's traced bytes and records."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.bytes = [0, 0]  # by Direction: egress (written), ingress (read)
+        self.records = 0
+
+    def add_events(self, events: list[SocketEvent]) -> None:
+        pid, sizes = self.pid, self.bytes
+        for event in events:
+            if event.pid == pid and event.type is EventType.DATA:
+                sizes[event.direction] += event.size
+
+    def add_records(self, records: list[dict[str, object]]) -> None:
+        self.records += sum(1 for record in records if record.get("side") == "server")
+
+    def ledger(self, before: ServerCounts, after: ServerCounts) -> dict[str, int]:
+        return {
+            # The after query's own bytes are in its input count; the before
+            # query's reply went out after its counts were taken; the before
+            # query itself ran (and was counted) after them.
+            "server_read_bytes": after.input_bytes - before.input_bytes - len(LEDGER_QUERY),
+            "traced_read_bytes": self.bytes[Direction.INGRESS],
+            "server_written_bytes": after.output_bytes - before.output_bytes - before.reply_bytes,
+            "traced_written_bytes": self.bytes[Direction.EGRESS],
+            "server_commands": after.commands - before.commands - 1,
+            "server_records": self.records,
+        }
+
+
+def _traced_run(
+    port: int, requests: int, config: TracerConfig, mode: str, ledger: bool = False
+) -> tuple[Run, list[str]]:
     """A run with a tracer attached for its whole length; also the variant's reasons.
 
     ``mode``: ``filtered`` (config filters everything out) or ``undrained``
@@ -194,27 +282,43 @@ def _traced_run(port: int, requests: int, config: TracerConfig, mode: str) -> tu
     pipeline = RecordPipeline() if mode == "records" else None
     records = 0
     commands_before = _commands(port) if pipeline is not None else 0
+    before = _server_counts(port) if ledger else None
+    ours = _ServerSide(before.pid) if before is not None else None
     with Tracer(config) as tracer:
+
+        def take(events: list[SocketEvent]) -> None:
+            nonlocal records
+            if ours is not None:
+                ours.add_events(events)
+            if pipeline is not None:
+                for event in events:
+                    made = pipeline.feed(event)
+                    records += len(made)
+                    if ours is not None:
+                        ours.add_records(made)
 
         def poll() -> None:
             tracer.poll(POLL_MS)
 
         def make_records() -> None:
-            nonlocal records
-            assert pipeline is not None
-            for event in tracer.poll(POLL_MS):
-                records += len(pipeline.feed(event))
+            take(tracer.poll(POLL_MS))
+
+        if ours is not None:
+            poll = make_records  # the events are counted, even where no records are made
 
         consume = {"events": poll, "records": make_records}.get(mode)
         ns0, runs0 = lt_run_time()
         run = _run(port, requests, consume)
         ns1, runs1 = lt_run_time()
         rest = tracer.drain() if consume is not None else []  # the consumer takes all
-        if pipeline is not None:  # the rest of the buffer, then the open connections
-            for event in rest:
-                records += len(pipeline.feed(event))
-            records += len(pipeline.flush())
+        take(rest)
+        if pipeline is not None:  # the open connections
+            flushed = pipeline.flush()
+            records += len(flushed)
+            if ours is not None:
+                ours.add_records(flushed)
     stats = tracer.stats()  # final: close() read the buffer and the counters
+    after = _server_counts(port) if ledger else None
     traced = replace(
         run,
         events=stats.events,
@@ -224,6 +328,7 @@ def _traced_run(port: int, requests: int, config: TracerConfig, mode: str) -> tu
         commands=_commands(port) - commands_before if pipeline is not None else 0,
         bpf_ns=ns1 - ns0,
         bpf_runs=runs1 - runs0,
+        ledger=ours.ledger(before, after) if ours and before and after else None,
     )
     return traced, tracer.reasons
 
@@ -288,11 +393,17 @@ def main(argv: list[str] | None = None) -> int:
         default=DD_COUNT,
         help=f"reads and writes of the file-copy workload (--breakdown; default {DD_COUNT})",
     )
+    parser.add_argument(
+        "--ledger",
+        action="store_true",
+        help="check traced bytes and records against the server's own counters (--quick: on)",
+    )
     parser.add_argument("--quick", action="store_true", help="a tiny smoke run (for tests)")
     args = parser.parse_args(argv)
     exit_on_sigterm()
     if args.quick:
         args.requests, args.rounds, args.dd_count = QUICK_REQUESTS, QUICK_ROUNDS, 2_000
+        args.ledger = True
     if args.requests < 1 or args.rounds < 1:
         parser.error("--requests and --rounds must be positive")
 
@@ -323,8 +434,9 @@ def main(argv: list[str] | None = None) -> int:
                     run = _run(port, args.requests)
                 else:
                     run, reasons = _traced_run(
-                        port, args.requests, filtered if mode == "filtered" else config, mode
-                    )
+                        port, args.requests, filtered if mode == "filtered" else config, mode,
+                        ledger=args.ledger and mode in ("events", "records"),
+                    )  # fmt: skip
                 runs[mode].append(run)
                 log(f"round {index + 1}/{args.rounds} {mode}: {run.rps:.0f} req/s")
             if args.breakdown:
@@ -408,6 +520,9 @@ def _mode_figures(runs: list[Run], untraced: list[Run], stats_on: bool) -> dict[
     if any(r.commands for r in runs):
         figures["records"] = sum(r.records for r in runs)
         figures["server_commands"] = sum(r.commands for r in runs)
+    ledgers = [r.ledger for r in runs if r.ledger is not None]
+    if ledgers:
+        figures["ledger"] = {key: sum(ledger[key] for ledger in ledgers) for key in ledgers[0]}
     return figures
 
 

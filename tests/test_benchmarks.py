@@ -20,6 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 RUN_TIMEOUT_S = 180
 #: Every old-kernel path at once, as a user of an old kernel would get.
 ALL_COMPAT = "perfbuf,probe-read,no-btf"
+#: benchmarks/overhead.py's --quick requests per test (SET and GET).
+QUICK_REQUESTS = 2_000
 COMPAT = [pytest.param((), id="default"), pytest.param(("--compat", ALL_COMPAT), id="compat")]
 
 needs_redis = pytest.mark.skipif(
@@ -50,7 +52,7 @@ def run_benchmark(*argv: str) -> dict[str, Any]:
 @needs_redis
 @pytest.mark.parametrize("compat", COMPAT)
 def test_overhead_quick_prints_its_json(compat: tuple[str, ...]) -> None:
-    result = run_benchmark("-m", "benchmarks.overhead", *compat)
+    result = run_benchmark("-m", "benchmarks.overhead", "--records", *compat)
 
     assert result["benchmark"] == "overhead"
     assert "redis-benchmark" in result["workload"]
@@ -63,6 +65,17 @@ def test_overhead_quick_prints_its_json(compat: tuple[str, ...]) -> None:
     # The tracer drains the buffer on close, and a quick run fits in it.
     assert result["lost"] == 0
     assert sorted(result["compat"]) == sorted(compat[1].split(",") if compat else [])
+    # The accounting against the server's own counters (--quick turns the ledger
+    # on): every byte it read and wrote is in its traced events, every command
+    # it ran is one of its records.
+    for mode in ("events", "records"):
+        ledger = result["modes"][mode]["ledger"]
+        assert result["modes"][mode]["lost"] == 0
+        assert ledger["traced_read_bytes"] == ledger["server_read_bytes"] > 0, (mode, ledger)
+        assert ledger["traced_written_bytes"] == ledger["server_written_bytes"] > 0, (mode, ledger)
+        assert ledger["server_commands"] >= 2 * QUICK_REQUESTS
+    records = result["modes"]["records"]["ledger"]
+    assert records["server_records"] == records["server_commands"], records
 
 
 @pytest.mark.root
