@@ -165,6 +165,45 @@ def parse_value(buf: bytearray, pos: int = 0, depth: int = 0) -> tuple[_Value, i
     return _Value(kind, None, tuple(kept), count), pos
 
 
+#: Commands of at most this many words (all kept) take the fast path.
+_FAST_WORDS = MAX_ARGS_KEPT
+_DOLLAR = ord("$")
+
+
+def _command(buf: bytearray) -> tuple[list[bytes], int] | None:
+    """A command as clients send it (an array of bulk strings) at ``buf[0]``:
+    its words and the offset past it, in a few finds and slices.
+
+    None for anything else, or for a command not yet whole: :func:`parse_value`
+    then decides (and raises what it finds), so what this returns is always
+    what the general reader would give.  Most records are commands of a few
+    words, and the general reader's calls per value and per line were most of
+    the parse (``benchmarks/records.py``'s profile).
+    """
+    if not buf.startswith(b"*"):
+        return None
+    end = buf.find(b"\r\n", 1, 4)  # at most two digits
+    count = buf[1:end]
+    if end < 0 or not count.isdigit() or not 0 < int(count) <= _FAST_WORDS:
+        return None
+    words: list[bytes] = []
+    pos = end + 2
+    for _ in range(int(count)):
+        if pos >= len(buf) or buf[pos] != _DOLLAR:
+            return None
+        end = buf.find(b"\r\n", pos + 1, pos + 12)  # at most nine digits
+        length = buf[pos + 1 : end]
+        if end < 0 or not length.isdigit() or int(length) > MAX_MESSAGE_BYTES:
+            return None
+        start = end + 2
+        end = start + int(length)
+        if not buf.startswith(b"\r\n", end):  # also: not all here yet
+            return None
+        words.append(bytes(buf[start:end]))
+        pos = end + 2
+    return words, pos
+
+
 def _line_value(kind: str, line: bytearray) -> _Value:
     """A value that its line holds whole (a simple string, integer, null, boolean...)."""
     if kind == "integer":
@@ -223,6 +262,13 @@ class RedisParser(StreamParser):
         request = side.direction is Direction.REQUEST
         if request and buf[0] not in TYPES:
             return self._inline(side, side.ts_at(0))
+        if request:
+            command = _command(buf)
+            if command is not None:
+                words, end = command
+                ts = side.ts_at(0)
+                side.consume(end)
+                return self._command_request([_text(word) for word in words], len(words), ts, end)
         try:
             value, end = parse_value(buf)
         except _Incomplete:
@@ -259,10 +305,14 @@ class RedisParser(StreamParser):
             if item.type != "bulk_string":
                 raise MalformedError("command arguments must be bulk strings")
             words.append(_text(item.data))
+        return self._command_request(words, value.length or 1, ts, size)
+
+    def _command_request(self, words: list[str], count: int, ts: int, size: int) -> Message:
+        """The request of a command whose first words are ``words``, of ``count`` in all."""
         command = words[0].upper()
         self._subscribed |= command in _SUBSCRIBE
         return RedisRequest(ts_ns=ts, size=size, command=command, args=tuple(words[1:]),
-                            arg_count=(value.length or 1) - 1, _parsed=True)
+                            arg_count=count - 1, _parsed=True)
 
     def _response(self, value: _Value, ts: int, size: int) -> Message:
         push = value.type == "push" or (

@@ -98,3 +98,51 @@ def test_fuzz_generated_commands_roundtrip(commands: list, cuts: list[int]) -> N
     got = [(m.fields()["command"], m.fields()["args"]) for m in messages(events)]
     text = [[a.decode("utf-8", "replace") for a in c] for c in commands]
     assert got == [(t[0].upper(), t[1:]) for t in text]
+
+
+# ---- the command fast path ------------------------------------------------
+
+
+def _resp_command(words: list[bytes]) -> bytes:
+    return b"*%d\r\n" % len(words) + b"".join(b"$%d\r\n%s\r\n" % (len(w), w) for w in words)
+
+
+@st.composite
+def command_bytes(draw: st.DrawFn) -> bytes:
+    """Commands as clients send them, then cut short or with a byte changed."""
+    words = draw(st.lists(st.binary(max_size=12), min_size=1, max_size=20))
+    data = bytearray(_resp_command(words) + draw(st.sampled_from([b"", b"*1\r\n$4\r\nPING\r\n"])))
+    edit = draw(st.sampled_from(["whole", "cut", "byte"]))
+    if edit == "cut":
+        del data[draw(st.integers(0, len(data))):]
+    elif edit == "byte" and data:
+        data[draw(st.integers(0, len(data) - 1))] = draw(st.sampled_from(b"*$:-\r\n0179x"))
+    return bytes(data)
+
+
+@pytest.mark.fuzz
+@given(command_bytes())
+def test_the_command_fast_path_agrees_with_the_general_reader(data: bytes) -> None:
+    from libtrace.parsers._redis import _command, parse_value
+
+    fast = _command(bytearray(data))
+    if fast is None:
+        return  # the general reader decides alone
+    words, end = fast
+    value, general_end = parse_value(bytearray(data))  # whatever it raises is a failure here
+    assert end == general_end
+    assert value.type == "array" and value.length == len(words)
+    assert [item.type for item in value.items] == ["bulk_string"] * len(words)
+    assert [item.data for item in value.items] == words
+
+
+def test_the_fast_path_takes_common_commands_and_leaves_the_rest() -> None:
+    from libtrace.parsers._redis import _command
+
+    set_command = _resp_command([b"SET", b"key:1", b"value"])
+    assert _command(bytearray(set_command + b"*1\r\n")) == ([b"SET", b"key:1", b"value"],
+                                                            len(set_command))  # fmt: skip
+    assert _command(bytearray(set_command[:-1])) is None  # not whole yet
+    assert _command(bytearray(b"*1\r\n:1\r\n")) is None  # not a bulk string
+    assert _command(bytearray(b"*1\r\n$-1\r\n")) is None  # a null
+    assert _command(bytearray(_resp_command([b"x"] * 17))) is None  # more than are kept
