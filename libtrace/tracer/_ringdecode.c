@@ -198,6 +198,13 @@ static int decode(const char *record, uint32_t length, PyObject **out)
 		goto fail;
 	for (i = 0; i < N_FIELDS; i++)
 		*(PyObject **)((char *)event + st.offsets[i]) = values[i]; /* steals */
+	/* An event holds only ints, strings, bytes and enum members, and is
+	 * frozen: it can be in no reference cycle, so the cyclic collector need
+	 * not visit it (as CPython untracks tuples of such values).  Hundreds of
+	 * thousands of them wait in the time order at a time; visiting each on
+	 * every collection cost more than decoding it. */
+	if (PyObject_GC_IsTracked(event))
+		PyObject_GC_UnTrack(event);
 	*out = event;
 	return 1;
 fail:

@@ -38,11 +38,15 @@ _TIME = attrgetter("ts_ns")
 class TimeOrder:
     """A holding area that releases events in timestamp order.
 
-    Events arrive almost in order (the ring buffer is one queue; the perf
-    buffer's rings are each in order), so a sort of what is held per read is
-    close to linear (Timsort merges the ordered runs) and runs in C, where a
-    heap costs two Python-level operations per event.  The sort is stable:
-    equal timestamps keep their arrival order.
+    What is held stays sorted.  Each read's events are sorted once on arrival
+    (they come almost in order: the ring buffer is one queue, the perf
+    buffer's rings are each in order, so Timsort's run merging makes it close
+    to linear, in C) and appended; only a read whose first event is older than
+    the newest held one makes the whole holding area sort again.  Held events
+    wait up to the margin (50 ms), many reads, so sorting them on every read,
+    as this did, cost a key call per held event per read: more than all the
+    rest of the tracer's work per event.  The sorts are stable: equal
+    timestamps keep their arrival order.
     """
 
     def __init__(self, margin_ns: int = MARGIN_NS) -> None:
@@ -53,12 +57,17 @@ class TimeOrder:
         return len(self._held)
 
     def add(self, events: Iterable[SocketEvent]) -> None:
-        self._held.extend(events)
+        batch = sorted(events, key=_TIME)
+        if not batch:
+            return
+        held = self._held
+        held += batch
+        if len(held) > len(batch) and batch[0].ts_ns < held[-len(batch) - 1].ts_ns:
+            held.sort(key=_TIME)  # one overtook what was held: merge the two runs
 
     def release(self, mark_ns: int | None) -> list[SocketEvent]:
         """Events stamped before ``mark_ns - margin``, oldest first; all with None."""
         held = self._held
-        held.sort(key=_TIME)
         if mark_ns is None:
             self._held = []
             return held

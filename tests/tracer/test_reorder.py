@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from libtrace import Direction, EventType
 from libtrace.tracer.events import with_changes
 from libtrace.tracer.reorder import TimeOrder
@@ -41,3 +44,41 @@ def test_equal_timestamps_keep_their_arrival_order() -> None:
     order.add([first, second])
 
     assert order.release(None) == [first, second]
+
+
+class _SortEveryTime:
+    """The reference: hold everything, sort all that is held (stably) on every release."""
+
+    def __init__(self, margin_ns: int) -> None:
+        self.margin_ns, self.held = margin_ns, []
+
+    def add(self, events: list) -> None:
+        self.held += events
+
+    def release(self, mark_ns: int | None) -> list:
+        self.held.sort(key=lambda event: event.ts_ns)
+        if mark_ns is None:
+            out, self.held = self.held, []
+            return out
+        cut = sum(1 for event in self.held if event.ts_ns <= mark_ns - self.margin_ns)
+        out, self.held = self.held[:cut], self.held[cut:]
+        return out
+
+
+@given(st.lists(st.tuples(st.lists(st.integers(0, 50), max_size=8), st.integers(0, 60)),
+                max_size=12))  # fmt: skip
+def test_releases_equal_sorting_everything_held_on_every_read(
+    reads: list[tuple[list[int], int]],
+) -> None:
+    """Reads of events (their timestamps) and the mark after each: what each
+    release hands over is exactly what stably sorting all held events would."""
+    base = Socket(pid=10, fd=3).event(EventType.DATA, Direction.EGRESS, b"")
+    order, reference = TimeOrder(margin_ns=5), _SortEveryTime(margin_ns=5)
+    for number, (stamps, mark) in enumerate(reads):
+        batch = [with_changes(base, {"ts_ns": ts, "data": b"%d.%d" % (number, i)})
+                 for i, ts in enumerate(stamps)]  # fmt: skip
+        order.add(batch)
+        reference.add(batch)
+        assert order.release(mark) == reference.release(mark)
+        assert len(order) == len(reference.held)
+    assert order.release(None) == reference.release(None)
