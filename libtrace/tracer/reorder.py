@@ -51,27 +51,34 @@ class TimeOrder:
 
     def __init__(self, margin_ns: int = MARGIN_NS) -> None:
         self.margin_ns = margin_ns
+        #: held[start:] is what is held, sorted; the released head is dropped
+        #: once it is the larger part (not copied away on every read).
         self._held: list[SocketEvent] = []
+        self._start = 0
 
     def __len__(self) -> int:
-        return len(self._held)
+        return len(self._held) - self._start
 
     def add(self, events: Iterable[SocketEvent]) -> None:
         batch = sorted(events, key=_TIME)
         if not batch:
             return
-        held = self._held
+        held, start = self._held, self._start
         held += batch
-        if len(held) > len(batch) and batch[0].ts_ns < held[-len(batch) - 1].ts_ns:
-            held.sort(key=_TIME)  # one overtook what was held: merge the two runs
+        if len(held) - start > len(batch) and batch[0].ts_ns < held[-len(batch) - 1].ts_ns:
+            held[start:] = sorted(held[start:], key=_TIME)  # one overtook: merge the two runs
 
     def release(self, mark_ns: int | None) -> list[SocketEvent]:
         """Events stamped before ``mark_ns - margin``, oldest first; all with None."""
-        held = self._held
+        held, start = self._held, self._start
         if mark_ns is None:
-            self._held = []
-            return held
-        cut = bisect_right(held, mark_ns - self.margin_ns, key=_TIME)
-        self._held = held[cut:]
-        del held[cut:]
-        return held
+            out = held[start:]
+            self._held, self._start = [], 0
+            return out
+        cut = bisect_right(held, mark_ns - self.margin_ns, lo=start, key=_TIME)
+        out = held[start:cut]
+        if cut > len(held) // 2:
+            del held[:cut]
+            cut = 0
+        self._start = cut
+        return out
