@@ -4,7 +4,10 @@ The wire format is dnspython's (``dns.message.from_wire``); this module only
 frames TCP messages, turns dnspython's errors into ours at one boundary, and
 keeps the fields a record shows.  The QR bit, not the direction a datagram
 was fed in, decides query or response, so a wrong guess of the client side
-still pairs.  Pairing is by message id.
+still pairs.  Pairing is by message id and question (name, case folded, and
+type), as a resolver matches answers: glibc sends its A and AAAA queries with
+one id when its clock is coarse, and the answers may come in either order.  A
+reply without a question (FORMERR from some servers) pairs by id alone.
 """
 
 from __future__ import annotations
@@ -49,8 +52,19 @@ class DnsQuery(Message):
     opcode: str = "QUERY"
 
     @property
-    def key(self) -> int:
+    def key(self) -> _Key:
+        return _pairing_key(self.id, self.name, self.qtype)
+
+    @property
+    def loose_key(self) -> int:
         return self.id
+
+
+_Key = tuple[int, str | None, str | None]
+
+
+def _pairing_key(msg_id: int, name: str | None, qtype: str | None) -> _Key:
+    return (msg_id, name.lower() if name is not None else None, qtype)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -68,8 +82,13 @@ class DnsResponse(Message):
     truncated: bool = False
 
     @property
-    def key(self) -> int:
-        return self.id
+    def key(self) -> _Key:
+        return _pairing_key(self.id, self.name, self.qtype)
+
+    @property
+    def loose_key(self) -> int | None:
+        """Only a reply without its question pairs by id alone."""
+        return self.id if self.name is None else None
 
     @property
     def outcome(self) -> Status:

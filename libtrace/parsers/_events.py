@@ -137,6 +137,13 @@ class Message:
         return None
 
     @property
+    def loose_key(self) -> Hashable | None:
+        """A response whose ``key`` pairs with no request may still pair with the
+        oldest waiting request of this looser key (a DNS error reply without its
+        question: the id only); ``None``: no such second try."""
+        return None
+
+    @property
     def expects_response(self) -> bool:
         """Whether a response is to be waited for (requests) or paired (responses)."""
         return True

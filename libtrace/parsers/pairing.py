@@ -86,6 +86,10 @@ class Pairer:
             request = self._fifo.popleft() if self._fifo else None
         else:
             request = self._keyed.pop(key, None)
+            loose = message.loose_key
+            if request is None and loose is not None:
+                waiting = next((k for k, m in self._keyed.items() if m.loose_key == loose), None)
+                request = self._keyed.pop(waiting) if waiting is not None else None
         if request is None:
             return [self._alone(message, message.outcome)]
         return [Record(protocol=request.protocol, ts_ns=request.ts_ns,

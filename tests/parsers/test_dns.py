@@ -57,7 +57,7 @@ def test_tcp(case: tuple, mode: str) -> None:
     events = run(lambda: DnsParser(transport="tcp"), _tcp(q) * 2, _tcp(r), mode)
     msgs = messages(events)
     assert [type(m) for m in msgs] == [DnsQuery, DnsQuery, DnsResponse]
-    assert {m.key for m in msgs} == {qid}
+    assert {m.key for m in msgs} == {(qid, name.lower(), rdtype)}
     if mode != "junk":
         assert not [e for e in events if isinstance(e, Desync)]
 
@@ -100,4 +100,45 @@ def test_fuzz_generated_roundtrip(name: str, rdtype: str, cuts: list[int]) -> No
     query = dns.message.make_query(name, rdtype)
     p = DnsParser(transport="tcp")
     (msg,) = messages(feed_chunks(p, "request", _tcp(query.to_wire()), cuts))
-    assert (msg.fields()["name"], msg.fields()["qtype"], msg.key) == (name, rdtype, query.id)
+    assert (msg.fields()["name"], msg.fields()["qtype"], msg.id) == (name, rdtype, query.id)
+
+
+def _message(wire_id: int, name: str, rdtype: str, *, answer: str | None = None) -> bytes:
+    query = dns.message.make_query(name, rdtype)
+    query.id = wire_id
+    if answer is None:
+        return query.to_wire()
+    response = dns.message.make_response(query)
+    response.answer.append(dns.rrset.from_text(name, 60, "IN", rdtype, answer))
+    return response.to_wire()
+
+
+def test_a_and_aaaa_with_one_id_pair_by_question_whatever_the_answers_order() -> None:
+    """glibc's coarse-clock case: both queries share an id; the AAAA answer comes first."""
+    events = [
+        ("request", _message(7, "example.com.", "A"), 1),
+        ("request", _message(7, "example.com.", "AAAA"), 2),
+        ("response", _message(7, "example.com.", "AAAA", answer="2001:db8::1"), 3),
+        ("response", _message(7, "EXAMPLE.com.", "A", answer="192.0.2.1"), 4),  # 0x20 case
+    ]
+    parser, pairer = DnsParser(), Pairer()
+    records = []
+    for direction, wire, ts in events:
+        parser.feed(direction, wire, ts)
+        records += [r for e in parser.events() for r in pairer.add(e)]
+    pairs = {(r.request.qtype, r.response.answers[0]["data"], r.latency_ns) for r in records}
+    assert pairs == {("AAAA", "2001:db8::1", 1), ("A", "192.0.2.1", 3)}
+
+
+def test_a_reply_without_its_question_pairs_by_id() -> None:
+    query = dns.message.make_query("example.com.", "A")
+    query.id = 9
+    reply = dns.message.make_response(query)
+    reply.question = []
+    reply.set_rcode(dns.rcode.FORMERR)
+    parser, pairer = DnsParser(), Pairer()
+    parser.feed("request", query.to_wire(), 1)
+    parser.feed("response", reply.to_wire(), 2)
+    (record,) = [r for e in parser.events() for r in pairer.add(e)]
+    assert record.request is not None and record.response is not None
+    assert record.response.rcode == "FORMERR" and record.latency_ns == 1

@@ -74,8 +74,9 @@ def test_desync_drains_fifo() -> None:
 def test_key_reuse_emits_the_old_request() -> None:
     pairer = Pairer()
     pairer.add(DnsQuery(ts_ns=1, id=7, name="a.", qtype="A"))
-    (old,) = pairer.add(DnsQuery(ts_ns=2, id=7, name="b.", qtype="A"))
-    assert old.request is not None and old.request.fields()["name"] == "a."
+    assert pairer.add(DnsQuery(ts_ns=2, id=7, name="a.", qtype="AAAA")) == []  # another question
+    (old,) = pairer.add(DnsQuery(ts_ns=3, id=7, name="a.", qtype="A"))  # the same again
+    assert old.request is not None and old.request.ts_ns == 1
 
 
 def test_bounded_pending() -> None:
