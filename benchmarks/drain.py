@@ -3,20 +3,22 @@
 Theory of operation: a small C writer (``drain_writer.c``, compiled with cc
 into a temporary directory) holds a loopback TCP connection to a forked
 reader child that only drains it, and on command writes 64-byte chunks at a
-given rate for a given time: every ``write()`` is one event.  The tracer is
-filtered to the writer's pid, so the reader's reads are not traced, and the
-main loop drains events while the writer runs.
+given rate for a given time: every ``write()`` is one event.  Several writer
+processes (``--writers``, default 2) share each step's rate, so that one
+writer's own speed is not the limit.  The tracer is filtered to the writers'
+pids, so the readers' reads are not traced, and the main loop drains events
+while the writers run.
 
-First the writer fills most of one CPU's share of the buffer while nothing
-reads it, and the loop times draining that backlog with the writer idle:
+First the writers fill most of one CPU's share of the buffer while nothing
+reads it, and the loop times draining that backlog with the writers idle:
 Python's own drain rate, with no writer competing for the CPU.  Then the
 target rate steps up (50 k, 100 k, 150 k, 200 k, 300 k, ... events/s, a few
 seconds each); after each step the
 loop drains until every event the programs output has arrived, and records
-the rate offered (writes the writer made per second), the rate delivered
+the rate offered (writes the writers made per second), the rate delivered
 (events that reached Python per second, up to the last one), and the events
 lost.  Stepping stops at the first step that loses events or falls behind,
-or when the writer itself cannot offer more.  The answer is the highest
+or when the writers themselves cannot offer more.  The answer is the highest
 delivered rate of a step with nothing lost and delivered ≈ offered.
 
 The cost that usually sets the limit is Python's per event: reading each
@@ -76,7 +78,9 @@ DEFAULT_STEP_S = 3.0
 #: The whole run stops stepping once this much time has gone.
 DEFAULT_BUDGET_S = 80.0
 #: The rate we aim to drain without loss.
-TARGET_EPS = 200_000
+TARGET_EPS = 1_000_000
+#: Writer processes (so that one writer's speed is not the limit).
+DEFAULT_WRITERS = 2
 #: Delivered within this fraction of offered counts as keeping up; the rest
 #: is the latency of the last partial batch (the programs skip wakeups).
 KEEP_UP = 0.95
@@ -206,6 +210,53 @@ class Writer:
             stop(self.proc)
 
 
+class Writers:
+    """Several drain_writer processes driven as one: a step's rate is split
+    between them, and it is over when every one is done (writes summed, the
+    longest time).  More than one, so that a writer's own speed (each traced
+    write costs it the BPF programs' run time) does not cap the offered rate."""
+
+    def __init__(self, exe: str, count: int) -> None:
+        self.writers: list[Writer] = []
+        try:
+            for _ in range(count):
+                self.writers.append(Writer(exe))
+        except BaseException:
+            self.close()
+            raise
+        self._done: dict[int, tuple[int, float]] = {}
+
+    @property
+    def pids(self) -> tuple[int, ...]:
+        return tuple(writer.pid for writer in self.writers)
+
+    def start(self, rate: int, seconds: float) -> None:
+        self._done = {}
+        share, extra = divmod(rate, len(self.writers))
+        for index, writer in enumerate(self.writers):
+            writer.start(share + (index < extra), seconds)
+
+    def done(self) -> tuple[int, float] | None:
+        for index, writer in enumerate(self.writers):
+            if index not in self._done and (result := writer.done()) is not None:
+                self._done[index] = result
+        if len(self._done) < len(self.writers):
+            return None
+        return sum(w for w, _ in self._done.values()), max(s for _, s in self._done.values())
+
+    def wait(self, timeout: float) -> tuple[int, float]:
+        deadline = time.monotonic() + timeout
+        while (done := self.done()) is None:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"drain_writer did not finish a step in {timeout:g} s")
+            time.sleep(0.005)
+        return done
+
+    def close(self) -> None:
+        for writer in self.writers:
+            writer.close()
+
+
 def drain_rest(tracer: Tracer) -> tuple[int, float]:
     """Poll until everything the programs output has arrived: (events, time of the last)."""
     events, last = 0, time.monotonic()
@@ -226,7 +277,7 @@ def drain_rest(tracer: Tracer) -> tuple[int, float]:
             raise RuntimeError(f"events kept coming {DRAIN_TIMEOUT_S:g} s after the writer ended")
 
 
-def run_step(tracer: Tracer, writer: Writer, rate: int, seconds: float) -> Step:
+def run_step(tracer: Tracer, writer: Writers, rate: int, seconds: float) -> Step:
     """Offer ``rate`` events/s for ``seconds``, draining all the while, then drain the rest."""
     before = tracer.stats()
     cpu, started = cpu_seconds(), time.monotonic()
@@ -265,7 +316,7 @@ def backlog_events(buffer_bytes: int) -> int:
     return int(BACKLOG_FILL * buffer_bytes / (os.cpu_count() or 1) / record)
 
 
-def drain_backlog(tracer: Tracer, writer: Writer, count: int) -> dict[str, float]:
+def drain_backlog(tracer: Tracer, writer: Writers, count: int) -> dict[str, float]:
     """Python's drain rate alone: time draining ``count`` events the writer left queued.
 
     The writer fills the buffer while nothing reads it, and is idle while the
@@ -386,9 +437,17 @@ def main(argv: list[str] | None = None) -> int:
         default=frozenset(),
         help="force old-kernel paths: perfbuf,probe-read,no-btf",
     )
+    parser.add_argument(
+        "--writers",
+        type=int,
+        default=DEFAULT_WRITERS,
+        help=f"writer processes sharing each step's rate (default {DEFAULT_WRITERS})",
+    )
     parser.add_argument("--quick", action="store_true", help="a tiny smoke run (for tests)")
     args = parser.parse_args(argv)
     exit_on_sigterm()
+    if args.writers < 1:
+        parser.error("--writers must be at least 1")
     decode_loops = DECODE_LOOPS
     if args.quick:
         args.rates, args.seconds, decode_loops = QUICK_RATES, QUICK_STEP_S, QUICK_DECODE_LOOPS
@@ -399,11 +458,11 @@ def main(argv: list[str] | None = None) -> int:
     decode_us = decode_cost_us(decode_loops)
     steps: list[Step] = []
     stop_reason = "every step kept up: the writer was not pushed further"
-    writer: Writer | None = None
+    writer: Writers | None = None
     with tempfile.TemporaryDirectory(prefix="libtrace-drain-") as tmp:
         try:
-            writer = Writer(compile_writer(tmp))
-            config = TracerConfig(pids=(writer.pid,), force_compat=args.compat)
+            writer = Writers(compile_writer(tmp), args.writers)
+            config = TracerConfig(pids=writer.pids, force_compat=args.compat)
             with Tracer(config) as tracer:
                 reasons = tracer.reasons
                 count = QUICK_BACKLOG if args.quick else backlog_events(config.buffer_bytes)
@@ -425,7 +484,7 @@ def main(argv: list[str] | None = None) -> int:
                         break
                     if step.offered_eps < WRITER_SATURATED * rate:
                         stop_reason = (
-                            f"the traced writer could not offer more than "
+                            f"the traced writers ({args.writers}) could not offer more than "
                             f"{step.offered_eps} writes/s"
                         )
                         break
@@ -437,7 +496,10 @@ def main(argv: list[str] | None = None) -> int:
     emit(
         {
             "benchmark": "drain",
-            "workload": f"write() of {CHUNK} bytes on loopback TCP, tracer filtered to the writer",
+            "workload": f"write() of {CHUNK} bytes on loopback TCP by {args.writers} writer "
+            "processes, tracer filtered to them",
+            "writers": args.writers,
+            "cpus": os.cpu_count(),
             "steps": [asdict(step) for step in steps],
             "max_zero_loss_eps": max(good, default=0),
             "peak_rss_mb": round(peak_rss_mb(), 1),

@@ -98,6 +98,7 @@ def test_drain_quick_prints_its_json(compat: tuple[str, ...]) -> None:
     assert result["max_zero_loss_eps"] >= 0
     assert result["peak_rss_mb"] > 0
     assert result["decode_us_per_event"] > 0
-    assert result["target_eps"] == 200_000
+    assert result["target_eps"] == 1_000_000
+    assert result["writers"] == 2
     assert isinstance(result["limit"], str) and result["limit"]
     assert sorted(result["compat"]) == sorted(compat[1].split(",") if compat else [])

@@ -246,6 +246,12 @@ _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "perf_buffer__consume": (_I, [_P]),
     "perf_buffer__epoll_fd": (_I, [_P]),
     "perf_buffer__free": (None, [_P]),
+    "perf_buffer__buffer_cnt": (_SZ, [_P]),
+}
+#: Symbols of newer libbpf versions, declared where present (see :func:`has`).
+_OPTIONAL_SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
+    # libbpf 1.0: a perf buffer ring's mapping, for readers of their own.
+    "perf_buffer__buffer": (_I, [_P, _I, ctypes.POINTER(_P), ctypes.POINTER(_SZ)]),
 }
 
 _load_lock = threading.Lock()
@@ -274,6 +280,10 @@ def libbpf() -> ctypes.CDLL:
                     raise _error("load libbpf", errno.ENOSYS, f"{LIBBPF_SONAME} lacks {name}")
                 getattr(lib, name).restype = restype
                 getattr(lib, name).argtypes = argtypes
+            for name, (restype, argtypes) in _OPTIONAL_SIGNATURES.items():
+                if hasattr(lib, name):
+                    getattr(lib, name).restype = restype
+                    getattr(lib, name).argtypes = argtypes
             _install_print(lib)
             _lib = lib
         return _lib
@@ -875,6 +885,25 @@ class PerfBuffer(_Buffer):
         handle = libbpf().perf_buffer__new_raw(map_fd, page_cnt, attr, self._c_callback, None, None)
         operation = f"open perf buffer on map fd {map_fd} with {page_cnt} pages per CPU"
         self._handle = _check_ptr(handle, operation)
+
+    def rings(self) -> list[tuple[int, int]] | None:
+        """(address, data bytes) of each CPU's ring as mapped (its header page
+        first), for a reader of its own; None where libbpf is older than 1.0.
+        The mappings live until :meth:`close`."""
+        lib = libbpf()
+        if self._handle is None:
+            raise _error("map the perf buffer's rings", errno.EBADF, "it is closed")
+        if not hasattr(lib, "perf_buffer__buffer"):
+            return None
+        rings = []
+        for index in range(lib.perf_buffer__buffer_cnt(self._handle)):
+            address, size = ctypes.c_void_p(), ctypes.c_size_t()
+            ret = lib.perf_buffer__buffer(
+                self._handle, index, ctypes.byref(address), ctypes.byref(size)
+            )
+            _check(ret, "map the perf buffer's rings")
+            rings.append((int(address.value or 0), int(size.value)))
+        return rings
 
     def _on_event(self, _ctx: int | None, cpu: int, event: int) -> int:
         try:

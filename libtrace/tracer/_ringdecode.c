@@ -20,6 +20,7 @@
 #include <Python.h>
 #include <structmember.h>
 #include <stdint.h>
+#include <stddef.h>
 #include <string.h>
 
 /* struct lt_event of libtrace/bpf/socket_trace.h (events.py's RawEvent). */
@@ -222,6 +223,19 @@ static int configured(void)
 	return 1;
 }
 
+/* Hand a decoded event to its list (a process event, or any other); steals it. */
+static int deliver(PyObject *event, const char *record, PyObject *events, PyObject *process)
+{
+	uint8_t type;
+	int failed;
+
+	memcpy(&type, record + offsetof(struct lt_event, type), 1);
+	failed = PyList_Append(type < 32 && (st.process_types >> type) & 1 ? process : events,
+			       event);
+	Py_DECREF(event);
+	return failed;
+}
+
 /* decode(record) -> SocketEvent | None: one record, as events.decode() without the errors. */
 static PyObject *py_decode(PyObject *self, PyObject *arg)
 {
@@ -314,17 +328,8 @@ static PyObject *py_consume(PyObject *self, PyObject *args)
 					errors++;
 					continue;
 				}
-				{
-					uint8_t type = ((const struct lt_event *)(base + at + RECORD_HEADER))->type;
-					PyObject *list = (type < 32 && (st.process_types >> type) & 1)
-								 ? process
-								 : events;
-					int failed = PyList_Append(list, event);
-
-					Py_DECREF(event);
-					if (failed)
-						goto out;
-				}
+				if (deliver(event, base + at + RECORD_HEADER, events, process) < 0)
+					goto out;
 			}
 		}
 	}
@@ -338,6 +343,107 @@ out:
 	if (data.obj)
 		PyBuffer_Release(&data);
 	return result;
+}
+
+/* The perf buffer's rings (one per CPU): struct perf_event_mmap_page's
+ * positions, and the records of linux/perf_event.h this tracer asks for. */
+#define PERF_DATA_HEAD 1024 /* offsetof(struct perf_event_mmap_page, data_head) */
+#define PERF_DATA_TAIL 1032
+#define PERF_RECORD_LOST 2
+#define PERF_RECORD_SAMPLE 9
+#define PERF_RECORD_MAX 65536 /* a record's size is a u16 */
+
+struct perf_header {
+	uint32_t type;
+	uint16_t misc;
+	uint16_t size;
+};
+
+/* A record that wraps around the ring's end is copied here whole. */
+static char perf_wrapped[PERF_RECORD_MAX];
+
+/*
+ * consume_perf(address, data_size, page_size, limit, events, process)
+ *     -> (records, not_events, lost)
+ *
+ * The same as consume() for one perf buffer ring mapped at `address` (its
+ * header page, then `data_size` bytes of data, a power of two): samples are
+ * decoded into `events`/`process`, PERF_RECORD_LOST notices summed into `lost`,
+ * and the tail published after each record.  The address comes from libbpf
+ * (perf_buffer__buffer), which keeps the mapping while the buffer lives.
+ */
+static PyObject *py_consume_perf(PyObject *self, PyObject *args)
+{
+	unsigned long long address, data_size, page_size;
+	long long limit;
+	PyObject *events, *process;
+	Py_ssize_t count = 0, errors = 0;
+	unsigned long long lost = 0;
+
+	if (!PyArg_ParseTuple(args, "KKKLO!O!", &address, &data_size, &page_size, &limit,
+			      &PyList_Type, &events, &PyList_Type, &process))
+		return NULL;
+	if (!configured())
+		return NULL;
+	if (!address || !data_size || (data_size & (data_size - 1)) || page_size < 4096) {
+		PyErr_SetString(PyExc_ValueError, "not a perf ring mapping");
+		return NULL;
+	}
+	if (limit <= 0)
+		limit = -1;
+	{
+		char *base = (char *)(uintptr_t)address;
+		uint64_t *tail_pos = (uint64_t *)(base + PERF_DATA_TAIL);
+		const char *data = base + page_size;
+		uint64_t head = __atomic_load_n((uint64_t *)(base + PERF_DATA_HEAD), __ATOMIC_ACQUIRE);
+		uint64_t tail = *tail_pos;
+		uint64_t mask = data_size - 1;
+
+		while (tail < head && count != limit) {
+			const char *record = data + (tail & mask);
+			struct perf_header h;
+			PyObject *event = NULL;
+			int rc = 1;
+
+			memcpy(&h, record, sizeof(h)); /* 8-aligned: never wraps */
+			if (h.size < sizeof(h))
+				break; /* cannot happen; never loop on it */
+			if ((tail & mask) + h.size > data_size) {
+				uint64_t first = data_size - (tail & mask);
+
+				memcpy(perf_wrapped, record, first);
+				memcpy(perf_wrapped + first, data, h.size - first);
+				record = perf_wrapped;
+			}
+			if (h.type == PERF_RECORD_SAMPLE && h.size >= sizeof(h) + 4) {
+				uint32_t raw;
+
+				memcpy(&raw, record + sizeof(h), 4);
+				if (raw > h.size - sizeof(h) - 4)
+					raw = h.size - sizeof(h) - 4;
+				rc = decode(record + sizeof(h) + 4, raw, &event);
+				count++;
+			} else if (h.type == PERF_RECORD_LOST && h.size >= sizeof(h) + 16) {
+				uint64_t n;
+
+				memcpy(&n, record + sizeof(h) + 8, 8);
+				lost += n;
+				rc = 2;
+			} else {
+				rc = 2; /* another record type: not ours to read */
+			}
+			tail += h.size;
+			__atomic_store_n(tail_pos, tail, __ATOMIC_RELEASE);
+			if (rc < 0)
+				return NULL;
+			if (rc == 0)
+				errors++;
+			else if (rc == 1 &&
+				 deliver(event, record + sizeof(h) + 4, events, process) < 0)
+				return NULL;
+		}
+	}
+	return Py_BuildValue("nnK", count, errors, lost);
 }
 
 static int fill_table(PyObject *mapping, PyObject *table[SMALL], const char *what)
@@ -442,6 +548,8 @@ static PyMethodDef methods[] = {
 	{"configure", py_configure, METH_VARARGS, "Set the event class, its slots and tables."},
 	{"decode", py_decode, METH_O, "One record into a SocketEvent, or None if it is none."},
 	{"consume", py_consume, METH_VARARGS, "Drain ring records into lists of SocketEvents."},
+	{"consume_perf", py_consume_perf, METH_VARARGS,
+	 "Drain one perf buffer ring into lists of SocketEvents; count its losses."},
 	{NULL, NULL, 0, NULL},
 };
 

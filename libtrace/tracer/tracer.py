@@ -27,7 +27,7 @@ from pathlib import Path
 
 from ..bpf.build import Variant, object_path
 from ..errors import BpfError, ConfigError, PrivilegeError, UnsupportedKernelError
-from . import _libbpf, _uprobe_multi, proc, ringbuf
+from . import _libbpf, _uprobe_multi, perfbuf, proc, ringbuf
 from .events import (
     COUNTER_EVENTS,
     COUNTER_LOST,
@@ -226,7 +226,11 @@ class Tracer:
         self.reasons: list[str] = []
         self._object: _libbpf.BpfObject | None = None
         self._buffer: (
-            ringbuf.MappedRingBuffer | _libbpf.RingBuffer | _libbpf.PerfBuffer | None
+            ringbuf.MappedRingBuffer
+            | _libbpf.RingBuffer
+            | perfbuf.DecodingPerfBuffer
+            | _libbpf.PerfBuffer
+            | None
         ) = None
         self._queue: list[SocketEvent] = []
         #: Events held until no earlier one can still arrive (see reorder.py).
@@ -335,12 +339,21 @@ class Tracer:
         else:
             per_cpu = self.config.buffer_bytes // _libbpf.num_possible_cpus()
             pages = max(1, 1 << max(0, (per_cpu // PAGE_SIZE).bit_length() - 1))
-            self._buffer = _libbpf.PerfBuffer(
+            perf = _libbpf.PerfBuffer(
                 events_fd,
                 pages,
                 lambda _cpu, data: self._on_record(data),
                 self._on_perf_lost,
                 wakeup_events=PERF_WAKEUP_EVENTS,
+            )
+            # The rings walked in compiled code where it can be: no ctypes
+            # callback per sample.
+            self._buffer = (
+                perfbuf.DecodingPerfBuffer(
+                    perf, self._on_events, self._on_perf_lost, max_batch=MAX_BATCH
+                )
+                if perfbuf.usable(perf)
+                else perf
             )
 
     def _load(

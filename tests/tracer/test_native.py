@@ -187,3 +187,61 @@ def test_its_events_are_left_out_of_the_cyclic_collector() -> None:
     event = compiled.decode(_event(EventType.DATA, 3, b"x"))
     assert event is not None and not gc.is_tracked(event)
     assert event == decode_python(_event(EventType.DATA, 3, b"x"))
+
+
+PAGE = 4096
+
+
+class SyntheticPerfRing:
+    """A perf ring as the kernel maps it: a header page (data_head at 1024,
+    data_tail at 1032), then the data, mapped once (a record may wrap)."""
+
+    def __init__(self, start: int = 0) -> None:
+        self.memory = ctypes.create_string_buffer(PAGE + RING)
+        self.head = start
+        struct.pack_into("<QQ", self.memory, 1024, start, start)
+
+    @property
+    def tail(self) -> int:
+        return int(struct.unpack_from("<Q", self.memory, 1032)[0])
+
+    def _put(self, kind: int, body: bytes) -> None:
+        record = struct.pack("<IHH", kind, 0, 8 + len(body)) + body
+        assert len(record) % 8 == 0
+        for i, byte in enumerate(record):
+            self.memory[PAGE + ((self.head + i) & (RING - 1))] = byte
+        self.head += len(record)
+        struct.pack_into("<Q", self.memory, 1024, self.head)
+
+    def sample(self, event: bytes) -> None:
+        raw = struct.pack("<I", len(event)) + event
+        self._put(9, raw + bytes(-len(raw) % 8))  # PERF_RECORD_SAMPLE, padded as the kernel does
+
+    def lost(self, count: int) -> None:
+        self._put(2, struct.pack("<QQ", 77, count))  # PERF_RECORD_LOST: id, lost
+
+    def consume(self, limit: int = 0) -> tuple[int, int, int, list[SocketEvent]]:
+        compiled = native_decoder()
+        assert compiled is not None
+        got: list[SocketEvent] = []
+        process: list[SocketEvent] = []
+        count, errors, lost = compiled.consume_perf(
+            ctypes.addressof(self.memory), RING, PAGE, limit, got, process
+        )
+        return count, errors, lost, got + process
+
+
+def test_the_perf_walk_reads_wrapped_samples_whole_and_sums_the_losses() -> None:
+    ring = SyntheticPerfRing(start=RING - 48)  # the first sample crosses the end
+    payloads = [bytes([i]) * (i * 5) for i in range(1, 9)]
+    ring.sample(_event(EventType.DATA, 0, payloads[0]))
+    ring.lost(3)
+    for i, payload in enumerate(payloads[1:], 1):
+        ring.sample(_event(EventType.DATA, i, payload))
+    ring.lost(2)
+    first = ring.consume(limit=3)
+    rest = ring.consume()
+    assert (first[0], first[1]) == (3, 0) and (rest[0], rest[1]) == (len(payloads) - 3, 0)
+    assert first[2] + rest[2] == 5
+    assert [e.data for e in first[3] + rest[3]] == payloads
+    assert ring.tail == ring.head
