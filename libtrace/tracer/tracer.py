@@ -44,9 +44,10 @@ from .events import (
     RawConn,
     RawConnKey,
     SocketEvent,
+    add_flags,
     decode,
+    fill_in,
     format_address,
-    with_changes,
 )
 from .golang.attach import ALL_PROGRAMS as GO_TLS_PROGRAMS
 from .golang.attach import UPROBE_PROGRAMS, GoTlsWatcher
@@ -67,6 +68,7 @@ from .reorder import TimeOrder
 log = logging.getLogger(__name__)
 
 _PAYLOAD = attrgetter("data")
+_ADDR_FROM_CALL = int(EventFlag.ADDR_FROM_CALL)
 
 #: Default bytes copied per chunk.
 DEFAULT_PAYLOAD_CAP = 4096
@@ -183,6 +185,9 @@ class _NoBtfIdentity:
         }
 
     def complete(self, event: SocketEvent) -> SocketEvent | None:
+        """The event with /proc's identity (in place: it is the tracer's own until
+        handed over), or None for a socket /proc no longer has and the kernel
+        knew nothing of."""
         key = (event.pid, event.fd)
         if key not in self.cache:
             self.cache[key] = self._lookup(*key)
@@ -192,11 +197,11 @@ class _NoBtfIdentity:
         if found is None:
             # Gone before we looked: keep what the kernel knew, if inet.
             return event if event.family else None
-        changes = dict(found, flags=event.flags | EventFlag.PROC_LOOKUP)
-        if event.flags & EventFlag.ADDR_FROM_CALL or not found["rport"]:
+        if int(event.flags) & _ADDR_FROM_CALL or not found["rport"]:
             # The call's own peer (unconnected UDP) beats the socket's none.
-            del changes["raddr"], changes["rport"]
-        return with_changes(event, changes)
+            found = {k: v for k, v in found.items() if k not in ("raddr", "rport")}
+        fill_in(event, found)
+        return fill_in(event, {"flags": add_flags(event.flags, EventFlag.PROC_LOOKUP)})
 
 
 class Tracer:
