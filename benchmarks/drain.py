@@ -65,7 +65,7 @@ from benchmarks._common import (
 )
 from libtrace import Tracer, TracerConfig
 from libtrace.cli import compat_list
-from libtrace.tracer.events import HEADER_SIZE, RawEvent, decode
+from libtrace.tracer.events import HEADER_SIZE, RawEvent, decode, native_decoder
 
 WRITER_SOURCE = Path(__file__).resolve().parent / "drain_writer.c"
 #: Bytes per write() in drain_writer.c (CHUNK): a small request-sized event.
@@ -395,9 +395,18 @@ def _limit(
 ) -> str:
     """A sentence naming what limits the drain rate, from what was measured."""
     busiest = max(steps, key=lambda step: step.delivered_eps)
-    rest = ["the walk over the mapped ring per record", "the time order", "the poll loop"]
+    compiled = native_decoder() is not None
+    rest = [
+        "the compiled walk over the mapped ring" if compiled else "the walk over the mapped ring",
+        "the time order",
+        "the poll loop",
+    ]
     if "perfbuf" in compat:
-        rest[0] = "libbpf's ctypes callback per perf sample"
+        rest[0] = (
+            "the compiled walk over the perf rings"
+            if compiled
+            else "libbpf's ctypes callback per perf sample"
+        )
     if "no-btf" in compat:
         rest.insert(1, "completing each event from /proc (no BTF)")
     return (

@@ -41,7 +41,7 @@ from collections import deque
 from typing import ClassVar, Literal
 
 from ..errors import ProtocolError
-from ._events import NEED_DATA, Desync, Direction, Event, _NeedData
+from ._events import NEED_DATA, Desync, Direction, Event, Message, _NeedData
 from ._limits import MAX_BUFFER_BYTES, MAX_RESYNC_TAIL
 
 #: ``side.skip`` value that discards everything up to the end of the direction.
@@ -53,8 +53,8 @@ Transport = Literal["tcp", "udp"]
 class Side:
     """The buffered bytes and parsing state of one direction."""
 
-    __slots__ = ("_marks", "buf", "consumed", "datagrams", "direction", "eof", "pending",
-                 "resync", "skip", "state")
+    __slots__ = ("_marks", "buf", "consumed", "datagrams", "direction", "eof", "partial",
+                 "pending", "resync", "skip", "state")
 
     def __init__(self, direction: Direction) -> None:
         self.direction = direction
@@ -72,6 +72,8 @@ class Side:
         self.skip = 0
         #: a Desync waiting to be emitted
         self.pending: Desync | None = None
+        #: what a parser kept of a message the bytes were cut in (before ``pending``)
+        self.partial: Message | None = None
         #: UDP: whole datagrams with their timestamps
         self.datagrams: deque[tuple[bytes, int]] = deque()
         #: the protocol's own state for this direction (a free slot)
@@ -112,12 +114,15 @@ class Side:
             if self.skip != SKIP_TO_EOF:
                 self.skip -= n
 
-    def desync(self, ts_ns: int, reason: str) -> None:
-        """Enter resync mode and queue one Desync event (the first reason wins)."""
+    def desync(self, ts_ns: int, reason: str, *, partial: Message | None = None) -> None:
+        """Enter resync mode and queue one Desync event (the first reason wins),
+        after ``partial``, what was kept of the message the bytes were cut in."""
         self.resync = True
         self.skip = 0
         if self.pending is None:
-            self.pending = Desync(direction=self.direction, ts_ns=ts_ns, reason=reason)
+            self.partial = partial
+            self.pending = Desync(direction=self.direction, ts_ns=ts_ns, reason=reason,
+                                  kept_order=partial is not None)  # fmt: skip
 
 
 class StreamParser:
@@ -181,8 +186,9 @@ class StreamParser:
         if side.skip and side.skip != SKIP_TO_EOF and size <= side.skip and not side.buf:
             side.skip -= size  # the hole falls inside a body we were skipping anyway
             return
+        partial = self._partial(side)
         side.consume(len(side.buf))
-        side.desync(ts_ns, f"{size} bytes missing")
+        side.desync(ts_ns, f"{size} bytes missing", partial=partial)
         self._reset(side)
 
     def next_event(self) -> Event | _NeedData:
@@ -202,6 +208,9 @@ class StreamParser:
 
     # -- the loop ------------------------------------------------------------------
     def _step(self, side: Side) -> Event | _NeedData:
+        if side.partial is not None:
+            event, side.partial = side.partial, None
+            return event
         if side.pending is not None:
             event, side.pending = side.pending, None
             return event
@@ -242,8 +251,9 @@ class StreamParser:
                 return self._step(side)
             if side.eof and side.buf:
                 ts = side.ts_at(0)
+                partial = self._partial(side)
                 side.consume(len(side.buf))
-                side.desync(ts, "stream ended inside a message")
+                side.desync(ts, "stream ended inside a message", partial=partial)
                 self._reset(side)
                 return self._step(side)
             return NEED_DATA
@@ -269,6 +279,11 @@ class StreamParser:
 
     def _reset(self, side: Side) -> None:
         """Forget protocol state of ``side`` after a gap or an error."""
+
+    def _partial(self, side: Side) -> Message | None:
+        """What can be kept of the message ``side.buf`` begins, which missing bytes
+        or the end of the stream cut (default: nothing)."""
+        return None
 
     def _parse_datagram(self, side: Side, data: bytes, ts_ns: int) -> Event:
         raise NotImplementedError  # pragma: no cover - only UDP protocols

@@ -185,12 +185,16 @@ class Desync:
 
     Emitted when bytes are missing (a capture gap, a buffer overflow) or do
     not parse; the parser then hunts for the next message start.  Pairing
-    layers drop their in-order queues on it, since a response may be lost.
+    layers drop their in-order queues on it, since a response may be lost,
+    unless ``kept_order`` says the cut message was kept.
     """
 
     direction: Direction
     ts_ns: int
     reason: str
+    #: The message the missing bytes cut was kept (partial, just before this),
+    #: so the messages stay in order and waiting requests need not be dropped.
+    kept_order: bool = False
 
 
 Event = Message | Desync

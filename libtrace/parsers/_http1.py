@@ -214,6 +214,29 @@ class Http1Parser(StreamParser):
         if side.direction is Direction.RESPONSE:
             self._methods.clear()
 
+    def _partial(self, side: Side) -> Message | None:
+        """A request whose head was cut keeps its request line (and the headers
+        before the cut), flagged partial, so that it still pairs with its response."""
+        state = side.state
+        if side.direction is not Direction.REQUEST or not isinstance(state, _State):
+            return None
+        if state.phase is not Phase.HEAD:
+            return None
+        buf = bytes(side.buf[:MAX_HTTP_HEAD_BYTES]).lstrip(b"\r\n")
+        lines = buf.replace(b"\r\n", b"\n").split(b"\n")
+        match = _REQUEST_LINE.fullmatch(lines[0]) if len(lines) > 1 else None
+        if match is None:
+            return None
+        headers = _parse_headers(lines[1:-1])  # the last line is the one cut
+        self._methods.append(match.group(1).decode("ascii"))
+        return Http1Request(
+            ts_ns=side.ts_at(0), size=len(buf), _parsed=True,
+            errors=("partial: the header block was cut",),
+            method=match.group(1).decode("ascii"), path=clip(match.group(2).decode("latin-1")),
+            version=match.group(3).decode("ascii"), host=_header(headers, "host"),
+            headers=headers,
+        )  # fmt: skip
+
     def _resync(self, side: Side) -> bool:
         pattern = REQUEST_START if side.direction is Direction.REQUEST else RESPONSE_START
         match = pattern.search(side.buf)

@@ -8,8 +8,9 @@ strings by :data:`MAX_MESSAGE_BYTES`; an aggregate's claimed length allocates
 nothing (elements are parsed one by one and each takes bytes).  Only the
 first :data:`MAX_ARGS_KEPT` elements are kept.  Replies pair with commands in
 order, except RESP3 pushes (``>``) and RESP2 pub/sub messages, which are
-marked unsolicited.  Streamed RESP3 strings (``$?``) are not supported and
-resynchronise.
+marked unsolicited, and commands that CLIENT REPLY OFF or SKIP left without an
+answer, which are records of their own.  Streamed RESP3 strings (``$?``) are
+not supported and resynchronise.
 """
 
 from __future__ import annotations
@@ -65,10 +66,18 @@ class RedisRequest(Message):
     protocol: ClassVar[str] = "redis"
     direction: ClassVar[Direction] = Direction.REQUEST
 
+    _NOT_FIELDS: ClassVar[frozenset[str]] = frozenset({"ts_ns", "size", "errors", "reply"})
+
     command: str
     args: tuple[str, ...] = ()
     arg_count: int = 0
     inline: bool = False
+    #: False where CLIENT REPLY OFF or SKIP silenced the server's answer
+    reply: bool = True
+
+    @property
+    def expects_response(self) -> bool:
+        return self.reply
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -231,6 +240,8 @@ class RedisParser(StreamParser):
     def __init__(self, *, transport: Transport = "tcp", mid_stream: bool = False) -> None:
         super().__init__(transport=transport, mid_stream=mid_stream)
         self._subscribed = False
+        #: CLIENT REPLY's mode: ON, OFF, or SKIP (the next command is not answered)
+        self._reply_mode = "ON"
 
     def _resync(self, side: Side) -> bool:
         buf = side.buf
@@ -291,11 +302,8 @@ class RedisParser(StreamParser):
             return None  # an empty line is ignored by Redis too
         if not all(0x20 < b < 0x7F for b in words[0]):
             raise MalformedError(f"invalid inline command {words[0][:16]!r}")
-        command = words[0].decode("ascii").upper()
-        self._subscribed |= command in _SUBSCRIBE
-        return RedisRequest(ts_ns=ts, size=end + 1, command=command,
-                            args=tuple(_text(w) for w in words[1:1 + MAX_ARGS_KEPT]),
-                            arg_count=len(words) - 1, inline=True, _parsed=True)
+        kept = [_text(w) for w in words[:1 + MAX_ARGS_KEPT]]
+        return self._command_request(kept, len(words), ts, end + 1, inline=True)
 
     def _request(self, value: _Value, ts: int, size: int) -> Message:
         if value.type != "array" or not value.items:
@@ -307,12 +315,29 @@ class RedisParser(StreamParser):
             words.append(_text(item.data))
         return self._command_request(words, value.length or 1, ts, size)
 
-    def _command_request(self, words: list[str], count: int, ts: int, size: int) -> Message:
+    def _command_request(
+        self, words: list[str], count: int, ts: int, size: int, *, inline: bool = False
+    ) -> Message:
         """The request of a command whose first words are ``words``, of ``count`` in all."""
         command = words[0].upper()
         self._subscribed |= command in _SUBSCRIBE
         return RedisRequest(ts_ns=ts, size=size, command=command, args=tuple(words[1:]),
-                            arg_count=count - 1, _parsed=True)
+                            arg_count=count - 1, inline=inline, reply=self._reply(words),
+                            _parsed=True)
+
+    def _reply(self, words: list[str]) -> bool:
+        """Whether the server answers this command, following CLIENT REPLY: OFF
+        silences every reply until ON, SKIP the next command's, and neither OFF
+        nor SKIP is answered itself (ON is, with OK)."""
+        mode = self._reply_mode
+        if self._reply_mode == "SKIP":
+            self._reply_mode = "ON"
+        if len(words) >= 3 and words[0].upper() == "CLIENT" and words[1].upper() == "REPLY":
+            asked = words[2].upper()
+            if asked in ("ON", "OFF", "SKIP"):
+                self._reply_mode = asked
+                return asked == "ON"
+        return mode == "ON"
 
     def _response(self, value: _Value, ts: int, size: int) -> Message:
         push = value.type == "push" or (

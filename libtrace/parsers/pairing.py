@@ -45,6 +45,8 @@ class Pairer:
         if event.ts_ns > self.last_ts:
             self.last_ts = event.ts_ns
         if isinstance(event, Desync):
+            if event.kept_order:  # the cut message came out partial: the order holds
+                return []
             return [self._alone(m, Status.UNKNOWN) for m in self._drain_fifo()]
         if event.direction is Direction.REQUEST:
             return self._request(event)

@@ -92,8 +92,10 @@ def test_gap_resyncs() -> None:
     p.feed_gap("request", 100, 2)
     p.feed("request", b"st: x\r\n\r\nGET /b HTTP/1.1\r\n\r\n", 3)
     events = p.events()
-    assert isinstance(events[0], Desync)
-    assert [m.fields()["path"] for m in messages(events)] == ["/b"]
+    # The cut request keeps its line (partial), then the desync, then the next request.
+    assert isinstance(events[0], Http1Request) and events[0].errors
+    assert isinstance(events[1], Desync) and events[1].kept_order
+    assert [m.fields()["path"] for m in messages(events)] == ["/a", "/b"]
 
 
 def test_pairing_statuses() -> None:
@@ -139,3 +141,42 @@ def test_fuzz_huge_content_length_buffers_nothing(length: int) -> None:
     p.feed("request", b"x" * 10000, 2)
     p.events()
     assert len(p._sides["request"].buf) <= 10000
+
+
+def _http1_records(feeds: list[tuple[str, bytes | int, int]]) -> list:
+    parser, pairer = Http1Parser(), Pairer()
+    records = []
+    for direction, data, ts in feeds:
+        if isinstance(data, int):
+            parser.feed_gap(direction, data, ts)
+        else:  # b"" ends the direction
+            parser.feed(direction, data, ts)
+        records += [r for e in parser.events() for r in pairer.add(e)]
+    return records + pairer.flush()
+
+
+def test_a_request_whose_head_a_gap_cut_keeps_its_line_and_pairs_with_its_response() -> None:
+    records = _http1_records([
+        ("request", b"GET /first HTTP/1.1\r\nHost: a\r\n\r\n", 1),
+        ("request", b"GET /cut HTTP/1.1\r\nHost: b\r\nUser-Ag", 2),
+        ("request", 500, 3),  # the rest of its head, lost
+        ("request", b"GET /third HTTP/1.1\r\n\r\n", 4),
+        ("response", b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n" * 2, 5),
+        ("response", b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", 6),
+    ])  # fmt: skip
+    pairs = [(r.request.path, r.request.host, r.response.status if r.response else None,
+              r.request.errors) for r in records]  # fmt: skip
+    assert pairs == [
+        ("/first", "a", 200, ()),
+        ("/cut", "b", 200, ("partial: the header block was cut",)),
+        ("/third", None, 404, ()),
+    ]
+
+
+def test_a_request_cut_by_the_end_of_the_capture_keeps_its_line() -> None:
+    records = _http1_records([("request", b"POST /up HTTP/1.1\r\nHost: h\r\nContent-Ty", 1),
+                              ("request", b"", 2)])  # fmt: skip
+    (record,) = records
+    assert (record.request.method, record.request.path, record.request.host) == ("POST", "/up", "h")
+    assert record.request.errors == ("partial: the header block was cut",)
+    assert record.status is Status.UNKNOWN and record.response is None

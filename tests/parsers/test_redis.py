@@ -146,3 +146,25 @@ def test_the_fast_path_takes_common_commands_and_leaves_the_rest() -> None:
     assert _command(bytearray(b"*1\r\n:1\r\n")) is None  # not a bulk string
     assert _command(bytearray(b"*1\r\n$-1\r\n")) is None  # a null
     assert _command(bytearray(_resp_command([b"x"] * 17))) is None  # more than are kept
+
+
+def test_client_reply_off_and_skip_leave_commands_unanswered_and_pairing_follows() -> None:
+    """Redis answers neither CLIENT REPLY OFF nor SKIP, nor the commands they
+    silence; ON is answered.  Each reply must pair with its own command."""
+    commands = [[b"SET", b"a", b"1"], [b"CLIENT", b"REPLY", b"SKIP"], [b"SET", b"b", b"2"],
+                [b"GET", b"a"], [b"client", b"reply", b"off"], [b"SET", b"c", b"3"],
+                [b"CLIENT", b"REPLY", b"ON"], [b"GET", b"c"]]  # fmt: skip
+    replies = b"+OK\r\n" + b"$1\r\n1\r\n" + b"+OK\r\n" + b"$1\r\n3\r\n"
+    parser, pairer = RedisParser(), Pairer()
+    parser.feed("request", b"".join(_resp_command(c) for c in commands), 1)
+    parser.feed("response", replies, 2)
+    records = [r for e in parser.events() for r in pairer.add(e)] + pairer.flush()
+    seen = {(" ".join([r.request.command, *r.request.args]),
+             None if r.response is None else (r.response.value or r.response.type), r.status)
+            for r in records}  # fmt: skip
+    assert seen == {
+        ("SET a 1", "OK", Status.OK), ("CLIENT REPLY SKIP", None, Status.OK),
+        ("SET b 2", None, Status.OK), ("GET a", "1", Status.OK),
+        ("CLIENT reply off", None, Status.OK), ("SET c 3", None, Status.OK),
+        ("CLIENT REPLY ON", "OK", Status.OK), ("GET c", "3", Status.OK),
+    }  # fmt: skip
