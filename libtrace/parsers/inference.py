@@ -24,6 +24,7 @@ from ._events import Direction
 from ._http1 import METHODS
 from ._http2 import PREFACE, plausible_frame_header
 from ._limits import MAX_INFERENCE_BYTES
+from ._mqtt import CLIENT_SENDS, FLAGS_0010, SERVER_SENDS
 
 #: Every protocol libtrace knows, parsed or not yet.
 PROTOCOLS = ("http1", "http2", "dubbo", "mysql", "redis", "kafka", "mqtt", "dns")
@@ -49,6 +50,9 @@ KAFKA_MAX_API_VERSION = 30
 #: Kafka requests larger than this are implausible as a first message.
 KAFKA_MAX_REQUEST_BYTES = 100 * 1024 * 1024
 
+#: More questions than this in one DNS message is implausible (one is usual).
+DNS_MAX_QUESTIONS = 16
+
 #: A first segment shorter than this must contain the whole Kafka request.
 KAFKA_MIN_PARTIAL_BYTES = 512
 
@@ -72,7 +76,8 @@ class Inference:
     direction: Direction | None = None
 
 
-Match = tuple[float, Direction] | None
+#: (confidence, the side that sent the bytes, None when they cannot tell), or no match.
+Match = tuple[float, Direction | None] | None
 UNKNOWN = Inference(protocol=None, confidence=0.0)
 
 
@@ -119,14 +124,17 @@ def _dns(data: bytes, udp: bool) -> Match:
         wire = data[2:]
     if len(wire) < DNS_HEADER_BYTES:
         return None
-    qdcount = int.from_bytes(wire[4:6], "big")
-    if qdcount != 1:
+    qdcount, ancount, nscount, arcount = struct.unpack_from(">HHHH", wire, 4)
+    if qdcount > DNS_MAX_QUESTIONS or not (qdcount or ancount or nscount or arcount):
         return None
     try:
         message = decode_dns(wire, 0, strict=True)
     except (MalformedError, TruncatedError):
         return None
-    return (0.85 if udp else 0.8), message.direction
+    # One question is the common query; several, or none (an mDNS announcement,
+    # a NOTIFY or UPDATE without one) still parse strictly, but say less.
+    confidence = 0.85 if qdcount == 1 else 0.7 if qdcount else 0.6
+    return confidence - (0 if udp else 0.05), message.direction
 
 
 def _mysql(data: bytes, udp: bool) -> Match:
@@ -168,9 +176,86 @@ def _kafka(data: bytes, udp: bool) -> Match:
     return None
 
 
+def _mqtt_packets(data: bytes) -> list[tuple[int, int, bytes]] | None:
+    """The segment as MQTT packets: (type, flags, body) of each whole one; None
+    unless it is such packets back to back (the last may be cut short)."""
+    packets: list[tuple[int, int, bytes]] = []
+    pos = 0
+    while pos < len(data):
+        kind, flags = data[pos] >> 4, data[pos] & 0x0F
+        if kind == 0 or flags != (2 if kind in FLAGS_0010 else flags if kind == 3 else 0):
+            return None
+        length, shift, at = 0, 0, pos + 1
+        while True:
+            if at - pos > 4:
+                return None  # a remaining length is at most four bytes
+            if at >= len(data):
+                return packets or None  # the last packet, cut inside its header
+            byte = data[at]
+            length |= (byte & 0x7F) << shift
+            at += 1
+            if not byte & 0x80:
+                break
+            shift += 7
+        if at + length > len(data):
+            return packets or None  # the last packet, cut short
+        packets.append((kind, flags, data[at:at + length]))
+        pos = at + length
+    return packets
+
+
+#: PUBLISH, SUBSCRIBE, UNSUBSCRIBE: packets that carry a topic, real evidence.
+_MQTT_WITH_TOPIC = frozenset({3, 8, 10})
+
+
+def _mqtt_plausible(kind: int, flags: int, body: bytes) -> bool:
+    """Whether one whole packet (other than CONNECT) holds what its type needs."""
+    if kind == 3:  # PUBLISH: a printable topic without wildcards, then the id if QoS > 0
+        qos = (flags >> 1) & 3
+        if qos == 3 or len(body) < 2:
+            return False
+        topic_len = int.from_bytes(body[:2], "big")
+        topic = body[2:2 + topic_len]
+        return (topic_len > 0 and len(body) >= 2 + topic_len + (2 if qos else 0)
+                and bool(_PRINTABLE.fullmatch(topic)) and not set(topic) & {0x23, 0x2B})
+    if kind in (12, 13):  # PINGREQ, PINGRESP
+        return not body
+    if kind in (4, 5, 6, 7):  # PUBACK, PUBREC, PUBREL, PUBCOMP: a packet id (v5: + reason)
+        return len(body) >= 2 and body[:2] != b"\0\0"
+    if kind in (8, 10):  # SUBSCRIBE, UNSUBSCRIBE: a packet id, then a topic filter
+        if len(body) < 5 or body[:2] == b"\0\0":
+            return False
+        topic_len = int.from_bytes(body[2:4], "big")
+        return 0 < topic_len <= len(body) - 4 and bool(_PRINTABLE.fullmatch(body[4:4 + topic_len]))
+    if kind in (9, 11):  # SUBACK, UNSUBACK: a packet id and return codes
+        return len(body) >= 2 + (kind == 9) and body[:2] != b"\0\0"
+    return False  # CONNACK, DISCONNECT, AUTH: too short to tell from noise alone
+
+
 def _mqtt(data: bytes, udp: bool) -> Match:
     if udp or len(data) < 2:
         return None
+    match = _mqtt_connect_or_connack(data)
+    if match is not None:
+        return match
+    # Mid-session: whatever packets come first, whole and plausible.
+    packets = _mqtt_packets(data)
+    if not packets or not all(_mqtt_plausible(*packet) for packet in packets):
+        return None
+    kinds = {kind for kind, _, _ in packets}
+    direction = None  # PUBLISH and its acknowledgements go both ways
+    if kinds <= CLIENT_SENDS and not kinds <= SERVER_SENDS:
+        direction = Direction.REQUEST
+    elif kinds <= SERVER_SENDS and not kinds <= CLIENT_SENDS:
+        direction = Direction.RESPONSE
+    if not kinds & _MQTT_WITH_TOPIC:
+        # Acknowledgements and pings are 2-5 bytes that noise can mimic: only
+        # the port (PORT_BONUS) lifts them over MIN_CONFIDENCE.
+        return 0.25, direction
+    return min(0.8, 0.55 + 0.05 * len(packets)), direction
+
+
+def _mqtt_connect_or_connack(data: bytes) -> Match:
     if data[0] == 0x10:  # CONNECT
         pos, length, shift = 1, 0, 0
         while pos < min(len(data), 5):

@@ -83,3 +83,58 @@ def test_bounded_pending() -> None:
     pairer = Pairer(max_pending=2)
     out = [r for i in range(5) for r in pairer.add(_get(i))]
     assert len(out) == 3 and all(r.status is Status.UNKNOWN for r in out)
+
+
+# ---- recognising a connection from whatever message comes first -------------------
+
+
+def _mqtt_packet(first: int, body: bytes) -> bytes:
+    assert len(body) < 128
+    return bytes([first, len(body)]) + body
+
+
+def _publish(topic: bytes, packet_id: int, payload: bytes) -> bytes:
+    return _mqtt_packet(0x32, len(topic).to_bytes(2, "big") + topic
+                        + packet_id.to_bytes(2, "big") + payload)  # fmt: skip
+
+
+def test_mqtt_mid_session_from_a_burst_of_qos1_publishes() -> None:
+    burst = b"".join(_publish(b"sensors/%d" % i, i + 1, b"21.5") for i in range(4))
+    verdict = infer(burst[:-3])  # the last one cut short, as a segment may end
+    assert verdict.protocol == "mqtt" and verdict.direction is None  # either side publishes
+
+
+def test_mqtt_mid_session_from_subscribe_suback_and_pings() -> None:
+    subscribe = _mqtt_packet(0x82, b"\x00\x07" + b"\x00\x05a/b/c" + b"\x01")
+    verdict = infer(subscribe)
+    assert (verdict.protocol, verdict.direction) == ("mqtt", Direction.REQUEST)
+    suback = _mqtt_packet(0x90, b"\x00\x07\x01")
+    ping = b"\xc0\x00"
+    # Alone, acknowledgements and pings are too short to tell from noise: a port decides.
+    assert infer(suback).protocol is None and infer(ping).protocol is None
+    assert infer(suback, ports=(51000, 1883)).direction is Direction.RESPONSE
+    assert infer(ping, ports=(51000, 1883)).direction is Direction.REQUEST
+
+
+def test_mqtt_signatures_refuse_what_is_not_mqtt() -> None:
+    assert infer(_mqtt_packet(0x32, b"\x00\x03a/#\x00\x01x")).protocol is None  # wildcard topic
+    assert infer(_mqtt_packet(0x36, b"\x00\x01a\x00\x01")).protocol is None  # QoS 3
+    assert infer(_mqtt_packet(0x83, b"\x00\x07\x00\x01a\x00")).protocol is None  # flags 0b0011
+
+
+def test_dns_with_zero_or_several_questions() -> None:
+    import dns.flags
+    import dns.message
+    import dns.name
+    import dns.rrset
+
+    announcement = dns.message.Message(id=0)  # mDNS: a response with answers, no question
+    announcement.flags |= dns.flags.QR | dns.flags.AA
+    announcement.answer.append(dns.rrset.from_text("printer.local.", 120, "IN", "A", "192.0.2.7"))
+    verdict = infer(announcement.to_wire(), transport="udp", ports=(5353, 5353))
+    assert (verdict.protocol, verdict.direction) == ("dns", Direction.RESPONSE)
+    several = dns.message.make_query("a.example.", "A")
+    several.question.append(dns.rrset.RRset(dns.name.from_text("b.example."), 1, 28))
+    verdict = infer(several.to_wire(), transport="udp")
+    assert (verdict.protocol, verdict.direction) == ("dns", Direction.REQUEST)
+    assert infer(bytes(12), transport="udp").protocol is None  # an empty header is no message
