@@ -24,7 +24,7 @@ from ._events import Direction
 from ._http1 import METHODS
 from ._http2 import PREFACE, plausible_frame_header
 from ._limits import MAX_INFERENCE_BYTES
-from ._mqtt import CLIENT_SENDS, FLAGS_0010, SERVER_SENDS
+from ._mqtt import CLIENT_SENDS, FLAGS_0010, SERVER_SENDS, read_fixed_header
 
 #: Every protocol libtrace knows, parsed or not yet.
 PROTOCOLS = ("http1", "http2", "dubbo", "mysql", "redis", "kafka", "mqtt", "dns")
@@ -182,25 +182,18 @@ def _mqtt_packets(data: bytes) -> list[tuple[int, int, bytes]] | None:
     packets: list[tuple[int, int, bytes]] = []
     pos = 0
     while pos < len(data):
-        kind, flags = data[pos] >> 4, data[pos] & 0x0F
-        if kind == 0 or flags != (2 if kind in FLAGS_0010 else flags if kind == 3 else 0):
+        try:
+            header = read_fixed_header(data, pos)
+        except MalformedError:
             return None
-        length, shift, at = 0, 0, pos + 1
-        while True:
-            if at - pos > 4:
-                return None  # a remaining length is at most four bytes
-            if at >= len(data):
-                return packets or None  # the last packet, cut inside its header
-            byte = data[at]
-            length |= (byte & 0x7F) << shift
-            at += 1
-            if not byte & 0x80:
-                break
-            shift += 7
-        if at + length > len(data):
+        if header is None or pos + header.header_bytes + header.length > len(data):
             return packets or None  # the last packet, cut short
-        packets.append((kind, flags, data[at:at + length]))
-        pos = at + length
+        kind, flags = header.ptype, header.flags
+        if flags != (2 if kind in FLAGS_0010 else flags if kind == 3 else 0):
+            return None
+        body = pos + header.header_bytes
+        packets.append((kind, flags, data[body:body + header.length]))
+        pos = body + header.length
     return packets
 
 
@@ -257,14 +250,11 @@ def _mqtt(data: bytes, udp: bool) -> Match:
 
 def _mqtt_connect_or_connack(data: bytes) -> Match:
     if data[0] == 0x10:  # CONNECT
-        pos, length, shift = 1, 0, 0
-        while pos < min(len(data), 5):
-            byte = data[pos]
-            length |= (byte & 0x7F) << shift
-            pos += 1
-            if not byte & 0x80:
-                break
-            shift += 7
+        try:
+            header = read_fixed_header(data)
+        except MalformedError:  # a remaining length of more than four bytes
+            return None
+        pos = header.header_bytes if header is not None else len(data)
         name = data[pos:pos + 8]
         if name.startswith(b"\x00\x04MQTT") or name.startswith(b"\x00\x06MQIsdp"):
             return 0.95, Direction.REQUEST
