@@ -98,9 +98,61 @@ def _http2(data: bytes, udp: bool) -> Match:
         return None
     if data.startswith(PREFACE) or (len(data) >= 8 and PREFACE.startswith(data[:24])):
         return 0.99, Direction.REQUEST
-    # A server starts with SETTINGS on stream 0.
-    if len(data) >= 9 and data[3] == 4 and plausible_frame_header(data[:9]):
-        return 0.6, Direction.RESPONSE
+    # Mid-connection (or a server's first SETTINGS): whatever frames come first,
+    # each header plausible, back to back.
+    frames: list[tuple[int, int, int, bytes]] = []  # type, flags, stream id, payload
+    pos = 0
+    while pos + 9 <= len(data) and plausible_frame_header(data[pos:pos + 9]):
+        length = int.from_bytes(data[pos:pos + 3], "big")
+        frames.append((data[pos + 3], data[pos + 4], int.from_bytes(data[pos + 5:pos + 9], "big"),
+                       data[pos + 9:pos + 9 + length]))  # fmt: skip
+        pos += 9 + length
+    if not frames or (pos < len(data) and len(data) - pos >= 9):
+        return None  # not frames back to back (the last may be cut short)
+    directions = {d for frame in frames if (d := _http2_sender(*frame)) is not None}
+    direction = directions.pop() if len(directions) == 1 else None
+    ftype, flags, _, _ = frames[0]
+    if any(frame[0] in (0, 1) for frame in frames):  # DATA or HEADERS
+        return min(0.85, 0.55 + 0.05 * len(frames)), direction
+    if ftype == 4 and not flags & 1:
+        # A first SETTINGS that is no ACK: a server's opening (a client's comes
+        # after the preface); a SETTINGS ACK can come from either side.
+        return 0.6, direction or Direction.RESPONSE
+    # PING, SETTINGS ACK, WINDOW_UPDATE...: 9-17 bytes; only a port makes them enough.
+    return 0.25, direction
+
+
+#: HPACK static table indexes (RFC 7541, appendix A) of request pseudo-headers
+#: (:authority, :method, :path, :scheme) and of :status.
+_HPACK_REQUEST = range(1, 8)
+_HPACK_STATUS = range(8, 15)
+
+
+def _http2_sender(ftype: int, flags: int, stream_id: int, payload: bytes) -> Direction | None:
+    """Which side sent a frame, where the frame can tell: a HEADERS block begins
+    with a pseudo-header (a request's :method/:path/..., a response's :status),
+    which HPACK encodes as an index into its static table, known without the
+    connection's dynamic table; PUSH_PROMISE and even streams are the server's."""
+    if ftype == 5 or (ftype in (0, 1) and stream_id and stream_id % 2 == 0):
+        return Direction.RESPONSE
+    if ftype != 1:
+        return None
+    pos = (1 if flags & 0x8 else 0) + (5 if flags & 0x20 else 0)  # PADDED, PRIORITY
+    if pos >= len(payload):
+        return None
+    first = payload[pos]
+    if first & 0x80:  # indexed header field
+        index = first & 0x7F
+    elif first & 0x40:  # literal with incremental indexing, indexed name
+        index = first & 0x3F
+    elif first & 0x20:  # dynamic table size update: look no further
+        return None
+    else:  # literal without indexing / never indexed, indexed name
+        index = first & 0x0F
+    if index in _HPACK_REQUEST:
+        return Direction.REQUEST
+    if index in _HPACK_STATUS:
+        return Direction.RESPONSE
     return None
 
 

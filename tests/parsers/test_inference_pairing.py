@@ -138,3 +138,48 @@ def test_dns_with_zero_or_several_questions() -> None:
     verdict = infer(several.to_wire(), transport="udp")
     assert (verdict.protocol, verdict.direction) == ("dns", Direction.REQUEST)
     assert infer(bytes(12), transport="udp").protocol is None  # an empty header is no message
+
+
+def _h2_connection_bytes() -> tuple[bytes, bytes]:
+    """A client's and a server's bytes of one h2c exchange, made by the h2 library
+    (an independent implementation): preface and SETTINGS, then a GET and its answer."""
+    import h2.config
+    import h2.connection
+
+    client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    server = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
+    client.initiate_connection()
+    server.initiate_connection()
+    opening_c, opening_s = client.data_to_send(), server.data_to_send()
+    server.receive_data(opening_c)
+    client.receive_data(opening_s)
+    acks_c, acks_s = client.data_to_send(), server.data_to_send()
+    client.send_headers(1, [(":method", "GET"), (":path", "/x"), (":scheme", "http"),
+                            (":authority", "h")], end_stream=True)  # fmt: skip
+    request = client.data_to_send()
+    server.receive_data(request)
+    server.send_headers(1, [(":status", "200"), ("content-length", "2")])
+    server.send_data(1, b"ok", end_stream=True)
+    response = server.data_to_send()
+    return opening_c + acks_c + request, opening_s + acks_s + response
+
+
+def test_http2_mid_connection_from_headers_and_data_with_their_direction() -> None:
+    client_bytes, server_bytes = _h2_connection_bytes()
+    # The capture begins at the request's HEADERS frame (END_STREAM|END_HEADERS on
+    # stream 1), and at the response's (END_HEADERS, then DATA).
+    request = client_bytes[client_bytes.rindex(b"\x01\x05\x00\x00\x00\x01") - 3:]
+    response = server_bytes[server_bytes.rindex(b"\x01\x04\x00\x00\x00\x01") - 3:]
+    for data, side in ((request, Direction.REQUEST), (response, Direction.RESPONSE)):
+        verdict = infer(data)
+        assert (verdict.protocol, verdict.direction) == ("http2", side), data[:12]
+
+
+def test_a_settings_ack_first_is_no_side_and_a_ping_needs_the_port() -> None:
+    ack = b"\x00\x00\x00\x04\x01\x00\x00\x00\x00"
+    ping = b"\x00\x00\x08\x06\x00\x00\x00\x00\x00" + bytes(8)
+    assert infer(ack).protocol is None and infer(ping).protocol is None
+    verdict = infer(ack + ping, ports=(40000, 8080))
+    assert (verdict.protocol, verdict.direction) == ("http2", None)
+    settings = b"\x00\x00\x06\x04\x00\x00\x00\x00\x00" + b"\x00\x03\x00\x00\x00\x64"
+    assert infer(settings).direction is Direction.RESPONSE  # a server's opening SETTINGS
