@@ -189,13 +189,21 @@ class Conversation:
                 out: list[Record] = []
                 kept, ended = self._kept, self._kept_eof
                 self._kept, self._kept_eof = {}, set()
-                for kept_sender, chunks in kept.items():
-                    out += self.chunks(
-                        kept_sender,
-                        [c for c in chunks if c.data or c.gap],
-                        kept_sender in ended,
-                        now_ns,
-                    )
+                # Both senders' kept chunks in the order they were sent (stable:
+                # a sender's own stay in order), so that an answer is never fed
+                # before its question: pairing by key (MQTT's PUBREL and PUBCOMP,
+                # Kafka's correlation ids) needs the order across the two.
+                waiting = sorted(
+                    ((chunk.ts_ns, kept_sender, chunk)
+                     for kept_sender, chunks in kept.items() for chunk in chunks
+                     if chunk.data or chunk.gap),
+                    key=lambda item: item[0],
+                )  # fmt: skip
+                for _, kept_sender, chunk in waiting:
+                    out += self.chunks(kept_sender, [chunk], False, now_ns)
+                for kept_sender in kept:
+                    if kept_sender in ended:
+                        out += self.chunks(kept_sender, [], True, now_ns)
                 return out
         kept_bytes = max((sum(len(c.data) for c in v) for v in self._kept.values()), default=0)
         if force or self._tries >= MAX_INFERENCE_CHUNKS or kept_bytes > MAX_UNDECIDED_BYTES:
