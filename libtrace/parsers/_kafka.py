@@ -525,7 +525,18 @@ class KafkaParser(StreamParser):
         if not 4 <= size <= MAX_MESSAGE_SIZE:
             return False
         if side.direction is Direction.RESPONSE:
-            return int.from_bytes(buf[pos + 4:pos + 8], "big", signed=True) in self._inflight
+            if int.from_bytes(buf[pos + 4:pos + 8], "big", signed=True) in self._inflight:
+                return True
+            # A response to a request before the capture began: believed where the
+            # buffer starts and its size ends exactly at the buffer's end or at the
+            # next size that fits (a mid-stream start is usually a message start).
+            # Otherwise a resync hunting for a known correlation id could lock onto
+            # a byte pattern inside it.
+            end = pos + 4 + size
+            return pos == 0 and (end == len(buf) or (
+                end + 4 <= len(buf)
+                and 4 <= int.from_bytes(buf[end:end + 4], "big", signed=True) <= MAX_MESSAGE_SIZE
+            ))
         end = pos + 4 + min(size, MAX_PREFIX_BYTES)
         try:
             header = read_request_header(bytes(buf[pos + 4:end]))

@@ -9,8 +9,8 @@ full capture's records of those requests (exchanges that span the cut are
 left out: their request is gone).
 
 Protocols whose every cut passes are listed in :data:`WHOLE`; the others are
-known gaps of issue 13, measured on 2026-12-06: Kafka 38 of 46 cuts (responses
-decoded without the request's flexible-version context), MQTT 20 of 44 (an MQTT
+known gaps of issue 13, measured on 2026-12-06: Kafka 42 of 46 cuts (a server's
+response at the cut taken for a request, which swaps the sides), MQTT 20 of 44 (an MQTT
 5 connection read as 3.1.1 once its CONNECT is gone; tails of only
 acknowledgements on a non-standard port stay unrecognised), MySQL 22 of 44
 (no handshake: capabilities and the login exchange).

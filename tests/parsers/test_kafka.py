@@ -222,8 +222,12 @@ def test_response_without_request_is_kept_with_an_error() -> None:
     p.feed("request", API_VERSIONS, 1)
     p.feed("response", simple(18, 3, 99, 0, False) + simple(18, 3, 1, 0, False), 2)
     evs = messages(p.events())
+    # 99 answers a request from before the capture: whole at the buffer's start and
+    # followed by a size that fits, it is kept (an orphan, with an error), and the
+    # stream stays aligned for the answer to 1.
     assert [(m.correlation_id, m.fields().get("error_code")) for m in evs] == [
-        (1, None), (1, 0)]  # 99 is not believed mid-stream: the resync skips it
+        (1, None), (99, None), (1, 0)]
+    assert evs[1].errors == ("no request seen for correlation id 99",)
 
 
 def test_unknown_correlation_in_sync() -> None:
