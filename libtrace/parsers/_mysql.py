@@ -245,6 +245,14 @@ class _Answer:
     fields: dict[str, object] = field(default_factory=dict)
 
 
+def looks_like_login(payload: bytes) -> bool:
+    """Whether a client's packet is a HandshakeResponse41 (the login), known by
+    its shape where the greeting before it was not seen: capabilities with
+    CLIENT_PROTOCOL_41, a max packet size, a character set, 23 zero bytes."""
+    return (len(payload) >= 32 and bool(int.from_bytes(payload[:4], "little") & 0x200)
+            and payload[8] != 0 and payload[9:32] == bytes(23))
+
+
 class MysqlParser(StreamParser):
     """MySQL and MariaDB over TCP."""
 
@@ -297,7 +305,7 @@ class MysqlParser(StreamParser):
     def _request(self, side: Side, seq: int, payload: bytes, length: int,
                  ts: int) -> Message | None:
         if seq != 0:
-            if self._handshake and seq == 1 and not self._expected:
+            if (self._handshake or looks_like_login(payload)) and seq == 1 and not self._expected:
                 return self._login(side, payload, length, ts)
             return None  # auth data or LOCAL INFILE content: part of an exchange
         self._handshake = False
@@ -565,11 +573,14 @@ class MysqlParser(StreamParser):
                 continue
             first = buf[pos + 4]
             if side.direction is Direction.REQUEST:
-                good = seq == 0 and not Command(first).name.startswith(("UNKNOWN", "COM_SLEEP"))
+                good = ((seq == 0 and not Command(first).name.startswith(("UNKNOWN", "COM_SLEEP")))
+                        or (seq == 1 and looks_like_login(bytes(buf[pos + 4:pos + 4 + length]))))
             elif seq == 0:
                 good = first == 0x0A  # greeting
             else:
-                good = seq == 1 and first in (0x00, 0xFF) and length < 1024
+                # an OK or ERR: a command's (sequence 1) or a login's (2, or 3
+                # after an auth switch)
+                good = 1 <= seq <= 3 and first in (0x00, 0xFF) and length < 1024
             if good:
                 side.consume(pos)
                 self._handshake = self._handshake and seq != 0

@@ -25,6 +25,7 @@ from ._http1 import METHODS
 from ._http2 import PREFACE, plausible_frame_header
 from ._limits import MAX_INFERENCE_BYTES
 from ._mqtt import CLIENT_SENDS, FLAGS_0010, SERVER_SENDS, read_fixed_header
+from ._mysql import looks_like_login
 
 #: Every protocol libtrace knows, parsed or not yet.
 PROTOCOLS = ("http1", "http2", "dubbo", "mysql", "redis", "kafka", "mqtt", "dns")
@@ -200,10 +201,23 @@ def _mysql(data: bytes, udp: bool) -> Match:
         end = data.find(b"\x00", 5, 5 + 64)
         if end > 5 and _PRINTABLE.fullmatch(data[5:end]) and length >= end - 4 + 4:
             return 0.9, Direction.RESPONSE
-    # COM_QUERY / COM_STMT_PREPARE with printable SQL
-    if (seq == 0 and first in (0x03, 0x16) and length == len(data) - 4 and length > 1
+    whole = length == len(data) - 4
+    # COM_QUERY / COM_STMT_PREPARE with printable SQL, COM_INIT_DB with a name
+    if (seq == 0 and first in (0x02, 0x03, 0x16) and whole and length > 1
             and _PRINTABLE.fullmatch(data[5:])):
         return 0.7, Direction.REQUEST
+    # Mid-connection, what else a client or a server sends first:
+    if seq == 1 and whole and looks_like_login(data[4:]):
+        return 0.8, Direction.REQUEST
+    if seq >= 1 and whole and first == 0xFF and length >= 9 and data[7:8] == b"#":
+        return 0.6, Direction.RESPONSE  # ERR: code, '#', a five-character SQL state
+    if seq == 0 and whole and first == 0x17 and length >= 10 and data[10:14] == b"\1\0\0\0":
+        return 0.5, Direction.REQUEST  # COM_STMT_EXECUTE: id, flags, iteration count 1
+    if seq == 0 and whole and ((first in (0x01, 0x0E) and length == 1)
+                               or (first in (0x19, 0x1A) and length == 5)):
+        return 0.25, Direction.REQUEST  # QUIT, PING, STMT_CLOSE/RESET: the port decides
+    if seq >= 1 and whole and first == 0x00 and 7 <= length <= 64:
+        return 0.25, Direction.RESPONSE  # OK: the port decides
     return None
 
 

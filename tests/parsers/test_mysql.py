@@ -413,3 +413,27 @@ def test_without_the_capability_the_payload_is_sql() -> None:
     got = _queries(parser, ("response", greeting(CAPS)), ("request", login(CAPS)),
                    ("response", ok(2)), ("request", query("\x00\x01SELECT 3")))
     assert got == ["\x00\x01SELECT 3"]
+
+
+def test_a_login_whose_greeting_was_not_seen_is_still_a_login() -> None:
+    """Mid-connection (the capture began after the server's greeting): the
+    client's HandshakeResponse41 is known by its shape, and the server's answer
+    (sequence 2) pairs with it."""
+    from pathlib import Path
+
+    from libtrace.pcap._reader import read_packets
+    from libtrace.parsers import Direction, infer
+
+    capture = Path(__file__).resolve().parents[2] / "fixtures" / "mysql" / "mariadb.pcap"
+    packets = [p for p in read_packets(str(capture)) if p.payload]
+    login = next(p for p in packets if p.payload[3] == 1 and p.dport == 13306)
+    answer = next(p for p in packets if p.ts_ns > login.ts_ns and p.sport == 13306)
+    verdict = infer(login.payload, ports=(login.sport, login.dport))
+    assert (verdict.protocol, verdict.direction) == ("mysql", Direction.REQUEST)
+    parser, pairer = MysqlParser(mid_stream=True), Pairer()
+    parser.feed("request", login.payload, 1)
+    parser.feed("response", answer.payload, 2)
+    (record,) = [r for e in parser.events() for r in pairer.add(e)]
+    assert record.request.fields()["command"] == "LOGIN"
+    assert record.request.fields()["user"] == "app"
+    assert record.response is not None and record.response.fields()["error_code"] == 1045
