@@ -421,8 +421,8 @@ def test_a_login_whose_greeting_was_not_seen_is_still_a_login() -> None:
     (sequence 2) pairs with it."""
     from pathlib import Path
 
-    from libtrace.pcap._reader import read_packets
     from libtrace.parsers import Direction, infer
+    from libtrace.pcap._reader import read_packets
 
     capture = Path(__file__).resolve().parents[2] / "fixtures" / "mysql" / "mariadb.pcap"
     packets = [p for p in read_packets(str(capture)) if p.payload]
