@@ -110,10 +110,11 @@ def test_help(venv: Path) -> None:
 
 def test_pcap_prints_the_records(venv: Path) -> None:
     out = _ok(_run([venv / "libtrace", "pcap", PCAP], venv.parent))
-    header, *rows = out.splitlines()
+    header, *rows, summary = out.splitlines()
     assert header.split()[:2] == ["time", "proto"]
     expected = PCAP.with_suffix(".expected.jsonl").read_text().splitlines()
     assert len(rows) == len(expected)
+    assert summary.startswith("summary: ") and f"{len(expected)} records" in summary
     assert all(row.split()[1] == "redis" for row in rows), rows
 
 

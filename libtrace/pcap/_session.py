@@ -24,6 +24,56 @@ MAX_FLOWS = 65536
 
 
 @dataclass(slots=True)
+class RunSummary:
+    """What a capture held, for the line printed after its records: so that an
+    empty table says why (nothing recognised, on which ports; gaps; desyncs)."""
+
+    connections: dict[str, int] = field(default_factory=dict)  #: by transport
+    recognised: dict[str, int] = field(default_factory=dict)  #: connections by protocol
+    #: (transport, lower port, higher port) of connections no protocol was found in
+    unrecognised: list[tuple[str, int, int]] = field(default_factory=list)
+    records: int = 0
+    gaps: int = 0  #: holes in TCP streams (missing segments)
+    desyncs: int = 0  #: times a parser lost a message boundary
+
+    def add(self, conversation: Conversation) -> None:
+        transport = conversation.transport
+        self.connections[transport] = self.connections.get(transport, 0) + 1
+        self.desyncs += conversation.desyncs
+        if conversation.protocol is not None:
+            name = conversation.protocol
+            self.recognised[name] = self.recognised.get(name, 0) + 1
+        else:
+            low, high = sorted((conversation.a[1], conversation.b[1]))
+            self.unrecognised.append((transport, low, high))
+
+    def text(self) -> str:
+        """One line: ``N connections (...); protocol n, ...; unrecognised ...; R records, ...``."""
+        total = sum(self.connections.values())
+        kinds = ", ".join(f"{n} {t}" for t, n in sorted(self.connections.items()))
+        parts = [_count(total, "connection") + (f" ({kinds})" if total else "")]
+        if self.recognised:
+            parts.append(", ".join(f"{p} {n}" for p, n in sorted(self.recognised.items())))
+        if self.unrecognised:
+            shown = sorted(set(self.unrecognised))
+            ports = ", ".join(f"{t} {a}-{b}" for t, a, b in shown[:MAX_PORTS_SHOWN])
+            if len(shown) > MAX_PORTS_SHOWN:
+                ports += f" and {len(shown) - MAX_PORTS_SHOWN} more"
+            parts.append(f"{len(self.unrecognised)} unrecognised (ports {ports})")
+        parts.append(", ".join((_count(self.records, "record"), _count(self.gaps, "gap"),
+                                _count(self.desyncs, "desync"))))  # fmt: skip
+        return "; ".join(parts)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' * (n != 1)}"
+
+
+#: Unrecognised port pairs the summary names.
+MAX_PORTS_SHOWN = 8
+
+
+@dataclass(slots=True)
 class _Flow:
     conversation: Conversation
     streams: dict[Endpoint, TcpStream] = field(default_factory=dict)
@@ -36,6 +86,8 @@ class PcapAnalyzer:
         self.timeout_ns = timeout_ns
         self._flows: dict[tuple[str, Endpoint, Endpoint], _Flow] = {}
         self.last_ts = 0
+        #: what the capture held, complete once :meth:`finish` has run
+        self.summary = RunSummary()
 
     def packet(self, pkt: Packet) -> list[dict[str, Any]]:
         """Take one packet; return the records it completes."""
@@ -55,7 +107,7 @@ class PcapAnalyzer:
         if conv.given_up:
             return out
         if pkt.transport == "udp":
-            return out + conv.to_dicts(conv.datagram(src, pkt.payload, pkt.ts_ns))
+            return out + self._counted(conv.to_dicts(conv.datagram(src, pkt.payload, pkt.ts_ns)))
         stream = flow.streams.setdefault(src, TcpStream())
         if pkt.flags & TCP_SYN:
             stream.syn(pkt.seq)
@@ -68,7 +120,9 @@ class PcapAnalyzer:
         chunks = stream.segment(pkt.seq, pkt.payload, pkt.ts_ns, fin=fin)
         if pkt.flags & TCP_RST:
             chunks += stream.flush()
-        return out + conv.to_dicts(conv.chunks(src, chunks, stream.eof, self.last_ts))
+        self.summary.gaps += sum(1 for chunk in chunks if chunk.gap)
+        return out + self._counted(conv.to_dicts(conv.chunks(src, chunks, stream.eof,
+                                                             self.last_ts)))
 
     def finish(self) -> list[dict[str, Any]]:
         """The capture ended: flush every flow."""
@@ -82,18 +136,29 @@ class PcapAnalyzer:
         conv = flow.conversation
         records = []
         for sender, stream in flow.streams.items():
-            records += conv.chunks(sender, stream.flush(), True, self.last_ts)
+            chunks = stream.flush()
+            self.summary.gaps += sum(1 for chunk in chunks if chunk.gap)
+            records += conv.chunks(sender, chunks, True, self.last_ts)
         records += conv.finish(self.last_ts)
-        return conv.to_dicts(records)
+        self.summary.add(conv)
+        return self._counted(conv.to_dicts(records))
+
+    def _counted(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        self.summary.records += len(records)
+        return records
 
 
-def analyze(path: str, *, timeout_ns: int = DEFAULT_TIMEOUT_NS) -> Iterator[dict[str, Any]]:
-    """Yield the records of a capture file, as the ``--json`` contract prints them.
+def analyze(
+    path: str, *, timeout_ns: int = DEFAULT_TIMEOUT_NS, analyzer: PcapAnalyzer | None = None
+) -> Iterator[dict[str, Any]]:
+    """Yield the records of a capture file, as the ``--json`` contract prints them
+    (through ``analyzer``, whose ``summary`` is complete when the records end).
 
     Raises:
         PcapError: the file cannot be read (see :func:`read_packets`).
     """
-    analyzer = PcapAnalyzer(timeout_ns=timeout_ns)
+    if analyzer is None:
+        analyzer = PcapAnalyzer(timeout_ns=timeout_ns)
     for packet in read_packets(path):
         yield from analyzer.packet(packet)
     yield from analyzer.finish()

@@ -49,10 +49,11 @@ def _row(record: dict[str, Any]) -> str:
 def run(args: argparse.Namespace) -> int:
     """Print the records of ``args.file``; 2 with one error line if it cannot be read."""
     from ._errors import PcapError
-    from ._session import analyze
+    from ._session import PcapAnalyzer, analyze
 
+    analyzer = PcapAnalyzer(timeout_ns=int(args.timeout * 1e9))
     try:
-        records = analyze(args.file, timeout_ns=int(args.timeout * 1e9))
+        records = analyze(args.file, analyzer=analyzer)
         first = next(records, None)  # opens the file: a bad one fails before the header
         if not args.json:
             print(f"{'time':<17}  {'proto':<6} {'client':>21}    {'server':<21} "
@@ -63,6 +64,10 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         print(f"libtrace: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    # After the records, never silent: on stdout under the table, on stderr
+    # under JSON lines (whose stdout holds records only).
+    sys.stdout.flush()
+    print(f"summary: {analyzer.summary.text()}", file=sys.stderr if args.json else sys.stdout)
     return EXIT_OK
 
 

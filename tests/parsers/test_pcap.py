@@ -213,7 +213,17 @@ def _run_cli(path: Path, capsys: pytest.CaptureFixture[str],
 def test_cli_prints_json_lines(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = _run_cli(FIXTURES / "redis" / "redis.pcap", capsys)
     lines = [json.loads(line) for line in out.splitlines()]
-    assert code == 0 and not err and lines and all(r["type"] == "record" for r in lines)
+    assert code == 0 and lines and all(r["type"] == "record" for r in lines)
+    # The run's summary goes to stderr, leaving stdout to the records.
+    assert err == "summary: 8 connections (8 tcp); redis 8; 12 records, 0 gaps, 0 desyncs\n"
+
+
+def test_the_table_ends_with_what_the_capture_held(capsys: pytest.CaptureFixture[str]) -> None:
+    """An empty table is never silent: the summary names what was not recognised."""
+    code, out, err = _run_cli(FIXTURES / "http1" / "nginx.pcap", capsys, "--timeout", "5")
+    assert code == 0 and not err
+    assert out.splitlines()[-1] == (
+        "summary: 5 connections (5 tcp); http1 5; 7 records, 0 gaps, 0 desyncs")
 
 
 def _truncated(tmp: Path) -> Path:
@@ -271,7 +281,7 @@ def test_table_of_a_bad_file_prints_no_header(tmp_path: Path,
 def test_pcapng_unknown_blocks_are_skipped(tmp_path: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = _run_cli(_pcapng_unknown_blocks(tmp_path), capsys)
-    assert code == 0 and not err
+    assert code == 0 and err.startswith("summary: 1 connection (1 tcp); 1 unrecognised")
 
 
 def test_pcap_error_is_a_libtrace_error() -> None:
