@@ -94,12 +94,53 @@ def _link_decoder(linktype: int) -> Any:
     return None
 
 
-def _to_packet(ts_ns: int, ip: Any) -> Packet | None:
+#: IPv4 datagrams being reassembled at once; beyond, the oldest is dropped.
+MAX_FRAGMENTED = 1024
+
+
+class Fragments:
+    """IPv4 fragments put back together (a DNS answer over UDP larger than the
+    path's MTU arrives so).  Pieces are kept per (source, destination, protocol,
+    id) until every byte from 0 to the last fragment's end is there; a datagram
+    never completed is dropped once :data:`MAX_FRAGMENTED` newer ones wait."""
+
+    def __init__(self) -> None:
+        self._pending: dict[tuple[bytes, bytes, int, int], dict[int, tuple[bytes, bool]]] = {}
+
+    def add(self, ip: Any) -> Any | None:
+        """The whole datagram once ``ip`` completes it (its transport decoded), else None."""
+        key = (ip.src, ip.dst, ip.p, ip.id)
+        pieces = self._pending.setdefault(key, {})
+        pieces[ip.offset * 8] = (bytes(ip.data), bool(ip.mf))  # dpkt's offset: 8-byte units
+        if len(self._pending) > MAX_FRAGMENTED:
+            del self._pending[next(iter(self._pending))]
+        data, at = bytearray(), 0
+        while at in pieces:
+            piece, more = pieces[at]
+            data += piece
+            if not more:
+                del self._pending[key]
+                whole = dpkt.ip.IP(src=ip.src, dst=ip.dst, p=ip.p, id=ip.id)
+                whole.data = (dpkt.tcp.TCP(bytes(data)) if ip.p == dpkt.ip.IP_PROTO_TCP
+                              else dpkt.udp.UDP(bytes(data)) if ip.p == dpkt.ip.IP_PROTO_UDP
+                              else bytes(data))  # fmt: skip
+                return whole
+            if not piece:
+                return None
+            at += len(piece)
+        return None
+
+
+def _to_packet(ts_ns: int, ip: Any, fragments: Fragments | None = None) -> Packet | None:
     src: ipaddress.IPv4Address | ipaddress.IPv6Address
     dst: ipaddress.IPv4Address | ipaddress.IPv6Address
     if isinstance(ip, dpkt.ip.IP):
         if ip.mf or ip.offset:
-            return None  # IP fragments are not reassembled
+            if fragments is None:
+                return None
+            ip = fragments.add(ip)
+            if ip is None:
+                return None  # more fragments to come
         src, dst = ipaddress.IPv4Address(ip.src), ipaddress.IPv4Address(ip.dst)
     elif isinstance(ip, dpkt.ip6.IP6):
         src, dst = ipaddress.IPv6Address(ip.src), ipaddress.IPv6Address(ip.dst)
@@ -136,6 +177,7 @@ def read_packets(path: str) -> Iterator[Packet]:
             raise PcapError(f"{path} uses link type {reader.datalink()}, which is not supported "
                             "(Ethernet, Linux cooked, raw IP and loopback are)")
         micro = getattr(reader, "_divisor", 1e6) <= 1e6
+        fragments = Fragments()
         count = 0
         iterator = iter(reader)
         while True:
@@ -152,7 +194,7 @@ def read_packets(path: str) -> Iterator[Packet]:
             else:
                 ts_ns = round(ts * 1e6) * 1000 if micro else round(ts * 1e9)
             try:
-                packet = _to_packet(ts_ns, decode(buf))
+                packet = _to_packet(ts_ns, decode(buf), fragments)
             except _DPKT_ERRORS:
                 continue  # a malformed or cut packet: skip it, as tcpdump does
             if packet is not None:
