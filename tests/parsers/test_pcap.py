@@ -300,8 +300,8 @@ def test_ipv4_fragments_are_put_back_together(tmp_path: Path) -> None:
 
     query = dns.message.make_query("big.example.", "TXT")
     answer = dns.message.make_response(query)
-    answer.answer.append(dns.rrset.from_text("big.example.", 60, "IN", "TXT",
-                                             *[f'"{"x" * 200}{i}"' for i in range(12)]))  # fmt: skip
+    texts = [f'"{"x" * 200}{i}"' for i in range(12)]
+    answer.answer.append(dns.rrset.from_text("big.example.", 60, "IN", "TXT", *texts))
     client, server = socket.inet_aton("10.0.0.1"), socket.inet_aton("10.0.0.53")
 
     def ip_frame(ip: dpkt.ip.IP) -> bytes:
@@ -325,8 +325,8 @@ def test_ipv4_fragments_are_put_back_together(tmp_path: Path) -> None:
         ip.len, ip.sum = 20 + len(piece), 0
         fragments.append(ip_frame(dpkt.ip.IP(bytes(ip))))
     plain = [ip_frame(dpkt.ip.IP(udp(client, server, 40000, 53, query.to_wire(), 6)))]
-    for name, frames in (("whole", plain + [ip_frame(dpkt.ip.IP(whole))]),
-                         ("fragmented", plain + [fragments[1], fragments[0], fragments[2]])):
+    for name, frames in (("whole", [*plain, ip_frame(dpkt.ip.IP(whole))]),
+                         ("fragmented", [*plain, fragments[1], fragments[0], fragments[2]])):
         _write_pcap(tmp_path / f"{name}.pcap", frames)
     (whole_record,) = analyze(str(tmp_path / "whole.pcap"))
     (cut_record,) = analyze(str(tmp_path / "fragmented.pcap"))
