@@ -1,7 +1,9 @@
 """Packets out of pcap and pcapng files, by dpkt, down to TCP/UDP over IPv4/IPv6.
 
-dpkt reads the file formats; this module picks the link-layer decoder,
-peels IP, and is the one boundary where dpkt's and the OS's errors become
+dpkt reads the file formats (a pcapng's blocks are walked here, each packet
+with its own interface's link type and clock, where dpkt's reader takes the
+first interface's for all); this module picks the link-layer decoder, peels
+IP, puts IPv4 fragments together, and is the one boundary where dpkt's and the OS's errors become
 :class:`PcapError` with one sentence.  dpkt's readers stop silently on a
 short final record, so the file object is wrapped to notice short reads:
 a capture cut in the middle of a record is reported as truncated.
@@ -155,6 +157,107 @@ def _to_packet(ts_ns: int, ip: Any, fragments: Fragments | None = None) -> Packe
     return None
 
 
+PCAPNG_MAGIC = 0x0A0D0D0A
+PCAPNG_BYTE_ORDER = 0x1A2B3C4D
+
+
+@dataclass(frozen=True, slots=True)
+class _Interface:
+    """A pcapng interface: its link type and how its timestamps count."""
+
+    decode: Any  #: the link-layer decoder, None if unsupported
+    linktype: int
+    units_per_second: int  #: if_tsresol: 10**6 by default
+    offset_s: int = 0  #: if_tsoffset
+
+
+def _interface(idb: Any, little: bool) -> _Interface:
+    """From an Interface Description Block as dpkt parsed it (options included)."""
+    units, offset = 10**6, 0
+    for opt in idb.opts:
+        if opt.code == dpkt.pcapng.PCAPNG_OPT_IF_TSRESOL and opt.data:
+            value = opt.data[0]  # high bit: a power of two, else of ten
+            units = 2 ** (value & 0x7F) if value & 0x80 else 10 ** (value & 0x7F)
+        elif opt.code == dpkt.pcapng.PCAPNG_OPT_IF_TSOFFSET and len(opt.data) == 8:
+            offset = struct.unpack("<q" if little else ">q", opt.data)[0]
+    return _Interface(_link_decoder(idb.linktype), idb.linktype, units, offset)
+
+
+def _pcapng_frames(tracked: _TrackedFile, little: bool) -> Iterator[tuple[int, _Interface, bytes]]:
+    """(ts_ns, interface, frame) of every packet block, each decoded with the link
+    type of its own interface: dpkt's reader takes the first interface's for all."""
+    epb_class = dpkt.pcapng.EnhancedPacketBlockLE if little else dpkt.pcapng.EnhancedPacketBlock
+    pb_class = dpkt.pcapng.PacketBlockLE if little else dpkt.pcapng.PacketBlock
+    idb_class = (dpkt.pcapng.InterfaceDescriptionBlockLE if little
+                 else dpkt.pcapng.InterfaceDescriptionBlock)  # fmt: skip
+    head = struct.Struct("<II" if little else ">II")
+    interfaces: list[_Interface] = []
+    while True:
+        start = tracked.read(8)
+        if len(start) < 8:
+            return
+        kind, length = head.unpack(start)
+        if length < 12:
+            raise ValueError(f"pcapng block of {length} bytes")
+        block = start + tracked.read(length - 8)
+        if kind == dpkt.pcapng.PCAPNG_BT_SHB:
+            interfaces = []  # a new section numbers its interfaces anew
+        elif kind == dpkt.pcapng.PCAPNG_BT_IDB:
+            interfaces.append(_interface(idb_class(block), little))
+        elif kind in (dpkt.pcapng.PCAPNG_BT_EPB, dpkt.pcapng.PCAPNG_BT_PB):  # PB: obsolete
+            epb = (epb_class if kind == dpkt.pcapng.PCAPNG_BT_EPB else pb_class)(block)
+            interface = interfaces[epb.iface_id]
+            raw = (epb.ts_high << 32) | epb.ts_low
+            ts_ns = interface.offset_s * 10**9 + raw * 10**9 // interface.units_per_second
+            yield ts_ns, interface, epb.pkt_data
+
+
+def _pcap_frames(path: str, tracked: _TrackedFile) -> Iterator[tuple[int, Any, bytes]]:
+    """(ts_ns, link decoder, frame) of each record of a classic pcap file."""
+    try:
+        reader = dpkt.pcap.Reader(tracked)
+    except _DPKT_ERRORS:
+        raise PcapError(f"{path} is not a pcap or pcapng file") from None
+    decode = _link_decoder(reader.datalink())
+    if decode is None:
+        raise PcapError(f"{path} uses link type {reader.datalink()}, which is not supported "
+                        "(Ethernet, Linux cooked, raw IP and loopback are)")
+    micro = getattr(reader, "_divisor", 1e6) <= 1e6
+    for ts, buf in reader:
+        if isinstance(ts, Decimal):  # dpkt's nanosecond pcap: exact, keep it so
+            ts_ns = int(ts * 1_000_000_000)
+        else:
+            ts_ns = round(ts * 1e6) * 1000 if micro else round(ts * 1e9)
+        yield ts_ns, decode, buf
+
+
+def _frames(path: str, tracked: _TrackedFile) -> Iterator[tuple[int, Any, bytes]]:
+    """(ts_ns, link decoder, frame) of each packet of a pcap or pcapng file; a
+    pcapng's interfaces each with their own link type (unsupported ones skipped,
+    unless no interface is supported)."""
+    head = tracked.read(12)
+    tracked.seek(0)
+    tracked.reads = []
+    if len(head) < 12 or int.from_bytes(head[:4], "little") != PCAPNG_MAGIC:
+        yield from _pcap_frames(path, tracked)
+        return
+    order = int.from_bytes(head[8:12], "little")
+    if order not in (PCAPNG_BYTE_ORDER, int.from_bytes(PCAPNG_BYTE_ORDER.to_bytes(4, "big"),
+                                                      "little")):  # fmt: skip
+        raise PcapError(f"{path} is not a pcap or pcapng file")
+    unsupported: set[int] = set()
+    supported = False
+    for ts_ns, interface, buf in _pcapng_frames(tracked, order == PCAPNG_BYTE_ORDER):
+        if interface.decode is None:
+            unsupported.add(interface.linktype)
+            continue
+        supported = True
+        yield ts_ns, interface.decode, buf
+    if unsupported and not supported:
+        raise PcapError(f"{path} uses link type {min(unsupported)}, which is not supported "
+                        "(Ethernet, Linux cooked, raw IP and loopback are)")
+
+
 def read_packets(path: str) -> Iterator[Packet]:
     """Yield the TCP and UDP packets of a pcap or pcapng file, in file order.
 
@@ -168,31 +271,17 @@ def read_packets(path: str) -> Iterator[Packet]:
         raise PcapError(f"cannot open {path}: {exc.strerror or exc}") from None
     try:
         tracked = _TrackedFile(raw)
-        try:
-            reader = dpkt.pcap.UniversalReader(tracked)
-        except _DPKT_ERRORS:
-            raise PcapError(f"{path} is not a pcap or pcapng file") from None
-        decode = _link_decoder(reader.datalink())
-        if decode is None:
-            raise PcapError(f"{path} uses link type {reader.datalink()}, which is not supported "
-                            "(Ethernet, Linux cooked, raw IP and loopback are)")
-        micro = getattr(reader, "_divisor", 1e6) <= 1e6
         fragments = Fragments()
         count = 0
-        iterator = iter(reader)
+        frames = _frames(path, tracked)
         while True:
             try:
-                item = next(iterator)
+                ts_ns, decode, buf = next(frames)
             except StopIteration:
                 break
-            except _DPKT_ERRORS:
+            except (*_DPKT_ERRORS, IndexError):
                 raise PcapError(f"{path} is corrupt or truncated after packet {count}") from None
             count += 1
-            ts, buf = item
-            if isinstance(ts, Decimal):  # dpkt's nanosecond pcap: exact, keep it so
-                ts_ns = int(ts * 1_000_000_000)
-            else:
-                ts_ns = round(ts * 1e6) * 1000 if micro else round(ts * 1e9)
             try:
                 packet = _to_packet(ts_ns, decode(buf), fragments)
             except _DPKT_ERRORS:

@@ -332,3 +332,34 @@ def test_ipv4_fragments_are_put_back_together(tmp_path: Path) -> None:
     (cut_record,) = analyze(str(tmp_path / "fragmented.pcap"))
     assert cut_record["response"]["answers"] == whole_record["response"]["answers"]
     assert len(cut_record["response"]["answers"]) == 12 and cut_record["status"] == "ok"
+
+
+def test_pcapng_interfaces_each_decoded_with_their_own_link_type(tmp_path: Path) -> None:
+    """Two interfaces, Ethernet (microseconds) and raw IP (nanoseconds): each packet is
+    read with its interface's link type and clock, as tshark reads such a file."""
+    ethernet_frames = _packets(FIXTURES / "redis" / "redis.pcap")  # Ethernet frames
+    eth = dpkt.ethernet.Ethernet(ethernet_frames[0])
+    assert isinstance(eth.data, dpkt.ip.IP)
+    options = [dpkt.pcapng.PcapngOptionLE(code=dpkt.pcapng.PCAPNG_OPT_IF_TSRESOL, data=b"\x09"),
+               dpkt.pcapng.PcapngOptionLE(code=dpkt.pcapng.PCAPNG_OPT_ENDOFOPT)]  # fmt: skip
+    blocks = [dpkt.pcapng.SectionHeaderBlockLE(),
+              dpkt.pcapng.InterfaceDescriptionBlockLE(linktype=dpkt.pcap.DLT_EN10MB),
+              dpkt.pcapng.InterfaceDescriptionBlockLE(linktype=101, opts=options)]  # fmt: skip
+    for index, frame in enumerate(ethernet_frames):
+        on_raw = index % 2 == 1  # every other packet on the raw-IP interface
+        data = bytes(dpkt.ethernet.Ethernet(frame).data) if on_raw else frame
+        ts = 1_700_000_000_000_000_000 + index * 1_000_000 if on_raw else (
+            1_700_000_000_000_000 + index * 1_000)  # ns, or us  # fmt: skip
+        blocks.append(dpkt.pcapng.EnhancedPacketBlockLE(
+            iface_id=int(on_raw), ts_high=ts >> 32, ts_low=ts & 0xFFFFFFFF, pkt_data=data,
+            caplen=len(data), pkt_len=len(data)))  # fmt: skip
+    mixed = tmp_path / "mixed.pcapng"
+    mixed.write_bytes(b"".join(bytes(block) for block in blocks))
+    records = list(analyze(str(mixed)))
+    expected = list(analyze(str(FIXTURES / "redis" / "redis.pcap")))
+    assert len(records) == len(expected)
+    key = ("protocol", "client", "server", "request", "response", "status")
+    assert [{k: r[k] for k in key} for r in records] == [{k: r[k] for k in key} for r in expected]
+    # Both clocks give the same instants: packet i at 1.7e9 s + i ms.
+    starts = {r["ts_ns"] - 1_700_000_000_000_000_000 for r in records}
+    assert all(0 <= t < len(ethernet_frames) * 1_000_000 and t % 1_000_000 == 0 for t in starts)
