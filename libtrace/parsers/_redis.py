@@ -213,6 +213,57 @@ def _command(buf: bytearray) -> tuple[list[bytes], int] | None:
     return words, pos
 
 
+_SPACE = frozenset(b" \n\r\t\v\f")
+_ESCAPES = {ord("n"): 10, ord("r"): 13, ord("t"): 9, ord("b"): 8, ord("a"): 7}
+_HEX = frozenset(b"0123456789abcdefABCDEF")
+
+
+def split_inline(line: bytes) -> list[bytes] | None:
+    """The words of an inline command as Redis splits them (``sdssplitargs``):
+    double quotes with ``\\n``-style and ``\\xHH`` escapes, single quotes with
+    ``\\'``, quotes anywhere in a word; None for unbalanced quotes (or a closing
+    quote not followed by a space), which Redis answers with a protocol error."""
+    words: list[bytes] = []
+    i, n = 0, len(line)
+    while True:
+        while i < n and line[i] in _SPACE:
+            i += 1
+        if i >= n:
+            return words
+        word, quote = bytearray(), 0
+        while True:
+            if quote:
+                if i >= n:
+                    return None  # unterminated quotes
+                c = line[i]
+                if quote == 0x22 and c == 0x5C and i + 3 < n and line[i + 1] == 0x78 and (
+                        line[i + 2] in _HEX and line[i + 3] in _HEX):
+                    word.append(int(line[i + 2:i + 4], 16))
+                    i += 3
+                elif quote == 0x22 and c == 0x5C and i + 1 < n:
+                    i += 1
+                    word.append(_ESCAPES.get(line[i], line[i]))
+                elif quote == 0x27 and c == 0x5C and i + 1 < n and line[i + 1] == 0x27:
+                    i += 1
+                    word.append(0x27)
+                elif c == quote:
+                    if i + 1 < n and line[i + 1] not in _SPACE:
+                        return None  # a closing quote must end the word
+                    i += 1
+                    break
+                else:
+                    word.append(c)
+            else:
+                if i >= n or line[i] in _SPACE:
+                    break
+                if line[i] in (0x22, 0x27):
+                    quote = line[i]
+                else:
+                    word.append(line[i])
+            i += 1
+        words.append(bytes(word))
+
+
 def _line_value(kind: str, line: bytearray) -> _Value:
     """A value that its line holds whole (a simple string, integer, null, boolean...)."""
     if kind == "integer":
@@ -296,14 +347,18 @@ class RedisParser(StreamParser):
             if len(side.buf) > MAX_RESP_LINE_BYTES:
                 raise LimitExceededError("inline command too long")
             return None
-        words = bytes(side.buf[:end]).split()
+        line = bytes(side.buf[:end])
         side.consume(end + 1)
+        words = split_inline(line)
+        errors: tuple[str, ...] = ()
+        if words is None:  # Redis answers "Protocol error: unbalanced quotes in request"
+            words, errors = line.split(), ("unbalanced quotes in an inline command",)
         if not words:
             return None  # an empty line is ignored by Redis too
         if not all(0x20 < b < 0x7F for b in words[0]):
             raise MalformedError(f"invalid inline command {words[0][:16]!r}")
         kept = [_text(w) for w in words[:1 + MAX_ARGS_KEPT]]
-        return self._command_request(kept, len(words), ts, end + 1, inline=True)
+        return self._command_request(kept, len(words), ts, end + 1, inline=True, errors=errors)
 
     def _request(self, value: _Value, ts: int, size: int) -> Message:
         if value.type != "array" or not value.items:
@@ -316,14 +371,15 @@ class RedisParser(StreamParser):
         return self._command_request(words, value.length or 1, ts, size)
 
     def _command_request(
-        self, words: list[str], count: int, ts: int, size: int, *, inline: bool = False
-    ) -> Message:
+        self, words: list[str], count: int, ts: int, size: int, *, inline: bool = False,
+        errors: tuple[str, ...] = (),
+    ) -> Message:  # fmt: skip
         """The request of a command whose first words are ``words``, of ``count`` in all."""
         command = words[0].upper()
         self._subscribed |= command in _SUBSCRIBE
         return RedisRequest(ts_ns=ts, size=size, command=command, args=tuple(words[1:]),
                             arg_count=count - 1, inline=inline, reply=self._reply(words),
-                            _parsed=True)
+                            errors=errors, _parsed=True)
 
     def _reply(self, words: list[str]) -> bool:
         """Whether the server answers this command, following CLIENT REPLY: OFF

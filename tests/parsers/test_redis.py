@@ -168,3 +168,37 @@ def test_client_reply_off_and_skip_leave_commands_unanswered_and_pairing_follows
         ("CLIENT reply off", None, Status.OK), ("SET c 3", None, Status.OK),
         ("CLIENT REPLY ON", "OK", Status.OK), ("GET c", "3", Status.OK),
     }  # fmt: skip
+
+
+@pytest.mark.parametrize(("line", "words"), [
+    (b"SET k v\r", [b"SET", b"k", b"v"]),
+    (b'SET "a key" "two\\nlines"', [b"SET", b"a key", b"two\nlines"]),
+    (b"SET 'it\\'s' v", [b"SET", b"it's", b"v"]),
+    (b'SET "\\x41\\x4a" ""', [b"SET", b"AJ", b""]),
+    (b'SET pre"fix ed" v', [b"SET", b"prefix ed", b"v"]),  # a quote may start mid-word
+    (b'SET "unbalanced v', None),
+    (b'SET "closed"then v', None),  # a closing quote must end the word
+])  # fmt: skip
+def test_inline_commands_split_as_redis_does(line: bytes, words: list[bytes] | None) -> None:
+    from libtrace.parsers._redis import split_inline
+
+    assert split_inline(line) == words
+
+
+@pytest.mark.fuzz
+@given(st.lists(st.binary(max_size=12), min_size=1, max_size=6))
+def test_inline_quoting_round_trips(words: list[bytes]) -> None:
+    """Each word double-quoted with every byte as \\xHH comes back exactly."""
+    from libtrace.parsers._redis import split_inline
+
+    line = b" ".join(b'"' + b"".join(b"\\x%02x" % byte for byte in word) + b'"' for word in words)
+    assert split_inline(line) == words
+
+
+def test_an_inline_command_with_quotes_is_one_record_with_its_words() -> None:
+    parser, pairer = RedisParser(), Pairer()
+    parser.feed("request", b'SET "my key" \'v 1\'\r\n', 1)
+    parser.feed("response", b"+OK\r\n", 2)
+    (record,) = [r for e in parser.events() for r in pairer.add(e)]
+    assert (record.request.command, record.request.args) == ("SET", ("my key", "v 1"))
+    assert record.request.inline and record.response.value == "OK"
