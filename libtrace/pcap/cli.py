@@ -27,23 +27,60 @@ def add_pcap_command(subparsers: Any) -> None:
     pcap.set_defaults(handler=run)
 
 
+#: Per protocol, the request's and the response's fields a table row shows, in
+#: order; "a|b" shows the first of a, b that has a value.
+SUMMARY_FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "http1": (("method", "path"), ("status", "reason")),
+    "http2": (("method", "path"), ("status", "grpc_status", "grpc_message", "reset_code")),
+    "redis": (("command", "args"), ("value|error|type",)),
+    "dns": (("name", "qtype"), ("rcode", "answers")),
+    "mysql": (("command", "query|database|user|statement_id",),
+              ("error_code|kind", "error_message", "affected_rows", "rows", "server_version")),
+    "kafka": (("api", "api_version", "topics"), ("error_code",)),
+    "mqtt": (("packet_type", "topic|topics", "qos"), ("packet_type", "return_code")),
+    "dubbo": (("service", "method"), ("status", "error_message")),
+}  # fmt: skip
+#: How a bare number reads in a row.
+LABELS = {"api_version": "v{}", "error_code": "error {}", "qos": "qos {}",
+          "return_code": "rc {}", "statement_id": "stmt {}", "affected_rows": "affected {}",
+          "rows": "{} rows", "grpc_status": "grpc {}", "reset_code": "reset {}"}  # fmt: skip
+#: The most characters one value takes in a row.
+MAX_VALUE_CHARS = 60
+
+
+def _text(key: str, value: Any) -> str:
+    if isinstance(value, list):
+        text = ", " .join(_text(key, item) for item in value) if value and isinstance(
+            value[0], dict) else " ".join(str(item) for item in value)  # fmt: skip
+    elif isinstance(value, dict):  # a DNS answer
+        text = " ".join(str(value[k]) for k in ("type", "data") if k in value)
+    else:
+        text = LABELS.get(key, "{}").format(value)
+    return text if len(text) <= MAX_VALUE_CHARS else text[: MAX_VALUE_CHARS - 1] + "…"
+
+
 def _summary(message: dict[str, Any] | None, keys: tuple[str, ...]) -> str:
     if not message:
         return "-"
-    return " ".join(str(message[k]) for k in keys if message.get(k) not in (None, "", []))
-
-
-_REQUEST_KEYS = ("method", "command", "path", "name", "qtype", "args", "stream_id")
-_RESPONSE_KEYS = ("status", "rcode", "type", "error", "grpc_status")
+    parts = []
+    for choice in keys:
+        key = next((k for k in choice.split("|") if message.get(k) not in (None, "", [])), None)
+        if key is not None:
+            parts.append(_text(key, message[key]))
+    return " ".join(parts)
 
 
 def _row(record: dict[str, Any]) -> str:
     latency = record["latency_ns"]
     latency_text = f"{latency / 1e6:.3f}ms" if latency is not None else "-"
+    request_keys, response_keys = SUMMARY_FIELDS.get(record["protocol"], ((), ()))
+    request = _summary(record["request"], request_keys)
+    response = record["response"]
+    if record["request"] is None and response and response.get("kind") == "greeting":
+        request = "handshake"  # the server speaks first: no request is missing
     return (f"{record['ts_ns'] / 1e9:.6f}  {record['protocol']:<6} "
             f"{record['client']:>21} -> {record['server']:<21} {record['status']:<12} "
-            f"{latency_text:>10}  {_summary(record['request'], _REQUEST_KEYS)}"
-            f"  => {_summary(record['response'], _RESPONSE_KEYS)}")
+            f"{latency_text:>10}  {request}  => {_summary(response, response_keys)}")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -363,3 +363,24 @@ def test_pcapng_interfaces_each_decoded_with_their_own_link_type(tmp_path: Path)
     # Both clocks give the same instants: packet i at 1.7e9 s + i ms.
     starts = {r["ts_ns"] - 1_700_000_000_000_000_000 for r in records}
     assert all(0 <= t < len(ethernet_frames) * 1_000_000 and t % 1_000_000 == 0 for t in starts)
+
+
+@pytest.mark.parametrize(("capture", "row"), [
+    ("kafka/tansu.pcap", "ApiVersions v4  => error 0"),
+    ("mqtt/mosquitto.pcap", "CONNECT  => CONNACK rc 0"),
+    ("mysql/mariadb.pcap", "handshake  => greeting 5.5.5-10.11.19-MariaDB"),
+    ("mysql/mariadb.pcap", "LOGIN app  => error 1045 Access denied"),
+    ("dns/dnsmasq.pcap", "example.test. A  => NOERROR A 10.1.2.3"),
+    ("redis/redis.pcap", "SET greeting hello  => OK"),
+    ("dubbo/fake-dubbo.pcap", "missing.Service sayHello  => SERVICE_NOT_FOUND service not found"),
+    ("http2/nghttpd.pcap", "GET /missing  => 404"),
+])  # fmt: skip
+def test_table_rows_say_what_each_protocol_exchanged(
+    capture: str, row: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every protocol's row names its request and its answer (Kafka's api and
+    error, MQTT's packet types, MySQL's SQL or login and the greeting as a
+    handshake, DNS's name and answers), not an empty column."""
+    code, out, _ = _run_cli(FIXTURES / capture, capsys, "--timeout", "5")
+    assert code == 0
+    assert any(row in line for line in out.splitlines()), out
