@@ -13,6 +13,12 @@ the uprobes' share of the cost from the rest.  Every request is a Read and a
 record write on each side: per request, six uprobe hits (Read's entry and one
 of its RETs, writeRecordLocked's entry, on both sides) and four events.
 
+With the kernel's BPF statistics on, the traced rounds also count the uprobe
+programs' runs (``uprobe_hits_per_request``, the hits that remain) and their
+BPF time per hit; ``us_per_hit`` is the wall time the uprobes add to a
+request (traced against syscalls_only) over its hits: the trap, the
+single-step and the program together, as the loop feels them.
+
 Run from the repository root::
 
     python3 benchmarks/go_tls_overhead.py [--requests N] [--rounds R] [--h2] [--quick]
@@ -35,11 +41,15 @@ import subprocess
 import time
 from typing import Any
 
+from benchmarks._bpf_stats import bpf_stats, lt_run_time
 from benchmarks._common import emit, exit_on_sigterm, log, stop
 from libtrace import Tracer
+from libtrace.tracer.golang.attach import UPROBE_PROGRAMS
 from libtrace.tracer.golang.toolchains import GO_VERSIONS, build
 
 PROGRAMS = Path(__file__).resolve().parent.parent / "tests" / "golang" / "programs"
+#: bpftool shows at most 15 characters of a program's name: match on those.
+UPROBE_PREFIXES = tuple(name[:15] for name in UPROBE_PROGRAMS)
 #: The client sleeps this long before its loop, so the tracer can attach first.
 CLIENT_WAIT_S = 1.0
 
@@ -77,17 +87,20 @@ def one_round(server_bin: Path, client_bin: Path, args: argparse.Namespace,
             seconds = _elapsed(_client(client_bin, port, args))
             return {"rps": args.requests / seconds}
         with Tracer(go_attach_delay=0.2, go_tls=mode == "traced") as tracer:
+            ns0, hits0 = lt_run_time(UPROBE_PREFIXES)
             client = _client(client_bin, port, args)
             events, seen = 0, set()
             while client.poll() is None:
                 events += sum(1 for e in tracer.poll(100) if e.tls)
                 seen |= tracer.go_tls.attached.keys() if tracer.go_tls else set()
             seconds = _elapsed(client)
+            ns1, hits1 = lt_run_time(UPROBE_PREFIXES)
             events += sum(1 for e in tracer.poll(100) if e.tls)
             stats = tracer.stats()
             attached = seen >= {server.pid, client.pid}
         return {"rps": args.requests / seconds, "tls_events": events, "lost": stats.lost,
-                "attached_both": attached}
+                "attached_both": attached, "uprobe_hits": hits1 - hits0,
+                "uprobe_bpf_ns": ns1 - ns0}
     finally:
         stop(server)
 
@@ -106,12 +119,13 @@ def main(argv: list[str] | None = None) -> int:
     server_bin = build(PROGRAMS / "https_server", args.go, False)
     client_bin = build(PROGRAMS / "https_client", args.go, False)
     rounds: dict[str, list[dict[str, Any]]] = {"untraced": [], "syscalls_only": [], "traced": []}
-    for index in range(args.rounds):
-        for mode in rounds:
-            result = one_round(server_bin, client_bin, args, mode)
-            log(f"round {index + 1}/{args.rounds} {mode}: {result['rps']:.0f} requests/s")
-            rounds[mode].append(result)
-        time.sleep(0.2)
+    with bpf_stats() as stats_on:
+        for index in range(args.rounds):
+            for mode in rounds:
+                result = one_round(server_bin, client_bin, args, mode)
+                log(f"round {index + 1}/{args.rounds} {mode}: {result['rps']:.0f} requests/s")
+                rounds[mode].append(result)
+            time.sleep(0.2)
     untraced = statistics.median(r["rps"] for r in rounds["untraced"])
     traced = statistics.median(r["rps"] for r in rounds["traced"])
     syscalls = statistics.median(r["rps"] for r in rounds["syscalls_only"])
@@ -130,8 +144,25 @@ def main(argv: list[str] | None = None) -> int:
             statistics.median(r["tls_events"] for r in rounds["traced"]) / args.requests, 2),
         "lost": sum(r["lost"] for r in rounds["traced"]),
         "attached_both": all(r["attached_both"] for r in rounds["traced"]),
+        **_hit_costs(rounds["traced"], args.requests, traced, syscalls, stats_on),
     })
     return 0
+
+
+def _hit_costs(traced_rounds: list[dict[str, Any]], requests: int, traced_rps: float,
+               syscalls_rps: float, stats_on: bool) -> dict[str, Any]:
+    """Uprobe hits per request and what each costs (None without BPF statistics)."""
+    hits = statistics.median(r["uprobe_hits"] for r in traced_rounds) if stats_on else 0
+    if not hits:
+        return {"uprobe_hits_per_request": None, "bpf_ns_per_hit": None, "us_per_hit": None}
+    per_request = hits / requests
+    bpf_ns = statistics.median(r["uprobe_bpf_ns"] for r in traced_rounds)
+    added_s = 1 / traced_rps - 1 / syscalls_rps  # wall time the uprobes add per request
+    return {
+        "uprobe_hits_per_request": round(per_request, 2),
+        "bpf_ns_per_hit": round(bpf_ns / hits),
+        "us_per_hit": round(added_s / per_request * 1e6, 2),
+    }
 
 
 if __name__ == "__main__":
