@@ -9,9 +9,9 @@ both programs, draining in this process), so machine noise hits both alike;
 ``ratio`` is traced over untraced requests per second, medians of the
 rounds.  A third mode traces the same programs without the uprobes
 (``syscalls_only``: the socket capture of the ciphertext alone), which tells
-the uprobes' share of the cost from the rest.  Every request is a Read and a
-record write on each side: per request, six uprobe hits (Read's entry and one
-of its RETs, writeRecordLocked's entry, on both sides) and four events.
+the uprobes' share of the cost from the rest.  Every request is a record write
+on each side and three Reads between them (an entry and one of its RETs each):
+eight uprobe hits per request (counted, see below), four or five events.
 
 With the kernel's BPF statistics on, the traced rounds also count the uprobe
 programs' runs (``uprobe_hits_per_request``, the hits that remain) and their
