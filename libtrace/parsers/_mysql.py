@@ -248,9 +248,11 @@ class _Answer:
 def looks_like_login(payload: bytes) -> bool:
     """Whether a client's packet is a HandshakeResponse41 (the login), known by
     its shape where the greeting before it was not seen: capabilities with
-    CLIENT_PROTOCOL_41, a max packet size, a character set, 23 zero bytes."""
+    CLIENT_PROTOCOL_41, a max packet size, a character set, then 23 filler
+    bytes, zero but for the last four, where MariaDB clients put their
+    extended capabilities."""
     return (len(payload) >= 32 and bool(int.from_bytes(payload[:4], "little") & 0x200)
-            and payload[8] != 0 and payload[9:32] == bytes(23))
+            and payload[8] != 0 and payload[9:28] == bytes(19))
 
 
 class MysqlParser(StreamParser):
@@ -579,8 +581,13 @@ class MysqlParser(StreamParser):
                 good = first == 0x0A  # greeting
             else:
                 # an OK or ERR: a command's (sequence 1) or a login's (2, or 3
-                # after an auth switch)
-                good = 1 <= seq <= 3 and first in (0x00, 0xFF) and length < 1024
+                # after an auth switch); or a result set: its column count
+                # (sequence 1), then a column definition (sequence 2) whose
+                # catalog is always "def", a shape no bytes inside one can fake
+                # by chance as easily as a single byte pattern
+                after = pos + 4 + length
+                good = (1 <= seq <= 3 and first in (0x00, 0xFF) and length < 1024) or (
+                    seq == 1 and length <= 9 and buf[after + 3:after + 8] == b"\x02\x03def")
             if good:
                 side.consume(pos)
                 self._handshake = self._handshake and seq != 0

@@ -12,9 +12,9 @@ Protocols whose every cut passes are listed in :data:`WHOLE`; the others are
 known gaps of issue 13, measured on 2026-12-06: Kafka 42 of 46 cuts (a server's
 response at the cut taken for a request, which swaps the sides), MQTT 20 of 44 (an MQTT
 5 connection read as 3.1.1 once its CONNECT is gone; tails of only
-acknowledgements on a non-standard port stay unrecognised), MySQL 29 of 44
-(a result set whose command was cut off; tails of only pings and OKs on a
-non-standard port).
+acknowledgements on a non-standard port stay unrecognised), MySQL 35 of 44
+(tails of only pings, OKs and QUIT on a non-standard port; a prepared
+statement's execution whose PREPARE was cut off).
 """
 
 from __future__ import annotations

@@ -437,3 +437,23 @@ def test_a_login_whose_greeting_was_not_seen_is_still_a_login() -> None:
     assert record.request.fields()["command"] == "LOGIN"
     assert record.request.fields()["user"] == "app"
     assert record.response is not None and record.response.fields()["error_code"] == 1045
+
+
+def test_a_result_set_at_the_start_of_a_mid_connection_capture_is_read_whole() -> None:
+    """The column count (sequence 1) followed by a column definition whose catalog
+    is "def" (sequence 2) is where the response side resynchronises: the result
+    set pairs with its query instead of being skipped."""
+    from pathlib import Path
+
+    from libtrace.pcap._reader import read_packets
+
+    capture = Path(__file__).resolve().parents[2] / "fixtures" / "mysql" / "mariadb.pcap"
+    packets = [p for p in read_packets(str(capture)) if p.payload]
+    query = next(p for p in packets if p.payload[4:5] == b"\x03" and b"id < 3" in p.payload)
+    answer = next(p for p in packets if p.ts_ns > query.ts_ns and p.sport == 13306)
+    parser, pairer = MysqlParser(mid_stream=True), Pairer()
+    parser.feed("request", query.payload, 1)
+    parser.feed("response", answer.payload, 2)
+    (record,) = [r for e in parser.events() for r in pairer.add(e)]
+    response = record.response.fields()
+    assert (response["kind"], response["rows"]) == ("resultset", 2)
