@@ -359,12 +359,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not verbose:
         # libbpf's own account of a failure repeats ours in its words.
         logging.getLogger("libtrace.libbpf").setLevel(logging.CRITICAL)
+    # Not a LibtraceError: setup.py loads the build module alone, without the package.
+    from .bpf.build import BuildError
+
     try:
         return int(args.handler(args))
     except ConfigError as exc:
         parser.exit(EXIT_USAGE, f"libtrace: error: {exc}\n")
     except LibtraceError as exc:
         parser.exit(EXIT_ENVIRONMENT, f"libtrace: error: {exc}\n")
+    except BuildError as exc:
+        # clang's own output follows on the next lines of the message: the first
+        # line says what failed; -v shows the rest.
+        first, _, rest = str(exc).partition("\n")
+        if rest.strip():
+            logging.getLogger(__name__).info("%s", rest.strip())
+        parser.exit(EXIT_ENVIRONMENT, f"libtrace: error: cannot build the BPF objects: {first}\n")
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

@@ -9,10 +9,13 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from .tracing import Peer
+
+ROOT = Path(__file__).resolve().parent.parent
 
 CLI = [sys.executable, "-m", "libtrace.cli"]
 
@@ -228,3 +231,16 @@ def test_the_package_exports_resolve_on_first_use():
 
 
 __all__ = ["Peer"]
+
+
+def test_a_missing_clang_is_one_error_line_not_a_traceback(tmp_path: Path) -> None:
+    """A source checkout compiles the BPF objects on first use: without clang the
+    command says so in one line and exits 1."""
+    env = {**os.environ, "PATH": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    code = "import sys; from libtrace.cli import main; sys.exit(main())"
+    argv = [sys.executable, "-c", code, "compat", "--kernel", "5.10"]
+    done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.splitlines() == [
+        "libtrace: error: cannot build the BPF objects: clang not found: install clang "
+        "(scripts/install-deps.sh)"]
