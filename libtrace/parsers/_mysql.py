@@ -318,15 +318,22 @@ class MysqlParser(StreamParser):
         query = database = statement = None
         if command is Command.COM_QUERY and self._has_query_attributes(payload):
             _skip_query_attributes(cur)
+        errors: tuple[str, ...] = ()
         if command in TEXT_COMMANDS:
-            query = clip(cur.rest().decode("utf-8", "replace"))
+            text = cur.rest().decode("utf-8", "replace")
+            query = clip(text)
+            if query != text or length > len(payload):
+                # The record says so: a cut statement must not pass for the whole one.
+                kept = len(query) - (query != text)  # clip() ends with an ellipsis
+                total = str(len(text)) if length == len(payload) else f"more than {len(text)}"
+                errors = (f"query truncated: {kept} of {total} characters kept",)
         elif command in SCHEMA_COMMANDS:
             database = clip(cur.rest().decode("utf-8", "replace"))
         elif command in STATEMENT_COMMANDS:
             statement = cur.u32le()
         return self._push(MysqlRequest(ts_ns=ts, size=4 + length, command=command, query=query,
                                        database=database, statement_id=statement,
-                                       _parsed=True))
+                                       errors=errors, _parsed=True))
 
     def _has_query_attributes(self, payload: bytes) -> bool:
         """Whether this COM_QUERY starts with query attributes (MySQL 8.0.23+).

@@ -457,3 +457,20 @@ def test_a_result_set_at_the_start_of_a_mid_connection_capture_is_read_whole() -
     (record,) = [r for e in parser.events() for r in pairer.add(e)]
     response = record.response.fields()
     assert (response["kind"], response["rows"]) == ("resultset", 2)
+
+
+def test_a_query_longer_than_the_field_limit_is_flagged_truncated() -> None:
+    from libtrace.parsers._limits import MAX_FIELD_CHARS
+
+    sql = "SELECT '" + "x" * (MAX_FIELD_CHARS + 100) + "'"
+    payload = b"\x03" + sql.encode()
+    parser = MysqlParser(mid_stream=True)
+    parser.feed("request", len(payload).to_bytes(3, "little") + b"\x00" + payload, 1)
+    (request,) = messages(parser.events())
+    assert len(request.fields()["query"]) == MAX_FIELD_CHARS
+    assert request.errors == (f"query truncated: {MAX_FIELD_CHARS - 1} of {len(sql)} "
+                              "characters kept",)  # fmt: skip
+    short = b"\x03SELECT 1"
+    parser.feed("request", len(short).to_bytes(3, "little") + b"\x00" + short, 2)
+    (request,) = messages(parser.events())
+    assert request.errors == ()
