@@ -17,7 +17,7 @@ from ..parsers import Transport
 from ..parsers.pairing import DEFAULT_TIMEOUT_NS
 from ..records._conversation import Conversation, Endpoint
 from ._reader import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, Packet, read_packets
-from ._tcp import TcpStream
+from ._tcp import Chunk, TcpStream
 
 #: Flows tracked at once; beyond, the oldest is finished early.
 MAX_FLOWS = 65536
@@ -109,6 +109,12 @@ class PcapAnalyzer:
         if pkt.transport == "udp":
             return out + self._counted(conv.to_dicts(conv.datagram(src, pkt.payload, pkt.ts_ns)))
         stream = flow.streams.setdefault(src, TcpStream())
+        # Holes of either direction age with every packet of the flow (a bare
+        # ACK included): what waits behind one must not wait for the end.
+        for sender in (src, dst):
+            waiting = flow.streams.get(sender)
+            if waiting is not None and waiting.pending:
+                out += self._deliver(conv, sender, waiting, waiting.expire(pkt.ts_ns))
         if pkt.flags & TCP_SYN:
             stream.syn(pkt.seq)
             if not pkt.flags & TCP_ACK:
@@ -120,9 +126,16 @@ class PcapAnalyzer:
         chunks = stream.segment(pkt.seq, pkt.payload, pkt.ts_ns, fin=fin)
         if pkt.flags & TCP_RST:
             chunks += stream.flush()
+        return out + self._deliver(conv, src, stream, chunks)
+
+    def _deliver(self, conv: Conversation, sender: Endpoint, stream: TcpStream,
+                 chunks: list[Chunk]) -> list[dict[str, Any]]:
+        """In-order chunks of one direction to the conversation; the records they complete."""
+        if not chunks and not stream.eof:
+            return []
         self.summary.gaps += sum(1 for chunk in chunks if chunk.gap)
-        return out + self._counted(conv.to_dicts(conv.chunks(src, chunks, stream.eof,
-                                                             self.last_ts)))
+        return self._counted(conv.to_dicts(conv.chunks(sender, chunks, stream.eof,
+                                                       self.last_ts)))
 
     def finish(self) -> list[dict[str, Any]]:
         """The capture ended: flush every flow."""

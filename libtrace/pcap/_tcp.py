@@ -5,8 +5,12 @@ offsets relative to the first one seen (the SYN's, when captured).  A segment
 at the next expected offset is released at once, with any held-back segments
 that now follow; a retransmission (entirely before it) is dropped; an
 overlap is trimmed; a segment past a hole is held back.  Held-back bytes are
-bounded by :data:`MAX_OUT_OF_ORDER_BYTES`: beyond it, or at the end, the
-hole is declared a gap of known size, which the parser treats as a resync.
+bounded by :data:`MAX_OUT_OF_ORDER_BYTES`, and by time: a hole still open
+:data:`MAX_HOLE_WAIT_NS` of capture time after the bytes beyond it arrived
+(a retransmission comes within a few round trips) is given up (:meth:`TcpStream.expire`),
+so records after a lost segment come out in time order rather than at the
+capture's end.  A hole given up, or open at the end, is declared a gap of
+known size, which the parser treats as a resync.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from dataclasses import dataclass, field
 
 #: Bytes held back per direction waiting for a hole to fill: a few windows' worth.
 MAX_OUT_OF_ORDER_BYTES = 4 * 1024 * 1024
+#: Capture time a hole may stay open once bytes beyond it arrived.
+MAX_HOLE_WAIT_NS = 1_000_000_000
 _MOD = 1 << 32
 _HALF = 1 << 31
 
@@ -72,6 +78,15 @@ class TcpStream:
                     self.pending[start] = (data, ts_ns)
                     while self.pending_bytes > MAX_OUT_OF_ORDER_BYTES:
                         self._skip_hole(out)
+        self._check_fin()
+        return out
+
+    def expire(self, now_ns: int) -> list[Chunk]:
+        """Give up holes whose later bytes have waited longer than :data:`MAX_HOLE_WAIT_NS`."""
+        out: list[Chunk] = []
+        while self.pending and now_ns - min(ts for _, ts in self.pending.values()) > (
+                MAX_HOLE_WAIT_NS):  # fmt: skip
+            self._skip_hole(out)
         self._check_fin()
         return out
 

@@ -384,3 +384,43 @@ def test_table_rows_say_what_each_protocol_exchanged(
     code, out, _ = _run_cli(FIXTURES / capture, capsys, "--timeout", "5")
     assert code == 0
     assert any(row in line for line in out.splitlines()), out
+
+
+def test_a_hole_is_given_up_after_its_wait_not_at_the_end_of_the_capture() -> None:
+    from libtrace.pcap._tcp import MAX_HOLE_WAIT_NS
+
+    stream = TcpStream()
+    stream.syn(999)
+    assert [c.data for c in stream.segment(1000, b"a" * 10, 0)] == [b"a" * 10]
+    assert stream.segment(1050, b"c" * 10, 100) == []  # 40 bytes missing before it
+    assert stream.expire(100 + MAX_HOLE_WAIT_NS) == []  # still within the wait
+    late = stream.expire(101 + MAX_HOLE_WAIT_NS)
+    assert [(c.gap, c.data) for c in late] == [(40, b""), (0, b"c" * 10)]
+    assert [c.data for c in stream.segment(1060, b"d", 200 + MAX_HOLE_WAIT_NS)] == [b"d"]
+
+
+def test_records_after_a_lost_segment_come_out_in_time_not_at_the_end() -> None:
+    """A server's answer is lost; the next one waits behind the hole.  A later
+    packet of the flow (a bare ACK a second on) gives the hole up: the records
+    of both requests come out then, not when the capture ends."""
+    from libtrace.pcap._reader import TCP_ACK, TCP_SYN, Packet
+    from libtrace.pcap._session import PcapAnalyzer
+    from libtrace.pcap._tcp import MAX_HOLE_WAIT_NS
+
+    ping, pong = b"*1\r\n$4\r\nPING\r\n", b"+PONG\r\n"  # 14 and 7 bytes
+    c, s = ("10.0.0.1", 40000), ("10.0.0.2", 6379)
+
+    def packet(src: tuple[str, int], dst: tuple[str, int], ts: int, seq: int, data: bytes,
+               flags: int = TCP_ACK) -> Packet:
+        return Packet(ts, "tcp", src[0], src[1], dst[0], dst[1], data, seq, flags)
+
+    analyzer = PcapAnalyzer()
+    packets = [
+        packet(c, s, 0, 99, b"", TCP_SYN), packet(s, c, 1, 499, b"", TCP_SYN | TCP_ACK),
+        packet(c, s, 10, 100, ping),  # its answer (bytes 500-506) is lost
+        packet(c, s, 30, 114, ping), packet(s, c, 40, 507, pong),  # held behind the hole
+    ]
+    assert sum(len(analyzer.packet(p)) for p in packets) == 0
+    later = analyzer.packet(packet(c, s, 40 + MAX_HOLE_WAIT_NS + 1, 128, b""))
+    assert len(later) >= 2 and all(r["protocol"] == "redis" for r in later), later
+    assert analyzer.summary.gaps == 1
