@@ -8,9 +8,9 @@ strings by :data:`MAX_MESSAGE_BYTES`; an aggregate's claimed length allocates
 nothing (elements are parsed one by one and each takes bytes).  Only the
 first :data:`MAX_ARGS_KEPT` elements are kept.  Replies pair with commands in
 order, except RESP3 pushes (``>``) and RESP2 pub/sub messages, which are
-marked unsolicited, and commands that CLIENT REPLY OFF or SKIP left without an
-answer, which are records of their own.  Streamed RESP3 strings (``$?``) are
-not supported and resynchronise.
+marked unsolicited, as are the lines MONITOR streams, and commands that CLIENT
+REPLY OFF or SKIP left without an answer are records of their own.  Streamed
+RESP3 strings (``$?``) are not supported and resynchronise.
 """
 
 from __future__ import annotations
@@ -46,6 +46,8 @@ CLIENT_ERROR_PREFIXES = frozenset({
 })
 _PUBSUB_KINDS = frozenset({"message", "pmessage", "smessage"})
 _SUBSCRIBE = frozenset({"SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE"})
+#: A line MONITOR streams: "+1700000000.123456 [0 127.0.0.1:50000] "SET" ...".
+_MONITOR_LINE = re.compile(rb"\d+\.\d+ \[\d+ [^\]]*\] ")
 
 
 class _Incomplete(Exception):
@@ -291,6 +293,8 @@ class RedisParser(StreamParser):
     def __init__(self, *, transport: Transport = "tcp", mid_stream: bool = False) -> None:
         super().__init__(transport=transport, mid_stream=mid_stream)
         self._subscribed = False
+        #: MONITOR was sent: the server streams every command it runs, unasked
+        self._monitoring = False
         #: CLIENT REPLY's mode: ON, OFF, or SKIP (the next command is not answered)
         self._reply_mode = "ON"
 
@@ -377,6 +381,7 @@ class RedisParser(StreamParser):
         """The request of a command whose first words are ``words``, of ``count`` in all."""
         command = words[0].upper()
         self._subscribed |= command in _SUBSCRIBE
+        self._monitoring |= command == "MONITOR"
         return RedisRequest(ts_ns=ts, size=size, command=command, args=tuple(words[1:]),
                             arg_count=count - 1, inline=inline, reply=self._reply(words),
                             errors=errors, _parsed=True)
@@ -398,7 +403,9 @@ class RedisParser(StreamParser):
     def _response(self, value: _Value, ts: int, size: int) -> Message:
         push = value.type == "push" or (
             self._subscribed and value.type == "array" and bool(value.items)
-            and _text(value.items[0].data) in _PUBSUB_KINDS)
+            and _text(value.items[0].data) in _PUBSUB_KINDS) or (
+            self._monitoring and value.type == "simple_string"
+            and _MONITOR_LINE.match(value.data or b"") is not None)
         error = _text(value.data) if value.type in ("error", "blob_error") else None
         scalar = value.data is not None and error is None
         return RedisResponse(ts_ns=ts, size=size, type=value.type, error=error,

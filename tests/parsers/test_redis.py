@@ -202,3 +202,17 @@ def test_an_inline_command_with_quotes_is_one_record_with_its_words() -> None:
     (record,) = [r for e in parser.events() for r in pairer.add(e)]
     assert (record.request.command, record.request.args) == ("SET", ("my key", "v 1"))
     assert record.request.inline and record.response.value == "OK"
+
+
+def test_monitor_lines_are_records_of_their_own_and_never_answer_a_command() -> None:
+    line = b'+1700000000.123456 [0 127.0.0.1:50000] "SET" "a" "1"\r\n'
+    parser, pairer = RedisParser(), Pairer()
+    parser.feed("request", _resp_command([b"MONITOR"]), 1)
+    parser.feed("response", b"+OK\r\n" + line, 2)
+    parser.feed("request", _resp_command([b"PING"]), 3)
+    parser.feed("response", line + b"+PONG\r\n", 4)
+    records = [r for e in parser.events() for r in pairer.add(e)] + pairer.flush()
+    pairs = sorted(((r.request.command if r.request else ""),
+                    (r.response.value[:10] if r.response else "")) for r in records)  # fmt: skip
+    assert pairs == sorted([("MONITOR", "OK"), ("PING", "PONG"),
+                            ("", "1700000000"), ("", "1700000000")])  # fmt: skip
