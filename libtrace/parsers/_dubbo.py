@@ -20,6 +20,7 @@ with the reason in ``errors``; the header alone frames the stream.
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import ClassVar, NamedTuple
@@ -40,9 +41,18 @@ HEADER_BYTES = 16
 MAGIC = b"\xda\xbb"
 FLAG_REQUEST, FLAG_TWO_WAY, FLAG_EVENT = 0x80, 0x40, 0x20
 SERIALIZATION_MASK = 0x1F
-#: Serialization ids Dubbo defines (hessian2 is 2, the default); others are not decoded.
+#: Serialization ids Dubbo defines (hessian2 is 2, the default), by their names in
+#: Apache Dubbo's serialize Constants (10 was protostuff in older Dubbo).
 HESSIAN2 = 2
-SERIALIZATIONS = frozenset({2, 3, 4, 6, 7, 8, 9, 10, 11, 12, 16, 21, 22, 23, 25})
+SERIALIZATION_NAMES = {
+    2: "hessian2", 3: "java", 4: "compactedjava", 6: "fastjson", 7: "nativejava", 8: "kryo",
+    9: "fst", 10: "native-hessian", 11: "avro", 12: "protostuff", 16: "gson",
+    21: "protobuf-json", 22: "protobuf", 23: "fastjson2", 25: "id 25",
+}  # fmt: skip
+SERIALIZATIONS = frozenset(SERIALIZATION_NAMES)
+#: Serializations that write each object as one line of JSON (FastJson's and
+#: Gson's ObjectOutput): a request's first four are read like hessian2's.
+JSON_LINES = frozenset({6, 16})
 #: hessian2 response types (``DecodeableRpcResult``) -> what the record calls them.
 RESULT_TYPES = {0: "exception", 1: "value", 2: "null", 3: "exception", 4: "value", 5: "null"}
 
@@ -163,8 +173,10 @@ def decode_frame(header: Header, body: bytes, ts: int, size: int, sender: str,
         fields: list[str | None] = [None, None, None, None]
         heartbeat = False
         try:
-            if serialization != HESSIAN2:
-                errors.append(f"serialization {serialization} not decoded")
+            if serialization in JSON_LINES and not event:
+                fields = _json_strings(body, 4, complete)
+            elif serialization != HESSIAN2:
+                errors.append(_not_decoded(serialization))
             elif event:
                 heartbeat = cur.peek_u8() == 0x4E  # a null body: heartbeat
             else:
@@ -180,8 +192,16 @@ def decode_frame(header: Header, body: bytes, ts: int, size: int, sender: str,
                             _parsed=True)
     result = message = None
     try:
-        if serialization != HESSIAN2:
-            errors.append(f"serialization {serialization} not decoded")
+        if serialization in JSON_LINES and not event:
+            if header.status != DubboStatus.OK:
+                (message,) = _json_strings(body, 1, complete)
+            else:
+                kind = _json_line(body, 0, complete)
+                result = RESULT_TYPES.get(kind) if isinstance(kind, int) else None
+                if result is None:
+                    errors.append(f"unknown response type {kind!r}")
+        elif serialization != HESSIAN2:
+            errors.append(_not_decoded(serialization))
         elif header.status != DubboStatus.OK:
             message = read_string(cur)
         elif not event:
@@ -195,6 +215,32 @@ def decode_frame(header: Header, body: bytes, ts: int, size: int, sender: str,
                          request_id=header.request_id, status=DubboStatus(header.status),
                          result=result, error_message=message, event=event, sender=sender,
                          _parsed=True)
+
+
+def _not_decoded(serialization: int) -> str:
+    return f"serialization {serialization} ({SERIALIZATION_NAMES[serialization]}) not decoded"
+
+
+def _json_line(body: bytes, index: int, complete: bool) -> object:
+    """The ``index``-th JSON line of a body."""
+    lines = body.split(b"\n", index + 1)
+    if len(lines) <= index or (len(lines) == index + 1 and not complete):
+        raise TruncatedError(f"JSON line {index} not in the body read")
+    try:
+        return json.loads(lines[index])
+    except (ValueError, UnicodeDecodeError):
+        raise MalformedError(f"JSON line {index} is not JSON") from None
+
+
+def _json_strings(body: bytes, count: int, complete: bool) -> list[str | None]:
+    """The first ``count`` JSON lines, each a string (or null)."""
+    values: list[str | None] = []
+    for index in range(count):
+        value = _json_line(body, index, complete)
+        if value is not None and not isinstance(value, str):
+            raise MalformedError(f"JSON line {index} is not a string")
+        values.append(clip(value) if value is not None else None)
+    return values
 
 
 def _why(exc: Exception, complete: bool) -> str:

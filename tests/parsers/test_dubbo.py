@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 
 import pytest
 from hypothesis import given
@@ -122,19 +123,19 @@ def test_large_body_is_skipped() -> None:
 
 def test_undecodable_body_keeps_header() -> None:
     p = DubboParser()
-    p.feed("request", frame(0xC2, 0, 1, b"\x05ab") + frame(0xC6, 0, 2, b"{}"), 1)
+    p.feed("request", frame(0xC2, 0, 1, b"\x05ab") + frame(0xC8, 0, 2, b"\x01kryo"), 1)
     p.feed("response", frame(0x02, 20, 1, b"Z"), 2)
     one, two, resp = messages(p.events())
     assert one.request_id == 1 and one.service is None and "TruncatedError" in one.errors[0]
-    assert two.serialization == 6 and two.errors == ("serialization 6 not decoded",)
+    assert two.serialization == 8 and two.errors == ("serialization 8 (kryo) not decoded",)
     assert isinstance(resp, DubboResponse) and "MalformedError" in resp.errors[0]
 
 
 def test_response_body_variants() -> None:
     p = DubboParser()
-    p.feed("response", frame(0x06, 20, 1, b"{}") + response(2, 20, encode_int(9)), 1)
+    p.feed("response", frame(0x09, 20, 1, b"{}") + response(2, 20, encode_int(9)), 1)
     other, unknown = messages(p.events())
-    assert other.errors == ("serialization 6 not decoded",) and other.result is None
+    assert other.errors == ("serialization 9 (fst) not decoded",) and other.result is None
     assert unknown.errors == ("unknown response type 9",)
 
 
@@ -220,3 +221,26 @@ def test_fuzz_generated_requests_roundtrip(calls: list, cuts: list[int]) -> None
 def test_fuzz_hessian_never_escapes(data: bytes) -> None:
     with contextlib.suppress(TruncatedError, MalformedError, LimitExceededError):
         read_string(Cursor(data))
+
+
+@pytest.mark.parametrize("serialization", [6, 16], ids=["fastjson", "gson"])
+def test_json_serializations_give_service_method_and_result(serialization: int) -> None:
+    """FastJson's and Gson's ObjectOutput write each object as a line of JSON (a
+    generator built from that format here: no Java peer is at hand)."""
+    body = b"".join(json.dumps(x).encode() + b"\n" for x in (
+        "2.0.2", "org.demo.Greeter", "1.0.0", "hello", "Ljava/lang/String;", "world"))
+    ok = b"1\n" + json.dumps("hi world").encode() + b"\n"
+    failed = json.dumps("boom: no such method").encode() + b"\n"
+    records = _records(
+        ("request", frame(0xC0 | serialization, 0, 5, body) + frame(0xC0 | serialization, 0, 6,
+                                                                    body)),
+        ("response", frame(serialization, 20, 5, ok) + frame(serialization, 70, 6, failed)),
+    )  # fmt: skip
+    got = [(r.request.service, r.request.method, r.request.version, r.response.status.name,
+            r.response.result, r.response.error_message, r.status) for r in records]  # fmt: skip
+    assert got == [
+        ("org.demo.Greeter", "hello", "1.0.0", "OK", "value", None, Status.OK),
+        ("org.demo.Greeter", "hello", "1.0.0", "SERVICE_ERROR", None, "boom: no such method",
+         Status.SERVER_ERROR),
+    ]  # fmt: skip
+    assert all(not r.request.errors and not r.response.errors for r in records)
