@@ -105,11 +105,18 @@ def _http2(data: bytes, udp: bool) -> Match:
     pos = 0
     while pos + 9 <= len(data) and plausible_frame_header(data[pos:pos + 9]):
         length = int.from_bytes(data[pos:pos + 3], "big")
+        ftype, flags = data[pos + 3], data[pos + 4]
+        if ftype in (0, 1) and not length and not (ftype == 0 and flags & 1):
+            break  # an empty HEADERS, or an empty DATA that ends nothing: zeros, not a frame
         frames.append((data[pos + 3], data[pos + 4], int.from_bytes(data[pos + 5:pos + 9], "big"),
                        data[pos + 9:pos + 9 + length]))  # fmt: skip
         pos += 9 + length
     if not frames or (pos < len(data) and len(data) - pos >= 9):
         return None  # not frames back to back (the last may be cut short)
+    if pos > len(data) and len(frames) == 1:
+        # One frame, cut short: nine bytes of header alone are too little to tell
+        # from noise (the middle of another protocol's message can pass).
+        return 0.25, None
     directions = {d for frame in frames if (d := _http2_sender(*frame)) is not None}
     direction = directions.pop() if len(directions) == 1 else None
     ftype, flags, _, _ = frames[0]

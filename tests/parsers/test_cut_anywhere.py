@@ -8,6 +8,13 @@ and the side, and the records whose request lies after the cut must equal the
 full capture's records of those requests (exchanges that span the cut are
 left out: their request is gone).
 
+The same conversations are also cut inside a packet (a half, a third and a
+quarter of its bytes dropped): the parser must resynchronise on the next
+message, and the records of requests sent after that packet must equal the
+full capture's (:data:`WHOLE_INSIDE`; HTTP/2 is left out there: a response can
+name header fields by HPACK dynamic-table entries that only the cut bytes
+defined, which no parser can recover).
+
 Protocols whose every cut passes are listed in :data:`WHOLE`; the others are
 known gaps of issue 13, measured on 2026-12-06: Kafka 42 of 46 cuts (a server's
 response at the cut taken for a request, which swaps the sides), MQTT 20 of 44 (an MQTT
@@ -20,6 +27,7 @@ statement's execution whose PREPARE was cut off).
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +42,13 @@ WHOLE = ("dns/dnsmasq.pcap", "dubbo/fake-dubbo.pcap", "http1/nginx.pcap",
          "http2/nghttpd.pcap", "redis/redis.pcap")  # fmt: skip
 
 
+#: Fixtures whose conversations also survive a cut inside a packet.
+WHOLE_INSIDE = ("dns/dnsmasq.pcap", "dubbo/fake-dubbo.pcap", "http1/nginx.pcap",
+                "redis/redis.pcap")  # fmt: skip
+#: Where inside a packet the cuts fall: these fractions of its bytes are dropped.
+INSIDE = (2, 3, 4)
+
+
 def _records(packets: list[Packet]) -> list[dict[str, Any]]:
     analyzer = PcapAnalyzer()
     out = [record for packet in packets for record in analyzer.packet(packet)]
@@ -42,6 +57,13 @@ def _records(packets: list[Packet]) -> list[dict[str, Any]]:
 
 def _flow(packet: Packet) -> tuple[object, ...]:
     return (packet.transport, *sorted(((packet.src, packet.sport), (packet.dst, packet.dport))))
+
+
+def _of_flow(records: list[dict[str, Any]], flow: tuple[Any, ...]) -> list[dict[str, Any]]:
+    """The records of one conversation (its two endpoints, IPv4 or IPv6 text)."""
+    ends = {f"{host}:{port}" for host, port in flow[1:]}
+    ends |= {f"[{host}]:{port}" for host, port in flow[1:]}
+    return [r for r in records if r["client"] in ends and r["server"] in ends]
 
 
 def _requests_after(records: list[dict[str, Any]], ts_ns: int) -> list[str]:
@@ -67,10 +89,25 @@ def test_the_tail_of_a_conversation_cut_anywhere_gives_the_tail_of_its_records(
     flow, ts_ns = _flow(packets[cut]), packets[cut].ts_ns
     tail = [p for index, p in enumerate(packets) if _flow(p) != flow or index >= cut]
 
-    def of_flow(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        ends = {f"{host}:{port}" for host, port in flow[1:]}  # type: ignore[misc]
-        ends |= {f"[{host}]:{port}" for host, port in flow[1:]}  # type: ignore[misc]
-        return [r for r in records if r["client"] in ends and r["server"] in ends]
+    expected = _requests_after(_of_flow(_records(packets), flow), ts_ns)
+    assert _requests_after(_of_flow(_records(tail), flow), ts_ns) == expected
 
-    expected = _requests_after(of_flow(_records(packets)), ts_ns)
-    assert _requests_after(of_flow(_records(tail)), ts_ns) == expected
+
+@pytest.mark.parametrize(("fixture", "cut"), [c for f in WHOLE_INSIDE for c in _cuts(f)])
+@pytest.mark.parametrize("fraction", INSIDE, ids=[f"1/{n}" for n in INSIDE])
+def test_a_conversation_cut_inside_a_message_resynchronises_on_the_next(
+    fixture: str, cut: int, fraction: int
+) -> None:
+    packets = list(read_packets(str(FIXTURES / fixture)))
+    first = packets[cut]
+    drop = len(first.payload) // fraction
+    if not drop:
+        pytest.skip("a packet too short to cut inside")
+    inside = replace(first, payload=first.payload[drop:], seq=(first.seq + drop) % (1 << 32))
+    flow = _flow(first)
+    tail = [inside if index == cut else p for index, p in enumerate(packets)
+            if _flow(p) != flow or index >= cut]  # fmt: skip
+
+    # Requests after the cut packet: the one it held is cut, so not compared.
+    expected = _requests_after(_of_flow(_records(packets), flow), first.ts_ns + 1)
+    assert _requests_after(_of_flow(_records(tail), flow), first.ts_ns + 1) == expected
