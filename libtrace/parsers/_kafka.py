@@ -431,6 +431,21 @@ def _cut(exc: Exception, complete: bool) -> str:
     return clip(f"body{where}: {type(exc).__name__}: {exc}", 200)
 
 
+def kafka_request_reads(data: bytes) -> bool:
+    """Whether a whole request (without its size) reads as its API's request:
+    the header, and the body as far as the record reads it (inference's check)."""
+    try:
+        header = read_request_header(data)
+        api = ApiKey(header.api_key)
+        reader = _TOPIC_READERS.get(api)
+        if reader is not None:
+            reader(Wire(Cursor(data, header.length), is_flexible(api, header.api_version)),
+                   header.api_version, [])
+    except (TruncatedError, MalformedError, LimitExceededError):
+        return False
+    return True
+
+
 class KafkaParser(StreamParser):
     """Kafka over TCP (both directions of one connection)."""
 

@@ -23,6 +23,7 @@ from ._errors import MalformedError, TruncatedError
 from ._events import Direction
 from ._http1 import METHODS
 from ._http2 import PREFACE, plausible_frame_header
+from ._kafka import kafka_request_reads
 from ._limits import MAX_INFERENCE_BYTES
 from ._mqtt import CLIENT_SENDS, FLAGS_0010, SERVER_SENDS, read_fixed_header
 from ._mysql import looks_like_login
@@ -238,15 +239,22 @@ def _kafka(data: bytes, udp: bool) -> Match:
         return None  # a short first segment must hold the whole request
     if not 0 <= api_key <= KAFKA_MAX_API_KEY or not 0 <= api_version <= KAFKA_MAX_API_VERSION:
         return None
+    confidence = None
     if client_len == -1:
-        return 0.6, Direction.REQUEST
-    if 0 <= client_len <= 255 and len(data) >= 14 + client_len:
+        confidence = 0.6
+    elif 0 <= client_len <= 255 and len(data) >= 14 + client_len:
         client_id = data[14:14 + client_len]
         if client_len and _PRINTABLE.fullmatch(client_id):
-            return (0.8 if size == len(data) - 4 else 0.7), Direction.REQUEST
-        if not client_len:
-            return 0.5, Direction.REQUEST
-    return None
+            confidence = 0.8 if size == len(data) - 4 else 0.7
+        elif not client_len:
+            confidence = 0.5
+    if confidence is None:
+        return None
+    if size == len(data) - 4 and not kafka_request_reads(data[4:]):
+        # Whole, yet its body does not read as that API's request: a response's
+        # correlation id can pass for an API key and version (the sides swap).
+        return 0.25, Direction.REQUEST
+    return confidence, Direction.REQUEST
 
 
 def _mqtt_packets(data: bytes) -> list[tuple[int, int, bytes]] | None:

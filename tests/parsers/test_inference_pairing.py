@@ -13,8 +13,10 @@ SIGNATURES = [
     ("redis-command", b"*1\r\n$4\r\nPING\r\n", (), "redis", "request"),
     ("mysql-greeting", b"\x4a\x00\x00\x00\x0a8.0.36\x00" + b"\x01" * 60, (), "mysql", "response"),
     ("mysql-query", b"\x09\x00\x00\x00\x03SELECT 1", (), "mysql", "request"),
-    ("kafka-request", b"\x00\x00\x00\x11\x00\x03\x00\x09\x00\x00\x00\x07\x00\x07rdkafka",
-     (), "kafka", "request"),
+    # Metadata v9 (flexible): header with tagged fields, then a null topics array,
+    # allow_auto_topic_creation, the two authorized-operations flags, tagged fields.
+    ("kafka-request", b"\x00\x00\x00\x17\x00\x03\x00\x09\x00\x00\x00\x07\x00\x07rdkafka"
+     b"\x00\x00\x01\x00\x00\x00", (), "kafka", "request"),
     ("mqtt-connect", b"\x10\x10\x00\x04MQTT\x04\x02\x00\x3c\x00\x04test", (), "mqtt", "request"),
     ("dubbo", b"\xda\xbb\xc2\x00" + b"\x00" * 8 + b"\x00\x00\x00\x10", (), "dubbo", "request"),
     ("dns-tcp", b"\x00\x1d" + bytes.fromhex("abcd01000001000000000000076578616d706c6503636f6d"
@@ -183,3 +185,19 @@ def test_a_settings_ack_first_is_no_side_and_a_ping_needs_the_port() -> None:
     assert (verdict.protocol, verdict.direction) == ("http2", None)
     settings = b"\x00\x00\x06\x04\x00\x00\x00\x00\x00" + b"\x00\x03\x00\x00\x00\x64"
     assert infer(settings).direction is Direction.RESPONSE  # a server's opening SETTINGS
+
+
+def test_a_kafka_response_does_not_pass_for_a_request() -> None:
+    """A broker's responses from the fixture (a Metadata answer, a JoinGroup
+    answer): their size and correlation id read as a request header with an
+    empty client id, but the body does not read as that API's request, so
+    inference does not take the server for the client (without the port)."""
+    from pathlib import Path
+
+    from libtrace.pcap._reader import read_packets
+
+    capture = Path(__file__).resolve().parents[2] / "fixtures" / "kafka" / "tansu.pcap"
+    answers = [p.payload for p in read_packets(str(capture)) if p.payload and p.sport == 19092]
+    assert len(answers) > 10
+    taken = [a[:12].hex() for a in answers if infer(a).direction is Direction.REQUEST]
+    assert taken == []
