@@ -14,7 +14,7 @@ from collections import Counter
 from rich.console import Console
 from rich.table import Table
 
-from ..pcap.cli import _REQUEST_KEYS, _RESPONSE_KEYS, _summary
+from ..pcap.cli import summarize
 from ._compare import Difference
 from ._result import CheckResult, side_order
 
@@ -25,8 +25,8 @@ LABEL_CHARS = 70
 def label(key: str) -> str:
     """``protocol request => response status`` of a protocol key, short."""
     record = json.loads(key)
-    text = (f"{record['protocol']} {_summary(record['request'], _REQUEST_KEYS)} => "
-            f"{_summary(record['response'], _RESPONSE_KEYS)} [{record['status']}]")  # fmt: skip
+    request, response = summarize(record)
+    text = f"{record['protocol']} {request} => {response} [{record['status']}]"
     return text if len(text) <= LABEL_CHARS else text[: LABEL_CHARS - 1] + "…"
 
 

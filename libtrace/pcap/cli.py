@@ -70,17 +70,23 @@ def _summary(message: dict[str, Any] | None, keys: tuple[str, ...]) -> str:
     return " ".join(parts)
 
 
-def _row(record: dict[str, Any]) -> str:
-    latency = record["latency_ns"]
-    latency_text = f"{latency / 1e6:.3f}ms" if latency is not None else "-"
+def summarize(record: dict[str, Any]) -> tuple[str, str]:
+    """A record's request and response as a row shows them (also ``libtrace check``'s table)."""
     request_keys, response_keys = SUMMARY_FIELDS.get(record["protocol"], ((), ()))
     request = _summary(record["request"], request_keys)
     response = record["response"]
     if record["request"] is None and response and response.get("kind") == "greeting":
         request = "handshake"  # the server speaks first: no request is missing
+    return request, _summary(response, response_keys)
+
+
+def _row(record: dict[str, Any]) -> str:
+    latency = record["latency_ns"]
+    latency_text = f"{latency / 1e6:.3f}ms" if latency is not None else "-"
+    request, response = summarize(record)
     return (f"{record['ts_ns'] / 1e9:.6f}  {record['protocol']:<6} "
             f"{record['client']:>21} -> {record['server']:<21} {record['status']:<12} "
-            f"{latency_text:>10}  {request}  => {_summary(response, response_keys)}")
+            f"{latency_text:>10}  {request}  => {response}")
 
 
 def run(args: argparse.Namespace) -> int:
