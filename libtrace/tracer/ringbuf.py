@@ -3,7 +3,9 @@
 libbpf's ``ring_buffer__consume`` hands each record to a callback; from
 Python that is a ctypes call per record, which cost more than decoding the
 record (``benchmarks/drain.py``).  This reader maps the ring as libbpf does
-and walks the records itself:
+and walks the records itself, in compiled code where the package has it
+(``_ringdecode.c``, which also decodes each record into its event: no Python
+call per record at all), else in Python:
 
 - the consumer position, one page mapped read-write at offset 0;
 - the producer position, one read-only page at offset ``PAGE_SIZE``, followed
@@ -17,9 +19,10 @@ first busy record and publishes how far it has read by storing the consumer
 position, which frees that space for the producers (kernel/bpf/ringbuf.c).
 
 The kernel orders its stores with release semantics and libbpf its loads with
-acquire; on x86-64 (total store order) plain loads already see the stores in
-order, so Python's reads are enough there.  :func:`usable` says where this
-reader may be used; elsewhere the tracer keeps libbpf's.  Each position and
+acquire, as the compiled walk does; on x86-64 (total store order) plain loads
+already see the stores in order, so Python's reads are enough there.
+:func:`usable` says where this reader may be used; elsewhere the tracer keeps
+libbpf's.  Each position and
 length is read and written whole, through memoryviews cast to the native
 ``Q``/``I`` (one aligned load or store): ``struct``'s little-endian codes go
 byte by byte, and a producer that read a half-written consumer position saw
@@ -42,11 +45,14 @@ BUSY_BIT = 1 << 31
 DISCARD_BIT = 1 << 30
 HEADER_BYTES = 8
 
+#: Plain loads see the kernel's stores in order here (total store order).
+STORE_ORDERED = platform.machine() in ("x86_64", "AMD64")
+
+
 def usable() -> bool:
     """Whether this reader works here: decoding in compiled code (whose loads
-    and stores are ordered) anywhere, in Python where plain loads see the
-    kernel's stores in order."""
-    return native_decoder() is not None or platform.machine() in ("x86_64", "AMD64")
+    and stores are ordered) anywhere, in Python where :data:`STORE_ORDERED`."""
+    return native_decoder() is not None or STORE_ORDERED
 
 
 #: ``on_events(events, process_events, not_events)``: what one read decoded.
@@ -74,7 +80,7 @@ class MappedRingBuffer:
         read hands them over in one call instead of ``callback`` per record."""
         if on_events is not None and native_decoder() is None:
             on_events = None
-        if on_events is None and platform.machine() not in ("x86_64", "AMD64"):
+        if on_events is None and not STORE_ORDERED:
             raise BpfError("map the ring buffer", errno.ENOTSUP,
                            "reading it in Python needs x86-64's store order")  # fmt: skip
         if size <= 0 or size & (size - 1):
