@@ -304,7 +304,9 @@ class RedisParser(StreamParser):
             bytes([t]) for t in TYPES)
         pos = 0
         while pos < len(buf):
-            if buf[pos:pos + 1] in starts and (pos == 0 or buf[pos - 2:pos] == b"\r\n"):
+            # At a line's start: after "\r\n", or after a lone "\n" where the cut fell
+            # between the two bytes of one.
+            if buf[pos:pos + 1] in starts and (pos == 0 or buf[pos - 1:pos] == b"\n"):
                 try:
                     parse_value(buf, pos)
                 except _Incomplete:
@@ -315,10 +317,10 @@ class RedisParser(StreamParser):
                 else:
                     side.consume(pos)
                     return True
-            nxt = buf.find(b"\r\n", pos)
+            nxt = buf.find(b"\n", pos)
             if nxt < 0:
                 break
-            pos = nxt + 2
+            pos = nxt + 1
         return False
 
     def _parse(self, side: Side) -> Message | None:

@@ -121,7 +121,12 @@ def _http2(data: bytes, udp: bool) -> Match:
     directions = {d for frame in frames if (d := _http2_sender(*frame)) is not None}
     direction = directions.pop() if len(directions) == 1 else None
     ftype, flags, _, _ = frames[0]
-    if any(frame[0] in (0, 1) for frame in frames):  # DATA or HEADERS
+    whole = len(frames) - (pos > len(data))  # the last may be cut short
+    told = any(frame[0] == 1 and _http2_sender(*frame) for frame in frames)
+    if any(frame[0] in (0, 1) for frame in frames) and (whole >= 2 or told):
+        # DATA or HEADERS, and either two whole frames back to back or a header
+        # block that opens with a pseudo-header: one small frame alone is a
+        # dozen bytes that the inside of another protocol's message can mimic.
         return min(0.85, 0.55 + 0.05 * len(frames)), direction
     if ftype == 4 and not flags & 1:
         # A first SETTINGS that is no ACK: a server's opening (a client's comes

@@ -9,7 +9,8 @@ full capture's records of those requests (exchanges that span the cut are
 left out: their request is gone).
 
 The same conversations are also cut inside a packet (a half, a third and a
-quarter of its bytes dropped): the parser must resynchronise on the next
+quarter of its bytes dropped; and at byte offsets hypothesis draws, many more
+under ``tox -e fuzz``): the parser must resynchronise on the next
 message, and the records of requests sent after that packet must equal the
 full capture's (:data:`WHOLE_INSIDE`; HTTP/2 is left out there: a response can
 name header fields by HPACK dynamic-table entries that only the cut bytes
@@ -31,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from libtrace.pcap._reader import Packet, read_packets
 from libtrace.pcap._session import PcapAnalyzer
@@ -108,5 +111,34 @@ def test_a_conversation_cut_inside_a_message_resynchronises_on_the_next(
             if _flow(p) != flow or index >= cut]  # fmt: skip
 
     # Requests after the cut packet: the one it held is cut, so not compared.
+    expected = _requests_after(_of_flow(_records(packets), flow), first.ts_ns + 1)
+    assert _requests_after(_of_flow(_records(tail), flow), first.ts_ns + 1) == expected
+
+
+@st.composite
+def _inside_cuts(draw: st.DrawFn) -> tuple[str, int, int]:
+    """A fixture of WHOLE_INSIDE, one of its payload packets, a byte offset inside it."""
+    fixture = draw(st.sampled_from(WHOLE_INSIDE))
+    _, cut = draw(st.sampled_from(_CUTS[fixture]))
+    size = len(_PACKETS[fixture][cut].payload)
+    return fixture, cut, draw(st.integers(1, max(1, size - 1)))
+
+
+_PACKETS = {f: list(read_packets(str(FIXTURES / f))) for f in WHOLE_INSIDE}
+_CUTS = {f: _cuts(f) for f in WHOLE_INSIDE}
+
+
+@pytest.mark.fuzz
+@given(_inside_cuts())
+def test_a_cut_at_any_byte_offset_resynchronises(cut_at: tuple[str, int, int]) -> None:
+    """The same as above at any byte offset inside the packet (hypothesis draws it;
+    ``tox -e fuzz`` draws many more)."""
+    fixture, cut, drop = cut_at
+    packets = _PACKETS[fixture]
+    first = packets[cut]
+    inside = replace(first, payload=first.payload[drop:], seq=(first.seq + drop) % (1 << 32))
+    flow = _flow(first)
+    tail = [inside if index == cut else p for index, p in enumerate(packets)
+            if _flow(p) != flow or index >= cut]  # fmt: skip
     expected = _requests_after(_of_flow(_records(packets), flow), first.ts_ns + 1)
     assert _requests_after(_of_flow(_records(tail), flow), first.ts_ns + 1) == expected
