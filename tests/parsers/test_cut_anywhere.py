@@ -101,16 +101,21 @@ def test_a_conversation_cut_inside_a_message_resynchronises_on_the_next(
     fixture: str, cut: int, fraction: int
 ) -> None:
     packets = list(read_packets(str(FIXTURES / fixture)))
-    first = packets[cut]
-    drop = len(first.payload) // fraction
+    drop = len(packets[cut].payload) // fraction
     if not drop:
         pytest.skip("a packet too short to cut inside")
+    _assert_resynchronises(packets, cut, drop)
+
+
+def _assert_resynchronises(packets: list[Packet], cut: int, drop: int) -> None:
+    """Cut the conversation of ``packets[cut]`` there, ``drop`` bytes into it: the
+    records of requests after that packet equal the full capture's (the request
+    it held is cut, so not compared)."""
+    first = packets[cut]
     inside = replace(first, payload=first.payload[drop:], seq=(first.seq + drop) % (1 << 32))
     flow = _flow(first)
     tail = [inside if index == cut else p for index, p in enumerate(packets)
             if _flow(p) != flow or index >= cut]  # fmt: skip
-
-    # Requests after the cut packet: the one it held is cut, so not compared.
     expected = _requests_after(_of_flow(_records(packets), flow), first.ts_ns + 1)
     assert _requests_after(_of_flow(_records(tail), flow), first.ts_ns + 1) == expected
 
@@ -134,11 +139,4 @@ def test_a_cut_at_any_byte_offset_resynchronises(cut_at: tuple[str, int, int]) -
     """The same as above at any byte offset inside the packet (hypothesis draws it;
     ``tox -e fuzz`` draws many more)."""
     fixture, cut, drop = cut_at
-    packets = _PACKETS[fixture]
-    first = packets[cut]
-    inside = replace(first, payload=first.payload[drop:], seq=(first.seq + drop) % (1 << 32))
-    flow = _flow(first)
-    tail = [inside if index == cut else p for index, p in enumerate(packets)
-            if _flow(p) != flow or index >= cut]  # fmt: skip
-    expected = _requests_after(_of_flow(_records(packets), flow), first.ts_ns + 1)
-    assert _requests_after(_of_flow(_records(tail), flow), first.ts_ns + 1) == expected
+    _assert_resynchronises(_PACKETS[fixture], cut, drop)
