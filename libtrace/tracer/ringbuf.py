@@ -36,6 +36,7 @@ import mmap
 import platform
 import select
 from collections.abc import Callable
+from types import ModuleType
 from typing import Self
 
 from ..errors import BpfError
@@ -78,7 +79,9 @@ class MappedRingBuffer:
         With ``on_events`` and the compiled decoder, records are decoded into
         :class:`~libtrace.tracer.events.SocketEvent` in compiled code, and each
         read hands them over in one call instead of ``callback`` per record."""
-        if on_events is not None and native_decoder() is None:
+        #: the compiled module, looked up once; None: records walked in Python
+        self._compiled = native_decoder() if on_events is not None else None
+        if self._compiled is None:
             on_events = None
         if on_events is None and not STORE_ORDERED:
             raise BpfError("map the ring buffer", errno.ENOTSUP,
@@ -120,8 +123,8 @@ class MappedRingBuffer:
     def consume(self) -> int:
         """Hand over the records available now, without waiting; see :meth:`poll`."""
         data = self._live()
-        if self._on_events is not None:
-            return self._consume_compiled(data, self._on_events)
+        if self._compiled is not None and self._on_events is not None:
+            return self._consume_compiled(self._compiled, data, self._on_events)
         mask, callback, limit = self._mask, self._callback, self._max_batch or -1
         consumer, producer, words = self._consumer_pos, self._producer_pos, self._words
         position = consumer[0]
@@ -147,9 +150,9 @@ class MappedRingBuffer:
                     callback(record)
         return count
 
-    def _consume_compiled(self, data: memoryview, on_events: EventSink) -> int:
-        compiled = native_decoder()
-        assert compiled is not None  # checked when on_events was accepted
+    def _consume_compiled(
+        self, compiled: ModuleType, data: memoryview, on_events: EventSink
+    ) -> int:
         events: list[SocketEvent] = []
         process: list[SocketEvent] = []
         count, not_events = 0, 0
