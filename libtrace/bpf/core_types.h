@@ -131,8 +131,28 @@ struct fdtable {
 struct files_struct {
 	struct fdtable *fdt;
 };
+struct kernfs_node {
+	__u64 id; /* a u64 from 5.5 on (the only kernels that read it so) */
+};
+struct cgroup {
+	struct kernfs_node *kn;
+};
+struct css_set {
+	struct cgroup *dfl_cgrp;
+};
 struct task_struct {
 	struct files_struct *files;
+	char comm[16];
+	struct css_set *cgroups;
+};
+/* x86-64: the user registers saved at syscall entry; the syscall's
+ * arguments are di, si, dx, r10, r8, r9 and stay there until the return. */
+struct pt_regs {
+	unsigned long r10;
+	unsigned long r8;
+	unsigned long dx;
+	unsigned long si;
+	unsigned long di;
 };
 #pragma clang attribute pop
 #endif /* LT_WITH_BTF */

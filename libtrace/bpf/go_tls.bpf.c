@@ -191,7 +191,7 @@ static __always_inline void go_tls_emit(struct lt_pt_regs *regs, struct lt_confi
 	ev = scratch_event();
 	if (!ev)
 		return;
-	fill_header(&ev->hdr, &conn_key, tconn, LT_EVENT_DATA, direction, syscall);
+	fill_header(&ev->hdr, &conn_key, tconn, LT_EVENT_DATA, direction, syscall, NULL);
 	ev->hdr.flags |= LT_FLAG_TLS;
 	emit_chunk(regs, cfg, ev, tconn, buf, n);
 }
@@ -303,7 +303,7 @@ static __always_inline void emit_process_event(void *ctx, __u8 type)
 	ev = scratch_event();
 	if (!ev)
 		return;
-	fill_header(&ev->hdr, &key, &none, type, LT_EGRESS, 0);
+	fill_header(&ev->hdr, &key, &none, type, LT_EGRESS, 0, NULL);
 	output(ctx, cfg, ev);
 }
 

@@ -118,6 +118,24 @@ def _object_info(variant: Variant) -> ObjectInfo:
     return inspect_object(object_path(variant))
 
 
+#: The data syscalls' exits that read their own arguments (``lt_exitr_*``): the
+#: tracer loads them only where the kernel has the helpers they call, and the
+#: enter/exit pairs elsewhere (probe.choose_args_at_exit).
+ARGS_AT_EXIT_PREFIX = "lt_exitr_"
+ARGS_AT_EXIT_SINCE = max(
+    features.HELPERS[_libbpf.BPF_FUNC_task_pt_regs].since,
+    features.HELPERS[_libbpf.BPF_FUNC_get_current_task_btf].since,
+)
+
+
+def as_loaded(info: ObjectInfo, version: Version) -> ObjectInfo:
+    """The object as the tracer loads it on a kernel of this version."""
+    if version >= ARGS_AT_EXIT_SINCE:
+        return info
+    kept = tuple(p for p in info.programs if not p.name.startswith(ARGS_AT_EXIT_PREFIX))
+    return replace(info, programs=kept)
+
+
 #: SEC() families of kprobe-type programs (uprobes are kprobe programs).
 KPROBE_KINDS = frozenset({"kprobe", "kretprobe", "uprobe", "uretprobe", "usdt"})
 
@@ -153,7 +171,7 @@ def _notes(info: ObjectInfo, version: Version, config: KernelConfig | None) -> l
 
 def predict(version: Version, config: KernelConfig | None = None) -> Prediction:
     variant = variant_for(version, config)
-    info = _object_info(variant)
+    info = as_loaded(_object_info(variant), version)
     reasons = check_limits(info, version)
     if config is not None:
         reasons += [

@@ -80,6 +80,7 @@ BPF_FUNC_ringbuf_output = 130
 BPF_FUNC_ringbuf_reserve = 131
 BPF_FUNC_ringbuf_submit = 132
 BPF_FUNC_get_current_task_btf = 158
+BPF_FUNC_task_pt_regs = 175
 BPF_FUNC_loop = 181
 
 PERF_TYPE_SOFTWARE = 1

@@ -24,13 +24,17 @@ COMPAT_SWITCHES = {
     "probe-read": "bpf_probe_read instead of bpf_probe_read_user (kernels before 5.5)",
     "no-btf": "socket identity without BTF, from socket tracking and /proc",
     "perf-uprobes": "Go TLS uprobes as perf events, one per probe (kernels before 6.6)",
+    "enter-args": "data syscalls' arguments saved at sys_enter, not read at the exit "
+    "(kernels before 5.15)",
 }
 
-#: Syscall tracepoints every variant attaches to.
-SYSCALLS = (
+#: The syscalls that move bytes (socket_trace.bpf.c's DATA_PROGRAMS).
+DATA_SYSCALLS = (
     "read", "write", "readv", "writev", "sendto", "recvfrom", "sendmsg", "recvmsg",
-    "sendmmsg", "recvmmsg", "connect", "accept", "accept4", "close",
+    "sendmmsg", "recvmmsg",
 )  # fmt: skip
+#: Syscall tracepoints every variant attaches to.
+SYSCALLS = (*DATA_SYSCALLS, "connect", "accept", "accept4", "close")
 #: Extra ones the no-BTF variant needs to track sockets.
 NO_BTF_SYSCALLS = ("socket", "bind")
 #: Ones that may free an fd number, which the BTF variant's memory of
@@ -47,6 +51,8 @@ class KernelFeatures:
     ringbuf: bool
     probe_read_user: bool
     syscall_tracepoints: frozenset[str]  #: syscalls with both enter and exit tracepoints
+    #: bpf_task_pt_regs and bpf_get_current_task_btf in tracepoint programs (5.15+)
+    task_pt_regs: bool = False
 
 
 def probe_features() -> KernelFeatures:
@@ -65,6 +71,10 @@ def probe_features() -> KernelFeatures:
             _libbpf.BPF_PROG_TYPE_TRACEPOINT, _libbpf.BPF_FUNC_probe_read_user
         ),
         syscall_tracepoints=present,
+        task_pt_regs=all(
+            _libbpf.probe_helper(_libbpf.BPF_PROG_TYPE_TRACEPOINT, helper)
+            for helper in (_libbpf.BPF_FUNC_get_current_task_btf, _libbpf.BPF_FUNC_task_pt_regs)
+        ),
     )
 
 
@@ -98,3 +108,25 @@ def choose_variant(
     if btf and not features.btf:
         reasons[-1] += f" from the external BTF {btf_file}"
     return Variant(ringbuf=ringbuf, probe_read_user=probe_read_user, btf=btf), reasons
+
+
+def choose_args_at_exit(
+    features: KernelFeatures, variant: Variant, force: frozenset[str], reasons: list[str]
+) -> bool:
+    """Whether the data syscalls' exit programs read their arguments from the
+    task's saved registers (no enter program, nothing saved per call), with
+    the reason appended to ``reasons``.  Only the BTF objects built with
+    bpf_probe_read_user carry those programs (the kernels that have the
+    helpers have both)."""
+    feature = "data syscall arguments read at the exit (bpf_task_pt_regs)"
+    if "enter-args" in force:
+        reasons.append(f"{feature}: off (forced by enter-args)")
+        return False
+    if not (variant.btf and variant.probe_read_user):
+        reasons.append(f"{feature}: off (it needs the BTF object with bpf_probe_read_user)")
+        return False
+    if not features.task_pt_regs:
+        reasons.append(f"{feature}: off (the kernel lacks it)")
+        return False
+    reasons.append(f"{feature}: on")
+    return True

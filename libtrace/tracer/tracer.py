@@ -44,6 +44,7 @@ from .events import (
     RawConn,
     RawConnKey,
     SocketEvent,
+    Syscall,
     add_flags,
     decode,
     fill_in,
@@ -55,10 +56,12 @@ from .inflight import blocked_syscalls
 from .kversion import linux_version_code
 from .mounts import FORK_CHILD_PID_CLASSIC, ensure_bpffs, tracepoint_field_offset
 from .probe import (
+    DATA_SYSCALLS,
     FD_SYSCALLS,
     NO_BTF_SYSCALLS,
     SYSCALLS,
     KernelFeatures,
+    choose_args_at_exit,
     choose_variant,
     probe_features,
 )
@@ -68,6 +71,7 @@ from .reorder import TimeOrder
 log = logging.getLogger(__name__)
 
 _PAYLOAD = attrgetter("data")
+_DATA_SYSCALL_IDS = frozenset(Syscall[name.upper()] for name in DATA_SYSCALLS)
 _ADDR_FROM_CALL = int(EventFlag.ADDR_FROM_CALL)
 
 #: Default bytes copied per chunk.
@@ -229,6 +233,9 @@ class Tracer:
         self.variant: Variant | None = None
         #: One sentence per choice made when picking the variant.
         self.reasons: list[str] = []
+        #: The data syscalls' exit programs read their own arguments (no enter
+        #: programs for them); see probe.choose_args_at_exit.
+        self.args_at_exit = False
         self._object: _libbpf.BpfObject | None = None
         self._buffer: (
             ringbuf.MappedRingBuffer
@@ -276,6 +283,9 @@ class Tracer:
         ensure_bpffs()  # not needed by the tracer itself, but by users who pin
         self.variant, self.reasons = choose_variant(
             self.features, self.config.force_compat, self.config.btf_file
+        )
+        self.args_at_exit = choose_args_at_exit(
+            self.features, self.variant, self.config.force_compat, self.reasons
         )
         wanted = SYSCALLS + (FD_SYSCALLS if self.variant.btf else NO_BTF_SYSCALLS)
         missing = [name for name in wanted if name not in self.features.syscall_tracepoints]
@@ -377,6 +387,7 @@ class Tracer:
                     log.warning("no tracepoints for %s on this kernel: not traced", name)
                 obj.set_autoload(f"lt_enter_{name}", False)
                 obj.set_autoload(f"lt_exit_{name}", False)
+            self._choose_data_programs(obj, missing)
             multi = False
             if not go_tls:
                 for name in GO_TLS_PROGRAMS:
@@ -397,6 +408,20 @@ class Tracer:
             raise
         self._object = obj
         return obj, multi
+
+    def _choose_data_programs(self, obj: _libbpf.BpfObject, missing: list[str]) -> None:
+        """One program per data syscall where the exit reads the arguments
+        (``lt_exitr_*``), else the enter/exit pairs; the objects without the
+        ``lt_exitr_*`` programs leave the pairs as they are."""
+        assert self.variant is not None
+        if not (self.variant.btf and self.variant.probe_read_user):
+            return
+        for name in DATA_SYSCALLS:
+            if self.args_at_exit:
+                obj.set_autoload(f"lt_enter_{name}", False)
+                obj.set_autoload(f"lt_exit_{name}", False)
+            if not self.args_at_exit or name in missing:
+                obj.set_autoload(f"lt_exitr_{name}", False)
 
     def _choose_uprobe_links(self, obj: _libbpf.BpfObject) -> bool:
         """uprobe_multi links where the kernel has them (probed), else perf events."""
@@ -440,6 +465,8 @@ class Tracer:
         for pid, tid, args in blocked_syscalls(self.config.pids or None):
             if pid == os.getpid():
                 continue
+            if self.args_at_exit and args.syscall in _DATA_SYSCALL_IDS:
+                continue  # their exit programs read the arguments themselves
             with contextlib.suppress(BpfError):  # EEXIST: saved meanwhile; E2BIG: full
                 inflight.update((pid << 32 | tid).to_bytes(8, "little"), bytes(args),
                                 _libbpf.BPF_NOEXIST)  # fmt: skip

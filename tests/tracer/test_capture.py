@@ -34,13 +34,15 @@ VARIANTS = {
     "probe-read": frozenset({"probe-read"}),
     "no-btf": frozenset({"no-btf"}),
     "oldest": frozenset({"perfbuf", "probe-read", "no-btf"}),
+    # The enter/exit pairs where the kernel would read the arguments at the exit.
+    "enter-args": frozenset({"enter-args"}),
 }
 VARIANT_PARAMS = [
     pytest.param(
         name,
         id=name,
         marks=[]
-        if name == "native"
+        if name in ("native", "enter-args")
         else [pytest.mark.variant_capability(f"compat_{name.replace('-', '_')}")],
     )
     for name in VARIANTS
@@ -55,6 +57,7 @@ class Capture:
     ledger: dict[str, Any]
     events: list[SocketEvent]
     lost: int
+    args_at_exit: bool
 
     @property
     def data(self) -> list[SocketEvent]:
@@ -85,7 +88,9 @@ def capture(request: pytest.FixtureRequest) -> Any:
             assert tracer.variant is not None
         # Closed before the tests run: before 4.15 a tracepoint takes one BPF
         # program, and other tests start tracers of their own.
-        yield Capture(compat, tracer.variant, peer.layout, ledger, events, lost)
+        yield Capture(
+            compat, tracer.variant, peer.layout, ledger, events, lost, tracer.args_at_exit
+        )
     finally:
         peer.finish()
 
@@ -97,7 +102,11 @@ def test_programs_attach_and_deliver(capture, record_property):
         record_property("variant", capture.variant.name)
     assert capture.data, "no data events at all"
     assert capture.lost == 0
-    assert capture.variant.ringbuf == ("perfbuf" not in capture.compat and probe_features().ringbuf)
+    features = probe_features()
+    assert capture.variant.ringbuf == ("perfbuf" not in capture.compat and features.ringbuf)
+    # One exit program per data syscall where the kernel allows it (5.15+).
+    old_paths = {"enter-args", "no-btf", "probe-read"}
+    assert capture.args_at_exit == (features.task_pt_regs and not capture.compat & old_paths)
 
 
 @pytest.mark.capability("buffer")
