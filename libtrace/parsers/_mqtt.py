@@ -255,6 +255,30 @@ def _topic_alias(cur: Cursor) -> int | None:
     return alias
 
 
+#: Packets whose 3.1.1 form is exactly two bytes (a packet id, or CONNACK's flags
+#: and code): longer, they carry MQTT 5's reason code and properties.
+_TWO_BYTES_IN_311 = frozenset({PacketType.CONNACK, PacketType.PUBACK, PacketType.PUBREC,
+                               PacketType.PUBREL, PacketType.PUBCOMP, PacketType.UNSUBACK})
+
+
+def _only_v5(header: FixedHeader, body: bytes) -> bool:
+    """Whether a packet can only be MQTT 5's: the evidence a connection whose
+    CONNECT was not seen gives of its version (a PUBLISH gives none: its
+    properties read as payload in 3.1.1)."""
+    ptype = header.ptype
+    if ptype in _TWO_BYTES_IN_311:
+        return header.length > 2
+    if ptype == PacketType.DISCONNECT:
+        return header.length > 0
+    if ptype == PacketType.AUTH:
+        return True
+    if ptype in (PacketType.SUBSCRIBE, PacketType.UNSUBSCRIBE):
+        # 3.1.1's first topic filter has a length of at least one; MQTT 5's
+        # property length (usually 0) comes first and reads as half of it.
+        return len(body) >= 4 and body[2:4] == b"\x00\x00"
+    return False
+
+
 class MqttParser(StreamParser):
     """MQTT 3.1/3.1.1/5.0 over TCP."""
 
@@ -294,8 +318,10 @@ class MqttParser(StreamParser):
         else:
             take = total
         ts = side.ts_at(0)
-        cur = Cursor(bytes(side.buf[header.header_bytes:take]))
-        message = self._body(side, header, cur, ts, total)
+        body = bytes(side.buf[header.header_bytes:take])
+        if self.level is None and _only_v5(header, body):
+            self.level = 5  # mid-stream: no CONNECT said so, this packet's shape does
+        message = self._body(side, header, Cursor(body), ts, total)
         side.consume(take)
         side.skip = total - take
         return message
@@ -423,13 +449,19 @@ class MqttParser(StreamParser):
         end = pos + header.header_bytes + header.length
         if end > len(buf):
             return None
+        body = bytes(buf[pos + header.header_bytes:end])
+        level = self.level
+        if level is None and _only_v5(header, body):
+            self.level = 5  # read it as what it is (_parse then keeps the level)
         try:
-            self._body(side, header, Cursor(bytes(buf[pos + header.header_bytes:end])), 0, 0)
+            self._body(side, header, Cursor(body), 0, 0)
             after = read_fixed_header(buf, end)
             if after is not None:
                 check_flags(after.ptype, after.flags, sender)
         except (MalformedError, TruncatedError, LimitExceededError, ValueError):
             return False
+        finally:
+            self.level = level
         return True
 
     def _resync(self, side: Side) -> bool:

@@ -59,6 +59,8 @@ CLIENT_SECURE_CONNECTION = 1 << 15
 CLIENT_PLUGIN_AUTH_LENENC_DATA = 1 << 21
 CLIENT_DEPRECATE_EOF = 1 << 24
 CLIENT_QUERY_ATTRIBUTES = 1 << 27
+#: COM_STMT_PREPARE_OK: status, statement id, columns, params, filler, warnings.
+PREPARE_OK_BYTES = 12
 
 #: Binary-protocol value sizes by field type (MYSQL_TYPE_*): fixed widths, and
 #: the temporal types whose value starts with its own length byte.  Every other
@@ -486,6 +488,12 @@ class MysqlParser(StreamParser):
         if command is Command.COM_STATISTICS:
             f.update(kind="ok", info=clip(payload.decode("utf-8", "replace")))
             return True
+        if command is None and first == 0x00 and length == PREPARE_OK_BYTES and payload[9] == 0:
+            # Mid-stream, the request unseen: twelve bytes with a zero filler are
+            # a PREPARE's answer (an OK is rarely that long), whose parameter and
+            # column definitions follow; read as an OK, they would each pass
+            # for a result set ("\x03def" counts three columns).
+            command = answer.command = Command.COM_STMT_PREPARE
         if command is Command.COM_STMT_PREPARE and first == 0x00:
             f.update(kind="ok", statement_id=cur.u32le())
             answer.columns, params = cur.u16le(), cur.u16le()

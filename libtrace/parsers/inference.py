@@ -255,9 +255,10 @@ def _kafka(data: bytes, udp: bool) -> Match:
             confidence = 0.5
     if confidence is None:
         return None
-    if size == len(data) - 4 and not kafka_request_reads(data[4:]):
-        # Whole, yet its body does not read as that API's request: a response's
-        # correlation id can pass for an API key and version (the sides swap).
+    if size <= len(data) - 4 and not kafka_request_reads(data[4:4 + size]):
+        # Whole (perhaps with more behind it), yet its body does not read as that
+        # API's request: a response's correlation id can pass for an API key and
+        # version (the sides swap).
         return 0.25, Direction.REQUEST
     return confidence, Direction.REQUEST
 
@@ -287,6 +288,15 @@ def _mqtt_packets(data: bytes) -> list[tuple[int, int, bytes]] | None:
 _MQTT_WITH_TOPIC = frozenset({3, 8, 10})
 
 
+def _topic_filter_at(body: bytes, start: int) -> bool:
+    """Whether a non-empty printable topic filter (length-prefixed) starts at ``start``."""
+    if start < 0:
+        return False
+    length = int.from_bytes(body[start:start + 2], "big")
+    topic = body[start + 2:start + 2 + length]
+    return 0 < length == len(topic) and bool(_PRINTABLE.fullmatch(topic))
+
+
 def _mqtt_plausible(kind: int, flags: int, body: bytes) -> bool:
     """Whether one whole packet (other than CONNECT) holds what its type needs."""
     if kind == 3:  # PUBLISH: a printable topic without wildcards, then the id if QoS > 0
@@ -304,8 +314,9 @@ def _mqtt_plausible(kind: int, flags: int, body: bytes) -> bool:
     if kind in (8, 10):  # SUBSCRIBE, UNSUBSCRIBE: a packet id, then a topic filter
         if len(body) < 5 or body[:2] == b"\0\0":
             return False
-        topic_len = int.from_bytes(body[2:4], "big")
-        return 0 < topic_len <= len(body) - 4 and bool(_PRINTABLE.fullmatch(body[4:4 + topic_len]))
+        # MQTT 5 puts its properties between the two (a one-byte length where short).
+        return any(_topic_filter_at(body, start)
+                   for start in (2, 3 + body[2] if body[2] < 0x80 else -1))  # fmt: skip
     if kind in (9, 11):  # SUBACK, UNSUBACK: a packet id and return codes
         return len(body) >= 2 + (kind == 9) and body[:2] != b"\0\0"
     return False  # CONNACK, DISCONNECT, AUTH: too short to tell from noise alone

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -201,3 +203,16 @@ def test_a_kafka_response_does_not_pass_for_a_request() -> None:
     assert len(answers) > 10
     taken = [a[:12].hex() for a in answers if infer(a).direction is Direction.REQUEST]
     assert taken == []
+    # Nor two of them back to back (a capture that begins between a request and
+    # its answers: the conversation offers the sender's bytes so far, joined).
+    joined = [a + b for a, b in itertools.pairwise(answers)]
+    assert [j[:12].hex() for j in joined if infer(j).direction is Direction.REQUEST] == []
+
+
+def test_mqtt5_unsubscribe_with_its_property_length_is_recognised() -> None:
+    # MQTT 5 puts a property length (here 0) between the packet id and the topic.
+    unsubscribe = _mqtt_packet(0xA2, b"\x00\x05" + b"\x00" + b"\x00\x0blibtrace/v5")
+    assert (infer(unsubscribe).protocol, infer(unsubscribe).direction) == (
+        "mqtt", Direction.REQUEST)
+    garbage = _mqtt_packet(0xA2, b"\x00\x05" + b"\x00" + b"\x00\x0b\x01\x02")
+    assert infer(garbage).protocol is None

@@ -284,3 +284,36 @@ def test_fuzz_every_type_and_flags(ptype: int, flags: int, body: bytes) -> None:
             p.feed(direction, packet(ptype, flags, body), 1)
             for event in p.events():
                 assert isinstance(event, Desync | MqttRequest | MqttResponse)
+
+
+@pytest.mark.parametrize(
+    ("evidence", "sender"),
+    [
+        (ack(4, 3, reason=0x10), "response"),  # PUBACK with a reason code
+        (connack(0, v5=True), "response"),  # CONNACK with properties
+        (subscribe(9, "x/y", v5=True), "request"),  # properties before the first topic
+        (packet(14, 0, b"\x04"), "request"),  # DISCONNECT with a reason code
+    ],
+    ids=["puback-reason", "connack-properties", "subscribe-properties", "disconnect-reason"],
+)
+def test_mid_stream_a_packet_only_mqtt5_has_sets_the_version(evidence: bytes, sender: str):
+    """No CONNECT seen: what follows a packet only MQTT 5 has is read as MQTT 5."""
+    p = MqttParser(mid_stream=True)
+    got = []
+    # In time order, as a conversation feeds them (events read after each chunk).
+    for ts, (direction, data) in enumerate([(sender, evidence),
+                                            ("request", publish("t/1", 1, 5, b"12345", v5=True)),
+                                            ("response", ack(4, 5))]):  # fmt: skip
+        p.feed(direction, data, ts)
+        got += [m for m in p.events() if isinstance(m, MqttRequest | MqttResponse)]
+    assert p.v5
+    publish_ = next(m for m in got if m.packet_type == PacketType.PUBLISH)
+    assert (publish_.topic, publish_.payload_size) == ("t/1", 5)
+
+
+def test_mid_stream_two_byte_acknowledgements_leave_the_version_unknown():
+    p = MqttParser(mid_stream=True)
+    p.feed("response", ack(4, 3) + unsuback(4) + PINGRESP, 1)
+    p.feed("request", unsubscribe(4, "a/b"), 2)
+    assert all(not isinstance(e, Desync) for e in p.events())
+    assert p.level is None
