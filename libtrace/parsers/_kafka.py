@@ -446,6 +446,17 @@ def kafka_request_reads(data: bytes) -> bool:
     return True
 
 
+def _sizes_chain_to_the_end(buf: bytearray) -> bool:
+    """Whether ``buf`` is whole messages back to back, each size fitting."""
+    pos = 0
+    while pos + 4 <= len(buf):
+        size = int.from_bytes(buf[pos:pos + 4], "big", signed=True)
+        if not 4 <= size <= MAX_MESSAGE_SIZE:
+            return False
+        pos += 4 + size
+    return pos == len(buf)
+
+
 class KafkaParser(StreamParser):
     """Kafka over TCP (both directions of one connection)."""
 
@@ -540,18 +551,28 @@ class KafkaParser(StreamParser):
         if not 4 <= size <= MAX_MESSAGE_SIZE:
             return False
         if side.direction is Direction.RESPONSE:
-            if int.from_bytes(buf[pos + 4:pos + 8], "big", signed=True) in self._inflight:
-                return True
-            # A response to a request before the capture began: believed where the
-            # buffer starts and its size ends exactly at the buffer's end or at the
-            # next size that fits (a mid-stream start is usually a message start).
-            # Otherwise a resync hunting for a known correlation id could lock onto
-            # a byte pattern inside it.
+            # Where the message would end, if that is in the buffer: exactly at
+            # its end, or at the next size that fits.  Otherwise a resync hunting
+            # for a known correlation id locks onto a byte pattern inside
+            # another message (a cut response's int32 fields).
             end = pos + 4 + size
-            return pos == 0 and (end == len(buf) or (
+            ends = end == len(buf) or (
                 end + 4 <= len(buf)
                 and 4 <= int.from_bytes(buf[end:end + 4], "big", signed=True) <= MAX_MESSAGE_SIZE
-            ))
+            )
+            correlation = int.from_bytes(buf[pos + 4:pos + 8], "big", signed=True)
+            if correlation in self._inflight:
+                if end < len(buf) < end + 4:
+                    return None  # the next size is not all here yet
+                return ends or end > len(buf)  # one that does not end here yet is believed
+            # A response to a request before the capture began: believed where the
+            # buffer starts (a mid-stream start is usually a message start) when
+            # the sizes from there chain to the buffer's end exactly (bytes inside
+            # a cut message rarely do), and only before the answers of the requests
+            # seen (a broker answers a connection's requests in order; clients
+            # count correlation ids up).
+            earlier = not self._inflight or 0 <= correlation < min(self._inflight)
+            return pos == 0 and earlier and _sizes_chain_to_the_end(buf)
         end = pos + 4 + min(size, MAX_PREFIX_BYTES)
         try:
             header = read_request_header(bytes(buf[pos + 4:end]))

@@ -95,6 +95,12 @@ def _http1(data: bytes, udp: bool) -> Match:
     return None
 
 
+#: Stream ids beyond this do not pass for HTTP/2 mid-connection: 8 million
+#: requests on one connection before the capture began, or, far likelier, four
+#: bytes of another protocol (a cut Kafka answer's int32 fields read as frames).
+MAX_INFERRED_STREAM_ID = 1 << 24
+
+
 def _http2(data: bytes, udp: bool) -> Match:
     if udp:
         return None
@@ -104,7 +110,8 @@ def _http2(data: bytes, udp: bool) -> Match:
     # each header plausible, back to back.
     frames: list[tuple[int, int, int, bytes]] = []  # type, flags, stream id, payload
     pos = 0
-    while pos + 9 <= len(data) and plausible_frame_header(data[pos:pos + 9]):
+    while (pos + 9 <= len(data) and plausible_frame_header(data[pos:pos + 9])
+           and int.from_bytes(data[pos + 5:pos + 9], "big") < MAX_INFERRED_STREAM_ID):
         length = int.from_bytes(data[pos:pos + 3], "big")
         ftype, flags = data[pos + 3], data[pos + 4]
         if ftype in (0, 1) and not length and not (ftype == 0 and flags & 1):

@@ -220,14 +220,26 @@ def test_acks_zero_expects_no_response() -> None:
 def test_response_without_request_is_kept_with_an_error() -> None:
     p = KafkaParser(mid_stream=True)
     p.feed("request", API_VERSIONS, 1)
+    p.feed("response", simple(18, 3, 0, 0, False) + simple(18, 3, 1, 0, False), 2)
+    evs = messages(p.events())
+    # 0 answers a request from before the capture: whole at the buffer's start,
+    # followed by a size that fits, and counted before the request seen (1), it is
+    # kept (an orphan, with an error), and the stream stays aligned for the answer to 1.
+    assert [(m.correlation_id, m.fields().get("error_code")) for m in evs] == [
+        (1, None), (0, None), (1, 0)]
+    assert evs[1].errors == ("no request seen for correlation id 0",)
+
+
+def test_mid_stream_bytes_that_would_answer_after_the_requests_seen_are_not_an_answer() -> None:
+    """A broker answers a connection's requests in order and clients count
+    correlation ids up, so what begins the buffer with an id beyond the requests
+    in flight is the inside of a cut message, not an orphan answer (the resync
+    goes on to the answer of the request seen)."""
+    p = KafkaParser(mid_stream=True)
+    p.feed("request", API_VERSIONS, 1)
     p.feed("response", simple(18, 3, 99, 0, False) + simple(18, 3, 1, 0, False), 2)
     evs = messages(p.events())
-    # 99 answers a request from before the capture: whole at the buffer's start and
-    # followed by a size that fits, it is kept (an orphan, with an error), and the
-    # stream stays aligned for the answer to 1.
-    assert [(m.correlation_id, m.fields().get("error_code")) for m in evs] == [
-        (1, None), (99, None), (1, 0)]
-    assert evs[1].errors == ("no request seen for correlation id 99",)
+    assert [(m.correlation_id, m.fields().get("error_code")) for m in evs] == [(1, None), (1, 0)]
 
 
 def test_unknown_correlation_in_sync() -> None:
