@@ -247,6 +247,26 @@ class _Answer:
     fields: dict[str, object] = field(default_factory=dict)
 
 
+def _ends_at_a_packet(buf: bytearray, end: int) -> bool | None:
+    """Whether a packet that would end at ``end`` ends the buffer there, or is
+    followed by the header of another (a length, then a sequence id that starts
+    a response or continues one): an OK or a ping is a handful of bytes that the
+    inside of a cut packet passes for easily, its end in the right place much
+    less.  None: the buffer does not reach that far yet."""
+    if end == len(buf):
+        return True
+    if end + 4 > len(buf):
+        return None
+    return int.from_bytes(buf[end:end + 3], "little") > 0 and buf[end + 3] <= 3
+
+
+def _query_so_far(buf: bytearray, pos: int) -> bool:
+    """Whether a COM_QUERY's start at ``pos`` reads as SQL text (for one that
+    does not end in the buffer yet: a long statement in several segments)."""
+    text = bytes(buf[pos + 5:pos + 5 + 64])
+    return len(text) >= 16 and text.isascii() and text.decode().isprintable()
+
+
 def looks_like_login(payload: bytes) -> bool:
     """Whether a client's packet is a HandshakeResponse41 (the login), known by
     its shape where the greeting before it was not seen: capabilities with
@@ -590,7 +610,10 @@ class MysqlParser(StreamParser):
                 continue
             first = buf[pos + 4]
             if side.direction is Direction.REQUEST:
-                good = ((seq == 0 and not Command(first).name.startswith(("UNKNOWN", "COM_SLEEP")))
+                ends = _ends_at_a_packet(buf, pos + 4 + length)
+                good = ((seq == 0 and not Command(first).name.startswith(("UNKNOWN", "COM_SLEEP"))
+                         and (ends or (ends is None and first == Command.COM_QUERY
+                                       and _query_so_far(buf, pos))))
                         or (seq == 1 and looks_like_login(bytes(buf[pos + 4:pos + 4 + length]))))
             elif seq == 0:
                 good = first == 0x0A  # greeting
@@ -601,7 +624,8 @@ class MysqlParser(StreamParser):
                 # catalog is always "def", a shape no bytes inside one can fake
                 # by chance as easily as a single byte pattern
                 after = pos + 4 + length
-                good = (1 <= seq <= 3 and first in (0x00, 0xFF) and length < 1024) or (
+                good = (1 <= seq <= 3 and first in (0x00, 0xFF) and length < 1024
+                        and _ends_at_a_packet(buf, after) is True) or (
                     seq == 1 and length <= 9 and buf[after + 3:after + 8] == b"\x02\x03def")
             if good:
                 side.consume(pos)

@@ -322,6 +322,35 @@ def test_mid_stream_resync() -> None:
     assert got == ["SELECT 3", "ok"]
 
 
+def test_mid_stream_a_long_query_in_several_segments_is_found_at_its_start() -> None:
+    """A statement longer than the resync keeps (8 KiB) that does not end in the
+    first segments: its start reads as SQL text, so the resync takes it there,
+    before the rest arrives (waiting for its end would cut its start off)."""
+    sql = "SELECT " + ", ".join(f"col_{i}" for i in range(2000)) + " FROM wide"
+    wire = query(sql)
+    p = MysqlParser(mid_stream=True)
+    got = []
+    for at in range(0, len(wire), 4096):
+        p.feed("request", wire[at:at + 4096], at)
+        got += messages(p.events())
+    assert [m.fields().get("query")[:30] for m in got] == [sql[:30]]
+
+
+def test_mid_stream_the_inside_of_a_cut_ok_is_not_an_answer() -> None:
+    """The last eight bytes of an OK (``01 00 01 00 02 00 00 00``) hold a
+    length, a sequence id 2 and a 0x00 that pass for another OK's header; its
+    end falls nowhere near a packet boundary, so it is not taken, and the
+    answers that follow stay paired with their commands."""
+    p = MysqlParser(mid_stream=True)
+    got = _records(p, ("response", ok(1, affected=1)[3:]),
+                   ("request", command(0x02, b"shop")), ("response", ok(1)),
+                   ("request", command(0x0E)), ("response", ok(1)))  # fmt: skip
+    paired = [(r.request.fields()["command"], r.response.fields()["kind"])
+              for r in got if r.request and r.response]  # fmt: skip
+    assert paired == [("COM_INIT_DB", "ok"), ("COM_PING", "ok")]
+    assert not [r for r in got if r.request is None]  # no stray answer of its own
+
+
 @pytest.mark.parametrize("bad", [pkt(0, b""), pkt(1, b"\x03")])
 def test_bad_packets_desync(bad: bytes) -> None:
     p = MysqlParser(mid_stream=False)
