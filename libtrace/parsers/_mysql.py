@@ -31,16 +31,17 @@ ERR.  The greeting is emitted alone.  Pairing is in order (FIFO).
 from __future__ import annotations
 
 import enum
+import struct
 from collections import deque
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from ._base import SKIP_TO_EOF, Side, StreamParser, Transport
 from ._cursor import Cursor
 from ._enums import open_enum
 from ._errors import MalformedError, TruncatedError
 from ._events import Direction, Message, Status, clip
-from ._limits import MAX_PENDING_REQUESTS
+from ._limits import MAX_ARGS_KEPT, MAX_PENDING_REQUESTS
 
 #: Payload bytes of one packet that are buffered and read (enough for any
 #: OK/ERR/EOF, greeting, login or column definition, and for a query's
@@ -145,15 +146,26 @@ class MysqlRequest(Message):
     protocol: ClassVar[str] = "mysql"
     direction: ClassVar[Direction] = Direction.REQUEST
 
+    _NOT_FIELDS: ClassVar[frozenset[str]] = frozenset({"ts_ns", "size", "errors", "attributes"})
+
     command: Command
     query: str | None = None
     statement_id: int | None = None
     database: str | None = None
     user: str | None = None
+    #: COM_QUERY's query attributes (MySQL 8.0.23+), as (name, value) pairs;
+    #: in the record an ``attributes`` object, present only when there are some
+    attributes: tuple[tuple[str, AttributeValue], ...] = ()
 
     @property
     def expects_response(self) -> bool:
         return self.command not in NO_RESPONSE
+
+    def fields(self) -> dict[str, Any]:
+        out = Message.fields(self)
+        if self.attributes:
+            out["attributes"] = dict(self.attributes)
+        return out
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -205,28 +217,67 @@ def lenenc(cur: Cursor) -> int | None:
     raise MalformedError("0xFF is not a length-encoded integer")
 
 
-def _skip_query_attributes(cur: Cursor) -> None:
-    """Move past COM_QUERY's attributes: counts, then (if any) bitmap, types, names, values."""
+#: A query attribute's value as a record shows it: integers and floats as
+#: numbers, dates and times as ISO text, everything else as text; None: NULL.
+AttributeValue = int | float | str | None
+_INTEGER_TYPES = frozenset({1, 2, 3, 8, 9, 13})  # TINY, SHORT, LONG, LONGLONG, INT24, YEAR
+_FLOAT_FORMATS = {4: "<f", 5: "<d"}  # FLOAT, DOUBLE
+
+
+def _temporal(kind: int, data: bytes) -> str:
+    """A binary-protocol DATE/DATETIME/TIMESTAMP (7, 10, 12) or TIME (11) as text."""
+    if kind == 11:  # TIME: is_negative, days, hours, minutes, seconds[, microseconds]
+        if len(data) < 8:
+            return "00:00:00"
+        negative, days = data[0], int.from_bytes(data[1:5], "little")
+        clock = f"{days * 24 + data[5]:02d}:{data[6]:02d}:{data[7]:02d}"
+        micros = int.from_bytes(data[8:12], "little") if len(data) >= 12 else 0
+        return ("-" if negative else "") + clock + (f".{micros:06d}" if micros else "")
+    year = int.from_bytes(data[0:2], "little") if len(data) >= 4 else 0
+    month, day = (data[2], data[3]) if len(data) >= 4 else (0, 0)
+    date = f"{year:04d}-{month:02d}-{day:02d}"
+    if kind == 10:  # DATE
+        return date
+    hour, minute, second = (data[4], data[5], data[6]) if len(data) >= 7 else (0, 0, 0)
+    micros = int.from_bytes(data[7:11], "little") if len(data) >= 11 else 0
+    return f"{date} {hour:02d}:{minute:02d}:{second:02d}" + (f".{micros:06d}" if micros else "")
+
+
+def _attribute_value(cur: Cursor, kind: int, unsigned: bool) -> AttributeValue:
+    if kind in _INTEGER_TYPES:
+        size = _FIXED_VALUE_BYTES[kind]
+        return int.from_bytes(cur.bytes(size), "little", signed=not unsigned)
+    if kind in _FLOAT_FORMATS:
+        return float(struct.unpack(_FLOAT_FORMATS[kind], cur.bytes(_FIXED_VALUE_BYTES[kind]))[0])
+    if kind == 6:  # MYSQL_TYPE_NULL
+        return None
+    if kind in _TEMPORAL_TYPES:
+        return _temporal(kind, cur.bytes(cur.u8()))
+    return clip(cur.bytes(lenenc(cur) or 0).decode("utf-8", "replace"))
+
+
+def _query_attributes(cur: Cursor) -> tuple[tuple[str, AttributeValue], ...]:
+    """COM_QUERY's attributes (MySQL 8.0.23+): counts, then (if any) the NULL
+    bitmap, the types with the names, the values; the first MAX_ARGS_KEPT kept."""
     count = lenenc(cur) or 0
     lenenc(cur)  # parameter sets: always 1
     if count == 0:
-        return
+        return ()
     nulls = cur.bytes((count + 7) // 8)
     if cur.u8() != 1:
         raise MalformedError("query attributes without their types")
-    types = []
+    declared = []
     for _ in range(count):
-        types.append(cur.u16le() & 0xFF)  # the high byte holds the unsigned flag
-        cur.skip(lenenc(cur) or 0)  # the attribute's name
-    for index, kind in enumerate(types):
-        if nulls[index // 8] & (1 << (index % 8)):
-            continue  # a NULL attribute has no value
-        if kind in _FIXED_VALUE_BYTES:
-            cur.skip(_FIXED_VALUE_BYTES[kind])
-        elif kind in _TEMPORAL_TYPES:
-            cur.skip(cur.u8())
-        else:
-            cur.skip(lenenc(cur) or 0)
+        kind = cur.u16le()  # the high byte holds the unsigned flag
+        name = cur.bytes(lenenc(cur) or 0).decode("utf-8", "replace")
+        declared.append((clip(name), kind & 0xFF, bool(kind & 0x8000)))
+    kept: list[tuple[str, AttributeValue]] = []
+    for index, (name, kind, unsigned) in enumerate(declared):
+        null = nulls[index // 8] & (1 << (index % 8))
+        value = None if null else _attribute_value(cur, kind, unsigned)
+        if len(kept) < MAX_ARGS_KEPT:
+            kept.append((name, value))
+    return tuple(kept)
 
 
 @dataclass(slots=True)
@@ -338,8 +389,9 @@ class MysqlParser(StreamParser):
         cur = Cursor(payload)
         command = Command(cur.u8())
         query = database = statement = None
+        attributes: tuple[tuple[str, AttributeValue], ...] = ()
         if command is Command.COM_QUERY and self._has_query_attributes(payload):
-            _skip_query_attributes(cur)
+            attributes = _query_attributes(cur)
         errors: tuple[str, ...] = ()
         if command in TEXT_COMMANDS:
             text = cur.rest().decode("utf-8", "replace")
@@ -355,7 +407,7 @@ class MysqlParser(StreamParser):
             statement = cur.u32le()
         return self._push(MysqlRequest(ts_ns=ts, size=4 + length, command=command, query=query,
                                        database=database, statement_id=statement,
-                                       errors=errors, _parsed=True))
+                                       attributes=attributes, errors=errors, _parsed=True))
 
     def _has_query_attributes(self, payload: bytes) -> bool:
         """Whether this COM_QUERY starts with query attributes (MySQL 8.0.23+).

@@ -24,8 +24,8 @@ so, and a PUBLISH before that evidence keeps its property length in the
 payload; tails of only acknowledgements and DISCONNECT on a non-standard port
 stay unrecognised), MySQL 36 of 44 (tails of only COM_PING, COM_QUIT and
 COM_STMT_CLOSE on a non-standard port: five to nine bytes that no signature
-can tell from noise).  Inside a packet: MySQL 108 of 132 (the same tails),
-MQTT 60 of 120.
+can tell from noise).  Inside a packet: MySQL 108 of 132 (the same tails, and
+an EXECUTE whose PREPARE was cut), MQTT 60 of 120.
 """
 
 from __future__ import annotations

@@ -417,17 +417,27 @@ def _queries(parser: MysqlParser, *chunks: tuple[str, bytes]) -> list[str | None
             if r.request is not None and r.request.command.name == "COM_QUERY"]
 
 
-@pytest.mark.parametrize("attributes", [
-    pytest.param([], id="none"),
+@pytest.mark.parametrize(("attributes", "shown"), [
+    pytest.param([], None, id="none"),
     pytest.param([(253, "trace_id", lstr("4bf92f35")), (8, "n", struct.pack("<q", -7)),
-                  (253, "gone", None), (12, "at", b"\x04\xe9\x07\x0c\x06")], id="four"),
-])
-def test_query_attributes_are_not_part_of_the_sql(attributes: list) -> None:
+                  (253, "gone", None), (12, "at", b"\x04\xe9\x07\x0c\x06")],
+                 {"trace_id": "4bf92f35", "n": -7, "gone": None, "at": "2025-12-06 00:00:00"},
+                 id="four"),
+    pytest.param([(0x8008, "big", struct.pack("<Q", 2**64 - 1)),
+                  (5, "ratio", struct.pack("<d", 0.25)),
+                  (10, "day", b"\x04\xe9\x07\x01\x1f"),
+                  (11, "span", b"\x08\x01" + b"\x01\x00\x00\x00" + b"\x02\x03\x04")],
+                 {"big": 2**64 - 1, "ratio": 0.25, "day": "2025-01-31", "span": "-26:03:04"},
+                 id="unsigned-double-date-time"),
+])  # fmt: skip
+def test_query_attributes_are_decoded_and_not_part_of_the_sql(attributes: list, shown) -> None:
     parser = MysqlParser()
-    got = _queries(parser, ("response", greeting(ATTRS)), ("request", login(ATTRS)),
-                   ("response", ok(2)), ("request", attributed_query("SELECT 1", attributes)),
-                   ("response", resultset(1, [["1"]], False)))
-    assert got == ["SELECT 1"]
+    records = _records(parser, ("response", greeting(ATTRS)), ("request", login(ATTRS)),
+                       ("response", ok(2)), ("request", attributed_query("SELECT 1", attributes)),
+                       ("response", resultset(1, [["1"]], False)))  # fmt: skip
+    (request,) = [r.request for r in records if r.request and r.request.command.name == "COM_QUERY"]
+    assert request.query == "SELECT 1"
+    assert request.fields().get("attributes") == shown  # absent without attributes
 
 
 def test_query_attributes_mid_stream_are_recognised_from_the_payload() -> None:
