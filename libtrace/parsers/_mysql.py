@@ -26,12 +26,22 @@ or a row).  A packet that turns out to start the next response is replayed
 into it.  The handshake's auth switch and
 extra auth packets are absorbed; the login request pairs with the final OK or
 ERR.  The greeting is emitted alone.  Pairing is in order (FIFO).
+
+The compressed protocol (CLIENT_COMPRESS in both the greeting and the login)
+starts after the login's OK: from there each direction is a sequence of
+compressed packets (a 3-byte length, a sequence id, the 3-byte length of the
+uncompressed payload, 0 where it was sent as it is), each one zlib stream of
+whole or partial packets of the protocol above.  :class:`_Inflater` turns
+them back into that stream before the base class buffers it.  zstd
+(CLIENT_ZSTD_COMPRESSION_ALGORITHM, MySQL 8.0.18+) has no decoder in the
+standard library here: such a connection says so and is skipped from there.
 """
 
 from __future__ import annotations
 
 import enum
 import struct
+import zlib
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -55,10 +65,12 @@ CONTINUED = 0xFFFFFF
 #: Capability flags (``CLIENT_*``) the parser reads.
 CLIENT_CONNECT_WITH_DB = 1 << 3
 CLIENT_PROTOCOL_41 = 1 << 9
+CLIENT_COMPRESS = 1 << 5
 CLIENT_SSL = 1 << 11
 CLIENT_SECURE_CONNECTION = 1 << 15
 CLIENT_PLUGIN_AUTH_LENENC_DATA = 1 << 21
 CLIENT_DEPRECATE_EOF = 1 << 24
+CLIENT_ZSTD_COMPRESSION_ALGORITHM = 1 << 26
 CLIENT_QUERY_ATTRIBUTES = 1 << 27
 #: COM_STMT_PREPARE_OK: status, statement id, columns, params, filler, warnings.
 PREPARE_OK_BYTES = 12
@@ -328,6 +340,49 @@ def looks_like_login(payload: bytes) -> bool:
             and payload[8] != 0 and payload[9:28] == bytes(19))
 
 
+#: Compressed packets longer than this are taken as corrupt (a packet carries
+#: at most 16 MiB before compression).
+MAX_COMPRESSED_BYTES = 1 << 24
+
+
+class _Inflater:
+    """One direction of the compressed protocol back into plain packets."""
+
+    def __init__(self) -> None:
+        self._raw = bytearray()
+
+    def feed(self, data: bytes) -> bytes:
+        """The plain bytes of the compressed packets that ``data`` completes.
+
+        Raises:
+            MalformedError: a compressed packet that does not inflate to its length.
+        """
+        self._raw += data
+        out = bytearray()
+        raw = self._raw
+        while len(raw) >= 7:
+            size, plain = int.from_bytes(raw[:3], "little"), int.from_bytes(raw[4:7], "little")
+            if size > MAX_COMPRESSED_BYTES or plain > MAX_COMPRESSED_BYTES:
+                raise MalformedError(f"compressed packet of {size} bytes ({plain} plain)")
+            if len(raw) < 7 + size:
+                break
+            body = bytes(raw[7:7 + size])
+            del raw[:7 + size]
+            if not plain:
+                out += body  # sent as it is (short payloads)
+                continue
+            inflater = zlib.decompressobj()
+            try:
+                inner = inflater.decompress(body, plain + 1)
+            except zlib.error as exc:
+                raise MalformedError(f"compressed packet: {exc}") from None
+            if len(inner) != plain:
+                raise MalformedError(f"compressed packet inflates to {len(inner)} bytes, "
+                                     f"not {plain}")  # fmt: skip
+            out += inner
+        return bytes(out)
+
+
 class MysqlParser(StreamParser):
     """MySQL and MariaDB over TCP."""
 
@@ -345,6 +400,57 @@ class MysqlParser(StreamParser):
         self._answer: _Answer | None = None
         self._ready: deque[Message] = deque()
         self._continued = {d: False for d in Direction}
+        #: the compressed protocol, per direction, once the login's OK started it
+        self._inflaters: dict[Direction, _Inflater] | None = None
+        #: the login's OK was parsed with compression agreed: switch after it
+        self._compress_next = False
+
+    # -- the compressed protocol -----------------------------------------------------------
+    def feed(self, direction: Direction | str, data: bytes, ts_ns: int) -> None:
+        if self._inflaters is None or not data:
+            super().feed(direction, data, ts_ns)
+            return
+        side = self._sides[Direction(direction)]
+        if side.skip == SKIP_TO_EOF:
+            return
+        try:
+            plain = self._inflaters[side.direction].feed(data)
+        except MalformedError as exc:
+            self._unreadable(side, ts_ns, str(exc))
+            return
+        if plain:
+            super().feed(direction, plain, ts_ns)
+
+    def feed_gap(self, direction: Direction | str, size: int, ts_ns: int) -> None:
+        if self._inflaters is None:
+            super().feed_gap(direction, size, ts_ns)
+            return
+        # A compressed packet's bytes are missing: the next one's start is unknown.
+        self._unreadable(self._sides[Direction(direction)], ts_ns, f"{size} bytes missing")
+
+    def _unreadable(self, side: Side, ts_ns: int, why: str) -> None:
+        side.consume(len(side.buf))
+        side.desync(ts_ns, f"compressed protocol: {why}; the rest is not parsed")
+        side.skip = SKIP_TO_EOF
+
+    def _start_compression(self, ts_ns: int) -> None:
+        """From the login's OK on: what either side buffered past it is compressed."""
+        self._compress_next = False
+        self._inflaters = {d: _Inflater() for d in Direction}
+        for side in self._sides.values():
+            rest = bytes(side.buf)
+            side.consume(len(side.buf))
+            if rest:
+                self.feed(side.direction, rest, ts_ns)
+
+    def _agreed_compression(self) -> str | None:
+        """The compression both sides asked for ("zlib", "zstd"), or None."""
+        both = (self.client_caps or 0) & (self.server_caps or 0)
+        if both & CLIENT_COMPRESS:
+            return "zlib"
+        if both & CLIENT_ZSTD_COMPRESSION_ALGORITHM:
+            return "zstd"
+        return None
 
     # -- framing ---------------------------------------------------------------------------
     def _parse(self, side: Side) -> Message | None:
@@ -374,6 +480,8 @@ class MysqlParser(StreamParser):
         side.consume(4 + want)
         if side.skip != SKIP_TO_EOF:
             side.skip = length - want
+        if self._compress_next:
+            self._start_compression(ts)
         return message
 
     # -- requests --------------------------------------------------------------------------
@@ -502,7 +610,16 @@ class MysqlParser(StreamParser):
             f.pop("last_insert_id", None)
         elif answer.command in ROWS_ONLY_COMMANDS and kind != "error":
             f.update(rows=answer.rows)
-        return MysqlResponse(ts_ns=answer.ts, size=answer.size, kind=kind,
+        errors: tuple[str, ...] = ()
+        if answer.command is Command.LOGIN and kind == "ok":
+            compression = self._agreed_compression()
+            if compression == "zlib":
+                self._compress_next = True
+            elif compression == "zstd":
+                for side in self._sides.values():
+                    side.skip = SKIP_TO_EOF
+                errors = ("zstd-compressed protocol: the rest of the connection is not parsed",)
+        return MysqlResponse(ts_ns=answer.ts, size=answer.size, kind=kind, errors=errors,
                              _parsed=True, **f)  # type: ignore[arg-type]
 
     def _greeting(self, payload: bytes, length: int, ts: int) -> Message:

@@ -8,8 +8,10 @@ from hypothesis import strategies as st
 
 from libtrace.parsers import Desync, MysqlParser, MysqlRequest, MysqlResponse, Pairer, Status
 from libtrace.parsers._mysql import (
+    CLIENT_COMPRESS,
     CLIENT_DEPRECATE_EOF,
     CLIENT_QUERY_ATTRIBUTES,
+    CLIENT_ZSTD_COMPRESSION_ALGORITHM,
     MAX_PACKET_PREFIX_BYTES,
 )
 
@@ -513,3 +515,69 @@ def test_a_query_longer_than_the_field_limit_is_flagged_truncated() -> None:
     parser.feed("request", len(short).to_bytes(3, "little") + b"\x00" + short, 2)
     (request,) = messages(parser.events())
     assert request.errors == ()
+
+
+# -- the compressed protocol (CLIENT_COMPRESS) ---------------------------------------------------
+def compressed(seq: int, plain: bytes, deflate: bool = True) -> bytes:
+    """One compressed packet (the protocol's framing, zlib from the standard library)."""
+    import zlib
+
+    body = zlib.compress(plain) if deflate else plain
+    return len(body).to_bytes(3, "little") + bytes([seq]) + (
+        len(plain) if deflate else 0).to_bytes(3, "little") + body
+
+
+COMPRESS = CAPS | CLIENT_COMPRESS
+
+
+def test_compressed_protocol_after_the_login_is_inflated() -> None:
+    """After the login's OK, each direction is compressed packets: one deflated,
+    one sent as it is (short), and a result set split across two of them."""
+    answer = resultset(2, [["1", "apple"], ["2", "pear"]], False)
+    parser = MysqlParser()
+    records = _records(
+        parser, ("response", greeting(COMPRESS)), ("request", login(COMPRESS)),
+        ("response", ok(2)),
+        ("request", compressed(0, query("SELECT id, name FROM items"))),
+        ("response", compressed(0, answer[:20]) + compressed(1, answer[20:])),
+        ("request", compressed(1, command(0x0E), deflate=False)),
+        ("response", compressed(2, ok(1), deflate=False)),
+    )  # fmt: skip
+    got = [(r.request.fields()["command"], r.request.query, r.response.fields()["kind"],
+            r.response.fields().get("rows")) for r in records if r.request and r.response]
+    assert got == [("LOGIN", None, "ok", None),
+                   ("COM_QUERY", "SELECT id, name FROM items", "resultset", 2),
+                   ("COM_PING", None, "ok", None)]  # fmt: skip
+
+
+def test_compression_asked_by_one_side_only_is_not_in_force() -> None:
+    parser = MysqlParser()
+    got = _queries(parser, ("response", greeting(CAPS)), ("request", login(COMPRESS)),
+                   ("response", ok(2)), ("request", query("SELECT 1")))
+    assert got == ["SELECT 1"]
+
+
+def test_a_corrupt_compressed_packet_says_so_and_stops() -> None:
+    parser = MysqlParser()
+    events = []
+    for i, (direction, data) in enumerate([
+        ("response", greeting(COMPRESS)), ("request", login(COMPRESS)), ("response", ok(2)),
+        ("request", b"\x05\x00\x00\x00\x09\x00\x00" + b"notzl"),
+        ("request", compressed(1, query("SELECT 2"))),
+    ]):  # fmt: skip
+        parser.feed(direction, data, i)
+        events += parser.events()
+    desyncs = [e.reason for e in events if isinstance(e, Desync)]
+    assert desyncs and desyncs[0].startswith("compressed protocol:")
+    assert not [e for e in events if isinstance(e, MysqlRequest) and e.query == "SELECT 2"]
+
+
+def test_zstd_compression_is_named_and_the_rest_skipped() -> None:
+    zstd = CAPS | CLIENT_ZSTD_COMPRESSION_ALGORITHM
+    parser = MysqlParser()
+    records = _records(parser, ("response", greeting(zstd)), ("request", login(zstd)),
+                       ("response", ok(2)), ("request", b"\x28\xb5\x2f\xfd" * 4))
+    (login_record,) = [r for r in records if r.request and r.request.command.name == "LOGIN"]
+    assert [r for r in records if r.request and r.request.command.name != "LOGIN"] == []
+    assert login_record.response.errors == (
+        "zstd-compressed protocol: the rest of the connection is not parsed",)
