@@ -21,7 +21,7 @@ from ._live import env, redis_server, run_clients
 
 CLI = [sys.executable, "-m", "libtrace.cli", "trace"]
 #: Seconds the CLI traces: start-up plus the clients' few commands.
-TRACE_S = 4.0
+TRACE_S = 6.0
 REDIS_PORT, HTTP_PORT = 26382, 28080
 
 needs_servers = pytest.mark.skipif(
