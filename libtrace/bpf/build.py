@@ -58,6 +58,13 @@ class Variant:
         return "+".join(parts)
 
     @property
+    def args_at_exit(self) -> bool:
+        """Whether the object carries the data syscalls' exits that read their own
+        arguments (``lt_exitr_*``; socket_trace.bpf.c compiles them where BTF and
+        bpf_probe_read_user both are)."""
+        return self.btf and self.probe_read_user
+
+    @property
     def object_name(self) -> str:
         return f"socket_trace.{self.name.replace('+', '.')}.bpf.o"
 

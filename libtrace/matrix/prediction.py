@@ -28,6 +28,7 @@ from ..bpf.build import Variant, object_path
 from ..bpf.objinfo import ObjectInfo, check_limits, inspect_object
 from ..errors import ConfigError
 from ..tracer import _libbpf
+from ..tracer.probe import ARGS_AT_EXIT_PREFIX
 
 Version = tuple[int, int]
 KernelConfig = dict[str, str]
@@ -118,10 +119,9 @@ def _object_info(variant: Variant) -> ObjectInfo:
     return inspect_object(object_path(variant))
 
 
-#: The data syscalls' exits that read their own arguments (``lt_exitr_*``): the
-#: tracer loads them only where the kernel has the helpers they call, and the
-#: enter/exit pairs elsewhere (probe.choose_args_at_exit).
-ARGS_AT_EXIT_PREFIX = "lt_exitr_"
+#: The data syscalls' exits that read their own arguments: the tracer loads
+#: them only where the kernel has the helpers they call, and the enter/exit
+#: pairs elsewhere (probe.choose_args_at_exit).
 ARGS_AT_EXIT_SINCE = max(
     features.HELPERS[_libbpf.BPF_FUNC_task_pt_regs].since,
     features.HELPERS[_libbpf.BPF_FUNC_get_current_task_btf].since,

@@ -446,14 +446,19 @@ def kafka_request_reads(data: bytes) -> bool:
     return True
 
 
+def _size_fits_at(buf: bytearray, pos: int) -> bool:
+    """Whether a message size that fits is at ``pos`` (all four bytes of it)."""
+    return pos + 4 <= len(buf) and (
+        4 <= int.from_bytes(buf[pos:pos + 4], "big", signed=True) <= MAX_MESSAGE_SIZE)
+
+
 def _sizes_chain_to_the_end(buf: bytearray) -> bool:
     """Whether ``buf`` is whole messages back to back, each size fitting."""
     pos = 0
-    while pos + 4 <= len(buf):
-        size = int.from_bytes(buf[pos:pos + 4], "big", signed=True)
-        if not 4 <= size <= MAX_MESSAGE_SIZE:
+    while pos < len(buf):
+        if not _size_fits_at(buf, pos):
             return False
-        pos += 4 + size
+        pos += 4 + int.from_bytes(buf[pos:pos + 4], "big")
     return pos == len(buf)
 
 
@@ -556,10 +561,7 @@ class KafkaParser(StreamParser):
             # for a known correlation id locks onto a byte pattern inside
             # another message (a cut response's int32 fields).
             end = pos + 4 + size
-            ends = end == len(buf) or (
-                end + 4 <= len(buf)
-                and 4 <= int.from_bytes(buf[end:end + 4], "big", signed=True) <= MAX_MESSAGE_SIZE
-            )
+            ends = end == len(buf) or _size_fits_at(buf, end)
             correlation = int.from_bytes(buf[pos + 4:pos + 8], "big", signed=True)
             if correlation in self._inflight:
                 if end < len(buf) < end + 4:

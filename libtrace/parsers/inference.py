@@ -297,8 +297,6 @@ _MQTT_WITH_TOPIC = frozenset({3, 8, 10})
 
 def _topic_filter_at(body: bytes, start: int) -> bool:
     """Whether a non-empty printable topic filter (length-prefixed) starts at ``start``."""
-    if start < 0:
-        return False
     length = int.from_bytes(body[start:start + 2], "big")
     topic = body[start + 2:start + 2 + length]
     return 0 < length == len(topic) and bool(_PRINTABLE.fullmatch(topic))
@@ -322,8 +320,8 @@ def _mqtt_plausible(kind: int, flags: int, body: bytes) -> bool:
         if len(body) < 5 or body[:2] == b"\0\0":
             return False
         # MQTT 5 puts its properties between the two (a one-byte length where short).
-        return any(_topic_filter_at(body, start)
-                   for start in (2, 3 + body[2] if body[2] < 0x80 else -1))  # fmt: skip
+        starts = (2, 3 + body[2]) if body[2] < 0x80 else (2,)
+        return any(_topic_filter_at(body, start) for start in starts)
     if kind in (9, 11):  # SUBACK, UNSUBACK: a packet id and return codes
         return len(body) >= 2 + (kind == 9) and body[:2] != b"\0\0"
     return False  # CONNACK, DISCONNECT, AUTH: too short to tell from noise alone

@@ -8,6 +8,8 @@ import json
 import sys
 from typing import Any
 
+from ..parsers import clip
+
 EXIT_OK, EXIT_USAGE = 0, 2
 
 
@@ -50,13 +52,13 @@ MAX_VALUE_CHARS = 60
 
 def _text(key: str, value: Any) -> str:
     if isinstance(value, list):
-        text = ", " .join(_text(key, item) for item in value) if value and isinstance(
+        text = ", ".join(_text(key, item) for item in value) if value and isinstance(
             value[0], dict) else " ".join(str(item) for item in value)  # fmt: skip
     elif isinstance(value, dict):  # a DNS answer
         text = " ".join(str(value[k]) for k in ("type", "data") if k in value)
     else:
         text = LABELS.get(key, "{}").format(value)
-    return text if len(text) <= MAX_VALUE_CHARS else text[: MAX_VALUE_CHARS - 1] + "…"
+    return clip(text, MAX_VALUE_CHARS)
 
 
 def _summary(message: dict[str, Any] | None, keys: tuple[str, ...]) -> str:

@@ -33,6 +33,9 @@ DATA_SYSCALLS = (
     "read", "write", "readv", "writev", "sendto", "recvfrom", "sendmsg", "recvmsg",
     "sendmmsg", "recvmmsg",
 )  # fmt: skip
+#: The data syscalls' exit programs that read their own arguments are named so
+#: (socket_trace.bpf.c's DATA_EXIT_REGS), where Variant.args_at_exit has them.
+ARGS_AT_EXIT_PREFIX = "lt_exitr_"
 #: Syscall tracepoints every variant attaches to.
 SYSCALLS = (*DATA_SYSCALLS, "connect", "accept", "accept4", "close")
 #: Extra ones the no-BTF variant needs to track sockets.
@@ -122,7 +125,7 @@ def choose_args_at_exit(
     if "enter-args" in force:
         reasons.append(f"{feature}: off (forced by enter-args)")
         return False
-    if not (variant.btf and variant.probe_read_user):
+    if not variant.args_at_exit:
         reasons.append(f"{feature}: off (it needs the BTF object with bpf_probe_read_user)")
         return False
     if not features.task_pt_regs:

@@ -56,6 +56,7 @@ from .inflight import blocked_syscalls
 from .kversion import linux_version_code
 from .mounts import FORK_CHILD_PID_CLASSIC, ensure_bpffs, tracepoint_field_offset
 from .probe import (
+    ARGS_AT_EXIT_PREFIX,
     DATA_SYSCALLS,
     FD_SYSCALLS,
     NO_BTF_SYSCALLS,
@@ -414,14 +415,14 @@ class Tracer:
         (``lt_exitr_*``), else the enter/exit pairs; the objects without the
         ``lt_exitr_*`` programs leave the pairs as they are."""
         assert self.variant is not None
-        if not (self.variant.btf and self.variant.probe_read_user):
+        if not self.variant.args_at_exit:
             return
         for name in DATA_SYSCALLS:
             if self.args_at_exit:
                 obj.set_autoload(f"lt_enter_{name}", False)
                 obj.set_autoload(f"lt_exit_{name}", False)
             if not self.args_at_exit or name in missing:
-                obj.set_autoload(f"lt_exitr_{name}", False)
+                obj.set_autoload(ARGS_AT_EXIT_PREFIX + name, False)
 
     def _choose_uprobe_links(self, obj: _libbpf.BpfObject) -> bool:
         """uprobe_multi links where the kernel has them (probed), else perf events."""
