@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -96,12 +97,18 @@ def _one(scenario: str, args: argparse.Namespace, err: Console) -> CheckResult:
     stem = f"check-{scenario}-{args.backend}"
     if args.report is not None:
         args.report.mkdir(parents=True, exist_ok=True)
-    keep = args.report / f"{stem}.pcap" if args.report is not None else None
-    with err.status(f"{scenario}: starting") as status:
-        result = run_check(
-            scenario, args.backend, host=args.host, port=args.port, keep_pcap=keep,
-            progress=lambda step: status.update(f"{scenario}: {step}"),
-        )  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="libtrace-check-") as tmp:
+        # --write-expected needs the capture: tshark must agree with the wire's records
+        keep = args.report / f"{stem}.pcap" if args.report is not None else None
+        if keep is None and args.write_expected:
+            keep = Path(tmp) / f"{stem}.pcap"
+        with err.status(f"{scenario}: starting") as status:
+            result = run_check(
+                scenario, args.backend, host=args.host, port=args.port, keep_pcap=keep,
+                progress=lambda step: status.update(f"{scenario}: {step}"),
+            )  # fmt: skip
+        if args.write_expected and keep is not None:
+            _oracle_agrees(keep)
     if args.report is not None:
         report = args.report / f"{stem}.json"
         report.write_text(json.dumps(result.to_json(), indent=2) + "\n")
@@ -111,6 +118,22 @@ def _one(scenario: str, args: argparse.Namespace, err: Console) -> CheckResult:
         err.print(f"{scenario}: wrote {sum(result.wire_expected.values())} expected records "
                   f"to {path}", highlight=False)  # fmt: skip
     return result
+
+
+def _oracle_agrees(pcap: Path) -> None:
+    """Expected files are written only when tshark reads the wire as libtrace does.
+
+    Raises:
+        CheckError: it does not, or tshark is missing.
+    """
+    from ..pcap import analyze
+    from ..pcap.oracle import OracleDisagrees, OracleUnavailable, verify
+    from ._errors import CheckError
+
+    try:
+        verify(str(pcap), [json.loads(json.dumps(r)) for r in analyze(str(pcap))])
+    except (OracleDisagrees, OracleUnavailable) as exc:
+        raise CheckError(f"not writing expected records: {exc}") from exc
 
 
 __all__ = ["EXIT_AGREE", "EXIT_DIFFER", "EXIT_UNUSABLE", "add_check_command", "run"]

@@ -8,8 +8,11 @@ packaged), captures with ``tcpdump -i lo``, runs the service's deterministic
 traffic script (curl, nghttp, h2load, redis-cli, dig, getent, PyMySQL,
 mysql-connector-python, paho-mqtt, kafka-python, raw sockets), and writes
 ``<name>.pcap`` and, beside it, ``<name>.expected.jsonl``: the records
-``libtrace pcap --json`` prints for it (review them when they change).
-Needs root for tcpdump and the Debian packages named in each scenario.
+``libtrace pcap --json`` prints for it (review them when they change).  It
+refuses to write them when tshark, the independent oracle
+(:mod:`libtrace.pcap.oracle`), disagrees with any record: the expected
+files are then never just the parser's own say.  Needs root for tcpdump,
+tshark, and the Debian packages named in each scenario.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from pathlib import Path
 
 from ..services import SERVICES, start
 from ._session import analyze
+from .oracle import OracleDisagrees, OracleUnavailable, verify
 
 #: Loopback ports the scenarios use: each service's default.
 PORTS = {name: service.port for name, service in SERVICES.items()}
@@ -110,11 +114,18 @@ SCENARIOS: dict[str, tuple[Callable[[Path, Path], None], tuple[str, ...]]] = {
 
 
 def write_expected(pcap: Path) -> Path:
-    """Write ``<name>.expected.jsonl`` beside ``pcap`` from ``libtrace pcap --json``."""
+    """Write ``<name>.expected.jsonl`` beside ``pcap`` from ``libtrace pcap --json``,
+    once tshark agrees with every record (Dubbo 2, which it cannot dissect, aside).
+
+    Raises:
+        OracleDisagrees: tshark reads the capture otherwise; nothing is written.
+        OracleUnavailable: tshark is missing.
+    """
+    records = [json.loads(json.dumps(r)) for r in analyze(str(pcap))]
+    verify(str(pcap), records)
     target = pcap.with_suffix(".expected.jsonl")
-    with target.open("w") as out:
-        for record in analyze(str(pcap)):
-            out.write(json.dumps(record, separators=(",", ":"), sort_keys=True) + "\n")
+    target.write_text("".join(json.dumps(r, separators=(",", ":"), sort_keys=True) + "\n"
+                              for r in records))  # fmt: skip
     return target
 
 
@@ -149,7 +160,11 @@ def main(argv: list[str] | None = None) -> int:
             with tempfile.TemporaryDirectory() as tmp:
                 recorder(Path(tmp), out)
         for pcap in sorted(out.glob("*.pcap")):
-            print(f"{name}: {pcap} -> {write_expected(pcap)}")
+            try:
+                print(f"{name}: {pcap} -> {write_expected(pcap)}")
+            except (OracleDisagrees, OracleUnavailable) as exc:
+                print(f"libtrace: error: {exc}", file=sys.stderr)
+                return 1
     return 0
 
 
