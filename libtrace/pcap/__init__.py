@@ -10,5 +10,4 @@ from ._reader import Packet, read_packets
 from ._session import PcapAnalyzer, analyze
 from ._tcp import Chunk, TcpStream
 
-__all__ = ["Chunk", "Packet", "PcapAnalyzer", "PcapError", "TcpStream", "analyze",
-           "read_packets"]
+__all__ = ["Chunk", "Packet", "PcapAnalyzer", "PcapError", "TcpStream", "analyze", "read_packets"]

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from ..services import SERVICES, start
+from ..services import SERVICES, ServiceError, start
 from ._session import analyze
 from .oracle import OracleDisagrees, OracleUnavailable, verify
 
@@ -86,31 +86,46 @@ def _capture(path: Path, port: int) -> Iterator[None]:
         proc.communicate(timeout=10)
 
 
-def _scenario(service: str, pcap_name: str) -> Callable[[Path, Path], None]:
-    """A recorder: start ``service``, capture its port, drive its traffic script."""
+def _scenario(service: str, pcap_name: str, variants: bool = False) -> Callable[[Path, Path], None]:
+    """A recorder: start ``service``, capture its port, drive its traffic script
+    (or, with ``variants``, its script of real-world protocol variants)."""
+    script = SERVICES[service].variants if variants else SERVICES[service].traffic
+    assert script is not None
 
     def record(tmp: Path, out: Path) -> None:
         with start(service) as running, _capture(out / pcap_name, running.port):
-            running.traffic()
+            script(running)
 
-    record.__doc__ = SERVICES[service].traffic.__doc__
+    record.__doc__ = script.__doc__
     return record
 
 
-#: Scenario name -> (recorder, programs it needs).
-SCENARIOS: dict[str, tuple[Callable[[Path, Path], None], tuple[str, ...]]] = {
-    name: (_scenario(name, pcap_name), programs)
-    for name, pcap_name, programs in (
-        ("http1", "nginx.pcap", ("nginx", "curl")),
-        ("http2", "nghttpd.pcap", ("nghttpd", "nghttp", "curl", "h2load")),
-        ("redis", "redis.pcap", ("redis-server", "redis-cli")),
-        ("dns", "dnsmasq.pcap", ("dnsmasq", "dig", "unshare")),
-        ("mysql", "mariadb.pcap", ("mariadbd", "mariadb-install-db", "mariadb")),
-        ("mqtt", "mosquitto.pcap", ("mosquitto",)),
-        ("kafka", "tansu.pcap", ()),
-        ("dubbo", "fake-dubbo.pcap", ()),
-    )
+#: Each service's fixture: (scenario, pcap name, programs its traffic needs).
+_FIXTURES = (
+    ("http1", "nginx.pcap", ("nginx", "curl")),
+    ("http2", "nghttpd.pcap", ("nghttpd", "nghttp", "curl", "h2load")),
+    ("redis", "redis.pcap", ("redis-server", "redis-cli")),
+    ("dns", "dnsmasq.pcap", ("dnsmasq", "dig", "unshare")),
+    ("mysql", "mariadb.pcap", ("mariadbd", "mariadb-install-db", "mariadb")),
+    ("mqtt", "mosquitto.pcap", ("mosquitto",)),
+    ("kafka", "tansu.pcap", ()),
+    ("dubbo", "fake-dubbo.pcap", ()),
+)
+
+#: Scenario name -> (recorder, programs it needs, the fixtures directory it writes to):
+#: each service's traffic, and ``<service>-variants`` where the service has variants.
+SCENARIOS: dict[str, tuple[Callable[[Path, Path], None], tuple[str, ...], str]] = {
+    name: (_scenario(name, pcap_name), programs, SERVICES[name].protocol)
+    for name, pcap_name, programs in _FIXTURES
 }
+SCENARIOS.update({
+    f"{name}-variants": (
+        _scenario(name, pcap_name.replace(".pcap", "-variants.pcap"), variants=True),
+        programs, SERVICES[name].protocol,
+    )
+    for name, pcap_name, programs in _FIXTURES
+    if SERVICES[name].variants is not None
+})  # fmt: skip
 
 
 def write_expected(pcap: Path) -> Path:
@@ -138,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         "protocols",
         nargs="*",
         choices=[*SCENARIOS, []],
-        metavar="PROTOCOL",
+        metavar="SCENARIO",
         help=f"which to record (default all: {', '.join(SCENARIOS)})",
     )
     parser.add_argument("--out", default="fixtures", help="the fixtures directory")
@@ -149,8 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     for name in args.protocols or list(SCENARIOS):
-        recorder, programs = SCENARIOS[name]
-        out = Path(args.out) / name
+        recorder, programs, directory = SCENARIOS[name]
+        out = Path(args.out) / directory
         out.mkdir(parents=True, exist_ok=True)
         if not args.expected_only:
             missing = [p for p in ("tcpdump", *programs) if shutil.which(p) is None]
@@ -158,7 +173,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name}: skipped, missing {' '.join(missing)}", file=sys.stderr)
                 continue
             with tempfile.TemporaryDirectory() as tmp:
-                recorder(Path(tmp), out)
+                try:
+                    recorder(Path(tmp), out)
+                except ServiceError as exc:
+                    print(f"libtrace: error: {name}: {exc}", file=sys.stderr)
+                    return 1
         for pcap in sorted(out.glob("*.pcap")):
             try:
                 print(f"{name}: {pcap} -> {write_expected(pcap)}")

@@ -51,6 +51,9 @@ class Service:
         prepare: one-off commands run to completion before the server (same backend).
         ready: a protocol probe; True once the server answers.
         traffic: drives the deterministic client traffic against a running service.
+        variants: more traffic, of the protocol as real clients vary it (recorded as
+            the ``<name>-variants`` fixture by ``python -m libtrace.pcap.record``;
+            ``check`` keeps to ``traffic``), or None.
         stats: what the server counted (read from the server or its log), or None.
         clients: client programs ``traffic`` needs on the host.
         host_paths: host paths a container needs read-only (package-less services).
@@ -67,6 +70,7 @@ class Service:
     command: Callable[[Running], list[str]]
     ready: Callable[[Running], bool]
     traffic: Callable[[Running], None]
+    variants: Callable[[Running], None] | None = None
     host: str = "127.0.0.1"
     files: Callable[[Running], dict[str, str]] = _no_files
     prepare: Callable[[Running], list[list[str]]] = _no_commands

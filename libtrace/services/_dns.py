@@ -14,6 +14,7 @@ import contextlib
 
 from ._clients import count_matches, run_client
 from ._description import Service
+from ._errors import ServiceError
 from ._probes import PROBE_TIMEOUT_S
 from ._running import Running
 
@@ -65,6 +66,49 @@ def _traffic(running: Running) -> None:
             raise AssertionError(f"getaddrinfo did not resolve through dnsmasq: {answer!r}")
 
 
+def _variants(running: Running) -> None:
+    """DNS beyond one question per query: an A and an AAAA query under one id from one
+    socket (as glibc sends them when its clock is coarse), two questions in one query,
+    none, and a NOTIFY, each answered by dnsmasq as it answers them."""
+    import socket
+
+    import dns.message
+    import dns.name
+    import dns.opcode
+    import dns.rdataclass
+    import dns.rdatatype
+    import dns.rrset
+
+    def query(*questions: tuple[str, str], opcode: int = dns.opcode.QUERY) -> dns.message.Message:
+        message = dns.message.Message(id=0x5EED)
+        message.set_opcode(dns.opcode.Opcode.make(opcode))
+        for name, kind in questions:
+            message.question.append(
+                dns.rrset.RRset(
+                    dns.name.from_text(name), dns.rdataclass.IN, dns.rdatatype.from_text(kind)
+                )
+            )
+        return message
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(2.0)
+        sock.connect((running.host, running.port))
+        for message in (query(("example.test", "A")), query(("example.test", "AAAA"))):
+            sock.send(message.to_wire())  # both sent before either answer is read
+        for _ in range(2):
+            sock.recv(4096)
+        for message in (
+            query(("example.test", "A"), ("example.test", "AAAA")),
+            query(),
+            query(("example.test", "SOA"), opcode=dns.opcode.NOTIFY),
+        ):
+            sock.send(message.to_wire())
+            try:
+                sock.recv(4096)
+            except TimeoutError:
+                raise ServiceError(f"dnsmasq did not answer {message.question}") from None
+
+
 def query_counts(running: Running) -> dict[str, int]:
     """Queries dnsmasq logged, by type (``A``, ``AAAA``)."""
     return count_matches(r"query\[(\w+)\] \S+ from", running.log())
@@ -80,6 +124,7 @@ DNS = Service(
     command=_command,
     ready=_ready,
     traffic=_traffic,
+    variants=_variants,
     stats=query_counts,
     clients=("dig", "getent", "unshare"),
     udp=True,

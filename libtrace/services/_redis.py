@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import socket
+import time
 
 from ._clients import raw_exchange, run_client
 from ._description import Service
@@ -55,6 +57,52 @@ def _traffic(running: Running) -> None:
     )  # fmt: skip
 
 
+#: Seconds a variant's connection waits for the bytes it expects.
+VARIANT_READ_TIMEOUT_S = 5.0
+
+
+def _read_until(sock: socket.socket, marker: bytes, count: int = 1) -> bytes:
+    """Read until ``marker`` was seen ``count`` times (or the timeout passed)."""
+    data = b""
+    deadline = time.monotonic() + VARIANT_READ_TIMEOUT_S
+    sock.settimeout(VARIANT_READ_TIMEOUT_S)
+    while data.count(marker) < count and time.monotonic() < deadline:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def _variants(running: Running) -> None:
+    """CLIENT REPLY OFF/SKIP/ON, inline commands in redis-cli's quoting, pub/sub, MONITOR."""
+    host, port = running.host, running.port
+    cli = ["redis-cli", "-h", host, "-p", str(port)]
+    raw_exchange(host, port, b"".join([
+        _resp("CLIENT", "REPLY", "OFF"), _resp("SET", "quiet", "1"),
+        _resp("CLIENT", "REPLY", "ON"), _resp("GET", "quiet"),
+        _resp("CLIENT", "REPLY", "SKIP"), _resp("INCR", "quiet"), _resp("GET", "quiet"),
+    ]))  # fmt: skip
+    # one inline command per connection: tshark reads none, and counts one per segment
+    for line in (b'SET "two words" \'it\\\'s\'\r\n', b'GET "two words"\r\n',
+                 b'ECHO "tab\\there\\x41"\r\n'):  # fmt: skip
+        raw_exchange(host, port, line)
+    with socket.create_connection((host, port), 5) as subscriber:
+        subscriber.sendall(_resp("SUBSCRIBE", "news"))
+        _read_until(subscriber, b"news")
+        run_client(*cli, "PUBLISH", "news", "first")
+        run_client(*cli, "PUBLISH", "news", "second")
+        _read_until(subscriber, b"second")
+        subscriber.sendall(_resp("UNSUBSCRIBE", "news"))
+        _read_until(subscriber, b"unsubscribe")
+    with socket.create_connection((host, port), 5) as monitor:
+        monitor.sendall(_resp("MONITOR"))
+        _read_until(monitor, b"+OK")
+        run_client(*cli, "SET", "watched", "1")
+        run_client(*cli, "GET", "watched")
+        _read_until(monitor, b'"watched"', 2)
+
+
 def command_stats(running: Running) -> dict[str, int]:
     """``INFO commandstats`` as command → calls (``set``, ``get``, …)."""
     text = run_client(
@@ -75,6 +123,7 @@ REDIS = Service(
     command=_command,
     ready=_ready,
     traffic=_traffic,
+    variants=_variants,
     stats=command_stats,
     clients=("redis-cli",),
 )

@@ -34,7 +34,7 @@ def _disagreements(pcap: Path, records: list[dict[str, Any]]) -> list[str]:
     return [d for a in compare(str(pcap), records) for d in a.disagreements]
 
 
-@pytest.mark.parametrize("pcap", PCAPS, ids=[p.parent.name for p in PCAPS])
+@pytest.mark.parametrize("pcap", PCAPS, ids=[p.stem for p in PCAPS])
 def test_every_golden_record_agrees_with_tshark(pcap: Path) -> None:
     golden = _golden(pcap)
     agreements = compare(str(pcap), golden)
@@ -50,13 +50,13 @@ def _shifted(record: dict[str, Any], factor: float) -> dict[str, Any]:
     return {**record, "ts_ns": ts + round(ts % 10**9 * factor)}
 
 
-@pytest.mark.parametrize("pcap", PCAPS, ids=[p.parent.name for p in PCAPS])
+@pytest.mark.parametrize("pcap", PCAPS, ids=[p.stem for p in PCAPS])
 def test_timestamps_off_by_a_thousandth_are_caught(pcap: Path) -> None:
     shifted = [_shifted(r, 0.001) for r in _golden(pcap)]
     assert _disagreements(pcap, shifted)
 
 
-@pytest.mark.parametrize("pcap", PCAPS, ids=[p.parent.name for p in PCAPS])
+@pytest.mark.parametrize("pcap", PCAPS, ids=[p.stem for p in PCAPS])
 def test_a_latency_off_by_a_microsecond_is_caught(pcap: Path) -> None:
     golden = _golden(pcap)
     index = next(i for i, r in enumerate(golden) if r["latency_ns"])
@@ -64,14 +64,14 @@ def test_a_latency_off_by_a_microsecond_is_caught(pcap: Path) -> None:
     assert len(_disagreements(pcap, golden)) == 2  # tshark's record unmatched, and ours
 
 
-@pytest.mark.parametrize("pcap", PCAPS, ids=[p.parent.name for p in PCAPS])
+@pytest.mark.parametrize("pcap", PCAPS, ids=[p.stem for p in PCAPS])
 def test_a_missing_record_is_caught(pcap: Path) -> None:
     golden = _golden(pcap)
     found = _disagreements(pcap, golden[1:])
     assert len(found) == 1 and "has no equal" in found[0]
 
 
-@pytest.mark.parametrize("pcap", PCAPS, ids=[p.parent.name for p in PCAPS])
+@pytest.mark.parametrize("pcap", PCAPS, ids=[p.stem for p in PCAPS])
 def test_a_flipped_verdict_is_caught(pcap: Path) -> None:
     golden = _golden(pcap)
     index = next(i for i, r in enumerate(golden) if r["response"] and r["request"])
@@ -104,7 +104,7 @@ def test_swapped_responses_are_caught() -> None:
     ("redis", "request", "args", ["other"]),
 ])  # fmt: skip
 def test_a_wrong_field_is_caught(protocol: str, side: str, name: str, value: object) -> None:
-    pcap = next(p for p in PCAPS if p.parent.name == protocol)
+    pcap = next(p for p in PCAPS if p.parent.name == protocol and "-variants" not in p.name)
     golden = _golden(pcap)
     index = next(i for i, r in enumerate(golden) if r[side] and r[side].get(name) is not None)
     golden[index][side] = {**golden[index][side], name: value}

@@ -12,6 +12,7 @@ commands, Kafka API keys) are the specifications' numbers.
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from collections.abc import Hashable
 from dataclasses import asdict, dataclass
@@ -392,6 +393,10 @@ def _split_resp(tree: Tree) -> list[Tree]:
             if k in _RESP_VALUES or k == "resp.fragment"]  # fmt: skip
 
 
+#: A line MONITOR streams: "1700000000.123456 [0 127.0.0.1:50000] "SET" ...".
+_MONITOR = re.compile(r"\d+\.\d+ \[\d+ [^\]]*\] ")
+
+
 class RedisView(View):
     layer, dissector = "resp", "resp"
 
@@ -402,6 +407,11 @@ class RedisView(View):
     def __init__(self, client: str, server: str) -> None:
         super().__init__(client, server)
         self._lost_frame = 0  # a server frame whose values tshark lost track of
+        # What Redis's documentation says changes which commands get a reply
+        # (CLIENT REPLY) and which server values answer nothing (pub/sub, MONITOR).
+        self._reply_mode = "ON"
+        self._subscribed = False
+        self._monitoring = False
 
     def pdu(self, pdu: Pdu, sender: str) -> None:
         tree = pdu.tree
@@ -411,10 +421,11 @@ class RedisView(View):
             # one value tshark could not read; a client's next values are commands again
             if sender == "server":
                 self._lost_frame = pdu.frame
-            server = sender == "server"
-            self.messages.append(Message(sender, pdu.ts_ns, pdu.frame,
-                                         "response" if server else "request", None,
-                                         answers_all=server))  # fmt: skip
+                self.messages.append(Message(sender, pdu.ts_ns, pdu.frame, "response", None,
+                                             answers_all=True))  # fmt: skip
+            else:
+                self.messages.append(Message(sender, pdu.ts_ns, pdu.frame, "request", None,
+                                             paired=self._answered([])))  # fmt: skip
             return
         if sender == "client":
             array = tree.get("resp.array")
@@ -425,11 +436,39 @@ class RedisView(View):
             if words and count == len(words):
                 fields = {"command": words[0].upper(), "args": words[1:1 + MAX_ARGS_KEPT],
                           "arg_count": count - 1}  # fmt: skip
-            self.messages.append(Message(sender, pdu.ts_ns, pdu.frame, "request", fields))
+                self._subscribed |= fields["command"] in ("SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE")
+                self._monitoring |= fields["command"] == "MONITOR"
+            self.messages.append(Message(sender, pdu.ts_ns, pdu.frame, "request", fields,
+                                         paired=self._answered(words)))  # fmt: skip
             return
         fields, failed = self._reply(tree)
         self.messages.append(Message(sender, pdu.ts_ns, pdu.frame, "response", fields,
-                                     failed=failed))  # fmt: skip
+                                     failed=failed, paired=not self._pushed(tree)))  # fmt: skip
+
+    def _answered(self, words: list[str]) -> bool:
+        """CLIENT REPLY OFF silences replies until ON; SKIP the next command's; neither
+        OFF nor SKIP is answered itself."""
+        mode = self._reply_mode
+        if mode == "SKIP":
+            self._reply_mode = "ON"
+        upper = [w.upper() for w in words[:3]]
+        if (
+            upper[:2] == ["CLIENT", "REPLY"]
+            and len(upper) == 3
+            and upper[2] in ("ON", "OFF", "SKIP")
+        ):
+            self._reply_mode = upper[2]
+            return upper[2] == "ON"
+        return mode == "ON"
+
+    def _pushed(self, tree: dict[str, Any]) -> bool:
+        """A message a subscriber receives, or a line MONITOR streams: no command's reply."""
+        array = tree.get("resp.array")
+        if self._subscribed and isinstance(array, dict):
+            values = leaves(array).get("resp.bulk_string.value", [])
+            return bool(values) and _resp_text(values[0]) in ("message", "pmessage", "smessage")
+        line = tree.get("resp.string")
+        return self._monitoring and isinstance(line, str) and _MONITOR.match(line) is not None
 
     @staticmethod
     def _reply(tree: dict[str, Any]) -> tuple[dict[str, Any] | None, bool | None]:
@@ -489,6 +528,12 @@ class MysqlView(View):
 
     def pdu(self, pdu: Pdu, sender: str) -> None:
         f = leaves(pdu.tree)
+        # Bytes tshark left undissected, or an invalid command: it misread the packet
+        # (tshark 4.0 does not inflate the compressed protocol; it reads only what a
+        # compressing peer sent uncompressed).
+        misread = "mysql.payload" in f or "mysql.command.invalid" in f
+        if misread:
+            f = {}
         if sender == "client":
             self._reply = None
             command = _int(first(f, "mysql.command"))
