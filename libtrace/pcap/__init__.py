@@ -10,4 +10,5 @@ from ._reader import Packet, read_packets
 from ._session import PcapAnalyzer, analyze
 from ._tcp import Chunk, TcpStream
 
-__all__ = ["Chunk", "Packet", "PcapAnalyzer", "PcapError", "TcpStream", "analyze", "read_packets"]
+__all__ = ["Chunk", "Packet", "PcapAnalyzer", "PcapError", "TcpStream", "analyze",
+           "read_packets"]

@@ -89,14 +89,10 @@ def _link_decoder(linktype: int) -> Any:
         return lambda buf: dpkt.sll2.SLL2(buf).data
     if linktype in (LINKTYPE_NULL, LINKTYPE_LOOP):
         return lambda buf: dpkt.loopback.Loopback(buf).data
-    if linktype in (
-        LINKTYPE_RAW,
-        LINKTYPE_RAW_BSD,
-        LINKTYPE_RAW_OPENBSD,
-        LINKTYPE_IPV4,
-        LINKTYPE_IPV6,
-    ):
-        return lambda buf: dpkt.ip6.IP6(buf) if buf[:1] and buf[0] >> 4 == 6 else dpkt.ip.IP(buf)
+    if linktype in (LINKTYPE_RAW, LINKTYPE_RAW_BSD, LINKTYPE_RAW_OPENBSD, LINKTYPE_IPV4,
+                    LINKTYPE_IPV6):
+        return lambda buf: (dpkt.ip6.IP6(buf) if buf[:1] and buf[0] >> 4 == 6
+                            else dpkt.ip.IP(buf))
     return None
 
 
@@ -154,9 +150,8 @@ def _to_packet(ts_ns: int, ip: Any, fragments: Fragments | None = None) -> Packe
         return None
     l4 = ip.data
     if isinstance(l4, dpkt.tcp.TCP):
-        return Packet(
-            ts_ns, "tcp", str(src), l4.sport, str(dst), l4.dport, bytes(l4.data), l4.seq, l4.flags
-        )
+        return Packet(ts_ns, "tcp", str(src), l4.sport, str(dst), l4.dport, bytes(l4.data),
+                      l4.seq, l4.flags)
     if isinstance(l4, dpkt.udp.UDP):
         return Packet(ts_ns, "udp", str(src), l4.sport, str(dst), l4.dport, bytes(l4.data))
     return None
@@ -225,10 +220,8 @@ def _pcap_frames(path: str, tracked: _TrackedFile) -> Iterator[tuple[int, Any, b
         raise PcapError(f"{path} is not a pcap or pcapng file") from None
     decode = _link_decoder(reader.datalink())
     if decode is None:
-        raise PcapError(
-            f"{path} uses link type {reader.datalink()}, which is not supported "
-            "(Ethernet, Linux cooked, raw IP and loopback are)"
-        )
+        raise PcapError(f"{path} uses link type {reader.datalink()}, which is not supported "
+                        "(Ethernet, Linux cooked, raw IP and loopback are)")
     micro = getattr(reader, "_divisor", 1e6) <= 1e6
     for ts, buf in reader:
         if isinstance(ts, Decimal):  # dpkt's nanosecond pcap: exact, keep it so
@@ -261,10 +254,8 @@ def _frames(path: str, tracked: _TrackedFile) -> Iterator[tuple[int, Any, bytes]
         supported = True
         yield ts_ns, interface.decode, buf
     if unsupported and not supported:
-        raise PcapError(
-            f"{path} uses link type {min(unsupported)}, which is not supported "
-            "(Ethernet, Linux cooked, raw IP and loopback are)"
-        )
+        raise PcapError(f"{path} uses link type {min(unsupported)}, which is not supported "
+                        "(Ethernet, Linux cooked, raw IP and loopback are)")
 
 
 def read_packets(path: str) -> Iterator[Packet]:
@@ -298,8 +289,7 @@ def read_packets(path: str) -> Iterator[Packet]:
             if packet is not None:
                 yield packet
         if not tracked.ended_cleanly:
-            raise PcapError(
-                f"{path} is truncated: its last record (after packet {count}) is incomplete"
-            )
+            raise PcapError(f"{path} is truncated: its last record (after packet {count}) "
+                            "is incomplete")
     finally:
         raw.close()

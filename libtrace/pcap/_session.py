@@ -128,14 +128,14 @@ class PcapAnalyzer:
             chunks += stream.flush()
         return out + self._deliver(conv, src, stream, chunks)
 
-    def _deliver(
-        self, conv: Conversation, sender: Endpoint, stream: TcpStream, chunks: list[Chunk]
-    ) -> list[dict[str, Any]]:
+    def _deliver(self, conv: Conversation, sender: Endpoint, stream: TcpStream,
+                 chunks: list[Chunk]) -> list[dict[str, Any]]:
         """In-order chunks of one direction to the conversation; the records they complete."""
         if not chunks and not stream.eof:
             return []
         self.summary.gaps += sum(1 for chunk in chunks if chunk.gap)
-        return self._counted(conv.to_dicts(conv.chunks(sender, chunks, stream.eof, self.last_ts)))
+        return self._counted(conv.to_dicts(conv.chunks(sender, chunks, stream.eof,
+                                                       self.last_ts)))
 
     def finish(self) -> list[dict[str, Any]]:
         """The capture ended: flush every flow."""

@@ -68,7 +68,7 @@ class TcpStream:
             end = start + len(data)
             if end > self.next:
                 if start < self.next:
-                    data, start = data[self.next - start :], self.next
+                    data, start = data[self.next - start:], self.next
                 if start == self.next:
                     out.append(Chunk(ts_ns, data))
                     self.next = end
@@ -114,7 +114,7 @@ class TcpStream:
                 data, ts = self.pending.pop(offset)
                 self.pending_bytes -= len(data)
                 if offset + len(data) > self.next:
-                    out.append(Chunk(ts, data[self.next - offset :]))
+                    out.append(Chunk(ts, data[self.next - offset:]))
                     self.next = offset + len(data)
 
     def _check_fin(self) -> None:

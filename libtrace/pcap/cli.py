@@ -23,13 +23,9 @@ def add_pcap_command(subparsers: Any) -> None:
     )
     pcap.add_argument("file", metavar="FILE", help="a pcap or pcapng capture")
     pcap.add_argument("--json", action="store_true", help="one JSON object per line")
-    pcap.add_argument(
-        "--timeout",
-        type=float,
-        default=5.0,
-        metavar="SECONDS",
-        help="a request unanswered this long before the capture ends is a timeout (default 5)",
-    )
+    pcap.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS",
+                      help="a request unanswered this long before the capture ends is a "
+                      "timeout (default 5)")
     pcap.set_defaults(handler=run)
 
 
@@ -90,11 +86,9 @@ def _row(record: dict[str, Any]) -> str:
     latency = record["latency_ns"]
     latency_text = f"{latency / 1e6:.3f}ms" if latency is not None else "-"
     request, response = summarize(record)
-    return (
-        f"{record['ts_ns'] / 1e9:.6f}  {record['protocol']:<6} "
-        f"{record['client']:>21} -> {record['server']:<21} {record['status']:<12} "
-        f"{latency_text:>10}  {request}  => {response}"
-    )
+    return (f"{record['ts_ns'] / 1e9:.6f}  {record['protocol']:<6} "
+            f"{record['client']:>21} -> {record['server']:<21} {record['status']:<12} "
+            f"{latency_text:>10}  {request}  => {response}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -107,10 +101,8 @@ def run(args: argparse.Namespace) -> int:
         records = analyze(args.file, analyzer=analyzer)
         first = next(records, None)  # opens the file: a bad one fails before the header
         if not args.json:
-            print(
-                f"{'time':<17}  {'proto':<6} {'client':>21}    {'server':<21} "
-                f"{'status':<12} {'latency':>10}  request => response"
-            )
+            print(f"{'time':<17}  {'proto':<6} {'client':>21}    {'server':<21} "
+                  f"{'status':<12} {'latency':>10}  request => response")
         for record in itertools.chain([first] if first else [], records):
             print(json.dumps(record, separators=(",", ":")) if args.json else _row(record))
     except PcapError as exc:
