@@ -46,6 +46,9 @@ CLIENT_ERROR_PREFIXES = frozenset({
 })
 _PUBSUB_KINDS = frozenset({"message", "pmessage", "smessage"})
 _SUBSCRIBE = frozenset({"SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE"})
+#: Pushes that confirm a (un)subscribe command (RESP3): its reply, not a message.
+_CONFIRMATIONS = frozenset({"subscribe", "psubscribe", "ssubscribe", "unsubscribe",
+                            "punsubscribe", "sunsubscribe"})
 #: A line MONITOR streams: "+1700000000.123456 [0 127.0.0.1:50000] "SET" ...".
 _MONITOR_LINE = re.compile(rb"\d+\.\d+ \[\d+ [^\]]*\] ")
 
@@ -403,7 +406,11 @@ class RedisParser(StreamParser):
         return mode == "ON"
 
     def _response(self, value: _Value, ts: int, size: int) -> Message:
-        push = value.type == "push" or (
+        # RESP3 sends a (un)subscribe confirmation as a push, but it is that command's
+        # reply (one per channel named: the first answers the command).
+        kind = _text(value.items[0].data) if value.items else ""
+        confirmation = value.type == "push" and kind in _CONFIRMATIONS
+        push = (value.type == "push" and not confirmation) or (
             self._subscribed and value.type == "array" and bool(value.items)
             and _text(value.items[0].data) in _PUBSUB_KINDS) or (
             self._monitoring and value.type == "simple_string"

@@ -75,7 +75,8 @@ def _read_until(sock: socket.socket, marker: bytes, count: int = 1) -> bytes:
 
 
 def _variants(running: Running) -> None:
-    """CLIENT REPLY OFF/SKIP/ON, inline commands in redis-cli's quoting, pub/sub, MONITOR."""
+    """CLIENT REPLY OFF/SKIP/ON, inline commands in redis-cli's quoting, pub/sub in RESP2
+    and in RESP3 (pushes), MONITOR."""
     host, port = running.host, running.port
     cli = ["redis-cli", "-h", host, "-p", str(port)]
     raw_exchange(host, port, b"".join([
@@ -87,14 +88,19 @@ def _variants(running: Running) -> None:
     for line in (b'SET "two words" \'it\\\'s\'\r\n', b'GET "two words"\r\n',
                  b'ECHO "tab\\there\\x41"\r\n'):  # fmt: skip
         raw_exchange(host, port, line)
-    with socket.create_connection((host, port), 5) as subscriber:
-        subscriber.sendall(_resp("SUBSCRIBE", "news"))
-        _read_until(subscriber, b"news")
-        run_client(*cli, "PUBLISH", "news", "first")
-        run_client(*cli, "PUBLISH", "news", "second")
-        _read_until(subscriber, b"second")
-        subscriber.sendall(_resp("UNSUBSCRIBE", "news"))
-        _read_until(subscriber, b"unsubscribe")
+    for hello in (b"", _resp("HELLO", "3")):  # RESP2, then RESP3 (pushes)
+        with socket.create_connection((host, port), 5) as subscriber:
+            if hello:
+                subscriber.sendall(hello)
+                _read_until(subscriber, b"modules")
+            subscriber.sendall(_resp("SUBSCRIBE", "news"))
+            _read_until(subscriber, b"news")
+            run_client(*cli, "PUBLISH", "news", "first")
+            _read_until(subscriber, b"first")
+            run_client(*cli, "PUBLISH", "news", "second")
+            _read_until(subscriber, b"second")
+            subscriber.sendall(_resp("UNSUBSCRIBE", "news"))
+            _read_until(subscriber, b"unsubscribe")
     with socket.create_connection((host, port), 5) as monitor:
         monitor.sendall(_resp("MONITOR"))
         _read_until(monitor, b"+OK")

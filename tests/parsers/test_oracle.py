@@ -41,8 +41,9 @@ def test_every_golden_record_agrees_with_tshark(pcap: Path) -> None:
     assert [a.text() for a in agreements if not a.ok] == []
     assert [a.protocol for a in agreements] == [pcap.parent.name]
     assert agreements[0].matched == len(golden) > 0
-    # tshark decodes nearly everything: the comparison is not by time alone
-    assert agreements[0].undecoded <= len(golden) // 4
+    # tshark decodes most messages: the comparison is not by time alone
+    messages = sum((r["request"] is not None) + (r["response"] is not None) for r in golden)
+    assert agreements[0].undecoded * 4 <= messages
 
 
 def _shifted(record: dict[str, Any], factor: float) -> dict[str, Any]:

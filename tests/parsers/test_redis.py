@@ -57,6 +57,18 @@ def test_push_is_unsolicited() -> None:
     assert records[1].request is not None and records[1].latency_ns == 1
 
 
+def test_a_resp3_subscribe_confirmation_answers_the_command() -> None:
+    """RESP3 sends it as a push; the messages that follow stay unsolicited."""
+    p, pairer = RedisParser(), Pairer()
+    p.feed("request", resp_command(b"SUBSCRIBE", b"c"), 1)
+    p.feed("response", b">3\r\n$9\r\nsubscribe\r\n$1\r\nc\r\n:1\r\n", 2)
+    p.feed("response", b">3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$1\r\nm\r\n", 3)
+    records = [r for e in p.events() for r in pairer.add(e)]
+    assert [(r.request is not None, r.response is not None) for r in records] == [
+        (True, True), (False, True)]
+    assert records[0].status is Status.OK and records[1].response.push  # type: ignore[union-attr]
+
+
 def test_error_classes() -> None:
     p, pairer = RedisParser(), Pairer()
     p.feed("request", resp_command(b"A") + resp_command(b"B"), 1)
