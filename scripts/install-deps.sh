@@ -47,4 +47,16 @@ fi
 
 # Python tooling for the test runner; the package's own dependencies come with tox.
 python3 -m pip install -q tox
+
+# hessian.js: an independent Dubbo 2 / hessian2 implementation, the client and oracle of
+# tests/parsers/test_dubbo_hessianjs.py (Node.js from Debian when the machine has none).
+if ! command -v npm >/dev/null 2>&1; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+peer="$(dirname "$0")/../tests/peers/hessianjs"
+if [ ! -d "$peer/node_modules/hessian.js" ]; then
+  npm install --prefix "$peer" --no-package-lock --no-audit --no-fund --silent
+fi
 echo "install-deps: done"
