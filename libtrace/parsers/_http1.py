@@ -22,7 +22,7 @@ from typing import ClassVar
 
 from ._base import SKIP_TO_EOF, Side, StreamParser, Transport
 from ._errors import LimitExceededError, MalformedError
-from ._events import Direction, Message, Status, clip
+from ._events import NEED_DATA, Direction, Event, Message, Status, _NeedData, clip
 from ._limits import MAX_HEADERS, MAX_HTTP_HEAD_BYTES, MAX_PENDING_REQUESTS
 
 METHODS = (
@@ -207,6 +207,31 @@ class Http1Parser(StreamParser):
             side.state = _State()
         #: methods of requests whose response has not been framed yet
         self._methods: deque[str] = deque(maxlen=MAX_PENDING_REQUESTS)
+
+    def next_event(self) -> Event | _NeedData:
+        """As the base's, except that a response beginning while every earlier request is
+        answered and the next request's head is still incomplete means that head was
+        cut (its rest lost, or the server answered early): the request comes out
+        partial at once, so that it pairs with that response."""
+        request = self._sides[Direction.REQUEST]
+        event = self._step(request)
+        if event is not NEED_DATA:
+            return event
+        if self._head_cut_by_response(request):
+            partial = self._partial(request)
+            if partial is not None:
+                request.consume(len(request.buf))
+                request.resync = True  # what follows the hole is the rest of the head
+                return partial
+        return self._step(self._sides[Direction.RESPONSE])
+
+    def _head_cut_by_response(self, request: Side) -> bool:
+        response = self._sides[Direction.RESPONSE]
+        state = request.state
+        return (not self._methods and bool(request.buf) and not request.resync
+                and not request.skip and not request.eof and isinstance(state, _State)
+                and state.phase is Phase.HEAD
+                and bytes(response.buf[:8]).lstrip(b"\r\n").startswith(b"HTTP/"))
 
     # -- hooks -----------------------------------------------------------------------
     def _reset(self, side: Side) -> None:

@@ -7,7 +7,9 @@ the tansu Kafka broker, and a FAKE Dubbo server: no Dubbo server is
 packaged), captures with ``tcpdump -i lo``, runs the service's deterministic
 traffic script (curl, nghttp, h2load, redis-cli, dig, getent, PyMySQL,
 mysql-connector-python, paho-mqtt, kafka-python, raw sockets), and writes
-``<name>.pcap`` and, beside it, ``<name>.expected.jsonl``: the records
+``<name>.pcap`` (``<name>-variants.pcap`` for a service's variants traffic; the
+scenarios of :mod:`libtrace.pcap.derive` make their captures from those real ones
+with a named generator) and, beside it, ``<name>.expected.jsonl``: the records
 ``libtrace pcap --json`` prints for it (review them when they change).  It
 refuses to write them when tshark, the independent oracle
 (:mod:`libtrace.pcap.oracle`), disagrees with any record: the expected
@@ -32,6 +34,7 @@ from pathlib import Path
 
 from ..services import SERVICES, ServiceError, start
 from ._session import analyze
+from .derive import DERIVED
 from .oracle import OracleDisagrees, OracleUnavailable, verify
 
 #: Loopback ports the scenarios use: each service's default.
@@ -128,6 +131,25 @@ SCENARIOS.update({
 })  # fmt: skip
 
 
+def _derived(name: str) -> Callable[[Path, Path], None]:
+    """A recorder that derives ``name`` from a real fixture already in the directory."""
+    _, source, generator = DERIVED[name]
+
+    def record(tmp: Path, out: Path) -> None:
+        if not (out / source).exists():
+            raise ServiceError(f"{out / source} is missing: record it first")
+        generator(out / source, out / name)
+
+    record.__doc__ = generator.__doc__
+    return record
+
+
+SCENARIOS.update({
+    name.split(".")[0]: (_derived(name), (), directory)
+    for name, (directory, _, _) in DERIVED.items()
+})  # fmt: skip
+
+
 def write_expected(pcap: Path) -> Path:
     """Write ``<name>.expected.jsonl`` beside ``pcap`` from ``libtrace pcap --json``,
     once tshark agrees with every record (Dubbo 2, which it cannot dissect, aside).
@@ -178,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
                 except ServiceError as exc:
                     print(f"libtrace: error: {name}: {exc}", file=sys.stderr)
                     return 1
-        for pcap in sorted(out.glob("*.pcap")):
+        for pcap in sorted([*out.glob("*.pcap"), *out.glob("*.pcapng")]):
             try:
                 print(f"{name}: {pcap} -> {write_expected(pcap)}")
             except (OracleDisagrees, OracleUnavailable) as exc:

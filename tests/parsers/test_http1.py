@@ -180,3 +180,35 @@ def test_a_request_cut_by_the_end_of_the_capture_keeps_its_line() -> None:
     assert (record.request.method, record.request.path, record.request.host) == ("POST", "/up", "h")
     assert record.request.errors == ("partial: the header block was cut",)
     assert record.status is Status.UNKNOWN and record.response is None
+
+
+def test_a_response_to_a_head_whose_rest_is_still_missing_pairs_with_its_line() -> None:
+    """Capture order: the head's first part, its response, and only later the hole (a
+    pcap's lost segment is known at the close): the response tells that head ended."""
+    records = _http1_records([
+        ("request", b"GET /first HTTP/1.1\r\nHost: a\r\n\r\n", 1),
+        ("response", b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 2),
+        ("request", b"GET /missing HTTP/1.1\r\nHost: b\r\nUser-Ag", 3),
+        ("response", b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", 4),
+        ("request", 40, 5),  # the rest of that head, lost
+        ("request", b"GET /after HTTP/1.1\r\n\r\n", 6),
+        ("response", b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 7),
+    ])  # fmt: skip
+    assert [(r.request.path, r.response.status, r.request.errors) for r in records] == [
+        ("/first", 200, ()),
+        ("/missing", 404, ("partial: the header block was cut",)),
+        ("/after", 200, ()),
+    ]
+
+
+def test_an_answer_to_an_earlier_request_does_not_cut_the_next_head() -> None:
+    """Pipelined: the second head is split across segments and the first request's
+    response arrives in between; the second head is whole once its rest comes."""
+    records = _http1_records([
+        ("request", b"GET /one HTTP/1.1\r\n\r\nGET /two HTTP/1.1\r\nHo", 1),
+        ("response", b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 2),
+        ("request", b"st: b\r\n\r\n", 3),
+        ("response", b"HTTP/1.1 204 No Content\r\n\r\n", 4),
+    ])  # fmt: skip
+    assert [(r.request.path, r.request.host, r.response.status, r.request.errors)
+            for r in records] == [("/one", None, 200, ()), ("/two", "b", 204, ())]

@@ -18,10 +18,11 @@ import pytest
 
 from libtrace.pcap import analyze
 from libtrace.pcap import record as recorder
-from libtrace.pcap.oracle import VIEWS, OracleDisagrees, compare, verify
+from libtrace.pcap.oracle import VIEWS, OracleDisagrees, compare, oracle_records, verify
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
-PCAPS = sorted(p for p in FIXTURES.glob("*/*.pcap") if p.parent.name in VIEWS)
+PCAPS = sorted(p for p in [*FIXTURES.glob("*/*.pcap"), *FIXTURES.glob("*/*.pcapng")]
+               if p.parent.name in VIEWS)  # fmt: skip
 
 pytestmark = pytest.mark.skipif(shutil.which("tshark") is None, reason="needs tshark")
 
@@ -41,9 +42,11 @@ def test_every_golden_record_agrees_with_tshark(pcap: Path) -> None:
     assert [a.text() for a in agreements if not a.ok] == []
     assert [a.protocol for a in agreements] == [pcap.parent.name]
     assert agreements[0].matched == len(golden) > 0
-    # tshark decodes most messages: the comparison is not by time alone
+    # tshark decodes most messages of a whole capture: the comparison is not by time
+    # alone (a capture cut mid-connection leaves its MySQL dissector without the state
+    # it needs for a third of them)
     messages = sum((r["request"] is not None) + (r["response"] is not None) for r in golden)
-    assert agreements[0].undecoded * 4 <= messages
+    assert agreements[0].undecoded * (3 if "midstream" in pcap.name else 4) <= messages
 
 
 def _shifted(record: dict[str, Any], factor: float) -> dict[str, Any]:
@@ -75,7 +78,11 @@ def test_a_missing_record_is_caught(pcap: Path) -> None:
 @pytest.mark.parametrize("pcap", PCAPS, ids=[p.stem for p in PCAPS])
 def test_a_flipped_verdict_is_caught(pcap: Path) -> None:
     golden = _golden(pcap)
-    index = next(i for i, r in enumerate(golden) if r["response"] and r["request"])
+    # a record whose response tshark decoded (it can only judge those)
+    judged = {(r.client, r.response_ts) for r in oracle_records(
+        str(pcap), pcap.parent.name, {g["server"] for g in golden}) if r.failed is not None}
+    index = next(i for i, r in enumerate(golden) if r["response"] and r["request"]
+                 and (r["client"], r["ts_ns"] + r["latency_ns"]) in judged)
     status = golden[index]["status"]
     golden[index] = {**golden[index], "status": "server_error" if status == "ok" else "ok"}
     assert _disagreements(pcap, golden)

@@ -19,7 +19,7 @@ from libtrace.pcap import PcapError, TcpStream, analyze
 from libtrace.pcap.cli import add_pcap_command
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
-PCAPS = sorted(FIXTURES.glob("*/*.pcap"))
+PCAPS = sorted([*FIXTURES.glob("*/*.pcap"), *FIXTURES.glob("*/*.pcapng")])
 #: tshark decode-as for the fixtures' non-standard ports
 DECODE_AS = {"http1": ["tcp.port==18080,http"], "http2": ["tcp.port==18443,http2"],
              "redis": ["tcp.port==16379,resp"],

@@ -108,7 +108,10 @@ def oracle_records(pcap: str, protocol: str, servers: Iterable[str]) -> list[Ora
         view = conns.get((client, server))
         if view is None:
             view = conns[(client, server)] = view_cls(client, server)
-        view.pdu(pdu, sender)
+        if pdu.unclaimed:
+            view.unclaimed(pdu, sender)
+        else:
+            view.pdu(pdu, sender)
     return [record for view in conns.values() for record in view.records()]
 
 

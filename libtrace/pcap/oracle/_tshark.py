@@ -34,6 +34,10 @@ class Pdu:
     src: str  #: "ip:port" of the sender
     dst: str
     tree: dict[str, Any]  #: the PDU's subtree of tshark's JSON
+    #: a TCP segment with payload that tshark neither dissected as the protocol nor
+    #: reassembled into a later PDU: the start of a message it never got whole
+    #: (its ``tree`` is empty)
+    unclaimed: bool = False
 
 
 def leaves(tree: Any, out: dict[str, list[str]] | None = None) -> dict[str, list[str]]:
@@ -127,7 +131,10 @@ def dissect(
         frame = int(layers["frame"]["frame.number"])
         seconds, _, fraction = layers["frame"]["frame.time_epoch"].partition(".")
         times[frame] = int(seconds) * 1_000_000_000 + int(fraction.ljust(9, "0")[:9])
-        if layer not in layers:
+        tcp = layers.get("tcp") or {}
+        unclaimed = (layer not in layers and int(tcp.get("tcp.len", "0")) > 0
+                     and "tcp.reassembled_in" not in tcp)  # fmt: skip
+        if layer not in layers and not unclaimed:
             continue
         ip = layers.get("ip") or layers.get("ipv6") or {}
         src_host = ip.get("ip.src") or ip.get("ipv6.src")
@@ -136,6 +143,9 @@ def dissect(
         kind = "tcp" if "tcp" in layers else "udp"
         src = _endpoint(str(src_host), l4[f"{kind}.srcport"])
         dst = _endpoint(str(dst_host), l4[f"{kind}.dstport"])
+        if unclaimed:
+            pdus.append(Pdu(frame, times[frame], src, dst, {}, unclaimed=True))
+            continue
         trees = layers[layer] if isinstance(layers[layer], list) else [layers[layer]]
         if split is not None:
             trees = [pdu for tree in trees for pdu in split(tree)]

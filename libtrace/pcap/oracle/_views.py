@@ -143,6 +143,10 @@ class View:
         """Take one PDU tshark dissected."""
         raise NotImplementedError
 
+    def unclaimed(self, pdu: Pdu, sender: str) -> None:
+        """A segment whose message tshark saw begin but never got whole (by default
+        nothing is said of it)."""
+
     @staticmethod
     def split(tree: Tree) -> list[Tree]:
         """One layer object of tshark's cut into PDUs (most dissectors: one each)."""
@@ -220,6 +224,12 @@ def _int(value: str | None) -> int | None:
 # -- HTTP/1 ---------------------------------------------------------------------------------
 class Http1View(View):
     layer, dissector = "http", "http"
+
+    def unclaimed(self, pdu: Pdu, sender: str) -> None:
+        # a request whose head never came whole (bytes lost inside it): tshark says
+        # nothing of its fields, but that a request began here
+        if sender == "client":
+            self.messages.append(Message(sender, pdu.ts_ns, pdu.frame, "request", None))
 
     def pdu(self, pdu: Pdu, sender: str) -> None:
         f = leaves(pdu.tree)
@@ -630,12 +640,22 @@ MQTT_TYPES = {
 }
 
 
+#: Fields whose encoding differs between MQTT 3.1.1 and 5 (properties come first in 5).
+MQTT_VERSIONED = ("topics", "return_code", "return_codes")
+
+
 class MqttView(View):
     layer, dissector = "mqtt", "mqtt"
+
+    def __init__(self, client: str, server: str) -> None:
+        super().__init__(client, server)
+        # tshark learns the version from the CONNECT only: without it, it reads 3.1.1
+        self._connect_seen = False
 
     def pdu(self, pdu: Pdu, sender: str) -> None:
         f = leaves(pdu.tree)
         kind = _int(first(f, "mqtt.msgtype"))
+        self._connect_seen |= kind == 1
         if kind not in MQTT_TYPES:
             self.messages.append(Message(sender, pdu.ts_ns, pdu.frame, "request", None))
             return
@@ -682,6 +702,8 @@ class MqttView(View):
                 failed = any(int(c, 0) >= 0x80 for c in codes)
             else:
                 failed = False
+        if not self._connect_seen:
+            fields = {k: v for k, v in fields.items() if k not in MQTT_VERSIONED}
         self.messages.append(Message(sender, pdu.ts_ns, pdu.frame, role, fields, key=key,
                                      failed=failed, paired=paired))  # fmt: skip
 
