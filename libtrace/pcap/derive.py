@@ -160,6 +160,8 @@ DERIVED: dict[str, tuple[str, str, Callable[[Path, Path], Path]]] = {
                                lambda s, t: start_mid_connection(s, t, skip=2)),
     "mosquitto-midstream.pcap": ("mqtt", "mosquitto.pcap",
                                  lambda s, t: start_mid_connection(s, t, skip=4)),
+    "mosquitto-burst-midstream.pcap": ("mqtt", "mosquitto-variants.pcap",
+                                       lambda s, t: start_mid_connection(s, t, skip=2)),
     "mariadb-midstream.pcap": ("mysql", "mariadb.pcap",
                                lambda s, t: start_mid_connection(s, t, skip=4)),
     "nginx-lost-header.pcap": ("http1", "nginx.pcap",

@@ -11,6 +11,7 @@ from typing import Any
 
 from ._clients import count_matches, wait_for
 from ._description import Service
+from ._errors import ServiceError
 from ._probes import tcp_accepts
 from ._running import Running
 
@@ -70,6 +71,52 @@ def _traffic(running: Running) -> None:
         _session(running, name, version)
 
 
+#: QoS 1 PUBLISH packets the variants send in one write (one TCP segment).
+BURST = 5
+
+
+def _packet(kind: int, flags: int, body: bytes) -> bytes:
+    """One MQTT control packet: type and flags, the remaining length (MQTT 3.1.1, 2.2.3)."""
+    length, size = b"", len(body)
+    while True:
+        size, digit = divmod(size, 128)
+        length += bytes([digit | (0x80 if size else 0)])
+        if not size:
+            return bytes([kind << 4 | flags]) + length + body
+
+
+def _text(value: str) -> bytes:
+    return len(value.encode()).to_bytes(2, "big") + value.encode()
+
+
+def _variants(running: Running) -> None:
+    """Packets as a busy client sends them, built from the MQTT 3.1.1 specification on a
+    raw socket to mosquitto: a burst of QoS 1 PUBLISHes in one segment, a SUBSCRIBE of two
+    topic filters, PINGREQ, UNSUBSCRIBE, DISCONNECT."""
+    import socket
+
+    connect = _packet(1, 0, _text("MQTT") + bytes([4, 0x02]) + (60).to_bytes(2, "big")
+                      + _text("lt-burst"))  # fmt: skip
+    burst = b"".join(_packet(3, 0x02, _text("libtrace/burst") + n.to_bytes(2, "big")
+                             + f"reading {n}".encode()) for n in range(1, BURST + 1))  # fmt: skip
+    subscribe = _packet(8, 0x02, (20).to_bytes(2, "big") + _text("libtrace/a") + b"\x01"
+                        + _text("libtrace/b/#") + b"\x00")  # fmt: skip
+    unsubscribe = _packet(10, 0x02, (21).to_bytes(2, "big") + _text("libtrace/a"))
+    with socket.create_connection((running.host, running.port), 5) as sock:
+        sock.settimeout(5.0)
+        # each answer's size: CONNACK, a PUBACK per PUBLISH, SUBACK, PINGRESP, UNSUBACK
+        for packet, answer in ((connect, 4), (burst, 4 * BURST), (subscribe, 6),
+                               (_packet(12, 0, b""), 2), (unsubscribe, 4)):
+            sock.sendall(packet)
+            got = b""
+            while len(got) < answer:
+                chunk = sock.recv(answer - len(got))
+                if not chunk:
+                    raise ServiceError("traffic: mosquitto closed the connection")
+                got += chunk
+        sock.sendall(_packet(14, 0, b""))
+
+
 def log_counts(running: Running) -> dict[str, int]:
     """Packets the broker logged from the traffic's clients, by type (``PUBLISH``, …)."""
     return count_matches(r"Received (\w+) from lt-", running.log())
@@ -85,5 +132,6 @@ MQTT = Service(
     command=_command,
     ready=tcp_accepts,
     traffic=_traffic,
+    variants=_variants,
     stats=log_counts,
 )
