@@ -330,6 +330,26 @@ def _query_so_far(buf: bytearray, pos: int) -> bool:
     return len(text) >= 16 and text.isascii() and text.decode().isprintable()
 
 
+def sql_after_attributes(payload: bytes) -> int | None:
+    """Where the SQL starts in a COM_QUERY ``payload`` (command byte first) that begins
+    with a well-formed query attributes block (MySQL 8.0.23+) followed by printable
+    SQL; None when it does not read so.  SQL text never starts with a NUL byte or a
+    small count, so a connection traced mid-stream is told by its bytes."""
+    counts = Cursor(payload, 1)
+    cur = Cursor(payload, 1)
+    try:
+        lenenc(counts)
+        if lenenc(counts) != 1:  # the parameter-set count is always 1
+            return None
+        _query_attributes(cur)  # reads every value, so ``cur`` ends at the SQL
+    except (MalformedError, TruncatedError, struct.error):
+        return None
+    sql = payload[cur.pos:cur.pos + 64]
+    if not sql or not sql.isascii() or not sql.decode().isprintable():
+        return None
+    return cur.pos
+
+
 def looks_like_login(payload: bytes) -> bool:
     """Whether a client's packet is a HandshakeResponse41 (the login), known by
     its shape where the greeting before it was not seen: capabilities with
@@ -527,7 +547,7 @@ class MysqlParser(StreamParser):
         """
         if self.client_caps is not None and self.server_caps is not None:
             return bool(self.client_caps & self.server_caps & CLIENT_QUERY_ATTRIBUTES)
-        return payload[1:3] == b"\x00\x01"
+        return sql_after_attributes(payload) is not None
 
     def _login(self, side: Side, payload: bytes, length: int, ts: int) -> Message:
         cur = Cursor(payload)

@@ -26,7 +26,7 @@ from ._http2 import PREFACE, plausible_frame_header
 from ._kafka import kafka_request_reads
 from ._limits import MAX_INFERENCE_BYTES
 from ._mqtt import CLIENT_SENDS, FLAGS_0010, SERVER_SENDS, read_fixed_header
-from ._mysql import looks_like_login
+from ._mysql import looks_like_login, sql_after_attributes
 
 #: Every protocol libtrace knows, parsed or not yet.
 PROTOCOLS = ("http1", "http2", "dubbo", "mysql", "redis", "kafka", "mqtt", "dns")
@@ -225,6 +225,9 @@ def _mysql(data: bytes, udp: bool) -> Match:
     # COM_QUERY / COM_STMT_PREPARE with printable SQL, COM_INIT_DB with a name
     if (seq == 0 and first in (0x02, 0x03, 0x16) and whole and length > 1
             and _PRINTABLE.fullmatch(data[5:])):
+        return 0.7, Direction.REQUEST
+    # a MySQL 8 COM_QUERY whose query attributes come before the SQL
+    if seq == 0 and first == 0x03 and whole and sql_after_attributes(data[4:]) is not None:
         return 0.7, Direction.REQUEST
     # Mid-connection, what else a client or a server sends first:
     if seq == 1 and whole and looks_like_login(data[4:]):

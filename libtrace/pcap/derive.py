@@ -162,6 +162,8 @@ DERIVED: dict[str, tuple[str, str, Callable[[Path, Path], Path]]] = {
                                  lambda s, t: start_mid_connection(s, t, skip=4)),
     "mosquitto-burst-midstream.pcap": ("mqtt", "mosquitto-variants.pcap",
                                        lambda s, t: start_mid_connection(s, t, skip=2)),
+    "mysql8-query-attributes-midstream.pcap": (
+        "mysql", "mysql8-query-attributes.pcap", lambda s, t: start_mid_connection(s, t, skip=3)),
     "mariadb-midstream.pcap": ("mysql", "mariadb.pcap",
                                lambda s, t: start_mid_connection(s, t, skip=4)),
     "nginx-lost-header.pcap": ("http1", "nginx.pcap",

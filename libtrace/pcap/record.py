@@ -8,8 +8,9 @@ packaged), captures with ``tcpdump -i lo``, runs the service's deterministic
 traffic script (curl, nghttp, h2load, redis-cli, dig, getent, PyMySQL,
 mysql-connector-python, paho-mqtt, kafka-python, raw sockets), and writes
 ``<name>.pcap`` (``<name>-variants.pcap`` for a service's variants traffic; the
-scenarios of :mod:`libtrace.pcap.derive` make their captures from those real ones
-with a named generator) and, beside it, ``<name>.expected.jsonl``: the records
+scenarios of :mod:`libtrace.pcap.derive` make their captures from those real ones,
+and those of :mod:`libtrace.pcap.synth` from a protocol's specification, each with a
+named generator) and, beside it, ``<name>.expected.jsonl``: the records
 ``libtrace pcap --json`` prints for it (review them when they change).  It
 refuses to write them when tshark, the independent oracle
 (:mod:`libtrace.pcap.oracle`), disagrees with any record: the expected
@@ -36,6 +37,7 @@ from ..services import SERVICES, ServiceError, start
 from ._session import analyze
 from .derive import DERIVED
 from .oracle import OracleDisagrees, OracleUnavailable, verify
+from .synth import GENERATED
 
 #: Loopback ports the scenarios use: each service's default.
 PORTS = {name: service.port for name, service in SERVICES.items()}
@@ -144,6 +146,22 @@ def _derived(name: str) -> Callable[[Path, Path], None]:
     return record
 
 
+def _generated(name: str) -> Callable[[Path, Path], None]:
+    """A recorder that writes ``name`` from a protocol's specification."""
+    _, generator = GENERATED[name]
+
+    def record(tmp: Path, out: Path) -> None:
+        generator(out / name)
+
+    record.__doc__ = generator.__doc__
+    return record
+
+
+# Generated captures first: derived ones may start from them.
+SCENARIOS.update({
+    name.split(".")[0]: (_generated(name), (), directory)
+    for name, (directory, _) in GENERATED.items()
+})  # fmt: skip
 SCENARIOS.update({
     name.split(".")[0]: (_derived(name), (), directory)
     for name, (directory, _, _) in DERIVED.items()
@@ -159,6 +177,8 @@ def write_expected(pcap: Path) -> Path:
         OracleUnavailable: tshark is missing.
     """
     records = [json.loads(json.dumps(r)) for r in analyze(str(pcap))]
+    if not records:  # the oracle would have nothing to disagree with
+        raise OracleDisagrees(f"{pcap}: libtrace finds no records in it")
     verify(str(pcap), records)
     target = pcap.with_suffix(".expected.jsonl")
     target.write_text("".join(json.dumps(r, separators=(",", ":"), sort_keys=True) + "\n"

@@ -553,6 +553,10 @@ class MysqlView(View):
                 fields = {"command": MYSQL_COMMANDS[command]}
                 if first(f, "mysql.query") is not None:
                     fields["query"] = first(f, "mysql.query")
+                names = f.get("mysql.query_attr_name", [])
+                if names:  # MySQL 8 query attributes (tshark reads string values)
+                    fields["attributes"] = dict(zip(names, f.get("mysql.query_attr_value", []),
+                                                    strict=True))
                 if first(f, "mysql.stmt_id") is not None:
                     fields["statement_id"] = _int(first(f, "mysql.stmt_id"))
                 if command == 2:
