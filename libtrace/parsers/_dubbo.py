@@ -11,7 +11,9 @@ id), so the two peers' id spaces do not collide.
 Only the start of a body is read: for a hessian2 request the Dubbo version,
 service path, service version and method name (:mod:`._hessian2`); for a
 response the hessian2 response type (value, null, exception) or, when the
-status is not OK, the error text.  At most :data:`MAX_BODY_PREFIX_BYTES` of a
+status is not OK, the error text.  FastJson and Gson bodies (one JSON value a
+line) and Kryo's (:mod:`._kryo`) give the same fields; the other
+serializations are named in ``errors`` with their id in ``serialization``.  At most :data:`MAX_BODY_PREFIX_BYTES` of a
 body are buffered and the rest is skipped, so arguments and results of any
 size cost nothing.  A body that cannot be decoded leaves the fields ``None``
 with the reason in ``errors``; the header alone frames the stream.
@@ -30,6 +32,7 @@ from ._cursor import Cursor
 from ._enums import open_enum
 from ._errors import LimitExceededError, MalformedError, TruncatedError
 from ._events import Direction, Message, Status, clip
+from . import _kryo as kryo
 from ._hessian2 import read_int, read_string
 
 #: Bytes of a body buffered to read its prefix (four strings of a request,
@@ -53,6 +56,8 @@ SERIALIZATIONS = frozenset(SERIALIZATION_NAMES)
 #: Serializations that write each object as one line of JSON (FastJson's and
 #: Gson's ObjectOutput): a request's first four are read like hessian2's.
 JSON_LINES = frozenset({6, 16})
+#: Kryo: strings in Kryo's own form (:mod:`._kryo`), the response type one raw byte.
+KRYO = 8
 #: hessian2 response types (``DecodeableRpcResult``) -> what the record calls them.
 RESULT_TYPES = {0: "exception", 1: "value", 2: "null", 3: "exception", 4: "value", 5: "null"}
 
@@ -175,6 +180,8 @@ def decode_frame(header: Header, body: bytes, ts: int, size: int, sender: str,
         try:
             if serialization in JSON_LINES and not event:
                 fields = _json_strings(body, 4, complete)
+            elif serialization == KRYO and not event:
+                fields = [kryo.read_string(cur) for _ in range(4)]
             elif serialization != HESSIAN2:
                 errors.append(_not_decoded(serialization))
             elif event:
@@ -200,6 +207,14 @@ def decode_frame(header: Header, body: bytes, ts: int, size: int, sender: str,
                 result = RESULT_TYPES.get(kind) if isinstance(kind, int) else None
                 if result is None:
                     errors.append(f"unknown response type {kind!r}")
+        elif serialization == KRYO and not event:
+            if header.status != DubboStatus.OK:
+                message = kryo.read_string(cur)
+            else:  # writeByte: one raw byte
+                kind = cur.u8()
+                result = RESULT_TYPES.get(kind)
+                if result is None:
+                    errors.append(f"unknown response type {kind}")
         elif serialization != HESSIAN2:
             errors.append(_not_decoded(serialization))
         elif header.status != DubboStatus.OK:

@@ -11,12 +11,15 @@ its records as with any other fixture (Dubbo aside: it has no dissector).
 
 from __future__ import annotations
 
+import json
 import socket
 import struct
 from collections.abc import Callable
 from pathlib import Path
 
 import dpkt
+
+from ..parsers import _kryo as kryo
 
 #: Loopback endpoints of the generated connections.
 CLIENT = ("127.0.0.1", 40000)
@@ -127,7 +130,49 @@ def mysql8_query_attributes(target: Path) -> Path:
     ])  # fmt: skip
 
 
+# -- Dubbo 2 with serializations other than hessian2 ---------------------------------------
+def _dubbo_frame(flags: int, status: int, request_id: int, body: bytes) -> bytes:
+    """A Dubbo 2 frame: magic, flags (request, two-way, event, serialization id), status,
+    request id, body length, body."""
+    return (b"\xda\xbb" + bytes([flags, status]) + request_id.to_bytes(8, "big")
+            + len(body).to_bytes(4, "big") + body)  # fmt: skip
+
+
+def _json_lines(*values: object) -> bytes:
+    """FastJson's and Gson's ObjectOutput: each value one line of JSON."""
+    return b"".join(json.dumps(v).encode() + b"\n" for v in values)
+
+
+def dubbo_serializations(target: Path) -> Path:
+    """A Dubbo 2 consumer and provider speaking fastjson (6), gson (16), kryo (8), fst (9)
+    and protobuf (22): the prefix strings in each one's own form where the JSON and Kryo
+    specifications give it, opaque bytes for fst and protobuf (whose writers here are
+    not specified byte for byte), OK, SERVICE_NOT_FOUND and BAD_REQUEST answers."""
+    request, two_way, ok = 0x80, 0x40, 20
+    prefix = ("2.0.2", "org.demo.CatalogService", "1.2.0")
+    kryo_prefix = b"".join(kryo.encode_string(s) for s in prefix)
+    conversation = [
+        (True, _dubbo_frame(request | two_way | 6, 0, 1, _json_lines(*prefix, "find",
+                                                                     "Ljava/lang/String;", "tea", {}))),
+        (False, _dubbo_frame(6, ok, 1, _json_lines(1, {"name": "tea", "price": 3}))),
+        (True, _dubbo_frame(request | two_way | 16, 0, 2, _json_lines(*prefix, "list", "", {}))),
+        (False, _dubbo_frame(16, ok, 2, _json_lines(2))),
+        (True, _dubbo_frame(request | two_way | 8, 0, 3, kryo_prefix + kryo.encode_string("find")
+                            + kryo.encode_string("Ljava/lang/String;") + b"\x03\x01tea")),
+        (False, _dubbo_frame(8, ok, 3, b"\x01" + kryo.encode_string("tea: 3"))),
+        (True, _dubbo_frame(request | two_way | 8, 0, 4, b"".join(kryo.encode_string(s) for s in (
+            "2.0.2", "org.demo.Missing", "1.0.0", "find")) + b"\x00")),
+        (False, _dubbo_frame(8, 60, 4, kryo.encode_string("Not found exported service"))),
+        (True, _dubbo_frame(request | two_way | 9, 0, 5, b"\x00\x05fst-opaque-request")),
+        (False, _dubbo_frame(9, ok, 5, b"\x01\x00fst-opaque-value")),
+        (True, _dubbo_frame(request | two_way | 22, 0, 6, b"\x0a\x05proto-opaque")),
+        (False, _dubbo_frame(22, 40, 6, b"\x0a\x0bbad request")),
+    ]
+    return write_tcp_conversation(target, 20880, conversation)
+
+
 #: Generated fixture -> (its protocol directory, the generator).
 GENERATED: dict[str, tuple[str, Callable[[Path], Path]]] = {
     "mysql8-query-attributes.pcap": ("mysql", mysql8_query_attributes),
+    "dubbo-serializations.pcap": ("dubbo", dubbo_serializations),
 }

@@ -123,11 +123,11 @@ def test_large_body_is_skipped() -> None:
 
 def test_undecodable_body_keeps_header() -> None:
     p = DubboParser()
-    p.feed("request", frame(0xC2, 0, 1, b"\x05ab") + frame(0xC8, 0, 2, b"\x01kryo"), 1)
+    p.feed("request", frame(0xC2, 0, 1, b"\x05ab") + frame(0xC9, 0, 2, b"\x01fst"), 1)
     p.feed("response", frame(0x02, 20, 1, b"Z"), 2)
     one, two, resp = messages(p.events())
     assert one.request_id == 1 and one.service is None and "TruncatedError" in one.errors[0]
-    assert two.serialization == 8 and two.errors == ("serialization 8 (kryo) not decoded",)
+    assert two.serialization == 9 and two.errors == ("serialization 9 (fst) not decoded",)
     assert isinstance(resp, DubboResponse) and "MalformedError" in resp.errors[0]
 
 
@@ -244,3 +244,31 @@ def test_json_serializations_give_service_method_and_result(serialization: int) 
          Status.SERVER_ERROR),
     ]  # fmt: skip
     assert all(not r.request.errors and not r.response.errors for r in records)
+
+
+@pytest.mark.parametrize("value", [None, "", "a", "sayHello", "org.demo.GreetingService",
+                                   "é" * 3, "x" * 100, "服务"])
+def test_kryo_strings_round_trip(value: str | None) -> None:
+    from libtrace.parsers import _kryo
+    from libtrace.parsers._cursor import Cursor
+
+    data = _kryo.encode_string(value) + b"tail"
+    cur = Cursor(data)
+    assert _kryo.read_string(cur) == value
+    assert data[cur.pos:] == b"tail"
+
+
+def test_a_kryo_request_gives_its_service_and_method() -> None:
+    from libtrace.parsers import _kryo
+    from libtrace.parsers._dubbo import DubboParser
+
+    body = b"".join(_kryo.encode_string(s) for s in ("2.0.2", "org.demo.Kryo", "1.0", "put"))
+    header = b"\xda\xbb" + bytes([0x80 | 0x40 | 8, 0]) + (9).to_bytes(8, "big")
+    reply = b"\xda\xbb" + bytes([8, 20]) + (9).to_bytes(8, "big") + (1).to_bytes(4, "big") + b"\x01"
+    parser = DubboParser()
+    parser.feed("request", header + len(body + b"args").to_bytes(4, "big") + body + b"args", 1)
+    parser.feed("response", reply, 2)
+    request, response = parser.events()
+    assert (request.service, request.method, request.version, request.serialization) == (
+        "org.demo.Kryo", "put", "1.0", 8)
+    assert not request.errors and response.result == "value"
