@@ -13,8 +13,8 @@ service path, service version and method name (:mod:`._hessian2`); for a
 response the hessian2 response type (value, null, exception) or, when the
 status is not OK, the error text.  FastJson and Gson bodies (one JSON value a
 line) and Kryo's (:mod:`._kryo`) give the same fields; the other
-serializations are named in ``errors`` with their id in ``serialization``.  At most :data:`MAX_BODY_PREFIX_BYTES` of a
-body are buffered and the rest is skipped, so arguments and results of any
+serializations are named in ``errors`` with their id in ``serialization``.
+At most :data:`MAX_BODY_PREFIX_BYTES` of a body are buffered and the rest is skipped, so arguments and results of any
 size cost nothing.  A body that cannot be decoded leaves the fields ``None``
 with the reason in ``errors``; the header alone frames the stream.
 """
@@ -27,12 +27,12 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import ClassVar, NamedTuple
 
+from . import _kryo as kryo
 from ._base import Side, StreamParser, Transport
 from ._cursor import Cursor
 from ._enums import open_enum
 from ._errors import LimitExceededError, MalformedError, TruncatedError
 from ._events import Direction, Message, Status, clip
-from . import _kryo as kryo
 from ._hessian2 import read_int, read_string
 
 #: Bytes of a body buffered to read its prefix (four strings of a request,

@@ -152,8 +152,8 @@ def dubbo_serializations(target: Path) -> Path:
     prefix = ("2.0.2", "org.demo.CatalogService", "1.2.0")
     kryo_prefix = b"".join(kryo.encode_string(s) for s in prefix)
     conversation = [
-        (True, _dubbo_frame(request | two_way | 6, 0, 1, _json_lines(*prefix, "find",
-                                                                     "Ljava/lang/String;", "tea", {}))),
+        (True, _dubbo_frame(request | two_way | 6, 0, 1,
+                            _json_lines(*prefix, "find", "Ljava/lang/String;", "tea", {}))),
         (False, _dubbo_frame(6, ok, 1, _json_lines(1, {"name": "tea", "price": 3}))),
         (True, _dubbo_frame(request | two_way | 16, 0, 2, _json_lines(*prefix, "list", "", {}))),
         (False, _dubbo_frame(16, ok, 2, _json_lines(2))),
