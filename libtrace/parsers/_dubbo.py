@@ -14,9 +14,10 @@ response the hessian2 response type (value, null, exception) or, when the
 status is not OK, the error text.  FastJson and Gson bodies (one JSON value a
 line) and Kryo's (:mod:`._kryo`) give the same fields; the other
 serializations are named in ``errors`` with their id in ``serialization``.
-At most :data:`MAX_BODY_PREFIX_BYTES` of a body are buffered and the rest is skipped, so arguments and results of any
-size cost nothing.  A body that cannot be decoded leaves the fields ``None``
-with the reason in ``errors``; the header alone frames the stream.
+At most :data:`MAX_BODY_PREFIX_BYTES` of a body are buffered and the rest is
+skipped, so arguments and results of any size cost nothing.  A body that cannot
+be decoded leaves the fields ``None`` with the reason in ``errors``; the header
+alone frames the stream.
 """
 
 from __future__ import annotations
