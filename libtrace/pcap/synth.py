@@ -67,6 +67,71 @@ def write_tcp_conversation(target: Path, server_port: int,
     return target
 
 
+def write_datagrams(target: Path, datagrams: list[tuple[tuple[str, int], tuple[str, int], bytes]]
+                    ) -> Path:  # fmt: skip
+    """Each (source, destination, payload) one UDP datagram over IPv4, in order."""
+    with target.open("wb") as f:
+        writer = dpkt.pcap.Writer(f, linktype=dpkt.pcap.DLT_EN10MB)
+        for index, (src, dst, payload) in enumerate(datagrams):
+            udp = dpkt.udp.UDP(sport=src[1], dport=dst[1], data=payload)
+            udp.ulen = len(udp)
+            ip = dpkt.ip.IP(src=socket.inet_aton(src[0]), dst=socket.inet_aton(dst[0]),
+                            p=dpkt.ip.IP_PROTO_UDP, ttl=255, data=udp)  # fmt: skip
+            ip.len = len(ip)
+            frame = dpkt.ethernet.Ethernet(src=b"\0" * 6, dst=b"\0" * 6,
+                                           type=dpkt.ethernet.ETH_TYPE_IP, data=ip)  # fmt: skip
+            writer.writepkt(bytes(frame), ts=EPOCH_S + index * STEP_S)
+    return target
+
+
+# -- Multicast DNS (RFC 6762) and DNS UPDATE (RFC 2136) -----------------------------------------
+def mdns_and_update(target: Path) -> Path:
+    """mDNS on 5353 as RFC 6762 has it, written with dnspython: a multicast query of two
+    questions (one asking for a unicast answer), the multicast answer with no question,
+    a one-shot unicast query and its answer; then a DNS UPDATE (RFC 2136) and its
+    REFUSED."""
+    import dns.message
+    import dns.name
+    import dns.opcode
+    import dns.rcode
+    import dns.rdataclass
+    import dns.rdatatype
+    import dns.rrset
+    import dns.update
+
+    group, querier, responder = ("224.0.0.251", 5353), ("127.0.0.1", 5353), ("127.0.0.2", 5353)
+    query = dns.message.Message(id=0)
+    for name, kind in (("_http._tcp.local.", "PTR"), ("printer.local.", "A")):
+        query.question.append(dns.rrset.RRset(dns.name.from_text(name), dns.rdataclass.IN,
+                                              dns.rdatatype.from_text(kind)))
+    # the top bit of the second question's class asks for a unicast response (QU)
+    wire = bytearray(query.to_wire())
+    wire[-2] |= 0x80
+    answer = dns.message.Message(id=0)
+    answer.flags = dns.flags.QR | dns.flags.AA
+    answer.answer.append(dns.rrset.from_text("_http._tcp.local.", 120, "IN", "PTR",
+                                             "printer._http._tcp.local."))
+    answer.answer.append(dns.rrset.from_text("printer.local.", 120, "IN", "A", "127.0.0.2"))
+    one_shot = dns.message.make_query("printer.local.", "A")
+    one_shot.id = 0x2606
+    one_shot_answer = dns.message.make_response(one_shot)
+    one_shot_answer.answer.append(dns.rrset.from_text("printer.local.", 10, "IN", "A",
+                                                      "127.0.0.2"))
+    update = dns.update.UpdateMessage("example.test.", id=0x0B0B)
+    update.add("host.example.test.", 300, "A", "10.1.2.9")
+    refused = dns.message.make_response(update)
+    refused.set_rcode(dns.rcode.REFUSED)
+    unicast, server = ("127.0.0.1", 40053), ("127.0.0.3", 53)
+    return write_datagrams(target, [
+        (querier, group, bytes(wire)),
+        (responder, group, answer.to_wire()),
+        (unicast, responder, one_shot.to_wire()),
+        (responder, unicast, one_shot_answer.to_wire()),
+        (unicast, server, update.to_wire()),
+        (server, unicast, refused.to_wire()),
+    ])  # fmt: skip
+
+
 # -- MySQL 8 (the client/server protocol, "Connection Phase" and "COM_QUERY") ------------
 CLIENT_PROTOCOL_41, CLIENT_SECURE_CONNECTION, CLIENT_PLUGIN_AUTH = 0x200, 0x8000, 1 << 19
 CLIENT_CONNECT_WITH_DB, CLIENT_QUERY_ATTRIBUTES = 0x8, 1 << 27
@@ -175,4 +240,5 @@ def dubbo_serializations(target: Path) -> Path:
 GENERATED: dict[str, tuple[str, Callable[[Path], Path]]] = {
     "mysql8-query-attributes.pcap": ("mysql", mysql8_query_attributes),
     "dubbo-serializations.pcap": ("dubbo", dubbo_serializations),
+    "mdns-and-update.pcap": ("dns", mdns_and_update),
 }

@@ -99,7 +99,13 @@ def oracle_records(pcap: str, protocol: str, servers: Iterable[str]) -> list[Ora
                  for t in view_cls.transports]  # fmt: skip
     conns: dict[tuple[str, str], View] = {}
     for pdu in dissect(pcap, view_cls.layer, decode_as, view_cls.split):
-        if pdu.dst in servers:
+        by_server = view_cls.sent_by_server(pdu)
+        if by_server is not None and (pdu.src if by_server else pdu.dst) in servers:
+            # the message itself says which end sent it (a DNS response: the server,
+            # also when it goes to a multicast group that queries are sent to)
+            client, server = (pdu.dst, pdu.src) if by_server else (pdu.src, pdu.dst)
+            sender = "server" if by_server else "client"
+        elif pdu.dst in servers:
             client, server, sender = pdu.src, pdu.dst, "client"
         elif pdu.src in servers:
             client, server, sender = pdu.dst, pdu.src, "server"

@@ -157,6 +157,11 @@ class View:
         """A libtrace record's message under the oracle's names."""
         return message
 
+    @staticmethod
+    def sent_by_server(pdu: Pdu) -> bool | None:
+        """Whether the message says it came from the server (None: it does not say)."""
+        return None
+
     def records(self) -> list[OracleRecord]:
         """The messages paired: by tshark's link, by key, else in order."""
         out: list[OracleRecord] = []
@@ -327,9 +332,14 @@ _DNS_NAMES = frozenset({"CNAME", "PTR", "NS", "MX"})
 class DnsView(View):
     layer, dissector, transports = "dns", "dns", ("udp", "tcp")
 
+    @staticmethod
+    def sent_by_server(pdu: Pdu) -> bool | None:
+        return first(leaves(pdu.tree.get("dns.flags_tree", {})), "dns.flags.response") == "1"
+
     def pdu(self, pdu: Pdu, sender: str) -> None:
         tree = pdu.tree
-        queries = subtrees(tree, "Queries")
+        # an UPDATE's first section is its zone (RFC 2136), read where a query's question is
+        queries = subtrees(tree, "Queries") or subtrees(tree, "Zone")
         f = leaves(queries) if queries else {}
         top = {k: v for k, v in tree.items() if isinstance(v, str)}
         flags = leaves(tree.get("dns.flags_tree", {}))
