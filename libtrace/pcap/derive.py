@@ -158,6 +158,11 @@ def two_link_types(source: Path, target: Path) -> Path:
 DERIVED: dict[str, tuple[str, str, Callable[[Path, Path], Path]]] = {
     "nghttpd-midstream.pcap": ("http2", "nghttpd.pcap",
                                lambda s, t: start_mid_connection(s, t, skip=2)),
+    # the client's SETTINGS ACK first, then the calls
+    "grpc-midstream-settings-ack.pcap": ("http2", "grpc.pcap",
+                                         lambda s, t: start_mid_connection(s, t, skip=3)),
+    # a call's HEADERS, WINDOW_UPDATE and DATA first
+    "grpc-midstream.pcap": ("http2", "grpc.pcap", lambda s, t: start_mid_connection(s, t, skip=4)),
     "mosquitto-midstream.pcap": ("mqtt", "mosquitto.pcap",
                                  lambda s, t: start_mid_connection(s, t, skip=4)),
     "mosquitto-burst-midstream.pcap": ("mqtt", "mosquitto-variants.pcap",

@@ -133,6 +133,22 @@ SCENARIOS.update({
 })  # fmt: skip
 
 
+#: The gRPC fixture's loopback port (grpcio serves it for the recording only).
+GRPC_PORT = 18444
+
+
+def _record_grpc(tmp: Path, out: Path) -> None:
+    """gRPC over cleartext HTTP/2 from grpcio, server and client (no gRPC server is
+    packaged for Debian): a unary OK, a unary NOT_FOUND, a server stream."""
+    from ..services._grpc import grpc_traffic
+
+    with _capture(out / "grpc.pcap", GRPC_PORT):
+        grpc_traffic("127.0.0.1", GRPC_PORT)
+
+
+SCENARIOS["grpc"] = (_record_grpc, (), "http2")
+
+
 def _derived(name: str) -> Callable[[Path, Path], None]:
     """A recorder that derives ``name`` from a real fixture already in the directory."""
     _, source, generator = DERIVED[name]

@@ -302,6 +302,13 @@ class Http2View(View):
                 status = int(first(f, "http2.headers.status") or 0)
                 fields.update(status=status, content_type=first(f, "http2.headers.content_type"))
                 response.failed = status >= 400
+            if kind == 1:  # gRPC's outcome comes in the trailers (or a trailers-only reply)
+                headers = dict(zip(f.get("http2.header.name", []),
+                                   f.get("http2.header.value", []), strict=False))
+                if "grpc-status" in headers:
+                    fields.update(grpc_status=int(headers["grpc-status"]),
+                                  grpc_message=headers.get("grpc-message"))
+                    response.failed = fields["grpc_status"] != 0
             elif kind == 0:
                 padding = _int(first(f, "http2.pad_length")) or 0
                 length = _int(first(f, "http2.length")) or 0
