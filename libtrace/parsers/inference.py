@@ -315,7 +315,7 @@ def _mqtt_plausible(kind: int, flags: int, body: bytes) -> bool:
         topic = body[2:2 + topic_len]
         return (topic_len > 0 and len(body) >= 2 + topic_len + (2 if qos else 0)
                 and bool(_PRINTABLE.fullmatch(topic)) and not set(topic) & {0x23, 0x2B})
-    if kind in (12, 13):  # PINGREQ, PINGRESP
+    if kind in (12, 13, 14):  # PINGREQ, PINGRESP, DISCONNECT (3.1.1: no body)
         return not body
     if kind in (4, 5, 6, 7):  # PUBACK, PUBREC, PUBREL, PUBCOMP: a packet id (v5: + reason)
         return len(body) >= 2 and body[:2] != b"\0\0"
@@ -327,7 +327,7 @@ def _mqtt_plausible(kind: int, flags: int, body: bytes) -> bool:
         return any(_topic_filter_at(body, start) for start in starts)
     if kind in (9, 11):  # SUBACK, UNSUBACK: a packet id and return codes
         return len(body) >= 2 + (kind == 9) and body[:2] != b"\0\0"
-    return False  # CONNACK, DISCONNECT, AUTH: too short to tell from noise alone
+    return False  # CONNACK, AUTH, an MQTT 5 DISCONNECT: too short to tell from noise alone
 
 
 def _mqtt(data: bytes, udp: bool) -> Match:
