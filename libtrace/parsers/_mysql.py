@@ -32,14 +32,16 @@ starts after the login's OK: from there each direction is a sequence of
 compressed packets (a 3-byte length, a sequence id, the 3-byte length of the
 uncompressed payload, 0 where it was sent as it is), each one zlib stream of
 whole or partial packets of the protocol above.  :class:`_Inflater` turns
-them back into that stream before the base class buffers it.  zstd
-(CLIENT_ZSTD_COMPRESSION_ALGORITHM, MySQL 8.0.18+) has no decoder in the
-standard library here: such a connection says so and is skipped from there.
+them back into that stream before the base class buffers it.  With
+CLIENT_ZSTD_COMPRESSION_ALGORITHM (MySQL 8.0.18+) each compressed packet is
+one zstd frame instead, read with the ``zstandard`` module; where it is not
+installed such a connection says so and is skipped from there.
 """
 
 from __future__ import annotations
 
 import enum
+import importlib.util
 import struct
 import zlib
 from collections import deque
@@ -71,6 +73,8 @@ CLIENT_SECURE_CONNECTION = 1 << 15
 CLIENT_PLUGIN_AUTH_LENENC_DATA = 1 << 21
 CLIENT_DEPRECATE_EOF = 1 << 24
 CLIENT_ZSTD_COMPRESSION_ALGORITHM = 1 << 26
+#: zstandard (a dependency of the package) reads zstd-compressed connections.
+_HAVE_ZSTD = importlib.util.find_spec("zstandard") is not None
 CLIENT_QUERY_ATTRIBUTES = 1 << 27
 #: COM_STMT_PREPARE_OK: status, statement id, columns, params, filler, warnings.
 PREPARE_OK_BYTES = 12
@@ -365,11 +369,29 @@ def looks_like_login(payload: bytes) -> bool:
 MAX_COMPRESSED_BYTES = 1 << 24
 
 
-class _Inflater:
-    """One direction of the compressed protocol back into plain packets."""
+def _zstd_decompress(body: bytes, plain: int) -> bytes:
+    import zstandard  # only for zstd-compressed connections (see _agreed_compression)
 
-    def __init__(self) -> None:
+    try:
+        return zstandard.ZstdDecompressor().decompress(body, max_output_size=plain + 1)
+    except zstandard.ZstdError as exc:
+        raise MalformedError(f"compressed packet: zstd: {exc}") from None
+
+
+def _zlib_decompress(body: bytes, plain: int) -> bytes:
+    try:
+        return zlib.decompressobj().decompress(body, plain + 1)
+    except zlib.error as exc:
+        raise MalformedError(f"compressed packet: {exc}") from None
+
+
+class _Inflater:
+    """One direction of the compressed protocol back into plain packets (each compressed
+    packet one zlib stream, or one zstd frame)."""
+
+    def __init__(self, algorithm: str = "zlib") -> None:
         self._raw = bytearray()
+        self._decompress = _zstd_decompress if algorithm == "zstd" else _zlib_decompress
 
     def feed(self, data: bytes) -> bytes:
         """The plain bytes of the compressed packets that ``data`` completes.
@@ -391,11 +413,7 @@ class _Inflater:
             if not plain:
                 out += body  # sent as it is (short payloads)
                 continue
-            inflater = zlib.decompressobj()
-            try:
-                inner = inflater.decompress(body, plain + 1)
-            except zlib.error as exc:
-                raise MalformedError(f"compressed packet: {exc}") from None
+            inner = self._decompress(body, plain)
             if len(inner) != plain:
                 raise MalformedError(f"compressed packet inflates to {len(inner)} bytes, "
                                      f"not {plain}")  # fmt: skip
@@ -422,8 +440,9 @@ class MysqlParser(StreamParser):
         self._continued = {d: False for d in Direction}
         #: the compressed protocol, per direction, once the login's OK started it
         self._inflaters: dict[Direction, _Inflater] | None = None
-        #: the login's OK was parsed with compression agreed: switch after it
-        self._compress_next = False
+        #: the login's OK was parsed with compression agreed ("zlib", "zstd"): switch
+        #: after it
+        self._compress_next: str | None = None
 
     # -- the compressed protocol -----------------------------------------------------------
     def feed(self, direction: Direction | str, data: bytes, ts_ns: int) -> None:
@@ -455,8 +474,8 @@ class MysqlParser(StreamParser):
 
     def _start_compression(self, ts_ns: int) -> None:
         """From the login's OK on: what either side buffered past it is compressed."""
-        self._compress_next = False
-        self._inflaters = {d: _Inflater() for d in Direction}
+        algorithm, self._compress_next = self._compress_next or "zlib", None
+        self._inflaters = {d: _Inflater(algorithm) for d in Direction}
         for side in self._sides.values():
             rest = bytes(side.buf)
             side.consume(len(side.buf))
@@ -633,12 +652,13 @@ class MysqlParser(StreamParser):
         errors: tuple[str, ...] = ()
         if answer.command is Command.LOGIN and kind == "ok":
             compression = self._agreed_compression()
-            if compression == "zlib":
-                self._compress_next = True
-            elif compression == "zstd":
+            if compression == "zstd" and not _HAVE_ZSTD:
                 for side in self._sides.values():
                     side.skip = SKIP_TO_EOF
-                errors = ("zstd-compressed protocol: the rest of the connection is not parsed",)
+                errors = ("zstd-compressed protocol (no zstandard module here): the rest of "
+                          "the connection is not parsed",)  # fmt: skip
+            elif compression is not None:
+                self._compress_next = compression
         return MysqlResponse(ts_ns=answer.ts, size=answer.size, kind=kind, errors=errors,
                              _parsed=True, **f)  # type: ignore[arg-type]
 

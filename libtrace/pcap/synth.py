@@ -236,9 +236,61 @@ def dubbo_serializations(target: Path) -> Path:
     return write_tcp_conversation(target, 20880, conversation)
 
 
+CLIENT_ZSTD_COMPRESSION_ALGORITHM = 1 << 26
+
+
+def _column(name: bytes) -> bytes:
+    """A column definition (Protocol::ColumnDefinition41) of a VARCHAR column."""
+    return (b"".join(_lenstr(v) for v in (b"def", b"shop", b"items", b"items", name, name))
+            + b"\x0c" + struct.pack("<HIBHB", 45, 80, MYSQL_TYPE_VAR_STRING, 0, 0) + b"\0\0")
+
+
+def _eof(sequence: int) -> bytes:
+    return _mysql_packet(sequence, b"\xfe\x00\x00\x02\x00")
+
+
+def _zstd_packet(sequence: int, packets: bytes) -> bytes:
+    """One packet of the compressed protocol whose body is one zstd frame."""
+    import zstandard
+
+    body = zstandard.ZstdCompressor(level=3).compress(packets)
+    return (len(body).to_bytes(3, "little") + bytes([sequence])
+            + len(packets).to_bytes(3, "little") + body)  # fmt: skip
+
+
+def mysql8_zstd(target: Path) -> Path:
+    """A MySQL 8.0.36 server and client that agree on zstd compression
+    (CLIENT_ZSTD_COMPRESSION_ALGORITHM, level 3 in the login): after the login's OK each
+    direction is compressed packets, each one zstd frame: a SELECT and its result set
+    (two rows), then QUIT."""
+    caps = MYSQL8_CAPS & ~CLIENT_QUERY_ATTRIBUTES | CLIENT_ZSTD_COMPRESSION_ALGORITHM
+    greeting = (b"\x0a" + b"8.0.36-generated\x00" + struct.pack("<I", 8) + b"abcdefgh\x00"
+                + struct.pack("<H", caps & 0xFFFF) + b"\xff" + struct.pack("<H", 2)
+                + struct.pack("<H", caps >> 16) + bytes([21]) + bytes(10)
+                + b"ijklmnopqrst\x00" + b"caching_sha2_password\x00")  # fmt: skip
+    login = (struct.pack("<I", caps) + struct.pack("<I", 1 << 24) + b"\xff" + bytes(23)
+             + b"app\x00" + _lenstr(bytes(32)) + b"shop\x00" + b"caching_sha2_password\x00"
+             + b"\x03")  # the zstd compression level  # fmt: skip
+    select = _mysql_packet(0, b"\x03SELECT name FROM items WHERE name LIKE 'p%' ORDER BY id")
+    rows = [b"pear", b"plum"]
+    answer = (_mysql_packet(1, b"\x01") + _mysql_packet(2, _column(b"name")) + _eof(3)
+              + b"".join(_mysql_packet(4 + i, _lenstr(row)) for i, row in enumerate(rows))
+              + _eof(4 + len(rows)))  # fmt: skip
+    quit_ = _mysql_packet(0, b"\x01")
+    return write_tcp_conversation(target, 13306, [
+        (False, _mysql_packet(0, greeting)),
+        (True, _mysql_packet(1, login)),
+        (False, _ok(2)),
+        (True, _zstd_packet(0, select)),
+        (False, _zstd_packet(0, answer)),
+        (True, len(quit_).to_bytes(3, "little") + b"\x01" + bytes(3) + quit_),  # as it is
+    ])  # fmt: skip
+
+
 #: Generated fixture -> (its protocol directory, the generator).
 GENERATED: dict[str, tuple[str, Callable[[Path], Path]]] = {
     "mysql8-query-attributes.pcap": ("mysql", mysql8_query_attributes),
+    "mysql8-zstd.pcap": ("mysql", mysql8_zstd),
     "dubbo-serializations.pcap": ("dubbo", dubbo_serializations),
     "mdns-and-update.pcap": ("dns", mdns_and_update),
 }

@@ -572,7 +572,33 @@ def test_a_corrupt_compressed_packet_says_so_and_stops() -> None:
     assert not [e for e in events if isinstance(e, MysqlRequest) and e.query == "SELECT 2"]
 
 
-def test_zstd_compression_is_named_and_the_rest_skipped() -> None:
+def compressed_zstd(seq: int, plain: bytes) -> bytes:
+    """One compressed packet whose body is a zstd frame (MySQL 8.0.18+)."""
+    import zstandard
+
+    body = zstandard.ZstdCompressor().compress(plain)
+    return len(body).to_bytes(3, "little") + bytes([seq]) + len(plain).to_bytes(3, "little") + body
+
+
+def test_zstd_compressed_protocol_is_read_too() -> None:
+    zstd = CAPS | CLIENT_ZSTD_COMPRESSION_ALGORITHM
+    answer = resultset(2, [["1", "apple"], ["2", "pear"]], False)
+    parser = MysqlParser()
+    records = _records(
+        parser, ("response", greeting(zstd)), ("request", login(zstd)), ("response", ok(2)),
+        ("request", compressed_zstd(0, query("SELECT id, name FROM items"))),
+        ("response", compressed_zstd(0, answer)),
+    )  # fmt: skip
+    got = [(r.request.fields()["command"], r.request.query, r.response.fields().get("rows"))
+           for r in records if r.request and r.response]
+    assert got == [("LOGIN", None, None), ("COM_QUERY", "SELECT id, name FROM items", 2)]
+
+
+def test_without_zstandard_zstd_is_named_and_the_rest_skipped(
+        monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    from libtrace.parsers import _mysql
+
+    monkeypatch.setattr(_mysql, "_HAVE_ZSTD", False)
     zstd = CAPS | CLIENT_ZSTD_COMPRESSION_ALGORITHM
     parser = MysqlParser()
     records = _records(parser, ("response", greeting(zstd)), ("request", login(zstd)),
@@ -580,4 +606,5 @@ def test_zstd_compression_is_named_and_the_rest_skipped() -> None:
     (login_record,) = [r for r in records if r.request and r.request.command.name == "LOGIN"]
     assert [r for r in records if r.request and r.request.command.name != "LOGIN"] == []
     assert login_record.response.errors == (
-        "zstd-compressed protocol: the rest of the connection is not parsed",)
+        "zstd-compressed protocol (no zstandard module here): the rest of the connection is "
+        "not parsed",)

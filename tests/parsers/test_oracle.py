@@ -27,6 +27,13 @@ PCAPS = sorted(p for p in [*FIXTURES.glob("*/*.pcap"), *FIXTURES.glob("*/*.pcapn
 pytestmark = pytest.mark.skipif(shutil.which("tshark") is None, reason="needs tshark")
 
 
+#: Captures where tshark 4.0 decodes few messages, and why.
+TSHARK_BLIND = {
+    "midstream": "its MySQL dissector needs the connection's start",
+    "zstd": "it does not decompress MySQL's zstd-compressed protocol",
+}
+
+
 def _golden(pcap: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in pcap.with_suffix(".expected.jsonl").open()]
 
@@ -42,11 +49,10 @@ def test_every_golden_record_agrees_with_tshark(pcap: Path) -> None:
     assert [a.text() for a in agreements if not a.ok] == []
     assert [a.protocol for a in agreements] == [pcap.parent.name]
     assert agreements[0].matched == len(golden) > 0
-    # tshark decodes most messages of a whole capture: the comparison is not by time
-    # alone (a capture cut mid-connection leaves its MySQL dissector without the state
-    # it needs: there, only the timestamps and the pairing are checked for those)
+    # tshark decodes most messages: the comparison is not by time alone (except where
+    # tshark 4.0 is blind: there only the timestamps and the pairing are checked)
     messages = sum((r["request"] is not None) + (r["response"] is not None) for r in golden)
-    if "midstream" not in pcap.name:
+    if not any(part in pcap.name for part in TSHARK_BLIND):
         assert agreements[0].undecoded * 4 <= messages
 
 
@@ -76,8 +82,8 @@ def test_a_missing_record_is_caught(pcap: Path) -> None:
     assert len(found) == 1 and "has no equal" in found[0]
 
 
-#: Captures that begin at a connection's start: tshark judges their responses.
-WHOLE = [p for p in PCAPS if "midstream" not in p.name]
+#: Captures where tshark judges the responses.
+WHOLE = [p for p in PCAPS if not any(part in p.name for part in TSHARK_BLIND)]
 
 
 @pytest.mark.parametrize("pcap", WHOLE, ids=[p.stem for p in WHOLE])

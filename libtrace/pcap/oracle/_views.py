@@ -552,6 +552,14 @@ class MysqlView(View):
         self._reply: Message | None = None  # the server message being read
         self._packets = 0  # its packets so far
         self._eofs: list[int] = []  # at which of its packets an EOF came
+        # zstd compression: agreed in the login (its level), in force after the login's
+        # answer; tshark 4.0 reads none of it
+        self._zstd = self._zstd_in_force = False
+
+    def unclaimed(self, pdu: Pdu, sender: str) -> None:
+        if self._zstd_in_force and sender == "client":
+            self._reply = None
+            self.messages.append(Message(sender, pdu.ts_ns, pdu.frame, "request", None))
 
     def pdu(self, pdu: Pdu, sender: str) -> None:
         f = leaves(pdu.tree)
@@ -559,8 +567,11 @@ class MysqlView(View):
         # (tshark 4.0 does not inflate the compressed protocol; it reads only what a
         # compressing peer sent uncompressed).
         misread = "mysql.payload" in f or "mysql.command.invalid" in f
-        if misread:
+        if sender == "client" and self._zstd and self._reply is not None:
+            self._zstd_in_force = True  # the login was answered
+        if misread or self._zstd_in_force:
             f = {}
+        self._zstd |= "mysql.compression.zstd_level" in f
         if sender == "client":
             self._reply = None
             command = _int(first(f, "mysql.command"))
