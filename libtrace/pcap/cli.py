@@ -40,7 +40,8 @@ SUMMARY_FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
               ("error_code|kind", "error_message", "affected_rows", "rows", "server_version")),
     "kafka": (("api", "api_version", "topics"), ("error_code",)),
     "mqtt": (("packet_type", "topic|topics", "qos"), ("packet_type", "return_code")),
-    "dubbo": (("service", "method"), ("status", "error_message")),
+    # a body not decoded (fst, protobuf, ...) says why instead of an empty row
+    "dubbo": (("service|errors", "method"), ("status", "error_message|errors")),
 }  # fmt: skip
 #: How a bare number reads in a row.
 LABELS = {"api_version": "v{}", "error_code": "error {}", "qos": "qos {}",

@@ -373,6 +373,10 @@ def test_pcapng_interfaces_each_decoded_with_their_own_link_type(tmp_path: Path)
     ("dns/dnsmasq.pcap", "example.test. A  => NOERROR A 10.1.2.3"),
     ("redis/redis.pcap", "SET greeting hello  => OK"),
     ("dubbo/fake-dubbo.pcap", "missing.Service sayHello  => SERVICE_NOT_FOUND service not found"),
+    ("dubbo/dubbo-serializations.pcap", "org.demo.CatalogService find  => OK"),
+    ("dubbo/dubbo-serializations.pcap",
+     "serialization 9 (fst) not decoded  => OK serialization 9 (fst) not decoded"),
+    ("mysql/mysql8-zstd.pcap", "COM_QUERY SELECT name FROM items WHERE name LIKE 'p%'"),
     ("http2/nghttpd.pcap", "GET /missing  => 404"),
 ])  # fmt: skip
 def test_table_rows_say_what_each_protocol_exchanged(
