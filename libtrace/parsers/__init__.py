@@ -70,6 +70,7 @@ from ._events import NEED_DATA, Desync, Direction, Event, Message, Record, Statu
 from ._http1 import Http1Parser, Http1Request, Http1Response
 from ._http2 import Http2Parser, Http2Request, Http2Response
 from ._kafka import ApiKey, KafkaParser, KafkaRequest, KafkaResponse
+from ._limits import MAX_ARGS_KEPT
 from ._mqtt import MqttParser, MqttRequest, MqttResponse, PacketType
 from ._mysql import Command, MysqlParser, MysqlRequest, MysqlResponse
 from ._redis import RedisParser, RedisRequest, RedisResponse
@@ -104,6 +105,7 @@ def parser_for(protocol: str) -> type[StreamParser]:
 
 __all__ = [
     "DEFAULT_TIMEOUT_NS",
+    "MAX_ARGS_KEPT",
     "NEED_DATA",
     "PARSERS",
     "PROTOCOLS",

@@ -22,8 +22,7 @@ import dns.opcode
 import dns.rcode
 import dns.rdatatype
 
-from ...parsers._kafka import ApiKey
-from ...parsers._limits import MAX_ARGS_KEPT
+from ...parsers import MAX_ARGS_KEPT, ApiKey
 from ._tshark import Pdu, Tree, first, leaves, subtrees
 
 Role = Literal["request", "response"]
