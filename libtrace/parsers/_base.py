@@ -209,11 +209,11 @@ class StreamParser:
     # -- the loop ------------------------------------------------------------------
     def _step(self, side: Side) -> Event | _NeedData:
         if side.partial is not None:
-            event, side.partial = side.partial, None
-            return event
+            kept, side.partial = side.partial, None
+            return kept
         if side.pending is not None:
-            event, side.pending = side.pending, None
-            return event
+            desync, side.pending = side.pending, None
+            return desync
         if self.transport == "udp":
             return self._step_datagram(side)
         while True:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import dpkt
+import dpkt  # type: ignore[import-untyped]
 
 #: A frame of a capture: (seconds, raw link-layer bytes).
 Frame = tuple[float, bytes]

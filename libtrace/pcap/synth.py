@@ -17,7 +17,7 @@ import struct
 from collections.abc import Callable
 from pathlib import Path
 
-import dpkt
+import dpkt  # type: ignore[import-untyped]
 
 #: Loopback endpoints of the generated connections.
 CLIENT = ("127.0.0.1", 40000)

@@ -52,7 +52,7 @@ def notes(image: bytes) -> list[tuple[bytes, int, bytes]]:
              note["n_descdata"] if isinstance(note["n_descdata"], bytes) else b"")
             for segment in elf.iter_segments()
             if segment["p_type"] == "PT_NOTE"
-            for note in segment.iter_notes()
+            for note in segment.iter_notes()  # type: ignore[attr-defined]  # NoteSegment
         ]
     except (ELFError, ConstructError, struct.error, ValueError, UnicodeDecodeError):
         return []

@@ -46,7 +46,8 @@ def ringdecode() -> ModuleType | None:
     except ImportError:
         pass
     else:
-        return _ringdecode
+        module: ModuleType = _ringdecode
+        return module
     if not SOURCE.exists():
         return None
     try:

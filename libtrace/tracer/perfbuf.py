@@ -18,7 +18,7 @@ import errno
 import mmap
 import select
 from collections.abc import Callable
-from typing import Self
+from typing import Any, Self
 
 from ..errors import BpfError
 from . import _libbpf
@@ -63,8 +63,8 @@ class DecodingPerfBuffer:
         self._live()
         total = 0
         for index, (address, size) in enumerate(self._rings):
-            events: list = []
-            process: list = []
+            events: list[Any] = []
+            process: list[Any] = []
             count, not_events, lost = 0, 0, 0
             try:
                 count, not_events, lost = self._consume_perf(
