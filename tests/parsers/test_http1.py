@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from libtrace.parsers import Desync, Http1Parser, Http1Request, Http1Response, Pairer, Status
 
-from ._harness import MODES, feed_both_to_eof, feed_chunks, messages, run, summary
+from ._harness import MODES, assert_split_invariant, feed_chunks, messages, run, summary
 
 # name, request bytes, response bytes, expected (method, path, status, body sizes)
 CASES = [
@@ -120,8 +120,7 @@ def test_message_validation() -> None:
                                                                     max_size=8),
        st.booleans())
 def test_fuzz_arbitrary_bytes(req: bytes, resp: bytes, cuts: list[int], mid: bool) -> None:
-    p = Http1Parser(mid_stream=mid)
-    feed_both_to_eof(p, req, resp, cuts)
+    assert_split_invariant(lambda: Http1Parser(mid_stream=mid), req, resp, cuts)
 
 
 @pytest.mark.fuzz

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from libtrace.parsers import ApiKey, Desync, KafkaParser, KafkaRequest, Pairer, Status
 from libtrace.parsers._kafka import FIRST_FLEXIBLE, MAX_PREFIX_BYTES, is_flexible
 
-from ._harness import MODES, feed_both_to_eof, feed_chunks, messages, run, summary
+from ._harness import MODES, assert_split_invariant, feed_chunks, messages, run, summary
 
 
 # -- a small Kafka encoder (independent of the parser) ---------------------------------------
@@ -347,8 +347,7 @@ def test_broken_topic_list_attaches_an_error() -> None:
 @given(st.binary(max_size=300), st.binary(max_size=300),
        st.lists(st.integers(0, 400), max_size=8), st.booleans())
 def test_fuzz_arbitrary_bytes(req: bytes, resp: bytes, cuts: list[int], mid: bool) -> None:
-    p = KafkaParser(mid_stream=mid)
-    feed_both_to_eof(p, req, resp, cuts)
+    assert_split_invariant(lambda: KafkaParser(mid_stream=mid), req, resp, cuts)
 
 
 @pytest.mark.fuzz

@@ -15,7 +15,15 @@ from libtrace.parsers import (
 )
 from libtrace.parsers._mqtt import MAX_PUBLISH_HEAD_BYTES
 
-from ._harness import MODES, feed_chunks, messages, run, summary
+from ._harness import (
+    MODES,
+    assert_split_invariant,
+    feed_chunks,
+    feed_to_eof,
+    messages,
+    run,
+    summary,
+)
 
 
 # -- a small MQTT encoder (independent of the parser) ----------------------------------------
@@ -252,12 +260,14 @@ def test_connect_with_truncated_payload_keeps_header() -> None:
 @given(st.binary(max_size=300), st.binary(max_size=300),
        st.lists(st.integers(0, 400), max_size=8), st.booleans())
 def test_fuzz_arbitrary_bytes(req: bytes, resp: bytes, cuts: list[int], mid: bool) -> None:
-    p = MqttParser(mid_stream=mid)
-    feed_chunks(p, "request", connect(level=5) + req, cuts)
-    feed_chunks(p, "response", resp, cuts)
-    p.feed("request", b"", 9)
-    p.feed("response", b"", 9)
-    p.events()
+    if not mid:
+        assert_split_invariant(lambda: MqttParser(), connect(level=5) + req, resp, cuts)
+        return
+    # Mid-stream, the hunt for a packet start takes a candidate that reaches the end of
+    # the bytes buffered so far (waiting would leave a live response unpaired), so what
+    # follows in the same piece can still turn it down: the split invariant does not
+    # hold there by design.  Only the documented errors may escape.
+    feed_to_eof(MqttParser(mid_stream=True), connect(level=5) + req, resp, cuts)
 
 
 @pytest.mark.fuzz

@@ -15,7 +15,7 @@ from libtrace.parsers._mysql import (
     MAX_PACKET_PREFIX_BYTES,
 )
 
-from ._harness import MODES, feed_both_to_eof, feed_chunks, messages, run, summary
+from ._harness import MODES, assert_split_invariant, feed_chunks, messages, run, summary
 
 CAPS = 0x000FA68D  # PROTOCOL_41, SECURE_CONNECTION, PLUGIN_AUTH, CONNECT_WITH_DB, ...
 
@@ -365,8 +365,7 @@ def test_bad_packets_desync(bad: bytes) -> None:
 @given(st.binary(max_size=300), st.binary(max_size=300),
        st.lists(st.integers(0, 400), max_size=8), st.booleans())
 def test_fuzz_arbitrary_bytes(req: bytes, resp: bytes, cuts: list[int], mid: bool) -> None:
-    p = MysqlParser(mid_stream=mid)
-    feed_both_to_eof(p, req, resp, cuts)
+    assert_split_invariant(lambda: MysqlParser(mid_stream=mid), req, resp, cuts)
 
 
 @pytest.mark.fuzz

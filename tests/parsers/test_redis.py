@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from libtrace.parsers import Desync, Pairer, RedisParser, Status
 
-from ._harness import MODES, feed_chunks, messages, run, summary
+from ._harness import MODES, assert_split_invariant, feed_chunks, messages, run, summary
 
 
 def resp_command(*args: bytes) -> bytes:
@@ -93,11 +93,7 @@ def test_mid_stream() -> None:
 @given(st.binary(max_size=300), st.binary(max_size=300),
        st.lists(st.integers(0, 400), max_size=8), st.booleans())
 def test_fuzz_arbitrary_bytes(req: bytes, resp: bytes, cuts: list[int], mid: bool) -> None:
-    p = RedisParser(mid_stream=mid)
-    feed_chunks(p, "request", req, cuts)
-    feed_chunks(p, "response", resp, cuts)
-    p.feed("request", b"", 9)
-    p.events()
+    assert_split_invariant(lambda: RedisParser(mid_stream=mid), req, resp, cuts)
 
 
 @pytest.mark.fuzz
