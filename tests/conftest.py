@@ -32,6 +32,32 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(pytest.mark.skip(reason=reason))
 
 
+#: Under ``LIBTRACE_STRICT_SKIPS=1`` (``.ci/run`` sets it) a skip whose reason is not a
+#: missing privilege (the "root" and "bpf" markers' "needs root") fails the run: CI
+#: installs everything the tests need, so any other skip is a failure hidden (a tool
+#: or a download missing), not a choice.
+STRICT_SKIPS = os.environ.get("LIBTRACE_STRICT_SKIPS") == "1"
+
+
+def _skip_reason(report: pytest.TestReport) -> str:
+    return str(report.longrepr[2]) if isinstance(report.longrepr, tuple) else ""
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if not STRICT_SKIPS or reporter is None:
+        return
+    hidden = [f"{r.nodeid}: {_skip_reason(r)}" for r in reporter.stats.get("skipped", [])
+              if "needs root" not in _skip_reason(r)]  # fmt: skip
+    if hidden:
+        reporter.write_line(f"LIBTRACE_STRICT_SKIPS: {len(hidden)} skipped for a reason that "
+                            "is not a missing privilege:", red=True)  # fmt: skip
+        for line in hidden:
+            reporter.write_line(f"  {line}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 @pytest.fixture
 def peer_factory() -> Iterator[Callable[..., Peer]]:
     peers: list[Peer] = []
