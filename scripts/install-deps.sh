@@ -56,7 +56,10 @@ if ! command -v npm >/dev/null 2>&1; then
   apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
 fi
 peer="$(dirname "$0")/../tests/peers/hessianjs"
-if [ ! -d "$peer/node_modules/hessian.js" ]; then
-  npm install --prefix "$peer" --no-package-lock --no-audit --no-fund --silent
-fi
+for attempt in 1 2 3; do
+  [ -d "$peer/node_modules/hessian.js" ] && break
+  npm install --prefix "$peer" --no-package-lock --no-audit --no-fund --silent \
+    || { echo "install-deps: npm install failed (attempt $attempt)"; sleep 5; }
+done
+[ -d "$peer/node_modules/hessian.js" ] || { echo "install-deps: hessian.js not installed"; exit 1; }
 echo "install-deps: done"
