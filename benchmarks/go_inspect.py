@@ -38,7 +38,7 @@ from typing import Any
 
 from benchmarks._common import emit, exit_on_sigterm, log
 from libtrace.tracer.golang import inspect_binary
-from libtrace.tracer.golang.toolchains import MARKER, default_cache_dir
+from libtrace.vm.go_toolchains import MARKER, default_cache_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Timed inspections per binary (after one untimed warm-up).

@@ -11,7 +11,7 @@ set -euo pipefail
 #  redis-server/-tools      the overhead benchmark's real request/response workload
 #  tshark, tcpdump          packet oracles for the capture tests and fixtures
 #  nginx, nghttp2-*, dnsmasq-base, dnsutils, curl, mariadb-*, mosquitto
-#                           real servers and clients of the fixtures (python -m libtrace.pcap.record)
+#                           real servers and clients of the fixtures (python -m libtrace.services.record)
 #  qemu-system-x86, busybox-static, kmod, cpio   the kernel matrix (guests, initramfs, depmod)
 #  docker.io, debootstrap   the Docker backend of libtrace.services: dockerd (started by libtrace
 #                           with --iptables=false --bridge=none) and the minbase rootfs of its images

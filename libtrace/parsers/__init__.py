@@ -54,7 +54,7 @@ Adding a protocol
 3. Add ``tests/parsers/test_<name>.py``: a cases table fed whole, byte by byte
    and with trailing junk (see ``tests/parsers/_harness.py``), and Hypothesis
    tests marked ``fuzz`` built with ``tests/parsers/_fuzz.py``.
-4. Record a fixture: add a scenario to :mod:`libtrace.pcap.record`.
+4. Record a fixture: add a scenario to :mod:`libtrace.services.record`.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ capture that began in the middle of a connection, a segment lost inside a
 request's header block, fragmented datagrams, nanosecond timestamps, a pcapng
 whose interfaces have different link types.  Each function below makes one such
 capture from a real one, changing only what its name says, frame by frame
-(dpkt writes them); ``python -m libtrace.pcap.record`` runs each as the scenario named by
+(dpkt writes them); ``python -m libtrace.services.record`` runs each as the scenario named by
 its file (``nginx-lost-header`` ...), after which tshark must agree with its records
 as with any other fixture.
 """

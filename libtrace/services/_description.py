@@ -52,7 +52,7 @@ class Service:
         ready: a protocol probe; True once the server answers.
         traffic: drives the deterministic client traffic against a running service.
         variants: more traffic, of the protocol as real clients vary it (recorded as
-            the ``<name>-variants`` fixture by ``python -m libtrace.pcap.record``;
+            the ``<name>-variants`` fixture by ``python -m libtrace.services.record``;
             ``check`` keeps to ``traffic``), or None.
         stats: what the server counted (read from the server or its log), or None.
         clients: client programs ``traffic`` needs on the host.

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from libtrace.tracer.golang.toolchains import ToolchainError, build, selected_versions
+from libtrace.vm.go_toolchains import ToolchainError, build, selected_versions
 
 PROGRAMS = Path(__file__).parent / "programs"
 

@@ -20,7 +20,7 @@ from libtrace.tracer.golang._buildinfo import version_tuple
 from libtrace.tracer.golang._image import Image
 from libtrace.tracer.golang._offsets import TABLE
 from libtrace.tracer.golang._pclntab import locate
-from libtrace.tracer.golang.toolchains import go_tool
+from libtrace.vm.go_toolchains import go_tool
 
 from .conftest import go_binary, go_versions
 

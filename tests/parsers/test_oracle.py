@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from libtrace.pcap import analyze
-from libtrace.pcap import record as recorder
 from libtrace.pcap.oracle import VIEWS, OracleDisagrees, compare, oracle_records, verify
+from libtrace.services import record as recorder
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 PCAPS = sorted(p for p in [*FIXTURES.glob("*/*.pcap"), *FIXTURES.glob("*/*.pcapng")]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from libtrace import SocketEvent, Tracer
 from libtrace.check import during_capture, protocol_view
-from libtrace.pcap.record import _process, _wait_port
+from libtrace.services.record import _process, _wait_port
 
 from ..tracing import drain
 
@@ -54,9 +54,9 @@ def traced(
 
 
 def record_scenario(tracer: Tracer, protocol: str, out: Path) -> list[SocketEvent]:
-    """Run libtrace.pcap.record's scenario (server, tcpdump, clients) under the tracer."""
+    """Run libtrace.services.record's scenario (server, tcpdump, clients) under the tracer."""
     return traced(
-        tracer, [sys.executable, "-m", "libtrace.pcap.record", protocol, "--out", str(out)]
+        tracer, [sys.executable, "-m", "libtrace.services.record", protocol, "--out", str(out)]
     )
 
 

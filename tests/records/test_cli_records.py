@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from libtrace.cli import build_parser
-from libtrace.pcap.record import _process, _wait_port
+from libtrace.services.record import _process, _wait_port
 
 from ._events import LIVE_KEYS, PCAP_KEYS
 from ._live import env, redis_server, run_clients

@@ -1,6 +1,6 @@
 """Live records from real servers and clients, checked against a simultaneous tcpdump.
 
-Each differential test runs one scenario of :mod:`libtrace.pcap.record` (the
+Each differential test runs one scenario of :mod:`libtrace.services.record` (the
 real server, tcpdump on loopback, the real clients: the same traffic as the
 golden fixtures) in a child process while the tracer runs here, then feeds the
 traced events through :class:`RecordPipeline` and parses the pcap with
@@ -21,8 +21,8 @@ import pytest
 
 from libtrace import Tracer
 from libtrace.pcap import analyze
-from libtrace.pcap.record import PORTS, SCENARIOS
 from libtrace.records import ContainerResolver, RecordPipeline
+from libtrace.services.record import PORTS, SCENARIOS
 
 from ..tracing import drain
 from ._live import during_capture, protocol_view, record_scenario, redis_server, run_clients

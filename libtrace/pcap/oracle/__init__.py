@@ -14,7 +14,7 @@ time only, and counted.
 
 Nothing here is libtrace's parsing: the fields come from tshark's
 dissectors, and the tables that name them are the protocols' specifications
-(dnspython's for DNS).  ``python -m libtrace.pcap.record`` refuses to write a
+(dnspython's for DNS).  ``python -m libtrace.services.record`` refuses to write a
 fixture's expected records when this oracle disagrees with them.
 """
 

@@ -28,9 +28,9 @@ import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from ...errors import LibtraceError
-from ...vm._apt import AptRoot, PackageVersion, compare_versions
-from ...vm._cache import locked
+from ..errors import LibtraceError
+from ._apt import AptRoot, PackageVersion, compare_versions
+from ._cache import locked
 
 #: The Go minor versions Debian packages in the suites below (checked 2026-11-25).
 GO_VERSIONS = ("1.15", "1.19", "1.21", "1.22", "1.23", "1.24", "1.26", "1.27")

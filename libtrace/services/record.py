@@ -1,6 +1,6 @@
 """Record the golden pcaps in ``fixtures/<protocol>/`` from real servers on loopback.
 
-``python -m libtrace.pcap.record [PROTOCOL ...] [--out fixtures]`` starts each
+``python -m libtrace.services.record [PROTOCOL ...] [--out fixtures]`` starts each
 server of :mod:`libtrace.services` with the process backend on its default
 loopback address (nginx, nghttpd, redis-server, dnsmasq, mariadbd, mosquitto,
 the tansu Kafka broker, and a FAKE Dubbo server: no Dubbo server is
@@ -33,11 +33,11 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from ..services import SERVICES, ServiceError, start
-from ._session import analyze
-from .derive import DERIVED
-from .oracle import OracleDisagrees, OracleUnavailable, verify
-from .synth import GENERATED
+from ..pcap import analyze
+from ..pcap.derive import DERIVED
+from ..pcap.oracle import OracleDisagrees, OracleUnavailable, verify
+from ..pcap.synth import GENERATED
+from . import SERVICES, ServiceError, start
 
 #: Loopback ports the scenarios use: each service's default.
 PORTS = {name: service.port for name, service in SERVICES.items()}
@@ -140,7 +140,7 @@ GRPC_PORT = 18444
 def _record_grpc(tmp: Path, out: Path) -> None:
     """gRPC over cleartext HTTP/2 from grpcio, server and client (no gRPC server is
     packaged for Debian): a unary OK, a unary NOT_FOUND, a server stream."""
-    from ..services._grpc import grpc_traffic
+    from ._grpc import grpc_traffic
 
     with _capture(out / "grpc.pcap", GRPC_PORT):
         grpc_traffic("127.0.0.1", GRPC_PORT)
@@ -204,7 +204,7 @@ def write_expected(pcap: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m libtrace.pcap.record",
+        prog="python -m libtrace.services.record",
         description=__doc__.split("\n")[0] if __doc__ else None,
     )
     parser.add_argument(
