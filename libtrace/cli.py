@@ -1,9 +1,11 @@
 """The ``libtrace`` command.
 
 Library code raises :class:`~libtrace.errors.LibtraceError`; this module is
-the one place that turns those into a one-line message and an exit code:
-2 for bad input (arguments, files), 1 for an environment that cannot trace
-(privileges, kernel), 130 for Ctrl-C before anything started.
+the one place that turns those into a one-line message (``libtrace: error:
+...``) and an :class:`~libtrace.errors.ExitCode`: ``USAGE`` (2) for bad input
+(arguments, files), ``FAILED`` (1) for an environment that cannot trace
+(privileges, kernel), ``INTERRUPTED`` (130) for Ctrl-C before anything started.
+The subcommands return the same codes for their own answers.
 """
 
 from __future__ import annotations
@@ -19,14 +21,13 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, TextIO
 
 from . import __version__
-from .errors import ConfigError, LibtraceError
+from .errors import ConfigError, ExitCode, LibtraceError, error_line
 
 if TYPE_CHECKING:
     from rich.console import Console
 
     from .tracer.events import SocketEvent
 
-EXIT_OK, EXIT_ENVIRONMENT, EXIT_USAGE = 0, 1, 2
 #: The columns of a record row (``libtrace pcap``'s).
 RECORD_HEADER = (
     f"{'time':<17}  {'proto':<6} {'client':>21}    {'server':<21} {'status':<12} "
@@ -344,7 +345,7 @@ def _trace(args: argparse.Namespace) -> int:
             + (f", {stats.missed} program runs skipped by the kernel" if stats.missed else ""),
             highlight=False,
         )
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -365,20 +366,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args))
     except ConfigError as exc:
-        parser.exit(EXIT_USAGE, f"libtrace: error: {exc}\n")
+        parser.exit(ExitCode.USAGE, error_line(exc) + "\n")
     except LibtraceError as exc:
-        parser.exit(EXIT_ENVIRONMENT, f"libtrace: error: {exc}\n")
+        parser.exit(ExitCode.FAILED, error_line(exc) + "\n")
     except BuildError as exc:
         # clang's own output follows on the next lines of the message: the first
         # line says what failed; -v shows the rest.
         first, _, rest = str(exc).partition("\n")
         if rest.strip():
             logging.getLogger(__name__).info("%s", rest.strip())
-        parser.exit(EXIT_ENVIRONMENT, f"libtrace: error: cannot build the BPF objects: {first}\n")
+        parser.exit(ExitCode.FAILED, error_line(f"cannot build the BPF objects: {first}") + "\n")
     except KeyboardInterrupt:
-        return 130
+        return ExitCode.INTERRUPTED
     except BrokenPipeError:
-        return EXIT_OK
+        return ExitCode.OK
 
 
 if __name__ == "__main__":

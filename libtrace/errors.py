@@ -8,8 +8,36 @@ codes.  Each class's docstring is its default message.
 
 from __future__ import annotations
 
+import enum
 import errno as _errno
 import os
+
+
+class ExitCode(enum.IntEnum):
+    """The exit codes of every ``libtrace`` command; :mod:`libtrace.cli` maps errors to them."""
+
+    #: done: the trace ran, the check agrees, every matrix cell passed
+    OK = 0
+    #: done, and the answer is no (a check differs, matrix cells fail, a fixture's oracle
+    #: disagrees), or this machine cannot trace (privileges, kernel features)
+    FAILED = 1
+    #: bad input (arguments, files, a kernel package or spec), or a check scenario that
+    #: cannot run (its server, image, traffic or capture failed)
+    USAGE = 2
+    #: Ctrl-C before anything started
+    INTERRUPTED = 130
+
+
+def error_line(message: object) -> str:
+    """The one style of an error a command prints: ``libtrace: error: MESSAGE``."""
+    return f"libtrace: error: {message}"
+
+
+def print_error(message: object) -> None:
+    """Print :func:`error_line` on stderr."""
+    import sys
+
+    print(error_line(message), file=sys.stderr)
 
 
 class LibtraceError(Exception):

@@ -244,3 +244,15 @@ def test_a_missing_clang_is_one_error_line_not_a_traceback(tmp_path: Path) -> No
     assert done.stderr.splitlines() == [
         "libtrace: error: cannot build the BPF objects: clang not found: install clang "
         "(scripts/install-deps.sh)"]
+
+
+def test_exit_codes_are_one_table() -> None:
+    """``ExitCode`` is the one table of exit codes: no module defines its own numbers."""
+    import re
+    from pathlib import Path
+
+    package = Path(__file__).resolve().parents[1] / "libtrace"
+    own = [f"{path.relative_to(package)}:{number}" for path in package.rglob("*.py")
+           for number, line in enumerate(path.read_text().splitlines(), 1)
+           if re.match(r"EXIT_[A-Z_]+(, EXIT_[A-Z_]+)* = \d+(, \d+)*\s*(#.*)?$", line)]  # fmt: skip
+    assert own == []

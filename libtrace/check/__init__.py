@@ -22,13 +22,10 @@ from ._compare import PROTOCOL_FIELDS, Difference, compare_sides, protocol_key, 
 from ._errors import CheckError
 from ._expected import VOLATILE_FIELDS, expected_key, expected_path, read_expected
 from ._load import LoadResult, run_load
-from ._result import EXIT_AGREE, EXIT_DIFFER, EXIT_UNUSABLE, CheckResult
+from ._result import CheckResult
 from ._run import free_endpoint, run_check
 
 __all__ = [
-    "EXIT_AGREE",
-    "EXIT_DIFFER",
-    "EXIT_UNUSABLE",
     "PROTOCOL_FIELDS",
     "VOLATILE_FIELDS",
     "CheckError",

@@ -8,11 +8,11 @@ from functools import reduce
 from operator import and_
 from typing import Any
 
+from ..errors import ExitCode
 from ._compare import SIDES, Difference, counted
 
 #: Exit codes of ``libtrace check``: agreement, a difference (or loss), and bad input or a
 #: scenario that could not run.
-EXIT_AGREE, EXIT_DIFFER, EXIT_UNUSABLE = 0, 1, 2
 
 
 @dataclass(slots=True, kw_only=True)
@@ -82,7 +82,7 @@ class CheckResult:
 
     @property
     def exit_code(self) -> int:
-        return EXIT_AGREE if self.ok else EXIT_DIFFER
+        return ExitCode.OK if self.ok else ExitCode.FAILED
 
     def to_json(self) -> dict[str, Any]:
         """The full comparison, JSON-ready (what ``--report`` writes and ``--json`` prints)."""

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._result import EXIT_AGREE, EXIT_DIFFER, EXIT_UNUSABLE
+from ..errors import ExitCode, print_error
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -71,8 +71,8 @@ def run(args: argparse.Namespace) -> int:
 
     scenarios = list(SERVICES) if args.scenario == ALL else [args.scenario]
     if len(scenarios) > 1 and (args.host or args.port):
-        print("libtrace: error: --host and --port need a single scenario", file=sys.stderr)
-        return EXIT_UNUSABLE
+        print_error("--host and --port need a single scenario")
+        return ExitCode.USAGE
     console, err = Console(), Console(stderr=True)
     results: list[CheckResult] = []
     for scenario in scenarios:
@@ -80,14 +80,14 @@ def run(args: argparse.Namespace) -> int:
             results.append(_one(scenario, args, err))
         except (ServiceError, CheckError) as exc:
             sys.stdout.flush()
-            print(f"libtrace: error: {exc}", file=sys.stderr)
-            return EXIT_UNUSABLE
+            print_error(exc)
+            return ExitCode.USAGE
         if not args.json:
             render(results[-1], console)
     if args.json:
         payload = [r.to_json() for r in results]
         print(json.dumps(payload[0] if len(payload) == 1 else payload, indent=2))
-    return EXIT_AGREE if all(r.ok for r in results) else EXIT_DIFFER
+    return ExitCode.OK if all(r.ok for r in results) else ExitCode.FAILED
 
 
 def _one(scenario: str, args: argparse.Namespace, err: Console) -> CheckResult:
@@ -136,4 +136,4 @@ def _oracle_agrees(pcap: Path) -> None:
         raise CheckError(f"not writing expected records: {exc}") from exc
 
 
-__all__ = ["EXIT_AGREE", "EXIT_DIFFER", "EXIT_UNUSABLE", "add_check_command", "run"]
+__all__ = ["add_check_command", "run"]

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ExitCode
 from .report import REPORT_JSON, CellVerdict, Report, ReportWriter
 
 if TYPE_CHECKING:
@@ -173,10 +173,10 @@ def print_report(report: Report, console: Console) -> None:
 
 
 def _exit_code(report: Report) -> int:
-    """1 if a cell went bad or a booted kernel did not do what was predicted."""
+    """FAILED if a cell went bad or a booted kernel did not do what was predicted."""
     bad = any(c.verdict in BAD for r in report.kernels for c in r.cells.values())
     disagree = any(r.prediction_agrees() is False for r in report.kernels)
-    return 1 if bad or disagree else 0
+    return ExitCode.FAILED if bad or disagree else ExitCode.OK
 
 
 def run_matrix(args: argparse.Namespace) -> int:
@@ -188,7 +188,7 @@ def run_matrix(args: argparse.Namespace) -> int:
     kernels = expand_kernels(args.kernels)
     if args.emit_ci_matrix:
         print(json.dumps({"kernel": list(kernels)}))
-        return 0
+        return ExitCode.OK
     options = SweepOptions(
         kernels=kernels,
         report_dir=args.report,

@@ -20,7 +20,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ExitCode
 
 if TYPE_CHECKING:
     from .prediction import Prediction
@@ -114,7 +114,7 @@ def run_compat(args: argparse.Namespace) -> int:
     if args.json:
         for row in rows:
             print(json.dumps(row))
-        return 0
+        return ExitCode.OK
     table = Table(title="libtrace compat", title_justify="left")
     for column in ("kernel", "variant", "loads", "source", "reasons"):
         table.add_column(column)
@@ -128,4 +128,4 @@ def run_compat(args: argparse.Namespace) -> int:
             reasons,
         )
     Console(width=max(Console().width, 140)).print(table)
-    return 0
+    return ExitCode.OK

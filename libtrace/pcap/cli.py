@@ -8,9 +8,8 @@ import json
 import sys
 from typing import Any
 
+from ..errors import ExitCode, print_error
 from ..parsers import clip
-
-EXIT_OK, EXIT_USAGE = 0, 2
 
 
 def add_pcap_command(subparsers: Any) -> None:
@@ -108,13 +107,13 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps(record, separators=(",", ":")) if args.json else _row(record))
     except PcapError as exc:
         sys.stdout.flush()
-        print(f"libtrace: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        print_error(exc)
+        return ExitCode.USAGE
     # After the records, never silent: on stdout under the table, on stderr
     # under JSON lines (whose stdout holds records only).
     sys.stdout.flush()
     print(f"summary: {analyzer.summary.text()}", file=sys.stderr if args.json else sys.stdout)
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from ..errors import ExitCode, print_error
 from ..pcap import analyze
 from ..pcap.derive import DERIVED
 from ..pcap.oracle import OracleDisagrees, OracleUnavailable, verify
@@ -234,15 +235,15 @@ def main(argv: list[str] | None = None) -> int:
                 try:
                     recorder(Path(tmp), out)
                 except ServiceError as exc:
-                    print(f"libtrace: error: {name}: {exc}", file=sys.stderr)
-                    return 1
+                    print_error(f"{name}: {exc}")
+                    return ExitCode.FAILED
         for pcap in sorted([*out.glob("*.pcap"), *out.glob("*.pcapng")]):
             try:
                 print(f"{name}: {pcap} -> {write_expected(pcap)}")
             except (OracleDisagrees, OracleUnavailable) as exc:
-                print(f"libtrace: error: {exc}", file=sys.stderr)
-                return 1
-    return 0
+                print_error(exc)
+                return ExitCode.FAILED
+    return ExitCode.OK
 
 
 if __name__ == "__main__":

@@ -16,13 +16,12 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from ..errors import ConfigError, VmError
+from ..errors import ConfigError, ExitCode, VmError, print_error
 from ._errors import KernelNotFoundError
 from ._kconfig import FEATURES, FragmentError
 from .build import CONFIGS, BuildRequest, KernelBuildError, build_kernel, min_core_btf
 
 #: Exit status for an unknown source, feature or kernel.
-EXIT_BAD_SPEC = 2
 
 
 def add_build_commands(subparsers: Any) -> None:
@@ -97,11 +96,11 @@ def handle_build(args: argparse.Namespace) -> int:
         )
         built = build_kernel(request, progress=progress)
     except (KernelNotFoundError, FragmentError, ConfigError) as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}")
-        return EXIT_BAD_SPEC
+        print_error(exc)
+        return ExitCode.USAGE
     except VmError as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
-        return 1
+        print_error(exc)
+        return ExitCode.FAILED
     if args.json:
         print(
             json.dumps(
@@ -130,19 +129,18 @@ def handle_build(args: argparse.Namespace) -> int:
             absent = ", ".join(f"CONFIG_{name}" for name in built.absent_options)
             err.print(f"[dim]not in this tree: {escape(absent)}[/]", highlight=False)
         print(built.name)
-    return 0
+    return ExitCode.OK
 
 
 def handle_btf(args: argparse.Namespace) -> int:
     """``libtrace kernels btf KERNEL``: prints the BTF file's path."""
-    err = Console(stderr=True, soft_wrap=True)
     try:
         path = min_core_btf(args.kernel, args.output)
     except KernelNotFoundError as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}")
-        return EXIT_BAD_SPEC
+        print_error(exc)
+        return ExitCode.USAGE
     except (VmError, KernelBuildError) as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
-        return 1
+        print_error(exc)
+        return ExitCode.FAILED
     print(path)
-    return 0
+    return ExitCode.OK

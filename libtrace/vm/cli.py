@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import VmError
+from ..errors import ExitCode, VmError, print_error
 from ._errors import KernelNotFoundError, KernelPackageError
 from .initramfs import EXIT_SENTINEL, START_SENTINEL
 from .kernels import cached, default_cache_dir, known_kernels, resolve
@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 VERDICT_EXIT = {Verdict.TIMEOUT: 124, Verdict.PANIC: 125, Verdict.ERROR: 1, Verdict.SKIP: 0}
 
 #: Exit status for a kernel spec or package that cannot be used.
-EXIT_BAD_KERNEL = 2
 
 #: Log-tail lines shown when a run ends badly (the full console is in the log).
 SHOWN_TAIL_LINES = 20
@@ -171,10 +170,10 @@ def handle_vm_run(args: argparse.Namespace) -> int:
     try:
         kernel = resolve(args.kernel, progress=progress)
     except (KernelNotFoundError, KernelPackageError) as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}")
-        return EXIT_BAD_KERNEL
+        print_error(exc)
+        return ExitCode.USAGE
     except VmError as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}")
+        print_error(exc)
         return VERDICT_EXIT[Verdict.ERROR]
     command = _command_text(args.command)
     with tempfile.TemporaryDirectory(prefix="libtrace-vm-") as tmp:
@@ -189,7 +188,7 @@ def handle_vm_run(args: argparse.Namespace) -> int:
                     )
                     err.print(escape(shlex.join(build_qemu_argv(spec))), highlight=False)
                 except VmError as exc:
-                    err.print(f"[bold red]error:[/] {escape(str(exc))}")
+                    print_error(exc)
         try:
             result = run(
                 kernel,
@@ -202,8 +201,8 @@ def handle_vm_run(args: argparse.Namespace) -> int:
                 on_console=_ConsolePrinter(out, args.console or kernel.is_host),
             )
         except VmError as exc:
-            err.print(f"[bold red]error:[/] {escape(str(exc))}")
-            return EXIT_BAD_KERNEL
+            print_error(exc)
+            return ExitCode.USAGE
     if result.verdict not in (Verdict.PASS, Verdict.FAIL) and not args.console:
         for line in result.log_tail.splitlines()[-SHOWN_TAIL_LINES:]:
             err.print(f"[dim]| {escape(line)}[/]", highlight=False)
@@ -243,7 +242,7 @@ def handle_kernels(args: argparse.Namespace) -> int:
         )
     if args.json:
         print(json.dumps(rows, indent=2))
-        return 0
+        return ExitCode.OK
     table = Table("kernel", "cached", "release", "version", "source", box=None)
     for row in rows:
         table.add_row(
@@ -257,4 +256,4 @@ def handle_kernels(args: argparse.Namespace) -> int:
     if not console.is_terminal:
         console = Console(width=160)  # a pipe has no width: do not truncate the rows
     console.print(table)
-    return 0
+    return ExitCode.OK

@@ -16,14 +16,13 @@ import pytest
 from rich.console import Console
 
 from libtrace.check import (
-    EXIT_AGREE,
-    EXIT_DIFFER,
     CheckResult,
     Difference,
     compare_sides,
     protocol_key,
 )
 from libtrace.check._table import render, rows
+from libtrace.errors import ExitCode
 from libtrace.pcap import analyze
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,7 +72,7 @@ def test_equal_multisets_agree_on_each_side(wire: list[dict[str, Any]]) -> None:
     assert set(sides) == {"client", "server"}
     assert all(diff.agrees and sum(diff.matched.values()) == len(wire) for diff in sides.values())
     result = result_of(sides, len(wire))
-    assert result.ok and result.exit_code == EXIT_AGREE
+    assert result.ok and result.exit_code == ExitCode.OK
 
 
 def test_one_altered_pcap_record_is_reported_on_both_sides_and_exits_1(
@@ -86,7 +85,7 @@ def test_one_altered_pcap_record_is_reported_on_both_sides_and_exits_1(
     sides = compare_sides(traced_from(wire), altered)
     result = result_of(sides, len(altered))
 
-    assert not result.agrees and result.exit_code == EXIT_DIFFER
+    assert not result.agrees and result.exit_code == ExitCode.FAILED
     for diff in sides.values():
         assert sum(diff.matched.values()) == len(wire) - 1
         assert list(diff.only_right) == [protocol_key(victim)]
@@ -123,7 +122,7 @@ def test_multisets_count_repeats(wire: list[dict[str, Any]]) -> None:
 def test_lost_events_or_wrong_containers_fail_the_verdict(wire: list[dict[str, Any]]) -> None:
     sides = compare_sides(traced_from(wire), wire)
 
-    assert result_of(sides, len(wire), lost=1).exit_code == EXIT_DIFFER
+    assert result_of(sides, len(wire), lost=1).exit_code == ExitCode.FAILED
     wrong = result_of(sides, len(wire))
     wrong.containers["server"] = [{"id": "abc", "name": "other", "image": None}]
     assert not wrong.attribution_ok and not wrong.ok

@@ -11,12 +11,11 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
-from ...errors import GoBinaryError
+from ...errors import ExitCode, GoBinaryError
 
 if TYPE_CHECKING:
     from .inspect import GoBinary
 
-EXIT_OK, EXIT_BAD_INPUT = 0, 2
 
 
 def add_go_inspect_command(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -49,12 +48,12 @@ def run_go_inspect(args: argparse.Namespace) -> int:
         result = inspect_binary(args.binary, args.function or TLS_FUNCTIONS)
     except GoBinaryError as exc:
         print(f"libtrace go-inspect: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return ExitCode.USAGE
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
     else:
         print(render(result))
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def render(result: GoBinary) -> str:
