@@ -126,12 +126,11 @@ def _oracle_agrees(pcap: Path) -> None:
     Raises:
         CheckError: it does not, or tshark is missing.
     """
-    from ..pcap import analyze
-    from ..pcap.oracle import OracleDisagrees, OracleUnavailable, verify
+    from ..pcap.oracle import OracleDisagrees, OracleUnavailable, verified_records
     from ._errors import CheckError
 
     try:
-        verify(str(pcap), [json.loads(json.dumps(r)) for r in analyze(str(pcap))])
+        verified_records(str(pcap))
     except (OracleDisagrees, OracleUnavailable) as exc:
         raise CheckError(f"not writing expected records: {exc}") from exc
 

@@ -45,6 +45,7 @@ import importlib.util
 import struct
 import zlib
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -369,13 +370,19 @@ def looks_like_login(payload: bytes) -> bool:
 MAX_COMPRESSED_BYTES = 1 << 24
 
 
-def _zstd_decompress(body: bytes, plain: int) -> bytes:
+def _zstd_decompressor() -> Callable[[bytes, int], bytes]:
+    """One zstd frame at a time, with one decompressor for the whole direction."""
     import zstandard  # only for zstd-compressed connections (see _agreed_compression)
 
-    try:
-        return zstandard.ZstdDecompressor().decompress(body, max_output_size=plain + 1)
-    except zstandard.ZstdError as exc:
-        raise MalformedError(f"compressed packet: zstd: {exc}") from None
+    decompressor = zstandard.ZstdDecompressor()
+
+    def decompress(body: bytes, plain: int) -> bytes:
+        try:
+            return decompressor.decompress(body, max_output_size=plain + 1)
+        except zstandard.ZstdError as exc:
+            raise MalformedError(f"compressed packet: zstd: {exc}") from None
+
+    return decompress
 
 
 def _zlib_decompress(body: bytes, plain: int) -> bytes:
@@ -391,7 +398,7 @@ class _Inflater:
 
     def __init__(self, algorithm: str = "zlib") -> None:
         self._raw = bytearray()
-        self._decompress = _zstd_decompress if algorithm == "zstd" else _zlib_decompress
+        self._decompress = _zstd_decompressor() if algorithm == "zstd" else _zlib_decompress
 
     def feed(self, data: bytes) -> bytes:
         """The plain bytes of the compressed packets that ``data`` completes.

@@ -27,7 +27,8 @@ def _read(path: Path) -> tuple[int, list[Frame]]:
         return reader.datalink(), [(float(ts), bytes(buf)) for ts, buf in reader]
 
 
-def _write(path: Path, linktype: int, frames: list[Frame], *, nano: bool = False) -> Path:
+def write_frames(path: Path, linktype: int, frames: list[Frame], *, nano: bool = False) -> Path:
+    """``frames`` as a classic pcap (nanosecond timestamps with ``nano``)."""
     with path.open("wb") as f:
         writer = dpkt.pcap.Writer(f, linktype=linktype, nano=nano)
         for ts, buf in frames:
@@ -64,7 +65,7 @@ def start_mid_connection(source: Path, target: Path, *, skip: int) -> Path:
             seen[conn] = seen.get(conn, 0) + 1
         if seen.get(conn, 0) > skip:
             kept.append((ts, buf))
-    return _write(target, linktype, kept)
+    return write_frames(target, linktype, kept)
 
 
 def lose_inside(source: Path, target: Path, *, marker: bytes, keep: int) -> Path:
@@ -78,17 +79,13 @@ def lose_inside(source: Path, target: Path, *, marker: bytes, keep: int) -> Path
         if not done and parts is not None and marker in parts[2].data:
             eth, ip, tcp = parts
             tcp.data = tcp.data[:keep]
-            tcp.sum = 0
-            ip.len = 0
-            ip.sum = 0
-            eth.data = ip
-            ip.data = tcp
+            tcp.sum = ip.sum = 0  # dpkt computes both again when it packs them
             ip.len = len(ip)
             buf, done = bytes(eth), True
         out.append((ts, buf))
     if not done:
         raise ValueError(f"no segment of {source} holds {marker!r}")
-    return _write(target, linktype, out)
+    return write_frames(target, linktype, out)
 
 
 def fragment_datagrams(source: Path, target: Path, *, size: int = 48) -> Path:
@@ -112,7 +109,7 @@ def fragment_datagrams(source: Path, target: Path, *, size: int = 48) -> Path:
             fragment.len = len(fragment)
             out.append((ts, bytes(dpkt.ethernet.Ethernet(src=eth.src, dst=eth.dst,
                                                          type=eth.type, data=fragment))))
-    return _write(target, linktype, out)
+    return write_frames(target, linktype, out)
 
 
 def nanosecond_times(source: Path, target: Path) -> Path:
@@ -122,7 +119,7 @@ def nanosecond_times(source: Path, target: Path) -> Path:
     # dpkt's nanosecond writer takes the time as a float: the index is added in whole
     # nanoseconds of the integer time so that no rounding of the float decides them
     out = [(ts + index * 1e-9, buf) for index, (ts, buf) in enumerate(frames)]
-    return _write(target, linktype, out, nano=True)
+    return write_frames(target, linktype, out, nano=True)
 
 
 def two_link_types(source: Path, target: Path) -> Path:

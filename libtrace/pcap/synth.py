@@ -19,21 +19,33 @@ from pathlib import Path
 
 import dpkt  # type: ignore[import-untyped]
 
+from .derive import Frame, write_frames
+
 #: Loopback endpoints of the generated connections.
 CLIENT = ("127.0.0.1", 40000)
 #: Start of the generated clock (2026-11-30 00:00 UTC) and the step between packets.
 EPOCH_S, STEP_S = 1796083200.0, 0.000050
 
 
+def _ipv4_frame(src: str, dst: str, protocol: int, ttl: int, l4: object) -> bytes:
+    """``l4`` (a dpkt TCP or UDP segment) in IPv4 in Ethernet, as loopback captures have it."""
+    ip = dpkt.ip.IP(src=socket.inet_aton(src), dst=socket.inet_aton(dst), p=protocol, ttl=ttl,
+                    data=l4)  # fmt: skip
+    ip.len = len(ip)
+    return bytes(dpkt.ethernet.Ethernet(src=b"\0" * 6, dst=b"\0" * 6,
+                                        type=dpkt.ethernet.ETH_TYPE_IP, data=ip))
+
+
+def _timed(frames: list[bytes]) -> list[Frame]:
+    """The frames on the generated clock, one :data:`STEP_S` apart."""
+    return [(EPOCH_S + index * STEP_S, frame) for index, frame in enumerate(frames)]
+
+
 def _frame(src: tuple[str, int], dst: tuple[str, int], flags: int, seq: int, ack: int,
            data: bytes = b"") -> bytes:  # fmt: skip
     tcp = dpkt.tcp.TCP(sport=src[1], dport=dst[1], seq=seq, ack=ack, flags=flags,
                        win=65535, data=data)  # fmt: skip
-    ip = dpkt.ip.IP(src=socket.inet_aton(src[0]), dst=socket.inet_aton(dst[0]),
-                    p=dpkt.ip.IP_PROTO_TCP, ttl=64, data=tcp)  # fmt: skip
-    ip.len = len(ip)
-    return bytes(dpkt.ethernet.Ethernet(src=b"\0" * 6, dst=b"\0" * 6,
-                                        type=dpkt.ethernet.ETH_TYPE_IP, data=ip))
+    return _ipv4_frame(src[0], dst[0], dpkt.ip.IP_PROTO_TCP, 64, tcp)
 
 
 def write_tcp_conversation(target: Path, server_port: int,
@@ -58,28 +70,18 @@ def write_tcp_conversation(target: Path, server_port: int,
     send(True, dpkt.tcp.TH_FIN | dpkt.tcp.TH_ACK)
     send(False, dpkt.tcp.TH_FIN | dpkt.tcp.TH_ACK)
     send(True, dpkt.tcp.TH_ACK)
-    with target.open("wb") as f:
-        writer = dpkt.pcap.Writer(f, linktype=dpkt.pcap.DLT_EN10MB)
-        for index, frame in enumerate(frames):
-            writer.writepkt(frame, ts=EPOCH_S + index * STEP_S)
-    return target
+    return write_frames(target, dpkt.pcap.DLT_EN10MB, _timed(frames))
 
 
 def write_datagrams(target: Path, datagrams: list[tuple[tuple[str, int], tuple[str, int], bytes]]
                     ) -> Path:  # fmt: skip
     """Each (source, destination, payload) one UDP datagram over IPv4, in order."""
-    with target.open("wb") as f:
-        writer = dpkt.pcap.Writer(f, linktype=dpkt.pcap.DLT_EN10MB)
-        for index, (src, dst, payload) in enumerate(datagrams):
-            udp = dpkt.udp.UDP(sport=src[1], dport=dst[1], data=payload)
-            udp.ulen = len(udp)
-            ip = dpkt.ip.IP(src=socket.inet_aton(src[0]), dst=socket.inet_aton(dst[0]),
-                            p=dpkt.ip.IP_PROTO_UDP, ttl=255, data=udp)  # fmt: skip
-            ip.len = len(ip)
-            frame = dpkt.ethernet.Ethernet(src=b"\0" * 6, dst=b"\0" * 6,
-                                           type=dpkt.ethernet.ETH_TYPE_IP, data=ip)  # fmt: skip
-            writer.writepkt(bytes(frame), ts=EPOCH_S + index * STEP_S)
-    return target
+    frames = []
+    for src, dst, payload in datagrams:
+        udp = dpkt.udp.UDP(sport=src[1], dport=dst[1], data=payload)
+        udp.ulen = len(udp)
+        frames.append(_ipv4_frame(src[0], dst[0], dpkt.ip.IP_PROTO_UDP, 255, udp))
+    return write_frames(target, dpkt.pcap.DLT_EN10MB, _timed(frames))
 
 
 # -- Multicast DNS (RFC 6762) and DNS UPDATE (RFC 2136) -----------------------------------------

@@ -34,9 +34,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ..errors import ExitCode, print_error
-from ..pcap import analyze
 from ..pcap.derive import DERIVED
-from ..pcap.oracle import OracleDisagrees, OracleUnavailable, verify
+from ..pcap.oracle import OracleDisagrees, OracleUnavailable, verified_records
 from ..pcap.synth import GENERATED
 from . import SERVICES, ServiceError, start
 
@@ -193,10 +192,9 @@ def write_expected(pcap: Path) -> Path:
         OracleDisagrees: tshark reads the capture otherwise; nothing is written.
         OracleUnavailable: tshark is missing.
     """
-    records = [json.loads(json.dumps(r)) for r in analyze(str(pcap))]
-    if not records:  # the oracle would have nothing to disagree with
+    records = verified_records(str(pcap))
+    if not records:  # the oracle would have had nothing to disagree with
         raise OracleDisagrees(f"{pcap}: libtrace finds no records in it")
-    verify(str(pcap), records)
     target = pcap.with_suffix(".expected.jsonl")
     target.write_text("".join(json.dumps(r, separators=(",", ":"), sort_keys=True) + "\n"
                               for r in records))  # fmt: skip

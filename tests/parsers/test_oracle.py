@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from libtrace.pcap import analyze
+from libtrace.pcap import analyze, oracle
 from libtrace.pcap.oracle import VIEWS, OracleDisagrees, compare, oracle_records, verify
 from libtrace.services import record as recorder
 
@@ -144,7 +144,7 @@ def test_the_recorder_refuses_to_write_what_tshark_disagrees_with(
     def wrong(path: str) -> list[dict[str, Any]]:
         return [{**r, "latency_ns": (r["latency_ns"] or 0) + 1} for r in analyze(path)]
 
-    monkeypatch.setattr(recorder, "analyze", wrong)
+    monkeypatch.setattr(oracle, "analyze", wrong)  # what the recorder writes, read wrong
     with pytest.raises(OracleDisagrees, match="tshark disagrees"):
         recorder.write_expected(pcap)
     assert recorder.main(["redis", "--expected-only", "--out", str(tmp_path)]) == 1

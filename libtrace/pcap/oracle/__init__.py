@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._session import analyze
 from ._tshark import OracleUnavailable, dissect
 from ._views import VIEWS, OracleRecord, View
 
@@ -35,6 +36,7 @@ __all__ = [
     "OracleUnavailable",
     "compare",
     "oracle_records",
+    "verified_records",
     "verify",
 ]
 
@@ -87,6 +89,18 @@ def verify(pcap: str, records: Iterable[dict[str, Any]]) -> list[Agreement]:
             + "\n".join(a.text() for a in wrong)
         )
     return agreements
+
+
+def verified_records(pcap: str) -> list[dict[str, Any]]:
+    """``libtrace pcap --json``'s records of ``pcap``, as JSON reads them back, once
+    :func:`verify` passed on them: what an expected-records file may hold.
+
+    Raises:
+        OracleDisagrees, OracleUnavailable: as :func:`verify`.
+    """
+    records = [json.loads(json.dumps(r)) for r in analyze(pcap)]
+    verify(pcap, records)
+    return records
 
 
 def oracle_records(pcap: str, protocol: str, servers: Iterable[str]) -> list[OracleRecord]:
@@ -175,8 +189,3 @@ def _match(protocol: str, ours: list[OracleRecord], theirs: list[OracleRecord]) 
     for mine in left:
         agreement.disagreements.append(f"libtrace's {mine.describe()} is not in tshark's")
     return agreement
-
-
-def describe(records: list[OracleRecord]) -> str:
-    """The oracle's records as JSON lines (for reading a disagreement)."""
-    return "\n".join(json.dumps(r.as_dict(), sort_keys=True) for r in records)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections import deque
 from collections.abc import Hashable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import dns.opcode
@@ -105,9 +105,6 @@ class OracleRecord:
                 f"{side(self.request_ts, self.request, self.request_undecoded)}, response "
                 f"{side(self.response_ts, self.response, self.response_undecoded)}"
                 f", failed {self.failed}")  # fmt: skip
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 _MISSING = object()
@@ -412,13 +409,6 @@ _RESP_VALUES = frozenset(
 )
 
 
-def _split_resp(tree: Tree) -> list[Tree]:
-    """tshark puts every RESP value of a frame in one object, in order, and marks
-    what it could not read (an inline command, a RESP3 type) as a fragment."""
-    return [Tree.from_pairs([(k, v)]) for k, v in tree.pairs
-            if k in _RESP_VALUES or k == "resp.fragment"]  # fmt: skip
-
-
 #: A line MONITOR streams: "1700000000.123456 [0 127.0.0.1:50000] "SET" ...".
 _MONITOR = re.compile(r"\d+\.\d+ \[\d+ [^\]]*\] ")
 
@@ -428,7 +418,10 @@ class RedisView(View):
 
     @staticmethod
     def split(tree: Tree) -> list[Tree]:
-        return _split_resp(tree)
+        """tshark puts every RESP value of a frame in one object, in order, and marks
+        what it could not read (an inline command, a RESP3 type) as a fragment."""
+        return [Tree.from_pairs([(k, v)]) for k, v in tree.pairs
+                if k in _RESP_VALUES or k == "resp.fragment"]  # fmt: skip
 
     def __init__(self, client: str, server: str) -> None:
         super().__init__(client, server)
