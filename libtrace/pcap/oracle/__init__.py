@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ...errors import LibtraceError
 from .._session import analyze
 from ._tshark import OracleUnavailable, dissect
 from ._views import VIEWS, OracleRecord, View
@@ -70,7 +71,7 @@ class Agreement:
         return "\n".join(lines)
 
 
-class OracleDisagrees(ValueError):
+class OracleDisagrees(LibtraceError, ValueError):
     """tshark's records differ from libtrace's (the message lists the differences)."""
 
 

@@ -17,11 +17,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ...errors import LibtraceError
+
 #: Seconds tshark may take on one fixture.
 TSHARK_TIMEOUT_S = 120
 
 
-class OracleUnavailable(RuntimeError):
+class OracleUnavailable(LibtraceError, RuntimeError):
     """tshark is not installed (or failed to run)."""
 
 
