@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from libtrace.compiled import MODULES, compiled_modules
+
 #: Pause between two readiness checks: short, so start-up adds little.
 READY_POLL_S = 0.02
 #: How long a subprocess gets to exit after being asked before it is killed.
@@ -76,4 +78,8 @@ def log(message: str) -> None:
 
 
 def emit(result: dict[str, Any]) -> None:
+    # Which build ran: a checkout runs the pure-Python modules, an installed
+    # wheel those mypyc compiled (libtrace/compiled.py); the figures differ.
+    compiled = compiled_modules()
+    result.setdefault("compiled_modules", f"{len(compiled)}/{len(MODULES)}")
     print(json.dumps(result), flush=True)

@@ -96,6 +96,13 @@ def test_the_wheel_carries_the_compiled_decoder(venv: Path) -> None:
     assert where.is_relative_to(venv.parent), where  # the wheel's, not compiled into a cache
 
 
+def test_the_wheel_carries_the_mypyc_compiled_modules(venv: Path) -> None:
+    """``pip install .`` compiles libtrace/compiled.py's modules (mypy is a build
+    requirement; a C compiler is here)."""
+    code = "import libtrace.compiled as c; print(c.compiled_modules() == c.MODULES)"
+    assert _ok(_run([venv / "python", "-c", code], venv.parent)).strip() == "True"
+
+
 def test_the_test_extra_is_not_installed(venv: Path) -> None:
     code = "import importlib.util as u; print(u.find_spec('pytest') is None)"
     assert _ok(_run([venv / "python", "-c", code], venv.parent)).strip() == "True"

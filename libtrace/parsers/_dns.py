@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import dns.exception
 import dns.flags
@@ -43,8 +43,13 @@ _FOREIGN_ERRORS = (dns.exception.DNSException, ValueError, KeyError, IndexError,
 class DnsQuery(Message):
     """A DNS query (QR = 0)."""
 
-    protocol: ClassVar[str] = "dns"
-    direction: ClassVar[Direction] = Direction.REQUEST
+    @property
+    def protocol(self) -> str:
+        return "dns"
+
+    @property
+    def direction(self) -> Direction:
+        return Direction.REQUEST
 
     id: int
     name: str | None
@@ -71,8 +76,13 @@ def _pairing_key(msg_id: int, name: str | None, qtype: str | None) -> _Key:
 class DnsResponse(Message):
     """A DNS response (QR = 1)."""
 
-    protocol: ClassVar[str] = "dns"
-    direction: ClassVar[Direction] = Direction.RESPONSE
+    @property
+    def protocol(self) -> str:
+        return "dns"
+
+    @property
+    def direction(self) -> Direction:
+        return Direction.RESPONSE
 
     id: int
     name: str | None

@@ -26,7 +26,7 @@ import enum
 import json
 from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import ClassVar, NamedTuple
+from typing import NamedTuple
 
 from . import _kryo as kryo
 from ._base import Side, StreamParser, Transport
@@ -117,8 +117,13 @@ def read_header(data: bytes | bytearray, pos: int = 0) -> Header:
 class DubboRequest(Message):
     """A Dubbo request (or event such as a heartbeat)."""
 
-    protocol: ClassVar[str] = "dubbo"
-    direction: ClassVar[Direction] = Direction.REQUEST
+    @property
+    def protocol(self) -> str:
+        return "dubbo"
+
+    @property
+    def direction(self) -> Direction:
+        return Direction.REQUEST
 
     request_id: int
     service: str | None = None
@@ -146,8 +151,13 @@ class DubboRequest(Message):
 class DubboResponse(Message):
     """A Dubbo response."""
 
-    protocol: ClassVar[str] = "dubbo"
-    direction: ClassVar[Direction] = Direction.RESPONSE
+    @property
+    def protocol(self) -> str:
+        return "dubbo"
+
+    @property
+    def direction(self) -> Direction:
+        return Direction.RESPONSE
 
     request_id: int
     status: DubboStatus

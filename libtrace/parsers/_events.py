@@ -110,13 +110,6 @@ class Message:
         errors: what went wrong while parsing it (partial messages say why).
     """
 
-    #: protocol name, as in the parser registry
-    protocol: ClassVar[str] = ""
-    #: which way the message travels
-    direction: ClassVar[Direction] = Direction.REQUEST
-    #: fields :meth:`fields` leaves out
-    _NOT_FIELDS: ClassVar[frozenset[str]] = frozenset({"ts_ns", "size", "errors"})
-
     ts_ns: int
     size: int = 0
     errors: tuple[str, ...] = ()
@@ -127,6 +120,25 @@ class Message:
             if self.ts_ns < 0 or self.size < 0:
                 raise MalformedError("ts_ns and size must not be negative")
             self._validate()
+
+    # What a message class says of all its messages is a property, not a
+    # ClassVar: mypyc, which compiles these modules in the wheel, takes a
+    # dataclass's ClassVar annotations for fields (mypyc issue 1122).
+
+    @property
+    def protocol(self) -> str:
+        """The protocol's name, as in the parser registry."""
+        return ""
+
+    @property
+    def direction(self) -> Direction:
+        """Which way the message travels."""
+        return Direction.REQUEST
+
+    @property
+    def _not_fields(self) -> frozenset[str]:
+        """The dataclass fields :meth:`fields` leaves out."""
+        return frozenset({"ts_ns", "size", "errors"})
 
     def _validate(self) -> None:
         """Check a user-built message; parsers skip this with ``_parsed=True``."""
@@ -158,7 +170,7 @@ class Message:
         # Every record calls this twice, so the field names come from a
         # per-class cache, and plain values skip the call to _jsonable.
         out: dict[str, Any] = {}
-        for name in _field_names(type(self)):
+        for name in _field_names(self):
             value = getattr(self, name)
             out[name] = value if type(value) in _PLAIN else _jsonable(value)
         if self.errors:
@@ -170,11 +182,13 @@ class Message:
 _FIELD_NAMES: dict[type[Message], tuple[str, ...]] = {}
 
 
-def _field_names(cls: type[Message]) -> tuple[str, ...]:
-    """The fields :meth:`Message.fields` lists for ``cls``, in declaration order."""
+def _field_names(message: Message) -> tuple[str, ...]:
+    """The fields :meth:`Message.fields` lists for ``message``'s class, in declaration order."""
+    cls = type(message)
     names = _FIELD_NAMES.get(cls)
     if names is None:
-        names = tuple(f.name for f in dataclasses.fields(cls) if f.name not in cls._NOT_FIELDS)
+        skip = message._not_fields
+        names = tuple(f.name for f in dataclasses.fields(cls) if f.name not in skip)
         _FIELD_NAMES[cls] = names
     return names
 

@@ -18,7 +18,6 @@ import enum
 import re
 from collections import deque
 from dataclasses import dataclass, field
-from typing import ClassVar
 
 from ._base import SKIP_TO_EOF, Side, StreamParser, Transport
 from ._errors import LimitExceededError, MalformedError
@@ -91,9 +90,17 @@ Headers = tuple[tuple[str, str], ...]
 class Http1Request(Message):
     """An HTTP/1 request."""
 
-    protocol: ClassVar[str] = "http1"
-    direction: ClassVar[Direction] = Direction.REQUEST
-    _NOT_FIELDS: ClassVar[frozenset[str]] = frozenset({"ts_ns", "size", "errors", "headers"})
+    @property
+    def protocol(self) -> str:
+        return "http1"
+
+    @property
+    def direction(self) -> Direction:
+        return Direction.REQUEST
+
+    @property
+    def _not_fields(self) -> frozenset[str]:
+        return frozenset({"ts_ns", "size", "errors", "headers"})
 
     method: str
     path: str
@@ -111,9 +118,17 @@ class Http1Request(Message):
 class Http1Response(Message):
     """An HTTP/1 response."""
 
-    protocol: ClassVar[str] = "http1"
-    direction: ClassVar[Direction] = Direction.RESPONSE
-    _NOT_FIELDS: ClassVar[frozenset[str]] = frozenset({"ts_ns", "size", "errors", "headers"})
+    @property
+    def protocol(self) -> str:
+        return "http1"
+
+    @property
+    def direction(self) -> Direction:
+        return Direction.RESPONSE
+
+    @property
+    def _not_fields(self) -> frozenset[str]:
+        return frozenset({"ts_ns", "size", "errors", "headers"})
 
     status: int
     version: str

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
-from typing import ClassVar
 
 from hyperframe.exceptions import HyperframeError
 from hyperframe.frame import (
@@ -58,9 +57,17 @@ Headers = tuple[tuple[str, str], ...]
 class Http2Request(Message):
     """The request headers of one HTTP/2 stream."""
 
-    protocol: ClassVar[str] = "http2"
-    direction: ClassVar[Direction] = Direction.REQUEST
-    _NOT_FIELDS: ClassVar[frozenset[str]] = frozenset({"ts_ns", "size", "errors", "headers"})
+    @property
+    def protocol(self) -> str:
+        return "http2"
+
+    @property
+    def direction(self) -> Direction:
+        return Direction.REQUEST
+
+    @property
+    def _not_fields(self) -> frozenset[str]:
+        return frozenset({"ts_ns", "size", "errors", "headers"})
 
     stream_id: int
     method: str | None
@@ -79,9 +86,17 @@ class Http2Request(Message):
 class Http2Response(Message):
     """The response of one HTTP/2 stream, with its trailers."""
 
-    protocol: ClassVar[str] = "http2"
-    direction: ClassVar[Direction] = Direction.RESPONSE
-    _NOT_FIELDS: ClassVar[frozenset[str]] = frozenset({"ts_ns", "size", "errors", "headers"})
+    @property
+    def protocol(self) -> str:
+        return "http2"
+
+    @property
+    def direction(self) -> Direction:
+        return Direction.RESPONSE
+
+    @property
+    def _not_fields(self) -> frozenset[str]:
+        return frozenset({"ts_ns", "size", "errors", "headers"})
 
     stream_id: int
     status: int | None

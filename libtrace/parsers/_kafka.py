@@ -29,7 +29,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import ClassVar, NamedTuple
+from typing import NamedTuple
 
 from ._base import Side, StreamParser, Transport
 from ._cursor import Cursor
@@ -383,8 +383,13 @@ _ERROR_READERS: dict[int, Callable[[Wire, int], int | None]] = {
 class KafkaRequest(Message):
     """A Kafka request."""
 
-    protocol: ClassVar[str] = "kafka"
-    direction: ClassVar[Direction] = Direction.REQUEST
+    @property
+    def protocol(self) -> str:
+        return "kafka"
+
+    @property
+    def direction(self) -> Direction:
+        return Direction.REQUEST
 
     api: ApiKey
     api_version: int
@@ -407,8 +412,13 @@ class KafkaRequest(Message):
 class KafkaResponse(Message):
     """A Kafka response; ``api`` is ``None`` when its request was not seen."""
 
-    protocol: ClassVar[str] = "kafka"
-    direction: ClassVar[Direction] = Direction.RESPONSE
+    @property
+    def protocol(self) -> str:
+        return "kafka"
+
+    @property
+    def direction(self) -> Direction:
+        return Direction.RESPONSE
 
     correlation_id: int
     api: ApiKey | None = None

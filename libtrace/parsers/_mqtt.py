@@ -33,7 +33,7 @@ import enum
 from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import ClassVar, NamedTuple
+from typing import NamedTuple
 
 from ._base import Side, StreamParser, Transport
 from ._cursor import Cursor
@@ -103,8 +103,13 @@ def _response_kind(ptype: int) -> str:
 class MqttRequest(Message):
     """A packet that starts an exchange (or is one-way): CONNECT, PUBLISH, SUBSCRIBE, ..."""
 
-    protocol: ClassVar[str] = "mqtt"
-    direction: ClassVar[Direction] = Direction.REQUEST
+    @property
+    def protocol(self) -> str:
+        return "mqtt"
+
+    @property
+    def direction(self) -> Direction:
+        return Direction.REQUEST
 
     packet_type: PacketType
     #: "client" or "server": who sent it (a server PUBLISHes to subscribers)
@@ -142,8 +147,13 @@ class MqttRequest(Message):
 class MqttResponse(Message):
     """A packet that answers one: CONNACK, PUBACK/PUBREC/PUBCOMP, SUBACK, UNSUBACK, PINGRESP."""
 
-    protocol: ClassVar[str] = "mqtt"
-    direction: ClassVar[Direction] = Direction.RESPONSE
+    @property
+    def protocol(self) -> str:
+        return "mqtt"
+
+    @property
+    def direction(self) -> Direction:
+        return Direction.RESPONSE
 
     packet_type: PacketType
     #: "client" or "server": who sent it

@@ -47,7 +47,7 @@ import zlib
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 from ._base import SKIP_TO_EOF, Side, StreamParser, Transport
 from ._cursor import Cursor
@@ -160,10 +160,17 @@ AUTH_COMMANDS = frozenset({Command.LOGIN, Command.COM_CHANGE_USER})
 class MysqlRequest(Message):
     """A command (or the login request)."""
 
-    protocol: ClassVar[str] = "mysql"
-    direction: ClassVar[Direction] = Direction.REQUEST
+    @property
+    def protocol(self) -> str:
+        return "mysql"
 
-    _NOT_FIELDS: ClassVar[frozenset[str]] = frozenset({"ts_ns", "size", "errors", "attributes"})
+    @property
+    def direction(self) -> Direction:
+        return Direction.REQUEST
+
+    @property
+    def _not_fields(self) -> frozenset[str]:
+        return frozenset({"ts_ns", "size", "errors", "attributes"})
 
     command: Command
     query: str | None = None
@@ -189,8 +196,13 @@ class MysqlRequest(Message):
 class MysqlResponse(Message):
     """The whole answer to one command (all packets of a result set)."""
 
-    protocol: ClassVar[str] = "mysql"
-    direction: ClassVar[Direction] = Direction.RESPONSE
+    @property
+    def protocol(self) -> str:
+        return "mysql"
+
+    @property
+    def direction(self) -> Direction:
+        return Direction.RESPONSE
 
     #: "ok", "error", "resultset", "eof", or "greeting" (the server's first packet)
     kind: str

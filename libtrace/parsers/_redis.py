@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import ClassVar, NamedTuple
+from typing import NamedTuple
 
 from ._base import Side, StreamParser, Transport
 from ._errors import LimitExceededError, MalformedError
@@ -68,10 +68,17 @@ class _Value(NamedTuple):
 class RedisRequest(Message):
     """A Redis command."""
 
-    protocol: ClassVar[str] = "redis"
-    direction: ClassVar[Direction] = Direction.REQUEST
+    @property
+    def protocol(self) -> str:
+        return "redis"
 
-    _NOT_FIELDS: ClassVar[frozenset[str]] = frozenset({"ts_ns", "size", "errors", "reply"})
+    @property
+    def direction(self) -> Direction:
+        return Direction.REQUEST
+
+    @property
+    def _not_fields(self) -> frozenset[str]:
+        return frozenset({"ts_ns", "size", "errors", "reply"})
 
     command: str
     args: tuple[str, ...] = ()
@@ -89,8 +96,13 @@ class RedisRequest(Message):
 class RedisResponse(Message):
     """A Redis reply."""
 
-    protocol: ClassVar[str] = "redis"
-    direction: ClassVar[Direction] = Direction.RESPONSE
+    @property
+    def protocol(self) -> str:
+        return "redis"
+
+    @property
+    def direction(self) -> Direction:
+        return Direction.RESPONSE
 
     type: str
     error: str | None = None
