@@ -15,8 +15,11 @@ against an installed compiled wheel.
 mypyc's restrictions on these modules: no ``ClassVar`` in a dataclass (mypyc
 takes it for a field, so class-level facts are properties), no subclass of a
 builtin type other than ``Exception`` (the parsers' exceptions stay in the
-pure ``parsers._errors``), no monkeypatching of their functions (module
-constants may be patched: they are looked up at run time unless ``Final``).
+pure ``parsers._errors``); a class that Python code may subclass (a new
+protocol's ``StreamParser`` and ``Message``, a benchmark's recording parser)
+says so with ``mypyc_attr(allow_interpreted_subclasses=True)``; no
+monkeypatching of their functions (module constants may be patched: they are
+looked up at run time unless ``Final``).
 """
 
 from __future__ import annotations

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..parsers import SPECS
+from ..services import SERVICES
+
 #: What every column needs of a guest kernel: bpf(), tracepoint programs, syscall
 #: tracepoints, and the loopback networking the test peers use.
 BASE_KCONFIG = ("BPF_SYSCALL", "BPF_EVENTS", "FTRACE_SYSCALLS", "PERF_EVENTS", "INET", "UNIX")
@@ -31,7 +34,8 @@ class Capability:
         return BASE_KCONFIG + self.kconfig
 
 
-CAPABILITIES: tuple[Capability, ...] = (
+#: The columns before the check_* ones.
+_KERNEL_COLUMNS: tuple[Capability, ...] = (
     Capability("attach", "attach", "syscall tracepoint programs load, attach and deliver"),
     Capability(
         "buffer",
@@ -57,28 +61,42 @@ CAPABILITIES: tuple[Capability, ...] = (
         "attach after the delay",
         ("UPROBES", "UPROBE_EVENTS"),
     ),
-    *(
-        Capability(
-            f"check_{name}",
-            title,
-            f"libtrace check {name}: a real {title} server and clients, the traced records "
-            "equal a simultaneous tcpdump's on both sides, nothing lost",
-            CHECK_KCONFIG,
-        )
-        for name, title in (
-            ("http1", "HTTP/1"),
-            ("http2", "HTTP/2"),
-            ("redis", "Redis"),
-            ("dns", "DNS"),
-            ("mysql", "MySQL"),
-            ("mqtt", "MQTT"),
-            ("kafka", "Kafka"),
-            ("dubbo", "Dubbo"),
-        )
-    ),
+)
+#: The columns after the check_* ones: the forced old-kernel variants.
+_VARIANT_COLUMNS: tuple[Capability, ...] = (
     Capability("compat_perfbuf", "perfbuf", "everything above with the perf buffer forced"),
     Capability("compat_probe_read", "probe-read", "with bpf_probe_read forced"),
     Capability("compat_no_btf", "no-BTF", "with the no-BTF socket identity forced"),
     Capability("compat_oldest", "oldest", "with all three old-kernel paths forced (4.14's object)"),
 )
-BY_NAME = {capability.name: capability for capability in CAPABILITIES}
+
+
+def check_column(service: str) -> Capability:
+    """The column of ``libtrace check SERVICE``, titled after its protocol."""
+    title = SPECS[SERVICES[service].protocol].title
+    return Capability(
+        f"check_{service}",
+        title,
+        f"libtrace check {service}: a real {title} server and clients, the traced records "
+        "equal a simultaneous tcpdump's on both sides, nothing lost",
+        CHECK_KCONFIG,
+    )
+
+
+def capabilities() -> tuple[Capability, ...]:
+    """Every column, in order.  The check_* columns are those of the services
+    registered now (one per protocol), so a protocol added with its service
+    has its column."""
+    checks = tuple(check_column(name) for name in SERVICES)
+    return (*_KERNEL_COLUMNS, *checks, *_VARIANT_COLUMNS)
+
+
+def by_name() -> dict[str, Capability]:
+    """:func:`capabilities` by column name."""
+    return {capability.name: capability for capability in capabilities()}
+
+
+def column_title(name: str) -> str:
+    """A column's heading (an unknown column, from an older report: its name)."""
+    known = by_name().get(name)
+    return known.title if known is not None else name

@@ -146,7 +146,7 @@ def print_report(report: Report, console: Console) -> None:
     (there are more capabilities than a terminal has room for as columns)."""
     from rich.table import Table
 
-    from .capabilities import BY_NAME
+    from .capabilities import column_title
 
     columns = report.columns()
     booted = [row for row in report.kernels if row.available]
@@ -162,7 +162,7 @@ def print_report(report: Report, console: Console) -> None:
             f"[{STYLE[c.verdict]}]{c.verdict}[/]" if (c := row.cells.get(name)) else ""
             for row in booted
         ]
-        table.add_row(BY_NAME[name].title if name in BY_NAME else name, *cells)
+        table.add_row(column_title(name), *cells)
     console.print(table)
     missing = [row.name for row in report.kernels if not row.available]
     if missing:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from .capabilities import BY_NAME, CAPABILITIES
+from .capabilities import by_name, capabilities, column_title
 
 REPORT_JSON = "matrix.json"
 REPORT_MD = "matrix.md"
@@ -144,7 +144,7 @@ class Report:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "capabilities": [asdict(c) for c in CAPABILITIES],
+            "capabilities": [asdict(c) for c in capabilities()],
             "kernels": [row.to_json() for row in self.kernels],
         }
 
@@ -178,7 +178,7 @@ class Report:
 
     def columns(self) -> list[str]:
         used = {name for row in self.kernels for name in row.cells}
-        return [c.name for c in CAPABILITIES if c.name in used] + sorted(used - set(BY_NAME))
+        return [c.name for c in capabilities() if c.name in used] + sorted(used - set(by_name()))
 
     # -- rendering ---------------------------------------------------------
 
@@ -189,7 +189,7 @@ class Report:
             "version",
             "boot s",
             "predicted",
-            *(BY_NAME[c].title if c in BY_NAME else c for c in columns),
+            *(column_title(c) for c in columns),
         ]
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for row in self.kernels:
@@ -205,7 +205,9 @@ class Report:
             if cell.verdict not in (CellVerdict.PASS, CellVerdict.NOT_AVAILABLE)
         ]
         legend = [
-            f"- `{c.name}` ({c.title}): {c.description}" for c in CAPABILITIES if c.name in columns
+            f"- `{c.name}` ({c.title}): {c.description}"
+            for c in capabilities()
+            if c.name in columns
         ]
         out = ["# libtrace kernel matrix", "", *lines, ""]
         if failures:
@@ -224,7 +226,7 @@ class Report:
         image = Image.new("RGB", (width, height), "white")
         draw = ImageDraw.Draw(image)
         for i, name in enumerate(columns):
-            title = BY_NAME[name].title if name in BY_NAME else name
+            title = column_title(name)
             draw.text((label_w + i * cell_w + 3, 12), title[:12], fill="black")
         for j, row in enumerate(self.kernels):
             y = head_h + j * cell_h

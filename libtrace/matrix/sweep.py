@@ -34,7 +34,7 @@ from ..vm import qemu
 from ..vm.build import NAME_RE as BUILT_NAME_RE
 from ..vm.go_toolchains import ToolchainError, selected_versions
 from ..vm.go_toolchains import build as build_go
-from .capabilities import CAPABILITIES
+from .capabilities import capabilities
 from .prediction import config_beside, parse_version, predict
 from .report import FACTS_FILE, PENDING, Cell, CellVerdict, KernelRow, Report, ReportWriter
 
@@ -128,7 +128,7 @@ def unavailable_rows(covered: set[tuple[int, int]]) -> list[KernelRow]:
                 source="seed (not available here)",
                 available=False,
                 note=note,
-                cells={c.name: cell for c in CAPABILITIES},
+                cells={c.name: cell for c in capabilities()},
             )
         )
     return rows
@@ -172,7 +172,7 @@ def _row_from_run(kernel: vm_kernels.Kernel, result: qemu.RunResult, run_dir: Pa
     columns = _read_json(run_dir / "cells.json")
     cells: dict[str, Cell] = {}
     tail = " | ".join(result.log_tail.strip().splitlines()[-3:])
-    for capability in CAPABILITIES:
+    for capability in capabilities():
         column = columns.get(capability.name)
         if column is None and columns:
             continue  # not selected in this sweep (-k)
@@ -245,7 +245,7 @@ def _error_row(spec: str, reason: str, wall_s: float | None = None) -> KernelRow
         available=True,
         wall_s=wall_s,
         note=reason,
-        cells={c.name: cell for c in CAPABILITIES},
+        cells={c.name: cell for c in capabilities()},
     )
 
 

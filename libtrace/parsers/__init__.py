@@ -34,8 +34,10 @@ Adding a protocol
    docstring and:
 
    * one frozen, slotted, keyword-only dataclass per message kind,
-     subclassing :class:`Message`, with ``protocol``/``direction`` class
-     variables.  Override ``key`` (pairing key; ``None`` = in order),
+     subclassing :class:`Message`, overriding the ``protocol`` and
+     ``direction`` properties (properties, not ``ClassVar``s: these modules
+     are compiled by mypyc, see :mod:`libtrace.compiled`).  Override ``key``
+     (pairing key; ``None`` = in order),
      ``expects_response`` (one-way messages) and ``outcome`` (response
      status) as the protocol needs; ``fields()`` lists the dataclass fields
      for JSON unless overridden.  Build them with ``_parsed=True``.
@@ -49,12 +51,25 @@ Adding a protocol
      buffered), so a lie in a length field is a :class:`TruncatedError`.
      Raise only :class:`ProtocolError` subclasses; the base turns them into
      a :class:`Desync` and resynchronises.  New limits go to ``_limits.py``.
-2. Register the class in :data:`PARSERS` below.  Its signature in
-   :mod:`~libtrace.parsers.inference` already exists for the eight protocols.
-3. Add ``tests/parsers/test_<name>.py``: a cases table fed whole, byte by byte
+   * at its end, ``SPEC``: a :class:`ProtocolSpec` with the name, the
+     title, the parser class, the signature (``_signature(data, udp)``,
+     recognising the protocol from a direction's first bytes: structure,
+     not magic numbers), the well-known ports and the fields a table row
+     shows.  Inference, the parser table, ``libtrace pcap``/``check`` rows
+     and the kernel matrix's ``check_<name>`` column all read it.
+2. Add the spec to the built-ins' line in :mod:`libtrace.parsers.registry`
+   (or, outside libtrace, call :func:`register`; ``tests/parsers/
+   test_protocol_descriptor.py`` does that with a toy protocol).
+3. Add a service, ``libtrace/services/_<name>.py`` (a real server, its
+   readiness probe, client traffic, its fixture's name), to
+   :mod:`libtrace.services._registry`: ``libtrace check <name>``, its
+   matrix column and the fixture recorder's scenario come from it.
+4. Add ``tests/parsers/test_<name>.py``: a cases table fed whole, byte by byte
    and with trailing junk (see ``tests/parsers/_harness.py``), and Hypothesis
-   tests marked ``fuzz`` built with ``tests/parsers/_fuzz.py``.
-4. Record a fixture: add a scenario to :mod:`libtrace.services.record`.
+   tests marked ``fuzz`` that check split invariance with the harness.
+5. Record the fixture (``python -m libtrace.services.record <name>``), which
+   tshark (``libtrace.pcap.oracle``) must agree with; an oracle view in
+   ``libtrace/pcap/oracle/_views.py`` if tshark dissects the protocol.
 """
 
 from __future__ import annotations
@@ -74,42 +89,18 @@ from ._limits import MAX_ARGS_KEPT
 from ._mqtt import MqttParser, MqttRequest, MqttResponse, PacketType
 from ._mysql import Command, MysqlParser, MysqlRequest, MysqlResponse
 from ._redis import RedisParser, RedisRequest, RedisResponse
-from .inference import PROTOCOLS, Inference, infer
+from ._spec import Match, ProtocolSpec
+from .inference import Inference, infer
 from .pairing import DEFAULT_TIMEOUT_NS, Pairer
-
-#: Protocol name -> parser class.  The names are those of :data:`PROTOCOLS`.
-PARSERS: dict[str, type[StreamParser]] = {
-    "http1": Http1Parser,
-    "http2": Http2Parser,
-    "redis": RedisParser,
-    "dns": DnsParser,
-    "mysql": MysqlParser,
-    "kafka": KafkaParser,
-    "mqtt": MqttParser,
-    "dubbo": DubboParser,
-}
-
-
-def parser_for(protocol: str) -> type[StreamParser]:
-    """The parser class registered for ``protocol``.
-
-    Raises:
-        UnknownProtocolError: no parser is registered under that name.
-    """
-    try:
-        return PARSERS[protocol]
-    except KeyError:
-        raise UnknownProtocolError(f"no parser for protocol {protocol!r} "
-                                   f"(have {', '.join(sorted(PARSERS))})") from None
-
+from .registry import PARSERS, SPECS, parser_for, register, spec_for, unregister
 
 __all__ = [
     "DEFAULT_TIMEOUT_NS",
     "MAX_ARGS_KEPT",
     "NEED_DATA",
     "PARSERS",
-    "PROTOCOLS",
     "SKIP_TO_EOF",
+    "SPECS",
     "ApiKey",
     "Command",
     "Cursor",
@@ -135,6 +126,7 @@ __all__ = [
     "KafkaResponse",
     "LimitExceededError",
     "MalformedError",
+    "Match",
     "Message",
     "MqttParser",
     "MqttRequest",
@@ -145,6 +137,7 @@ __all__ = [
     "PacketType",
     "Pairer",
     "ProtocolError",
+    "ProtocolSpec",
     "Record",
     "RedisParser",
     "RedisRequest",
@@ -159,4 +152,7 @@ __all__ = [
     "infer",
     "open_enum",
     "parser_for",
+    "register",
+    "spec_for",
+    "unregister",
 ]

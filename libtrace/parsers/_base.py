@@ -40,6 +40,8 @@ from __future__ import annotations
 from collections import deque
 from typing import ClassVar, Literal
 
+from mypy_extensions import mypyc_attr
+
 from ..errors import ProtocolError
 from ._events import NEED_DATA, Desync, Direction, Event, Message, _NeedData
 from ._limits import MAX_BUFFER_BYTES, MAX_RESYNC_TAIL
@@ -125,6 +127,7 @@ class Side:
                                   kept_order=partial is not None)  # fmt: skip
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # see libtrace/compiled.py
 class StreamParser:
     """Base class of the protocol parsers; see the module docstring.
 

@@ -23,11 +23,13 @@ import dns.opcode
 import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
+from mypy_extensions import mypyc_attr
 
 from ._base import Side, StreamParser, Transport
 from ._errors import MalformedError, TruncatedError
 from ._events import Direction, Message, Status, clip
 from ._limits import MAX_DNS_ANSWERS_KEPT
+from ._spec import Match, ProtocolSpec
 
 #: A DNS header is 12 bytes; nothing shorter is a DNS message.
 DNS_HEADER_BYTES = 12
@@ -159,6 +161,7 @@ def decode_dns(wire: bytes, ts_ns: int, *, strict: bool = False) -> Message:
                        _parsed=True)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # see libtrace/compiled.py
 class DnsParser(StreamParser):
     """DNS over UDP or TCP."""
 
@@ -205,3 +208,43 @@ class DnsParser(StreamParser):
     def _consume_to(side: Side, pos: int) -> bool:
         side.consume(pos)
         return True
+
+
+# Inference: whether a direction's first bytes are this protocol's.
+
+#: More questions than this in one DNS message is implausible (one is usual).
+DNS_MAX_QUESTIONS = 16
+
+
+def _signature(data: bytes, udp: bool) -> Match:
+    wire = data
+    if not udp:
+        if len(data) < 2 + DNS_HEADER_BYTES or int.from_bytes(data[:2], "big") != len(data) - 2:
+            return None
+        wire = data[2:]
+    if len(wire) < DNS_HEADER_BYTES:
+        return None
+    qdcount, ancount, nscount, arcount = struct.unpack_from(">HHHH", wire, 4)
+    if qdcount > DNS_MAX_QUESTIONS or not (qdcount or ancount or nscount or arcount):
+        return None
+    try:
+        message = decode_dns(wire, 0, strict=True)
+    except (MalformedError, TruncatedError):
+        return None
+    # One question is the common query; several, or none (an mDNS announcement,
+    # a NOTIFY or UPDATE without one) still parse strictly, but say less.
+    confidence = 0.85 if qdcount == 1 else 0.7 if qdcount else 0.6
+    return confidence - (0 if udp else 0.05), message.direction
+
+
+# What libtrace knows of the protocol (see _spec.py): its signature for
+# inference, above, and the rest.
+SPEC = ProtocolSpec(
+    name="dns",
+    title="DNS",
+    parser=DnsParser,
+    signature=_signature,
+    ports=frozenset({53, 5353}),
+    request_summary=("name", "qtype"),
+    response_summary=("rcode", "answers"),
+)

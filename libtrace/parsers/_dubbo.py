@@ -28,6 +28,8 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from mypy_extensions import mypyc_attr
+
 from . import _kryo as kryo
 from ._base import Side, StreamParser, Transport
 from ._cursor import Cursor
@@ -35,6 +37,7 @@ from ._enums import open_enum
 from ._errors import LimitExceededError, MalformedError, TruncatedError
 from ._events import Direction, Message, Status, clip
 from ._hessian2 import read_int, read_string
+from ._spec import Match, ProtocolSpec
 
 #: Bytes of a body buffered to read its prefix (four strings of a request,
 #: the response type or error text); the rest of the body is skipped.
@@ -274,6 +277,7 @@ def _why(exc: Exception, complete: bool) -> str:
     return clip(f"{where}: {type(exc).__name__}: {exc}", 200)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # see libtrace/compiled.py
 class DubboParser(StreamParser):
     """Dubbo 2 over TCP."""
 
@@ -317,3 +321,33 @@ class DubboParser(StreamParser):
         if buf and buf[-1] == MAGIC[0]:
             side.consume(len(buf) - 1)
         return False
+
+
+# Inference: whether a direction's first bytes are this protocol's.
+
+#: A Dubbo body larger than this is implausible as a first message.
+DUBBO_MAX_BODY_BYTES = 100 * 1024 * 1024
+
+
+def _signature(data: bytes, udp: bool) -> Match:
+    if udp or len(data) < 16 or data[:2] != b"\xda\xbb":
+        return None
+    flags = data[2]
+    body = int.from_bytes(data[12:16], "big")
+    if body > DUBBO_MAX_BODY_BYTES:
+        return None
+    return 0.95, Direction.REQUEST if flags & 0x80 else Direction.RESPONSE
+
+
+# What libtrace knows of the protocol (see _spec.py): its signature for
+# inference, above, and the rest.
+SPEC = ProtocolSpec(
+    name="dubbo",
+    title="Dubbo",
+    parser=DubboParser,
+    signature=_signature,
+    ports=frozenset({20880}),
+    # a body not decoded (fst, protobuf, ...) says why instead of an empty row
+    request_summary=("service|errors", "method"),
+    response_summary=("status", "error_message|errors"),
+)

@@ -23,6 +23,8 @@ from collections.abc import Hashable
 from dataclasses import InitVar, dataclass
 from typing import Any, ClassVar, Final
 
+from mypy_extensions import mypyc_attr
+
 from ._errors import MalformedError
 from ._limits import MAX_FIELD_CHARS
 
@@ -100,6 +102,7 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # see libtrace/compiled.py
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Message:
     """One request or response, as parsed from one direction of a connection.

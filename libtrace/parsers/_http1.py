@@ -19,10 +19,13 @@ import re
 from collections import deque
 from dataclasses import dataclass, field
 
+from mypy_extensions import mypyc_attr
+
 from ._base import SKIP_TO_EOF, Side, StreamParser, Transport
 from ._errors import LimitExceededError, MalformedError
 from ._events import NEED_DATA, Direction, Event, Message, Status, _NeedData, clip
 from ._limits import MAX_HEADERS, MAX_HTTP_HEAD_BYTES, MAX_PENDING_REQUESTS
+from ._spec import Match, ProtocolSpec
 
 METHODS = (
     "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
@@ -211,6 +214,7 @@ def _is_chunked(headers: Headers) -> bool:
     return bool(codings) and codings[-1] == "chunked"
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # see libtrace/compiled.py
 class Http1Parser(StreamParser):
     """HTTP/1.x over TCP; see the module docstring."""
 
@@ -465,3 +469,35 @@ class Http1Parser(StreamParser):
                                 body_size=state.body_size, _parsed=True, **fields)  # type: ignore[arg-type]
         return Http1Response(ts_ns=state.ts_ns, size=size, errors=errors,
                              body_size=state.body_size, _parsed=True, **fields)  # type: ignore[arg-type]
+
+
+# Inference: whether a direction's first bytes are this protocol's.
+
+_HTTP1_REQUEST = re.compile(rb"(?:" + "|".join(METHODS).encode() + rb") \S+ HTTP/1\.[01]\r?\n")
+_HTTP1_REQUEST_PREFIX = re.compile(rb"(?:" + "|".join(METHODS).encode() + rb") /")
+_HTTP1_RESPONSE = re.compile(rb"HTTP/1\.[01] [1-5]\d\d[ \r\n]")
+
+
+def _signature(data: bytes, udp: bool) -> Match:
+    if udp:
+        return None
+    if _HTTP1_REQUEST.match(data):
+        return 0.95, Direction.REQUEST
+    if _HTTP1_RESPONSE.match(data):
+        return 0.95, Direction.RESPONSE
+    if _HTTP1_REQUEST_PREFIX.match(data):
+        return 0.6, Direction.REQUEST
+    return None
+
+
+# What libtrace knows of the protocol (see _spec.py): its signature for
+# inference, above, and the rest.
+SPEC = ProtocolSpec(
+    name="http1",
+    title="HTTP/1",
+    parser=Http1Parser,
+    signature=_signature,
+    ports=frozenset({80, 8000, 8080, 8081, 8888}),
+    request_summary=("method", "path"),
+    response_summary=("status", "reason"),
+)

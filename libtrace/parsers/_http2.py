@@ -28,6 +28,7 @@ from hyperframe.frame import (
     PushPromiseFrame,
     RstStreamFrame,
 )
+from mypy_extensions import mypyc_attr
 
 from ._base import Side, StreamParser, Transport
 from ._errors import LimitExceededError, MalformedError
@@ -35,6 +36,7 @@ from ._events import Direction, Message, Status, clip
 from ._hpack import TolerantDecoder
 from ._http1 import http_status
 from ._limits import MAX_H2_FRAME_BYTES, MAX_H2_STREAMS, MAX_HEADERS
+from ._spec import Match, ProtocolSpec
 
 #: The client connection preface (RFC 9113 section 3.4).
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -169,6 +171,7 @@ def plausible_frame_header(head: bytes | bytearray, max_length: int = 1 << 14) -
     return True  # WINDOW_UPDATE: either
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # see libtrace/compiled.py
 class Http2Parser(StreamParser):
     """HTTP/2 with prior knowledge (h2c) or mid-connection; see the module docstring."""
 
@@ -353,3 +356,100 @@ class Http2Parser(StreamParser):
 
 def _clip(text: str | None) -> str | None:
     return clip(text) if text is not None else None
+
+
+# Inference: whether a direction's first bytes are this protocol's.
+
+#: Stream ids beyond this do not pass for HTTP/2 mid-connection: 8 million
+#: requests on one connection before the capture began, or, far likelier, four
+#: bytes of another protocol (a cut Kafka answer's int32 fields read as frames).
+MAX_INFERRED_STREAM_ID = 1 << 24
+
+
+def _signature(data: bytes, udp: bool) -> Match:
+    if udp:
+        return None
+    if data.startswith(PREFACE) or (len(data) >= 8 and PREFACE.startswith(data[:24])):
+        return 0.99, Direction.REQUEST
+    # Mid-connection (or a server's first SETTINGS): whatever frames come first,
+    # each header plausible, back to back.
+    frames: list[tuple[int, int, int, bytes]] = []  # type, flags, stream id, payload
+    pos = 0
+    while (pos + 9 <= len(data) and plausible_frame_header(data[pos:pos + 9])
+           and int.from_bytes(data[pos + 5:pos + 9], "big") < MAX_INFERRED_STREAM_ID):
+        length = int.from_bytes(data[pos:pos + 3], "big")
+        ftype, flags = data[pos + 3], data[pos + 4]
+        if ftype in (0, 1) and not length and not (ftype == 0 and flags & 1):
+            break  # an empty HEADERS, or an empty DATA that ends nothing: zeros, not a frame
+        frames.append((data[pos + 3], data[pos + 4], int.from_bytes(data[pos + 5:pos + 9], "big"),
+                       data[pos + 9:pos + 9 + length]))  # fmt: skip
+        pos += 9 + length
+    if not frames or (pos < len(data) and len(data) - pos >= 9):
+        return None  # not frames back to back (the last may be cut short)
+    if pos > len(data) and len(frames) == 1:
+        # One frame, cut short: nine bytes of header alone are too little to tell
+        # from noise (the middle of another protocol's message can pass).
+        return 0.25, None
+    directions = {d for frame in frames if (d := _http2_sender(*frame)) is not None}
+    direction = directions.pop() if len(directions) == 1 else None
+    ftype, flags, _, _ = frames[0]
+    whole = len(frames) - (pos > len(data))  # the last may be cut short
+    told = any(frame[0] == 1 and _http2_sender(*frame) for frame in frames)
+    if any(frame[0] in (0, 1) for frame in frames) and (whole >= 2 or told):
+        # DATA or HEADERS, and either two whole frames back to back or a header
+        # block that opens with a pseudo-header: one small frame alone is a
+        # dozen bytes that the inside of another protocol's message can mimic.
+        return min(0.85, 0.55 + 0.05 * len(frames)), direction
+    if ftype == 4 and not flags & 1:
+        # A first SETTINGS that is no ACK: a server's opening (a client's comes
+        # after the preface); a SETTINGS ACK can come from either side.
+        return 0.6, direction or Direction.RESPONSE
+    # PING, SETTINGS ACK, WINDOW_UPDATE...: 9-17 bytes; only a port makes them enough.
+    return 0.25, direction
+
+
+#: HPACK static table indexes (RFC 7541, appendix A) of request pseudo-headers
+#: (:authority, :method, :path, :scheme) and of :status.
+_HPACK_REQUEST = range(1, 8)
+_HPACK_STATUS = range(8, 15)
+
+
+def _http2_sender(ftype: int, flags: int, stream_id: int, payload: bytes) -> Direction | None:
+    """Which side sent a frame, where the frame can tell: a HEADERS block begins
+    with a pseudo-header (a request's :method/:path/..., a response's :status),
+    which HPACK encodes as an index into its static table, known without the
+    connection's dynamic table; PUSH_PROMISE and even streams are the server's."""
+    if ftype == 5 or (ftype in (0, 1) and stream_id and stream_id % 2 == 0):
+        return Direction.RESPONSE
+    if ftype != 1:
+        return None
+    pos = (1 if flags & 0x8 else 0) + (5 if flags & 0x20 else 0)  # PADDED, PRIORITY
+    if pos >= len(payload):
+        return None
+    first = payload[pos]
+    if first & 0x80:  # indexed header field
+        index = first & 0x7F
+    elif first & 0x40:  # literal with incremental indexing, indexed name
+        index = first & 0x3F
+    elif first & 0x20:  # dynamic table size update: look no further
+        return None
+    else:  # literal without indexing / never indexed, indexed name
+        index = first & 0x0F
+    if index in _HPACK_REQUEST:
+        return Direction.REQUEST
+    if index in _HPACK_STATUS:
+        return Direction.RESPONSE
+    return None
+
+
+# What libtrace knows of the protocol (see _spec.py): its signature for
+# inference, above, and the rest.
+SPEC = ProtocolSpec(
+    name="http2",
+    title="HTTP/2",
+    parser=Http2Parser,
+    signature=_signature,
+    ports=frozenset({80, 8080, 50051, 9090}),
+    request_summary=("method", "path"),
+    response_summary=("status", "grpc_status", "grpc_message", "reset_code"),
+)

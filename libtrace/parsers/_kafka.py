@@ -25,11 +25,14 @@ Pairing is by correlation id; Produce with ``acks=0`` expects no response.
 from __future__ import annotations
 
 import enum
+import struct
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import NamedTuple
+
+from mypy_extensions import mypyc_attr
 
 from ._base import Side, StreamParser, Transport
 from ._cursor import Cursor
@@ -37,6 +40,7 @@ from ._enums import open_enum
 from ._errors import LimitExceededError, MalformedError, TruncatedError
 from ._events import Direction, Message, Status, clip
 from ._limits import MAX_ARGS_KEPT, MAX_PENDING_REQUESTS
+from ._spec import PRINTABLE, Match, ProtocolSpec
 
 #: Bytes of a message buffered and read; the rest (record batches of
 #: Produce requests and Fetch responses) is skipped.  Enough for the topic
@@ -472,6 +476,7 @@ def _sizes_chain_to_the_end(buf: bytearray) -> bool:
     return pos == len(buf)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # see libtrace/compiled.py
 class KafkaParser(StreamParser):
     """Kafka over TCP (both directions of one connection)."""
 
@@ -611,3 +616,58 @@ class KafkaParser(StreamParser):
         if waiting:
             side.consume(waiting)
         return False
+
+
+# Inference: whether a direction's first bytes are this protocol's.
+
+#: Highest Kafka API key known here (ApiKey enum of Kafka 3.x/4.x is < 90).
+KAFKA_MAX_API_KEY = 90
+#: Kafka API versions in use stay well below this.
+KAFKA_MAX_API_VERSION = 30
+#: Kafka requests larger than this are implausible as a first message.
+KAFKA_MAX_REQUEST_BYTES = 100 * 1024 * 1024
+
+#: A first segment shorter than this must contain the whole Kafka request.
+KAFKA_MIN_PARTIAL_BYTES = 512
+
+
+def _signature(data: bytes, udp: bool) -> Match:
+    if udp or len(data) < 14:
+        return None
+    size, api_key, api_version, _correlation, client_len = struct.unpack_from(">ihhih", data)
+    if not 10 <= size <= KAFKA_MAX_REQUEST_BYTES:
+        return None
+    if size > len(data) - 4 and len(data) < KAFKA_MIN_PARTIAL_BYTES:
+        return None  # a short first segment must hold the whole request
+    if not 0 <= api_key <= KAFKA_MAX_API_KEY or not 0 <= api_version <= KAFKA_MAX_API_VERSION:
+        return None
+    confidence = None
+    if client_len == -1:
+        confidence = 0.6
+    elif 0 <= client_len <= 255 and len(data) >= 14 + client_len:
+        client_id = data[14:14 + client_len]
+        if client_len and PRINTABLE.fullmatch(client_id):
+            confidence = 0.8 if size == len(data) - 4 else 0.7
+        elif not client_len:
+            confidence = 0.5
+    if confidence is None:
+        return None
+    if size <= len(data) - 4 and not kafka_request_reads(data[4:4 + size]):
+        # Whole (perhaps with more behind it), yet its body does not read as that
+        # API's request: a response's correlation id can pass for an API key and
+        # version (the sides swap).
+        return 0.25, Direction.REQUEST
+    return confidence, Direction.REQUEST
+
+
+# What libtrace knows of the protocol (see _spec.py): its signature for
+# inference, above, and the rest.
+SPEC = ProtocolSpec(
+    name="kafka",
+    title="Kafka",
+    parser=KafkaParser,
+    signature=_signature,
+    ports=frozenset({9092, 9093}),
+    request_summary=("api", "api_version", "topics"),
+    response_summary=("error_code",),
+)

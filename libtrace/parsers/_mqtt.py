@@ -35,12 +35,15 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from mypy_extensions import mypyc_attr
+
 from ._base import Side, StreamParser, Transport
 from ._cursor import Cursor
 from ._enums import open_enum
 from ._errors import LimitExceededError, MalformedError, TruncatedError
 from ._events import Direction, Message, Status, clip
 from ._limits import MAX_ARGS_KEPT, MAX_MESSAGE_BYTES
+from ._spec import PRINTABLE, Match, ProtocolSpec
 
 #: Bytes of a PUBLISH that are buffered to read its variable header (topic,
 #: packet id, v5 properties); the payload beyond is skipped.  A topic is at
@@ -289,6 +292,7 @@ def _only_v5(header: FixedHeader, body: bytes) -> bool:
     return False
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # see libtrace/compiled.py
 class MqttParser(StreamParser):
     """MQTT 3.1/3.1.1/5.0 over TCP."""
 
@@ -489,3 +493,113 @@ class MqttParser(StreamParser):
 
     def _reset(self, side: Side) -> None:
         self._aliases[side.direction].clear()
+
+
+# Inference: whether a direction's first bytes are this protocol's.
+
+def _mqtt_packets(data: bytes) -> list[tuple[int, int, bytes]] | None:
+    """The segment as MQTT packets: (type, flags, body) of each whole one; None
+    unless it is such packets back to back (the last may be cut short)."""
+    packets: list[tuple[int, int, bytes]] = []
+    pos = 0
+    while pos < len(data):
+        try:
+            header = read_fixed_header(data, pos)
+        except MalformedError:
+            return None
+        if header is None or pos + header.header_bytes + header.length > len(data):
+            return packets or None  # the last packet, cut short
+        kind, flags = header.ptype, header.flags
+        if flags != (2 if kind in FLAGS_0010 else flags if kind == 3 else 0):
+            return None
+        body = pos + header.header_bytes
+        packets.append((kind, flags, data[body:body + header.length]))
+        pos = body + header.length
+    return packets
+
+
+#: PUBLISH, SUBSCRIBE, UNSUBSCRIBE: packets that carry a topic, real evidence.
+_MQTT_WITH_TOPIC = frozenset({3, 8, 10})
+
+
+def _topic_filter_at(body: bytes, start: int) -> bool:
+    """Whether a non-empty printable topic filter (length-prefixed) starts at ``start``."""
+    length = int.from_bytes(body[start:start + 2], "big")
+    topic = body[start + 2:start + 2 + length]
+    return 0 < length == len(topic) and bool(PRINTABLE.fullmatch(topic))
+
+
+def _mqtt_plausible(kind: int, flags: int, body: bytes) -> bool:
+    """Whether one whole packet (other than CONNECT) holds what its type needs."""
+    if kind == 3:  # PUBLISH: a printable topic without wildcards, then the id if QoS > 0
+        qos = (flags >> 1) & 3
+        if qos == 3 or len(body) < 2:
+            return False
+        topic_len = int.from_bytes(body[:2], "big")
+        topic = body[2:2 + topic_len]
+        return (topic_len > 0 and len(body) >= 2 + topic_len + (2 if qos else 0)
+                and bool(PRINTABLE.fullmatch(topic)) and not set(topic) & {0x23, 0x2B})
+    if kind in (12, 13, 14):  # PINGREQ, PINGRESP, DISCONNECT (3.1.1: no body)
+        return not body
+    if kind in (4, 5, 6, 7):  # PUBACK, PUBREC, PUBREL, PUBCOMP: a packet id (v5: + reason)
+        return len(body) >= 2 and body[:2] != b"\0\0"
+    if kind in (8, 10):  # SUBSCRIBE, UNSUBSCRIBE: a packet id, then a topic filter
+        if len(body) < 5 or body[:2] == b"\0\0":
+            return False
+        # MQTT 5 puts its properties between the two (a one-byte length where short).
+        starts = (2, 3 + body[2]) if body[2] < 0x80 else (2,)
+        return any(_topic_filter_at(body, start) for start in starts)
+    if kind in (9, 11):  # SUBACK, UNSUBACK: a packet id and return codes
+        return len(body) >= 2 + (kind == 9) and body[:2] != b"\0\0"
+    return False  # CONNACK, AUTH, an MQTT 5 DISCONNECT: too short to tell from noise alone
+
+
+def _signature(data: bytes, udp: bool) -> Match:
+    if udp or len(data) < 2:
+        return None
+    match = _mqtt_connect_or_connack(data)
+    if match is not None:
+        return match
+    # Mid-session: whatever packets come first, whole and plausible.
+    packets = _mqtt_packets(data)
+    if not packets or not all(_mqtt_plausible(*packet) for packet in packets):
+        return None
+    kinds = {kind for kind, _, _ in packets}
+    direction = None  # PUBLISH and its acknowledgements go both ways
+    if kinds <= CLIENT_SENDS and not kinds <= SERVER_SENDS:
+        direction = Direction.REQUEST
+    elif kinds <= SERVER_SENDS and not kinds <= CLIENT_SENDS:
+        direction = Direction.RESPONSE
+    if not kinds & _MQTT_WITH_TOPIC:
+        # Acknowledgements and pings are 2-5 bytes that noise can mimic: only
+        # the port (PORT_BONUS) lifts them over MIN_CONFIDENCE.
+        return 0.25, direction
+    return min(0.8, 0.55 + 0.05 * len(packets)), direction
+
+
+def _mqtt_connect_or_connack(data: bytes) -> Match:
+    if data[0] == 0x10:  # CONNECT
+        try:
+            header = read_fixed_header(data)
+        except MalformedError:  # a remaining length of more than four bytes
+            return None
+        pos = header.header_bytes if header is not None else len(data)
+        name = data[pos:pos + 8]
+        if name.startswith(b"\x00\x04MQTT") or name.startswith(b"\x00\x06MQIsdp"):
+            return 0.95, Direction.REQUEST
+    if data[0] == 0x20 and len(data) >= 4 and data[1] in (2, 3) and data[2] in (0, 1):
+        return 0.35, Direction.RESPONSE  # CONNACK
+    return None
+
+
+# What libtrace knows of the protocol (see _spec.py): its signature for
+# inference, above, and the rest.
+SPEC = ProtocolSpec(
+    name="mqtt",
+    title="MQTT",
+    parser=MqttParser,
+    signature=_signature,
+    ports=frozenset({1883, 8883}),
+    request_summary=("packet_type", "topic|topics", "qos"),
+    response_summary=("packet_type", "return_code"),
+)

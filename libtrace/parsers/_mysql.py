@@ -49,12 +49,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from mypy_extensions import mypyc_attr
+
 from ._base import SKIP_TO_EOF, Side, StreamParser, Transport
 from ._cursor import Cursor
 from ._enums import open_enum
 from ._errors import MalformedError, TruncatedError
 from ._events import Direction, Message, Status, clip
 from ._limits import MAX_ARGS_KEPT, MAX_PENDING_REQUESTS
+from ._spec import PRINTABLE, Match, ProtocolSpec
 
 #: Payload bytes of one packet that are buffered and read (enough for any
 #: OK/ERR/EOF, greeting, login or column definition, and for a query's
@@ -440,6 +443,7 @@ class _Inflater:
         return bytes(out)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # see libtrace/compiled.py
 class MysqlParser(StreamParser):
     """MySQL and MariaDB over TCP."""
 
@@ -860,3 +864,54 @@ class MysqlParser(StreamParser):
                 self._handshake = self._handshake and seq != 0
                 return True
         return False
+
+
+# Inference: whether a direction's first bytes are this protocol's.
+
+def _signature(data: bytes, udp: bool) -> Match:
+    if udp or len(data) < 5:
+        return None
+    length = int.from_bytes(data[:3], "little")
+    seq, first = data[3], data[4]
+    if length == 0 or length > len(data) - 4 + 65536:
+        return None
+    if seq == 0 and first == 10:  # server greeting, protocol version 10
+        end = data.find(b"\x00", 5, 5 + 64)
+        if end > 5 and PRINTABLE.fullmatch(data[5:end]) and length >= end - 4 + 4:
+            return 0.9, Direction.RESPONSE
+    whole = length == len(data) - 4
+    # COM_QUERY / COM_STMT_PREPARE with printable SQL, COM_INIT_DB with a name
+    if (seq == 0 and first in (0x02, 0x03, 0x16) and whole and length > 1
+            and PRINTABLE.fullmatch(data[5:])):
+        return 0.7, Direction.REQUEST
+    # a MySQL 8 COM_QUERY whose query attributes come before the SQL
+    if seq == 0 and first == 0x03 and whole and sql_after_attributes(data[4:]) is not None:
+        return 0.7, Direction.REQUEST
+    # Mid-connection, what else a client or a server sends first:
+    if seq == 1 and whole and looks_like_login(data[4:]):
+        return 0.8, Direction.REQUEST
+    if seq >= 1 and whole and first == 0xFF and length >= 9 and data[7:8] == b"#":
+        return 0.6, Direction.RESPONSE  # ERR: code, '#', a five-character SQL state
+    if seq == 0 and whole and first == 0x17 and length >= 10 and data[10:14] == b"\1\0\0\0":
+        return 0.5, Direction.REQUEST  # COM_STMT_EXECUTE: id, flags, iteration count 1
+    if seq == 0 and whole and ((first in (0x01, 0x0E) and length == 1)
+                               or (first in (0x19, 0x1A) and length == 5)):
+        return 0.25, Direction.REQUEST  # QUIT, PING, STMT_CLOSE/RESET: the port decides
+    if seq >= 1 and whole and first == 0x00 and 7 <= length <= 64:
+        return 0.25, Direction.RESPONSE  # OK: the port decides
+    return None
+
+
+# What libtrace knows of the protocol (see _spec.py): its signature for
+# inference, above, and the rest.
+SPEC = ProtocolSpec(
+    name="mysql",
+    title="MySQL",
+    parser=MysqlParser,
+    signature=_signature,
+    ports=frozenset({3306, 3307}),
+    request_summary=("command", "query|database|user|statement_id"),
+    response_summary=(
+        "error_code|kind", "error_message", "affected_rows", "rows", "server_version"
+    ),
+)

@@ -19,6 +19,8 @@ import re
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from mypy_extensions import mypyc_attr
+
 from ._base import Side, StreamParser, Transport
 from ._errors import LimitExceededError, MalformedError
 from ._events import Direction, Message, Status, clip
@@ -29,6 +31,7 @@ from ._limits import (
     MAX_RESP_DEPTH,
     MAX_RESP_LINE_BYTES,
 )
+from ._spec import Match, ProtocolSpec
 
 #: RESP type bytes and the names records use for them.
 TYPES: dict[int, str] = {
@@ -300,6 +303,7 @@ def _text(data: bytes | None) -> str:
     return text if len(text) <= MAX_FIELD_CHARS else clip(text)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # see libtrace/compiled.py
 class RedisParser(StreamParser):
     """Redis (RESP2, RESP3, inline commands) over TCP."""
 
@@ -432,3 +436,36 @@ class RedisParser(StreamParser):
         return RedisResponse(ts_ns=ts, size=size, type=value.type, error=error,
                              value=_text(value.data) if scalar else None,
                              length=value.length, push=push, _parsed=True)
+
+
+# Inference: whether a direction's first bytes are this protocol's.
+
+_RESP_COMMAND = re.compile(rb"\*[1-9]\d{0,6}\r\n\$\d{1,9}\r\n[A-Za-z]")
+_RESP_REPLY = re.compile(rb"(?:\+[\x20-\x7e]*|-[A-Z]+ [\x20-\x7e]*|:-?\d+|\$-?\d+|\*-?\d+"
+                         rb"|%\d+|_|#[tf]|,[\d.e+-]+)\r\n")
+_INLINE = re.compile(rb"(?i:PING|QUIT|INFO|HELLO|AUTH)(?: [\x20-\x7e]*)?\r?\n")
+
+
+def _signature(data: bytes, udp: bool) -> Match:
+    if udp:
+        return None
+    if _RESP_COMMAND.match(data):
+        return 0.9, Direction.REQUEST
+    if _INLINE.fullmatch(data):
+        return 0.5, Direction.REQUEST
+    if _RESP_REPLY.match(data):
+        return 0.4, Direction.RESPONSE
+    return None
+
+
+# What libtrace knows of the protocol (see _spec.py): its signature for
+# inference, above, and the rest.
+SPEC = ProtocolSpec(
+    name="redis",
+    title="Redis",
+    parser=RedisParser,
+    signature=_signature,
+    ports=frozenset({6379, 6380}),
+    request_summary=("command", "args"),
+    response_summary=("value|error|type",),
+)

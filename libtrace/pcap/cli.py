@@ -9,7 +9,7 @@ import sys
 from typing import Any
 
 from ..errors import ExitCode, print_error
-from ..parsers import clip
+from ..parsers import SPECS, clip
 
 
 def add_pcap_command(subparsers: Any) -> None:
@@ -17,8 +17,9 @@ def add_pcap_command(subparsers: Any) -> None:
     pcap = subparsers.add_parser(
         "pcap",
         help="parse application protocols in a pcap or pcapng file",
-        description="Reassemble TCP, recognise HTTP/1, HTTP/2, Redis, DNS, MySQL, Kafka, "
-        "MQTT and Dubbo, and print one record per request/response exchange.",
+        description="Reassemble TCP, recognise "
+        + ", ".join(spec.title for spec in SPECS.values())
+        + ", and print one record per request/response exchange.",
     )
     pcap.add_argument("file", metavar="FILE", help="a pcap or pcapng capture")
     pcap.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -28,20 +29,6 @@ def add_pcap_command(subparsers: Any) -> None:
     pcap.set_defaults(handler=run)
 
 
-#: Per protocol, the request's and the response's fields a table row shows, in
-#: order; "a|b" shows the first of a, b that has a value.
-SUMMARY_FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "http1": (("method", "path"), ("status", "reason")),
-    "http2": (("method", "path"), ("status", "grpc_status", "grpc_message", "reset_code")),
-    "redis": (("command", "args"), ("value|error|type",)),
-    "dns": (("name", "qtype"), ("rcode", "answers")),
-    "mysql": (("command", "query|database|user|statement_id",),
-              ("error_code|kind", "error_message", "affected_rows", "rows", "server_version")),
-    "kafka": (("api", "api_version", "topics"), ("error_code",)),
-    "mqtt": (("packet_type", "topic|topics", "qos"), ("packet_type", "return_code")),
-    # a body not decoded (fst, protobuf, ...) says why instead of an empty row
-    "dubbo": (("service|errors", "method"), ("status", "error_message|errors")),
-}  # fmt: skip
 #: How a bare number reads in a row.
 LABELS = {"api_version": "v{}", "error_code": "error {}", "qos": "qos {}",
           "return_code": "rc {}", "statement_id": "stmt {}", "affected_rows": "affected {}",
@@ -74,7 +61,9 @@ def _summary(message: dict[str, Any] | None, keys: tuple[str, ...]) -> str:
 
 def summarize(record: dict[str, Any]) -> tuple[str, str]:
     """A record's request and response as a row shows them (also ``libtrace check``'s table)."""
-    request_keys, response_keys = SUMMARY_FIELDS.get(record["protocol"], ((), ()))
+    spec = SPECS.get(record["protocol"])
+    request_keys = spec.request_summary if spec is not None else ()
+    response_keys = spec.response_summary if spec is not None else ()
     request = _summary(record["request"], request_keys)
     response = record["response"]
     if record["request"] is None and response and response.get("kind") == "greeting":

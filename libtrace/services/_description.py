@@ -60,6 +60,9 @@ class Service:
         image_extras: more Debian packages a Docker image needs than the server's own.
         start_timeout: seconds from launch to ready.
         udp: the server listens on UDP too (its port is claimed for both).
+        fixture: the capture ``python -m libtrace.services.record`` writes of
+            ``traffic`` into ``fixtures/<protocol>/`` (``variants``: the same name
+            with ``-variants``), or None.
     """
 
     name: str
@@ -80,6 +83,7 @@ class Service:
     image_extras: tuple[str, ...] = ()
     start_timeout: float = DEFAULT_START_TIMEOUT_S
     udp: bool = False
+    fixture: str | None = None
 
     @property
     def image_packages(self) -> tuple[str, ...]:

@@ -116,6 +116,7 @@ def query_counts(running: Running) -> dict[str, int]:
 
 DNS = Service(
     name="dns",
+    fixture="dnsmasq.pcap",
     protocol="dns",
     package="dnsmasq-base",
     program="dnsmasq",

@@ -61,6 +61,7 @@ def request_counts(running: Running) -> dict[str, int]:
 
 DUBBO = Service(
     name="dubbo",
+    fixture="fake-dubbo.pcap",
     protocol="dubbo",
     package=None,
     program=sys.executable,

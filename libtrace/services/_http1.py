@@ -66,6 +66,7 @@ def access_counts(running: Running) -> dict[str, int]:
 
 HTTP1 = Service(
     name="http1",
+    fixture="nginx.pcap",
     protocol="http1",
     package="nginx",
     program="nginx",

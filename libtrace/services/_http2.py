@@ -56,6 +56,7 @@ def frame_counts(running: Running) -> dict[str, int]:
 
 HTTP2 = Service(
     name="http2",
+    fixture="nghttpd.pcap",
     protocol="http2",
     package="nghttp2-server",
     # nghttpd names a response's content type from /etc/mime.types; a minbase

@@ -105,6 +105,7 @@ def stored_records(running: Running) -> dict[str, int]:
 
 KAFKA = Service(
     name="kafka",
+    fixture="tansu.pcap",
     protocol="kafka",
     package=None,
     program=str(tansu_path()),

@@ -124,6 +124,7 @@ def log_counts(running: Running) -> dict[str, int]:
 
 MQTT = Service(
     name="mqtt",
+    fixture="mosquitto.pcap",
     protocol="mqtt",
     package="mosquitto",
     program="mosquitto",

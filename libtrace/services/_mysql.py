@@ -137,6 +137,7 @@ def status_counters(running: Running) -> dict[str, int]:
 
 MYSQL = Service(
     name="mysql",
+    fixture="mariadb.pcap",
     protocol="mysql",
     package="mariadb-server",
     program="mariadbd",

@@ -122,6 +122,7 @@ def command_stats(running: Running) -> dict[str, int]:
 
 REDIS = Service(
     name="redis",
+    fixture="redis.pcap",
     protocol="redis",
     package="redis-server",
     program="redis-server",

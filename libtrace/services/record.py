@@ -105,17 +105,14 @@ def _scenario(service: str, pcap_name: str, variants: bool = False) -> Callable[
     return record
 
 
-#: Each service's fixture: (scenario, pcap name, programs its traffic needs).
-_FIXTURES = (
-    ("http1", "nginx.pcap", ("nginx", "curl")),
-    ("http2", "nghttpd.pcap", ("nghttpd", "nghttp", "curl", "h2load")),
-    ("redis", "redis.pcap", ("redis-server", "redis-cli")),
-    ("dns", "dnsmasq.pcap", ("dnsmasq", "dig", "unshare")),
-    ("mysql", "mariadb.pcap", ("mariadbd", "mariadb-install-db", "mariadb")),
-    ("mqtt", "mosquitto.pcap", ("mosquitto",)),
-    ("kafka", "tansu.pcap", ()),
-    ("dubbo", "fake-dubbo.pcap", ()),
-)
+#: Each service's fixture: (scenario, pcap name, programs its traffic needs: a
+#: packaged server and its clients; tansu and the FAKE Dubbo server run from files).
+_FIXTURES = tuple(
+    (name, service.fixture,
+     (service.program, *service.clients) if service.package is not None else ())
+    for name, service in SERVICES.items()
+    if service.fixture is not None
+)  # fmt: skip
 
 #: Scenario name -> (recorder, programs it needs, the fixtures directory it writes to):
 #: each service's traffic, and ``<service>-variants`` where the service has variants.

@@ -7,7 +7,7 @@ import json
 import pytest
 from PIL import Image
 
-from libtrace.matrix.capabilities import CAPABILITIES
+from libtrace.matrix.capabilities import capabilities
 from libtrace.matrix.report import (
     REPORT_JSON,
     Cell,
@@ -20,7 +20,7 @@ from libtrace.matrix.report import (
 
 
 def row(name: str, version: str, verdict: CellVerdict = CellVerdict.PASS, **kw) -> KernelRow:
-    cells = {c.name: Cell(verdict, f"{verdict} detail") for c in CAPABILITIES[:3]}
+    cells = {c.name: Cell(verdict, f"{verdict} detail") for c in capabilities()[:3]}
     return KernelRow(
         name=name,
         version=version,
