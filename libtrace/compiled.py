@@ -13,13 +13,16 @@ and ``tests/test_compiled.py`` runs the parser and records tests again
 against an installed compiled wheel.
 
 mypyc's restrictions on these modules: no ``ClassVar`` in a dataclass (mypyc
-takes it for a field, so class-level facts are properties), no subclass of a
+takes it for a field, so class-level facts are properties); no subclass of a
 builtin type other than ``Exception`` (the parsers' exceptions stay in the
-pure ``parsers._errors``); a class that Python code may subclass (a new
-protocol's ``StreamParser`` and ``Message``, a benchmark's recording parser)
-says so with ``mypyc_attr(allow_interpreted_subclasses=True)``; no
-monkeypatching of their functions (module constants may be patched: they are
-looked up at run time unless ``Final``).
+pure ``parsers._errors``), nor of a third-party class (``_hpack`` subclasses
+hpack's table: it stays pure, and the build would refuse it, since the build
+environment does not have hpack to tell mypyc that its base is not native);
+a class that Python code may subclass (a new protocol's ``StreamParser`` and
+``Message``, a benchmark's recording parser) says so with
+``mypyc_attr(allow_interpreted_subclasses=True)``; no monkeypatching of their
+functions (module constants may be patched: they are looked up at run time
+unless ``Final``).
 """
 
 from __future__ import annotations
@@ -37,7 +40,6 @@ MODULES: Final = (
     "libtrace.parsers._enums",
     "libtrace.parsers._events",
     "libtrace.parsers._hessian2",
-    "libtrace.parsers._hpack",
     "libtrace.parsers._http1",
     "libtrace.parsers._http2",
     "libtrace.parsers._kafka",

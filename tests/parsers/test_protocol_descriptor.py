@@ -42,7 +42,9 @@ from libtrace.services._description import Service
 TOY_PORT = 7777
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+# Not slots=True: a class defined outside libtrace on a compiled wheel's
+# Message would declare slots that shadow the compiled base's fields.
+@dataclass(frozen=True, kw_only=True)
 class ToyRequest(Message):
     word: str
 
@@ -51,7 +53,7 @@ class ToyRequest(Message):
         return "toy"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class ToyResponse(Message):
     word: str
     error: bool = False
