@@ -21,7 +21,8 @@ import dpkt  # type: ignore[import-untyped]
 Frame = tuple[float, bytes]
 
 
-def _read(path: Path) -> tuple[int, list[Frame]]:
+def read_frames(path: Path) -> tuple[int, list[Frame]]:
+    """A classic pcap's link type and frames."""
     with path.open("rb") as f:
         reader = dpkt.pcap.Reader(f)
         return reader.datalink(), [(float(ts), bytes(buf)) for ts, buf in reader]
@@ -51,7 +52,7 @@ def _connection(tcp: dpkt.tcp.TCP, ip: dpkt.ip.IP) -> frozenset[tuple[bytes, int
 def start_mid_connection(source: Path, target: Path, *, skip: int) -> Path:
     """Each TCP connection loses its handshake and its first ``skip`` packets that carry
     payload, as if the capture (or the tracer) had started there."""
-    linktype, frames = _read(source)
+    linktype, frames = read_frames(source)
     seen: dict[frozenset[tuple[bytes, int]], int] = {}
     kept = []
     for ts, buf in frames:
@@ -72,7 +73,7 @@ def lose_inside(source: Path, target: Path, *, marker: bytes, keep: int) -> Path
     """The first segment that holds ``marker`` is cut after ``keep`` bytes of its payload
     and the rest of it never arrives (a segment lost inside a message); the later
     segments keep their sequence numbers, so a reader sees the hole."""
-    linktype, frames = _read(source)
+    linktype, frames = read_frames(source)
     out, done = [], False
     for ts, buf in frames:
         parts = _tcp(buf)
@@ -91,7 +92,7 @@ def lose_inside(source: Path, target: Path, *, marker: bytes, keep: int) -> Path
 def fragment_datagrams(source: Path, target: Path, *, size: int = 48) -> Path:
     """Every UDP datagram over IPv4 is sent as IPv4 fragments of ``size`` payload bytes
     (a multiple of eight), as a link with a small MTU would carry it."""
-    linktype, frames = _read(source)
+    linktype, frames = read_frames(source)
     out: list[Frame] = []
     for ts, buf in frames:
         eth = dpkt.ethernet.Ethernet(buf)
@@ -115,7 +116,7 @@ def fragment_datagrams(source: Path, target: Path, *, size: int = 48) -> Path:
 def nanosecond_times(source: Path, target: Path) -> Path:
     """The same frames in a nanosecond pcap (magic a1b23c4d), each frame's time moved by
     its index in nanoseconds so that the digits below the microsecond are used."""
-    linktype, frames = _read(source)
+    linktype, frames = read_frames(source)
     # dpkt's nanosecond writer takes the time as a float: the index is added in whole
     # nanoseconds of the integer time so that no rounding of the float decides them
     out = [(ts + index * 1e-9, buf) for index, (ts, buf) in enumerate(frames)]
@@ -126,7 +127,7 @@ def two_link_types(source: Path, target: Path) -> Path:
     """A pcapng with two interfaces: Ethernet (the loopback's framing) and Linux cooked
     capture (SLL, what ``tcpdump -i any`` writes); the packets of every other
     connection are moved to the second one, their Ethernet header replaced by SLL's."""
-    linktype, frames = _read(source)
+    linktype, frames = read_frames(source)
     interfaces = [dpkt.pcapng.InterfaceDescriptionBlockLE(linktype=linktype, snaplen=65535),
                   dpkt.pcapng.InterfaceDescriptionBlockLE(linktype=dpkt.pcap.DLT_LINUX_SLL,
                                                           snaplen=65535)]  # fmt: skip

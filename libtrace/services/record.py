@@ -24,7 +24,6 @@ import argparse
 import contextlib
 import json
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -37,7 +36,7 @@ from ..errors import ExitCode, print_error
 from ..pcap.derive import DERIVED
 from ..pcap.oracle import OracleDisagrees, OracleUnavailable, verified_records
 from ..pcap.synth import GENERATED
-from . import SERVICES, ServiceError, start
+from . import SERVICES, ServiceError, start, tcpdump
 
 #: Loopback ports the scenarios use: each service's default.
 PORTS = {name: service.port for name, service in SERVICES.items()}
@@ -75,20 +74,13 @@ def _process(argv: list[str], **kwargs: object) -> Iterator[subprocess.Popen[byt
 
 @contextlib.contextmanager
 def _capture(path: Path, port: int) -> Iterator[None]:
-    proc = subprocess.Popen(
-        ["tcpdump", "-i", "lo", "-U", "-s", "0", "-w", str(path), f"port {port}"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    assert proc.stderr is not None
-    proc.stderr.readline()  # "listening on lo ..." once the capture runs
-    time.sleep(0.5)
-    try:
+    """The fixture's capture of ``port``: live before the traffic, complete after
+    it (tcpdump's marker proves both), the marker flow left out of the file."""
+    with tempfile.TemporaryDirectory() as tmp, tcpdump.capture(
+        path, f"port {port}", keep_markers=False, log=Path(tmp) / "tcpdump.log"
+    ) as wire:
         yield
-    finally:
-        time.sleep(0.5)
-        proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=10)
+        wire.mark()
 
 
 def _scenario(service: str, pcap_name: str, variants: bool = False) -> Callable[[Path, Path], None]:
