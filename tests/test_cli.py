@@ -5,15 +5,17 @@ from __future__ import annotations
 import base64
 import json
 import os
+import select
 import signal
+import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from .tracing import Peer
+from .waiting import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,6 +44,40 @@ def start_trace(*args: str, go_tls: bool = False) -> subprocess.Popen[str]:
 
 def json_lines(text: str) -> list[dict]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def loopback_exchange() -> None:
+    """A few bytes over a loopback TCP connection of this process (traced: not the tracer's)."""
+    with (
+        socket.create_server(("127.0.0.1", 0)) as listener,
+        socket.create_connection(listener.getsockname()) as client,
+    ):
+        conn, _ = listener.accept()
+        with conn:
+            client.sendall(b"ping")
+            conn.recv(4)
+
+
+def first_output_line(proc: subprocess.Popen[str]) -> str:
+    """Make traffic until the tracer prints a whole line: it is in its event loop.
+
+    Read from the pipe's descriptor, so that communicate() goes on where this stopped;
+    returns everything read (one line or more)."""
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    head = b""
+
+    def printed() -> bool:
+        nonlocal head
+        loopback_exchange()
+        if select.select([fd], [], [], 0.2)[0]:
+            chunk = os.read(fd, 65536)
+            assert chunk, "the tracer closed its output before printing an event"
+            head += chunk
+        return b"\n" in head
+
+    wait_for(printed, "an event printed by libtrace trace", 30)
+    return head.decode()
 
 
 @pytest.mark.root
@@ -113,11 +149,13 @@ def test_trace_port_filter(peer_factory):
 @pytest.mark.parametrize("signo", [signal.SIGTERM, signal.SIGINT])
 def test_trace_stops_cleanly_on_a_signal_and_prints_stats(signo):
     proc = start_trace("--json")
-    time.sleep(0.3)
+    head = first_output_line(proc)  # stopped while it streams events
     proc.send_signal(signo)
     out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
-    assert json_lines(out)[-1]["type"] == "stats"
+    lines = json_lines(head + out)
+    assert lines[0]["type"] != "stats" and lines[-1]["type"] == "stats"
+    assert [line["type"] for line in lines].count("stats") == 1
     assert "Traceback" not in err
 
 
