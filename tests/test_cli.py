@@ -42,6 +42,19 @@ def start_trace(*args: str, go_tls: bool = False) -> subprocess.Popen[str]:
     return proc
 
 
+def stop_trace(proc: subprocess.Popen[str]) -> tuple[str, str]:
+    """SIGINT (the CLI drains its buffer and prints stats), then its output."""
+    proc.send_signal(signal.SIGINT)
+    return proc.communicate(timeout=30)
+
+
+def kill_if_running(proc: subprocess.Popen[str]) -> None:
+    """After a test that failed before stopping the tracer: no tracer is left behind."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.communicate()
+
+
 def json_lines(text: str) -> list[dict]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
@@ -85,10 +98,13 @@ def first_output_line(proc: subprocess.Popen[str]) -> str:
 def test_trace_json_with_pid_filter_shows_only_that_pid(peer_factory):
     traced = peer_factory("big", 44100, "1000")
     other = peer_factory("big", 44200, "1000")
-    proc = start_trace("--json", "--pid", str(traced.pid), "--duration", "3")
-    ledger = traced.run()
-    other.run()
-    out, err = proc.communicate(timeout=30)
+    proc = start_trace("--json", "--pid", str(traced.pid))
+    try:
+        ledger = traced.run()
+        other.run()
+        out, err = stop_trace(proc)  # both peers are done: their events are in the buffer
+    finally:
+        kill_if_running(proc)
     assert proc.returncode == 0, err
     lines = json_lines(out)
     assert lines[-1]["type"] == "stats"
@@ -134,10 +150,13 @@ def test_trace_port_filter(peer_factory):
     wanted = peer_factory("big", 44300, "100")
     unwanted = peer_factory("big", 44400, "100")
     port = wanted.layout["sockets"][1]["lport"]
-    proc = start_trace("--json", "--port", str(port), "--duration", "3")
-    wanted.run()
-    unwanted.run()
-    out, _ = proc.communicate(timeout=30)
+    proc = start_trace("--json", "--port", str(port))
+    try:
+        wanted.run()
+        unwanted.run()
+        out, _ = stop_trace(proc)  # both peers are done: their events are in the buffer
+    finally:
+        kill_if_running(proc)
     data = [line for line in json_lines(out) if line["type"] == "data"]
     assert data
     assert all(port in (line["lport"], line["rport"]) for line in data)
@@ -149,9 +168,12 @@ def test_trace_port_filter(peer_factory):
 @pytest.mark.parametrize("signo", [signal.SIGTERM, signal.SIGINT])
 def test_trace_stops_cleanly_on_a_signal_and_prints_stats(signo):
     proc = start_trace("--json")
-    head = first_output_line(proc)  # stopped while it streams events
-    proc.send_signal(signo)
-    out, err = proc.communicate(timeout=20)
+    try:
+        head = first_output_line(proc)  # stopped while it streams events
+        proc.send_signal(signo)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        kill_if_running(proc)
     assert proc.returncode == 0, err
     lines = json_lines(head + out)
     assert lines[0]["type"] != "stats" and lines[-1]["type"] == "stats"
