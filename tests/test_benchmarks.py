@@ -95,7 +95,13 @@ def test_drain_quick_prints_its_json(compat: tuple[str, ...]) -> None:
     backlog = result["backlog"]
     assert backlog["events"] + backlog["lost"] == backlog["writes"] > 0, backlog
     assert backlog["eps"] > 0 and backlog["cpu_us_per_event"] > 0
-    assert result["max_zero_loss_eps"] >= 0
+    # The best delivered rate of the steps that kept up (lost nothing, delivered every
+    # write), 0 when none did: whatever the machine's speed, it is that figure.
+    kept_up = [step for step in result["steps"] if step["ok"]]
+    assert all(step["lost"] == 0 and step["events"] >= step["writes"] for step in kept_up)
+    assert result["max_zero_loss_eps"] == max(
+        (step["delivered_eps"] for step in kept_up), default=0
+    )
     assert result["peak_rss_mb"] > 0
     assert result["decode_us_per_event"] > 0
     assert result["target_eps"] == 1_000_000

@@ -5,15 +5,17 @@ from __future__ import annotations
 import base64
 import json
 import os
+import select
 import signal
+import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from .tracing import Peer
+from .waiting import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,8 +42,55 @@ def start_trace(*args: str, go_tls: bool = False) -> subprocess.Popen[str]:
     return proc
 
 
+def stop_trace(proc: subprocess.Popen[str]) -> tuple[str, str]:
+    """SIGINT (the CLI drains its buffer and prints stats), then its output."""
+    proc.send_signal(signal.SIGINT)
+    return proc.communicate(timeout=30)
+
+
+def kill_if_running(proc: subprocess.Popen[str]) -> None:
+    """After a test that failed before stopping the tracer: no tracer is left behind."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.communicate()
+
+
 def json_lines(text: str) -> list[dict]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def loopback_exchange() -> None:
+    """A few bytes over a loopback TCP connection of this process (traced: not the tracer's)."""
+    with (
+        socket.create_server(("127.0.0.1", 0)) as listener,
+        socket.create_connection(listener.getsockname()) as client,
+    ):
+        conn, _ = listener.accept()
+        with conn:
+            client.sendall(b"ping")
+            conn.recv(4)
+
+
+def first_output_line(proc: subprocess.Popen[str]) -> str:
+    """Make traffic until the tracer prints a whole line: it is in its event loop.
+
+    Read from the pipe's descriptor, so that communicate() goes on where this stopped;
+    returns everything read (one line or more)."""
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    head = b""
+
+    def printed() -> bool:
+        nonlocal head
+        loopback_exchange()
+        if select.select([fd], [], [], 0.2)[0]:
+            chunk = os.read(fd, 65536)
+            assert chunk, "the tracer closed its output before printing an event"
+            head += chunk
+        return b"\n" in head
+
+    wait_for(printed, "an event printed by libtrace trace", 30)
+    return head.decode()
 
 
 @pytest.mark.root
@@ -49,10 +98,13 @@ def json_lines(text: str) -> list[dict]:
 def test_trace_json_with_pid_filter_shows_only_that_pid(peer_factory):
     traced = peer_factory("big", 44100, "1000")
     other = peer_factory("big", 44200, "1000")
-    proc = start_trace("--json", "--pid", str(traced.pid), "--duration", "3")
-    ledger = traced.run()
-    other.run()
-    out, err = proc.communicate(timeout=30)
+    proc = start_trace("--json", "--pid", str(traced.pid))
+    try:
+        ledger = traced.run()
+        other.run()
+        out, err = stop_trace(proc)  # both peers are done: their events are in the buffer
+    finally:
+        kill_if_running(proc)
     assert proc.returncode == 0, err
     lines = json_lines(out)
     assert lines[-1]["type"] == "stats"
@@ -98,10 +150,13 @@ def test_trace_port_filter(peer_factory):
     wanted = peer_factory("big", 44300, "100")
     unwanted = peer_factory("big", 44400, "100")
     port = wanted.layout["sockets"][1]["lport"]
-    proc = start_trace("--json", "--port", str(port), "--duration", "3")
-    wanted.run()
-    unwanted.run()
-    out, _ = proc.communicate(timeout=30)
+    proc = start_trace("--json", "--port", str(port))
+    try:
+        wanted.run()
+        unwanted.run()
+        out, _ = stop_trace(proc)  # both peers are done: their events are in the buffer
+    finally:
+        kill_if_running(proc)
     data = [line for line in json_lines(out) if line["type"] == "data"]
     assert data
     assert all(port in (line["lport"], line["rport"]) for line in data)
@@ -113,11 +168,16 @@ def test_trace_port_filter(peer_factory):
 @pytest.mark.parametrize("signo", [signal.SIGTERM, signal.SIGINT])
 def test_trace_stops_cleanly_on_a_signal_and_prints_stats(signo):
     proc = start_trace("--json")
-    time.sleep(0.3)
-    proc.send_signal(signo)
-    out, err = proc.communicate(timeout=20)
+    try:
+        head = first_output_line(proc)  # stopped while it streams events
+        proc.send_signal(signo)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        kill_if_running(proc)
     assert proc.returncode == 0, err
-    assert json_lines(out)[-1]["type"] == "stats"
+    lines = json_lines(head + out)
+    assert lines[0]["type"] != "stats" and lines[-1]["type"] == "stats"
+    assert [line["type"] for line in lines].count("stats") == 1
     assert "Traceback" not in err
 
 

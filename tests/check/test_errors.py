@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from libtrace.check import run_check
 from libtrace.errors import ConfigError
 from libtrace.services import ServiceError
 
+from ..waiting import wait_for
 from .conftest import (
     bpf_programs_alive,
     bpf_programs_held,
@@ -132,11 +132,11 @@ def test_a_check_never_sends_traffic_to_a_server_it_did_not_start(tmp_path: Path
     )  # fmt: skip
     cli = ["redis-cli", "-p", str(port)]
     try:
-        for _ in range(100):
-            pong = subprocess.run([*cli, "ping"], capture_output=True, text=True).stdout
-            if pong.strip() == "PONG":
-                break
-            time.sleep(0.05)
+        wait_for(
+            lambda: subprocess.run([*cli, "ping"], capture_output=True, text=True).stdout.strip()
+            == "PONG",
+            "the user's redis-server answering PING",
+        )
         subprocess.run([*cli, "set", "users:key", "precious"], check=True, capture_output=True)
         before = subprocess.run([*cli, "info", "commandstats"], capture_output=True, text=True)
 

@@ -11,35 +11,51 @@ import base64
 import json
 import subprocess
 import sys
-import time
 from typing import Any
 
 import pytest
 
 from tests.golang.conftest import go_binary, go_versions
 from tests.golang.test_tls_capture import go_server
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.root, pytest.mark.bpf, pytest.mark.go_toolchain]
 
 CLI = [sys.executable, "-m", "libtrace.cli", "trace", "--json"]
 
 
+def server_connections(port: int) -> list[str]:
+    """The connections of the server on ``port`` that its process has not closed yet."""
+    out = subprocess.run(
+        ["ss", "-Htn", "state", "established", "state", "close-wait", f"sport = :{port}"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    return out.splitlines()
+
+
 def run_cli(port: int, *extra: str) -> list[dict[str, Any]]:
     """Trace the server's port while curl makes two HTTP/1.1 and two HTTP/2 requests."""
     proc = subprocess.Popen(
-        [*CLI, "--port", str(port), "--duration", "8", *extra],
+        [*CLI, "--port", str(port), *extra],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
-    assert proc.stderr is not None
-    started = proc.stderr.readline()
-    assert "tracing" in started, started
-    url = f"https://127.0.0.1:{port}"
-    for flags in (["--http1.1"], ["--http2"]):
-        subprocess.run(["curl", "-sk", *flags, f"{url}/one", f"{url}/two"], check=True,
-                       capture_output=True, timeout=20)
-    time.sleep(0.5)
-    proc.send_signal(2)  # SIGINT: stop now, print the stats line
-    out, err = proc.communicate(timeout=30)
+    try:
+        assert proc.stderr is not None
+        started = proc.stderr.readline()
+        assert "tracing" in started, started
+        url = f"https://127.0.0.1:{port}"
+        for flags in (["--http1.1"], ["--http2"]):
+            subprocess.run(["curl", "-sk", *flags, f"{url}/one", f"{url}/two"], check=True,
+                           capture_output=True, timeout=20)
+        # The server has closed both connections: every event of theirs is in the buffer,
+        # and the CLI drains the buffer when it stops.
+        wait_for(lambda: not server_connections(port), "the server closed its connections")
+        proc.send_signal(2)  # SIGINT: stop now, print the stats line
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:  # failed before stopping it: leave no tracer behind
+            proc.kill()
+            proc.communicate()
     assert proc.returncode == 0, err
     return [json.loads(line) for line in out.splitlines()]
 

@@ -6,7 +6,6 @@ The CLI contract: a damaged file gives exit code 2 and one line on stderr.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import random
 from pathlib import Path
 
@@ -79,14 +78,41 @@ def test_magic_destroyed(
     assert code == 2 and len(err.strip().splitlines()) == 1
 
 
+#: What each section decides in ``go-inspect --json``: a flip in one section may
+#: change only these; everything else must read exactly as in the pristine binary.
+DECIDED_BY = {
+    ".gopclntab": {"symbols", "pclntab_format"},
+    ".go.buildinfo": {"go_version", "main_path", "module_path", "abi", "offsets", "offsets_source"},
+    ".debug_info": {"offsets", "offsets_source"},
+    ".zdebug_info": {"offsets", "offsets_source"},
+}
+
+
+def flip_outcome(path: Path, pristine: dict[str, object], section_name: str) -> str:
+    """Inspect a damaged binary: the name of the GoBinaryError it raised (its message
+    one line naming the file), or ``"ok"`` when the damage changed nothing that
+    ``section_name`` does not decide."""
+    try:
+        got = inspect_binary(path).to_json()
+    except GoBinaryError as exc:
+        message = str(exc)
+        assert message.startswith(f"{path}: ") and "\n" not in message, message
+        return type(exc).__name__
+    untouched = {k for k in pristine if k != "path"} - DECIDED_BY[section_name]
+    assert {k: got[k] for k in untouched} == {k: pristine[k] for k in untouched}
+    return "ok"
+
+
 @pytest.mark.parametrize("name", [".gopclntab", ".go.buildinfo"])
 @pytest.mark.parametrize("version", VERSIONS)
 def test_random_corruption_raises_only_our_error(version: str, name: str, tmp_path: Path) -> None:
     binary = go_binary("https_server", version, stripped=True)
     pristine = binary.read_bytes()
+    expected = inspect_binary(binary).to_json()
     offset, size = section(binary, name)
     rng = random.Random(f"{version}{name}")
     path = tmp_path / "flipped"
+    outcomes = []
     # Header bytes matter most: bias half of the flips into the first 64 bytes.
     for i in range(FLIPS):
         data = bytearray(pristine)
@@ -94,22 +120,26 @@ def test_random_corruption_raises_only_our_error(version: str, name: str, tmp_pa
         at = offset + rng.randrange(span)
         data[at] = rng.randrange(256)
         path.write_bytes(data)
-        with contextlib.suppress(GoBinaryError):
-            inspect_binary(path)
+        outcomes.append(flip_outcome(path, expected, name))
+    # The flips reached the section's checks: some were refused as damage.
+    assert set(outcomes) - {"ok"}, f"no flip of {name} was detected"
 
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_corrupt_dwarf_raises_only_our_error(version: str, tmp_path: Path) -> None:
     binary = go_binary("https_server", version, stripped=False)
     pristine = binary.read_bytes()
+    expected = inspect_binary(binary).to_json()
+    assert expected["offsets_source"] == "dwarf"  # the section flipped here is the one read
     with Image(binary) as image:
         name = ".debug_info" if ".debug_info" in image.sections else ".zdebug_info"
     offset, size = section(binary, name)
     rng = random.Random(version)
     path = tmp_path / "flipped"
+    outcomes = []
     for _ in range(FLIPS // 5):
         data = bytearray(pristine)
         data[offset + rng.randrange(size)] ^= 0xFF
         path.write_bytes(data)
-        with contextlib.suppress(GoBinaryError):
-            inspect_binary(path)
+        outcomes.append(flip_outcome(path, expected, name))
+    assert set(outcomes) - {"ok"}, f"no flip of {name} was detected"

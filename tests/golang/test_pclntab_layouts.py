@@ -13,6 +13,7 @@ from types import SimpleNamespace
 import pytest
 
 from libtrace.errors import GoBinaryError
+from libtrace.tracer.golang._image import CorruptBinaryError, NotGoError
 from libtrace.tracer.golang._pclntab import (
     MAGIC_12,
     MAGIC_116,
@@ -96,15 +97,34 @@ def test_layout(magic: int, layout: str) -> None:
     assert found["crypto/tls.(*Conn).Write"].entry == TEXT + 0x40
 
 
+#: Bytes at the end of each synthetic table that the parser never reads: the
+#: 1.16 table ends with the last ``_func``'s second field (after ``nameoff``).
+UNREAD_TAIL = {MAGIC_12: 0, MAGIC_116: 4, MAGIC_118: 0, MAGIC_120: 0}
+
+
 @pytest.mark.parametrize("magic", [MAGIC_12, MAGIC_116, MAGIC_118, MAGIC_120])
 def test_every_truncation_is_our_error(magic: int) -> None:
+    """Every prefix that lacks a byte the parser reads is refused with a GoBinaryError
+    naming the table; the prefixes that keep them all (only the unread tail cut)
+    give exactly the whole table's functions."""
     data = build_table(magic)
+    table = PcLnTab(fake_image(), data, 0x700000)  # type: ignore[arg-type]
+    whole = [(f.name, f.entry, f.end) for f in table.functions()]
+    assert [(name, entry) for name, entry, _ in whole] == FUNCS
+    parsed = []
     for cut in range(len(data)):
         try:
             table = PcLnTab(fake_image(), data[:cut], 0x700000)  # type: ignore[arg-type]
-            list(table.functions())
-        except GoBinaryError:
+            functions = [(f.name, f.entry, f.end) for f in table.functions()]
+        except GoBinaryError as exc:
+            # Shorter than the fixed header: not Go at all; longer: a damaged Go table.
+            assert isinstance(exc, NotGoError if cut < 16 else CorruptBinaryError), (cut, exc)
+            message = str(exc)
+            assert message.startswith("synthetic: ") and ".gopclntab" in message, message
             continue
+        assert functions == whole, cut
+        parsed.append(cut)
+    assert parsed == list(range(len(data) - UNREAD_TAIL[magic], len(data)))
 
 
 def test_text_start_zero_falls_back_to_text_section() -> None:

@@ -15,25 +15,26 @@ from __future__ import annotations
 import contextlib
 import re
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import dpkt
 import pytest
 
 from libtrace import Direction, SocketEvent, Tracer
 from libtrace.tracer.events import EventFlag, Syscall
 from tests.golang.conftest import go_binary, go_versions
 from tests.tracing import drain, streams
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.root, pytest.mark.bpf, pytest.mark.go_toolchain]
 
 #: Seconds a new Go program runs before the uprobes attach, in these tests.
 DELAY = 0.3
-#: The clients sleep this long before connecting: well after the attach.
-CLIENT_WAIT = "1.5s"
 
 
 @contextlib.contextmanager
@@ -70,10 +71,39 @@ def tcpdump(path: Path, ports: list[int]) -> Iterator[None]:
     proc.stderr.readline()  # "listening on lo": the capture runs
     try:
         yield
+        # -U writes each packet as it is captured: wait until the file holds the end
+        # of every connection it holds the start of.
+        wait_for(lambda: connections_ended(path), f"every connection's end in {path}")
     finally:
-        time.sleep(0.3)
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=10)
+
+
+def connections_ended(pcap: Path) -> bool:
+    """True when every TCP connection whose SYN ``pcap`` holds has ended in it too:
+    a FIN from each end, or a RST.  False while it has none, or ends mid-packet."""
+    opened, fins, resets = set(), set(), set()
+    try:
+        with pcap.open("rb") as f:
+            for _ts, frame in dpkt.pcap.Reader(f):
+                ip = dpkt.ethernet.Ethernet(frame).data
+                tcp = getattr(ip, "data", None)
+                if not isinstance(tcp, dpkt.tcp.TCP):
+                    continue
+                src = (socket.inet_ntoa(ip.src), tcp.sport)
+                dst = (socket.inet_ntoa(ip.dst), tcp.dport)
+                conn = frozenset((src, dst))
+                if tcp.flags & dpkt.tcp.TH_SYN and not tcp.flags & dpkt.tcp.TH_ACK:
+                    opened.add(conn)
+                if tcp.flags & dpkt.tcp.TH_FIN:
+                    fins.add((conn, src))
+                if tcp.flags & dpkt.tcp.TH_RST:
+                    resets.add(conn)
+    except (ValueError, dpkt.UnpackError):
+        return False  # the header or the last packet is still being written
+    return bool(opened) and all(
+        conn in resets or all((conn, end) in fins for end in conn) for conn in opened
+    )
 
 
 def tshark_plaintext(
@@ -111,9 +141,12 @@ def tshark_plaintext(
     return out
 
 
-def collect(tracer: Tracer, clients: list[subprocess.Popen[str]]) -> list[SocketEvent]:
-    """TLS events until every client has exited, then until the buffer is quiet."""
-    events: list[SocketEvent] = []
+def collect(
+    tracer: Tracer, clients: list[subprocess.Popen[str]], events: list[SocketEvent] | None = None
+) -> list[SocketEvent]:
+    """TLS events (after ``events``) until every client has exited, then until the
+    buffer is quiet."""
+    events = list(events or [])
     deadline = time.monotonic() + 30
     while any(c.poll() is None for c in clients) and time.monotonic() < deadline:
         events.extend(e for e in tracer.poll(100) if e.tls)
@@ -244,13 +277,25 @@ def test_a_go_client_started_later_is_traced_from_both_ends(build, tmp_path):
         url = f"https://127.0.0.1:{server.port}/path/{version}"
         clients = [
             subprocess.Popen(
-                [str(client_bin), "-url", url, "-keylog", str(keylog), "-wait", CLIENT_WAIT,
+                [str(client_bin), "-url", url, "-keylog", str(keylog), "-stdin-go",
                  "-n", "2", *flags],
-                stdout=subprocess.PIPE, text=True,
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
             )
             for flags in ([], ["-h2", "-post", "h2 body"])
         ]
-        events = collect(tracer, clients)
+        # The clients connect once the watcher has attached to them (after the delay).
+        early: list[SocketEvent] = []
+
+        def attached() -> bool:
+            early.extend(e for e in tracer.poll(50) if e.tls)
+            return all(c.pid in tracer.go_tls.attached for c in clients)
+
+        wait_for(attached, "both Go clients attached", 30)
+        for client in clients:
+            assert client.stdin is not None
+            client.stdin.write("go\n")
+            client.stdin.flush()  # communicate() closes it
+        events = collect(tracer, clients, early)
         outputs = [c.communicate(timeout=30)[0] for c in clients]
     assert outputs[0].count("HTTP/1.1 200") == 2, outputs[0]
     assert outputs[1].count("HTTP/2.0 200") == 2, outputs[1]

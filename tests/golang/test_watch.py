@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from tests.golang.test_tls_capture import go_server
 from tests.tracing import drain
 
 from ..tracing import running_kernel
+from ..waiting import wait_for
 
 pytestmark = [pytest.mark.root, pytest.mark.bpf, pytest.mark.go_toolchain]
 
@@ -48,15 +50,34 @@ def server_binary():
     return go_binary("https_server", go_versions()[-1], stripped=False)
 
 
-@pytest.fixture(scope="module")
-def slow_delay(server_binary, tmp_path_factory) -> float:
-    """A delay that the checks before it fit in, on this machine: DELAY, or
-    longer where one server start and curl take long (an emulated guest), so
-    that what is checked "before the delay" is checked before it."""
-    start = time.monotonic()
-    with go_server(server_binary, tmp_path_factory.mktemp("keys") / "keys") as server:
-        curl(server.port)
-    return max(DELAY, 4 * (time.monotonic() - start))
+class Clock:
+    """The watcher's clock, moved by the test: the delay passes when the test says,
+    so what is checked "before the delay" is checked before it on any machine."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def on_test_clock(watcher) -> Clock:
+    clock = Clock()
+    watcher._clock = clock  # GoTlsWatcher(clock=...): the tracer builds it with the real one
+    return clock
+
+
+def attach_calls(watcher) -> list[int]:
+    """Record the pids the watcher tries to attach to from now on."""
+    calls: list[int] = []
+    attach = watcher.attach
+
+    def recorded(pid: int) -> bool:
+        calls.append(pid)
+        return attach(pid)
+
+    watcher.attach = recorded
+    return calls
 
 
 def _legacy_uprobes() -> list[dict]:
@@ -111,6 +132,8 @@ def probes_on(binary) -> int:
 
 
 def wait_until(tracer: Tracer, condition, timeout: float = 10.0) -> bool:
+    """Poll the tracer (each poll ticks the watcher) until ``condition()``; False past the
+    deadline.  The events polled meanwhile are dropped."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         tracer.poll(50)
@@ -129,51 +152,80 @@ def tls_events_of(tracer: Tracer, pid: int) -> int:
     return sum(1 for e in drain(tracer) if e.tls and e.pid == pid)
 
 
+#: A child's loopback exchange of argv[1] (the tracer leaves its own process out).
+EXCHANGE = """
+import socket, sys
+with socket.create_server(("127.0.0.1", 0)) as listener:
+    with socket.create_connection(listener.getsockname()) as client:
+        conn, _ = listener.accept()
+        client.sendall(sys.argv[1].encode())
+        conn.recv(100)
+        conn.close()
+"""
+
+
+def traces_new_traffic(tracer: Tracer) -> bool:
+    """A child process sends a marker on loopback: the tracer delivers it."""
+    marker = f"still tracing {os.getpid()}"
+    child = subprocess.Popen([sys.executable, "-c", EXCHANGE, marker])
+    assert child.wait(timeout=30) == 0
+    return wait_for(
+        lambda: any(e.pid == child.pid and e.data == marker.encode() for e in tracer.poll(50)),
+        "the child's marker traced",
+    )
+
+
 @pytest.mark.capability("go_tls")
 def test_a_program_started_later_is_attached_after_the_delay_and_detached_at_exit(
-    server_binary, tmp_path, links, slow_delay
+    server_binary, tmp_path, links
 ):
-    with Tracer(go_attach_delay=slow_delay, force_compat=LINKS[links]) as tracer:
+    with Tracer(go_attach_delay=DELAY, force_compat=LINKS[links]) as tracer:
         watcher = tracer.go_tls
+        clock = on_test_clock(watcher)
+        calls = attach_calls(watcher)
         assert watcher.multi is (links == "uprobe_multi")
         before = probes_on(server_binary)
         with go_server(server_binary, tmp_path / "keys") as server:
-            started = time.monotonic()
             assert wait_until(tracer, lambda: server.pid in watcher.pending, 3)
-            # Before the delay: not attached, and its plaintext is not traced.
+            # Due one delay after its exec was seen.
+            assert watcher.pending[server.pid] == clock.now + DELAY
+            # Before the delay: not attached, and its plaintext is not traced, though
+            # the tracer polled (and ticked) all along; up to the instant it is due.
             curl(server.port)
-            assert time.monotonic() - started < slow_delay, "the machine was too slow to check"
-            assert server.pid not in watcher.attached
             assert tls_events_of(tracer, server.pid) == 0
+            clock.now += DELAY - 0.001
+            tracer.poll(10)
+            assert server.pid in watcher.pending and server.pid not in watcher.attached
+            assert server.pid not in calls
             assert probes_on(server_binary) == before
-            # After the delay: attached, in the kernel too, and traced.
-            assert wait_until(tracer, lambda: server.pid in watcher.attached, slow_delay + 5)
-            assert time.monotonic() - started >= slow_delay
+            # After the delay: attached on the next tick, in the kernel too, and traced.
+            clock.now += 0.001
+            assert wait_until(tracer, lambda: server.pid in watcher.attached, 5)
+            assert server.pid not in watcher.pending and calls.count(server.pid) == 1
             assert probes_on(server_binary) > before
             curl(server.port)
             assert tls_events_of(tracer, server.pid) > 0
         # The server was killed: the exit event detaches it.
         assert wait_until(tracer, lambda: server.pid not in watcher.attached, 5)
         assert watcher.stats.detached >= 1
-        deadline = time.monotonic() + 20  # the kernel frees uprobes one RCU grace period apiece
-        while probes_on(server_binary) > before and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert probes_on(server_binary) == before
+        # The kernel frees uprobes one RCU grace period apiece.
+        wait_for(lambda: probes_on(server_binary) == before, "the uprobes freed", 20)
 
 
 @pytest.mark.capability("go_tls")
 def test_a_program_that_exits_before_the_delay_is_never_attached(server_binary, tmp_path):
     with Tracer(go_attach_delay=DELAY) as tracer:
         watcher = tracer.go_tls
-        attached_before = watcher.stats.attached
+        clock = on_test_clock(watcher)
+        calls = attach_calls(watcher)
         with go_server(server_binary, tmp_path / "keys") as server:
             assert wait_until(tracer, lambda: server.pid in watcher.pending, 3)
-        # Killed well inside the delay: the exit cancels the pending attach.
+        # Killed inside the delay (its clock has not moved): the exit cancels the attach.
         assert wait_until(tracer, lambda: server.pid not in watcher.pending, 3)
-        time.sleep(DELAY + 0.5)
-        tracer.poll(50)
+        clock.now += 2 * DELAY
+        tracer.poll(10)  # a tick well past the delay: nothing is due for it
         assert server.pid not in watcher.attached
-        assert watcher.stats.attached == attached_before
+        assert server.pid not in calls
 
 
 @pytest.mark.capability("go_tls")
@@ -205,7 +257,7 @@ def test_a_program_gone_before_its_attach_is_counted_and_skipped(server_binary, 
         assert watcher.attach(pid) is False  # no exception: it is gone
         assert watcher.stats.vanished == vanished + 1
         assert pid not in watcher.attached
-        assert tracer.poll(10) is not None  # the tracer goes on
+        assert traces_new_traffic(tracer)  # the tracer goes on
 
 
 def test_no_go_tls_attaches_nothing(server_binary, tmp_path):
@@ -234,10 +286,8 @@ def test_sigkill_of_the_tracer_leaves_no_go_tls_program(server_binary, tmp_path)
         curl(server.port)
         proc.kill()
         proc.communicate(timeout=60)
-    deadline = time.monotonic() + 30
-    while go_programs() & mine and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not go_programs() & mine
+    # The kernel frees the programs once their last reference (a uprobe) is gone.
+    wait_for(lambda: not go_programs() & mine, "the Go TLS programs freed", 30)
 
 
 def test_a_program_that_exits_in_the_middle_of_attaching_is_survived(server_binary, tmp_path):
@@ -257,13 +307,14 @@ def test_a_program_that_exits_in_the_middle_of_attaching_is_survived(server_bina
 
             watcher._binary = inspect_then_exit  # type: ignore[method-assign]
             vanished = watcher.stats.vanished
+            before = probes_on(server_binary)  # not attached yet: its delay has not passed
             assert watcher.attach(pid) is False
         assert watcher.stats.vanished == vanished + 1
         assert pid not in watcher.attached
         assert tracer.go_tls._procs.lookup(pid.to_bytes(4, "little")) is None
-        before = len(my_uprobes())
-        tracer.poll(10)
-    assert len(my_uprobes()) <= before
+        # Whatever went on before the refusal is taken off again (perf-event links
+        # by the watcher's reaper thread, one RCU grace period apiece).
+        wait_for(lambda: probes_on(server_binary) == before, "the partial attach undone", 20)
 
 
 @pytest.mark.parametrize("variant", ["native", "perfbuf", "probe-read", "no-btf", "oldest"])

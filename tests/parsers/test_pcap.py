@@ -156,15 +156,48 @@ def test_reordered_and_retransmitted_capture_gives_same_records(tmp_path: Path) 
     mixed += frames[len(mixed) // 2 * 2:] if len(frames) % 2 else []
     target = tmp_path / "mixed.pcap"
     _write_pcap(target, mixed)
-    assert _exchanges(_records(target)) == _exchanges(_records(pcap))
+    assert mixed != frames
+    # Every exchange of the capture (its recorder's requests), from both files.
+    assert _exchanges(_records(pcap)) == _exchanges(_records(target)) == [
+        ("127.0.0.1:54516", "GET", "/index.html", 200),
+        ("127.0.0.1:54516", "GET", "/missing", 404),
+        ("127.0.0.1:54520", "HEAD", "/index.html", 200),
+        ("127.0.0.1:54530", "POST", "/index.html", 405),
+        ("127.0.0.1:54546", "GET", "/big.txt", 200),
+        ("127.0.0.1:54548", "GET", "/index.html", 200),
+        ("127.0.0.1:54548", "GET", "/nope", 404),
+    ]
+
+
+def _clients_opening(frames: list[bytes]) -> set[str]:
+    """``ip:port`` of every client whose SYN is among ``frames``."""
+    clients = set()
+    for frame in frames:
+        ip = dpkt.ethernet.Ethernet(frame).data
+        tcp = ip.data
+        if isinstance(tcp, dpkt.tcp.TCP) and tcp.flags & dpkt.tcp.TH_SYN and not (
+            tcp.flags & dpkt.tcp.TH_ACK
+        ):
+            clients.add(f"{socket.inet_ntoa(ip.src)}:{tcp.sport}")
+    return clients
+
+
+def _untimed(record: dict) -> dict:
+    return {k: v for k, v in record.items() if k not in ("ts_ns", "latency_ns")}
 
 
 def test_mid_connection_http2_capture(tmp_path: Path) -> None:
-    frames = _packets(FIXTURES / "http2" / "nghttpd.pcap")
+    source = FIXTURES / "http2" / "nghttpd.pcap"
+    frames = _packets(source)
     target = tmp_path / "mid.pcap"
     _write_pcap(target, frames[10:])  # no SYN, no preface, no first header blocks
     records = _records(target)  # degrade, never crash, and still give HTTP/2 records
     assert records and all(record["protocol"] == "http2" for record in records)
+    # A connection that opens after the cut is whole: its records are the full capture's.
+    later = _clients_opening(frames[10:])
+    assert later and not later & _clients_opening(frames[:10])
+    whole = [_untimed(r) for r in _records(source) if r["client"] in later]
+    assert whole and [_untimed(r) for r in records if r["client"] in later] == whole
 
 
 def test_linux_cooked_and_raw(tmp_path: Path) -> None:
@@ -357,7 +390,7 @@ def test_pcapng_interfaces_each_decoded_with_their_own_link_type(tmp_path: Path)
     mixed.write_bytes(b"".join(bytes(block) for block in blocks))
     records = list(analyze(str(mixed)))
     expected = list(analyze(str(FIXTURES / "redis" / "redis.pcap")))
-    assert len(records) == len(expected)
+    assert len(records) == len(expected) == 12  # the fixture's 12 records
     key = ("protocol", "client", "server", "request", "response", "status")
     assert [{k: r[k] for k in key} for r in records] == [{k: r[k] for k in key} for r in expected]
     # Both clocks give the same instants: packet i at 1.7e9 s + i ms.

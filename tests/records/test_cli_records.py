@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +20,6 @@ from ._events import LIVE_KEYS, PCAP_KEYS
 from ._live import env, redis_server, run_clients
 
 CLI = [sys.executable, "-m", "libtrace.cli", "trace"]
-#: Seconds the CLI traces: start-up plus the clients' few commands.
-TRACE_S = 6.0
 REDIS_PORT, HTTP_PORT = 26382, 28080
 
 needs_servers = pytest.mark.skipif(
@@ -60,8 +58,6 @@ def trace_records(*args: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
                 str(REDIS_PORT),
                 "--port",
                 str(HTTP_PORT),
-                "--duration",
-                str(TRACE_S),
                 "--no-go-tls",
                 *args,
             ],
@@ -70,19 +66,22 @@ def trace_records(*args: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
             text=True,
             env=env(),
         )
-        assert proc.stderr is not None
-        line = proc.stderr.readline()
-        assert "tracing" in line, line + proc.stderr.read()
-        clients = threading.Thread(
-            target=run_clients(
+        try:
+            assert proc.stderr is not None
+            line = proc.stderr.readline()
+            assert "tracing" in line, line + proc.stderr.read()
+            run_clients(
                 [*cli, "SET", "k", "v"],
                 [*cli, "GET", "k"],
                 ["curl", "-s", "-o", "/dev/null", f"http://127.0.0.1:{HTTP_PORT}/index.html"],
-            )
-        )
-        clients.start()
-        out, err = proc.communicate(timeout=TRACE_S + 30)
-        clients.join()
+            )()
+            # The clients are done: stop, draining the buffer and flushing the records.
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:  # failed before stopping it: leave no tracer behind
+                proc.kill()
+                proc.communicate()
     assert proc.returncode == 0, err
     lines = [json.loads(text) for text in out.splitlines() if text.strip()]
     assert lines and lines[-1]["type"] == "stats", out

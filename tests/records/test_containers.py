@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import socket
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -24,6 +25,7 @@ from libtrace.records import (
 from libtrace.records.containers import RESCAN_INTERVAL_S, cgroup2_root
 
 from ..tracing import drain
+from ..waiting import wait_for
 from ._live import redis_server, traced
 
 HEX = "0123456789abcdef" * 4
@@ -189,13 +191,21 @@ BUSYBOX_IMAGE = "libtrace-test-busybox:1"
 
 
 def docker_client_or_skip() -> Any:
-    try:
-        import docker  # type: ignore[import-untyped,import-not-found,unused-ignore]
+    """The Docker SDK's client; skips only when no engine listens on the local socket
+    (or this user may not use it).  The SDK is a dependency: its absence, and any
+    failure of an engine that is there, fail the test."""
+    import docker  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
-        client = docker.from_env(timeout=10)
-        client.ping()
-    except Exception as exc:  # no SDK, no daemon
-        pytest.skip(f"needs a running Docker engine: {exc}")
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    if host.startswith("unix://"):
+        path = host.removeprefix("unix://")
+        with socket.socket(socket.AF_UNIX) as probe:
+            try:
+                probe.connect(path)
+            except (FileNotFoundError, ConnectionRefusedError, PermissionError) as exc:
+                pytest.skip(f"needs a running Docker engine: {path}: {exc.strerror}")
+    client = docker.from_env(timeout=10)
+    assert client.ping()
     return client
 
 
@@ -235,7 +245,12 @@ def test_records_from_a_docker_container_carry_its_id_name_and_image(tmp_path: P
     client = docker_client_or_skip()
     image = busybox_image(client, tmp_path)
     port, name = 26385, f"libtrace-test-{uuid.uuid4().hex[:8]}"
-    ping = f"printf '*1\\r\\n$4\\r\\nPING\\r\\n' | nc -w 1 127.0.0.1 {port}; sleep 1"
+    # The container stays up after its PING until the test has its record: the
+    # container is resolved while it runs (its cgroup goes with it).
+    ping = (
+        f"printf '*1\\r\\n$4\\r\\nPING\\r\\n' | nc -w 1 127.0.0.1 {port}; "
+        "while [ ! -e /released ]; do sleep 0.1; done"
+    )
     records: list[dict[str, Any]] = []
     with redis_server(port), Tracer(ports=(port,), go_tls=False) as tracer:
         pipeline = RecordPipeline(containers=ContainerResolver())
@@ -243,10 +258,14 @@ def test_records_from_a_docker_container_carry_its_id_name_and_image(tmp_path: P
             image, ["sh", "-c", ping], name=name, network_mode="host", detach=True
         )
         try:
-            # Resolve while the container runs: its cgroup goes with it.
-            while container.status in ("created", "running"):
-                records += [r for e in tracer.poll(50) for r in pipeline.feed(e)]
-                container.reload()
+
+            def client_record() -> bool:
+                records.extend(r for e in tracer.poll(50) for r in pipeline.feed(e))
+                return any(r["side"] == "client" for r in records)
+
+            wait_for(client_record, "the container's PING record", 30)
+            assert container.exec_run(["sh", "-c", ": > /released"]).exit_code == 0
+            assert container.wait(timeout=30)["StatusCode"] == 0
             records += [r for e in drain(tracer) for r in pipeline.feed(e)]
             records += pipeline.flush()
         finally:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,8 @@ import pytest
 from libtrace import Direction, EventType, Tracer
 from libtrace.tracer.events import Syscall
 from libtrace.tracer.inflight import blocked_syscalls
+
+from ..waiting import wait_for
 
 pytestmark = [pytest.mark.root, pytest.mark.bpf]
 
@@ -37,12 +38,13 @@ conn.sendall(data.upper())
 
 
 def _wait_blocked(pid: int, syscall: Syscall) -> None:
-    for _ in range(200):
-        if any(args.syscall == syscall for _, _, args in blocked_syscalls([pid])):
-            return
-        time.sleep(0.01)
-    raise AssertionError(f"pid {pid} never blocked in {syscall.name}: "
-                         f"{Path(f'/proc/{pid}/syscall').read_text()}")  # fmt: skip
+    try:
+        wait_for(
+            lambda: any(args.syscall == syscall for _, _, args in blocked_syscalls([pid])),
+            f"pid {pid} blocked in {syscall.name}",
+        )
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: {Path(f'/proc/{pid}/syscall').read_text()}") from None
 
 
 @pytest.mark.parametrize("compat", [frozenset(), frozenset({"no-btf"})], ids=["native", "no-btf"])

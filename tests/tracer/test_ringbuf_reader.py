@@ -44,6 +44,8 @@ def _sender(start_fd: int) -> None:
                     pass
             except BlockingIOError:
                 pass
+            # Part of the scenario, not a wait for anything: bursts spaced in time, so
+            # the producer keeps writing beside the reader all along the test.
             time.sleep(0.0002)
 
 

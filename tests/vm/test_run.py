@@ -7,17 +7,42 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from libtrace.errors import VmError
 from libtrace.vm import Kernel, Verdict, resolve, run
+from libtrace.vm import qemu as qemu_module
 
+from ..waiting import wait_for
 from .test_initramfs import filtered_modules
 
 REPO = Path(__file__).resolve().parents[2]
 
 qemu = pytest.mark.qemu
+
+
+def qemu_kills(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Record every kill of QEMU (at the deadline, or after the exit's grace period)."""
+    kills: list[int] = []
+    kill = qemu_module._kill
+
+    def recorded(proc: Any) -> None:
+        kills.append(proc.pid)
+        kill(proc)
+
+    monkeypatch.setattr(qemu_module, "_kill", recorded)
+    return kills
+
+
+def alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie waiting for its reaper has ended)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 @qemu
@@ -45,7 +70,12 @@ def test_a_command_runs_in_debian_6_1_and_returns_results(
     )
     assert result.verdict is Verdict.PASS, result
     assert result.exit_code == 0 and result.reason == "exit code 0" and result.splats == ()
-    assert result.boot_s is not None and 0 < result.boot_s < result.wall_s
+    assert result.boot_s is not None  # the init's first line was seen
+    # In the console: the init's first line, the payload's start, its output, its exit.
+    console = [line.strip() for line in log.read_text().splitlines()]
+    marks = ["LIBTRACE-BOOTED", "LIBTRACE-START", "2", "LIBTRACE-EXIT: 0"]
+    at = [console.index(mark) for mark in marks]
+    assert at == sorted(at), dict(zip(marks, at, strict=True))
     lines = result.log_tail.splitlines()
     assert any(line.startswith("Linux version 6.1.") for line in lines)
     assert "2" in lines
@@ -79,12 +109,15 @@ def test_a_kernel_splat_turns_a_pass_into_a_failure(kernel_61: Kernel) -> None:
 
 
 @qemu
-def test_a_crashing_kernel_is_a_panic(kernel_61: Kernel) -> None:
+def test_a_crashing_kernel_is_a_panic(kernel_61: Kernel, monkeypatch: pytest.MonkeyPatch) -> None:
+    kills = qemu_kills(monkeypatch)
     result = run(kernel_61, "echo c > /proc/sysrq-trigger; sleep 60", timeout_s=120)
     assert result.verdict is Verdict.PANIC, result
     assert result.exit_code is None
     assert result.reason.startswith("Kernel panic - not syncing")
-    assert result.wall_s < 60
+    # The panic ended the run: QEMU exited by itself (panic=-1, -no-reboot), not killed
+    # at the deadline, and the payload's sleep never ended.
+    assert kills == []
 
 
 @qemu
@@ -96,24 +129,30 @@ def test_a_broken_init_command_line_is_a_panic(kernel_61: Kernel) -> None:
 
 
 @qemu
-def test_a_hung_payload_times_out(kernel_61: Kernel) -> None:
+def test_a_hung_payload_times_out(kernel_61: Kernel, monkeypatch: pytest.MonkeyPatch) -> None:
+    kills = qemu_kills(monkeypatch)
     result = run(kernel_61, "sleep 1000", timeout_s=20)
     assert result.verdict is Verdict.TIMEOUT
     assert result.exit_code is None
     assert result.reason == "timed out after 20 s while the payload ran"
-    assert 20 <= result.wall_s < 30
+    assert len(kills) == 1  # the deadline killed QEMU, once
+    assert result.wall_s >= 20  # not before the deadline (a lower bound holds at any speed)
 
 
 @qemu
-def test_a_kernel_missing_9p_is_an_error_before_boot(tmp_path: Path, kernel_61: Kernel) -> None:
+def test_a_kernel_missing_9p_is_an_error_before_boot(
+    tmp_path: Path, kernel_61: Kernel, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert kernel_61.modules is not None
     broken = dataclasses.replace(
         kernel_61, modules=filtered_modules(kernel_61.modules, tmp_path / "mods", "9p")
     )
+    guests: list[object] = []
+    monkeypatch.setattr(qemu_module, "_run_guest", lambda *args: guests.append(args))
     result = run(broken, "true", timeout_s=60)
     assert result.verdict is Verdict.ERROR
     assert result.reason.startswith("missing module 9p")
-    assert result.boot_s is None and result.wall_s < 10
+    assert result.boot_s is None and guests == []  # found before QEMU was started
 
 
 @qemu
@@ -165,10 +204,14 @@ def test_the_host_kernel_runs_the_command_directly(tmp_path: Path) -> None:
     assert run(host, "true").verdict is Verdict.PASS
 
 
-def test_a_hung_host_command_times_out() -> None:
-    result = run(resolve("host"), "sleep 100", timeout_s=1)
+def test_a_hung_host_command_times_out(tmp_path: Path) -> None:
+    command = 'sleep 100 & echo $! > "$LIBTRACE_RESULTS/pid"; wait'
+    result = run(resolve("host"), command, timeout_s=1, results_dir=tmp_path)
     assert result.verdict is Verdict.TIMEOUT and result.exit_code is None
-    assert result.wall_s < 10
+    assert result.reason == "timed out after 1 s"
+    # Killed, its children too (the process group), rather than waited for.
+    sleeper = int((tmp_path / "pid").read_text())
+    wait_for(lambda: not alive(sleeper), f"the payload's sleep (pid {sleeper}) killed")
 
 
 @pytest.mark.parametrize(

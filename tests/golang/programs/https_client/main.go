@@ -1,9 +1,12 @@
 // https_client fetches a URL over HTTPS (HTTP/2 with -h2, else HTTP/1.1),
 // trusting any certificate, and prints the protocol, status and body.
-// -wait delays the first request. Stdlib only, and Go 1.15 compatible.
+// -wait delays the first request; -stdin-go holds it until a line arrives on
+// stdin (a test sends it once a tracer has attached). Stdlib only, and Go 1.15
+// compatible.
 package main
 
 import (
+	"bufio"
 	"crypto/tls"
 	"flag"
 	"fmt"
@@ -22,9 +25,15 @@ func main() {
 	count := flag.Int("n", 1, "requests to send on one connection")
 	keylog := flag.String("keylog", "", "append TLS secrets to this file")
 	wait := flag.Duration("wait", 0, "sleep this long first (lets a tracer attach)")
+	stdinGo := flag.Bool("stdin-go", false, "read a line from stdin first")
 	quiet := flag.Bool("q", false, "print nothing per response")
 	flag.Parse()
 	time.Sleep(*wait)
+	if *stdinGo {
+		if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
+			log.Fatal(err)
+		}
+	}
 
 	cfg := &tls.Config{InsecureSkipVerify: true}
 	if *keylog != "" {
