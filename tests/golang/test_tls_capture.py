@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import signal
 import socket
 import subprocess
 import time
@@ -26,6 +25,7 @@ import dpkt
 import pytest
 
 from libtrace import Direction, SocketEvent, Tracer
+from libtrace.services.tcpdump import capture
 from libtrace.tracer.events import EventFlag, Syscall
 from tests.golang.conftest import go_binary, go_versions
 from tests.tracing import drain, streams
@@ -59,24 +59,15 @@ def go_server(binary: Path, keylog: Path, *extra: str) -> Iterator[subprocess.Po
 
 @contextlib.contextmanager
 def tcpdump(path: Path, ports: list[int]) -> Iterator[None]:
-    """Capture loopback traffic of ``ports`` into ``path`` while the block runs."""
+    """Capture loopback traffic of ``ports`` into ``path`` while the block runs
+    (the harness's one capture: proven live before, complete after)."""
     expression = "tcp and (" + " or ".join(f"port {port}" for port in ports) + ")"
-    proc = subprocess.Popen(
-        ["tcpdump", "-i", "lo", "-U", "-s", "0", "-w", str(path), expression],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stderr is not None
-    proc.stderr.readline()  # "listening on lo": the capture runs
-    try:
+    with capture(path, expression, keep_markers=False) as wire:
         yield
-        # -U writes each packet as it is captured: wait until the file holds the end
-        # of every connection it holds the start of.
+        # The programs may still be closing: wait until the file holds the end
+        # of every connection it holds the start of, then prove it written.
         wait_for(lambda: connections_ended(path), f"every connection's end in {path}")
-    finally:
-        proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=10)
+        wire.mark()
 
 
 def connections_ended(pcap: Path) -> bool:
