@@ -22,6 +22,7 @@ from libtrace.parsers import (
     RedisResponse,
     Side,
     StreamParser,
+    spec_for,
 )
 from libtrace.parsers._limits import MAX_BUFFER_BYTES, MAX_RESYNC_TAIL
 
@@ -30,6 +31,7 @@ def test_a_parser_refuses_a_transport_its_protocol_does_not_run_over() -> None:
     with pytest.raises(ValueError, match="http1 does not run over udp"):
         Http1Parser(transport="udp")
     assert DnsParser(transport="tcp").transport == "tcp"
+    assert (spec_for("http1").transports, spec_for("dns").transports) == (("tcp",), ("udp", "tcp"))
 
 
 def test_bytes_fed_after_a_body_that_runs_to_the_end_are_dropped_as_they_come() -> None:
