@@ -21,6 +21,10 @@ CASES = [
     ("i16", (), b"\xff\xff", -1),
     ("i32", (), b"\xff\xff\xff\xfe", -2),
     ("i64", (), b"\xff" * 8, -1),
+    ("i16le", (), b"\xfe\xff", -2),
+    ("i32le", (), b"\xfd\xff\xff\xff", -3),
+    ("i64le", (), b"\xfc" + b"\xff" * 7, -4),
+    ("f64", (), b"\x3f\xf8" + bytes(6), 1.5),
     ("varint", (), b"\xac\x02", 300),
     ("zigzag", (), b"\x03", -2),
     ("zigzag", (), b"\x04", 2),
@@ -55,6 +59,21 @@ def test_counted_and_restrict_to() -> None:
         with pytest.raises(TruncatedError):
             inner.bytes(5)  # a lying inner length cannot read past the part
     assert cur.rest() == b"z!"
+
+
+def test_peek_does_not_consume_and_stops_at_the_end() -> None:
+    cur = Cursor(b"\x07")
+    assert cur.peek_u8() == 7 and cur.u8() == 7
+    with pytest.raises(TruncatedError, match="need 1 byte at offset 1, 0 left"):
+        cur.peek_u8()
+
+
+@pytest.mark.parametrize("n", [-1, 4])
+def test_restrict_to_more_than_is_left_or_a_negative_length_is_truncated(n: int) -> None:
+    cur = Cursor(b"abc")
+    with pytest.raises(TruncatedError, match=f"need {n} bytes at offset 0, 3 left"):
+        cur.restrict_to(n).__enter__()
+    assert cur.pos == 0 and cur.remaining == 3
 
 
 def test_varint_too_long() -> None:
