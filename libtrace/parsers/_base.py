@@ -189,7 +189,7 @@ class StreamParser:
         if side.skip and side.skip != SKIP_TO_EOF and size <= side.skip and not side.buf:
             side.skip -= size  # the hole falls inside a body we were skipping anyway
             return
-        partial = self._partial(side)
+        partial = self._kept_partial(side)
         side.consume(len(side.buf))
         side.desync(ts_ns, f"{size} bytes missing", partial=partial)
         self._reset(side)
@@ -239,8 +239,13 @@ class StreamParser:
             try:
                 message = self._parse(side)
             except ProtocolError as exc:
-                side.consume(1)  # progress is guaranteed: the resync starts past here
-                side.desync(side.ts_at(0), f"{type(exc).__name__}: {exc}")
+                ts = side.ts_at(0)
+                if len(side.buf) == size:
+                    # Progress is guaranteed: the resync starts past here.  (A
+                    # parser that consumed the bad message has made progress, and
+                    # the next byte begins the next message.)
+                    side.consume(1)
+                side.desync(ts, f"{type(exc).__name__}: {exc}")
                 self._reset(side)
                 return self._step(side)
             if message is not None:
@@ -254,7 +259,7 @@ class StreamParser:
                 return self._step(side)
             if side.eof and side.buf:
                 ts = side.ts_at(0)
-                partial = self._partial(side)
+                partial = self._kept_partial(side)
                 side.consume(len(side.buf))
                 side.desync(ts, "stream ended inside a message", partial=partial)
                 self._reset(side)
@@ -282,6 +287,14 @@ class StreamParser:
 
     def _reset(self, side: Side) -> None:
         """Forget protocol state of ``side`` after a gap or an error."""
+
+    def _kept_partial(self, side: Side) -> Message | None:
+        """:meth:`_partial`, which must not raise either: a cut message that
+        does not even read as a partial one is not kept."""
+        try:
+            return self._partial(side)
+        except ProtocolError:
+            return None
 
     def _partial(self, side: Side) -> Message | None:
         """What can be kept of the message ``side.buf`` begins, which missing bytes

@@ -289,7 +289,6 @@ class Http2Parser(StreamParser):
     def _headers(self, side: Side, stream_id: int, headers: list[tuple[str, str]],
                  errors: tuple[str, ...], end_stream: bool, ts: int, size: int) -> None:
         stream = self._stream(stream_id)
-        stream.size += size
         if side.direction is Direction.REQUEST:
             if stream.request_done:
                 return  # request trailers
@@ -303,6 +302,7 @@ class Http2Parser(StreamParser):
                 content_type=_get(headers, "content-type"), headers=tuple(headers),
                 _parsed=True))
             return
+        stream.size += size  # the response's own header blocks (interim ones too)
         status = _int_or_none(_get(headers, ":status"))
         if status is not None and 100 <= status < 200 and not end_stream:
             return  # interim response

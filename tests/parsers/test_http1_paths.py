@@ -155,3 +155,20 @@ def test_a_user_built_response_with_a_valid_status_is_accepted() -> None:
 
 def test_the_signature_takes_a_request_line_cut_short_as_a_weak_request() -> None:
     assert SPEC.signature(b"GET /index.ht", False) == (0.6, Direction.REQUEST)
+
+
+def test_a_gap_after_a_whole_unread_head_is_a_desync_not_an_exception() -> None:
+    # The cut message's partial reading meets the head's blank line: what it
+    # cannot read is not kept, and nothing escapes feed_gap.
+    parser = Http1Parser()
+    parser.feed("request", b"GET / HTTP/1.1\r\nHost: h\r\n\r\n", 1)
+    parser.feed_gap("request", 10, 2)
+    assert reasons(parser.events()) == ["10 bytes missing"]
+
+
+def test_a_stream_ending_inside_a_bad_head_is_a_desync_not_an_exception() -> None:
+    parser = Http1Parser()
+    parser.feed("request", b"GET / HTTP/1.1\r\nbad line\r\nX", 1)
+    parser.feed("request", b"", 2)
+    evs = parser.events()
+    assert reasons(evs) and not messages(evs)

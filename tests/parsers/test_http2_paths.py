@@ -307,3 +307,25 @@ def test_the_signature_reads_the_first_field_of_a_header_block(
         payload: bytes, flags: int, expected: tuple) -> None:  # fmt: skip
     confidence, direction = SPEC.signature(_headers_frame(payload, flags), False)
     assert (confidence, direction) == (pytest.approx(expected[0]), expected[1])
+
+
+def test_the_frame_after_a_stray_continuation_is_not_lost() -> None:
+    stray = ContinuationFrame(1, data=b"\x82\x84", flags=["END_HEADERS"]).serialize()
+    block = hpack.Encoder().encode(REQ)
+    evs = events(PREFACE + stray + headers(3, block, "END_HEADERS", "END_STREAM"))
+    assert reasons(evs) == ["MalformedError: CONTINUATION without a header block"]
+    assert [(m.stream_id, m.path) for m in messages(evs)] == [(3, "/a")]
+
+
+def test_a_response_counts_its_own_header_bytes_not_the_request_s() -> None:
+    client, server = _client_server()
+    client.send_headers(1, REQ, end_stream=True)
+    request = client.data_to_send()
+    server.receive_data(request)
+    server.data_to_send()  # the server's SETTINGS: not part of the stream
+    server.send_headers(1, OK)
+    response_headers = server.data_to_send()
+    server.send_data(1, b"abc", end_stream=True)
+    response = response_headers + server.data_to_send()
+    (resp,) = [m for m in messages(events(request, response)) if isinstance(m, Http2Response)]
+    assert resp.size == len(response)  # one HEADERS frame and one DATA frame

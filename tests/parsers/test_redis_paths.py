@@ -106,3 +106,11 @@ def test_a_client_reply_mode_redis_does_not_know_leaves_replies_on() -> None:
     records = [r for e in parser.events() for r in pairer.add(e)] + pairer.flush()
     assert [(r.request.command, r.request.reply, r.status) for r in records] == [
         ("CLIENT", True, Status.CLIENT_ERROR), ("GET", True, Status.OK)]
+
+
+def test_the_command_after_one_that_is_no_command_is_not_lost() -> None:
+    # The parser consumes the bad message itself; the base then drops nothing
+    # more (it used to drop the next command's first byte, and so the command).
+    evs = events(b"$3\r\nGET\r\n" + resp_command(b"PING"))
+    assert len(reasons(evs)) == 1
+    assert [e.command for e in evs if isinstance(e, RedisRequest)] == ["PING"]
