@@ -24,8 +24,8 @@ if TYPE_CHECKING:
         UnsupportedKernelError,
         VmError,
     )
+    from .flows import StreamChunk, StreamReassembler
     from .tracer.events import Direction, EventFlag, EventType, SocketEvent, Syscall
-    from .tracer.reassembly import StreamChunk, StreamReassembler
     from .tracer.tracer import Tracer, TracerConfig, TracerStats
 
 __version__ = "0.1.0"
@@ -45,8 +45,8 @@ _EXPORTS = {
     "EventType": ".tracer.events",
     "SocketEvent": ".tracer.events",
     "Syscall": ".tracer.events",
-    "StreamChunk": ".tracer.reassembly",
-    "StreamReassembler": ".tracer.reassembly",
+    "StreamChunk": ".flows",
+    "StreamReassembler": ".flows",
     "Tracer": ".tracer.tracer",
     "TracerConfig": ".tracer.tracer",
     "TracerStats": ".tracer.tracer",

@@ -50,11 +50,12 @@ MODULES: Final = (
     "libtrace.parsers._redis",
     "libtrace.parsers.inference",
     "libtrace.parsers.pairing",
-    "libtrace.records._conversation",
+    "libtrace.flows.chunk",
+    "libtrace.flows.conversation",
+    "libtrace.flows.offsets",
+    "libtrace.flows.tcp",
     "libtrace.records.live",
-    "libtrace.tracer.reassembly",
     "libtrace.tracer.reorder",
-    "libtrace.pcap._tcp",
     "libtrace.pcap._session",
 )
 

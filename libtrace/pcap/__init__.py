@@ -5,10 +5,10 @@ and UDP packets; :class:`PcapAnalyzer` takes packets one by one.  Every
 failure to read a file is a :class:`PcapError` with one sentence.
 """
 
+from ..flows import Chunk, TcpStream  # the flow layer's, re-exported
 from ._errors import PcapError
 from ._reader import Packet, read_packets
 from ._session import PcapAnalyzer, analyze
-from ._tcp import Chunk, TcpStream
 
 __all__ = ["Chunk", "Packet", "PcapAnalyzer", "PcapError", "TcpStream", "analyze",
            "read_packets"]

@@ -13,11 +13,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..flows import Chunk, Conversation, Endpoint, TcpStream
 from ..parsers import Transport
 from ..parsers.pairing import DEFAULT_TIMEOUT_NS
-from ..records._conversation import Conversation, Endpoint
 from ._reader import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, Packet, read_packets
-from ._tcp import Chunk, TcpStream
 
 #: Flows tracked at once; beyond, the oldest is finished early.
 MAX_FLOWS = 65536

@@ -14,7 +14,7 @@ it shares with ``libtrace pcap``; :class:`ContainerResolver` says which
 container a process runs in.
 """
 
-from ._conversation import Conversation, endpoint_text
+from ..flows import Conversation, endpoint_text
 from .containers import CgroupPaths, Container, ContainerResolver, DockerNames, container_id_of
 from .live import PipelineStats, RecordPipeline, trace_records
 

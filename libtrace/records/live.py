@@ -7,7 +7,7 @@ returns the record dicts they complete.  A connection is one traced socket
 of one process: the key is ``(pid, fd, tls)`` — TLS plaintext from the Go
 uprobes is a stream apart from the same socket's ciphertext, with offsets of
 its own — plus, for UDP, the peer, since one unconnected socket talks to many.
-TCP data events go through a :class:`~libtrace.tracer.reassembly.StreamReassembler`
+TCP data events go through a :class:`~libtrace.flows.StreamReassembler`
 (one for socket bytes, one for TLS plaintext) that orders them by the
 kernel's byte offsets and turns holes (lost events, the payload cap) into
 gaps, which the parser receives as gaps: never glued.  The in-order bytes go
@@ -37,12 +37,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
+from ..flows import Chunk, Conversation, Endpoint, StreamChunk, StreamReassembler
 from ..parsers import PARSERS, Record
 from ..parsers.pairing import DEFAULT_TIMEOUT_NS
-from ..pcap._tcp import Chunk
 from ..tracer.events import Direction, EventType, SocketEvent
-from ..tracer.reassembly import StreamChunk, StreamReassembler
-from ._conversation import Conversation, Endpoint
 from .containers import ContainerResolver
 
 if TYPE_CHECKING:

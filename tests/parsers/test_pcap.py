@@ -424,7 +424,7 @@ def test_table_rows_say_what_each_protocol_exchanged(
 
 
 def test_a_hole_is_given_up_after_its_wait_not_at_the_end_of_the_capture() -> None:
-    from libtrace.pcap._tcp import MAX_HOLE_WAIT_NS
+    from libtrace.flows.tcp import MAX_HOLE_WAIT_NS
 
     stream = TcpStream()
     stream.syn(999)
@@ -440,9 +440,9 @@ def test_records_after_a_lost_segment_come_out_in_time_not_at_the_end() -> None:
     """A server's answer is lost; the next one waits behind the hole.  A later
     packet of the flow (a bare ACK a second on) gives the hole up: the records
     of both requests come out then, not when the capture ends."""
+    from libtrace.flows.tcp import MAX_HOLE_WAIT_NS
     from libtrace.pcap._reader import TCP_ACK, TCP_SYN, Packet
     from libtrace.pcap._session import PcapAnalyzer
-    from libtrace.pcap._tcp import MAX_HOLE_WAIT_NS
 
     ping, pong = b"*1\r\n$4\r\nPING\r\n", b"+PONG\r\n"  # 14 and 7 bytes
     c, s = ("10.0.0.1", 40000), ("10.0.0.2", 6379)

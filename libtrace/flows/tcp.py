@@ -17,21 +17,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .chunk import Chunk
+
 #: Bytes held back per direction waiting for a hole to fill: a few windows' worth.
 MAX_OUT_OF_ORDER_BYTES = 4 * 1024 * 1024
 #: Capture time a hole may stay open once bytes beyond it arrived.
 MAX_HOLE_WAIT_NS = 1_000_000_000
 _MOD = 1 << 32
 _HALF = 1 << 31
-
-
-@dataclass(frozen=True, slots=True)
-class Chunk:
-    """In-order bytes, or a hole of ``gap`` bytes (then ``data`` is empty)."""
-
-    ts_ns: int
-    data: bytes = b""
-    gap: int = 0
 
 
 @dataclass(slots=True)

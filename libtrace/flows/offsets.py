@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from .events import Direction, SocketEvent
+from ..tracer.events import Direction, SocketEvent
 
 #: Early chunks held back per stream while waiting for the missing bytes
 #: before them; past this the hole is declared a gap.  Reordering spans at

@@ -1,0 +1,33 @@
+"""The flow layer: one connection's bytes, in order, to records.
+
+Both front-ends stand on it.  ``libtrace.pcap`` turns packets into flows:
+:class:`TcpStream` orders a direction's segments by sequence number.
+``libtrace.records`` turns tracer events into flows: :class:`StreamReassembler`
+orders a socket's chunks by the kernel's byte offsets.  Either way the result
+is :class:`Chunk`\\ s (bytes, or a hole of known size) per sender, which a
+:class:`Conversation` hands to inference, a parser and a pairer, and which
+come out as :class:`~libtrace.parsers.Record`\\ s.
+
+The path of a live event: ``SocketEvent`` (tracer) → ``StreamReassembler``
+(in stream order, gaps reported; ``StreamChunk``) → ``Chunk`` →
+``Conversation`` (inference, parser, pairer) → ``Record`` → a dict at the
+output edge (``libtrace.records``).  Of a captured packet: ``Packet``
+(pcap reader) → ``TcpStream`` → ``Chunk`` → ``Conversation`` → ``Record``.
+"""
+
+from __future__ import annotations
+
+from .chunk import Chunk
+from .conversation import Conversation, Endpoint, endpoint_text
+from .offsets import StreamChunk, StreamReassembler
+from .tcp import TcpStream
+
+__all__ = [
+    "Chunk",
+    "Conversation",
+    "Endpoint",
+    "StreamChunk",
+    "StreamReassembler",
+    "TcpStream",
+    "endpoint_text",
+]
