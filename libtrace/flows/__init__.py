@@ -18,12 +18,13 @@ output edge (``libtrace.records``).  Of a captured packet: ``Packet``
 from __future__ import annotations
 
 from .chunk import Chunk
-from .conversation import Conversation, Endpoint, endpoint_text
+from .conversation import ChunkLike, Conversation, Endpoint, endpoint_text
 from .offsets import StreamChunk, StreamReassembler
 from .tcp import TcpStream
 
 __all__ = [
     "Chunk",
+    "ChunkLike",
     "Conversation",
     "Endpoint",
     "StreamChunk",

@@ -31,13 +31,17 @@ class StreamChunk:
     gap: int = 0  #: bytes missing right before this chunk
     event: SocketEvent | None = None  #: the event the bytes came from
 
+    @property
+    def ts_ns(self) -> int:
+        """When its event was seen (0 for none): with ``data`` and ``gap``, what a
+        :class:`~libtrace.flows.Conversation` takes of a chunk."""
+        return self.event.ts_ns if self.event is not None else 0
+
 
 @dataclass(slots=True)
 class _Stream:
     next_offset: int = 0
     pending: dict[int, SocketEvent] = field(default_factory=dict)
-    #: bytes cut by the payload cap from the last chunk released
-    owed_gap: int = 0
 
 
 class StreamReassembler:
@@ -78,7 +82,7 @@ class StreamReassembler:
     ) -> Iterator[StreamChunk]:
         while stream.pending:
             event = stream.pending.pop(stream.next_offset, None)
-            gap = stream.owed_gap
+            gap = 0
             if event is None:
                 if not (force or drain):
                     return
@@ -89,5 +93,8 @@ class StreamReassembler:
                 force = False
             yield StreamChunk(key, event.offset, event.data, gap, event)
             stream.next_offset = event.offset + event.size
-            # A chunk cut by the payload cap leaves a hole after its bytes.
-            stream.owed_gap = event.size - event.captured
+            # A chunk cut by the payload cap leaves a hole after its bytes,
+            # reported at once (a parser should not wait for bytes that will
+            # never come): a chunk of no data at the hole's end.
+            if event.captured < event.size:
+                yield StreamChunk(key, stream.next_offset, b"", event.size - event.captured, event)

@@ -37,7 +37,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
-from ..flows import Chunk, Conversation, Endpoint, StreamChunk, StreamReassembler
+from ..flows import Chunk, ChunkLike, Conversation, Endpoint, StreamChunk, StreamReassembler
 from ..parsers import PARSERS, Record
 from ..parsers.pairing import DEFAULT_TIMEOUT_NS
 from ..tracer.events import Direction, EventType, SocketEvent
@@ -85,8 +85,6 @@ class _Connection:
     extras: dict[str, Any]
     last_ns: int
     udp: bool
-    #: per direction, bytes cut by the payload cap already reported as a gap
-    owed: dict[Direction, int] = field(default_factory=dict)
 
     def sender(self, direction: Direction) -> Endpoint:
         return self.local if direction is Direction.EGRESS else self.remote
@@ -237,23 +235,16 @@ class RecordPipeline:
         return out + self._emit(conn, records) if records else out
 
     def _chunk(self, conn: _Connection, chunk: StreamChunk) -> list[Record]:
-        direction = chunk.key[2]
-        event = chunk.event
-        ts = event.ts_ns if event is not None else self._last_ns
-        # The bytes the payload cap cut from a chunk are reported at once (the
-        # parser should not wait for them); reassembly reports them again
-        # before the stream's next chunk, so that part of its gap is skipped.
-        gap = chunk.gap - conn.owed.pop(direction, 0)
-        pieces = []
-        if gap > 0:
-            pieces.append(self._gap(ts, gap))
+        # The reassembler reports every hole once, the payload cap's at once
+        # (a chunk of no data right after the cut one); a chunk with data is
+        # a flow chunk as it is.
+        ts = chunk.ts_ns if chunk.event is not None else self._last_ns
+        pieces: list[ChunkLike] = []
+        if chunk.gap:
+            pieces.append(self._gap(ts, chunk.gap))
         if chunk.data:
-            pieces.append(Chunk(ts, chunk.data))
-        if event is not None and event.truncated:
-            cut = event.size - event.captured
-            conn.owed[direction] = cut
-            pieces.append(self._gap(ts, cut))
-        return conn.conversation.chunks(conn.sender(direction), pieces, False, ts)
+            pieces.append(chunk if chunk.event is not None else Chunk(ts, chunk.data))
+        return conn.conversation.chunks(conn.sender(chunk.key[2]), pieces, False, ts)
 
     def _gap(self, ts: int, size: int) -> Chunk:
         self._stats.gaps += 1

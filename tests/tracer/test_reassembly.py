@@ -70,10 +70,14 @@ def test_a_lost_first_chunk_is_a_gap_at_the_start():
     assert (out[0].offset, out[0].gap) == (10, 10)
 
 
-def test_a_chunk_cut_by_the_cap_leaves_a_gap_after_its_bytes():
+def test_a_chunk_cut_by_the_cap_leaves_a_gap_after_its_bytes_reported_at_once():
     out = run([chunk(0, size=30, cap=4), chunk(30)])
     assert out[0].data == STREAM[:4]
-    assert (out[1].offset, out[1].gap) == (30, 26)
+    assert [(c.offset, c.gap, c.data) for c in out[1:]] == [(30, 26, b""), (30, 0, STREAM[30:40])]
+    # the hole is reported with the cut chunk, not only when a next one comes
+    reassembler = StreamReassembler()
+    assert [(c.offset, c.gap) for c in reassembler.feed(chunk(0, size=30, cap=4))] == [
+        (0, 0), (30, 26)]
 
 
 def test_duplicates_are_dropped():
