@@ -28,12 +28,6 @@ if TYPE_CHECKING:
 
     from .tracer.events import SocketEvent
 
-#: The columns of a record row (``libtrace pcap``'s).
-RECORD_HEADER = (
-    f"{'time':<17}  {'proto':<6} {'client':>21}    {'server':<21} {'status':<12} "
-    f"{'latency':>10}  request => response"
-)
-
 #: The subcommands in ``libtrace --help`` order: name -> (module, the function
 #: that adds it to the subparsers, its one-line summary; "" is this module).
 #: Only the command being run has its module imported and its parser built
@@ -250,7 +244,7 @@ def _print_table_row(console: Console, event: SocketEvent) -> None:
 
 def _print_records(records: Iterator[dict[str, Any]], table: Console | None, out: TextIO) -> None:
     """One JSON object per line, or a table row per record (pcap's, plus who traced it)."""
-    from .pcap.cli import _row as pcap_row
+    from .output import RECORD_HEADER, record_row
 
     if table is not None:
         table.print(
@@ -265,7 +259,7 @@ def _print_records(records: Iterator[dict[str, Any]], table: Console | None, out
         container = record["container"]
         where = f"  [{container['name'] or container['id'][:12]}]" if container else ""
         table.print(
-            f"{record['pid']:>7} {record['comm']:<15} {side:<6} {pcap_row(record)}{where}",
+            f"{record['pid']:>7} {record['comm']:<15} {side:<6} {record_row(record)}{where}",
             highlight=False,
             markup=False,
             soft_wrap=True,

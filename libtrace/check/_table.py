@@ -14,7 +14,7 @@ from collections import Counter
 from rich.console import Console
 from rich.table import Table
 
-from ..pcap.cli import summarize
+from ..output import summarize
 from ._compare import Difference
 from ._result import CheckResult, side_order
 

@@ -9,7 +9,8 @@ import sys
 from typing import Any
 
 from ..errors import ExitCode, print_error
-from ..parsers import SPECS, clip
+from ..output import RECORD_HEADER, record_row
+from ..parsers import SPECS
 
 
 def add_pcap_command(subparsers: Any) -> None:
@@ -29,57 +30,6 @@ def add_pcap_command(subparsers: Any) -> None:
     pcap.set_defaults(handler=run)
 
 
-#: How a bare number reads in a row.
-LABELS = {"api_version": "v{}", "error_code": "error {}", "qos": "qos {}",
-          "return_code": "rc {}", "statement_id": "stmt {}", "affected_rows": "affected {}",
-          "rows": "{} rows", "grpc_status": "grpc {}", "reset_code": "reset {}"}  # fmt: skip
-#: The most characters one value takes in a row.
-MAX_VALUE_CHARS = 60
-
-
-def _text(key: str, value: Any) -> str:
-    if isinstance(value, list):
-        text = ", ".join(_text(key, item) for item in value) if value and isinstance(
-            value[0], dict) else " ".join(str(item) for item in value)  # fmt: skip
-    elif isinstance(value, dict):  # a DNS answer
-        text = " ".join(str(value[k]) for k in ("type", "data") if k in value)
-    else:
-        text = LABELS.get(key, "{}").format(value)
-    return clip(text, MAX_VALUE_CHARS)
-
-
-def _summary(message: dict[str, Any] | None, keys: tuple[str, ...]) -> str:
-    if not message:
-        return "-"
-    parts = []
-    for choice in keys:
-        key = next((k for k in choice.split("|") if message.get(k) not in (None, "", [])), None)
-        if key is not None:
-            parts.append(_text(key, message[key]))
-    return " ".join(parts)
-
-
-def summarize(record: dict[str, Any]) -> tuple[str, str]:
-    """A record's request and response as a row shows them (also ``libtrace check``'s table)."""
-    spec = SPECS.get(record["protocol"])
-    request_keys = spec.request_summary if spec is not None else ()
-    response_keys = spec.response_summary if spec is not None else ()
-    request = _summary(record["request"], request_keys)
-    response = record["response"]
-    if record["request"] is None and response and response.get("kind") == "greeting":
-        request = "handshake"  # the server speaks first: no request is missing
-    return request, _summary(response, response_keys)
-
-
-def _row(record: dict[str, Any]) -> str:
-    latency = record["latency_ns"]
-    latency_text = f"{latency / 1e6:.3f}ms" if latency is not None else "-"
-    request, response = summarize(record)
-    return (f"{record['ts_ns'] / 1e9:.6f}  {record['protocol']:<6} "
-            f"{record['client']:>21} -> {record['server']:<21} {record['status']:<12} "
-            f"{latency_text:>10}  {request}  => {response}")
-
-
 def run(args: argparse.Namespace) -> int:
     """Print the records of ``args.file``; 2 with one error line if it cannot be read."""
     from ._errors import PcapError
@@ -90,10 +40,9 @@ def run(args: argparse.Namespace) -> int:
         records = analyze(args.file, analyzer=analyzer)
         first = next(records, None)  # opens the file: a bad one fails before the header
         if not args.json:
-            print(f"{'time':<17}  {'proto':<6} {'client':>21}    {'server':<21} "
-                  f"{'status':<12} {'latency':>10}  request => response")
+            print(RECORD_HEADER)
         for record in itertools.chain([first] if first else [], records):
-            print(json.dumps(record, separators=(",", ":")) if args.json else _row(record))
+            print(json.dumps(record, separators=(",", ":")) if args.json else record_row(record))
     except PcapError as exc:
         sys.stdout.flush()
         print_error(exc)

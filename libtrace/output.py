@@ -1,0 +1,68 @@
+"""The output edge: a record (the ``libtrace pcap --json`` dict, live records'
+too) as a table row, with its request and response summarised by the fields
+its protocol's spec names.  ``libtrace pcap``, ``libtrace trace --records``
+and ``libtrace check`` print their rows from here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .parsers import SPECS, clip
+
+#: The columns of a record row.
+RECORD_HEADER = (
+    f"{'time':<17}  {'proto':<6} {'client':>21}    {'server':<21} {'status':<12} "
+    f"{'latency':>10}  request => response"
+)
+
+#: How a bare number reads in a row.
+LABELS = {"api_version": "v{}", "error_code": "error {}", "qos": "qos {}",
+          "return_code": "rc {}", "statement_id": "stmt {}", "affected_rows": "affected {}",
+          "rows": "{} rows", "grpc_status": "grpc {}", "reset_code": "reset {}"}  # fmt: skip
+#: The most characters one value takes in a row.
+MAX_VALUE_CHARS = 60
+
+
+def _text(key: str, value: Any) -> str:
+    if isinstance(value, list):
+        text = ", ".join(_text(key, item) for item in value) if value and isinstance(
+            value[0], dict) else " ".join(str(item) for item in value)  # fmt: skip
+    elif isinstance(value, dict):  # a DNS answer
+        text = " ".join(str(value[k]) for k in ("type", "data") if k in value)
+    else:
+        text = LABELS.get(key, "{}").format(value)
+    return clip(text, MAX_VALUE_CHARS)
+
+
+def _summary(message: dict[str, Any] | None, keys: tuple[str, ...]) -> str:
+    if not message:
+        return "-"
+    parts = []
+    for choice in keys:
+        key = next((k for k in choice.split("|") if message.get(k) not in (None, "", [])), None)
+        if key is not None:
+            parts.append(_text(key, message[key]))
+    return " ".join(parts)
+
+
+def summarize(record: dict[str, Any]) -> tuple[str, str]:
+    """A record's request and response as a row shows them (also ``libtrace check``'s table)."""
+    spec = SPECS.get(record["protocol"])
+    request_keys = spec.request_summary if spec is not None else ()
+    response_keys = spec.response_summary if spec is not None else ()
+    request = _summary(record["request"], request_keys)
+    response = record["response"]
+    if record["request"] is None and response and response.get("kind") == "greeting":
+        request = "handshake"  # the server speaks first: no request is missing
+    return request, _summary(response, response_keys)
+
+
+def record_row(record: dict[str, Any]) -> str:
+    """A record as one table row under :data:`RECORD_HEADER`."""
+    latency = record["latency_ns"]
+    latency_text = f"{latency / 1e6:.3f}ms" if latency is not None else "-"
+    request, response = summarize(record)
+    return (f"{record['ts_ns'] / 1e9:.6f}  {record['protocol']:<6} "
+            f"{record['client']:>21} -> {record['server']:<21} {record['status']:<12} "
+            f"{latency_text:>10}  {request}  => {response}")
