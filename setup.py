@@ -98,6 +98,7 @@ setup(
         Extension(
             "libtrace.tracer._ringdecode",
             ["libtrace/tracer/_ringdecode.c"],
+            depends=["libtrace/bpf/socket_trace.h"],  # the event layout it includes
             extra_compile_args=["-O2"],
             optional=True,
         )

@@ -22,30 +22,11 @@
 #include <stdint.h>
 #include <stddef.h>
 #include <string.h>
+#include <linux/types.h>
 
-/* struct lt_event of libtrace/bpf/socket_trace.h (events.py's RawEvent). */
-struct lt_event {
-	uint64_t ts_ns;
-	uint64_t cgroup_id;
-	uint64_t offset;
-	uint32_t pid;
-	uint32_t tid;
-	int32_t fd;
-	uint32_t size;
-	uint32_t captured;
-	uint16_t flags;
-	uint8_t type;
-	uint8_t direction;
-	uint16_t family;
-	uint16_t l4;
-	uint16_t lport;
-	uint16_t rport;
-	uint16_t syscall;
-	uint16_t _pad;
-	uint8_t laddr[16];
-	uint8_t raddr[16];
-	char comm[16];
-};
+/* struct lt_event, as the BPF programs write it: the one definition, shared
+ * with them (found beside this file's directory, in the package). */
+#include "../bpf/socket_trace.h"
 
 #define BUSY_BIT (1u << 31)
 #define DISCARD_BIT (1u << 30)

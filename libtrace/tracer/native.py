@@ -26,6 +26,8 @@ from types import ModuleType
 log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("_ringdecode.c")
+#: The header it includes: the event layout the BPF programs write.
+HEADER = Path(__file__).parent.parent / "bpf" / "socket_trace.h"
 MODULE = "libtrace.tracer._ringdecode"
 #: Set to a non-empty value other than "0": never use the compiled module.
 PURE_PYTHON_ENV = "LIBTRACE_PURE_PYTHON"
@@ -48,7 +50,7 @@ def ringdecode() -> ModuleType | None:
     else:
         module: ModuleType = _ringdecode
         return module
-    if not SOURCE.exists():
+    if not (SOURCE.exists() and HEADER.exists()):
         return None
     try:
         return _load(_compile_in_cache())
@@ -59,7 +61,9 @@ def ringdecode() -> ModuleType | None:
 
 def _compile_in_cache() -> Path:
     suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
-    digest = hashlib.sha256(SOURCE.read_bytes() + sys.version.encode() + suffix.encode())
+    digest = hashlib.sha256(
+        SOURCE.read_bytes() + HEADER.read_bytes() + sys.version.encode() + suffix.encode()
+    )
     target = CACHE_ROOT / f"_ringdecode-{digest.hexdigest()[:16]}{suffix}"
     if target.exists():
         return target
