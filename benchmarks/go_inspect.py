@@ -37,8 +37,9 @@ import time
 from typing import Any
 
 from benchmarks._common import emit, exit_on_sigterm, log
+from libtrace.host.cache import MARKER
+from libtrace.host.go_toolchains import default_cache_dir
 from libtrace.tracer.golang import inspect_binary
-from libtrace.vm.go_toolchains import MARKER, default_cache_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Timed inspections per binary (after one untimed warm-up).

@@ -44,8 +44,8 @@ from typing import Any
 from benchmarks._bpf_stats import bpf_stats, lt_run_time
 from benchmarks._common import emit, exit_on_sigterm, log, stop
 from libtrace import Tracer
+from libtrace.host.go_toolchains import GO_VERSIONS, build
 from libtrace.tracer.golang.attach import UPROBE_PROGRAMS
-from libtrace.vm.go_toolchains import GO_VERSIONS, build
 
 PROGRAMS = Path(__file__).resolve().parent.parent / "tests" / "golang" / "programs"
 #: bpftool shows at most 15 characters of a program's name: match on those.

@@ -26,8 +26,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from libtrace.vm._apt import AptRoot
-from libtrace.vm._cache import MARKER, entry_key
+from libtrace.host.apt import AptRoot
+from libtrace.host.cache import MARKER
+from libtrace.vm._cache import entry_key
 from libtrace.vm.build import BuildRequest, _choose_source, build_kernel, built_dir, source_tree
 from libtrace.vm.kernels import default_cache_dir
 

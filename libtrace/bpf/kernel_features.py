@@ -505,6 +505,30 @@ def map_type_name(map_type: int) -> str:
     return known.name if known else f"map_type_{map_type}"
 
 
+def helper_since(name: str) -> KernelVersion:
+    """The first kernel with helper ``bpf_<name>``.
+
+    Raises:
+        KeyError: the table has no helper of that name.
+    """
+    for helper in HELPERS.values():
+        if helper.name == name:
+            return helper.since
+    raise KeyError(name)
+
+
+def map_type_since(name: str) -> KernelVersion:
+    """The first kernel with ``BPF_MAP_TYPE_<NAME>`` (``name`` lower-case, as in the table).
+
+    Raises:
+        KeyError: the table has no map type of that name.
+    """
+    for map_type in MAP_TYPES.values():
+        if map_type.name == name:
+            return map_type.since
+    raise KeyError(name)
+
+
 def newest_known() -> KernelVersion:
     """The newest kernel this table knows a feature of.
 

@@ -40,9 +40,7 @@ from typing import Any
 from ..errors import ConfigError
 from ..pcap import analyze
 from ..records import ContainerResolver, RecordPipeline, endpoint_text
-from ..services import SERVICES, Service, start
-from ..services._dns import GLIBC_DNS_PORT
-from ..services._start import Backend
+from ..services import GLIBC_DNS_PORT, SERVICES, Backend, Service, start
 from ..tracer.events import MAX_PAYLOAD
 from ..tracer.tracer import Tracer, TracerConfig
 from ._capture import capture

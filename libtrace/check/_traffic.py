@@ -20,8 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..services import SERVICES, Running, ServiceError
-from ..services._errors import failure
+from ..services import SERVICES, Running, ServiceError, failure
 from ..tracer.events import SocketEvent
 from ..tracer.tracer import Tracer
 

@@ -29,8 +29,8 @@ if TYPE_CHECKING:
 
 def _predict_spec(spec: str) -> tuple[str, Prediction]:
     """A version like 5.4 or 5.10.237, ``host``, or a kernel (name, path, URL)."""
+    from ..vm import KernelNotFoundError
     from ..vm import kernels as vm_kernels
-    from ..vm._errors import KernelNotFoundError
     from .prediction import config_beside, parse_version, predict
 
     if spec == "host":

@@ -27,7 +27,6 @@ from ..bpf import kernel_features as features
 from ..bpf.build import Variant, object_path
 from ..bpf.objinfo import ObjectInfo, check_limits, inspect_object
 from ..errors import ConfigError
-from ..tracer import _libbpf
 from ..tracer.probe import ARGS_AT_EXIT_PREFIX
 
 Version = tuple[int, int]
@@ -106,8 +105,8 @@ def variant_for(version: Version, config: KernelConfig | None = None) -> Variant
     Without a config, kernel BTF is assumed from the first version that can
     generate it; a kernel built without CONFIG_DEBUG_INFO_BTF loads no-BTF.
     """
-    ringbuf = features.MAP_TYPES[_libbpf.BPF_MAP_TYPE_RINGBUF].since
-    probe_read_user = features.HELPERS[_libbpf.BPF_FUNC_probe_read_user].since
+    ringbuf = features.map_type_since("ringbuf")
+    probe_read_user = features.helper_since("probe_read_user")
     btf = version >= features.KERNEL_BTF
     if config is not None:
         btf = btf and config.get("CONFIG_DEBUG_INFO_BTF") == "y"
@@ -123,8 +122,8 @@ def _object_info(variant: Variant) -> ObjectInfo:
 #: them only where the kernel has the helpers they call, and the enter/exit
 #: pairs elsewhere (probe.choose_args_at_exit).
 ARGS_AT_EXIT_SINCE = max(
-    features.HELPERS[_libbpf.BPF_FUNC_task_pt_regs].since,
-    features.HELPERS[_libbpf.BPF_FUNC_get_current_task_btf].since,
+    features.helper_since("task_pt_regs"),
+    features.helper_since("get_current_task_btf"),
 )
 
 

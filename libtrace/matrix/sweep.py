@@ -29,11 +29,11 @@ from typing import Any
 from ..bpf import kernel_features as features
 from ..bpf.build import OBJECTS_ENV, object_dir
 from ..errors import ConfigError, LibtraceError
+from ..host.go_toolchains import ToolchainError, selected_versions
+from ..host.go_toolchains import build as build_go
 from ..vm import kernels as vm_kernels
 from ..vm import qemu
 from ..vm.build import NAME_RE as BUILT_NAME_RE
-from ..vm.go_toolchains import ToolchainError, selected_versions
-from ..vm.go_toolchains import build as build_go
 from .capabilities import capabilities
 from .prediction import config_beside, parse_version, predict
 from .report import FACTS_FILE, PENDING, Cell, CellVerdict, KernelRow, Report, ReportWriter

@@ -22,25 +22,28 @@ loopback address and port.  Backends: ``"process"`` (a child process in its
 own session: SIGTERM, then SIGKILL) and ``"docker"`` (a container with
 ``--network host`` from an image built locally and cached by content; see
 ``_docker``).  Every failure to start a server, build an image or reach the
-Docker daemon is a one-line :class:`ServiceError` ending with the log's tail,
-and leaves no process or container behind.
+Docker daemon is a one-line :class:`ServiceError` ending with the log's tail
+(:func:`failure` makes one), and leaves no process or container behind.
 """
 
 from __future__ import annotations
 
 from ._description import Service
-from ._errors import ServiceError
+from ._dns import GLIBC_DNS_PORT
+from ._errors import ServiceError, failure
 from ._registry import SERVICES
 from ._running import ContainerInfo, Running
 from ._start import Backend, make_backend, start
 
 __all__ = [
+    "GLIBC_DNS_PORT",
     "SERVICES",
     "Backend",
     "ContainerInfo",
     "Running",
     "Service",
     "ServiceError",
+    "failure",
     "make_backend",
     "start",
 ]

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..vm._cache import locked
+from ..host.cache import locked, user_cache_dir
 from ._errors import ServiceError, failure
 
 #: The socket a default dockerd listens on.
@@ -32,8 +32,7 @@ API_TIMEOUT_S = 600
 
 def cache_dir() -> Path:
     """``~/.cache/libtrace/docker`` (or under ``$XDG_CACHE_HOME``)."""
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "libtrace" / "docker"
+    return user_cache_dir() / "docker"
 
 
 def _connect(url: str) -> Any | None:

@@ -15,8 +15,8 @@ import socket
 import sys
 import threading
 
-from ..parsers._cursor import Cursor
-from ..parsers._hessian2 import encode_int, encode_string, read_string
+from ..parsers import Cursor
+from ..parsers.hessian2 import encode_int, encode_string, read_string
 
 MAGIC = b"\xda\xbb"
 HEADER_LEN = 16

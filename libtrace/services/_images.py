@@ -4,7 +4,7 @@ Theory of operation:
 
 1. **Base rootfs** (built once per suite and mirror): ``debootstrap
    --variant=minbase`` from the mirror the system's apt configuration names
-   (:mod:`libtrace.vm._apt`), plus ``procps`` and ``iproute2`` so that testinfra
+   (:mod:`libtrace.host.apt`), plus ``procps`` and ``iproute2`` so that testinfra
    can check processes and sockets inside containers, with the system's
    suites as its sources list and a ``policy-rc.d`` that keeps packages from
    starting services.  It is cached as ``base-<key>.tar`` under
@@ -33,8 +33,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..vm._apt import archive_uris, parse_sources, sources_list
-from ..vm._cache import locked
+from ..host.apt import archive_uris, parse_sources, sources_list
+from ..host.cache import locked
 from ._description import Service
 from ._dockerd import cache_dir
 from ._errors import ServiceError, failure

@@ -1,12 +1,16 @@
 """The VM layer's branch of the exception tree: every class is a :class:`VmError`.
 
 Each docstring is the default message; callers pass one clear sentence that
-names the file, package or module at fault.
+names the file, package or module at fault.  :class:`DownloadError` is the
+host layer's (its apt root raises it), re-exported here as the VM layer's own;
+the host's :class:`~libtrace.host.errors.PackageNotFoundError` becomes a
+:class:`KernelNotFoundError` where the VM layer downloads a kernel or its source.
 """
 
 from __future__ import annotations
 
 from ..errors import VmError
+from ..host.errors import DownloadError as DownloadError
 
 
 class KernelNotFoundError(VmError, LookupError):
@@ -15,10 +19,6 @@ class KernelNotFoundError(VmError, LookupError):
 
 class KernelPackageError(VmError):
     """The kernel package or directory is unusable (corrupt, truncated or incomplete)."""
-
-
-class DownloadError(VmError):
-    """A kernel package could not be downloaded."""
 
 
 class MissingModuleError(VmError):

@@ -19,7 +19,7 @@ import subprocess
 import zlib
 from pathlib import Path
 
-from ._cache import locked
+from ..host.cache import locked
 
 #: Set to 0 to always boot the bzImage itself.
 PVH_ENV = "LIBTRACE_VM_PVH"

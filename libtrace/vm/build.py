@@ -5,11 +5,11 @@ Theory of operation
 -------------------
 ``build_kernel(BuildRequest(source="5.10", disable=("btf",)))`` does four
 cached steps, each under an ``flock`` and each finished by a marker written
-last (see ``_cache.py``), so two processes that want the same kernel build it
+last (see :mod:`libtrace.host.cache`), so two processes that want the same kernel build it
 once and an interrupted step is redone:
 
 1. **Find the source**: the newest ``linux-source-<series>`` (or the given
-   point release) in the private apt root of ``_apt.py``, downloaded with
+   point release) in the private apt root of :mod:`libtrace.host.apt`, downloaded with
    ``apt-get download`` from the system's configured mirror.
 2. **Unpack it** once per package version into ``built/src/<pkg>_<ver>/``
    (the ``.deb`` holds a ``.tar.xz`` of the tree).  The tree stays pristine:
@@ -65,8 +65,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError, VmError
+from ..host.apt import AptRoot, PackageVersion, compare_versions
+from ..host.cache import MARKER, locked
+from ..host.errors import PackageNotFoundError
 from . import _cache, _kconfig
-from ._apt import AptRoot, PackageVersion, compare_versions
 from ._errors import DownloadError, KernelNotFoundError, KernelPackageError
 
 Progress = Callable[[str], None]
@@ -441,8 +443,8 @@ def source_tree(
         KernelPackageError: the package holds no source tarball.
     """
     entry = built_dir(cache) / "src" / _cache.entry_key(chosen.name, chosen.version)
-    marker = entry / _cache.MARKER
-    with _cache.locked(entry):
+    marker = entry / MARKER
+    with locked(entry):
         try:
             return entry / str(json.loads(marker.read_text())["tree"])
         except (OSError, ValueError, KeyError):
@@ -450,15 +452,18 @@ def source_tree(
         shutil.rmtree(entry, ignore_errors=True)
         download = entry.with_name(entry.name + ".download")
         try:
-            deb = apt.download(chosen.name, chosen.version, download, progress)
+            try:
+                deb = apt.download(chosen.name, chosen.version, download, progress)
+            except PackageNotFoundError as exc:
+                raise KernelNotFoundError(str(exc)) from exc
             if progress:
                 progress(f"unpacking {deb.name}")
-            _cache._tool(["dpkg-deb", "-x", str(deb), str(download / "x")], f"{deb} is corrupt")
+            _cache.tool(["dpkg-deb", "-x", str(deb), str(download / "x")], f"{deb} is corrupt")
             tarballs = sorted((download / "x" / "usr/src").glob("linux-source-*.tar.*"))
             if not tarballs:
                 raise KernelPackageError(f"{deb.name} holds no linux-source-*.tar.* tarball")
             entry.mkdir(parents=True)
-            _cache._tool(
+            _cache.tool(
                 ["tar", "-C", str(entry), "-xf", str(tarballs[0])],
                 f"{tarballs[0].name} could not be unpacked",
             )
@@ -495,7 +500,7 @@ def _read_marker(entry: Path, name: str) -> BuiltKernel | None:
     if base is None:
         return None
     try:
-        meta = json.loads((entry / _cache.MARKER).read_text())
+        meta = json.loads((entry / MARKER).read_text())
         return BuiltKernel(
             name=name,
             entry=entry,
@@ -702,7 +707,7 @@ def build_kernel(
     )
     origin = _Origin(chosen.name, chosen.version, f"{chosen.name} {chosen.version}")
 
-    with _cache.locked(entry):
+    with locked(entry):
         found = _read_marker(entry, name)
         if found is None:
             tree = source_tree(apt, chosen, cache, progress)
@@ -738,7 +743,7 @@ def _build_tree(
         digest.update(hashlib.sha256(part.encode()).digest())
     entry = built_dir(cache) / _cache.entry_key(f"{name}_{tree.name}", digest.hexdigest()[:12])
     origin = _Origin(tree.name, version, str(tree), source_dir=tree)
-    with _cache.locked(entry):
+    with locked(entry):
         found = _read_marker(entry, name)
         if found is None:
             found = _build_entry(request, tree, entry, origin, None, fragment, name, progress)
@@ -832,7 +837,7 @@ def _build_entry(
         "absent_options": absent,
         "build_s": round(build_s, 1),
     }
-    (entry / _cache.MARKER).write_text(json.dumps(meta, indent=1) + "\n")
+    (entry / MARKER).write_text(json.dumps(meta, indent=1) + "\n")
     if progress:
         progress(f"built {name} ({release}) in {build_s / 60:.1f} min")
     return BuiltKernel(
@@ -914,7 +919,7 @@ def min_core_btf(
     for obj in objects:
         digest.update(hashlib.sha256(Path(obj).read_bytes()).digest())
     target = out or built.entry / f"min-core-{digest.hexdigest()[:12]}.btf"
-    with _cache.locked(built.entry / "min-core"):
+    with locked(built.entry / "min-core"):
         if out is None and target.is_file():
             return target
         bpftool = shutil.which("bpftool") or "/usr/sbin/bpftool"

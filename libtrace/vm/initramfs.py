@@ -50,7 +50,7 @@ import stat
 import subprocess
 from pathlib import Path
 
-from ._cache import locked
+from ..host.cache import locked
 from ._errors import InitramfsError, MissingModuleError
 from .kernels import Kernel
 

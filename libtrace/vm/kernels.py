@@ -37,8 +37,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+from ..host.apt import AptRoot, PackageVersion, compare_versions
+from ..host.cache import cache_dir as host_cache_dir
+from ..host.cache import locked
+from ..host.errors import PackageNotFoundError
 from . import _cache
-from ._apt import AptRoot, PackageVersion, compare_versions
 from ._errors import DownloadError, KernelNotFoundError, KernelPackageError
 
 Progress = Callable[[str], None]
@@ -78,10 +81,7 @@ def default_cache_dir() -> Path:
     ``$LIBTRACE_CACHE_DIR/kernels`` when set, else ``libtrace/kernels`` under
     ``$XDG_CACHE_HOME`` or ``~/.cache``.  Initramfs and vmlinux images go beside it.
     """
-    if os.environ.get("LIBTRACE_CACHE_DIR"):
-        return Path(os.environ["LIBTRACE_CACHE_DIR"]) / "kernels"
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "libtrace" / "kernels"
+    return host_cache_dir("kernels")
 
 
 def image_release(vmlinuz: Path) -> tuple[str, str]:
@@ -124,7 +124,7 @@ def _deb_kernel(
 ) -> Kernel:
     package, version = _cache.deb_fields(deb)
     entry_dir = cache / _cache.entry_key(package, version)
-    with _cache.locked(entry_dir):
+    with locked(entry_dir):
         entry = _cache.read_entry(entry_dir) or _cache.extract_deb(
             deb, entry_dir, package, version, progress
         )
@@ -364,14 +364,17 @@ class DebianSource(KernelSource):
             )
         chosen = candidates[-1]
         entry_dir = cache / _cache.entry_key(chosen.name, chosen.version)
-        with _cache.locked(entry_dir):
+        with locked(entry_dir):
             entry = _cache.read_entry(entry_dir)
             if entry is None:
                 download = entry_dir.with_name(entry_dir.name + ".download")
-                debs = [
-                    apt.download(package, chosen.version, download / package, progress)
-                    for package in _packages_of(apt, chosen)
-                ]
+                try:
+                    debs = [
+                        apt.download(package, chosen.version, download / package, progress)
+                        for package in _packages_of(apt, chosen)
+                    ]
+                except PackageNotFoundError as exc:
+                    raise KernelNotFoundError(str(exc)) from exc
                 try:
                     entry = _cache.extract_deb(
                         debs, entry_dir, chosen.name, chosen.version, progress
@@ -400,7 +403,7 @@ class UrlSource(KernelSource):
     @staticmethod
     def resolve(spec: str, cache: Path, progress: Progress | None) -> Kernel:
         deb = cache / "url" / (hashlib.sha256(spec.encode()).hexdigest()[:24] + ".deb")
-        with _cache.locked(deb):
+        with locked(deb):
             if not deb.is_file():
                 if progress:
                     progress(f"downloading {spec}")

@@ -360,6 +360,21 @@ def test_table_has_the_rows_the_project_needs() -> None:
     assert (kf.LARGE_PROGRAMS, kf.MAX_INSNS_BEFORE_5_2, kf.KERNEL_BTF) == ((5, 2), 4096, (5, 4))
 
 
+def test_lookups_by_name_agree_with_the_tracers_ids() -> None:
+    """The matrix predicts by name what the tracer probes by id (tracer/probe.py)."""
+    from libtrace.tracer import _libbpf
+
+    assert kf.map_type_since("ringbuf") == kf.MAP_TYPES[_libbpf.BPF_MAP_TYPE_RINGBUF].since
+    for name, helper_id in [("probe_read_user", _libbpf.BPF_FUNC_probe_read_user),
+                            ("task_pt_regs", _libbpf.BPF_FUNC_task_pt_regs),
+                            ("get_current_task_btf", _libbpf.BPF_FUNC_get_current_task_btf)]:
+        assert kf.helper_since(name) == kf.HELPERS[helper_id].since
+    with pytest.raises(KeyError):
+        kf.helper_since("no_such_helper")
+    with pytest.raises(KeyError):
+        kf.map_type_since("no_such_map")
+
+
 @pytest.mark.parametrize("table", [kf.HELPERS, kf.MAP_TYPES], ids=["helpers", "map_types"])
 def test_versions_never_decrease_with_the_id(table: dict[int, kf.Helper]) -> None:
     """Both enums grow at the end as features merge, so a row newer than its

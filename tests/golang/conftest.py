@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from libtrace.vm import DownloadError
-from libtrace.vm.go_toolchains import ToolchainError, build, selected_versions
+from libtrace.host import DownloadError
+from libtrace.host.go_toolchains import ToolchainError, build, selected_versions
 
 PROGRAMS = Path(__file__).parent / "programs"
 

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
+from libtrace.host.go_toolchains import go_tool
 from libtrace.tracer.golang import TLS_FUNCTIONS, GoBinary, inspect_binary
 from libtrace.tracer.golang._buildinfo import version_tuple
 from libtrace.tracer.golang._image import Image
 from libtrace.tracer.golang._offsets import TABLE
 from libtrace.tracer.golang._pclntab import locate
-from libtrace.vm.go_toolchains import go_tool
 
 from .conftest import go_binary, go_versions
 

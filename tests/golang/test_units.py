@@ -155,8 +155,8 @@ def test_json_is_not_printed_on_error(tmp_path: Path, capsys: pytest.CaptureFixt
 
 
 def test_newest_debian_version() -> None:
-    from libtrace.vm._apt import PackageVersion
-    from libtrace.vm.go_toolchains import _newest
+    from libtrace.host.apt import PackageVersion
+    from libtrace.host.go_toolchains import _newest
 
     versions = [
         PackageVersion("golang-1.21-go", v, "s")
@@ -166,14 +166,14 @@ def test_newest_debian_version() -> None:
 
 
 def test_toolchain_rejects_bad_version(tmp_path: Path) -> None:
-    from libtrace.vm.go_toolchains import ToolchainError, toolchain
+    from libtrace.host.go_toolchains import ToolchainError, toolchain
 
     with pytest.raises(ToolchainError):
         toolchain("latest", cache_dir=tmp_path)
 
 
 def test_source_hash_follows_sources(tmp_path: Path) -> None:
-    from libtrace.vm.go_toolchains import _source_hash
+    from libtrace.host.go_toolchains import _source_hash
 
     (tmp_path / "main.go").write_text("package main\n")
     first = _source_hash(tmp_path)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from libtrace.vm._apt import AptRoot
+from libtrace.host.apt import AptRoot
 from libtrace.vm.kernels import default_cache_dir
 
 CLI = [sys.executable, "-m", "libtrace.cli"]

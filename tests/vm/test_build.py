@@ -98,6 +98,23 @@ def test_built_names_resolve_only_once_built(tmp_path: Path) -> None:
     assert find_built("5.10-nobtf", tmp_path) is None
 
 
+def test_a_source_package_apt_cannot_find_is_a_kernel_not_found_error(tmp_path: Path) -> None:
+    from libtrace.host.apt import PackageVersion
+    from libtrace.host.errors import PackageNotFoundError
+    from libtrace.vm import KernelNotFoundError
+    from libtrace.vm.build import source_tree
+
+    class NoSuchPackage:
+        def download(self, package: str, version: str, *_: object) -> Path:
+            raise PackageNotFoundError(f"no package {package} {version} in ('sid',)")
+
+    chosen = PackageVersion("linux-source-9.9", "9.9.1-1", "sid")
+    with pytest.raises(KernelNotFoundError, match=r"no package linux-source-9\.9 ") as info:
+        source_tree(NoSuchPackage(), chosen, tmp_path)  # type: ignore[arg-type]
+    assert isinstance(info.value.__cause__, PackageNotFoundError)
+    assert not (built_dir(tmp_path) / "src" / "linux-source-9.9_9.9.1-1").exists()
+
+
 # --- real builds -----------------------------------------------------------------------------
 
 

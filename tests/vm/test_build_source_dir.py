@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 
 from libtrace.errors import ConfigError
+from libtrace.host.apt import AptRoot
 from libtrace.vm import KernelNotFoundError, Verdict, _kconfig, resolve, run
-from libtrace.vm._apt import AptRoot
 from libtrace.vm.build import (
     OLD_COMPILERS,
     BuildRequest,

@@ -14,16 +14,19 @@ from pathlib import Path
 import pytest
 
 from libtrace.errors import VmError
+from libtrace.host.apt import PackageVersion
+from libtrace.host.cache import MARKER
+from libtrace.host.errors import PackageNotFoundError
 from libtrace.vm import (
     DownloadError,
     Kernel,
     KernelNotFoundError,
     KernelPackageError,
     cached,
+    kernels,
     known_kernels,
     resolve,
 )
-from libtrace.vm._cache import MARKER
 from libtrace.vm.kernels import image_release
 
 from .conftest import make_deb
@@ -54,6 +57,36 @@ def test_an_unknown_spec_is_a_lookup_error(spec: str) -> None:
         resolve(spec)
     assert isinstance(info.value, VmError) and isinstance(info.value, LookupError)
     assert "\n" not in str(info.value)
+
+
+class _ArchiveWithoutTheImage:
+    """An apt root that lists one debian-6.1 image, whose download apt cannot find."""
+
+    IMAGE = PackageVersion("linux-image-6.1.0-99-amd64", "6.1.999-1", "bookworm")
+
+    def __init__(self, root: Path, suites: tuple[str, ...] = ()) -> None:
+        pass
+
+    def update(self, **_: object) -> None:
+        pass
+
+    def versions(self, pattern: re.Pattern[str]) -> list[PackageVersion]:
+        return [self.IMAGE] if pattern.fullmatch(self.IMAGE.name) else []
+
+    def download(self, package: str, version: str, *_: object) -> Path:
+        raise PackageNotFoundError(f"no package {package} {version} in ('bookworm',)")
+
+
+def test_a_package_apt_cannot_find_is_a_kernel_not_found_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The host's apt root knows packages, not kernels: the VM layer says which
+    (and the commands exit with the usage code for it, as for any unknown kernel)."""
+    monkeypatch.setattr(kernels, "AptRoot", _ArchiveWithoutTheImage)
+    missing = re.escape("no package linux-image-6.1.0-99-amd64 6.1.999-1")
+    with pytest.raises(KernelNotFoundError, match=missing) as info:
+        resolve("debian-6.1", cache_dir=tmp_path)
+    assert isinstance(info.value.__cause__, PackageNotFoundError)
 
 
 @pytest.mark.parametrize("name", sorted(CATALOG))

@@ -3,8 +3,8 @@
 ``inspect_binary(path)`` returns a :class:`GoBinary` with the Go version,
 ABI, PIE-ness, the entry and RET offsets of ``crypto/tls.(*Conn).Read/Write``
 and the struct offsets from ``*tls.Conn`` to the socket fd and to the
-goroutine id.  :mod:`.toolchains` fetches Debian's Go toolchains and builds
-test programs with them.
+goroutine id.  :mod:`libtrace.host.go_toolchains` (the harness's, not the
+library's) fetches Debian's Go toolchains and builds test programs with them.
 """
 
 from ._buildinfo import BuildInfo, read_buildinfo

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from libtrace.vm._apt import (
+from libtrace.host.apt import (
     AptRoot,
     AptSource,
     archive_uris,
@@ -16,7 +16,7 @@ from libtrace.vm._apt import (
     parse_sources,
     sources_list,
 )
-from libtrace.vm._errors import DownloadError
+from libtrace.host.errors import DownloadError
 
 DEB822 = """\
 Types: deb

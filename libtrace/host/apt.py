@@ -1,7 +1,7 @@
-"""A private apt root for finding and downloading Debian kernel packages.
+"""A private apt root for finding and downloading Debian packages (kernels, Go toolchains).
 
 The system's apt state is never touched: lists, caches and the sources list
-live under one directory of the kernel cache, and every apt command gets
+live under one directory of the caller's cache, and every apt command gets
 ``-o Dir::…`` options that point there.  The mirror is the one the system's
 own apt configuration names (``/etc/apt/sources.list.d/*.sources`` in deb822
 form, ``*.list`` and ``/etc/apt/sources.list`` in one-line form); only the
@@ -19,7 +19,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._errors import DownloadError, KernelNotFoundError
+from .errors import DownloadError, PackageNotFoundError
+from .tools import stderr_tail
 
 #: The suites whose kernels the catalog offers (see ARCHITECTURE.md for what is reachable).
 SUITES = (
@@ -286,7 +287,7 @@ class AptRoot:
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise DownloadError(f"{tool} {args[0]} could not run: {exc}") from exc
         if proc.returncode != 0:
-            detail = " ".join(proc.stderr.strip().splitlines()[-2:]) or f"exit {proc.returncode}"
+            detail = stderr_tail(proc.stderr, proc.returncode)
             raise DownloadError(f"{tool} {' '.join(args)} failed: {detail}")
         return proc.stdout
 
@@ -353,7 +354,7 @@ class AptRoot:
         """Download one package version into ``dest`` and return the ``.deb`` path.
 
         Raises:
-            KernelNotFoundError: apt does not know this package version.
+            PackageNotFoundError: apt does not know this package version.
             DownloadError: the download failed.
         """
         dest.mkdir(parents=True, exist_ok=True)
@@ -365,7 +366,7 @@ class AptRoot:
             self._run("apt-get", "download", "-q", f"{package}={version}", cwd=dest)
         except DownloadError as exc:
             if "Unable to locate" in str(exc) or "not found" in str(exc):
-                raise KernelNotFoundError(
+                raise PackageNotFoundError(
                     f"no package {package} {version} in {self.suites}"
                 ) from exc
             raise

@@ -4,7 +4,7 @@ Theory of operation: Debian packages one Go toolchain per minor version
 (``golang-1.NN-go`` holds ``/usr/lib/go-1.NN`` with the compiler, and
 ``golang-1.NN-src`` the standard library under ``/usr/share/go-1.NN``, which
 the first links to).  :func:`toolchain` downloads both with the private apt
-root of :mod:`libtrace.vm._apt` (so the mirror is the one the system's apt
+root of :mod:`libtrace.host.apt` (so the mirror is the one the system's apt
 configuration names, and the system's apt state is never touched), extracts
 them with ``dpkg-deb -x`` into ``<cache>/<version>/root`` and writes a marker
 last; an entry without its marker is redone.  Every entry is guarded by an
@@ -23,14 +23,15 @@ import hashlib
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from ..errors import LibtraceError
-from ._apt import AptRoot, PackageVersion, compare_versions
-from ._cache import locked
+from .apt import AptRoot, PackageVersion, compare_versions
+from .cache import MARKER as MARKER  # public here too: a finished toolchain or build
+from .cache import cache_dir, locked
+from .tools import run_tool
 
 #: The Go minor versions Debian packages in the suites below (checked 2026-11-25).
 GO_VERSIONS = ("1.15", "1.19", "1.21", "1.22", "1.23", "1.24", "1.26", "1.27")
@@ -47,9 +48,6 @@ def selected_versions() -> tuple[str, ...]:
 #: bookworm-backports, 1.24 trixie, 1.26/1.27 sid.
 GO_SUITES = ("bullseye", "bookworm", "bookworm-backports", "trixie", "sid")
 
-#: Written last into a finished toolchain or build directory.
-MARKER = ".libtrace-complete"
-
 #: Seconds a ``dpkg-deb -x`` or a ``go build`` may take (1.15 builds net/http in ~20 s cold).
 TOOL_TIMEOUT_S = 600
 
@@ -65,27 +63,15 @@ def default_cache_dir() -> Path:
 
     Beside the kernel cache, so one variable moves every download.
     """
-    if os.environ.get("LIBTRACE_CACHE_DIR"):
-        return Path(os.environ["LIBTRACE_CACHE_DIR"]) / "go"
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "libtrace" / "go"
+    return cache_dir("go")
 
 
-def _run(argv: list[str], what: str, **kwargs: object) -> str:
-    try:
-        proc = subprocess.run(
-            argv,
-            capture_output=True,
-            text=True,
-            timeout=TOOL_TIMEOUT_S,
-            **kwargs,  # type: ignore[call-overload]
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise ToolchainError(f"{what}: {argv[0]} could not run ({exc})") from exc
-    if proc.returncode != 0:
-        detail = " ".join(proc.stderr.strip().splitlines()[-3:]) or f"exit {proc.returncode}"
-        raise ToolchainError(f"{what} ({detail})")
-    return str(proc.stdout)
+def _run(
+    argv: list[str], what: str, *, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> str:
+    return run_tool(
+        argv, what, ToolchainError, timeout=TOOL_TIMEOUT_S, tail_lines=3, cwd=cwd, env=env
+    )
 
 
 def toolchain(
