@@ -39,7 +39,7 @@ MODULES: Final = (
     "libtrace.parsers._dubbo",
     "libtrace.parsers._enums",
     "libtrace.parsers._events",
-    "libtrace.parsers._hessian2",
+    "libtrace.parsers.hessian2",
     "libtrace.parsers._http1",
     "libtrace.parsers._http2",
     "libtrace.parsers._kafka",

@@ -49,9 +49,6 @@ class DnsQuery(Message):
     def protocol(self) -> str:
         return "dns"
 
-    @property
-    def direction(self) -> Direction:
-        return Direction.REQUEST
 
     id: int
     name: str | None

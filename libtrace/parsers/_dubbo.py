@@ -9,7 +9,7 @@ requests to idle clients too.  Pairing is by (who sent the request, request
 id), so the two peers' id spaces do not collide.
 
 Only the start of a body is read: for a hessian2 request the Dubbo version,
-service path, service version and method name (:mod:`._hessian2`); for a
+service path, service version and method name (:mod:`.hessian2`); for a
 response the hessian2 response type (value, null, exception) or, when the
 status is not OK, the error text.  FastJson and Gson bodies (one JSON value a
 line) and Kryo's (:mod:`._kryo`) give the same fields; the other
@@ -36,8 +36,8 @@ from ._cursor import Cursor
 from ._enums import open_enum
 from ._errors import LimitExceededError, MalformedError, TruncatedError
 from ._events import Direction, Message, Status, clip
-from ._hessian2 import read_int, read_string
 from ._spec import Match, ProtocolSpec
+from .hessian2 import read_int, read_string
 
 #: Bytes of a body buffered to read its prefix (four strings of a request,
 #: the response type or error text); the rest of the body is skipped.
@@ -124,9 +124,6 @@ class DubboRequest(Message):
     def protocol(self) -> str:
         return "dubbo"
 
-    @property
-    def direction(self) -> Direction:
-        return Direction.REQUEST
 
     request_id: int
     service: str | None = None

@@ -135,7 +135,7 @@ class Message:
 
     @property
     def direction(self) -> Direction:
-        """Which way the message travels."""
+        """Which way the message travels (a response class overrides this)."""
         return Direction.REQUEST
 
     @property

@@ -98,10 +98,6 @@ class Http1Request(Message):
         return "http1"
 
     @property
-    def direction(self) -> Direction:
-        return Direction.REQUEST
-
-    @property
     def _not_fields(self) -> frozenset[str]:
         return frozenset({"ts_ns", "size", "errors", "headers"})
 

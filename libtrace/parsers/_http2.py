@@ -64,10 +64,6 @@ class Http2Request(Message):
         return "http2"
 
     @property
-    def direction(self) -> Direction:
-        return Direction.REQUEST
-
-    @property
     def _not_fields(self) -> frozenset[str]:
         return frozenset({"ts_ns", "size", "errors", "headers"})
 

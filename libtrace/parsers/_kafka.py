@@ -391,9 +391,6 @@ class KafkaRequest(Message):
     def protocol(self) -> str:
         return "kafka"
 
-    @property
-    def direction(self) -> Direction:
-        return Direction.REQUEST
 
     api: ApiKey
     api_version: int

@@ -110,9 +110,6 @@ class MqttRequest(Message):
     def protocol(self) -> str:
         return "mqtt"
 
-    @property
-    def direction(self) -> Direction:
-        return Direction.REQUEST
 
     packet_type: PacketType
     #: "client" or "server": who sent it (a server PUBLISHes to subscribers)

@@ -168,10 +168,6 @@ class MysqlRequest(Message):
         return "mysql"
 
     @property
-    def direction(self) -> Direction:
-        return Direction.REQUEST
-
-    @property
     def _not_fields(self) -> frozenset[str]:
         return frozenset({"ts_ns", "size", "errors", "attributes"})
 

@@ -76,10 +76,6 @@ class RedisRequest(Message):
         return "redis"
 
     @property
-    def direction(self) -> Direction:
-        return Direction.REQUEST
-
-    @property
     def _not_fields(self) -> frozenset[str]:
         return frozenset({"ts_ns", "size", "errors", "reply"})
 

@@ -76,5 +76,5 @@ def parser_for(protocol: str) -> type[StreamParser]:
     return spec_for(protocol).parser
 
 
-for _spec in (HTTP2, HTTP1, DUBBO, MYSQL, REDIS, KAFKA, MQTT, DNS):
-    register(_spec)
+for _builtin in (HTTP2, HTTP1, DUBBO, MYSQL, REDIS, KAFKA, MQTT, DNS):
+    register(_builtin)
