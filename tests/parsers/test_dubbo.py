@@ -19,7 +19,7 @@ from libtrace.parsers import (
     TruncatedError,
 )
 from libtrace.parsers._dubbo import MAX_BODY_PREFIX_BYTES
-from libtrace.parsers._hessian2 import encode_int, encode_string, read_int, read_string
+from libtrace.parsers.hessian2 import encode_int, encode_string, read_int, read_string
 
 from ._harness import MODES, assert_split_invariant, feed_chunks, messages, run, summary
 

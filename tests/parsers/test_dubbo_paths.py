@@ -18,7 +18,7 @@ from libtrace.parsers import (
 )
 from libtrace.parsers import _kryo as kryo
 from libtrace.parsers._dubbo import SPEC
-from libtrace.parsers._hessian2 import encode_string, read_string
+from libtrace.parsers.hessian2 import encode_string, read_string
 
 from .test_dubbo import frame, request
 

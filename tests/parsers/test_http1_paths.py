@@ -10,25 +10,13 @@ from libtrace.parsers import Desync, Direction, Http1Parser, Http1Request, Http1
 from libtrace.parsers._http1 import SPEC
 from libtrace.parsers._limits import MAX_HEADERS, MAX_HTTP_HEAD_BYTES
 
-from ._harness import assert_split_invariant, messages
+from ._harness import assert_split_invariant, fed_whole, messages, reasons
 
 CHUNKED = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
 
 
 def events(request: bytes = b"", response: bytes = b"", *, end: bool = False) -> list:
-    parser = Http1Parser()
-    if request:
-        parser.feed("request", request, 1)
-    if response:
-        parser.feed("response", response, 2)
-    if end:
-        parser.feed("request", b"", 3)
-        parser.feed("response", b"", 3)
-    return parser.events()
-
-
-def reasons(evs: list) -> list[str]:
-    return [e.reason for e in evs if isinstance(e, Desync)]
+    return fed_whole(Http1Parser(), request, response, end=end)
 
 
 def test_a_folded_header_line_continues_the_previous_value() -> None:

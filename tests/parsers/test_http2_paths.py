@@ -21,7 +21,6 @@ from hyperframe.frame import (
 )
 
 from libtrace.parsers import (
-    Desync,
     Direction,
     Http2Parser,
     Http2Request,
@@ -34,7 +33,7 @@ from libtrace.parsers._hpack import TolerantDecoder
 from libtrace.parsers._http2 import PREFACE, SPEC, plausible_frame_header
 from libtrace.parsers._limits import MAX_H2_FRAME_BYTES, MAX_H2_STREAMS, MAX_HEADERS
 
-from ._harness import assert_split_invariant, messages
+from ._harness import assert_split_invariant, fed_whole, messages, reasons
 
 REQ = [(":method", "GET"), (":path", "/a"), (":authority", "svc"), (":scheme", "http")]
 OK = [(":status", "200")]
@@ -46,20 +45,7 @@ def headers(stream_id: int, block: bytes, *flags: str) -> bytes:
 
 def events(request: bytes = b"", response: bytes = b"", *, mid: bool = False,
            end: bool = False) -> list:  # fmt: skip
-    """Each direction fed whole (request first), optionally ended; every event."""
-    parser = Http2Parser(mid_stream=mid)
-    if request:
-        parser.feed("request", request, 1)
-    if response:
-        parser.feed("response", response, 2)
-    if end:
-        parser.feed("request", b"", 3)
-        parser.feed("response", b"", 3)
-    return parser.events()
-
-
-def reasons(evs: list) -> list[str]:
-    return [e.reason for e in evs if isinstance(e, Desync)]
+    return fed_whole(Http2Parser(mid_stream=mid), request, response, end=end)
 
 
 # -- header blocks -------------------------------------------------------------------------

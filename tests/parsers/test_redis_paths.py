@@ -9,21 +9,12 @@ import pytest
 from libtrace.parsers import Desync, Pairer, RedisParser, RedisRequest, RedisResponse, Status
 from libtrace.parsers._limits import MAX_ARGS_KEPT, MAX_MESSAGE_BYTES, MAX_RESP_LINE_BYTES
 
-from ._harness import assert_split_invariant
+from ._harness import assert_split_invariant, fed_whole, reasons
 from .test_redis import resp_command
 
 
 def events(request: bytes = b"", response: bytes = b"", *, mid: bool = False) -> list:
-    parser = RedisParser(mid_stream=mid)
-    if request:
-        parser.feed("request", request, 1)
-    if response:
-        parser.feed("response", response, 2)
-    return parser.events()
-
-
-def reasons(evs: list) -> list[str]:
-    return [e.reason for e in evs if isinstance(e, Desync)]
+    return fed_whole(RedisParser(mid_stream=mid), request, response)
 
 
 @pytest.mark.parametrize(("reply", "reason"), [
