@@ -6,7 +6,8 @@ set -euo pipefail
 # System packages.
 #  clang, llvm, libbpf-dev  build the BPF objects (libbpf-dev brings bpf_helpers.h)
 #  libbpf1                  the loader the Python binding calls through ctypes
-#  gcc, python3-dev         the compiled event decoder (libtrace/tracer/_ringdecode.c)
+#  gcc, python3-dev         the compiled event decoder (libtrace/tracer/_ringdecode.c) and
+#                           the mypyc-compiled modules (libtrace/compiled.py)
 #  bpftool                  the tests check that nothing stays loaded after exit
 #  redis-server/-tools      the overhead benchmark's real request/response workload
 #  tshark, tcpdump          packet oracles for the capture tests and fixtures

@@ -127,9 +127,10 @@ def run_check(
 
     Raises:
         ConfigError: unknown scenario.
-        ServiceError: the server, its image, the Docker daemon or the traffic failed.
-        CheckError: tcpdump is missing, did not capture, or dropped packets on
-            every attempt; or the tracer delivered no marker.
+        ServiceError: the server, its image, the Docker daemon or the traffic failed;
+            tcpdump is missing or did not capture (``CaptureError``).
+        CheckError: tcpdump dropped packets on every attempt, or the tracer
+            delivered no marker.
         BpfError: the tracer could not attach.
     """
     service = service_of(scenario)

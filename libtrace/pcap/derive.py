@@ -28,10 +28,12 @@ def read_frames(path: Path) -> tuple[int, list[Frame]]:
         return reader.datalink(), [(float(ts), bytes(buf)) for ts, buf in reader]
 
 
-def write_frames(path: Path, linktype: int, frames: list[Frame], *, nano: bool = False) -> Path:
-    """``frames`` as a classic pcap (nanosecond timestamps with ``nano``)."""
+def write_frames(path: Path, linktype: int, frames: list[Frame], *, nano: bool = False,
+                 snaplen: int = 1500) -> Path:  # fmt: skip
+    """``frames`` as a classic pcap (nanosecond timestamps with ``nano``); ``snaplen``
+    is the header's (dpkt's default, which the generated fixtures carry)."""
     with path.open("wb") as f:
-        writer = dpkt.pcap.Writer(f, linktype=linktype, nano=nano)
+        writer = dpkt.pcap.Writer(f, snaplen=snaplen, linktype=linktype, nano=nano)
         for ts, buf in frames:
             writer.writepkt(buf, ts=ts)
     return path

@@ -46,6 +46,8 @@ STOP_GRACE_S = 5.0
 #: tcpdump's capture buffer, KiB (-B): a busy or emulated machine schedules it
 #: late, and the kernel drops what a full buffer cannot hold.
 BUFFER_KIB = 64 * 1024
+#: The snapshot length tcpdump -s 0 writes in a capture's header.
+TCPDUMP_SNAPLEN = 262144
 #: tcpdump's last words: how many packets the kernel dropped.
 _DROPPED = re.compile(r"(\d+) packets? dropped by kernel")
 
@@ -155,8 +157,9 @@ def capture(
 def _drop_flow(path: Path, udp_port: int) -> None:
     """Rewrite the capture without the UDP datagrams to or from ``udp_port``."""
     linktype, frames = read_frames(path)
-    staged = write_frames(path.with_suffix(".kept"), linktype,
-                          [f for f in frames if not _is_udp_port(f[1], udp_port)])  # fmt: skip
+    kept = [f for f in frames if not _is_udp_port(f[1], udp_port)]
+    # tcpdump -s 0's snapshot length: loopback packets run to 64 KiB.
+    staged = write_frames(path.with_suffix(".kept"), linktype, kept, snaplen=TCPDUMP_SNAPLEN)
     staged.replace(path)
 
 
