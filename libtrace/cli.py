@@ -127,8 +127,9 @@ def add_trace_command(commands: argparse._SubParsersAction) -> None:  # type: ig
     # Its choices and defaults come from the tracer and the parsers, which the
     # handler imports anyway.
     from .parsers import PARSERS
+    from .tracer.events import DEFAULT_PAYLOAD_CAP
     from .tracer.probe import COMPAT_SWITCHES
-    from .tracer.tracer import DEFAULT_GO_ATTACH_DELAY, DEFAULT_PAYLOAD_CAP
+    from .tracer.tracer import DEFAULT_GO_ATTACH_DELAY
 
     trace = commands.add_parser(
         "trace",

@@ -104,16 +104,6 @@ struct {
 	__type(value, __u64);
 } counters SEC(".maps");
 
-/* Arguments of a syscall in flight, saved at enter for the exit. */
-struct lt_args {
-	__u64 buf;   /* buffer, iovec array, msghdr or mmsghdr array */
-	__u64 addr;  /* sockaddr pointer; for socket(): the type argument */
-	__u32 count; /* iovcnt or vlen; for socket(): the family argument */
-	__s32 fd;
-	__u16 syscall;
-	__u16 _pad[3];
-};
-
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, MAX_INFLIGHT);

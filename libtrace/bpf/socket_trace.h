@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
 /*
- * Layout shared by socket_trace.bpf.c and its Python decoder
- * (libtrace/tracer/events.py mirrors every struct here; a test checks that the
- * two agree on each size and offset).  Fixed-width types only, and every field
+ * Layout shared by socket_trace.bpf.c, the compiled decoder and the Python
+ * side, which is generated from this file (python -m libtrace.bpf.layout writes
+ * libtrace/tracer/_layout.py: structs, enums, LT_FLAG_* and the valued defines,
+ * each with its trailing comment; a test checks it is current).  Fixed-width types only, and every field
  * naturally aligned, so the layout is the same for clang -target bpf and for
  * ctypes on x86-64.
  */
@@ -62,6 +63,7 @@ enum lt_direction {
 
 /* Syscall that produced an event (user space reports it by name). */
 enum lt_syscall {
+	LT_SYS_UNKNOWN = 0,  /* a value this version does not know (user space) */
 	LT_SYS_READ = 1,
 	LT_SYS_WRITE,
 	LT_SYS_READV,
@@ -86,6 +88,7 @@ enum lt_syscall {
 #define LT_FLAG_PROBE_READ 0x4   /* built with bpf_probe_read (pre-5.5 kernels) */
 #define LT_FLAG_PERFBUF 0x8      /* delivered through the perf buffer (pre-5.8 kernels) */
 #define LT_FLAG_TLS 0x10         /* TLS plaintext from the Go crypto/tls uprobes */
+#define LT_FLAG_PROC_LOOKUP 0x100 /* tuple completed in user space from /proc (never by BPF) */
 
 /* Header of every event; data events are followed by `captured` payload bytes. */
 struct lt_event {
@@ -147,6 +150,17 @@ struct lt_conn {
 	__u16 rport;
 	__u8 laddr[16];
 	__u8 raddr[16];
+};
+
+/* Arguments of a syscall in flight, saved at enter for the exit
+ * (user space saves them too, for threads already blocked at attach). */
+struct lt_args {
+	__u64 buf;   /* buffer, iovec array, msghdr or mmsghdr array */
+	__u64 addr;  /* sockaddr pointer; for socket(): the type argument */
+	__u32 count; /* iovcnt or vlen; for socket(): the family argument */
+	__s32 fd;
+	__u16 syscall;
+	__u16 _pad[3];
 };
 
 /* ---- Go TLS (go_tls.bpf.c) ------------------------------------------- */

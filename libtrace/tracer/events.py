@@ -1,18 +1,18 @@
 """Typed events, and their decoding from the bytes the BPF programs output.
 
-:class:`RawEvent` mirrors ``struct lt_event`` of ``libtrace/bpf/socket_trace.h``
-field for field (``tests/tracer/test_events.py`` checks every offset against
-the header compiled by clang), and :func:`decode` turns one ring- or
-perf-buffer record into a frozen :class:`SocketEvent`.
+The raw layout (:class:`RawEvent` for ``struct lt_event``, the enums and flags,
+the header's constants) is generated from ``libtrace/bpf/socket_trace.h`` into
+``_layout.py`` (see ``libtrace.bpf.layout``); :func:`decode` turns one ring- or
+perf-buffer record into a frozen :class:`SocketEvent`, the public typed form.
 """
 
 from __future__ import annotations
 
 import base64
 import ctypes
-import enum
 import functools
 import ipaddress
+import operator
 import socket
 import struct
 from collections.abc import Callable
@@ -22,132 +22,36 @@ from typing import Any, cast
 
 from ..errors import LibtraceError
 from . import native
+from ._layout import (
+    DEFAULT_PAYLOAD_CAP,
+    MAX_PAYLOAD,
+    MAX_PAYLOAD_PERFBUF,
+    SCRATCH_SLOTS,
+    Counter,
+    Direction,
+    EventFlag,
+    EventType,
+    GoAbi,
+    RawArgs,
+    RawConfig,
+    RawConn,
+    RawConnKey,
+    RawEvent,
+    RawGoProc,
+    Syscall,
+)
+
+__all__ = [
+    "DEFAULT_PAYLOAD_CAP", "FAMILY_NAMES", "HEADER_SIZE", "L4_NAMES", "MAX_PAYLOAD",
+    "MAX_PAYLOAD_PERFBUF", "NATIVE_FIELDS", "PROCESS_EVENTS", "SCRATCH_SLOTS", "Counter",
+    "DecodeError", "Direction", "EventFlag", "EventType", "GoAbi", "RawArgs", "RawConfig",
+    "RawConn", "RawConnKey", "RawEvent", "RawGoProc", "SocketEvent", "Syscall", "add_flags",
+    "decode", "decode_python", "fill_in", "format_address", "native_decoder", "with_changes",
+]  # fmt: skip
 
 
-class EventType(enum.IntEnum):
-    """``enum lt_event_type``."""
-
-    DATA = 1
-    CONNECT = 2
-    ACCEPT = 3
-    CLOSE = 4
-    EXEC = 5  #: a process called execve (Go TLS process watching)
-    EXIT = 6  #: a process exited (its thread group leader)
-
-
-class Direction(enum.IntEnum):
-    """``enum lt_direction``: which way the bytes went, seen from the process."""
-
-    EGRESS = 0
-    INGRESS = 1
-
-
-class Syscall(enum.IntEnum):
-    """``enum lt_syscall``."""
-
-    READ = 1
-    WRITE = 2
-    READV = 3
-    WRITEV = 4
-    SENDTO = 5
-    RECVFROM = 6
-    SENDMSG = 7
-    RECVMSG = 8
-    SENDMMSG = 9
-    RECVMMSG = 10
-    CONNECT = 11
-    ACCEPT = 12
-    ACCEPT4 = 13
-    CLOSE = 14
-    GO_TLS_READ = 15  #: crypto/tls.(*Conn).Read returned (plaintext, uprobe)
-    GO_TLS_WRITE = 16  #: crypto/tls.(*Conn) wrote a record of application data (uprobe)
-    UNKNOWN = 0
-
-    @classmethod
-    def _missing_(cls, value: object) -> Syscall:
-        return cls.UNKNOWN
-
-
-class EventFlag(enum.IntFlag):
-    """``LT_FLAG_*``, plus flags that user space sets."""
-
-    NO_BTF = 0x1  #: identity from connect/accept/bind tracking, not struct sock
-    ADDR_FROM_CALL = 0x2  #: remote address from the syscall's own sockaddr
-    PROBE_READ = 0x4  #: object built with bpf_probe_read (pre-5.5 path)
-    PERFBUF = 0x8  #: delivered through the perf buffer (pre-5.8 path)
-    TLS = 0x10  #: TLS plaintext from the Go crypto/tls uprobes, not the socket's bytes
-    PROC_LOOKUP = 0x100  #: tuple completed in user space from /proc
-
-
-class RawEvent(ctypes.Structure):
-    """``struct lt_event`` (socket_trace.h)."""
-
-    _fields_ = [
-        ("ts_ns", ctypes.c_uint64),
-        ("cgroup_id", ctypes.c_uint64),
-        ("offset", ctypes.c_uint64),
-        ("pid", ctypes.c_uint32),
-        ("tid", ctypes.c_uint32),
-        ("fd", ctypes.c_int32),
-        ("size", ctypes.c_uint32),
-        ("captured", ctypes.c_uint32),
-        ("flags", ctypes.c_uint16),
-        ("type", ctypes.c_uint8),
-        ("direction", ctypes.c_uint8),
-        ("family", ctypes.c_uint16),
-        ("l4", ctypes.c_uint16),
-        ("lport", ctypes.c_uint16),
-        ("rport", ctypes.c_uint16),
-        ("syscall", ctypes.c_uint16),
-        ("_pad", ctypes.c_uint16),
-        ("laddr", ctypes.c_uint8 * 16),
-        ("raddr", ctypes.c_uint8 * 16),
-        ("comm", ctypes.c_char * 16),
-    ]
-
-
-class RawConfig(ctypes.Structure):
-    """``struct lt_config`` (socket_trace.h)."""
-
-    _fields_ = [
-        ("self_pid", ctypes.c_uint32),
-        ("payload_cap", ctypes.c_uint32),
-        ("filter_pids", ctypes.c_uint32),
-        ("filter_ports", ctypes.c_uint32),
-        ("wakeup_bytes", ctypes.c_uint32),
-        ("fork_child_pid_offset", ctypes.c_uint32),
-    ]
-
-
-class RawConnKey(ctypes.Structure):
-    """``struct lt_conn_key`` (socket_trace.h)."""
-
-    _fields_ = [("pid", ctypes.c_uint32), ("fd", ctypes.c_int32)]
-
-
-class RawConn(ctypes.Structure):
-    """``struct lt_conn`` (socket_trace.h)."""
-
-    _fields_ = [
-        ("offset", ctypes.c_uint64 * 2),
-        ("family", ctypes.c_uint16),
-        ("l4", ctypes.c_uint16),
-        ("lport", ctypes.c_uint16),
-        ("rport", ctypes.c_uint16),
-        ("laddr", ctypes.c_uint8 * 16),
-        ("raddr", ctypes.c_uint8 * 16),
-    ]
-
-
+#: Bytes of ``struct lt_event`` before a data event's payload.
 HEADER_SIZE = ctypes.sizeof(RawEvent)
-#: socket_trace.h MAX_PAYLOAD: the largest payload cap (ring-buffer variants).
-MAX_PAYLOAD = 65536
-#: socket_trace.h MAX_PAYLOAD_PERFBUF: the largest with the perf buffer.
-MAX_PAYLOAD_PERFBUF = 65024
-#: socket_trace.h SCRATCH_SLOTS: scratch events per CPU.
-SCRATCH_SLOTS = 16
-#: ``enum lt_counter`` indexes of the counters map.
-COUNTER_EVENTS, COUNTER_LOST, COUNTER_BYTES = 0, 1, 2
 L4_NAMES: dict[int, str] = {socket.IPPROTO_TCP: "tcp", socket.IPPROTO_UDP: "udp"}
 FAMILY_NAMES: dict[int, str] = {int(socket.AF_INET): "ipv4", int(socket.AF_INET6): "ipv6"}
 
@@ -243,8 +147,34 @@ class SocketEvent:
         return out
 
 
-_HEADER = struct.Struct("<QQQIIiIIHBBHHHHHH16s16s16s4x")
-assert _HEADER.size == HEADER_SIZE, "events.py's struct format disagrees with RawEvent"
+_INT_CODES = {1: "b", 2: "h", 4: "i", 8: "q"}
+
+
+def _struct_of(layout: type[ctypes.Structure]) -> struct.Struct:
+    """The struct module's reading of a ctypes structure: arrays as bytes, padding skipped."""
+    fmt, end = "<", 0
+    for name, ctype, *_ in layout._fields_:
+        offset = getattr(layout, name).offset
+        fmt += "x" * (offset - end)
+        size = ctypes.sizeof(ctype)
+        if issubclass(ctype, ctypes.Array):
+            fmt += f"{size}s"
+        else:  # the fixed-width integer of that size (ctypes' own codes are native-sized)
+            signed = cast("ctypes._SimpleCData[int]", ctype(-1)).value == -1
+            fmt += _INT_CODES[size] if signed else _INT_CODES[size].upper()
+        end = offset + ctypes.sizeof(ctype)
+    return struct.Struct(fmt + "x" * (ctypes.sizeof(layout) - end))
+
+
+_HEADER = _struct_of(RawEvent)
+_unpack_header = _HEADER.unpack_from
+_POSITION = {name: i for i, (name, *_) in enumerate(RawEvent._fields_)}
+#: The header fields decode_python uses, picked by name (not by position in the
+#: struct, which the header may change) in one C call.
+_pick = operator.itemgetter(*(_POSITION[name] for name in (
+    "type", "pid", "tid", "comm", "fd", "direction", "syscall", "l4", "family", "laddr", "lport",
+    "raddr", "rport", "ts_ns", "offset", "size", "cgroup_id", "flags", "captured",
+)))  # fmt: skip
 
 # decode() runs once per event on the drain path, so it avoids the costly
 # generic paths: enum members come from lookup tables, repeated values (comm,
@@ -362,8 +292,8 @@ def decode_python(record: bytes) -> SocketEvent:
     """:func:`decode` in Python only (the reference the compiled decoder is tested against)."""
     if len(record) < HEADER_SIZE:
         raise DecodeError(f"event record of {len(record)} bytes, header needs {HEADER_SIZE}")
-    (ts_ns, cgroup_id, offset, pid, tid, fd, size, captured, flags, etype, direction,
-     family, l4, lport, rport, syscall, _pad, laddr, raddr, comm) = _HEADER.unpack_from(record)
+    (etype, pid, tid, comm, fd, direction, syscall, l4, family, laddr, lport, raddr, rport,
+     ts_ns, offset, size, cgroup_id, flags, captured) = _pick(_unpack_header(record))
     end = HEADER_SIZE + captured
     if len(record) < end:
         raise DecodeError(f"event record of {len(record)} bytes, payload needs {end}")

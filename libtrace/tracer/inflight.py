@@ -18,22 +18,9 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-from .events import Syscall
+from .events import RawArgs, Syscall
 
 PROC = Path("/proc")
-
-
-class RawArgs(ctypes.Structure):
-    """``struct lt_args`` (socket_trace.bpf.c)."""
-
-    _fields_ = [
-        ("buf", ctypes.c_uint64),
-        ("addr", ctypes.c_uint64),
-        ("count", ctypes.c_uint32),
-        ("fd", ctypes.c_int32),
-        ("syscall", ctypes.c_uint16),
-        ("_pad", ctypes.c_uint16 * 3),
-    ]
 
 
 Saver = Callable[[list[int]], tuple[int, int, int, int]]

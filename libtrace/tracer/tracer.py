@@ -29,14 +29,14 @@ from ..bpf.build import Variant, object_path
 from ..errors import BpfError, ConfigError, PrivilegeError, UnsupportedKernelError
 from . import _libbpf, _uprobe_multi, perfbuf, proc, ringbuf
 from .events import (
-    COUNTER_EVENTS,
-    COUNTER_LOST,
+    DEFAULT_PAYLOAD_CAP,
     FAMILY_NAMES,
     L4_NAMES,
     MAX_PAYLOAD,
     MAX_PAYLOAD_PERFBUF,
     PROCESS_EVENTS,
     SCRATCH_SLOTS,
+    Counter,
     DecodeError,
     EventFlag,
     EventType,
@@ -75,8 +75,6 @@ _PAYLOAD = attrgetter("data")
 _DATA_SYSCALL_IDS = frozenset(Syscall[name.upper()] for name in DATA_SYSCALLS)
 _ADDR_FROM_CALL = int(EventFlag.ADDR_FROM_CALL)
 
-#: Default bytes copied per chunk.
-DEFAULT_PAYLOAD_CAP = 4096
 #: Default delay before attaching to a newly started Go program (as in the seed).
 DEFAULT_GO_ATTACH_DELAY = 120.0
 #: Default ring buffer size (the perf buffer gets about as much, split per CPU).
@@ -627,11 +625,11 @@ class Tracer:
                 for slot in counters.lookup_percpu(index.to_bytes(4, "little"))
             )
 
-        self._stats.kernel_events = total(COUNTER_EVENTS)
+        self._stats.kernel_events = total(Counter.EVENTS)
         self._stats.missed = obj.recursion_misses()
         # The programs count every failed output; perf's own lost records
         # count the same drops, so take the larger, never the sum.
-        self._stats.lost = max(total(COUNTER_LOST), self._perf_lost)
+        self._stats.lost = max(total(Counter.LOST), self._perf_lost)
         if self._drained:
             # Once drained, all that the programs output has been read.  On old
             # kernels (4.14, 4.19 here; not 5.4) bpf_perf_event_output returns 0

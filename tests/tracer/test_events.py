@@ -1,5 +1,6 @@
-"""The Python mirror of socket_trace.h agrees with the C header, and the
-decoder turns records into events (or a clear error) whatever the bytes."""
+"""The Python side of socket_trace.h, generated from it, agrees with the C
+compiler's reading of the header and is current; the decoder turns records
+into events (or a clear error) whatever the bytes."""
 
 from __future__ import annotations
 
@@ -12,43 +13,27 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from libtrace.bpf import layout
 from libtrace.bpf.build import SOURCE_DIR
-from libtrace.tracer import events
+from libtrace.tracer import _layout
 from libtrace.tracer.events import (
     HEADER_SIZE,
     DecodeError,
     Direction,
     EventFlag,
     EventType,
-    RawConfig,
-    RawConn,
-    RawConnKey,
     RawEvent,
     SocketEvent,
     Syscall,
     decode,
+    decode_python,
     with_changes,
 )
 
-MIRRORS = {
-    "lt_event": RawEvent,
-    "lt_config": RawConfig,
-    "lt_conn_key": RawConnKey,
-    "lt_conn": RawConn,
-}
-CONSTANTS = {
-    "MAX_PAYLOAD": events.MAX_PAYLOAD,
-    "MAX_PAYLOAD_PERFBUF": events.MAX_PAYLOAD_PERFBUF,
-    "SCRATCH_SLOTS": events.SCRATCH_SLOTS,
-    **{f"LT_EVENT_{e.name}": e.value for e in EventType},
-    "LT_EGRESS": Direction.EGRESS.value,
-    "LT_INGRESS": Direction.INGRESS.value,
-    **{f"LT_SYS_{s.name}": s.value for s in Syscall if s is not Syscall.UNKNOWN},
-    **{f"LT_FLAG_{f.name}": f.value for f in EventFlag if f.value < 0x100},
-    "LT_COUNTER_EVENTS": events.COUNTER_EVENTS,
-    "LT_COUNTER_LOST": events.COUNTER_LOST,
-    "LT_COUNTER_BYTES": events.COUNTER_BYTES,
-}
+#: The generated layout as clang's reading of the header saw it: the C program
+#: below prints what the C compiler makes of the same names.
+CONSTANTS, GROUPS = layout.read_header()
+STRUCTS = [group for group in GROUPS if group.kind == "struct"]
 
 
 @pytest.fixture(scope="module")
@@ -62,14 +47,17 @@ def c_layout(tmp_path_factory: pytest.TempPathFactory) -> dict:
         "int main(void) {",
         'printf("{");',
     ]
-    for struct, mirror in MIRRORS.items():
-        lines.append(f'printf("\\"{struct}\\": {{\\"sizeof\\": %zu", sizeof(struct {struct}));')
-        for name, *_ in mirror._fields_:
-            if not name.startswith("_"):
-                lines.append(f'printf(", \\"{name}\\": %zu", offsetof(struct {struct}, {name}));')
+    for group in STRUCTS:
+        size = f"sizeof({group.c_name})"
+        lines.append(f'printf("\\"{group.c_name}\\": {{\\"sizeof\\": %zu", {size});')
+        for item in group.items:
+            lines.append(
+                f'printf(", \\"{item.name}\\": %zu", offsetof({group.c_name}, {item.name}));'
+            )
         lines.append('printf("}, ");')
-    for name in CONSTANTS:
-        lines.append(f'printf("\\"{name}\\": %lld, ", (long long)({name}));')
+    values = [*CONSTANTS, *(item for g in GROUPS if g.kind != "struct" for item in g.items)]
+    for item in values:
+        lines.append(f'printf("\\"{item.c_name}\\": %lld, ", (long long)({item.c_name}));')
     lines += ['printf("\\"end\\": 0}");', "return 0; }"]
     tmp = tmp_path_factory.mktemp("layout")
     (tmp / "layout.c").write_text("\n".join(lines))
@@ -81,18 +69,40 @@ def c_layout(tmp_path_factory: pytest.TempPathFactory) -> dict:
     )
 
 
-@pytest.mark.parametrize("struct", list(MIRRORS))
-def test_ctypes_mirror_matches_the_c_layout(c_layout, struct):
-    mirror = MIRRORS[struct]
-    assert ctypes.sizeof(mirror) == c_layout[struct]["sizeof"]
-    for name, *_ in mirror._fields_:
-        if not name.startswith("_"):
-            assert getattr(mirror, name).offset == c_layout[struct][name], name
+def test_the_generated_layout_is_current():
+    """``_layout.py`` is what the generator makes of the header now: a field
+    added to the header and not regenerated fails here."""
+    assert layout.GENERATED.read_text() == layout.generate()
 
 
-def test_constants_match_the_c_header(c_layout):
-    for name, value in CONSTANTS.items():
-        assert c_layout[name] == value, name
+@pytest.mark.parametrize("group", STRUCTS, ids=lambda group: group.name)
+def test_each_generated_structure_has_the_c_layout(c_layout, group):
+    mirror = getattr(_layout, group.name)
+    assert ctypes.sizeof(mirror) == c_layout[group.c_name]["sizeof"]
+    assert [name for name, *_ in mirror._fields_] == [item.name for item in group.items]
+    for item in group.items:
+        assert getattr(mirror, item.name).offset == c_layout[group.c_name][item.name], item.name
+
+
+def test_each_generated_value_has_the_c_value(c_layout):
+    assert len(CONSTANTS) >= 10 and any(item.name == "MAX_PAYLOAD" for item in CONSTANTS)
+    for item in CONSTANTS:
+        assert getattr(_layout, item.name) == c_layout[item.c_name], item.c_name
+    for group in GROUPS:
+        if group.kind != "struct":
+            python = getattr(_layout, group.name)
+            assert [member.name for member in python] == [item.name for item in group.items]
+            for item in group.items:
+                assert python[item.name].value == c_layout[item.c_name], item.c_name
+
+
+def test_the_struct_reading_of_the_header_matches_ctypes():
+    record = make_record(b"xy", pid=1234, fd=-5, ts_ns=2**63 + 1, offset=7, syscall=16)
+    event = decode_python(record)
+    raw = RawEvent.from_buffer_copy(record)
+    assert (event.pid, event.fd, event.ts_ns, event.offset) == (raw.pid, raw.fd, raw.ts_ns, 7)
+    assert event.syscall is Syscall.GO_TLS_WRITE and event.data == b"xy"
+    assert Syscall(999) is Syscall.UNKNOWN
 
 
 def make_record(payload: bytes = b"", **fields: object) -> bytes:

@@ -30,7 +30,6 @@ gone.
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import queue
@@ -41,7 +40,7 @@ from dataclasses import dataclass, field
 
 from ...errors import BpfError, GoBinaryError
 from .. import _libbpf, _uprobe_multi
-from ..events import EventType, SocketEvent
+from ..events import EventType, GoAbi, RawGoProc, SocketEvent
 from .inspect import TLS_READ, TLS_WRITE_RECORD, GoBinary, inspect_binary
 
 log = logging.getLogger(__name__)
@@ -57,19 +56,7 @@ UPROBE_PROGRAMS = tuple(name for pair in PROGRAMS.values() for name in pair if n
 WATCH_PROGRAMS = ("lt_sched_process_exec", "lt_sched_process_exit")
 ALL_PROGRAMS = UPROBE_PROGRAMS + WATCH_PROGRAMS
 
-_ABI = {"stack": 0, "register": 1}
-
-
-class RawGoProc(ctypes.Structure):
-    """``struct lt_go_proc`` (socket_trace.h)."""
-
-    _fields_ = [
-        ("abi", ctypes.c_uint32),
-        ("_pad", ctypes.c_uint32),
-        ("conn_data", ctypes.c_uint64),
-        ("tcpconn_netfd", ctypes.c_uint64),
-        ("netfd_sysfd", ctypes.c_uint64),
-    ]
+_ABI = {"stack": GoAbi.STACK, "register": GoAbi.REGISTER}
 
 
 def proc_entry(binary: GoBinary) -> RawGoProc | None:
