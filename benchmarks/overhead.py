@@ -47,7 +47,7 @@ from dataclasses import dataclass, replace
 
 from libtrace import Direction, EventType, SocketEvent, Tracer, TracerConfig
 from libtrace.cli import compat_list
-from libtrace.records import RecordPipeline
+from libtrace.records import LiveRecord, RecordPipeline
 
 from ._bpf_stats import bpf_stats, lt_run_time
 from ._common import (
@@ -253,8 +253,8 @@ class _ServerSide:
             if event.pid == pid and event.type is EventType.DATA:
                 sizes[event.direction] += event.size
 
-    def add_records(self, records: list[dict[str, object]]) -> None:
-        self.records += sum(1 for record in records if record.get("side") == "server")
+    def add_records(self, records: list[LiveRecord]) -> None:
+        self.records += sum(1 for record in records if record.side == "server")
 
     def ledger(self, before: ServerCounts, after: ServerCounts) -> dict[str, int]:
         return {

@@ -130,8 +130,8 @@ def extract(pcaps: list[Path]) -> tuple[dict[str, list[Connection]], Counter[str
             first = len(connections)
             analyzer = PcapAnalyzer()
             for packet in read_packets(str(pcap)):
-                records.update(record["protocol"] for record in analyzer.packet(packet))
-            records.update(record["protocol"] for record in analyzer.finish())
+                records.update(record.protocol for record in analyzer.packet(packet))
+            records.update(record.protocol for record in analyzer.finish())
             for connection in connections[first:]:
                 connection.end_ts = analyzer.last_ts
     by_protocol: dict[str, list[Connection]] = {}

@@ -144,7 +144,7 @@ def load_fixture(path: Path) -> Fixture:
             fixture.packets.append((ts_us - first, frame, ip))
             fixture.size += 16 + len(bytes(frame))
     fixture.addresses = list(seen)
-    fixture.records = Counter(record["protocol"] for record in analyze(str(path)))
+    fixture.records = Counter(record.protocol for record in analyze(str(path)))
     return fixture
 
 

@@ -24,7 +24,8 @@ if TYPE_CHECKING:
         UnsupportedKernelError,
         VmError,
     )
-    from .flows import StreamChunk, StreamReassembler
+    from .flows import FlowRecord, StreamChunk, StreamReassembler
+    from .records import LiveRecord
     from .tracer.events import Direction, EventFlag, EventType, SocketEvent, Syscall
     from .tracer.tracer import Tracer, TracerConfig, TracerStats
 
@@ -45,6 +46,8 @@ _EXPORTS = {
     "EventType": ".tracer.events",
     "SocketEvent": ".tracer.events",
     "Syscall": ".tracer.events",
+    "FlowRecord": ".flows",
+    "LiveRecord": ".records",
     "StreamChunk": ".flows",
     "StreamReassembler": ".flows",
     "Tracer": ".tracer.tracer",
@@ -74,8 +77,10 @@ __all__ = [
     "Direction",
     "EventFlag",
     "EventType",
+    "FlowRecord",
     "GoBinaryError",
     "LibtraceError",
+    "LiveRecord",
     "PrivilegeError",
     "ProtocolError",
     "SocketEvent",

@@ -26,6 +26,7 @@ from .errors import ConfigError, ExitCode, LibtraceError, error_line
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from .records import LiveRecord
     from .tracer.events import SocketEvent
 
 #: The subcommands in ``libtrace --help`` order: name -> (module, the function
@@ -243,7 +244,7 @@ def _print_table_row(console: Console, event: SocketEvent) -> None:
     )
 
 
-def _print_records(records: Iterator[dict[str, Any]], table: Console | None, out: TextIO) -> None:
+def _print_records(records: Iterator[LiveRecord], table: Console | None, out: TextIO) -> None:
     """One JSON object per line, or a table row per record (pcap's, plus who traced it)."""
     from .output import RECORD_HEADER, record_row
 
@@ -253,14 +254,15 @@ def _print_records(records: Iterator[dict[str, Any]], table: Console | None, out
         )
     for record in records:
         if table is None:
-            out.write(json.dumps(record, separators=(",", ":")) + "\n")
+            out.write(json.dumps(record.to_json(), separators=(",", ":")) + "\n")
             out.flush()
             continue
-        side = record["side"] + ("+tls" if record["tls"] else "")
-        container = record["container"]
-        where = f"  [{container['name'] or container['id'][:12]}]" if container else ""
+        side = record.side + ("+tls" if record.tls else "")
+        container = record.container
+        where = f"  [{container.name or container.id[:12]}]" if container else ""
+        row = record_row(record.to_json())
         table.print(
-            f"{record['pid']:>7} {record['comm']:<15} {side:<6} {record_row(record)}{where}",
+            f"{record.pid:>7} {record.comm:<15} {side:<6} {row}{where}",
             highlight=False,
             markup=False,
             soft_wrap=True,

@@ -79,7 +79,7 @@ def run_load(backend: str = "process", requests: int = LOAD_REQUESTS) -> LoadRes
         seconds = time.monotonic() - began
         # The INFO that read `before` is counted from then on: one command not of the load.
         commands = sum(running.server_stats().values()) - before - 1
-    served = sum(1 for r in records if r["side"] == "server")
+    served = sum(1 for r in records if r.side == "server")
     return LoadResult(requests=per_test * len(LOAD_TESTS), records=served,
                       server_commands=commands, lost=stats.lost, events=stats.events,
                       seconds=seconds)  # fmt: skip

@@ -39,7 +39,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..pcap import analyze
-from ..records import ContainerResolver, RecordPipeline, endpoint_text
+from ..records import ContainerResolver, FlowRecord, LiveRecord, RecordPipeline, endpoint_text
 from ..services import GLIBC_DNS_PORT, SERVICES, Backend, Service, start
 from ..tracer.events import MAX_PAYLOAD
 from ..tracer.tracer import Tracer, TracerConfig
@@ -91,8 +91,9 @@ def service_of(scenario: str) -> Service:
         ) from None
 
 
-def of_endpoint(records: Iterable[Mapping[str, Any]], server: str) -> list[Mapping[str, Any]]:
-    return [r for r in records if r.get("server") == server]
+def of_endpoint(records: Iterable[FlowRecord], server: str) -> list[Mapping[str, Any]]:
+    """The JSON form, which the check compares, of the records of ``server``'s connections."""
+    return [r.to_json() for r in records if r.server == server]
 
 
 def distinct_containers(records: list[Mapping[str, Any]]) -> dict[str, list[Any]]:
@@ -153,7 +154,7 @@ def run_check(
                 with Tracer(config) as tracer, capture(pcap, host, port) as wire:
                     pipeline = RecordPipeline(containers=ContainerResolver())
                     marked = MarkedPipeline(pipeline, marker.port)
-                    records: list[dict[str, Any]] = []
+                    records: list[LiveRecord] = []
                     marker.prove_live(tracer, marked, records)
                     progress(f"running {scenario} traffic")
                     argv = traffic_argv(running)

@@ -18,9 +18,8 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
-from ..records import RecordPipeline
+from ..records import LiveRecord, RecordPipeline
 from ..tracer.events import SocketEvent
 from ..tracer.tracer import Tracer
 from ._errors import CheckError
@@ -41,7 +40,7 @@ class MarkedPipeline:
     def is_marker(self, event: SocketEvent) -> bool:
         return self.marker_port in (event.lport, event.rport)
 
-    def feed(self, event: SocketEvent) -> list[dict[str, Any]]:
+    def feed(self, event: SocketEvent) -> list[LiveRecord]:
         return [] if self.is_marker(event) else self.pipeline.feed(event)
 
 
@@ -53,7 +52,7 @@ class TracerMarker:
         self.port = int(sock.getsockname()[1])
 
     def prove_live(
-        self, tracer: Tracer, pipeline: MarkedPipeline, records: list[dict[str, Any]]
+        self, tracer: Tracer, pipeline: MarkedPipeline, records: list[LiveRecord]
     ) -> None:
         """Send markers from a child until the tracer delivers one; feed other events meanwhile.
 

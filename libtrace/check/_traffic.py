@@ -18,8 +18,9 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
+from ..records import LiveRecord
 from ..services import SERVICES, Running, ServiceError, failure
 from ..tracer.events import SocketEvent
 from ..tracer.tracer import Tracer
@@ -39,7 +40,7 @@ TRAFFIC_FAILED = 3
 class Feeder(Protocol):
     """What takes events and returns completed records (a RecordPipeline)."""
 
-    def feed(self, event: SocketEvent) -> list[dict[str, Any]]: ...
+    def feed(self, event: SocketEvent) -> list[LiveRecord]: ...
 
 
 def traffic_argv(running: Running) -> list[str]:
@@ -53,7 +54,7 @@ def child_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{path}" if path else root}
 
 
-def drain(tracer: Tracer, pipeline: Feeder, records: list[dict[str, Any]]) -> None:
+def drain(tracer: Tracer, pipeline: Feeder, records: list[LiveRecord]) -> None:
     """Poll until the buffer stays quiet for :data:`QUIET_POLLS` polls."""
     quiet = 0
     while quiet < QUIET_POLLS:
@@ -66,7 +67,7 @@ def drain(tracer: Tracer, pipeline: Feeder, records: list[dict[str, Any]]) -> No
 def run_traced(
     tracer: Tracer, pipeline: Feeder, argv: Sequence[str], what: str,
     timeout: float = TRAFFIC_TIMEOUT_S,
-) -> list[dict[str, Any]]:  # fmt: skip
+) -> list[LiveRecord]:  # fmt: skip
     """Run ``argv`` to its end while feeding the tracer's events to ``pipeline``.
 
     Returns the records completed meanwhile (the caller drains and flushes).
@@ -74,7 +75,7 @@ def run_traced(
     Raises:
         ServiceError: the child failed (its stderr's tail ends the message) or timed out.
     """
-    records: list[dict[str, Any]] = []
+    records: list[LiveRecord] = []
     with subprocess.Popen(
         argv, env=child_env(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

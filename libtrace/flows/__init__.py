@@ -10,15 +10,17 @@ come out as :class:`~libtrace.parsers.Record`\\ s.
 
 The path of a live event: ``SocketEvent`` (tracer) → ``StreamReassembler``
 (in stream order, gaps reported; ``StreamChunk``) → ``Chunk`` →
-``Conversation`` (inference, parser, pairer) → ``Record`` → a dict at the
-output edge (``libtrace.records``).  Of a captured packet: ``Packet``
-(pcap reader) → ``TcpStream`` → ``Chunk`` → ``Conversation`` → ``Record``.
+``Conversation`` (inference, parser, pairer) → ``Record`` → ``LiveRecord``
+(a :class:`FlowRecord` with the process's context, ``libtrace.records``) → a
+dict at the output edge (``to_json``).  Of a captured packet: ``Packet``
+(pcap reader) → ``TcpStream`` → ``Chunk`` → ``Conversation`` → ``Record`` →
+``FlowRecord`` → a dict or a table row (``libtrace.output``).
 """
 
 from __future__ import annotations
 
 from .chunk import Chunk
-from .conversation import ChunkLike, Conversation, Endpoint, endpoint_text
+from .conversation import ChunkLike, Conversation, Endpoint, FlowRecord, endpoint_text
 from .offsets import StreamChunk, StreamReassembler
 from .tcp import TcpStream
 
@@ -27,6 +29,7 @@ __all__ = [
     "ChunkLike",
     "Conversation",
     "Endpoint",
+    "FlowRecord",
     "StreamChunk",
     "StreamReassembler",
     "TcpStream",

@@ -35,6 +35,30 @@ from ..parsers import (
 )
 from ..parsers.pairing import DEFAULT_TIMEOUT_NS
 
+
+@dataclass(frozen=True, slots=True)
+class FlowRecord:
+    """A record of one connection: the exchange, and the endpoints as ``ip:port``.
+
+    Both front-ends give records in this form (the live one with the traced
+    process's context, :class:`~libtrace.records.LiveRecord`); they stay typed
+    until the output, where :meth:`to_json` makes the ``libtrace pcap --json``
+    object that :mod:`libtrace.output` turns into rows.
+    """
+
+    exchange: Record
+    client: str | None
+    server: str | None
+
+    @property
+    def protocol(self) -> str:
+        return self.exchange.protocol
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object of the ``libtrace pcap --json`` contract."""
+        return self.exchange.to_dict(self.client, self.server)
+
+
 #: Bytes kept per sender while the protocol is undecided; past this the connection is unknown.
 MAX_UNDECIDED_BYTES = 64 * 1024
 #: Chunks per sender offered to inference before the connection is declared unknown.
@@ -155,10 +179,10 @@ class Conversation:
             out += self.pairer.flush(now_ns)
         return out
 
-    def to_dicts(self, records: list[Record]) -> list[dict[str, Any]]:
-        """The records as the ``libtrace pcap --json`` contract prints them."""
+    def flow_records(self, records: list[Record]) -> list[FlowRecord]:
+        """The records with this connection's endpoints."""
         client, server = endpoint_text(self.client or self.a), endpoint_text(self.server)
-        return [r.to_dict(client, server) for r in records]
+        return [FlowRecord(record, client, server) for record in records]
 
     # -- internals ---------------------------------------------------------------------
     def _decide(

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
-from ..flows import Chunk, Conversation, Endpoint, TcpStream
+from ..flows import Chunk, Conversation, Endpoint, FlowRecord, TcpStream
 from ..parsers import Transport
 from ..parsers.pairing import DEFAULT_TIMEOUT_NS
 from ._reader import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, Packet, read_packets
@@ -79,7 +78,7 @@ class _Flow:
 
 
 class PcapAnalyzer:
-    """Turn packets into JSON-ready records (the ``libtrace pcap`` contract)."""
+    """Turn packets into records (:class:`~libtrace.flows.FlowRecord`)."""
 
     def __init__(self, *, timeout_ns: int = DEFAULT_TIMEOUT_NS) -> None:
         self.timeout_ns = timeout_ns
@@ -88,13 +87,13 @@ class PcapAnalyzer:
         #: what the capture held, complete once :meth:`finish` has run
         self.summary = RunSummary()
 
-    def packet(self, pkt: Packet) -> list[dict[str, Any]]:
+    def packet(self, pkt: Packet) -> list[FlowRecord]:
         """Take one packet; return the records it completes."""
         self.last_ts = max(self.last_ts, pkt.ts_ns)
         src, dst = (pkt.src, pkt.sport), (pkt.dst, pkt.dport)
         key = (pkt.transport, *sorted((src, dst)))
         flow = self._flows.get(key)  # type: ignore[arg-type]
-        out: list[dict[str, Any]] = []
+        out: list[FlowRecord] = []
         if flow is None:
             if len(self._flows) >= MAX_FLOWS:
                 oldest = next(iter(self._flows))
@@ -106,7 +105,8 @@ class PcapAnalyzer:
         if conv.given_up:
             return out
         if pkt.transport == "udp":
-            return out + self._counted(conv.to_dicts(conv.datagram(src, pkt.payload, pkt.ts_ns)))
+            records = conv.datagram(src, pkt.payload, pkt.ts_ns)
+            return out + self._counted(conv.flow_records(records))
         stream = flow.streams.setdefault(src, TcpStream())
         # Holes of either direction age with every packet of the flow (a bare
         # ACK included): what waits behind one must not wait for the end.
@@ -128,23 +128,23 @@ class PcapAnalyzer:
         return out + self._deliver(conv, src, stream, chunks)
 
     def _deliver(self, conv: Conversation, sender: Endpoint, stream: TcpStream,
-                 chunks: list[Chunk]) -> list[dict[str, Any]]:
+                 chunks: list[Chunk]) -> list[FlowRecord]:
         """In-order chunks of one direction to the conversation; the records they complete."""
         if not chunks and not stream.eof:
             return []
         self.summary.gaps += sum(1 for chunk in chunks if chunk.gap)
-        return self._counted(conv.to_dicts(conv.chunks(sender, chunks, stream.eof,
+        return self._counted(conv.flow_records(conv.chunks(sender, chunks, stream.eof,
                                                        self.last_ts)))
 
-    def finish(self) -> list[dict[str, Any]]:
+    def finish(self) -> list[FlowRecord]:
         """The capture ended: flush every flow."""
-        out: list[dict[str, Any]] = []
+        out: list[FlowRecord] = []
         for flow in self._flows.values():
             out += self._finish(flow)
         self._flows.clear()
         return out
 
-    def _finish(self, flow: _Flow) -> list[dict[str, Any]]:
+    def _finish(self, flow: _Flow) -> list[FlowRecord]:
         conv = flow.conversation
         records = []
         for sender, stream in flow.streams.items():
@@ -153,18 +153,18 @@ class PcapAnalyzer:
             records += conv.chunks(sender, chunks, True, self.last_ts)
         records += conv.finish(self.last_ts)
         self.summary.add(conv)
-        return self._counted(conv.to_dicts(records))
+        return self._counted(conv.flow_records(records))
 
-    def _counted(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _counted(self, records: list[FlowRecord]) -> list[FlowRecord]:
         self.summary.records += len(records)
         return records
 
 
 def analyze(
     path: str, *, timeout_ns: int = DEFAULT_TIMEOUT_NS, analyzer: PcapAnalyzer | None = None
-) -> Iterator[dict[str, Any]]:
-    """Yield the records of a capture file, as the ``--json`` contract prints them
-    (through ``analyzer``, whose ``summary`` is complete when the records end).
+) -> Iterator[FlowRecord]:
+    """Yield the records of a capture file (their ``to_json()`` is what ``--json``
+    prints), through ``analyzer``, whose ``summary`` is complete when they end.
 
     Raises:
         PcapError: the file cannot be read (see :func:`read_packets`).

@@ -42,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
         if not args.json:
             print(RECORD_HEADER)
         for record in itertools.chain([first] if first else [], records):
-            print(json.dumps(record, separators=(",", ":")) if args.json else record_row(record))
+            data = record.to_json()
+            print(json.dumps(data, separators=(",", ":")) if args.json else record_row(data))
     except PcapError as exc:
         sys.stdout.flush()
         print_error(exc)

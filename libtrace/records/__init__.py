@@ -1,4 +1,4 @@
-"""Live L7 records: tracer events → reassembly → inference → parsers → pairing → dicts.
+"""Live L7 records: tracer events → reassembly → inference → parsers → pairing → records.
 
 ::
 
@@ -6,17 +6,18 @@
 
     with Tracer(ports=(6379,)) as tracer:
         for record in tracer.records(duration=10, protocols=["redis"]):
-            print(record["side"], record["request"], record["container"])
+            print(record.side, record.exchange.request, record.container)
+            print(record.to_json())  # the `libtrace trace --records --json` object
 
-:class:`RecordPipeline` is the sans-IO core (events in, record dicts out),
+:class:`RecordPipeline` is the sans-IO core (events in, :class:`LiveRecord`\\ s out),
 usable on recorded events; :class:`Conversation` is the per-connection part
 it shares with ``libtrace pcap``; :class:`ContainerResolver` says which
 container a process runs in.
 """
 
-from ..flows import Conversation, endpoint_text
+from ..flows import Conversation, FlowRecord, endpoint_text
 from .containers import CgroupPaths, Container, ContainerResolver, DockerNames, container_id_of
-from .live import PipelineStats, RecordPipeline, trace_records
+from .live import LiveRecord, PipelineStats, RecordPipeline, trace_records
 
 __all__ = [
     "CgroupPaths",
@@ -24,6 +25,8 @@ __all__ = [
     "ContainerResolver",
     "Conversation",
     "DockerNames",
+    "FlowRecord",
+    "LiveRecord",
     "PipelineStats",
     "RecordPipeline",
     "container_id_of",

@@ -1,9 +1,10 @@
-"""Live records: tracer events in, ``libtrace pcap --json`` records (plus who and where) out.
+"""Live records: tracer events in, :class:`LiveRecord`\\ s (pcap's plus who and where) out.
 
 Theory of operation: :class:`RecordPipeline` is sans-IO — it takes
 :class:`~libtrace.tracer.events.SocketEvent` objects one at a time (from a
 running :class:`~libtrace.tracer.tracer.Tracer`, or recorded ones) and
-returns the record dicts they complete.  A connection is one traced socket
+returns the records they complete, typed (:class:`LiveRecord`) until the
+caller's output turns them into JSON (``to_json``) or rows.  A connection is one traced socket
 of one process: the key is ``(pid, fd, tls)`` — TLS plaintext from the Go
 uprobes is a stream apart from the same socket's ciphertext, with offsets of
 its own — plus, for UDP, the peer, since one unconnected socket talks to many.
@@ -37,11 +38,20 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
-from ..flows import Chunk, ChunkLike, Conversation, Endpoint, StreamChunk, StreamReassembler
+from ..flows import (
+    Chunk,
+    ChunkLike,
+    Conversation,
+    Endpoint,
+    FlowRecord,
+    StreamChunk,
+    StreamReassembler,
+    endpoint_text,
+)
 from ..parsers import PARSERS, Record
 from ..parsers.pairing import DEFAULT_TIMEOUT_NS
 from ..tracer.events import Direction, EventType, SocketEvent
-from .containers import ContainerResolver
+from .containers import Container, ContainerResolver
 
 if TYPE_CHECKING:
     from ..tracer.tracer import Tracer
@@ -75,14 +85,36 @@ class PipelineStats:
     evicted: int = 0  #: connections finished early to stay within MAX_CONNECTIONS
 
 
+@dataclass(frozen=True, slots=True)
+class LiveRecord(FlowRecord):
+    """A record the tracer saw, with who and where: the traced process, its end
+    of the connection, whether the bytes were TLS plaintext, its container."""
+
+    pid: int
+    comm: str
+    side: str  #: "client" or "server": the traced process's end
+    tls: bool  #: from the Go TLS uprobes (plaintext), not the socket's bytes
+    container: Container | None
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``libtrace pcap --json`` object plus ``pid``, ``comm``, ``side``,
+        ``tls`` and ``container`` (the ``trace --records --json`` contract)."""
+        out = FlowRecord.to_json(self)
+        out["pid"], out["comm"], out["side"], out["tls"] = self.pid, self.comm, self.side, self.tls
+        out["container"] = self.container.to_dict() if self.container is not None else None
+        return out
+
+
 @dataclass(slots=True)
 class _Connection:
     key: ConnKey
     local: Endpoint
     remote: Endpoint
     conversation: Conversation
-    #: the fields each record of this connection gets besides the pcap ones
-    extras: dict[str, Any]
+    comm: str
+    container: Container | None
+    #: "client" after a connect, "server" after an accept; else decided at the first record
+    side: str | None
     last_ns: int
     udp: bool
 
@@ -102,7 +134,7 @@ class _Streams:
 
 
 class RecordPipeline:
-    """Turn tracer events into record dicts; see the module docstring.
+    """Turn tracer events into :class:`LiveRecord`\\ s; see the module docstring.
 
     Args:
         protocols: emit only records of these protocols (``None``: all); the
@@ -143,14 +175,14 @@ class RecordPipeline:
         self._last_ns = 0
 
     # -- input -------------------------------------------------------------------------
-    def feed(self, event: SocketEvent) -> list[dict[str, Any]]:
+    def feed(self, event: SocketEvent) -> list[LiveRecord]:
         """Take one event; return the records it completes."""
         self._stats.events += 1
         ts = event.ts_ns
         if ts > self._last_ns:
             self._last_ns = ts
         kind = event.type
-        out: list[dict[str, Any]] = []
+        out: list[LiveRecord] = []
         if ts - self._last_sweep >= SWEEP_INTERVAL_NS:
             out += self.expire(ts)
         if kind is EventType.DATA:
@@ -169,10 +201,10 @@ class RecordPipeline:
                 out += self._close_fd(pid, fd, ts)
         return out
 
-    def expire(self, now_ns: int) -> list[dict[str, Any]]:
+    def expire(self, now_ns: int) -> list[LiveRecord]:
         """Finish the connections idle since before ``now_ns`` minus the idle timeouts."""
         self._last_sweep = now_ns
-        out: list[dict[str, Any]] = []
+        out: list[LiveRecord] = []
         idle = [
             conn
             for conn in self._conns.values()
@@ -184,9 +216,9 @@ class RecordPipeline:
             out += self._finish(conn, now_ns)
         return out
 
-    def flush(self) -> list[dict[str, Any]]:
+    def flush(self) -> list[LiveRecord]:
         """The trace ended: finish every connection."""
-        out: list[dict[str, Any]] = []
+        out: list[LiveRecord] = []
         for conn in list(self._conns.values()):
             out += self._finish(conn, self._last_ns)
         self._opened.clear()
@@ -206,7 +238,7 @@ class RecordPipeline:
         return len(self._conns)
 
     # -- internals ---------------------------------------------------------------------
-    def _data(self, event: SocketEvent) -> list[dict[str, Any]]:
+    def _data(self, event: SocketEvent) -> list[LiveRecord]:
         if not event.l4:
             return []  # identity unknown (no-BTF socket gone before /proc was read)
         udp = event.l4 == "udp"
@@ -214,7 +246,7 @@ class RecordPipeline:
         tls = event.tls
         key: ConnKey = (event.pid, event.fd, tls, remote if udp else None)
         conn = self._conns.get(key)
-        out: list[dict[str, Any]] = []
+        out: list[LiveRecord] = []
         if conn is not None and conn.remote != remote:
             out += self._finish(conn, event.ts_ns)  # the fd now names another socket
             conn = None
@@ -267,20 +299,14 @@ class RecordPipeline:
         container = (
             self.containers.resolve(event.cgroup_id, pid) if self.containers is not None else None
         )
-        extras = {
-            "pid": pid,
-            "comm": event.comm,
-            "side": side,
-            "tls": key[2],
-            "container": container.to_dict() if container is not None else None,
-        }
-        conn = _Connection(key, local, remote, conversation, extras, event.ts_ns, udp)
+        conn = _Connection(key, local, remote, conversation, event.comm, container, side,
+                           event.ts_ns, udp)  # fmt: skip
         self._conns[key] = conn
         self._by_fd.setdefault((pid, fd), set()).add(key)
         self._stats.connections += 1
         return conn
 
-    def _make_room(self, now_ns: int) -> list[dict[str, Any]]:
+    def _make_room(self, now_ns: int) -> list[LiveRecord]:
         if len(self._conns) < self.max_connections:
             return []
         out = self.expire(now_ns)
@@ -289,14 +315,14 @@ class RecordPipeline:
             out += self._finish(next(iter(self._conns.values())), now_ns)
         return out
 
-    def _close_fd(self, pid: int, fd: int, now_ns: int) -> list[dict[str, Any]]:
+    def _close_fd(self, pid: int, fd: int, now_ns: int) -> list[LiveRecord]:
         self._opened.pop((pid, fd), None)
-        out: list[dict[str, Any]] = []
+        out: list[LiveRecord] = []
         for key in list(self._by_fd.get((pid, fd), ())):
             out += self._finish(self._conns[key], now_ns)
         return out
 
-    def _finish(self, conn: _Connection, now_ns: int) -> list[dict[str, Any]]:
+    def _finish(self, conn: _Connection, now_ns: int) -> list[LiveRecord]:
         """End both streams of ``conn`` (releasing what reassembly held), flush its pairer."""
         pid, fd, tls, _ = conn.key
         del self._conns[conn.key]
@@ -315,18 +341,17 @@ class RecordPipeline:
         self._stats.desyncs += conv.desyncs
         return self._emit(conn, records)
 
-    def _emit(self, conn: _Connection, records: list[Record]) -> list[dict[str, Any]]:
+    def _emit(self, conn: _Connection, records: list[Record]) -> list[LiveRecord]:
         if not records:
             return []
-        extras = conn.extras
-        if extras["side"] is None:
-            client = conn.conversation.client
-            extras["side"] = "client" if client == conn.local else "server"
-        out = conn.conversation.to_dicts(records)
-        for record in out:
-            record.update(extras)
-        self._stats.records += len(out)
-        return out
+        if conn.side is None:
+            conn.side = "client" if conn.conversation.client == conn.local else "server"
+        conv = conn.conversation
+        client, server = endpoint_text(conv.client or conv.a), endpoint_text(conv.server)
+        pid, _, tls, _ = conn.key
+        self._stats.records += len(records)
+        return [LiveRecord(record, client, server, pid, conn.comm, conn.side, tls, conn.container)
+                for record in records]  # fmt: skip
 
 
 def trace_records(
@@ -335,7 +360,7 @@ def trace_records(
     protocols: Iterable[str] | None = None,
     *,
     pipeline: RecordPipeline | None = None,
-) -> Iterator[dict[str, Any]]:
+) -> Iterator[LiveRecord]:
     """Yield the records of a started tracer's events until it stops or ``duration`` passes.
 
     Connections still open at the end are flushed (their unanswered requests

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from operator import attrgetter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..bpf.build import Variant, object_path
 from ..errors import BpfError, ConfigError, PrivilegeError, UnsupportedKernelError
@@ -68,6 +69,9 @@ from .probe import (
 )
 from .probe import validate_compat as _validate_compat
 from .reorder import TimeOrder
+
+if TYPE_CHECKING:
+    from ..records.live import LiveRecord
 
 log = logging.getLogger(__name__)
 
@@ -652,11 +656,12 @@ class Tracer:
         self,
         duration: float | None = None,
         protocols: list[str] | tuple[str, ...] | set[str] | frozenset[str] | None = None,
-    ) -> Iterator[dict[str, object]]:
+    ) -> Iterator[LiveRecord]:
         """Yield L7 records until :meth:`stop` or ``duration``; ``protocols`` filters them.
 
-        Each is a ``libtrace pcap --json`` record plus ``pid``, ``comm``, ``side``,
-        ``tls`` and ``container`` (see :mod:`libtrace.records.live`).
+        Each is a :class:`~libtrace.records.LiveRecord`: the exchange, its
+        endpoints, and ``pid``, ``comm``, ``side``, ``tls`` and ``container``;
+        its ``to_json()`` is the ``libtrace trace --records --json`` object.
         """
         from ..records.live import trace_records  # the records layer builds on this one
 

@@ -31,7 +31,7 @@ PCAP = ROOT / "fixtures" / "redis" / "redis.pcap"
 
 @pytest.fixture(scope="module")
 def wire() -> list[dict[str, Any]]:
-    return list(analyze(str(PCAP)))
+    return [r.to_json() for r in analyze(str(PCAP))]
 
 
 def traced_from(records: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -69,12 +69,12 @@ def test_go_tls_records_from_a_container_carry_its_id_name_and_image(container):
 
         def both_served() -> bool:
             records.extend(r for e in tracer.poll(100) for r in pipeline.feed(e))
-            return {r["protocol"] for r in records if r["pid"] == pid} >= {"http1", "http2"}
+            return {r.protocol for r in records if r.pid == pid} >= {"http1", "http2"}
 
         wait_for(both_served, "the server's HTTP/1.1 and HTTP/2 records", 20)
         records.extend(r for e in drain(tracer) for r in pipeline.feed(e))  # any more
         records.extend(pipeline.flush())
-    server_side = [r for r in records if r["pid"] == pid]
+    server_side = [r.to_json() for r in records if r.pid == pid]
     assert sorted((r["protocol"], r["request"]["path"]) for r in server_side) == [
         ("http1", "/in-a-box"), ("http2", "/in-a-box"),
     ]
@@ -84,4 +84,4 @@ def test_go_tls_records_from_a_container_carry_its_id_name_and_image(container):
         assert record["container"]["name"] == container.name
         assert re.match(r"libtrace/base", record["container"]["image"])
     # curl runs on the host, outside any container.
-    assert all(r["container"] is None for r in records if r["pid"] != pid)
+    assert all(r.container is None for r in records if r.pid != pid)

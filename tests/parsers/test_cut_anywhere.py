@@ -58,7 +58,7 @@ INSIDE = (2, 3, 4)
 def _records(packets: list[Packet]) -> list[dict[str, Any]]:
     analyzer = PcapAnalyzer()
     out = [record for packet in packets for record in analyzer.packet(packet)]
-    return out + analyzer.finish()
+    return [record.to_json() for record in out + analyzer.finish()]
 
 
 def _flow(packet: Packet) -> tuple[object, ...]:

@@ -116,7 +116,7 @@ def test_every_fixture_frame_reads_as_hessianjs_reads_it(pcap: Path) -> None:
                     for f in frames)  # fmt: skip
     decoded = [json.loads(line) for line in _node("decode", stdin=lines).splitlines()]
     assert len(decoded) == len(frames) > 0
-    records = list(analyze(str(pcap)))
+    records = [r.to_json() for r in analyze(str(pcap))]
     requests = {(r["client"], r["request"]["request_id"]): r["request"] for r in records
                 if r["request"]}  # fmt: skip
     responses = {(r["client"], r["response"]["request_id"]): r["response"] for r in records

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from libtrace.flows import FlowRecord
 from libtrace.pcap import analyze, oracle
 from libtrace.pcap.oracle import VIEWS, OracleDisagrees, compare, oracle_records, verify
 from libtrace.services import record as recorder
@@ -141,8 +143,9 @@ def test_the_recorder_refuses_to_write_what_tshark_disagrees_with(
     assert written.read_text() == (FIXTURES / "redis" / "redis.expected.jsonl").read_text()
     written.unlink()
 
-    def wrong(path: str) -> list[dict[str, Any]]:
-        return [{**r, "latency_ns": (r["latency_ns"] or 0) + 1} for r in analyze(path)]
+    def wrong(path: str) -> list[FlowRecord]:
+        return [FlowRecord(replace(r.exchange, latency_ns=(r.exchange.latency_ns or 0) + 1),
+                           r.client, r.server) for r in analyze(path)]  # fmt: skip
 
     monkeypatch.setattr(oracle, "analyze", wrong)  # what the recorder writes, read wrong
     with pytest.raises(OracleDisagrees, match="tshark disagrees"):

@@ -27,7 +27,7 @@ DECODE_AS = {"http1": ["tcp.port==18080,http"], "http2": ["tcp.port==18443,http2
 
 
 def _records(path: Path) -> list[dict]:
-    return [json.loads(json.dumps(r, sort_keys=True)) for r in analyze(str(path))]
+    return [json.loads(json.dumps(r.to_json(), sort_keys=True)) for r in analyze(str(path))]
 
 
 @pytest.mark.parametrize("pcap", PCAPS, ids=[f"{p.parent.name}/{p.name}" for p in PCAPS])
@@ -361,8 +361,8 @@ def test_ipv4_fragments_are_put_back_together(tmp_path: Path) -> None:
     for name, frames in (("whole", [*plain, ip_frame(dpkt.ip.IP(whole))]),
                          ("fragmented", [*plain, fragments[1], fragments[0], fragments[2]])):
         _write_pcap(tmp_path / f"{name}.pcap", frames)
-    (whole_record,) = analyze(str(tmp_path / "whole.pcap"))
-    (cut_record,) = analyze(str(tmp_path / "fragmented.pcap"))
+    (whole_record,) = (r.to_json() for r in analyze(str(tmp_path / "whole.pcap")))
+    (cut_record,) = (r.to_json() for r in analyze(str(tmp_path / "fragmented.pcap")))
     assert cut_record["response"]["answers"] == whole_record["response"]["answers"]
     assert len(cut_record["response"]["answers"]) == 12 and cut_record["status"] == "ok"
 
@@ -388,8 +388,8 @@ def test_pcapng_interfaces_each_decoded_with_their_own_link_type(tmp_path: Path)
             caplen=len(data), pkt_len=len(data)))  # fmt: skip
     mixed = tmp_path / "mixed.pcapng"
     mixed.write_bytes(b"".join(bytes(block) for block in blocks))
-    records = list(analyze(str(mixed)))
-    expected = list(analyze(str(FIXTURES / "redis" / "redis.pcap")))
+    records = [r.to_json() for r in analyze(str(mixed))]
+    expected = [r.to_json() for r in analyze(str(FIXTURES / "redis" / "redis.pcap"))]
     assert len(records) == len(expected) == 12  # the fixture's 12 records
     key = ("protocol", "client", "server", "request", "response", "status")
     assert [{k: r[k] for k in key} for r in records] == [{k: r[k] for k in key} for r in expected]
@@ -459,5 +459,5 @@ def test_records_after_a_lost_segment_come_out_in_time_not_at_the_end() -> None:
     ]
     assert sum(len(analyzer.packet(p)) for p in packets) == 0
     later = analyzer.packet(packet(c, s, 40 + MAX_HOLE_WAIT_NS + 1, 128, b""))
-    assert len(later) >= 2 and all(r["protocol"] == "redis" for r in later), later
+    assert len(later) >= 2 and all(r.protocol == "redis" for r in later), later
     assert analyzer.summary.gaps == 1

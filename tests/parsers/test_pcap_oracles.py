@@ -26,7 +26,7 @@ needs_tshark = pytest.mark.skipif(shutil.which("tshark") is None, reason="needs 
 
 
 def _records(path: Path) -> list[dict]:
-    return [json.loads(json.dumps(r)) for r in analyze(str(path))]
+    return [json.loads(json.dumps(r.to_json())) for r in analyze(str(path))]
 
 
 def _tshark(pcap: Path, protocol: str, fields: list[str]) -> list[tuple[bool, list[list[str]]]]:

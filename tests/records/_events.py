@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from libtrace import Direction, EventFlag, EventType, SocketEvent, Syscall
+from libtrace.records import RecordPipeline
 
 CLIENT = ("127.0.0.1", 40000)
 SERVER = ("127.0.0.1", 6379)
@@ -10,6 +13,12 @@ SERVER = ("127.0.0.1", 6379)
 PCAP_KEYS = ["type", "protocol", "client", "server", "ts_ns", "latency_ns", "status",
              "request", "response"]  # fmt: skip
 LIVE_KEYS = ["pid", "comm", "side", "tls", "container"]
+
+
+def records_json(pipeline: RecordPipeline, events: list[SocketEvent]) -> list[dict[str, Any]]:
+    """Feed every event, then flush: the records' JSON objects."""
+    records = [record for event in events for record in pipeline.feed(event)]
+    return [record.to_json() for record in records + pipeline.flush()]
 
 
 class Socket:

@@ -26,6 +26,7 @@ from libtrace.records.containers import RESCAN_INTERVAL_S, cgroup2_root
 
 from ..tracing import drain
 from ..waiting import wait_for
+from ._events import records_json
 from ._live import redis_server, traced
 
 HEX = "0123456789abcdef" * 4
@@ -167,12 +168,12 @@ def test_process_in_a_docker_named_cgroup_gets_its_id_by_cgroup_id_docker_names_
     with redis_server(port), Tracer(ports=(port,), go_tls=False) as tracer:
         events = traced(tracer, ["sh", "-c", script])
     pipeline = RecordPipeline(containers=ContainerResolver())
-    records = [r for e in events for r in pipeline.feed(e)] + pipeline.flush()
+    records = records_json(pipeline, events)
 
     inode = os.stat(docker_named_cgroup).st_ino
     client_events = [e for e in events if e.comm == "redis-cli" and e.type is EventType.DATA]
     assert client_events and {e.cgroup_id for e in client_events} == {inode}
-    by_side = {r["side"]: r for r in records}
+    by_side = {r.side: r.to_json() for r in records}
     assert set(by_side) == {"client", "server"}
     assert by_side["client"]["container"] == {"id": HEX, "name": None, "image": None}
     assert by_side["server"]["container"] is None  # redis-server runs on the host
@@ -261,7 +262,7 @@ def test_records_from_a_docker_container_carry_its_id_name_and_image(tmp_path: P
 
             def client_record() -> bool:
                 records.extend(r for e in tracer.poll(50) for r in pipeline.feed(e))
-                return any(r["side"] == "client" for r in records)
+                return any(r.side == "client" for r in records)
 
             wait_for(client_record, "the container's PING record", 30)
             assert container.exec_run(["sh", "-c", ": > /released"]).exit_code == 0
@@ -271,7 +272,7 @@ def test_records_from_a_docker_container_carry_its_id_name_and_image(tmp_path: P
         finally:
             container.remove(force=True)
 
-    by_side = {r["side"]: r for r in records}
+    by_side = {r.side: r.to_json() for r in records}
     assert set(by_side) == {"client", "server"}
     assert by_side["client"]["container"] == {"id": container.id, "name": name, "image": image}
     assert by_side["client"]["request"]["command"] == "PING"

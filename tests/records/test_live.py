@@ -25,6 +25,7 @@ from libtrace.records import ContainerResolver, RecordPipeline
 from libtrace.services.record import PORTS, SCENARIOS
 
 from ..tracing import drain
+from ._events import records_json
 from ._live import during_capture, protocol_view, record_scenario, redis_server, run_clients
 
 pytestmark = [pytest.mark.root, pytest.mark.bpf]
@@ -47,10 +48,10 @@ def live_and_pcap(
         events = record_scenario(tracer, protocol, tmp_path)
         lost = tracer.stats().lost
     pipeline = RecordPipeline(containers=ContainerResolver())
-    live = [r for e in events for r in pipeline.feed(e)] + pipeline.flush()
+    live = records_json(pipeline, events)
     pcaps = sorted((tmp_path / protocol).glob("*.pcap"))
     assert len(pcaps) == 1, pcaps
-    return during_capture(live, pcaps[0]), list(analyze(str(pcaps[0]))), lost
+    return during_capture(live, pcaps[0]), [r.to_json() for r in analyze(str(pcaps[0]))], lost
 
 
 @pytest.mark.parametrize(
@@ -106,7 +107,7 @@ def test_payload_cap_below_a_message_gives_gaps_and_desyncs_not_invented_records
             events += tracer.poll(50)
         events += drain(tracer)
     pipeline = RecordPipeline()
-    records = [r for e in events for r in pipeline.feed(e)] + pipeline.flush()
+    records = records_json(pipeline, events)
     stats = pipeline.stats
 
     assert stats.gaps >= 2 and stats.gap_bytes >= 2 * (len(value) - cap)

@@ -18,6 +18,7 @@ from libtrace.services._clients import run_client
 from libtrace.services._mysql import PASSWORD, USER
 
 from ..tracing import drain
+from ._events import records_json
 
 pytestmark = [
     pytest.mark.root,
@@ -50,7 +51,7 @@ def test_a_real_client_with_compress_gives_its_statements() -> None:
     wire = b"".join(e.data for e in events if e.data)
     assert LONG.encode() not in wire  # it went deflated
     pipeline = RecordPipeline()
-    records = [r for e in events for r in pipeline.feed(e)] + pipeline.flush()
+    records = records_json(pipeline, events)
     for side in ("client", "server"):
         answered = [
             (r["request"]["query"], r["response"]["kind"], r["response"]["rows"])

@@ -7,9 +7,10 @@ from typing import Any
 import pytest
 
 from libtrace import EventType, SocketEvent
-from libtrace.records import RecordPipeline
+from libtrace.parsers import Record
+from libtrace.records import LiveRecord, RecordPipeline
 
-from ._events import CLIENT, LIVE_KEYS, PCAP_KEYS, SERVER, Socket
+from ._events import CLIENT, LIVE_KEYS, PCAP_KEYS, SERVER, Socket, records_json
 
 SET = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nhello\r\n"
 GET = b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"
@@ -20,9 +21,7 @@ HTTP_204 = b"HTTP/1.1 204 No Content\r\n\r\n"
 
 
 def run(events: list[SocketEvent], **options: Any) -> list[dict[str, Any]]:
-    pipeline = RecordPipeline(**options)
-    out = [r for e in events for r in pipeline.feed(e)]
-    return out + pipeline.flush()
+    return records_json(RecordPipeline(**options), events)
 
 
 def exchange(sock: Socket, *pairs: tuple[bytes, bytes]) -> list[SocketEvent]:
@@ -55,6 +54,25 @@ def test_both_ends_give_one_record_each_labelled_by_connect_and_accept() -> None
         assert record["request"]["command"] == "SET" and record["response"]["value"] == "OK"
         assert record["status"] == "ok" and record["tls"] is False
         assert record["container"] is None
+
+
+def test_records_stay_typed_until_their_json() -> None:
+    """The pipeline gives LiveRecords (the exchange, endpoints, who and where);
+    only to_json() makes the dict, and it says what the attributes say."""
+    client = Socket(10, 3, CLIENT, SERVER, comm="redis-cli")
+    pipeline = RecordPipeline()
+    events = [client.connect(), client.send(SET), client.recv(OK), client.close()]
+
+    (record,) = [r for e in events for r in pipeline.feed(e)]
+
+    assert isinstance(record, LiveRecord) and isinstance(record.exchange, Record)
+    assert record.exchange.request is not None and record.exchange.request.command == "SET"
+    assert (record.pid, record.comm, record.side, record.tls, record.container) == (
+        10, "redis-cli", "client", False, None)
+    data = record.to_json()
+    assert data == {**record.exchange.to_dict(record.client, record.server), "pid": 10,
+                    "comm": "redis-cli", "side": "client", "tls": False, "container": None}
+    assert data["client"] == "127.0.0.1:40000" and data["protocol"] == record.protocol == "redis"
 
 
 @pytest.mark.parametrize("sent_request", [True, False], ids=["egress-request", "ingress-request"])
@@ -93,7 +111,7 @@ def test_a_capped_chunk_is_a_gap_never_glued_and_invents_no_record() -> None:
     ]
     pipeline = RecordPipeline()
 
-    records = [r for e in events for r in pipeline.feed(e)] + pipeline.flush()
+    records = records_json(pipeline, events)
 
     assert pipeline.stats.gaps == 1 and pipeline.stats.gap_bytes == len(big) - 40
     assert pipeline.stats.desyncs >= 1
@@ -129,7 +147,7 @@ def test_close_ends_the_connection_and_flushes_unanswered_requests() -> None:
     assert pipeline.feed(sock.send(GET)) == []
     (record,) = pipeline.feed(sock.close())
 
-    assert record["status"] == "unknown" and record["response"] is None
+    assert record.exchange.status == "unknown" and record.exchange.response is None
     assert pipeline.connections == 0
 
 
@@ -205,7 +223,7 @@ def test_idle_connections_expire_and_connections_stay_bounded() -> None:
         out += pipeline.feed(sock.send(GET))
         assert pipeline.connections <= 4
     assert pipeline.stats.evicted == 2
-    assert [r["status"] for r in out] == ["unknown", "unknown"]
+    assert [r.exchange.status for r in out] == ["unknown", "unknown"]
 
     late = Socket(10, 20)
     late.ts = sockets[-1].ts + 5 * 10**9
@@ -230,4 +248,4 @@ def test_exit_finishes_the_processes_connections() -> None:
 
     (record,) = pipeline.feed(sock.event(EventType.EXIT))
 
-    assert record["status"] == "unknown" and pipeline.connections == 0
+    assert record.exchange.status == "unknown" and pipeline.connections == 0

@@ -99,7 +99,7 @@ def verified_records(pcap: str) -> list[dict[str, Any]]:
     Raises:
         OracleDisagrees, OracleUnavailable: as :func:`verify`.
     """
-    records = [json.loads(json.dumps(r)) for r in analyze(pcap)]
+    records = [json.loads(json.dumps(r.to_json())) for r in analyze(pcap)]
     verify(pcap, records)
     return records
 
