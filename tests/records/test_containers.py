@@ -173,7 +173,7 @@ def test_process_in_a_docker_named_cgroup_gets_its_id_by_cgroup_id_docker_names_
     inode = os.stat(docker_named_cgroup).st_ino
     client_events = [e for e in events if e.comm == "redis-cli" and e.type is EventType.DATA]
     assert client_events and {e.cgroup_id for e in client_events} == {inode}
-    by_side = {r.side: r.to_json() for r in records}
+    by_side = {r["side"]: r for r in records}
     assert set(by_side) == {"client", "server"}
     assert by_side["client"]["container"] == {"id": HEX, "name": None, "image": None}
     assert by_side["server"]["container"] is None  # redis-server runs on the host
