@@ -1,4 +1,4 @@
-"""TcpStream: one direction's bytes by sequence number; overlaps trimmed, holes bounded (sans-IO)."""
+"""TcpStream: one direction by sequence number; overlaps trimmed, holes bounded (sans-IO)."""
 
 from __future__ import annotations
 
