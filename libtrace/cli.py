@@ -127,6 +127,7 @@ def add_trace_command(commands: argparse._SubParsersAction) -> None:  # type: ig
     """Add ``trace`` to the ``libtrace`` subcommands (``handler`` set to its runner)."""
     # Its choices and defaults come from the tracer and the parsers, which the
     # handler imports anyway.
+    from .output import add_record_options
     from .parsers import PARSERS
     from .tracer.events import DEFAULT_PAYLOAD_CAP
     from .tracer.probe import COMPAT_SWITCHES
@@ -200,6 +201,13 @@ def add_trace_command(commands: argparse._SubParsersAction) -> None:  # type: ig
         + ")",
     )
     trace.add_argument(
+        "--no-payload",
+        action="store_true",
+        help="with --json, raw events without their bytes (data_b64): headers, sizes and "
+        "offsets only (raw events carry whatever the process sent, secrets included)",
+    )
+    add_record_options(trace)
+    trace.add_argument(
         "--go-tls",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -244,7 +252,9 @@ def _print_table_row(console: Console, event: SocketEvent) -> None:
     )
 
 
-def _print_records(records: Iterator[LiveRecord], table: Console | None, out: TextIO) -> None:
+def _print_records(
+    records: Iterator[LiveRecord], table: Console | None, out: TextIO, headers: bool
+) -> None:
     """One JSON object per line, or a table row per record (pcap's, plus who traced it)."""
     from .output import RECORD_HEADER, record_row
 
@@ -254,7 +264,7 @@ def _print_records(records: Iterator[LiveRecord], table: Console | None, out: Te
         )
     for record in records:
         if table is None:
-            out.write(json.dumps(record.to_json(), separators=(",", ":")) + "\n")
+            out.write(json.dumps(record.to_json(headers=headers), separators=(",", ":")) + "\n")
             out.flush()
             continue
         side = record.side + ("+tls" if record.tls else "")
@@ -272,6 +282,7 @@ def _print_records(records: Iterator[LiveRecord], table: Console | None, out: Te
 def _trace(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from .output import redaction_of
     from .records import ContainerResolver, RecordPipeline, trace_records
     from .tracer.tracer import Tracer, TracerConfig
 
@@ -289,11 +300,10 @@ def _trace(args: argparse.Namespace) -> int:
     config = TracerConfig(**options)  # type: ignore[arg-type]
     tracer = Tracer(config)
     console = Console(stderr=True)
-    pipeline = (
-        RecordPipeline(protocols=args.protocol or None, containers=ContainerResolver())
-        if args.records
-        else None
-    )
+    pipeline = None
+    if args.records:
+        pipeline = RecordPipeline(protocols=args.protocol or None,
+                                  containers=ContainerResolver(), redaction=redaction_of(args))
 
     def on_signal(_signo: int, _frame: FrameType | None) -> None:
         tracer.stop()
@@ -310,11 +320,14 @@ def _trace(args: argparse.Namespace) -> int:
         table = Console() if not args.json else None
         if pipeline is not None:
             records = trace_records(tracer, args.duration, pipeline=pipeline)
-            _print_records(records, table, out)
+            _print_records(records, table, out, args.headers)
         else:
             for event in tracer.events(args.duration):
                 if table is None:
-                    out.write(json.dumps(event.to_json(), separators=(",", ":")) + "\n")
+                    data = event.to_json()
+                    if args.no_payload:
+                        data.pop("data_b64", None)
+                    out.write(json.dumps(data, separators=(",", ":")) + "\n")
                     out.flush()
                 else:
                     _print_table_row(table, event)
@@ -332,6 +345,7 @@ def _trace(args: argparse.Namespace) -> int:
     }
     if pipeline is not None:
         summary["records"] = pipeline.stats.records
+        summary["redactions"] = pipeline.stats.redactions
     if args.json:
         out.write(json.dumps(summary) + "\n")
         out.flush()

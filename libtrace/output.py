@@ -6,9 +6,11 @@ and ``libtrace check`` print their rows from here.
 
 from __future__ import annotations
 
+import argparse
 from typing import Any
 
 from .parsers import SPECS, clip
+from .parsers.redaction import Redaction
 
 #: The columns of a record row.
 RECORD_HEADER = (
@@ -66,3 +68,32 @@ def record_row(record: dict[str, Any]) -> str:
     return (f"{record['ts_ns'] / 1e9:.6f}  {record['protocol']:<6} "
             f"{record['client']:>21} -> {record['server']:<21} {record['status']:<12} "
             f"{latency_text:>10}  {request}  => {response}")
+
+
+def add_record_options(parser: argparse.ArgumentParser) -> None:
+    """The options of commands that print records: redaction and headers."""
+    parser.add_argument(
+        "--no-redact", action="store_true",
+        help="keep secrets in records (default: credential headers, query parameters, Redis "
+        "AUTH arguments and SQL credential literals read <redacted>)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--redact-header", action="append", default=[], metavar="NAME",
+        help="also redact this header's values (repeatable)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--redact-sql-literals", action="store_true",
+        help="replace every SQL literal with ? (statement shapes without data)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--headers", action="store_true",
+        help="list HTTP/1 and HTTP/2 headers in records (credential headers redacted)",
+    )  # fmt: skip
+
+
+def redaction_of(args: argparse.Namespace) -> Redaction:
+    """The redaction policy :func:`add_record_options`' options ask for."""
+    if args.no_redact:
+        return Redaction.off()
+    policy = Redaction(sql_literals=args.redact_sql_literals)
+    return policy.with_headers(args.redact_header)

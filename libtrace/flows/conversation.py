@@ -24,16 +24,19 @@ from typing import Any, Protocol
 
 from ..parsers import (
     PARSERS,
+    SPECS,
     Desync,
     Direction,
     Inference,
     Pairer,
     Record,
+    Redactor,
     StreamParser,
     Transport,
     infer,
 )
 from ..parsers.pairing import DEFAULT_TIMEOUT_NS
+from ..parsers.redaction import Redaction
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,9 +57,10 @@ class FlowRecord:
     def protocol(self) -> str:
         return self.exchange.protocol
 
-    def to_json(self) -> dict[str, Any]:
-        """The JSON object of the ``libtrace pcap --json`` contract."""
-        return self.exchange.to_dict(self.client, self.server)
+    def to_json(self, *, headers: bool = False) -> dict[str, Any]:
+        """The JSON object of the ``libtrace pcap --json`` contract (with
+        ``headers``, HTTP messages list their headers, secrets redacted)."""
+        return self.exchange.to_dict(self.client, self.server, headers=headers)
 
 
 #: Bytes kept per sender while the protocol is undecided; past this the connection is unknown.
@@ -94,6 +98,9 @@ class Conversation:
         transport: ``"tcp"`` (byte streams) or ``"udp"`` (each payload a datagram).
         client: the endpoint that opened the connection, when its start was seen.
         protocols: parse only these protocols (``None``: all).
+        redaction: the secrets taken out of every message before pairing, by
+            its protocol's rule (shared by a front-end's conversations, which
+            read its count).
     """
 
     transport: Transport
@@ -108,6 +115,9 @@ class Conversation:
     pairer: Pairer | None = None
     #: Desync events the parser emitted (gaps, unparsable bytes)
     desyncs: int = 0
+    #: what is taken out of messages (on by default; ``Redaction.off()`` keeps all)
+    redaction: Redaction = field(default_factory=Redaction)
+    _redact: Redactor | None = field(init=False, default=None)
     _started: bool = field(init=False, default=False)
     _kept: dict[Endpoint, list[ChunkLike]] = field(init=False, default_factory=dict)
     _kept_eof: set[Endpoint] = field(init=False, default_factory=set)
@@ -257,13 +267,20 @@ class Conversation:
             transport=self.transport, mid_stream=self.transport == "tcp" and not self._started
         )
         self.pairer = Pairer(timeout_ns=self.timeout_ns)
+        spec = SPECS.get(self.protocol or "")
+        if self.redaction.enabled and spec is not None:
+            self._redact = spec.redact
         return True
 
     def _drain(self) -> list[Record]:
         assert self.parser is not None and self.pairer is not None
         records: list[Record] = []
+        redact = self._redact
         for event in self.parser.events():
             if isinstance(event, Desync):
                 self.desyncs += 1
+            elif redact is not None:
+                # Before pairing: no record, and nothing made of one, holds the secret.
+                event = redact(event, self.redaction)
             records += self.pairer.add(event)
         return records

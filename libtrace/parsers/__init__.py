@@ -89,7 +89,7 @@ from ._limits import MAX_ARGS_KEPT
 from ._mqtt import MqttParser, MqttRequest, MqttResponse, PacketType
 from ._mysql import Command, MysqlParser, MysqlRequest, MysqlResponse
 from ._redis import RedisParser, RedisRequest, RedisResponse
-from ._spec import Match, ProtocolSpec
+from ._spec import Match, ProtocolSpec, Redactor
 from .inference import Inference, infer
 from .pairing import DEFAULT_TIMEOUT_NS, Pairer
 from .registry import PARSERS, SPECS, parser_for, register, spec_for, unregister
@@ -139,6 +139,7 @@ __all__ = [
     "ProtocolError",
     "ProtocolSpec",
     "Record",
+    "Redactor",
     "RedisParser",
     "RedisRequest",
     "RedisResponse",

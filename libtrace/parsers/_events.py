@@ -235,8 +235,11 @@ class Record:
     request: Message | None = None
     response: Message | None = None
 
-    def to_dict(self, client: str | None = None, server: str | None = None) -> dict[str, Any]:
-        """The JSON object of the ``libtrace pcap --json`` contract."""
+    def to_dict(
+        self, client: str | None = None, server: str | None = None, *, headers: bool = False
+    ) -> dict[str, Any]:
+        """The JSON object of the ``libtrace pcap --json`` contract; with
+        ``headers``, HTTP messages list their headers too (``--headers``)."""
         return {
             "type": "record",
             "protocol": self.protocol,
@@ -245,6 +248,16 @@ class Record:
             "ts_ns": self.ts_ns,
             "latency_ns": self.latency_ns,
             "status": self.status.value,
-            "request": self.request.fields() if self.request is not None else None,
-            "response": self.response.fields() if self.response is not None else None,
+            "request": _message_json(self.request, headers),
+            "response": _message_json(self.response, headers),
         }
+
+
+def _message_json(message: Message | None, headers: bool) -> dict[str, Any] | None:
+    if message is None:
+        return None
+    out = message.fields()
+    pairs = getattr(message, "headers", None) if headers else None
+    if pairs is not None:
+        out["headers"] = [[name, value] for name, value in pairs]
+    return out

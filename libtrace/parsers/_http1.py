@@ -14,6 +14,7 @@ without an event.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import re
 from collections import deque
@@ -26,6 +27,7 @@ from ._errors import LimitExceededError, MalformedError
 from ._events import NEED_DATA, Direction, Event, Message, Status, _NeedData, clip
 from ._limits import MAX_HEADERS, MAX_HTTP_HEAD_BYTES, MAX_PENDING_REQUESTS
 from ._spec import Match, ProtocolSpec
+from .redaction import Redaction
 
 METHODS = (
     "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
@@ -488,6 +490,20 @@ def _signature(data: bytes, udp: bool) -> Match:
 
 # What libtrace knows of the protocol (see _spec.py): its signature for
 # inference, above, and the rest.
+def redact(message: Message, redaction: Redaction) -> Message:
+    """Credential headers (Authorization, Cookie, Set-Cookie, ...) and
+    credential-like query parameters of the request target, replaced."""
+    if isinstance(message, Http1Request):
+        path, headers = redaction.path(message.path), redaction.header_pairs(message.headers)
+        if path is not message.path or headers is not message.headers:
+            return dataclasses.replace(message, path=path or "", headers=headers)
+    elif isinstance(message, Http1Response):
+        headers = redaction.header_pairs(message.headers)
+        if headers is not message.headers:
+            return dataclasses.replace(message, headers=headers)
+    return message
+
+
 SPEC = ProtocolSpec(
     name="http1",
     title="HTTP/1",
@@ -496,4 +512,5 @@ SPEC = ProtocolSpec(
     ports=frozenset({80, 8000, 8080, 8081, 8888}),
     request_summary=("method", "path"),
     response_summary=("status", "reason"),
+    redact=redact,
 )

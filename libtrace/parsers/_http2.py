@@ -16,6 +16,7 @@ table has refilled.  Both directions share one stream table, bounded by
 
 from __future__ import annotations
 
+import dataclasses
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
@@ -37,6 +38,7 @@ from ._hpack import TolerantDecoder
 from ._http1 import http_status
 from ._limits import MAX_H2_FRAME_BYTES, MAX_H2_STREAMS, MAX_HEADERS
 from ._spec import Match, ProtocolSpec
+from .redaction import Redaction
 
 #: The client connection preface (RFC 9113 section 3.4).
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -440,6 +442,19 @@ def _http2_sender(ftype: int, flags: int, stream_id: int, payload: bytes) -> Dir
 
 # What libtrace knows of the protocol (see _spec.py): its signature for
 # inference, above, and the rest.
+def redact(message: Message, redaction: Redaction) -> Message:
+    """Credential headers and credential-like query parameters of ``:path``, replaced."""
+    if isinstance(message, Http2Request):
+        path, headers = redaction.path(message.path), redaction.header_pairs(message.headers)
+        if path is not message.path or headers is not message.headers:
+            return dataclasses.replace(message, path=path, headers=headers)
+    elif isinstance(message, Http2Response):
+        headers = redaction.header_pairs(message.headers)
+        if headers is not message.headers:
+            return dataclasses.replace(message, headers=headers)
+    return message
+
+
 SPEC = ProtocolSpec(
     name="http2",
     title="HTTP/2",
@@ -448,4 +463,5 @@ SPEC = ProtocolSpec(
     ports=frozenset({80, 8080, 50051, 9090}),
     request_summary=("method", "path"),
     response_summary=("status", "grpc_status", "grpc_message", "reset_code"),
+    redact=redact,
 )

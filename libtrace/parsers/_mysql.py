@@ -40,6 +40,7 @@ installed such a connection says so and is skipped from there.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import importlib.util
 import struct
@@ -58,6 +59,7 @@ from ._errors import MalformedError, TruncatedError
 from ._events import Direction, Message, Status, clip
 from ._limits import MAX_ARGS_KEPT, MAX_PENDING_REQUESTS
 from ._spec import PRINTABLE, Match, ProtocolSpec
+from .redaction import Redaction
 
 #: Payload bytes of one packet that are buffered and read (enough for any
 #: OK/ERR/EOF, greeting, login or column definition, and for a query's
@@ -900,6 +902,17 @@ def _signature(data: bytes, udp: bool) -> Match:
 
 # What libtrace knows of the protocol (see _spec.py): its signature for
 # inference, above, and the rest.
+def redact(message: Message, redaction: Redaction) -> Message:
+    """The literals of statements that set credentials (``IDENTIFIED BY``,
+    ``PASSWORD(...)``, ``SET PASSWORD``), or every literal with ``sql_literals``.
+    (The handshake's and COM_CHANGE_USER's auth data are never kept.)"""
+    if isinstance(message, MysqlRequest) and message.query:
+        query = redaction.sql(message.query)
+        if query != message.query:
+            return dataclasses.replace(message, query=query)
+    return message
+
+
 SPEC = ProtocolSpec(
     name="mysql",
     title="MySQL",
@@ -910,4 +923,5 @@ SPEC = ProtocolSpec(
     response_summary=(
         "error_code|kind", "error_message", "affected_rows", "rows", "server_version"
     ),
+    redact=redact,
 )

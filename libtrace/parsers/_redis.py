@@ -15,6 +15,7 @@ RESP3 strings (``$?``) are not supported and resynchronise.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -32,6 +33,7 @@ from ._limits import (
     MAX_RESP_LINE_BYTES,
 )
 from ._spec import Match, ProtocolSpec
+from .redaction import Redaction
 
 #: RESP type bytes and the names records use for them.
 TYPES: dict[int, str] = {
@@ -456,6 +458,42 @@ def _signature(data: bytes, udp: bool) -> Match:
 
 # What libtrace knows of the protocol (see _spec.py): its signature for
 # inference, above, and the rest.
+#: CONFIG SET parameters whose values are credentials.
+_SECRET_CONFIG = frozenset({"requirepass", "masterauth", "masteruser"})
+
+
+def _secret_args(command: str, args: tuple[str, ...]) -> set[int]:
+    """Indexes of ``args`` that carry credentials."""
+    upper = [arg.upper() for arg in args]
+    if command == "AUTH":
+        return {len(args) - 1} if args else set()  # AUTH [username] password
+    if command == "HELLO" and "AUTH" in upper:  # HELLO protover AUTH username password
+        return {upper.index("AUTH") + 2}
+    if command == "MIGRATE":
+        if "AUTH2" in upper:  # ... AUTH2 username password
+            return {upper.index("AUTH2") + 2}
+        if "AUTH" in upper:  # ... AUTH password
+            return {upper.index("AUTH") + 1}
+    if command == "CONFIG" and upper[:1] == ["SET"]:  # CONFIG SET name value [name value ...]
+        return {i + 1 for i in range(1, len(args), 2) if args[i].lower() in _SECRET_CONFIG}
+    if command == "ACL" and upper[:1] == ["SETUSER"]:  # >password, #hash, <password
+        return {i for i, arg in enumerate(args) if i > 1 and arg[:1] in (">", "#", "<")}
+    return set()
+
+
+def redact(message: Message, redaction: Redaction) -> Message:
+    """AUTH, HELLO ... AUTH, MIGRATE ... AUTH/AUTH2, CONFIG SET requirepass/masterauth
+    and ACL SETUSER passwords, replaced."""
+    if not isinstance(message, RedisRequest) or not message.args:
+        return message
+    secret = {i for i in _secret_args(message.command, message.args) if i < len(message.args)}
+    if not secret:
+        return message
+    args = tuple(redaction.secret(arg) or "" if i in secret else arg
+                 for i, arg in enumerate(message.args))  # fmt: skip
+    return dataclasses.replace(message, args=args)
+
+
 SPEC = ProtocolSpec(
     name="redis",
     title="Redis",
@@ -464,4 +502,5 @@ SPEC = ProtocolSpec(
     ports=frozenset({6379, 6380}),
     request_summary=("command", "args"),
     response_summary=("value|error|type",),
+    redact=redact,
 )

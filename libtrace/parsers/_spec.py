@@ -19,12 +19,18 @@ from ._events import Direction
 
 if TYPE_CHECKING:
     from ._base import StreamParser, Transport
+    from ._events import Message
+    from .redaction import Redaction
 
 #: A signature's verdict on a direction's first bytes: (confidence in [0, 1],
 #: the side that sent them, None when the bytes cannot tell), or no match.
 Match = tuple[float, Direction | None] | None
 #: A signature: (first bytes, whether the transport is UDP) -> Match.
 Signature = Callable[[bytes, bool], Match]
+
+#: A protocol's redaction rule: the message with its secrets replaced (counted
+#: by the :class:`~libtrace.parsers.redaction.Redaction`), or the same message.
+Redactor = Callable[["Message", "Redaction"], "Message"]
 
 #: Printable ASCII with tabs and line ends: names, topics, SQL.
 PRINTABLE: Final = re.compile(rb"[\x09\x0a\x0d\x20-\x7e]+")
@@ -44,6 +50,8 @@ class ProtocolSpec:
             never make one.
         request_summary, response_summary: the message fields a table row
             shows, in order; ``"a|b"`` shows the first of a, b with a value.
+        redact: takes the secrets out of a message (see
+            :mod:`libtrace.parsers.redaction`); None where its messages keep none.
     """
 
     name: str
@@ -53,6 +61,7 @@ class ProtocolSpec:
     ports: frozenset[int] = frozenset()
     request_summary: tuple[str, ...] = ()
     response_summary: tuple[str, ...] = ()
+    redact: Redactor | None = None
 
     @property
     def transports(self) -> tuple[Transport, ...]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from ..flows import Chunk, Conversation, Endpoint, FlowRecord, TcpStream
 from ..parsers import Transport
 from ..parsers.pairing import DEFAULT_TIMEOUT_NS
+from ..parsers.redaction import Redaction
 from ._reader import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, Packet, read_packets
 
 #: Flows tracked at once; beyond, the oldest is finished early.
@@ -31,6 +32,7 @@ class RunSummary:
     #: (transport, lower port, higher port) of connections no protocol was found in
     unrecognised: list[tuple[str, int, int]] = field(default_factory=list)
     records: int = 0
+    redactions: int = 0  #: secret values replaced in records
     gaps: int = 0  #: holes in TCP streams (missing segments)
     desyncs: int = 0  #: times a parser lost a message boundary
 
@@ -60,6 +62,8 @@ class RunSummary:
             parts.append(f"{len(self.unrecognised)} unrecognised (ports {ports})")
         parts.append(", ".join((_count(self.records, "record"), _count(self.gaps, "gap"),
                                 _count(self.desyncs, "desync"))))  # fmt: skip
+        if self.redactions:
+            parts[-1] += f", {self.redactions} redacted"
         return "; ".join(parts)
 
 
@@ -80,8 +84,12 @@ class _Flow:
 class PcapAnalyzer:
     """Turn packets into records (:class:`~libtrace.flows.FlowRecord`)."""
 
-    def __init__(self, *, timeout_ns: int = DEFAULT_TIMEOUT_NS) -> None:
+    def __init__(
+        self, *, timeout_ns: int = DEFAULT_TIMEOUT_NS, redaction: Redaction | None = None
+    ) -> None:
         self.timeout_ns = timeout_ns
+        #: the secrets taken out of records (default on; ``Redaction.off()`` keeps them)
+        self.redaction = redaction if redaction is not None else Redaction()
         self._flows: dict[tuple[str, Endpoint, Endpoint], _Flow] = {}
         self.last_ts = 0
         #: what the capture held, complete once :meth:`finish` has run
@@ -99,7 +107,8 @@ class PcapAnalyzer:
                 oldest = next(iter(self._flows))
                 out += self._finish(self._flows.pop(oldest))
             transport: Transport = pkt.transport  # type: ignore[assignment]
-            conversation = Conversation(transport, src, dst, timeout_ns=self.timeout_ns)
+            conversation = Conversation(transport, src, dst, timeout_ns=self.timeout_ns,
+                                        redaction=self.redaction)  # fmt: skip
             flow = self._flows[key] = _Flow(conversation)  # type: ignore[index]
         conv = flow.conversation
         if conv.given_up:
@@ -157,6 +166,7 @@ class PcapAnalyzer:
 
     def _counted(self, records: list[FlowRecord]) -> list[FlowRecord]:
         self.summary.records += len(records)
+        self.summary.redactions = self.redaction.count
         return records
 
 

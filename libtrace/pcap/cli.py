@@ -9,7 +9,7 @@ import sys
 from typing import Any
 
 from ..errors import ExitCode, print_error
-from ..output import RECORD_HEADER, record_row
+from ..output import RECORD_HEADER, add_record_options, record_row, redaction_of
 from ..parsers import SPECS
 
 
@@ -27,6 +27,7 @@ def add_pcap_command(subparsers: Any) -> None:
     pcap.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS",
                       help="a request unanswered this long before the capture ends is a "
                       "timeout (default 5)")
+    add_record_options(pcap)
     pcap.set_defaults(handler=run)
 
 
@@ -35,14 +36,14 @@ def run(args: argparse.Namespace) -> int:
     from ._errors import PcapError
     from ._session import PcapAnalyzer, analyze
 
-    analyzer = PcapAnalyzer(timeout_ns=int(args.timeout * 1e9))
+    analyzer = PcapAnalyzer(timeout_ns=int(args.timeout * 1e9), redaction=redaction_of(args))
     try:
         records = analyze(args.file, analyzer=analyzer)
         first = next(records, None)  # opens the file: a bad one fails before the header
         if not args.json:
             print(RECORD_HEADER)
         for record in itertools.chain([first] if first else [], records):
-            data = record.to_json()
+            data = record.to_json(headers=args.headers)
             print(json.dumps(data, separators=(",", ":")) if args.json else record_row(data))
     except PcapError as exc:
         sys.stdout.flush()

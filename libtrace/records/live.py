@@ -50,6 +50,7 @@ from ..flows import (
 )
 from ..parsers import PARSERS, Record
 from ..parsers.pairing import DEFAULT_TIMEOUT_NS
+from ..parsers.redaction import Redaction
 from ..tracer.events import Direction, EventType, SocketEvent
 from .containers import Container, ContainerResolver
 
@@ -77,6 +78,7 @@ class PipelineStats:
     events: int = 0  #: events taken
     records: int = 0  #: records returned
     connections: int = 0  #: connections opened
+    redactions: int = 0  #: secret values replaced in records (see parsers.redaction)
     gaps: int = 0  #: holes reported to parsers (lost events, the payload cap)
     gap_bytes: int = 0  #: bytes in those holes
     truncated_datagrams: int = 0  #: UDP datagrams cut by the payload cap (not parsed)
@@ -96,10 +98,10 @@ class LiveRecord(FlowRecord):
     tls: bool  #: from the Go TLS uprobes (plaintext), not the socket's bytes
     container: Container | None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, *, headers: bool = False) -> dict[str, Any]:
         """The ``libtrace pcap --json`` object plus ``pid``, ``comm``, ``side``,
         ``tls`` and ``container`` (the ``trace --records --json`` contract)."""
-        out = FlowRecord.to_json(self)
+        out = FlowRecord.to_json(self, headers=headers)
         out["pid"], out["comm"], out["side"], out["tls"] = self.pid, self.comm, self.side, self.tls
         out["container"] = self.container.to_dict() if self.container is not None else None
         return out
@@ -143,6 +145,8 @@ class RecordPipeline:
             record's ``container`` is null).
         timeout_ns: a request unanswered this long when its connection ends
             is a ``timeout``, a younger one ``unknown``.
+        redaction: the secrets taken out of records (default: on, the
+            default names); ``Redaction.off()`` keeps them.
     """
 
     def __init__(
@@ -154,6 +158,7 @@ class RecordPipeline:
         max_connections: int = MAX_CONNECTIONS,
         idle_timeout_ns: int = IDLE_TIMEOUT_NS,
         udp_idle_timeout_ns: int = UDP_IDLE_TIMEOUT_NS,
+        redaction: Redaction | None = None,
     ) -> None:
         self.protocols = frozenset(protocols) if protocols is not None else None
         unknown = (self.protocols or frozenset()) - set(PARSERS)
@@ -164,6 +169,7 @@ class RecordPipeline:
         self.max_connections = max_connections
         self.idle_timeout_ns = idle_timeout_ns
         self.udp_idle_timeout_ns = udp_idle_timeout_ns
+        self.redaction = redaction if redaction is not None else Redaction()
         self._stats = PipelineStats()
         self._conns: dict[ConnKey, _Connection] = {}
         #: (pid, fd) → keys of its connections (socket and TLS streams, UDP peers)
@@ -230,6 +236,7 @@ class RecordPipeline:
         live = sum(conn.conversation.desyncs for conn in self._conns.values())
         values = {f.name: getattr(self._stats, f.name) for f in fields(PipelineStats)}
         values["desyncs"] += live
+        values["redactions"] = self.redaction.count
         return PipelineStats(**values)
 
     @property
@@ -295,6 +302,7 @@ class RecordPipeline:
             timeout_ns=self.timeout_ns,
             client=client,
             protocols=self.protocols,
+            redaction=self.redaction,
         )
         container = (
             self.containers.resolve(event.cgroup_id, pid) if self.containers is not None else None
