@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
     from .records import LiveRecord
     from .tracer.events import SocketEvent
+    from .tracer.tracer import TracerConfig
 
 #: The subcommands in ``libtrace --help`` order: name -> (module, the function
 #: that adds it to the subparsers, its one-line summary; "" is this module).
@@ -279,11 +280,26 @@ def _print_records(
         )
 
 
+def _loss_warning(console: Console, config: TracerConfig) -> Callable[[int, int], None]:
+    """What the trace says when the buffer lost events, with what would help."""
+
+    def say(new: int, total: int) -> None:
+        console.print(
+            f"libtrace: warning: {new} events lost ({total} in all): the kernel buffer filled "
+            f"faster than it was read; a larger --buffer-size (now {config.buffer_bytes}), a "
+            f"smaller --payload-cap (now {config.payload_cap}) or --pid/--port filters help",
+            highlight=False, markup=False, soft_wrap=True,
+        )  # fmt: skip
+
+    return say
+
+
 def _trace(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from .output import redaction_of
     from .records import ContainerResolver, RecordPipeline, trace_records
+    from .tracer.losses import LossWatch
     from .tracer.tracer import Tracer, TracerConfig
 
     options: dict[str, object] = {
@@ -318,11 +334,13 @@ def _trace(args: argparse.Namespace) -> int:
         if args.verbose:
             console.print("libtrace: " + "; ".join(tracer.reasons), highlight=False)
         table = Console() if not args.json else None
+        events = LossWatch(tracer, _loss_warning(console, config)).watch(
+            tracer.events(args.duration))
         if pipeline is not None:
-            records = trace_records(tracer, args.duration, pipeline=pipeline)
+            records = trace_records(tracer, pipeline=pipeline, events=events)
             _print_records(records, table, out, args.headers)
         else:
-            for event in tracer.events(args.duration):
+            for event in events:
                 if table is None:
                     data = event.to_json()
                     if args.no_payload:

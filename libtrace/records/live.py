@@ -368,15 +368,18 @@ def trace_records(
     protocols: Iterable[str] | None = None,
     *,
     pipeline: RecordPipeline | None = None,
+    events: Iterable[SocketEvent] | None = None,
 ) -> Iterator[LiveRecord]:
     """Yield the records of a started tracer's events until it stops or ``duration`` passes.
 
     Connections still open at the end are flushed (their unanswered requests
-    come out as ``unknown``).  Pass ``pipeline`` to read its stats afterwards.
+    come out as ``unknown``).  Pass ``pipeline`` to read its stats afterwards,
+    ``events`` to read the tracer's events through something (a
+    :class:`~libtrace.tracer.losses.LossWatch`).
     """
     if pipeline is None:
         pipeline = RecordPipeline(protocols=protocols, containers=ContainerResolver())
-    for event in tracer.events(duration):
+    for event in events if events is not None else tracer.events(duration):
         records = pipeline.feed(event)
         if records:
             yield from records

@@ -24,6 +24,7 @@ from ..errors import LibtraceError
 from . import native
 from ._layout import (
     DEFAULT_PAYLOAD_CAP,
+    MAX_FILTER,
     MAX_PAYLOAD,
     MAX_PAYLOAD_PERFBUF,
     SCRATCH_SLOTS,
@@ -42,7 +43,7 @@ from ._layout import (
 )
 
 __all__ = [
-    "DEFAULT_PAYLOAD_CAP", "FAMILY_NAMES", "HEADER_SIZE", "L4_NAMES", "MAX_PAYLOAD",
+    "DEFAULT_PAYLOAD_CAP", "FAMILY_NAMES", "HEADER_SIZE", "L4_NAMES", "MAX_FILTER", "MAX_PAYLOAD",
     "MAX_PAYLOAD_PERFBUF", "NATIVE_FIELDS", "PROCESS_EVENTS", "SCRATCH_SLOTS", "Counter",
     "DecodeError", "Direction", "EventFlag", "EventType", "GoAbi", "RawArgs", "RawConfig",
     "RawConn", "RawConnKey", "RawEvent", "RawGoProc", "SocketEvent", "Syscall", "add_flags",

@@ -33,6 +33,7 @@ from .events import (
     DEFAULT_PAYLOAD_CAP,
     FAMILY_NAMES,
     L4_NAMES,
+    MAX_FILTER,
     MAX_PAYLOAD,
     MAX_PAYLOAD_PERFBUF,
     PROCESS_EVENTS,
@@ -94,8 +95,6 @@ POLL_TIMEOUT_MS = 100
 #: Events one poll hands over at most: under a steady flood, libbpf would
 #: otherwise keep consuming (and this process keep queueing) without end.
 MAX_BATCH = 8192
-#: Entries of the in-kernel pid and port filters (socket_trace.h MAX_FILTER).
-MAX_FILTER = 64
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 #: Events the tracer consumes itself (the Go TLS process watcher's).
 
