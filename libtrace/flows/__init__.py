@@ -19,17 +19,20 @@ dict at the output edge (``to_json``).  Of a captured packet: ``Packet``
 
 from __future__ import annotations
 
+from .budget import DEFAULT_BUDGET_BYTES, MemoryBudget
 from .chunk import Chunk
 from .conversation import ChunkLike, Conversation, Endpoint, FlowRecord, endpoint_text
 from .offsets import StreamChunk, StreamReassembler
 from .tcp import TcpStream
 
 __all__ = [
+    "DEFAULT_BUDGET_BYTES",
     "Chunk",
     "ChunkLike",
     "Conversation",
     "Endpoint",
     "FlowRecord",
+    "MemoryBudget",
     "StreamChunk",
     "StreamReassembler",
     "TcpStream",

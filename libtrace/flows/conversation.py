@@ -180,6 +180,26 @@ class Conversation:
         self.parser.feed(self.direction(sender), payload, ts_ns)
         return self._drain()
 
+    def buffered(self) -> int:
+        """Bytes this conversation holds: its parser's buffers, or the chunks kept
+        while its protocol is undecided."""
+        if self.parser is not None:
+            return self.parser.buffered()
+        return sum(len(chunk.data) for chunks in self._kept.values() for chunk in chunks)
+
+    def cut_back(self, now_ns: int) -> list[Record]:
+        """Drop what this conversation buffers (a memory budget says so): the
+        parser's buffers become gaps, which it reports as desyncs; undecided
+        chunks are forgotten.  Returns the records that completes."""
+        if self.parser is None:
+            self._kept.clear()
+            return []
+        for direction in Direction:
+            held = self.parser.buffered_in(direction)
+            if held:
+                self.parser.feed_gap(direction, held, now_ns)
+        return self._drain()
+
     def finish(self, now_ns: int) -> list[Record]:
         """The connection is over (every sender's stream already ended): flush it."""
         out: list[Record] = []

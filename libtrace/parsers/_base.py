@@ -194,6 +194,15 @@ class StreamParser:
         side.desync(ts_ns, f"{size} bytes missing", partial=partial)
         self._reset(side)
 
+    def buffered(self) -> int:
+        """Bytes this parser holds now (both directions' buffers and datagrams)."""
+        return sum(self.buffered_in(direction) for direction in self._sides)
+
+    def buffered_in(self, direction: Direction) -> int:
+        """Bytes this parser holds of one direction."""
+        side = self._sides[direction]
+        return len(side.buf) + sum(len(data) for data, _ in side.datagrams)
+
     def next_event(self) -> Event | _NeedData:
         """The next message or desync, or :data:`NEED_DATA`."""
         for side in self._sides.values():

@@ -12,7 +12,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from ..flows import Chunk, Conversation, Endpoint, FlowRecord, TcpStream
+from ..flows import (
+    DEFAULT_BUDGET_BYTES,
+    Chunk,
+    Conversation,
+    Endpoint,
+    FlowRecord,
+    MemoryBudget,
+    TcpStream,
+)
 from ..parsers import Transport
 from ..parsers.pairing import DEFAULT_TIMEOUT_NS
 from ..parsers.redaction import Redaction
@@ -33,6 +41,7 @@ class RunSummary:
     unrecognised: list[tuple[str, int, int]] = field(default_factory=list)
     records: int = 0
     redactions: int = 0  #: secret values replaced in records
+    budget_cuts: int = 0  #: flows cut back to stay within the memory budget
     gaps: int = 0  #: holes in TCP streams (missing segments)
     desyncs: int = 0  #: times a parser lost a message boundary
 
@@ -64,6 +73,8 @@ class RunSummary:
                                 _count(self.desyncs, "desync"))))  # fmt: skip
         if self.redactions:
             parts[-1] += f", {self.redactions} redacted"
+        if self.budget_cuts:
+            parts[-1] += f", {_count(self.budget_cuts, 'flow')} cut back to the memory budget"
         return "; ".join(parts)
 
 
@@ -85,9 +96,12 @@ class PcapAnalyzer:
     """Turn packets into records (:class:`~libtrace.flows.FlowRecord`)."""
 
     def __init__(
-        self, *, timeout_ns: int = DEFAULT_TIMEOUT_NS, redaction: Redaction | None = None
-    ) -> None:
+        self, *, timeout_ns: int = DEFAULT_TIMEOUT_NS, redaction: Redaction | None = None,
+        budget_bytes: int = DEFAULT_BUDGET_BYTES,
+    ) -> None:  # fmt: skip
         self.timeout_ns = timeout_ns
+        #: what all flows' parsers may buffer at once (see libtrace.flows.budget)
+        self.budget: MemoryBudget[_Flow] = MemoryBudget(budget_bytes)
         #: the secrets taken out of records (default on; ``Redaction.off()`` keeps them)
         self.redaction = redaction if redaction is not None else Redaction()
         self._flows: dict[tuple[str, Endpoint, Endpoint], _Flow] = {}
@@ -113,6 +127,8 @@ class PcapAnalyzer:
         conv = flow.conversation
         if conv.given_up:
             return out
+        if self.budget.grow(len(pkt.payload)):
+            out += self._keep_to_budget()
         if pkt.transport == "udp":
             records = conv.datagram(src, pkt.payload, pkt.ts_ns)
             return out + self._counted(conv.flow_records(records))
@@ -144,6 +160,15 @@ class PcapAnalyzer:
         self.summary.gaps += sum(1 for chunk in chunks if chunk.gap)
         return self._counted(conv.flow_records(conv.chunks(sender, chunks, stream.eof,
                                                        self.last_ts)))
+
+    def _keep_to_budget(self) -> list[FlowRecord]:
+        held = ((flow.conversation.buffered(), flow) for flow in self._flows.values())
+        out: list[FlowRecord] = []
+        for flow in self.budget.over(held):
+            conv = flow.conversation
+            out += self._counted(conv.flow_records(conv.cut_back(self.last_ts)))
+        self.summary.budget_cuts = self.budget.cuts
+        return out
 
     def finish(self) -> list[FlowRecord]:
         """The capture ended: flush every flow."""

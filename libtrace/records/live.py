@@ -39,11 +39,13 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from ..flows import (
+    DEFAULT_BUDGET_BYTES,
     Chunk,
     ChunkLike,
     Conversation,
     Endpoint,
     FlowRecord,
+    MemoryBudget,
     StreamChunk,
     StreamReassembler,
     endpoint_text,
@@ -79,6 +81,8 @@ class PipelineStats:
     records: int = 0  #: records returned
     connections: int = 0  #: connections opened
     redactions: int = 0  #: secret values replaced in records (see parsers.redaction)
+    budget_cuts: int = 0  #: connections cut back to stay within the memory budget
+    budget_bytes: int = 0  #: bytes those held
     gaps: int = 0  #: holes reported to parsers (lost events, the payload cap)
     gap_bytes: int = 0  #: bytes in those holes
     truncated_datagrams: int = 0  #: UDP datagrams cut by the payload cap (not parsed)
@@ -147,6 +151,8 @@ class RecordPipeline:
             is a ``timeout``, a younger one ``unknown``.
         redaction: the secrets taken out of records (default: on, the
             default names); ``Redaction.off()`` keeps them.
+        budget_bytes: what all connections' parsers may buffer at once (see
+            :mod:`libtrace.flows.budget`).
     """
 
     def __init__(
@@ -159,6 +165,7 @@ class RecordPipeline:
         idle_timeout_ns: int = IDLE_TIMEOUT_NS,
         udp_idle_timeout_ns: int = UDP_IDLE_TIMEOUT_NS,
         redaction: Redaction | None = None,
+        budget_bytes: int = DEFAULT_BUDGET_BYTES,
     ) -> None:
         self.protocols = frozenset(protocols) if protocols is not None else None
         unknown = (self.protocols or frozenset()) - set(PARSERS)
@@ -170,6 +177,7 @@ class RecordPipeline:
         self.idle_timeout_ns = idle_timeout_ns
         self.udp_idle_timeout_ns = udp_idle_timeout_ns
         self.redaction = redaction if redaction is not None else Redaction()
+        self.budget: MemoryBudget[_Connection] = MemoryBudget(budget_bytes)
         self._stats = PipelineStats()
         self._conns: dict[ConnKey, _Connection] = {}
         #: (pid, fd) → keys of its connections (socket and TLS streams, UDP peers)
@@ -237,6 +245,7 @@ class RecordPipeline:
         values = {f.name: getattr(self._stats, f.name) for f in fields(PipelineStats)}
         values["desyncs"] += live
         values["redactions"] = self.redaction.count
+        values["budget_cuts"], values["budget_bytes"] = self.budget.cuts, self.budget.cut_bytes
         return PipelineStats(**values)
 
     @property
@@ -271,7 +280,18 @@ class RecordPipeline:
             records = []
             for chunk in self._streams.of(tls).feed(event):
                 records += self._chunk(conn, chunk)
-        return out + self._emit(conn, records) if records else out
+        if records:
+            out += self._emit(conn, records)
+        if self.budget.grow(len(event.data)):
+            out += self._keep_to_budget(event.ts_ns)
+        return out
+
+    def _keep_to_budget(self, now_ns: int) -> list[LiveRecord]:
+        held = ((conn.conversation.buffered(), conn) for conn in self._conns.values())
+        out: list[LiveRecord] = []
+        for conn in self.budget.over(held):
+            out += self._emit(conn, conn.conversation.cut_back(now_ns))
+        return out
 
     def _chunk(self, conn: _Connection, chunk: StreamChunk) -> list[Record]:
         # The reassembler reports every hole once, the payload cap's at once

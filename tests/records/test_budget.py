@@ -1,0 +1,93 @@
+"""The memory budget: thousands of connections that each start a message claiming
+megabytes cost at most the budget, and the well-behaved connection beside them
+keeps every record.
+
+Each run is a child process, so that its peak RSS is its own: without the
+budget the same events make it hold far more (the test's proof that they stress
+what the budget bounds), with it the peak stays under the budget plus a constant.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from libtrace.records import RecordPipeline
+
+from ._events import Socket
+from ._live import env
+
+MIB = 1 << 20
+#: Connections that each buffer CLAIM_CHUNKS chunks of a 4 MB bulk string.
+HOSTILE, CLAIM_CHUNKS, CHUNK = 2500, 16, 4096
+#: What the child's Python, its objects per connection and the events in flight
+#: may add beyond the budget.
+CONSTANT = 48 * MIB
+
+CHILD = """
+import json, resource, sys
+from tests.records.test_budget import run
+budget = int(sys.argv[1])
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+stats, good = run(budget)
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(json.dumps({"growth": after - before, "cuts": stats.budget_cuts, "good": good}))
+"""
+
+
+def events():
+    """Hostile connections interleaved with one that does SET/GET all along."""
+    good = Socket(99, 3, comm="good")
+    yield good.connect()
+    hostile = [Socket(10_000 + n, 5, remote=("127.0.0.1", 6379)) for n in range(HOSTILE)]
+    for sock in hostile:
+        yield sock.send(b"*1\r\n$4000000\r\n")
+    for _ in range(CLAIM_CHUNKS):
+        for n, sock in enumerate(hostile):
+            yield sock.send(b"x" * CHUNK)
+            if n % 500 == 0:
+                key = f"k{n}".encode()
+                yield good.send(b"*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n" % (len(key), key))
+                yield good.recv(b"$2\r\nok\r\n")
+    yield good.close()
+
+
+def run(budget: int) -> tuple[object, list[str]]:
+    """Feed the events: (the pipeline's stats, the good connection's commands with status)."""
+    pipeline = RecordPipeline(budget_bytes=budget)
+    good = []
+    for event in events():
+        for record in pipeline.feed(event):
+            if record.comm == "good":
+                request = record.exchange.request
+                good.append(f"{request.args[0] if request else '?'} {record.exchange.status}")
+    return pipeline.stats, good
+
+
+def child(budget: int) -> dict[str, int]:
+    out = subprocess.run([sys.executable, "-c", CHILD, str(budget)], capture_output=True,
+                         text=True, check=True, env=env(), timeout=600)  # fmt: skip
+    return json.loads(out.stdout)
+
+
+def test_many_connections_claiming_megabytes_stay_within_the_budget() -> None:
+    budget = 32 * MIB
+    bounded, unbounded = child(budget), child(1 << 40)
+
+    held = HOSTILE * CLAIM_CHUNKS * CHUNK  # what the parsers would hold: 156 MiB
+    assert unbounded["growth"] > held * 3 // 4 and unbounded["cuts"] == 0, unbounded
+    assert bounded["growth"] < budget + CONSTANT and bounded["cuts"] > 0, bounded
+    expected = [f"k{n} ok" for n in range(0, HOSTILE, 500)] * CLAIM_CHUNKS
+    assert bounded["good"] == unbounded["good"] == expected
+
+
+def test_a_cut_back_connection_reports_a_gap_and_parses_on() -> None:
+    sock = Socket(7, 3, remote=("127.0.0.1", 6379))
+    pipeline = RecordPipeline(budget_bytes=64 * 1024)
+    for event in [sock.connect(), sock.send(b"*1\r\n$4000000\r\n"), sock.send(b"x" * 60_000)]:
+        assert pipeline.feed(event) == []
+    pipeline.feed(sock.send(b"x" * 10_000))  # past the look's slice: the look cuts it back
+
+    assert pipeline.stats.budget_cuts == 1 and pipeline.stats.budget_bytes > 60_000
+    assert pipeline.stats.desyncs >= 1
