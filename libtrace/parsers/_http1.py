@@ -19,6 +19,7 @@ import enum
 import re
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 from mypy_extensions import mypyc_attr
 
@@ -90,6 +91,22 @@ TRANSITIONS: dict[tuple[Phase, Input], Phase] = {
 
 Headers = tuple[tuple[str, str], ...]
 
+#: Headers that carry a distributed trace's context (W3C Trace Context, Zipkin's
+#: B3 in its single and multi-header forms, the common request id): in a record
+#: they let the records of two services be joined.
+TRACE_CONTEXT_HEADERS = ("traceparent", "tracestate", "b3", "x-b3-traceid", "x-b3-spanid",
+                         "x-b3-parentspanid", "x-b3-sampled", "x-request-id")  # fmt: skip
+
+
+def trace_context(headers: Headers) -> dict[str, str]:
+    """The trace context headers among ``headers`` (lower-case names), first value of each."""
+    out: dict[str, str] = {}
+    for name, value in headers:
+        lower = name.lower()
+        if lower in TRACE_CONTEXT_HEADERS and lower not in out:
+            out[lower] = value
+    return out
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Http1Request(Message):
@@ -109,6 +126,18 @@ class Http1Request(Message):
     host: str | None = None
     body_size: int = 0
     headers: Headers = ()
+
+    @property
+    def trace_context(self) -> dict[str, str]:
+        """``traceparent``, ``tracestate``, B3 and ``x-request-id`` headers, if sent."""
+        return trace_context(self.headers)
+
+    def fields(self) -> dict[str, Any]:
+        out = Message.fields(self)
+        context = self.trace_context
+        if context:  # in the record only when the request carries some
+            out["trace_context"] = context
+        return out
 
     def _validate(self) -> None:
         if not _TOKEN.fullmatch(self.method.encode("latin-1", "replace")):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
+from typing import Any
 
 from hyperframe.exceptions import HyperframeError
 from hyperframe.frame import (
@@ -35,7 +36,7 @@ from ._base import Side, StreamParser, Transport
 from ._errors import LimitExceededError, MalformedError
 from ._events import Direction, Message, Status, clip
 from ._hpack import TolerantDecoder
-from ._http1 import http_status
+from ._http1 import http_status, trace_context
 from ._limits import MAX_H2_FRAME_BYTES, MAX_H2_STREAMS, MAX_HEADERS
 from ._spec import Match, ProtocolSpec
 from .redaction import Redaction
@@ -76,6 +77,18 @@ class Http2Request(Message):
     scheme: str | None = None
     content_type: str | None = None
     headers: Headers = ()
+
+    @property
+    def trace_context(self) -> dict[str, str]:
+        """``traceparent``, ``tracestate``, B3 and ``x-request-id`` headers, if sent."""
+        return trace_context(self.headers)
+
+    def fields(self) -> dict[str, Any]:
+        out = Message.fields(self)
+        context = self.trace_context
+        if context:  # in the record only when the request carries some
+            out["trace_context"] = context
+        return out
 
     @property
     def key(self) -> int:
