@@ -80,6 +80,9 @@ _PAYLOAD = attrgetter("data")
 _DATA_SYSCALL_IDS = frozenset(Syscall[name.upper()] for name in DATA_SYSCALLS)
 _ADDR_FROM_CALL = int(EventFlag.ADDR_FROM_CALL)
 
+#: The hash maps :meth:`Tracer.occupancy` counts (those whose entries come and go).
+OCCUPANCY_MAPS = ("inflight", "conns", "not_sockets", "fd_gens", "forks", "closed",
+                  "go_procs", "go_inflight", "tls_conns")  # fmt: skip
 #: Default delay before attaching to a newly started Go program (as in the seed).
 DEFAULT_GO_ATTACH_DELAY = 120.0
 #: Default ring buffer size (the perf buffer gets about as much, split per CPU).
@@ -644,6 +647,22 @@ class Tracer:
             if hidden > 0:
                 self._stats.kernel_events -= hidden
                 self._stats.lost = max(self._stats.lost, hidden)
+
+    def occupancy(self) -> dict[str, int]:
+        """Entries in each of the programs' hash maps now (for soak runs: none
+        may grow without bound); {} before the programs are loaded.  Each map is
+        walked key by key, so call it seconds apart, not per event."""
+        obj = self._object
+        if obj is None:
+            return {}
+        out: dict[str, int] = {}
+        for name in OCCUPANCY_MAPS:
+            try:
+                keys = obj.map(name).keys()  # walked with bpf_map_get_next_key
+                out[name] = sum(1 for _ in keys)
+            except BpfError:  # not in this variant (no-BTF maps, Go TLS off)
+                continue
+        return out
 
     def stats(self) -> TracerStats:
         """Events delivered, lost in the kernel, and payload bytes, so far."""
