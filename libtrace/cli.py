@@ -360,6 +360,9 @@ def _trace(args: argparse.Namespace) -> int:
         "dropped": stats.dropped,
         "decode_errors": stats.decode_errors,
         "missed": stats.missed,
+        "inflight_full": stats.inflight_full,
+        "conns_full": stats.conns_full,
+        "go_inflight_full": stats.go_inflight_full,
     }
     if pipeline is not None:
         summary["records"] = pipeline.stats.records

@@ -138,7 +138,8 @@ static __always_inline int go_tls_read_enter(struct lt_pt_regs *regs)
 	if (fd < 0)
 		return 0;
 	args.fd = fd;
-	bpf_map_update_elem(&go_inflight, &key, &args, BPF_ANY);
+	count_full(bpf_map_update_elem(&go_inflight, &key, &args, BPF_ANY),
+		   LT_COUNTER_GO_INFLIGHT_FULL);
 	return 0;
 }
 

@@ -217,6 +217,14 @@ static __always_inline void count(__u32 counter, __u64 n)
 		*value += n;
 }
 
+/* A map update that failed for want of room (not because BPF_NOEXIST found
+ * the key there): counted, so that no drop in the kernel goes unsaid. */
+static __always_inline void count_full(long ret, __u32 counter)
+{
+	if (ret && ret != -17 /* -EEXIST */)
+		count(counter, 1);
+}
+
 /* Is this thread group traced at all? */
 static __always_inline bool pid_traced(struct lt_config *cfg, __u32 pid)
 {
@@ -257,7 +265,7 @@ static __always_inline int save_args(__u64 fd, __u64 buf, __u64 addr, __u64 coun
 	args.addr = addr;
 	args.count = count;
 	args.syscall = syscall;
-	bpf_map_update_elem(&inflight, &id, &args, BPF_ANY);
+	count_full(bpf_map_update_elem(&inflight, &id, &args, BPF_ANY), LT_COUNTER_INFLIGHT_FULL);
 	return 0;
 }
 
@@ -362,7 +370,7 @@ static __always_inline struct lt_conn *track_conn(struct lt_conn_key *key, __u64
 
 	if (read_sock_identity(key->fd, &conn) != LT_FD_SOCKET)
 		return NULL;
-	bpf_map_update_elem(&conns, key, &conn, flags);
+	count_full(bpf_map_update_elem(&conns, key, &conn, flags), LT_COUNTER_CONNS_FULL);
 	return bpf_map_lookup_elem(&conns, key);
 }
 
@@ -427,7 +435,8 @@ static __always_inline struct lt_conn *traced_conn(struct lt_conn_key *key)
 		gen = fd_gen(key->pid); /* read before the kernel is asked */
 	kind = read_sock_identity(key->fd, &conn);
 	if (kind == LT_FD_SOCKET) {
-		bpf_map_update_elem(&conns, key, &conn, BPF_NOEXIST);
+		count_full(bpf_map_update_elem(&conns, key, &conn, BPF_NOEXIST),
+			   LT_COUNTER_CONNS_FULL);
 		return bpf_map_lookup_elem(&conns, key);
 	}
 	if (kind == LT_FD_OTHER)
@@ -462,7 +471,7 @@ static __always_inline struct lt_conn *inherit_conn(struct lt_conn_key *key)
 		return NULL;
 	/* Through the stack: before 4.15 a map update takes no map value. */
 	copy = *pconn;
-	bpf_map_update_elem(&conns, key, &copy, BPF_NOEXIST);
+	count_full(bpf_map_update_elem(&conns, key, &copy, BPF_NOEXIST), LT_COUNTER_CONNS_FULL);
 	return bpf_map_lookup_elem(&conns, key);
 }
 #endif
@@ -861,7 +870,8 @@ int lt_exit_connect(struct lt_sys_exit *ctx)
 		/* Created before the tracer started and not seeded from /proc. */
 		struct lt_conn fresh = {};
 
-		bpf_map_update_elem(&conns, &key, &fresh, BPF_NOEXIST);
+		count_full(bpf_map_update_elem(&conns, &key, &fresh, BPF_NOEXIST),
+			   LT_COUNTER_CONNS_FULL);
 		conn = bpf_map_lookup_elem(&conns, &key);
 		if (!conn)
 			return 0;
@@ -914,7 +924,7 @@ static __always_inline int on_accept_exit(struct lt_sys_exit *ctx, __u16 syscall
 			__builtin_memcpy(fresh.laddr, listener->laddr, 16);
 		}
 		read_sockaddr(args.addr, &fresh.family, &fresh.rport, fresh.raddr);
-		bpf_map_update_elem(&conns, &key, &fresh, BPF_ANY);
+		count_full(bpf_map_update_elem(&conns, &key, &fresh, BPF_ANY), LT_COUNTER_CONNS_FULL);
 		conn = bpf_map_lookup_elem(&conns, &key);
 		if (!conn)
 			return 0;
@@ -1047,7 +1057,7 @@ int lt_exit_socket(struct lt_sys_exit *ctx)
 	conn.family = args.count;
 	key.pid = bpf_get_current_pid_tgid() >> 32;
 	key.fd = ctx->ret;
-	bpf_map_update_elem(&conns, &key, &conn, BPF_ANY);
+	count_full(bpf_map_update_elem(&conns, &key, &conn, BPF_ANY), LT_COUNTER_CONNS_FULL);
 	return 0;
 }
 

@@ -185,7 +185,13 @@ class Counter(enum.IntEnum):
     LOST = 1
     #: payload bytes captured
     BYTES = 2
-    MAX = 3
+    #: syscalls whose arguments found inflight full: their bytes unseen
+    INFLIGHT_FULL = 3
+    #: sockets whose identity found conns full: their bytes unseen
+    CONNS_FULL = 4
+    #: Go TLS calls that found go_inflight full: their plaintext unseen
+    GO_INFLIGHT_FULL = 5
+    MAX = 6
 
 
 class RawConnKey(ctypes.Structure):

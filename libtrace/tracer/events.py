@@ -25,6 +25,7 @@ from . import native
 from ._layout import (
     DEFAULT_PAYLOAD_CAP,
     MAX_FILTER,
+    MAX_INFLIGHT,
     MAX_PAYLOAD,
     MAX_PAYLOAD_PERFBUF,
     SCRATCH_SLOTS,
@@ -43,11 +44,12 @@ from ._layout import (
 )
 
 __all__ = [
-    "DEFAULT_PAYLOAD_CAP", "FAMILY_NAMES", "HEADER_SIZE", "L4_NAMES", "MAX_FILTER", "MAX_PAYLOAD",
-    "MAX_PAYLOAD_PERFBUF", "NATIVE_FIELDS", "PROCESS_EVENTS", "SCRATCH_SLOTS", "Counter",
-    "DecodeError", "Direction", "EventFlag", "EventType", "GoAbi", "RawArgs", "RawConfig",
-    "RawConn", "RawConnKey", "RawEvent", "RawGoProc", "SocketEvent", "Syscall", "add_flags",
-    "decode", "decode_python", "fill_in", "format_address", "native_decoder", "with_changes",
+    "DEFAULT_PAYLOAD_CAP", "FAMILY_NAMES", "HEADER_SIZE", "L4_NAMES", "MAX_FILTER",
+    "MAX_INFLIGHT", "MAX_PAYLOAD", "MAX_PAYLOAD_PERFBUF", "NATIVE_FIELDS", "PROCESS_EVENTS",
+    "SCRATCH_SLOTS", "Counter", "DecodeError", "Direction", "EventFlag", "EventType", "GoAbi",
+    "RawArgs", "RawConfig", "RawConn", "RawConnKey", "RawEvent", "RawGoProc", "SocketEvent",
+    "Syscall", "add_flags", "decode", "decode_python", "fill_in", "format_address",
+    "native_decoder", "with_changes",
 ]  # fmt: skip
 
 

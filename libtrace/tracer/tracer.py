@@ -34,6 +34,7 @@ from .events import (
     FAMILY_NAMES,
     L4_NAMES,
     MAX_FILTER,
+    MAX_INFLIGHT,
     MAX_PAYLOAD,
     MAX_PAYLOAD_PERFBUF,
     PROCESS_EVENTS,
@@ -124,6 +125,10 @@ class TracerConfig:
     #: Seconds a newly exec'd Go program must run before its uprobes attach
     #: (programs running when the tracer starts are attached at once).
     go_attach_delay: float = DEFAULT_GO_ATTACH_DELAY
+    #: Threads that may be inside a traced socket syscall at once (the
+    #: ``inflight`` map's entries); past it, calls are counted in
+    #: ``TracerStats.inflight_full`` and their bytes go unseen.
+    inflight_entries: int = MAX_INFLIGHT
 
     def __post_init__(self) -> None:
         if not 1 <= self.payload_cap <= MAX_PAYLOAD:
@@ -139,6 +144,8 @@ class TracerConfig:
             raise ConfigError(
                 f"buffer size must be a power of two of at least {PAGE_SIZE}, not {size}"
             )
+        if not 1 <= self.inflight_entries <= 1 << 22:
+            raise ConfigError(f"inflight entries must be 1…{1 << 22}, not {self.inflight_entries}")
         object.__setattr__(self, "force_compat", _validate_compat(self.force_compat))
         if not 0 <= self.go_attach_delay <= 86400:
             raise ConfigError(f"Go attach delay must be 0…86400 s, not {self.go_attach_delay}")
@@ -166,6 +173,13 @@ class TracerStats:
     #: an event, or a syscall's bytes, with it unseen.  Not part of ``lost``,
     #: which counts what the programs knew they could not output.
     missed: int = 0
+    #: syscalls whose saved arguments found the ``inflight`` map full (more
+    #: threads inside socket syscalls at once than its entries): their bytes unseen
+    inflight_full: int = 0
+    #: sockets whose identity found the ``conns`` map full: their bytes unseen
+    conns_full: int = 0
+    #: Go TLS calls that found ``go_inflight`` full: their plaintext unseen
+    go_inflight_full: int = 0
 
     def accounted(self) -> int:
         """Every event the programs output ends in exactly one of these counters:
@@ -403,6 +417,7 @@ class Tracer:
                 obj.resize_map("events", self.config.buffer_bytes)
             # SCRATCH_SLOTS scratch events per CPU, indexed by CPU and turn.
             obj.resize_map("scratch", _libbpf.num_possible_cpus() * SCRATCH_SLOTS)
+            obj.resize_map("inflight", self.config.inflight_entries)
             code = linux_version_code()
             if code is not None:
                 # uname()'s version, libbpf's default, is not what 4.14.y/4.19.y compare.
@@ -632,6 +647,9 @@ class Tracer:
             )
 
         self._stats.kernel_events = total(Counter.EVENTS)
+        self._stats.inflight_full = total(Counter.INFLIGHT_FULL)
+        self._stats.conns_full = total(Counter.CONNS_FULL)
+        self._stats.go_inflight_full = total(Counter.GO_INFLIGHT_FULL)
         self._stats.missed = obj.recursion_misses()
         # The programs count every failed output; perf's own lost records
         # count the same drops, so take the larger, never the sum.
