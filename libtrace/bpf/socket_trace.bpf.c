@@ -606,14 +606,21 @@ static __always_inline void emit_chunk(void *ctx, struct lt_config *cfg, struct 
 	output(ctx, cfg, ev);
 }
 
-/* Output the chunks of an iovec array that together moved `left` bytes. */
+/* Output the chunks of an iovec array that together moved `left` bytes,
+ * following at most `max_iov` iovecs: MAX_IOV for a call's own array,
+ * MAX_MMSG_IOV for each message of an mmsg call (fewer, since the copy is
+ * repeated per message).  Every caller passes a constant: once inlined, the
+ * loop has a constant trip count and is fully unrolled (4.14 has no bounded
+ * loops).  A variable bound fails the build rather than leaving a loop:
+ * clang reports the `#pragma unroll` it cannot honour, and -Werror stops it. */
 static __always_inline void emit_iov(void *ctx, struct lt_config *cfg, struct lt_event_buf *ev,
-				     struct lt_conn *conn, __u64 uiov, __u64 iovcnt, __u64 left)
+				     struct lt_conn *conn, __u64 uiov, __u64 iovcnt, __u64 left,
+				     int max_iov)
 {
 	struct lt_iovec iov;
 
 #pragma unroll
-	for (int i = 0; i < MAX_IOV; i++) {
+	for (int i = 0; i < max_iov; i++) {
 		if (i >= iovcnt || left == 0)
 			break;
 		if (read_user(&iov, sizeof(iov), (void *)(uiov + i * sizeof(iov))))
@@ -626,29 +633,6 @@ static __always_inline void emit_iov(void *ctx, struct lt_config *cfg, struct lt
 	}
 	/* Bytes beyond the iovecs followed: keep the offset true, so that user
 	 * space sees a gap rather than glued streams. */
-	if (left)
-		__sync_fetch_and_add(&conn->offset[ev->hdr.direction & 1], left);
-}
-
-/* The same for one message of an mmsg call (fewer iovecs per message). */
-static __always_inline void emit_msg_iov(void *ctx, struct lt_config *cfg,
-					 struct lt_event_buf *ev, struct lt_conn *conn,
-					 __u64 uiov, __u64 iovcnt, __u64 left)
-{
-	struct lt_iovec iov;
-
-#pragma unroll
-	for (int i = 0; i < MAX_MMSG_IOV; i++) {
-		if (i >= iovcnt || left == 0)
-			break;
-		if (read_user(&iov, sizeof(iov), (void *)(uiov + i * sizeof(iov))))
-			break;
-		if (iov.iov_len == 0)
-			continue;
-		__u64 chunk = iov.iov_len < left ? iov.iov_len : left;
-		emit_chunk(ctx, cfg, ev, conn, iov.iov_base, chunk);
-		left -= chunk;
-	}
 	if (left)
 		__sync_fetch_and_add(&conn->offset[ev->hdr.direction & 1], left);
 }
@@ -692,14 +676,14 @@ static __always_inline int emit_data(void *ctx, struct lt_config *cfg, struct lt
 			use_call_addr(&ev->hdr, args->addr);
 		emit_chunk(ctx, cfg, ev, conn, args->buf, ret);
 	} else if (layout == LT_IOV) {
-		emit_iov(ctx, cfg, ev, conn, args->buf, args->count, ret);
+		emit_iov(ctx, cfg, ev, conn, args->buf, args->count, ret, MAX_IOV);
 	} else if (layout == LT_MSG) {
 		struct lt_user_msghdr msg;
 
 		if (read_user(&msg, sizeof(msg), (void *)args->buf))
 			return 0;
 		use_call_addr(&ev->hdr, msg.msg_name);
-		emit_iov(ctx, cfg, ev, conn, msg.msg_iov, msg.msg_iovlen, ret);
+		emit_iov(ctx, cfg, ev, conn, msg.msg_iov, msg.msg_iovlen, ret, MAX_IOV);
 	} else {
 		struct lt_mmsghdr mmsg;
 
@@ -713,8 +697,8 @@ static __always_inline int emit_data(void *ctx, struct lt_config *cfg, struct lt
 			ev->hdr.rport = conn->rport;
 			__builtin_memcpy(ev->hdr.raddr, conn->raddr, 16);
 			use_call_addr(&ev->hdr, mmsg.msg_hdr.msg_name);
-			emit_msg_iov(ctx, cfg, ev, conn, mmsg.msg_hdr.msg_iov,
-				     mmsg.msg_hdr.msg_iovlen, mmsg.msg_len);
+			emit_iov(ctx, cfg, ev, conn, mmsg.msg_hdr.msg_iov,
+				 mmsg.msg_hdr.msg_iovlen, mmsg.msg_len, MAX_MMSG_IOV);
 		}
 	}
 	return 0;
