@@ -14,7 +14,6 @@ with its last file descriptor.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import logging
 import os
@@ -256,6 +255,8 @@ class Tracer:
         #: programs for them); see probe.choose_args_at_exit.
         self.args_at_exit = False
         self._object: _libbpf.BpfObject | None = None
+        #: blocked syscalls found at attach that the full inflight map could not take
+        self._seeded_full = 0
         self._buffer: (
             ringbuf.MappedRingBuffer
             | _libbpf.RingBuffer
@@ -487,9 +488,12 @@ class Tracer:
                 continue
             if self.args_at_exit and args.syscall in _DATA_SYSCALL_IDS:
                 continue  # their exit programs read the arguments themselves
-            with contextlib.suppress(BpfError):  # EEXIST: saved meanwhile; E2BIG: full
+            try:
                 inflight.update((pid << 32 | tid).to_bytes(8, "little"), bytes(args),
                                 _libbpf.BPF_NOEXIST)  # fmt: skip
+            except BpfError as exc:  # EEXIST: saved meanwhile (the programs run already)
+                if exc.errno == errno.E2BIG:  # full: that call's bytes go unseen, counted
+                    self._seeded_full += 1
 
     def _seed_sockets(self, obj: _libbpf.BpfObject) -> None:
         """No BTF: tell the kernel which fds are sockets already."""
@@ -647,7 +651,7 @@ class Tracer:
             )
 
         self._stats.kernel_events = total(Counter.EVENTS)
-        self._stats.inflight_full = total(Counter.INFLIGHT_FULL)
+        self._stats.inflight_full = total(Counter.INFLIGHT_FULL) + self._seeded_full
         self._stats.conns_full = total(Counter.CONNS_FULL)
         self._stats.go_inflight_full = total(Counter.GO_INFLIGHT_FULL)
         self._stats.missed = obj.recursion_misses()
