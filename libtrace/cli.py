@@ -313,6 +313,16 @@ def _trace(args: argparse.Namespace) -> int:
     }
     if args.buffer_size is not None:
         options["buffer_bytes"] = args.buffer_size
+    if not args.records:
+        records_only = [flag for flag, given in (
+            ("--protocol", args.protocol), ("--headers", args.headers),
+            ("--no-redact", args.no_redact), ("--redact-header", args.redact_header),
+            ("--redact-sql-literals", args.redact_sql_literals)) if given]  # fmt: skip
+        if records_only:
+            verb = "acts" if len(records_only) == 1 else "act"
+            raise ConfigError(f"{', '.join(records_only)} {verb} only with --records")
+    if args.no_payload and not args.json:
+        raise ConfigError("--no-payload acts only with --json (the table shows no payload)")
     config = TracerConfig(**options)  # type: ignore[arg-type]
     tracer = Tracer(config)
     console = Console(stderr=True)
@@ -380,6 +390,11 @@ def _trace(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+#: OSErrors that say a path given is unusable (exit 2); other OSErrors exit 1.
+_PATH_ERRORS = (FileExistsError, FileNotFoundError, IsADirectoryError, NotADirectoryError,
+                PermissionError)  # fmt: skip
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     command = _command_of(argv)
@@ -412,6 +427,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ExitCode.INTERRUPTED
     except BrokenPipeError:
         return ExitCode.OK
+    except OSError as exc:
+        # A path the user gave that cannot be used (a file where a directory goes,
+        # no permission, a missing parent): bad input, said in one line.
+        where = f": {exc.filename}" if exc.filename else ""
+        code = ExitCode.USAGE if isinstance(exc, _PATH_ERRORS) else ExitCode.FAILED
+        parser.exit(code, error_line(f"{exc.strerror or exc}{where}") + "\n")
 
 
 if __name__ == "__main__":

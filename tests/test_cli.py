@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .tracing import Peer
+from .tracing import Peer, wait_until_tracing
 from .waiting import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,8 +37,7 @@ def start_trace(*args: str, go_tls: bool = False) -> subprocess.Popen[str]:
         text=True,
     )
     assert proc.stderr is not None
-    line = proc.stderr.readline()
-    assert "tracing" in line, line + proc.stderr.read()
+    wait_until_tracing(proc.stderr)
     return proc
 
 
@@ -191,6 +190,9 @@ def test_trace_stops_cleanly_on_a_signal_and_prints_stats(signo):
         (["--buffer-size", "5000"], "power of two"),
         (["--duration", "-1"], "must be positive"),
         (["--btf", "/nonexistent/btf"], "does not exist"),
+        (["--protocol", "redis"], "--protocol acts only with --records"),
+        (["--headers", "--no-redact"], "--headers, --no-redact act only with --records"),
+        (["--no-payload"], "--no-payload acts only with --json"),
     ],
 )
 def test_bad_arguments_give_one_line_and_exit_2(args, message):
@@ -198,6 +200,19 @@ def test_bad_arguments_give_one_line_and_exit_2(args, message):
     assert proc.returncode == 2
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("command", [["check", "redis", "--report"], ["matrix", "--report"]])
+def test_a_report_path_that_is_a_file_is_one_line_and_exit_2(command, tmp_path):
+    taken = tmp_path / "a-file"
+    taken.write_text("mine\n")
+
+    proc = subprocess.run([*CLI, *command, str(taken)], capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [f"libtrace: error: File exists: {taken}"]
+    assert taken.read_text() == "mine\n"  # untouched
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop privileges")

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from libtrace import Direction, SocketEvent, StreamReassembler, Tracer
 
@@ -59,6 +59,18 @@ class Peer:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+
+
+def wait_until_tracing(stderr: IO[str]) -> str:
+    """Read ``libtrace trace``'s stderr up to its "tracing" line (the programs are
+    attached); what came before it (a first run compiling the BPF objects) is
+    returned with it.  Fails if the trace ends first."""
+    seen = ""
+    while "libtrace: tracing" not in seen:
+        line = stderr.readline()
+        assert line, "libtrace trace ended before tracing: " + seen + stderr.read()
+        seen += line
+    return seen
 
 
 def drain(tracer: Tracer, timeout: float = 10.0) -> list[SocketEvent]:

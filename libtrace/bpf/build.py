@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import logging
 import os
 import shutil
 import subprocess
@@ -121,8 +122,16 @@ def compile_variant(variant: Variant, out_dir: Path, clang: str = "clang") -> Pa
     return out
 
 
-def build(out_dir: Path, clang: str = "clang") -> list[Path]:
-    """Compile every variant into ``out_dir`` (atomically) and stamp it."""
+def build(out_dir: Path, clang: str = "clang", *, announce: bool = False) -> list[Path]:
+    """Compile every variant into ``out_dir`` (atomically) and stamp it; with
+    ``announce``, say so first (a command's first run from a checkout would
+    otherwise be seconds of silence; a wheel carries the objects)."""
+    if shutil.which(clang) is None:
+        raise BuildError(f"{clang} not found: install clang (scripts/install-deps.sh)")
+    if announce:
+        logging.getLogger(__name__).warning(
+            "compiling the BPF objects (%d variants, about 10 s; once per source change) "
+            "into %s", len(ALL_VARIANTS), out_dir)  # fmt: skip
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir.parent) as tmp:
         staging = Path(tmp)
@@ -156,7 +165,7 @@ def object_dir() -> Path:
         return PACKAGED_DIR
     cache = CACHE_ROOT / sources_digest()[:16]
     if not _is_current(cache):
-        build(cache)
+        build(cache, announce=True)
     return cache
 
 

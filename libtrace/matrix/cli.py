@@ -189,6 +189,9 @@ def run_matrix(args: argparse.Namespace) -> int:
     if args.emit_ci_matrix:
         print(json.dumps({"kernel": list(kernels)}))
         return ExitCode.OK
+    # Before any kernel boots: a report path that cannot be a directory is said now,
+    # not after the sweep's minutes (the CLI makes the OSError one line, exit 2).
+    args.report.mkdir(parents=True, exist_ok=True)
     options = SweepOptions(
         kernels=kernels,
         report_dir=args.report,

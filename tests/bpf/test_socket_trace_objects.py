@@ -8,11 +8,18 @@ would load must have no loops, no global data, no bpf-to-bpf calls, at most
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from libtrace.bpf.build import ALL_VARIANTS, OLDEST_VARIANT, object_path
 from libtrace.bpf.objinfo import check_limits, inspect_object
 from libtrace.tracer.probe import FD_SYSCALLS, NO_BTF_SYSCALLS, SYSCALLS
+
+ROOT = Path(__file__).resolve().parents[2]
 
 #: The Go TLS programs (go_tls.bpf.c) and their sections: bare uprobes are
 #: attached per process by user space; the sched tracepoints follow exec/exit.
@@ -73,3 +80,17 @@ def test_the_newest_variant_needs_what_it_uses():
     newest = object_path(ALL_VARIANTS[0])
     reasons = " ".join(check_limits(inspect_object(newest), (4, 14)))
     assert "ringbuf" in reasons and "probe_read_user" in reasons and "BTF" in reasons
+
+
+def test_a_first_compile_is_announced_once(tmp_path: Path) -> None:
+    """A checkout's first use compiles the objects: a warning says so (seconds of
+    silence otherwise), and the next use, finding them current, says nothing."""
+    code = ("import logging; logging.basicConfig(format='%(message)s'); "
+            "from libtrace.bpf.build import object_dir; print(object_dir())")  # fmt: skip
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path), "LIBTRACE_BPF_DIR": ""}
+    runs = [subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
+                           text=True, check=True, timeout=300) for _ in range(2)]  # fmt: skip
+
+    assert runs[0].stderr.startswith("compiling the BPF objects (8 variants"), runs[0].stderr
+    assert runs[1].stderr == "" and runs[0].stdout == runs[1].stdout
+    assert Path(runs[0].stdout.strip()).is_relative_to(tmp_path)

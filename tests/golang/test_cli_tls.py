@@ -17,6 +17,7 @@ import pytest
 
 from tests.golang.conftest import go_binary, go_versions
 from tests.golang.test_tls_capture import go_server
+from tests.tracing import wait_until_tracing
 from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.root, pytest.mark.bpf, pytest.mark.go_toolchain]
@@ -41,8 +42,7 @@ def run_cli(port: int, *extra: str) -> list[dict[str, Any]]:
     )
     try:
         assert proc.stderr is not None
-        started = proc.stderr.readline()
-        assert "tracing" in started, started
+        wait_until_tracing(proc.stderr)
         url = f"https://127.0.0.1:{port}"
         for flags in (["--http1.1"], ["--http2"]):
             subprocess.run(["curl", "-sk", *flags, f"{url}/one", f"{url}/two"], check=True,

@@ -16,6 +16,7 @@ import pytest
 from libtrace.cli import build_parser
 from libtrace.services.record import _process, _wait_port
 
+from ..tracing import wait_until_tracing
 from ._events import LIVE_KEYS, PCAP_KEYS
 from ._live import env, redis_server, run_clients
 
@@ -68,8 +69,7 @@ def trace_records(*args: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         )
         try:
             assert proc.stderr is not None
-            line = proc.stderr.readline()
-            assert "tracing" in line, line + proc.stderr.read()
+            wait_until_tracing(proc.stderr)
             run_clients(
                 [*cli, "SET", "k", "v"],
                 [*cli, "GET", "k"],
