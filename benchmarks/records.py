@@ -23,7 +23,7 @@ Run from the repository root::
     python3 -m benchmarks.records [--requests N] [--buffer-mb MB] [--quick] [--save-events FILE]
     python3 -m benchmarks.records --replay FILE [--runs N]
 
-``--save-events`` keeps the live run's events (pickled); ``--replay`` is the
+``--save-events`` keeps the live run's events (pickled, mode 0600); ``--replay`` is the
 pipeline-only mode: it times those events through a fresh pipeline ``--runs``
 times (the median is the figure) and profiles one more pass.  It needs neither
 root nor redis, and the noisy live path does not blur it.
@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from libtrace import SocketEvent, Tracer, TracerConfig
+from libtrace.output import open_private
 from libtrace.records import RecordPipeline
 
 from ._common import cpu_seconds, emit, exit_on_sigterm, log, peak_rss_mb, stop
@@ -161,8 +162,8 @@ def top_functions(profiler: cProfile.Profile, rows: int = PROFILE_ROWS) -> list[
 
 
 def save_events(events: list[SocketEvent], path: str) -> None:
-    """Keep a live run's events for ``--replay``."""
-    with open(path, "wb") as out:
+    """Keep a live run's events for ``--replay`` (mode 0600: they hold the payloads)."""
+    with open_private(path) as out:
         pickle.dump(events, out, protocol=pickle.HIGHEST_PROTOCOL)
 
 

@@ -2,12 +2,19 @@
 too) as a table row, with its request and response summarised by the fields
 its protocol's spec names.  ``libtrace pcap``, ``libtrace trace --records``
 and ``libtrace check`` print their rows from here.
+
+Files that hold records or payloads (check reports and their captures,
+expected records, rewritten captures, saved events, servers' logs) are
+written through :func:`open_private`: readable by their owner only.
 """
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import os
+import stat
+from pathlib import Path
+from typing import Any, BinaryIO
 
 from .parsers import SPECS, clip
 from .parsers.redaction import Redaction
@@ -97,3 +104,32 @@ def redaction_of(args: argparse.Namespace) -> Redaction:
         return Redaction.off()
     policy = Redaction(sql_literals=args.redact_sql_literals)
     return policy.with_headers(args.redact_header)
+
+
+#: The mode of files that hold records or payloads: what traced processes sent
+#: (credentials a redaction rule does not know, bodies) is for their owner only.
+PRIVATE_MODE = 0o600
+
+
+def open_private(path: str | os.PathLike[str], buffering: int = -1) -> BinaryIO:
+    """Open ``path`` for writing, truncated, as a file only its owner may read.
+
+    A new file is created with :data:`PRIVATE_MODE`, and an existing regular
+    file is given it before anything is written (``O_CREAT``'s mode applies to
+    new files only).  Other files (``/dev/null``, a pipe) keep their mode.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, PRIVATE_MODE)
+    try:
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            os.fchmod(fd, PRIVATE_MODE)
+        return os.fdopen(fd, "wb", buffering)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def write_private(path: Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` as :func:`open_private` opens it."""
+    with open_private(path) as out:
+        out.write(text.encode())
+    return path

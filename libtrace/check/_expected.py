@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from ..output import write_private
 from ._compare import PROTOCOL_FIELDS, Difference
 
 #: Protocol → (message, field) pairs that differ from run to run by design.
@@ -74,7 +75,7 @@ def write_expected(path: Path, keys: Counter[str]) -> Path:
     """Write ``keys`` sorted, each as many times as counted (a reviewable diff)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = [key for key in sorted(keys) for _ in range(keys[key])]
-    path.write_text("".join(line + "\n" for line in lines))
+    write_private(path, "".join(line + "\n" for line in lines))
     return path
 
 

@@ -48,7 +48,7 @@ def add_check_command(subparsers: Any) -> None:
     )  # fmt: skip
     check.add_argument(
         "--report", type=Path, metavar="DIR",
-        help="write DIR/check-SCENARIO-BACKEND.json (and keep the .pcap)",
+        help="write DIR/check-SCENARIO-BACKEND.json (and keep the .pcap), both mode 0600",
     )  # fmt: skip
     check.add_argument("--json", action="store_true", help="print the comparison as JSON")
     check.add_argument("--host", help="server address (default: loopback)")
@@ -91,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _one(scenario: str, args: argparse.Namespace, err: Console) -> CheckResult:
+    from ..output import write_private
     from ._expected import expected_path, write_expected
     from ._run import run_check
 
@@ -111,7 +112,7 @@ def _one(scenario: str, args: argparse.Namespace, err: Console) -> CheckResult:
             _oracle_agrees(keep)
     if args.report is not None:
         report = args.report / f"{stem}.json"
-        report.write_text(json.dumps(result.to_json(), indent=2) + "\n")
+        write_private(report, json.dumps(result.to_json(), indent=2) + "\n")  # holds records
         err.print(f"{scenario}: report {report}", highlight=False)
     if args.write_expected:
         path = write_expected(expected_path(scenario), result.wire_expected)

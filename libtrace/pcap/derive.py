@@ -17,6 +17,8 @@ from pathlib import Path
 
 import dpkt  # type: ignore[import-untyped]
 
+from ..output import open_private
+
 #: A frame of a capture: (seconds, raw link-layer bytes).
 Frame = tuple[float, bytes]
 
@@ -30,9 +32,9 @@ def read_frames(path: Path) -> tuple[int, list[Frame]]:
 
 def write_frames(path: Path, linktype: int, frames: list[Frame], *, nano: bool = False,
                  snaplen: int = 1500) -> Path:  # fmt: skip
-    """``frames`` as a classic pcap (nanosecond timestamps with ``nano``); ``snaplen``
-    is the header's (dpkt's default, which the generated fixtures carry)."""
-    with path.open("wb") as f:
+    """``frames`` as a classic pcap (nanosecond timestamps with ``nano``), mode 0600;
+    ``snaplen`` is the header's (dpkt's default, which the generated fixtures carry)."""
+    with open_private(path) as f:
         writer = dpkt.pcap.Writer(f, snaplen=snaplen, linktype=linktype, nano=nano)
         for ts, buf in frames:
             writer.writepkt(buf, ts=ts)
@@ -134,7 +136,7 @@ def two_link_types(source: Path, target: Path) -> Path:
                   dpkt.pcapng.InterfaceDescriptionBlockLE(linktype=dpkt.pcap.DLT_LINUX_SLL,
                                                           snaplen=65535)]  # fmt: skip
     order: dict[frozenset[tuple[bytes, int]], int] = {}
-    with target.open("wb") as f:
+    with open_private(target) as f:
         writer = dpkt.pcapng.Writer(f, idb=interfaces)
         for ts, buf in frames:
             eth = dpkt.ethernet.Ethernet(buf)

@@ -15,6 +15,7 @@ import signal
 import subprocess
 from pathlib import Path
 
+from ..output import open_private
 from ._description import Service
 from ._errors import ServiceError, failure
 from ._procfs import process_tree
@@ -100,7 +101,7 @@ class ProcessBackend:
     def launch(self, running: Running, argv: list[str]) -> ProcessHandle:
         """Start the server in its own session, output to ``server.log``."""
         log_path = running.workdir / LOG_NAME
-        with open(log_path, "wb") as log:
+        with open_private(log_path) as log:  # a verbose server logs what it was sent
             try:
                 proc = subprocess.Popen(
                     argv,

@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ..errors import ExitCode, print_error
+from ..output import write_private
 from ..pcap.derive import DERIVED
 from ..pcap.oracle import OracleDisagrees, OracleUnavailable, verified_records
 from ..pcap.synth import GENERATED
@@ -185,8 +186,8 @@ def write_expected(pcap: Path) -> Path:
     if not records:  # the oracle would have had nothing to disagree with
         raise OracleDisagrees(f"{pcap}: libtrace finds no records in it")
     target = pcap.with_suffix(".expected.jsonl")
-    target.write_text("".join(json.dumps(r, separators=(",", ":"), sort_keys=True) + "\n"
-                              for r in records))  # fmt: skip
+    write_private(target, "".join(json.dumps(r, separators=(",", ":"), sort_keys=True) + "\n"
+                                  for r in records))  # fmt: skip
     return target
 
 

@@ -48,6 +48,8 @@ STOP_GRACE_S = 5.0
 BUFFER_KIB = 64 * 1024
 #: The snapshot length tcpdump -s 0 writes in a capture's header.
 TCPDUMP_SNAPLEN = 262144
+#: tcpdump's umask: the capture it creates is readable by its owner only.
+CAPTURE_UMASK = 0o077
 #: tcpdump's last words: how many packets the kernel dropped.
 _DROPPED = re.compile(r"(\d+) packets? dropped by kernel")
 
@@ -126,7 +128,8 @@ def capture(
     ``--network host`` containers talk over the host's loopback too.  With
     ``keep_markers=False`` the marker flow is taken out of the file once
     tcpdump has stopped (a fixture holds the service's traffic alone).
-    tcpdump's messages go to ``log`` (default: beside ``path``).
+    tcpdump's messages go to ``log`` (default: beside ``path``).  The capture is
+    created mode 0600 (Debian's tcpdump makes its own user its owner).
 
     Raises:
         CaptureError: tcpdump is missing or its capture never went live.
@@ -143,7 +146,12 @@ def capture(
                 "-B", str(BUFFER_KIB), "-w", str(path),
                 capture_filter(expression, marker.getsockname()[1])]  # fmt: skip
         with open(log, "wb") as err:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err)
+            # tcpdump creates the capture itself: the umask makes it mode 0600 (it
+            # holds every payload), as libtrace's own files of records are; a file
+            # left there would keep its mode, so it goes first.
+            path.unlink(missing_ok=True)
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err,
+                                    umask=CAPTURE_UMASK)
         running = Capture(proc, path, log, marker)
         try:
             running.mark()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import stat
 from collections import Counter
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 
 from libtrace.check import expected_key, expected_path, read_expected
 from libtrace.check._expected import write_expected
+from libtrace.output import PRIVATE_MODE
 from libtrace.services import SERVICES
 
 
@@ -44,5 +46,6 @@ def test_written_expected_records_read_back_as_the_same_multiset(tmp_path: Path)
     path = write_expected(tmp_path / "x.expected.jsonl", keys)
 
     assert path.read_text().splitlines() == ['{"a": 1}', '{"a": 1}', '{"b": 2}']
+    assert stat.S_IMODE(path.stat().st_mode) == PRIVATE_MODE  # records: the owner's alone
     assert read_expected(path) == keys
     assert read_expected(tmp_path / "none.jsonl") is None

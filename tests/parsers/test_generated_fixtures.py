@@ -8,10 +8,12 @@ expected records), and each must hold records of its protocol.
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 import pytest
 
+from libtrace.output import PRIVATE_MODE
 from libtrace.pcap import analyze
 from libtrace.pcap.derive import DERIVED
 from libtrace.pcap.synth import GENERATED
@@ -24,6 +26,7 @@ def test_a_derived_fixture_is_its_generators_output(name: str, tmp_path: Path) -
     directory, source, generator = DERIVED[name]
     written = generator(FIXTURES / directory / source, tmp_path / name)
     assert written.read_bytes() == (FIXTURES / directory / name).read_bytes()
+    assert stat.S_IMODE(written.stat().st_mode) == PRIVATE_MODE  # it holds payloads
     records = [r.to_json() for r in analyze(str(written))]
     assert records and {r["protocol"] for r in records} == {directory}
 

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import stat
+from pathlib import Path
+
 import pytest
 
+from benchmarks.records import replay_file, save_events
+from libtrace import EventType
+from libtrace.output import PRIVATE_MODE
+
 from ..test_benchmarks import needs_redis, run_benchmark
+from ._events import Socket
 
 
 @pytest.mark.root
@@ -24,3 +32,12 @@ def test_records_quick_prints_its_json() -> None:
     assert result["pipeline_records_per_s"] > 0
     assert len(result["profile_top10"]) == 10
     assert all(row["own_s"] >= 0 and row["calls"] > 0 for row in result["profile_top10"])
+
+
+def test_saved_events_are_private_and_replay(tmp_path: Path) -> None:
+    """``--save-events`` keeps payloads: the file is mode 0600."""
+    path = tmp_path / "events.pickle"
+    save_events([Socket(1, 3).event(EventType.DATA, data=b"*1\r\n$4\r\nPING\r\n")], str(path))
+
+    assert stat.S_IMODE(path.stat().st_mode) == PRIVATE_MODE
+    assert replay_file(str(path), runs=1)["events"] == 1

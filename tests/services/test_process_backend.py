@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import stat
 import time
 
 import pytest
 
+from libtrace.output import PRIVATE_MODE
 from libtrace.services import SERVICES, start
 
 from ._expect import EXPECTED_COUNTS, assert_counted
@@ -31,6 +33,15 @@ def test_service_starts_takes_its_traffic_and_counts_it(name: str) -> None:
         assert_counted(running, before, EXPECTED_COUNTS[name])
     assert not [pid for pid in pids if _alive(pid)], "server processes outlived the block"
     print(f"{name}: ready in {started_s:.2f} s")
+
+
+@needs_programs("http2")
+def test_the_server_log_is_0600() -> None:
+    """nghttpd --verbose logs every header it receives (credentials too)."""
+    host, port = endpoint(SERVICES["http2"])
+    with start("http2", "process", host=host, port=port) as running:
+        log = running.workdir / "server.log"
+        assert stat.S_IMODE(log.stat().st_mode) == PRIVATE_MODE
 
 
 def _alive(pid: int) -> bool:
