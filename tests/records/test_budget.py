@@ -91,3 +91,36 @@ def test_a_cut_back_connection_reports_a_gap_and_parses_on() -> None:
 
     assert pipeline.stats.budget_cuts == 1 and pipeline.stats.budget_bytes > 60_000
     assert pipeline.stats.desyncs >= 1
+
+
+def test_the_pcap_analyser_keeps_to_its_budget_too() -> None:
+    """Flows of a capture that each start a large Redis value are cut back once
+    they hold more than the budget; a flow of PINGs beside them keeps its records."""
+    from libtrace.pcap import PcapAnalyzer
+    from libtrace.pcap._reader import TCP_ACK, TCP_SYN, Packet
+
+    def packet(src: tuple[str, int], dst: tuple[str, int], seq: int, data: bytes,
+               flags: int = TCP_ACK) -> Packet:
+        return Packet(seq, "tcp", src[0], src[1], dst[0], dst[1], data, seq, flags)
+
+    server = ("10.0.0.2", 6379)
+    analyzer = PcapAnalyzer(budget_bytes=1 * MIB)
+    good = ("10.0.0.1", 40000)
+    flows = [(f"10.0.1.{n // 200}", 20000 + n % 200) for n in range(400)]
+    records = analyzer.packet(packet(good, server, 99, b"", TCP_SYN))
+    for client in flows:
+        records += analyzer.packet(packet(client, server, 99, b"", TCP_SYN))
+        records += analyzer.packet(packet(client, server, 100, b"*1\r\n$4000000\r\n"))
+    for round_ in range(4):
+        for client in flows:
+            records += analyzer.packet(packet(client, server, 114 + round_ * 4096, b"x" * 4096))
+        seq = 100 + round_ * 14
+        records += analyzer.packet(packet(good, server, seq, b"*1\r\n$4\r\nPING\r\n"))
+        records += analyzer.packet(packet(server, good, 1000 + round_ * 7, b"+PONG\r\n"))
+    records += analyzer.finish()
+
+    assert analyzer.summary.budget_cuts > 0, analyzer.summary
+    assert "cut back to the memory budget" in analyzer.summary.text()
+    pings = [r for r in records if r.client == "10.0.0.1:40000"]
+    assert [(r.exchange.request.command, r.exchange.status) for r in pings] == [  # type: ignore[union-attr]
+        ("PING", "ok")] * 4
