@@ -257,8 +257,9 @@ def _print_records(
     records: Iterator[LiveRecord], table: Console | None, out: TextIO, headers: bool
 ) -> None:
     """One JSON object per line, or a table row per record (pcap's, plus who traced it)."""
-    from .output import RECORD_HEADER, record_row
+    from .output import RECORD_HEADER, monotonic_to_epoch_ns, record_row
 
+    clock_offset = monotonic_to_epoch_ns()  # events are timed by CLOCK_MONOTONIC
     if table is not None:
         table.print(
             f"{'pid':>7} {'comm':<15} {'side':<6} {RECORD_HEADER}", highlight=False, soft_wrap=True
@@ -271,7 +272,7 @@ def _print_records(
         side = record.side + ("+tls" if record.tls else "")
         container = record.container
         where = f"  [{container.name or container.id[:12]}]" if container else ""
-        row = record_row(record.to_json())
+        row = record_row(record.to_json(), clock_offset)
         table.print(
             f"{record.pid:>7} {record.comm:<15} {side:<6} {row}{where}",
             highlight=False,
@@ -343,7 +344,8 @@ def _trace(args: argparse.Namespace) -> int:
         console.print(f"libtrace: tracing ({variant}); Ctrl-C to stop", highlight=False)
         if args.verbose:
             console.print("libtrace: " + "; ".join(tracer.reasons), highlight=False)
-        table = Console() if not args.json else None
+        # One line per event or record, also when piped (rich would wrap at 80 columns).
+        table = Console(soft_wrap=True) if not args.json else None
         events = LossWatch(tracer, _loss_warning(console, config)).watch(
             tracer.events(args.duration))
         if pipeline is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import stat
+import time
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -21,7 +22,7 @@ from .parsers.redaction import Redaction
 
 #: The columns of a record row.
 RECORD_HEADER = (
-    f"{'time':<17}  {'proto':<6} {'client':>21}    {'server':<21} {'status':<12} "
+    f"{'time':<15}  {'proto':<6} {'client':>21}    {'server':<21} {'status':<12} "
     f"{'latency':>10}  request => response"
 )
 
@@ -67,12 +68,25 @@ def summarize(record: dict[str, Any]) -> tuple[str, str]:
     return request, _summary(response, response_keys)
 
 
-def record_row(record: dict[str, Any]) -> str:
-    """A record as one table row under :data:`RECORD_HEADER`."""
+def wall_clock(ts_ns: int) -> str:
+    """The local time of day of an epoch timestamp, to the microsecond (a row's time)."""
+    seconds, ns = divmod(ts_ns, 1_000_000_000)
+    return f"{time.strftime('%H:%M:%S', time.localtime(seconds))}.{ns // 1000:06d}"
+
+
+def monotonic_to_epoch_ns() -> int:
+    """What to add to a ``CLOCK_MONOTONIC`` timestamp (live events' ``ts_ns``) for
+    the epoch: live rows show the wall clock, as capture rows do."""
+    return time.time_ns() - time.monotonic_ns()
+
+
+def record_row(record: dict[str, Any], clock_offset_ns: int = 0) -> str:
+    """A record as one table row under :data:`RECORD_HEADER`; its time is the
+    wall clock of ``ts_ns`` + ``clock_offset_ns`` (see :func:`monotonic_to_epoch_ns`)."""
     latency = record["latency_ns"]
     latency_text = f"{latency / 1e6:.3f}ms" if latency is not None else "-"
     request, response = summarize(record)
-    return (f"{record['ts_ns'] / 1e9:.6f}  {record['protocol']:<6} "
+    return (f"{wall_clock(record['ts_ns'] + clock_offset_ns):<15}  {record['protocol']:<6} "
             f"{record['client']:>21} -> {record['server']:<21} {record['status']:<12} "
             f"{latency_text:>10}  {request}  => {response}")
 

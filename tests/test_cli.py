@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import select
 import signal
 import socket
@@ -200,6 +201,28 @@ def test_bad_arguments_give_one_line_and_exit_2(args, message):
     assert proc.returncode == 2
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.root
+@pytest.mark.bpf
+def test_the_table_piped_is_one_line_per_event() -> None:
+    """Piped, the table is not wrapped at 80 columns: every line is one event."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = int(listener.getsockname()[1])
+        proc = start_trace("--port", str(port))
+        with socket.create_connection(("127.0.0.1", port)) as client:
+            server, _ = listener.accept()
+            with server:
+                for _ in range(3):
+                    client.sendall(b"a long enough payload to pass eighty columns " * 3)
+                    server.recv(1 << 16)
+        out, _ = stop_trace(proc)
+    lines = [line for line in out.splitlines() if line.strip()]
+    data = [line for line in lines if "→" in line or "←" in line]
+    assert len(data) == 6, out  # three sends and three receives
+    assert all(re.match(r"^ *\d+ \S", line) for line in lines), out  # each starts with a pid
 
 
 @pytest.mark.parametrize("command", [["check", "redis", "--report"], ["matrix", "--report"]])
