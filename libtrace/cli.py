@@ -344,6 +344,11 @@ def _trace(args: argparse.Namespace) -> int:
         console.print(f"libtrace: tracing ({variant}); Ctrl-C to stop", highlight=False)
         if args.verbose:
             console.print("libtrace: " + "; ".join(tracer.reasons), highlight=False)
+        if tracer.go_tls is not None:
+            console.print(
+                f"libtrace: Go TLS: attached to {len(tracer.go_tls.attached)} running Go "
+                f"program(s); programs started from now on after {config.go_attach_delay:g} s "
+                "(--go-attach-delay)", highlight=False, soft_wrap=True)  # fmt: skip
         # One line per event or record, also when piped (rich would wrap at 80 columns).
         table = Console(soft_wrap=True) if not args.json else None
         events = LossWatch(tracer, _loss_warning(console, config)).watch(
@@ -409,6 +414,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not verbose:
         # libbpf's own account of a failure repeats ours in its words.
         logging.getLogger("libtrace.libbpf").setLevel(logging.CRITICAL)
+        # Which Go programs the TLS uprobes attach to and leave is news, not detail.
+        logging.getLogger("libtrace.tracer.golang.attach").setLevel(logging.INFO)
     # Not a LibtraceError: setup.py loads the build module alone, without the package.
     from .bpf.build import BuildError
 

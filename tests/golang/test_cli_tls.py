@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import subprocess
 import sys
 from typing import Any
@@ -34,15 +35,16 @@ def server_connections(port: int) -> list[str]:
     return out.splitlines()
 
 
-def run_cli(port: int, *extra: str) -> list[dict[str, Any]]:
-    """Trace the server's port while curl makes two HTTP/1.1 and two HTTP/2 requests."""
+def run_cli(port: int, *extra: str) -> tuple[list[dict[str, Any]], str]:
+    """Trace the server's port while curl makes two HTTP/1.1 and two HTTP/2 requests:
+    (the JSON lines, stderr)."""
     proc = subprocess.Popen(
         [*CLI, "--port", str(port), *extra],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
         assert proc.stderr is not None
-        wait_until_tracing(proc.stderr)
+        started = wait_until_tracing(proc.stderr)
         url = f"https://127.0.0.1:{port}"
         for flags in (["--http1.1"], ["--http2"]):
             subprocess.run(["curl", "-sk", *flags, f"{url}/one", f"{url}/two"], check=True,
@@ -57,7 +59,7 @@ def run_cli(port: int, *extra: str) -> list[dict[str, Any]]:
             proc.kill()
             proc.communicate()
     assert proc.returncode == 0, err
-    return [json.loads(line) for line in out.splitlines()]
+    return [json.loads(line) for line in out.splitlines()], started + err
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +70,10 @@ def server(tmp_path_factory):
 
 
 def test_tls_events_carry_tls_true_and_plaintext(server):
-    lines = run_cli(server.port)
+    lines, err = run_cli(server.port)
+    # Attaching is said without -v: the server's pid, its Go version once ("go1.").
+    assert re.search(rf"Go TLS: attached to pid {server.pid} \(go1\.\d+", err), err
+    assert "gogo" not in err and re.search(r"Go TLS: attached to [1-9]\d* running Go", err)
     tls = [e for e in lines if e.get("tls")]
     assert tls, "no TLS event"
     assert {e["syscall"] for e in tls} == {"go_tls_read", "go_tls_write"}
@@ -80,7 +85,7 @@ def test_tls_events_carry_tls_true_and_plaintext(server):
 
 
 def test_records_from_go_tls_plaintext(server):
-    lines = run_cli(server.port, "--records")
+    lines, _ = run_cli(server.port, "--records")
     records = [r for r in lines if r.get("type") == "record"]
     assert all(r["request"] and r["response"] for r in records), records
     got = sorted(
@@ -97,5 +102,6 @@ def test_records_from_go_tls_plaintext(server):
 
 
 def test_no_go_tls_gives_no_plaintext_records(server):
-    lines = run_cli(server.port, "--records", "--no-go-tls")
+    lines, err = run_cli(server.port, "--records", "--no-go-tls")
+    assert "Go TLS" not in err
     assert [r for r in lines if r.get("type") == "record"] == []

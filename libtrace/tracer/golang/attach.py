@@ -253,10 +253,12 @@ class GoTlsWatcher:
             return False
         self.attached[pid] = done
         self.stats.attached += 1
+        version = binary.go_version  # "go1.19.8" from the build info, or "1.19"
         log.info(
-            "Go TLS: attached to pid %d (go%s, %s ABI, %d probes)",
+            "Go TLS: attached to pid %d (%s%s, %s ABI, %d probes)",
             pid,
-            binary.go_version,
+            "" if version.startswith("go") else "go",
+            version,
             binary.abi,
             done.probes,
         )
