@@ -107,9 +107,45 @@ def build_parser(only: Collection[str] | None = None) -> argparse.ArgumentParser
     for name, (module, adder, summary) in COMMANDS.items():
         if only is None or name in only:
             _adder(module, adder)(commands)
+            _add_epilog(commands.choices[name], name)
         else:
             commands.add_parser(name, help=summary)
     return parser
+
+
+#: ``--help`` examples of each command (the exit codes follow them).
+EXAMPLES: dict[str, tuple[str, ...]] = {
+    "trace": ("libtrace trace --port 6379 --records          # Redis records, a table",
+              "libtrace trace --pid 1234 --json --no-payload  # events without their bytes",
+              "libtrace trace --records --json --headers --duration 30 > records.jsonl"),
+    "pcap": ("libtrace pcap capture.pcapng                   # a table and a summary line",
+             "libtrace pcap --json --headers capture.pcap    # one record per line"),
+    "check": ("libtrace check redis                           # one scenario, local server",
+              "libtrace check all --backend docker --report results/check"),
+    "vm": ("libtrace vm run --kernel 6.1 -- uname -r",),
+    "kernels": ("libtrace kernels --json", "libtrace kernels build --source 5.10"),
+    "matrix": ("libtrace matrix                                 # the default kernels",
+               "libtrace matrix --kernels 5.10,6.1 --report results/matrix --jobs 2"),
+    "compat": ("libtrace compat --kernel 5.4 --kernel 4.19",),
+    "go-inspect": ("libtrace go-inspect /usr/bin/some-go-server --json",),
+}  # fmt: skip
+
+
+def _add_epilog(command: argparse.ArgumentParser, name: str) -> None:
+    codes = "\n".join(f"  {int(code):>3}  {_CODE_MEANINGS[code]}" for code in ExitCode)
+    examples = "\n".join(f"  {line}" for line in EXAMPLES.get(name, ()))
+    command.epilog = f"examples:\n{examples}\n\nexit codes:\n{codes}"
+    command.formatter_class = argparse.RawDescriptionHelpFormatter
+
+
+#: What each exit code means, as ``--help`` says it.
+_CODE_MEANINGS = {
+    ExitCode.OK: "done",
+    ExitCode.FAILED: "done, and the answer is no (a check differs, a matrix cell fails), or "
+                     "this machine cannot trace (privileges, kernel)",
+    ExitCode.USAGE: "bad input (arguments, paths, files), or a check scenario that cannot run",
+    ExitCode.INTERRUPTED: "interrupted before anything started",
+}  # fmt: skip
 
 
 def _adder(module: str, function: str) -> Callable[[Any], None]:

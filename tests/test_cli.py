@@ -7,6 +7,7 @@ import json
 import os
 import re
 import select
+import shlex
 import signal
 import socket
 import subprocess
@@ -14,6 +15,9 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from libtrace.cli import COMMANDS, EXAMPLES, build_parser
+from libtrace.errors import ExitCode
 
 from .tracing import Peer, wait_until_tracing
 from .waiting import wait_for
@@ -354,3 +358,18 @@ def test_exit_codes_are_one_table() -> None:
            for number, line in enumerate(path.read_text().splitlines(), 1)
            if re.match(r"EXIT_[A-Z_]+(, EXIT_[A-Z_]+)* = \d+(, \d+)*\s*(#.*)?$", line)]  # fmt: skip
     assert own == []
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_each_commands_help_has_examples_that_parse_and_the_exit_codes(name: str) -> None:
+    parser = build_parser(only=[name])
+    command = parser._subparsers._group_actions[0].choices[name]  # type: ignore[union-attr]
+    text = command.format_help()
+
+    assert "examples:" in text and all(f"  {int(code):>3}  " in text for code in ExitCode)
+    assert EXAMPLES[name]
+    for example in EXAMPLES[name]:
+        words = shlex.split(example, comments=True)
+        words = words[: words.index(">")] if ">" in words else words
+        assert words[0] == "libtrace"
+        parser.parse_args(words[1:])  # an example that no longer parses exits 2 here
