@@ -12,6 +12,7 @@ import json
 from collections import Counter
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ..output import summarize
@@ -20,6 +21,8 @@ from ._result import CheckResult, side_order
 
 #: Characters of a row's label before it is cut.
 LABEL_CHARS = 70
+#: The narrowest a label column gets (terminals narrower than the counts need).
+MIN_LABEL_CHARS = 12
 
 
 def label(key: str) -> str:
@@ -58,12 +61,17 @@ def render(result: CheckResult, console: Console) -> None:
     """Print the table and the verdict lines."""
     sides = side_order(result.sides)
     table = Table(title=f"libtrace check {result.scenario} ({result.backend}) at {result.server}")
-    table.add_column("record (protocol request => response [status])", no_wrap=True,
-                     overflow="ellipsis")  # fmt: skip
-    table.add_column("pcap", justify="right")
-    for side in sides:
-        table.add_column(f"trace {side}", justify="right")
-    table.add_column("")
+    # On a narrow terminal the label gives way (ellipsis), never the counts: the
+    # count columns have fixed widths and the label takes what is left (each
+    # column has two spaces of padding, and one border more than columns).
+    counts = ["pcap", *(f"trace {side}" for side in sides)]
+    columns = len(counts) + 2
+    left = console.width - sum(map(len, counts)) - 1 - 2 * columns - (columns + 1)
+    table.add_column(escape("record (protocol request => response [status])"), no_wrap=True,
+                     overflow="ellipsis", max_width=max(left, MIN_LABEL_CHARS))  # fmt: skip
+    for header in counts:
+        table.add_column(header, justify="right", no_wrap=True, width=len(header))
+    table.add_column("", width=1)
     for text, wire, per_side, agrees in rows(result):
         mark = "[green]=[/]" if agrees else "[red]≠[/]"
         table.add_row(text, str(wire), *map(str, per_side), mark)

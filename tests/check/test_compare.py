@@ -8,6 +8,7 @@ client and server, as a trace of both ends yields them.  No kernel needed.
 from __future__ import annotations
 
 import copy
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -100,6 +101,14 @@ def test_one_altered_pcap_record_is_reported_on_both_sides_and_exits_1(
     render(result, console)
     text = console.export_text()
     assert "verdict: DIFFER" in text and text.count("≠") == 2
+    # On an 80-column terminal every count column keeps its header and its numbers.
+    narrow = Console(record=True, width=80)
+    render(result, narrow)
+    lines = narrow.export_text().splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    header = next(line for line in lines if "┃" in line and "pcap" in line)
+    assert "trace client" in header and "trace server" in header
+    assert sum(bool(re.search(r"│\s+\d+\s+│\s+\d+\s+│\s+\d+\s+│", line)) for line in lines) >= 2
 
 
 def test_a_record_missing_from_one_side_only_is_a_difference(wire: list[dict[str, Any]]) -> None:
