@@ -267,54 +267,45 @@ def add_trace_command(commands: argparse._SubParsersAction) -> None:  # type: ig
     trace.set_defaults(handler=_trace)
 
 
-def _print_table_row(console: Console, event: SocketEvent) -> None:
-    arrow = {"egress": "→", "ingress": "←"}[event.direction.name.lower()]
+def _json_line(event: SocketEvent, no_payload: bool) -> str:
+    data = event.to_json()
+    if no_payload:
+        data.pop("data_b64", None)
+    return json.dumps(data, separators=(",", ":")) + "\n"
+
+
+def _event_row(event: SocketEvent) -> str:
+    """An event as one table line (plain text: rich's per-line rendering cost
+    more than the rest of the tracer's work per event)."""
     local = f"{event.laddr}:{event.lport}"
     remote = f"{event.raddr}:{event.rport}"
     if event.type.name != "DATA":
-        console.print(
-            f"{event.pid:>7} {event.comm:<15} {event.fd:>4} {event.type.name.lower():<8}"
-            f" {event.l4:<3} {local} ⇄ {remote}",
-            highlight=False,
-            markup=False,
-        )
-        return
+        return (f"{event.pid:>7} {event.comm:<15} {event.fd:>4} {event.type.name.lower():<8}"
+                f" {event.l4:<3} {local} ⇄ {remote}")  # fmt: skip
+    arrow = "→" if event.direction.name == "EGRESS" else "←"
     preview = event.data[:48].decode("ascii", "replace")
     preview = "".join(ch if ch.isprintable() else "." for ch in preview)
-    console.print(
-        f"{event.pid:>7} {event.comm:<15} {event.fd:>4} {event.syscall.name.lower():<8}"
-        f" {event.l4:<3} {local} {arrow} {remote} {event.size:>6}B  {preview}",
-        highlight=False,
-        markup=False,
-    )
+    return (f"{event.pid:>7} {event.comm:<15} {event.fd:>4} {event.syscall.name.lower():<8}"
+            f" {event.l4:<3} {local} {arrow} {remote} {event.size:>6}B  {preview}")  # fmt: skip
 
 
-def _print_records(
-    records: Iterator[LiveRecord], table: Console | None, out: TextIO, headers: bool
-) -> None:
+def _print_records(records: Iterator[LiveRecord], table: bool, out: TextIO, headers: bool) -> None:
     """One JSON object per line, or a table row per record (pcap's, plus who traced it)."""
     from .output import RECORD_HEADER, monotonic_to_epoch_ns, record_row
 
     clock_offset = monotonic_to_epoch_ns()  # events are timed by CLOCK_MONOTONIC
-    if table is not None:
-        table.print(
-            f"{'pid':>7} {'comm':<15} {'side':<6} {RECORD_HEADER}", highlight=False, soft_wrap=True
-        )
+    if table:
+        out.write(f"{'pid':>7} {'comm':<15} {'side':<6} {RECORD_HEADER}\n")
     for record in records:
-        if table is None:
+        if not table:
             out.write(json.dumps(record.to_json(headers=headers), separators=(",", ":")) + "\n")
-            out.flush()
-            continue
-        side = record.side + ("+tls" if record.tls else "")
-        container = record.container
-        where = f"  [{container.name or container.id[:12]}]" if container else ""
-        row = record_row(record.to_json(), clock_offset)
-        table.print(
-            f"{record.pid:>7} {record.comm:<15} {side:<6} {row}{where}",
-            highlight=False,
-            markup=False,
-            soft_wrap=True,
-        )
+        else:
+            side = record.side + ("+tls" if record.tls else "")
+            container = record.container
+            where = f"  [{container.name or container.id[:12]}]" if container else ""
+            row = record_row(record.to_json(), clock_offset)
+            out.write(f"{record.pid:>7} {record.comm:<15} {side:<6} {row}{where}\n")
+        out.flush()
 
 
 def _loss_warning(console: Console, config: TracerConfig) -> Callable[[int, int], None]:
@@ -385,23 +376,22 @@ def _trace(args: argparse.Namespace) -> int:
                 f"libtrace: Go TLS: attached to {len(tracer.go_tls.attached)} running Go "
                 f"program(s); programs started from now on after {config.go_attach_delay:g} s "
                 "(--go-attach-delay)", highlight=False, soft_wrap=True)  # fmt: skip
-        # One line per event or record, also when piped (rich would wrap at 80 columns).
-        table = Console(soft_wrap=True) if not args.json else None
-        events = LossWatch(tracer, _loss_warning(console, config)).watch(
-            tracer.events(args.duration))
+        # Plain lines: one per event or record, also when piped (rich would wrap
+        # them at 80 columns there, and render each at a cost above the tracer's).
+        table = not args.json
+        batches = LossWatch(tracer, _loss_warning(console, config)).watch_batches(
+            tracer.batches(args.duration))
         if pipeline is not None:
+            events = (event for batch in batches for event in batch)
             records = trace_records(tracer, pipeline=pipeline, events=events)
             _print_records(records, table, out, args.headers)
         else:
-            for event in events:
-                if table is None:
-                    data = event.to_json()
-                    if args.no_payload:
-                        data.pop("data_b64", None)
-                    out.write(json.dumps(data, separators=(",", ":")) + "\n")
-                    out.flush()
+            for batch in batches:
+                if table:
+                    out.writelines(_event_row(event) + "\n" for event in batch)
                 else:
-                    _print_table_row(table, event)
+                    out.writelines(_json_line(event, args.no_payload) for event in batch)
+                out.flush()  # once a batch: a reader sees each as it comes
     stats = tracer.stats()
     summary: dict[str, object] = {
         "type": "stats",

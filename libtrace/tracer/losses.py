@@ -2,7 +2,7 @@
 
 A full event buffer drops events in the kernel (counted, never silent), and a
 user who learns of it only when the trace ends has lost the whole run.
-:class:`LossWatch` wraps an event iterator and, at most once per interval,
+:class:`LossWatch` wraps the tracer's batches of events and, at most once per interval,
 asks the tracer's kernel counters whether more were lost since it last
 spoke; if so it calls ``say`` with the new and the total count.
 """
@@ -36,13 +36,15 @@ class LossWatch:
         self.reported = 0  #: losses said so far
         self._next = clock() + interval_s
 
-    def watch(self, events: Iterable[SocketEvent]) -> Iterator[SocketEvent]:
-        """``events``, looking at the counters between them."""
-        for event in events:
-            yield event
+    def watch_batches(
+        self, batches: Iterable[list[SocketEvent]]
+    ) -> Iterator[list[SocketEvent]]:
+        """``batches`` (of :meth:`Tracer.batches`), looking at the counters between them."""
+        for batch in batches:
+            yield batch
             if self.clock() >= self._next:
                 self.look()
-        self.look()  # what the end's drain may have shown
+        self.look()
 
     def look(self) -> None:
         """Say the losses since the last look, if any."""

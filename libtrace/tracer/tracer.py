@@ -620,10 +620,12 @@ class Tracer:
     def events(self, duration: float | None = None) -> Iterator[SocketEvent]:
         """Yield events until :meth:`stop` is called or ``duration`` seconds pass,
         then every event still in the buffer (see :meth:`drain`)."""
-        yield from self._live_events(duration)
-        yield from self.drain()
+        for batch in self.batches(duration):
+            yield from batch
 
-    def _live_events(self, duration: float | None) -> Iterator[SocketEvent]:
+    def batches(self, duration: float | None = None) -> Iterator[list[SocketEvent]]:
+        """:meth:`events` a poll's batch at a time (non-empty lists), for a caller
+        with a cost per batch rather than per event (a flush of its output)."""
         deadline = None if duration is None else time.monotonic() + duration
         while not self._stop.is_set():
             timeout = POLL_TIMEOUT_MS
@@ -632,7 +634,12 @@ class Tracer:
                 if left <= 0:
                     break
                 timeout = min(timeout, max(1, int(left * 1000)))
-            yield from self.poll(timeout)
+            batch = self.poll(timeout)
+            if batch:
+                yield batch
+        last = self.drain()
+        if last:
+            yield last
 
     def run(self, callback: Callable[[SocketEvent], None], duration: float | None = None) -> None:
         """Call ``callback`` with every event until stopped (the callback form)."""
