@@ -1,4 +1,4 @@
-"""tests/prefetch.py fetches what the tests download, and fails in one line."""
+"""tests/prefetch.py fetches what the tests download, fails in one line, and CI runs it."""
 
 from __future__ import annotations
 
@@ -58,3 +58,18 @@ def test_a_failed_fetch_exits_1_with_one_line_naming_it(
     assert "Release file" in err  # apt's reason, not only ours
     assert "kernel" not in out  # the first failure ends the run
 
+
+def _steps(text: str) -> list[str]:
+    return [s.strip() for line in text.splitlines() if not line.lstrip().startswith("#")
+            for s in line.split("&&") if s.strip()]  # fmt: skip
+
+
+def test_ci_prefetches_then_runs_the_readmes_test_command_strictly() -> None:
+    readme = (ROOT / "README.md").read_text()
+    command = re.search(r"^The tests[^\n]*:\n\n {4}(.+)$", readme, re.MULTILINE)
+    assert command is not None
+    readme_steps = _steps(command.group(1))
+    assert readme_steps[-2:] == ["tox -e prefetch", "LIBTRACE_STRICT_SKIPS=1 tox -e py"]
+    ci_steps = iter(_steps((ROOT / ".ci" / "run").read_text()))
+    # ``in`` consumes the iterator up to the match: the steps must come in this order.
+    assert all(step in ci_steps for step in readme_steps), "not in .ci/run, in this order"
