@@ -7,7 +7,6 @@ from __future__ import annotations
 import functools
 import http.server
 import json
-import re
 import shutil
 import subprocess
 import sys
@@ -16,22 +15,16 @@ from pathlib import Path
 
 import pytest
 
-from libtrace.host.apt import AptRoot
-from libtrace.vm.kernels import default_cache_dir
+from tests.prefetch import POINT_RELEASE, point_release_deb
 
 CLI = [sys.executable, "-m", "libtrace.cli"]
-#: A bullseye point release that no default row uses.
-POINT_RELEASE = "5.10.223"
 QUICK = "native and (attach or tcp_streams)"
 
 
 @pytest.fixture(scope="module")
-def deb(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    apt = AptRoot(default_cache_dir() / "apt")
-    apt.update()
-    wanted = re.compile(r"linux-image-5\.10\.0-\d+-amd64")
-    version = next(v for v in apt.versions(wanted) if v.version.startswith(POINT_RELEASE))
-    return apt.download(version.name, version.version, tmp_path_factory.mktemp("deb"))
+def deb() -> Path:
+    """The point release's .deb, downloaded once into the cache (see tests/prefetch.py)."""
+    return point_release_deb(progress=print)
 
 
 @pytest.mark.root

@@ -3,9 +3,9 @@
 The pure tests cover what a tree decides: its version (from the Makefile), the
 compiler, the options its Kconfig lacks and the pahole wrapper.  The real test
 builds the tree that ``--source 5.10`` unpacks (Debian's linux-source-5.10,
-taken through build.py's own ``source_tree``) as a user's tree, once per
-session, into the real cache like test_build.py does: about four minutes on
-two cores the first time, cached afterwards.
+taken through build.py's own ``source_tree`` by tests/prefetch.py) as a user's
+tree, once per session, into the real cache like test_build.py does: about four
+minutes on two cores the first time, cached afterwards.
 """
 
 from __future__ import annotations
@@ -22,22 +22,19 @@ from typing import Any
 import pytest
 
 from libtrace.errors import ConfigError
-from libtrace.host.apt import AptRoot
 from libtrace.vm import KernelNotFoundError, Verdict, _kconfig, resolve, run
 from libtrace.vm.build import (
     OLD_COMPILERS,
     BuildRequest,
-    _choose_source,
     build_name,
     choose_compiler,
     make_argv,
     makefile_version,
     pahole_skip_options,
     pahole_wrapper,
-    source_tree,
     tree_version,
 )
-from libtrace.vm.kernels import default_cache_dir
+from tests.prefetch import linux_source_tree
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -283,11 +280,9 @@ def test_the_wrapper_adds_options_to_btf_encoding_only(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="session")
 def debian_510_tree() -> Path:
-    """The pristine tree of Debian's newest linux-source-5.10, unpacked once into the cache."""
-    cache = default_cache_dir()
-    apt = AptRoot(cache / "apt")
-    apt.update(progress=print)
-    return source_tree(apt, _choose_source(apt, "5.10", None), cache, print)
+    """The pristine tree of Debian's newest linux-source-5.10, unpacked once into the
+    cache (the one ``python -m tests.prefetch`` fetches)."""
+    return linux_source_tree(progress=print)
 
 
 def build_cli(tree: Path) -> tuple[dict[str, Any], str]:
