@@ -75,9 +75,11 @@ def test_more_blocked_readers_than_inflight_entries_are_counted_exactly() -> Non
             child.kill()
     data = [e for e in events if e.type is EventType.DATA]
     reads = [e for e in data if e.direction is Direction.INGRESS]
-    # The blocked readers hold every entry, so the main thread's sends (made while
-    # they wait) find the map full too: 16 reads and 24 sends unseen, all counted.
+    # Eight readers hold the eight entries: the sixteen other reads are unseen and
+    # counted.  The main thread's sends find the map full until the first woken
+    # readers leave it (how many is the scheduler's), so every call is either
+    # delivered or counted: 24 reads and 24 sends in all, exactly.
     assert len(reads) == ENTRIES and all(e.data == b"x" * 16 for e in reads)
-    assert len(data) == ENTRIES
-    assert stats.inflight_full == 2 * THREADS - ENTRIES, stats
+    assert stats.inflight_full >= THREADS - ENTRIES, stats
+    assert len(data) + stats.inflight_full == 2 * THREADS, (len(data), stats)
     assert stats.lost == 0 and stats.conns_full == 0
