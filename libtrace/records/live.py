@@ -253,6 +253,10 @@ class RecordPipeline:
         """Connections open now."""
         return len(self._conns)
 
+    def buffered(self) -> int:
+        """Bytes the open connections' parsers hold now (what the memory budget bounds)."""
+        return sum(conn.conversation.buffered() for conn in self._conns.values())
+
     # -- internals ---------------------------------------------------------------------
     def _data(self, event: SocketEvent) -> list[LiveRecord]:
         if not event.l4:
