@@ -25,7 +25,7 @@ from mypy_extensions import mypyc_attr
 from ._base import SKIP_TO_EOF, Side, StreamParser, Transport
 from ._errors import LimitExceededError, MalformedError
 from ._events import NEED_DATA, Direction, Event, Message, Status, _NeedData, clip
-from ._limits import MAX_HEADERS, MAX_HTTP_HEAD_BYTES, MAX_PENDING_REQUESTS
+from ._limits import MAX_HEADERS, MAX_HTTP_BODY_BYTES, MAX_HTTP_HEAD_BYTES, MAX_PENDING_REQUESTS
 from ._spec import Match, ProtocolSpec
 from .redaction import Redaction
 
@@ -203,7 +203,10 @@ def _content_length(headers: Headers) -> int | None:
         return None
     if len(values) > 1 or not all(v.isdigit() for v in values):
         raise MalformedError(f"invalid Content-Length {sorted(values)}")
-    return int(values.pop())
+    length = int(values.pop())
+    if length > MAX_HTTP_BODY_BYTES:
+        raise LimitExceededError(f"Content-Length of {length:.3g} bytes")
+    return length
 
 
 def _is_chunked(headers: Headers) -> bool:
@@ -434,6 +437,8 @@ class Http1Parser(StreamParser):
             raise MalformedError(f"invalid chunk size {line[:20]!r}") from None
         if size < 0:
             raise MalformedError("negative chunk size")
+        if size > MAX_HTTP_BODY_BYTES:
+            raise LimitExceededError(f"chunk size of {size:.3g} bytes")
         side.consume(end + 1)
         state.head_size += end + 1
         if size == 0:
