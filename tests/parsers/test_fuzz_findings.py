@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from libtrace.parsers import Http1Parser, Http1Response, Http2Parser, _http2
+from libtrace.parsers import (
+    Desync,
+    Http1Parser,
+    Http1Response,
+    Http2Parser,
+    RedisParser,
+    RedisRequest,
+    RedisResponse,
+    _http2,
+    _redis,
+)
 from libtrace.parsers._http2 import plausible_frame_header
 from libtrace.parsers._limits import MAX_RESYNC_TAIL
 
@@ -44,3 +56,43 @@ def test_http2_hunt_fed_in_small_pieces_looks_at_each_start_once(
         assert parser.events() == []
     assert tried <= len(garbage)
     assert parser.buffered() <= MAX_RESYNC_TAIL
+
+
+def test_redis_reply_in_many_pieces_reads_each_element_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """A 10 000-element reply in 100 pieces: each element is read once (and at
+    most one more time per piece, the one the piece cut), not again from the
+    start of the reply for every piece (quadratic: seconds for 160 KB)."""
+    reads = 0
+    real = _redis.parse_value
+
+    def counting(buf: bytearray, pos: int = 0, depth: int = 0) -> tuple[Any, int]:
+        nonlocal reads
+        reads += 1
+        return real(buf, pos, depth)
+
+    monkeypatch.setattr(_redis, "parse_value", counting)
+    reply = b"*10000\r\n" + b"".join(b"$%d\r\n%d\r\n" % (len(str(i)), i) for i in range(10000))
+    parser = RedisParser()
+    parser.feed("request", b"*3\r\n$6\r\nLRANGE\r\n$1\r\nk\r\n$2\r\n-1\r\n", 0)
+    events = parser.events()
+    step = len(reply) // 100 + 1
+    for at in range(0, len(reply), step):
+        parser.feed("response", reply[at:at + step], at)
+        events += parser.events()
+    assert [type(e) for e in events] == [RedisRequest, RedisResponse]
+    assert events[1].fields()["length"] == 10000
+    assert reads <= 10000 + 100
+
+
+def test_redis_reply_cut_then_lost_is_not_resumed() -> None:
+    """An aggregate cut short, then a gap: what it had read is dropped, and the
+    next reply is read from its own start."""
+    parser = RedisParser()
+    events = fed_whole(parser, b"*1\r\n$3\r\nGET\r\n", b"*3\r\n:1\r\n:2\r\n")
+    assert [type(e) for e in events] == [RedisRequest]
+    parser.feed_gap("response", 100, 3)
+    parser.feed("response", b"*2\r\n:7\r\n:8\r\n", 4)
+    events = parser.events()
+    assert [type(e) for e in events] == [Desync, RedisResponse]
+    assert events[1].fields()["length"] == 2
