@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 import pytest
@@ -11,12 +12,15 @@ from libtrace.parsers import (
     Http1Parser,
     Http1Response,
     Http2Parser,
+    KafkaParser,
+    KafkaRequest,
     RedisParser,
     RedisRequest,
     RedisResponse,
     _http2,
     _redis,
 )
+from libtrace.parsers._enums import MAX_UNKNOWN_MEMBERS
 from libtrace.parsers._http2 import plausible_frame_header
 from libtrace.parsers._limits import MAX_RESYNC_TAIL
 
@@ -96,3 +100,17 @@ def test_redis_reply_cut_then_lost_is_not_resumed() -> None:
     events = parser.events()
     assert [type(e) for e in events] == [Desync, RedisResponse]
     assert events[1].fields()["length"] == 2
+
+
+def test_kafka_hunt_through_garbage_of_ever_new_api_keys() -> None:
+    """Mid-stream, the resync reads an API key at each candidate offset; past
+    1024 new ones the open enum raised ValueError out of ``next_event``."""
+    # size 11, an API key never seen, version 0, a correlation id, no client
+    # id, no tags: a header that reads, of a key the enum does not name
+    garbage = b"".join(struct.pack(">ihhihb", 11, 20_000 + key, 0, key, -1, 0)
+                       for key in range(MAX_UNKNOWN_MEMBERS + 100))  # fmt: skip
+    parser = KafkaParser(mid_stream=True)
+    for at in range(0, len(garbage), 1460):
+        parser.feed("request", garbage[at:at + 1460], at)
+        assert all(isinstance(e, (Desync, KafkaRequest)) for e in parser.events())
+    assert parser.buffered() <= MAX_RESYNC_TAIL
