@@ -5,21 +5,26 @@ from __future__ import annotations
 import struct
 from typing import Any
 
+import dns.message
 import pytest
 
 from libtrace.parsers import (
     Desync,
+    DnsParser,
+    DnsResponse,
     Http1Parser,
     Http1Response,
     Http2Parser,
     KafkaParser,
     KafkaRequest,
+    MalformedError,
     RedisParser,
     RedisRequest,
     RedisResponse,
     _http2,
     _redis,
 )
+from libtrace.parsers._dns import decode_dns
 from libtrace.parsers._enums import MAX_UNKNOWN_MEMBERS
 from libtrace.parsers._http2 import plausible_frame_header
 from libtrace.parsers._limits import MAX_RESYNC_TAIL
@@ -114,3 +119,31 @@ def test_kafka_hunt_through_garbage_of_ever_new_api_keys() -> None:
         parser.feed("request", garbage[at:at + 1460], at)
         assert all(isinstance(e, (Desync, KafkaRequest)) for e in parser.events())
     assert parser.buffered() <= MAX_RESYNC_TAIL
+
+
+def test_dns_tcp_hunt_does_not_read_messages_whose_counts_cannot_fit(
+        monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """Mid-stream DNS over TCP, through 12 KB of 0x05 bytes (at every offset a
+    1285-byte message of 1285 questions and 3855 records): no offset is worth
+    handing to dnspython, which read up to all of each (30 s for 48 KB)."""
+    reads = 0
+    real = dns.message.from_wire
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        nonlocal reads
+        reads += 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(dns.message, "from_wire", counting)
+    parser = DnsParser(transport="tcp", mid_stream=True)
+    parser.feed("response", b"\x05" * 12_000, 1)
+    assert parser.events() == []
+    assert reads == 0
+    assert parser.buffered() <= MAX_RESYNC_TAIL
+
+
+def test_dns_strict_reading_refuses_counts_that_cannot_fit() -> None:
+    one_question = struct.pack(">HHHHHH", 7, 0x8180, 1, 0, 0, 0) + b"\x00\x00\x01\x00\x01"
+    assert isinstance(decode_dns(one_question, 0, strict=True), DnsResponse)
+    with pytest.raises(MalformedError, match="counts do not fit"):
+        decode_dns(one_question[:4] + b"\x00\x02" + one_question[6:], 0, strict=True)
