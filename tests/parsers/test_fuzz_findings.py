@@ -108,8 +108,9 @@ def test_redis_reply_cut_then_lost_is_not_resumed() -> None:
 
 
 def test_kafka_hunt_through_garbage_of_ever_new_api_keys() -> None:
-    """Mid-stream, the resync reads an API key at each candidate offset; past
-    1024 new ones the open enum raised ValueError out of ``next_event``."""
+    """Mid-stream, the resync read an API key at each candidate offset; past
+    1024 new ones the open enum raised ValueError out of ``next_event`` (the
+    enum no longer raises, and the resync no longer looks unknown keys up)."""
     # size 11, an API key never seen, version 0, a correlation id, no client
     # id, no tags: a header that reads, of a key the enum does not name
     garbage = b"".join(struct.pack(">ihhihb", 11, 20_000 + key, 0, key, -1, 0)
