@@ -17,7 +17,7 @@ import time
 import traceback
 from pathlib import Path
 
-import atheris  # type: ignore[import-not-found]
+import atheris  # type: ignore[import-untyped, import-not-found, unused-ignore]
 
 #: Findings written to log.jsonl at most (the distinct ones are all kept as files).
 MAX_LOGGED = 1000

@@ -31,9 +31,9 @@ def _flows(path: Path) -> Iterator[tuple[bool, list[_script.Op]]]:
             ops.append(_script.Op(direction, _script.DATA, packet.payload))
         if packet.flags & (TCP_FIN | TCP_RST):
             ops.append(_script.Op(direction, _script.EOF))
-    for key, (_, ops) in flows.items():
+    for flow, (_, ops) in flows.items():
         if any(op.kind == _script.DATA for op in ops):
-            yield key[0] == "udp", ops
+            yield flow[0] == "udp", ops
 
 
 def parser_seeds(protocol: str, max_len: int, window: int = 3) -> list[bytes]:

@@ -15,7 +15,7 @@ import json
 import sys
 import types
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -108,7 +108,7 @@ def parser_target(protocol: str) -> Target:
     runs = 0
     base = retained(cls(transport=cls.transports[0]))
 
-    def check(parser: Any, events: list[object]) -> None:
+    def check(parser: Any, events: Sequence[object]) -> None:
         for event in events:
             if isinstance(event, Message):
                 json.dumps(event.fields())
