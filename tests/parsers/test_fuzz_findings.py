@@ -6,6 +6,7 @@ import struct
 from typing import Any
 
 import dns.message
+import hpack
 import pytest
 
 from libtrace.parsers import (
@@ -13,8 +14,11 @@ from libtrace.parsers import (
     DnsParser,
     DnsResponse,
     Http1Parser,
+    Http1Request,
     Http1Response,
     Http2Parser,
+    Http2Request,
+    Http2Response,
     KafkaParser,
     KafkaRequest,
     MalformedError,
@@ -148,3 +152,35 @@ def test_dns_strict_reading_refuses_counts_that_cannot_fit() -> None:
     assert isinstance(decode_dns(one_question, 0, strict=True), DnsResponse)
     with pytest.raises(MalformedError, match="counts do not fit"):
         decode_dns(one_question[:4] + b"\x00\x02" + one_question[6:], 0, strict=True)
+
+
+@pytest.mark.parametrize("value", [b"1\xb9", b"\xb2", b"\xb3"])  # 1¹, ², ³ in Latin-1
+def test_http1_content_length_of_superscript_digits(value: bytes) -> None:
+    """A header value is read as Latin-1, where str.isdigit() takes the
+    superscripts that int() refuses: the ValueError escaped next_event."""
+    parser = Http1Parser()
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: " + value + b"\r\n\r\n"
+    events = fed_whole(parser, b"GET / HTTP/1.1\r\n\r\n", head)
+    assert [type(e) for e in events] == [Http1Request, Desync]
+    assert events[1].reason.startswith("MalformedError: invalid Content-Length")  # type: ignore[union-attr]
+
+
+def test_http2_status_and_grpc_status_of_superscript_digits() -> None:
+    """HTTP/2's header values are UTF-8, where "²" is a digit to str.isdigit()
+    and not to int(): the ValueError escaped next_event; the response is now
+    kept without a status."""
+    encoder = hpack.Encoder()
+    request = encoder.encode([(":method", "GET"), (":path", "/"), (":scheme", "http"),
+                              (":authority", "x")])  # fmt: skip
+    response = hpack.Encoder().encode([(":status", "²"), ("grpc-status", "²")])
+    parser = Http2Parser()
+    events = fed_whole(parser, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + _h2_frame(1, 5, 1, request),
+                       _h2_frame(1, 5, 1, response))  # fmt: skip
+    assert [type(e) for e in events] == [Http2Request, Http2Response]
+    assert events[1].fields()["status"] is None
+    assert events[1].fields()["grpc_status"] is None
+
+
+def _h2_frame(ftype: int, flags: int, stream: int, payload: bytes) -> bytes:
+    head = len(payload).to_bytes(3, "big") + bytes([ftype, flags]) + stream.to_bytes(4, "big")
+    return head + payload
