@@ -26,7 +26,7 @@ from mypy_extensions import mypyc_attr
 from ._base import SKIP_TO_EOF, Side, StreamParser, Transport
 from ._errors import LimitExceededError, MalformedError
 from ._events import NEED_DATA, Direction, Event, Message, Status, _NeedData, clip
-from ._limits import MAX_HEADERS, MAX_HTTP_HEAD_BYTES, MAX_PENDING_REQUESTS
+from ._limits import MAX_HEADERS, MAX_HTTP_BODY_BYTES, MAX_HTTP_HEAD_BYTES, MAX_PENDING_REQUESTS
 from ._spec import Match, ProtocolSpec
 from .redaction import Redaction
 
@@ -230,9 +230,14 @@ def _content_length(headers: Headers) -> int | None:
     values = {v.strip() for k, v in headers if k == "content-length"}
     if not values:
         return None
-    if len(values) > 1 or not all(v.isdigit() for v in values):
+    # isascii: str.isdigit() also takes "¹" (a Latin-1 byte 0xB9), which int()
+    # refuses with a ValueError that escaped next_event (found by tox -e fuzz-deep).
+    if len(values) > 1 or not all(v.isascii() and v.isdigit() for v in values):
         raise MalformedError(f"invalid Content-Length {sorted(values)}")
-    return int(values.pop())
+    length = int(values.pop())
+    if length > MAX_HTTP_BODY_BYTES:
+        raise LimitExceededError(f"Content-Length of {length:.3g} bytes")
+    return length
 
 
 def _is_chunked(headers: Headers) -> bool:
@@ -264,7 +269,9 @@ class Http1Parser(StreamParser):
         if event is not NEED_DATA:
             return event
         if self._head_cut_by_response(request):
-            partial = self._partial(request)
+            # _kept_partial, not _partial: a header line before the cut that does
+            # not parse must not escape next_event (found by tox -e fuzz-deep).
+            partial = self._kept_partial(request)
             if partial is not None:
                 request.consume(len(request.buf))
                 request.resync = True  # what follows the hole is the rest of the head
@@ -463,6 +470,8 @@ class Http1Parser(StreamParser):
             raise MalformedError(f"invalid chunk size {line[:20]!r}") from None
         if size < 0:
             raise MalformedError("negative chunk size")
+        if size > MAX_HTTP_BODY_BYTES:
+            raise LimitExceededError(f"chunk size of {size:.3g} bytes")
         side.consume(end + 1)
         state.head_size += end + 1
         if size == 0:

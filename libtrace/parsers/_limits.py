@@ -24,6 +24,13 @@ MAX_RESYNC_TAIL = 8 * 1024
 #: large_client_header_buffers is 4 x 8 KiB; 64 KiB covers every server.
 MAX_HTTP_HEAD_BYTES = 64 * 1024
 
+#: Largest HTTP/1 body or chunk size believed (the largest off_t, 2**63 - 1):
+#: a Content-Length or chunk-size beyond it (30 hex digits, as in other
+#: tracers' integer-overflow incidents) is malformed, as nginx and Go's
+#: net/http also refuse it, instead of a body skipped to the end of the stream
+#: (which would swallow every pipelined message after it).
+MAX_HTTP_BODY_BYTES = (1 << 63) - 1
+
 #: Header fields per HTTP message (HTTP/1 and HTTP/2); Apache stops at 100.
 MAX_HEADERS = 256
 
