@@ -108,6 +108,15 @@ def trace_context(headers: Headers) -> dict[str, str]:
     return out
 
 
+
+def with_trace_context(out: dict[str, Any], headers: Headers) -> dict[str, Any]:
+    """A request's record fields plus its ``trace_context`` object, present only
+    when the request sent some (HTTP/1 and HTTP/2 requests alike)."""
+    context = trace_context(headers)
+    if context:
+        out["trace_context"] = context
+    return out
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Http1Request(Message):
     """An HTTP/1 request."""
@@ -133,11 +142,7 @@ class Http1Request(Message):
         return trace_context(self.headers)
 
     def fields(self) -> dict[str, Any]:
-        out = Message.fields(self)
-        context = self.trace_context
-        if context:  # in the record only when the request carries some
-            out["trace_context"] = context
-        return out
+        return with_trace_context(Message.fields(self), self.headers)
 
     def _validate(self) -> None:
         if not _TOKEN.fullmatch(self.method.encode("latin-1", "replace")):

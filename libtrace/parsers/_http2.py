@@ -36,7 +36,7 @@ from ._base import Side, StreamParser, Transport
 from ._errors import LimitExceededError, MalformedError
 from ._events import Direction, Message, Status, clip
 from ._hpack import TolerantDecoder
-from ._http1 import http_status, trace_context
+from ._http1 import http_status, trace_context, with_trace_context
 from ._limits import MAX_H2_FRAME_BYTES, MAX_H2_STREAMS, MAX_HEADERS
 from ._spec import Match, ProtocolSpec
 from .redaction import Redaction
@@ -84,11 +84,7 @@ class Http2Request(Message):
         return trace_context(self.headers)
 
     def fields(self) -> dict[str, Any]:
-        out = Message.fields(self)
-        context = self.trace_context
-        if context:  # in the record only when the request carries some
-            out["trace_context"] = context
-        return out
+        return with_trace_context(Message.fields(self), self.headers)
 
     @property
     def key(self) -> int:
