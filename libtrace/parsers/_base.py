@@ -127,6 +127,12 @@ class Side:
                                   kept_order=partial is not None)  # fmt: skip
 
 
+def _direction(direction: Direction | str) -> Direction:
+    """``direction`` as a :class:`Direction` (calling the enum costs a Python-level
+    call per chunk, so only a string is converted)."""
+    return direction if isinstance(direction, Direction) else Direction(direction)
+
+
 @mypyc_attr(allow_interpreted_subclasses=True)  # see libtrace/compiled.py
 class StreamParser:
     """Base class of the protocol parsers; see the module docstring.
@@ -161,7 +167,7 @@ class StreamParser:
             data: the bytes (for UDP, exactly one datagram).
             ts_ns: when they were seen, in nanoseconds.
         """
-        side = self._sides[Direction(direction)]
+        side = self._sides[_direction(direction)]
         if not data:
             side.eof = True
             return
@@ -185,7 +191,7 @@ class StreamParser:
 
     def feed_gap(self, direction: Direction | str, size: int, ts_ns: int) -> None:
         """Report ``size`` bytes missing in ``direction`` (a capture hole)."""
-        side = self._sides[Direction(direction)]
+        side = self._sides[_direction(direction)]
         if side.skip and side.skip != SKIP_TO_EOF and size <= side.skip and not side.buf:
             side.skip -= size  # the hole falls inside a body we were skipping anyway
             return

@@ -18,7 +18,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from types import ModuleType
-from typing import Any, cast
+from typing import Any, Final, cast
 
 from ..errors import LibtraceError
 from . import native
@@ -72,6 +72,9 @@ def format_address(family: int, raw: bytes) -> str:
     return ""
 
 
+_TLS_FLAG: Final = int(EventFlag.TLS)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SocketEvent:
     """One event from the socket tracer.
@@ -119,7 +122,9 @@ class SocketEvent:
     @property
     def tls(self) -> bool:
         """True for TLS plaintext (Go uprobes); its stream is apart from the socket's."""
-        return bool(self.flags & EventFlag.TLS)
+        # int's own ``&``: IntFlag's is a Python-level method that builds a
+        # new flag, a tenth of a record pipeline's time per event.
+        return int.__and__(self.flags, _TLS_FLAG) != 0
 
     def to_json(self) -> dict[str, Any]:
         """The ``libtrace trace --json`` form of this event."""
