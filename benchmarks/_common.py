@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import resource
+import shutil
 import signal
 import socket
 import subprocess
@@ -59,6 +61,14 @@ def stop(proc: subprocess.Popen[Any] | None) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+def c_compiler() -> str:
+    """The C compiler the benchmarks' small helper programs are built with."""
+    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("clang")
+    if cc is None:
+        raise RuntimeError("no C compiler: install gcc or clang (or set CC)")
+    return cc
 
 
 def cpu_seconds() -> float:

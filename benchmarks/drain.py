@@ -47,7 +47,6 @@ import argparse
 import ctypes
 import os
 import select
-import shutil
 import socket
 import subprocess
 import tempfile
@@ -56,6 +55,7 @@ import timeit
 from dataclasses import asdict, dataclass
 
 from benchmarks._common import (
+    c_compiler,
     cpu_seconds,
     emit,
     exit_on_sigterm,
@@ -130,11 +130,8 @@ class Step:
 
 def compile_writer(directory: str) -> str:
     """Build drain_writer.c into ``directory``; return the executable's path."""
-    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("clang")
-    if cc is None:
-        raise RuntimeError("no C compiler: install gcc or clang (or set CC)")
     exe = os.path.join(directory, "drain_writer")
-    subprocess.run([cc, "-O2", "-Wall", "-o", exe, str(WRITER_SOURCE)], check=True)
+    subprocess.run([c_compiler(), "-O2", "-Wall", "-o", exe, str(WRITER_SOURCE)], check=True)
     return exe
 
 

@@ -18,6 +18,9 @@ programs' runs (``uprobe_hits_per_request``, the hits that remain) and their
 BPF time per hit; ``us_per_hit`` is the wall time the uprobes add to a
 request (traced against syscalls_only) over its hits: the trap, the
 single-step and the program together, as the loop feels them.
+``uprobe_trap_us`` is the trap alone, before any program: a tracefs uprobe
+on a C function called in a loop (:mod:`benchmarks._uprobe_trap`); it is
+the floor of ``us_per_hit`` on this machine.
 
 Run from the repository root::
 
@@ -43,6 +46,7 @@ from typing import Any
 
 from benchmarks._bpf_stats import bpf_stats, lt_run_time
 from benchmarks._common import emit, exit_on_sigterm, log, stop
+from benchmarks._uprobe_trap import trap_us
 from libtrace import Tracer
 from libtrace.host.go_toolchains import GO_VERSIONS, build
 from libtrace.tracer.golang.attach import UPROBE_PROGRAMS
@@ -118,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     exit_on_sigterm()
     server_bin = build(PROGRAMS / "https_server", args.go, False)
     client_bin = build(PROGRAMS / "https_client", args.go, False)
+    trap = trap_us()
+    log(f"a uprobe hit's trap alone (tracefs, no BPF): {trap} us")
     rounds: dict[str, list[dict[str, Any]]] = {"untraced": [], "syscalls_only": [], "traced": []}
     with bpf_stats() as stats_on:
         for index in range(args.rounds):
@@ -145,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         "lost": sum(r["lost"] for r in rounds["traced"]),
         "attached_both": all(r["attached_both"] for r in rounds["traced"]),
         **_hit_costs(rounds["traced"], args.requests, traced, syscalls, stats_on),
+        "uprobe_trap_us": trap,
     })
     return 0
 

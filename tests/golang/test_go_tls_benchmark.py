@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -27,3 +28,6 @@ def test_go_tls_overhead_quick() -> None:
     # Reads between them (an entry and a RET each): six at the least (eight here).
     assert result["uprobe_hits_per_request"] >= 6
     assert result["bpf_ns_per_hit"] > 0
+    # The trap alone (a tracefs uprobe, no BPF) costs something, and its event is gone.
+    assert result["uprobe_trap_us"] > 0
+    assert "libtrace_bench" not in Path("/sys/kernel/tracing/uprobe_events").read_text()
