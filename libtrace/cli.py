@@ -274,18 +274,27 @@ def _json_line(event: SocketEvent, no_payload: bool) -> str:
     return json.dumps(data, separators=(",", ":")) + "\n"
 
 
-def _event_row(event: SocketEvent) -> str:
+#: The event table's header: the columns of :func:`_event_row`.
+EVENT_HEADER = (f"{'time':<15} {'pid':>7} {'comm':<15} {'fd':>4} {'call':<8} {'l4':<3} "
+                "local → remote  bytes  data  (→ sent, ← received, ⇄ connection)")  # fmt: skip
+
+
+def _event_row(event: SocketEvent, clock_offset_ns: int) -> str:
     """An event as one table line (plain text: rich's per-line rendering cost
-    more than the rest of the tracer's work per event)."""
+    more than the rest of the tracer's work per event); its time is the wall
+    clock of ``ts_ns`` + ``clock_offset_ns``."""
+    from .output import wall_clock
+
+    when = f"{wall_clock(event.ts_ns + clock_offset_ns):<15}"
     local = f"{event.laddr}:{event.lport}"
     remote = f"{event.raddr}:{event.rport}"
     if event.type.name != "DATA":
-        return (f"{event.pid:>7} {event.comm:<15} {event.fd:>4} {event.type.name.lower():<8}"
-                f" {event.l4:<3} {local} ⇄ {remote}")  # fmt: skip
+        return (f"{when} {event.pid:>7} {event.comm:<15} {event.fd:>4} "
+                f"{event.type.name.lower():<8} {event.l4:<3} {local} ⇄ {remote}")  # fmt: skip
     arrow = "→" if event.direction.name == "EGRESS" else "←"
     preview = event.data[:48].decode("ascii", "replace")
     preview = "".join(ch if ch.isprintable() else "." for ch in preview)
-    return (f"{event.pid:>7} {event.comm:<15} {event.fd:>4} {event.syscall.name.lower():<8}"
+    return (f"{when} {event.pid:>7} {event.comm:<15} {event.fd:>4} {event.syscall.name.lower():<8}"
             f" {event.l4:<3} {local} {arrow} {remote} {event.size:>6}B  {preview}")  # fmt: skip
 
 
@@ -325,7 +334,7 @@ def _loss_warning(console: Console, config: TracerConfig) -> Callable[[int, int]
 def _trace(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from .output import redaction_of
+    from .output import monotonic_to_epoch_ns, redaction_of
     from .records import ContainerResolver, RecordPipeline, trace_records
     from .tracer.losses import LossWatch
     from .tracer.tracer import Tracer, TracerConfig
@@ -386,9 +395,12 @@ def _trace(args: argparse.Namespace) -> int:
             records = trace_records(tracer, pipeline=pipeline, events=events)
             _print_records(records, table, out, args.headers)
         else:
+            clock_offset = monotonic_to_epoch_ns()  # events are timed by CLOCK_MONOTONIC
+            if table:
+                out.write(EVENT_HEADER + "\n")
             for batch in batches:
                 if table:
-                    out.writelines(_event_row(event) + "\n" for event in batch)
+                    out.writelines(_event_row(event, clock_offset) + "\n" for event in batch)
                 else:
                     out.writelines(_json_line(event, args.no_payload) for event in batch)
                 out.flush()  # once a batch: a reader sees each as it comes

@@ -223,10 +223,12 @@ def test_the_table_piped_is_one_line_per_event() -> None:
                     client.sendall(b"a long enough payload to pass eighty columns " * 3)
                     server.recv(1 << 16)
         out, _ = stop_trace(proc)
-    lines = [line for line in out.splitlines() if line.strip()]
+    header, *lines = [line for line in out.splitlines() if line.strip()]
+    assert header.split()[:6] == ["time", "pid", "comm", "fd", "call", "l4"], out
     data = [line for line in lines if "→" in line or "←" in line]
     assert len(data) == 6, out  # three sends and three receives
-    assert all(re.match(r"^ *\d+ \S", line) for line in lines), out  # each starts with a pid
+    # Each starts with the wall-clock time and a pid.
+    assert all(re.match(r"^\d\d:\d\d:\d\d\.\d{6} +\d+ \S", line) for line in lines), out
 
 
 @pytest.mark.parametrize("command", [["check", "redis", "--report"], ["matrix", "--report"]])

@@ -1,0 +1,172 @@
+"""The everyday output on an 80-column terminal: every column shows.
+
+Each command runs in a pseudo-terminal of 80 columns and 24 rows (no
+COLUMNS in its environment: the width comes from the terminal, as for a
+user), and the test reads what the terminal was sent, escape sequences
+stripped.  The event and record tables are plain lines, whole whatever the
+width (the terminal wraps them); the check's table is drawn by rich to the
+terminal's width, so it must fit in 80 columns without losing a count.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import pty
+import re
+import select
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import termios
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from .records._live import redis_server
+
+ROOT = Path(__file__).resolve().parent.parent
+CLI = [sys.executable, "-m", "libtrace.cli"]
+COLUMNS, ROWS = 80, 24
+#: Escape sequences (colours, cursor moves) a program sends to a terminal.
+ESCAPES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
+#: A command that does not finish in this long has hung.
+TIMEOUT_S = 300
+TIME = r"\d\d:\d\d:\d\d\.\d{6}"
+
+
+def in_terminal(argv: list[str], traffic: Callable[[], None] | None = None) -> tuple[int, str]:
+    """Run ``argv`` on an 80x24 pseudo-terminal; with ``traffic``, call it once the
+    command says it is tracing, then stop it with Ctrl-C (SIGINT).  Returns the exit
+    code and what the terminal showed, escape sequences and carriage returns gone."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLUMNS, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    env.update(TERM="xterm-256color", PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env, cwd=ROOT)
+    os.close(slave)
+    shown, stopped = b"", traffic is None
+    deadline = time.monotonic() + TIMEOUT_S
+    try:
+        while time.monotonic() < deadline:
+            ready = select.select([master], [], [], 0.2)[0]
+            if ready:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:  # EIO: the last writer closed the terminal
+                    break
+                shown += chunk
+            if not stopped and b"tracing (" in shown:
+                assert traffic is not None
+                traffic()
+                time.sleep(0.5)  # the tracer's next poll prints what it got
+                proc.send_signal(signal.SIGINT)
+                stopped = True
+            if not ready and proc.poll() is not None:
+                break
+        code = proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+    return code, visible(shown.decode(errors="replace"))
+
+
+def visible(sent: str) -> str:
+    """What stays on the terminal of ``sent``: escape sequences go, and of a line
+    that a carriage return rewrote (a progress spinner's), the last writing."""
+    lines = ESCAPES.sub("", sent).split("\n")
+    return "\n".join(line.rstrip("\r").rsplit("\r", 1)[-1] for line in lines)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def redis_ping_set_get(port: int) -> Callable[[], None]:
+    """Real redis-cli traffic: a PING, a SET and a GET, each its own connection."""
+
+    def run() -> None:
+        for command in (["PING"], ["SET", "k", "v"], ["GET", "k"]):
+            subprocess.run(["redis-cli", "-p", str(port), *command], check=True,
+                           capture_output=True, timeout=30)  # fmt: skip
+
+    return run
+
+
+@pytest.mark.root
+@pytest.mark.bpf
+def test_trace_table_on_80_columns_shows_every_column_of_every_event() -> None:
+    port = free_port()
+    with redis_server(port):
+        code, shown = in_terminal([*CLI, "trace", "--no-go-tls", "--port", str(port)],
+                                  redis_ping_set_get(port))  # fmt: skip
+    assert code == 0, shown
+    lines = shown.splitlines()
+    header = next(line for line in lines if line.startswith("time "))
+    assert header.split()[:8] == ["time", "pid", "comm", "fd", "call", "l4", "local", "→"], shown
+    peer = r"127\.0\.0\.1:\d+"
+    # time, pid, comm, fd, call, l4, local, arrow, remote, size, data: all there.
+    row = re.compile(rf"^{TIME} +\d+ \S+ +\d+ \w+ +tcp {peer} [→←] {peer} +\d+B  \S")
+    data = [line for line in lines if row.match(line)]
+    sent = [line for line in data if "→" in line and "PING" in line]
+    assert sent, shown  # redis-cli's PING, whole on its line
+    assert len(data) >= 12, shown  # three commands: request and reply, each sent and received
+    assert re.search(r"\d+ events, 0 lost", shown), shown
+
+
+@pytest.mark.root
+@pytest.mark.bpf
+def test_trace_records_on_80_columns_shows_every_column_of_every_record() -> None:
+    port = free_port()
+    with redis_server(port):
+        code, shown = in_terminal(
+            [*CLI, "trace", "--no-go-tls", "--records", "--port", str(port)],
+            redis_ping_set_get(port),
+        )
+    assert code == 0, shown
+    lines = shown.splitlines()
+    header = next(line for line in lines if line.split()[:3] == ["pid", "comm", "side"])
+    for column in ("time", "proto", "client", "server", "status", "latency", "request"):
+        assert column in header.split(), header
+    rows = [line for line in lines
+            if re.match(rf"^ *\d+ \S+ +(client|server) +{TIME} +redis +\S+ -> \S+ +ok +"
+                        r"[\d.]+ms  \S", line)]  # fmt: skip
+    commands = sorted(line.split("ms  ", 1)[1].split()[0] for line in rows)
+    # Each of the three commands, seen from the client and from the server.
+    assert commands == ["GET", "GET", "PING", "PING", "SET", "SET"], shown
+    assert "6 records" in shown, shown
+
+
+@pytest.mark.root
+@pytest.mark.bpf
+def test_check_all_on_80_columns_keeps_every_count_column(tmp_path: Path) -> None:
+    code, shown = in_terminal([*CLI, "check", "all", "--report", str(tmp_path)])
+    assert code == 0, shown
+    lines = shown.splitlines()
+    assert all(len(line) <= COLUMNS for line in lines), [w for w in lines if len(w) > COLUMNS]
+    headers = [line for line in lines if "┃" in line and "pcap" in line]
+    verdicts = [line for line in lines if line.startswith("verdict: ")]
+    assert len(headers) == len(verdicts) >= 8, shown  # a table per scenario
+    for header in headers:
+        assert "trace client" in header and "trace server" in header, header
+    # Every body row keeps its three counts (pcap, client, server) and its mark.
+    body = [line for line in lines if line.startswith("│")]
+    assert body and all(re.search(r"│\s+\d+\s+│\s+\d+\s+│\s+\d+\s+│ [=≠] +│$", line)
+                        for line in body), "\n".join(body)  # fmt: skip
+
+
+def test_the_terminal_runner_sees_what_a_narrow_terminal_is_told() -> None:
+    """The harness itself: a child on the pseudo-terminal reads 80 columns from it."""
+    width = "import shutil; print(shutil.get_terminal_size().columns)"
+    code, shown = in_terminal([sys.executable, "-c", width])
+    assert code == 0 and shown.split() == [str(COLUMNS)], shown
+    # A spinner's rewritten line leaves its last writing; escape sequences go.
+    assert visible("\x1b[2K⠋ working\r\x1b[2K⠙ working\r\x1b[2Kdone\r\nnext\r\n") == "done\nnext\n"
