@@ -16,6 +16,7 @@ import json
 import logging
 import signal
 import sys
+import textwrap
 from collections.abc import Callable, Collection, Iterator, Sequence
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TextIO
@@ -132,20 +133,11 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
 
 
 def _add_epilog(command: argparse.ArgumentParser, name: str) -> None:
-    codes = "\n".join(f"  {int(code):>3}  {_CODE_MEANINGS[code]}" for code in ExitCode)
+    codes = "\n".join(textwrap.fill(code.meaning, 79, initial_indent=f"  {int(code):>3}  ",
+                                     subsequent_indent=" " * 7) for code in ExitCode)  # fmt: skip
     examples = "\n".join(f"  {line}" for line in EXAMPLES.get(name, ()))
     command.epilog = f"examples:\n{examples}\n\nexit codes:\n{codes}"
     command.formatter_class = argparse.RawDescriptionHelpFormatter
-
-
-#: What each exit code means, as ``--help`` says it.
-_CODE_MEANINGS = {
-    ExitCode.OK: "done",
-    ExitCode.FAILED: "done, and the answer is no (a check differs, a matrix cell fails), or "
-                     "this machine cannot trace (privileges, kernel)",
-    ExitCode.USAGE: "bad input (arguments, paths, files), or a check scenario that cannot run",
-    ExitCode.INTERRUPTED: "interrupted before anything started",
-}  # fmt: skip
 
 
 def _adder(module: str, function: str) -> Callable[[Any], None]:

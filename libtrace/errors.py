@@ -14,18 +14,29 @@ import os
 
 
 class ExitCode(enum.IntEnum):
-    """The exit codes of every ``libtrace`` command; :mod:`libtrace.cli` maps errors to them."""
+    """The exit codes of every ``libtrace`` command; :mod:`libtrace.cli` maps errors to them
+    and each command's ``--help`` lists them with their :attr:`meaning`."""
 
-    #: done: the trace ran, the check agrees, every matrix cell passed
     OK = 0
-    #: done, and the answer is no (a check differs, matrix cells fail, a fixture's oracle
-    #: disagrees), or this machine cannot trace (privileges, kernel features)
     FAILED = 1
-    #: bad input (arguments, files, a kernel package or spec), or a check scenario that
-    #: cannot run (its server, image, traffic or capture failed)
     USAGE = 2
-    #: Ctrl-C before anything started
     INTERRUPTED = 130
+
+    @property
+    def meaning(self) -> str:
+        """What this code says, as ``--help`` and the README put it."""
+        return _MEANINGS[self]
+
+
+_MEANINGS = {
+    ExitCode.OK: "done: the trace ran, the check agrees, every matrix cell passed",
+    ExitCode.FAILED: "done, and the answer is no (a check differs, a matrix cell fails, a "
+                     "fixture's oracle disagrees), or this machine cannot trace (privileges, "
+                     "kernel features)",
+    ExitCode.USAGE: "bad input (arguments, paths, files, a kernel package or spec), or a check "
+                    "scenario that cannot run (its server, image, traffic or capture failed)",
+    ExitCode.INTERRUPTED: "interrupted (Ctrl-C) before anything started",
+}  # fmt: skip
 
 
 def error_line(message: object) -> str:

@@ -209,9 +209,14 @@ class Conversation:
             out += self.pairer.flush(now_ns)
         return out
 
+    def endpoints(self) -> tuple[str, str]:
+        """The client's and the server's ``address:port`` (``a`` is the client while
+        no side is known)."""
+        return endpoint_text(self.client or self.a), endpoint_text(self.server)
+
     def flow_records(self, records: list[Record]) -> list[FlowRecord]:
         """The records with this connection's endpoints."""
-        client, server = endpoint_text(self.client or self.a), endpoint_text(self.server)
+        client, server = self.endpoints()
         return [FlowRecord(record, client, server) for record in records]
 
     # -- internals ---------------------------------------------------------------------

@@ -48,7 +48,6 @@ from ..flows import (
     MemoryBudget,
     StreamChunk,
     StreamReassembler,
-    endpoint_text,
 )
 from ..parsers import PARSERS, Record
 from ..parsers.pairing import DEFAULT_TIMEOUT_NS
@@ -378,8 +377,7 @@ class RecordPipeline:
             return []
         if conn.side is None:
             conn.side = "client" if conn.conversation.client == conn.local else "server"
-        conv = conn.conversation
-        client, server = endpoint_text(conv.client or conv.a), endpoint_text(conv.server)
+        client, server = conn.conversation.endpoints()
         pid, _, tls, _ = conn.key
         self._stats.records += len(records)
         return [LiveRecord(record, client, server, pid, conn.comm, conn.side, tls, conn.container)
