@@ -43,7 +43,7 @@ def table(rows: Sequence[Row], by: Sequence[str], caption: str | None = None) ->
     out = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, caption=caption,
                 caption_justify="left")  # fmt: skip
     for name in by:
-        out.add_column(name, overflow="fold")
+        out.add_column(name, overflow="fold", min_width=len(name))
     for heading in ("count", "rate/s", "errors", "p50 ms", "p90 ms", "p99 ms", "max ms",
                     "bytes"):  # fmt: skip
         out.add_column(heading, justify="right", no_wrap=True)
