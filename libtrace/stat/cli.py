@@ -23,7 +23,7 @@ from ..errors import ConfigError, ExitCode, print_error
 from ..parsers import PARSERS
 from ..trace_session import add_tracer_options, given_tracer_options, positive_float
 from .aggregate import SORTS, Aggregator
-from .filters import add_filter_options, record_filter_of
+from .filters import add_filter_options, at_least, record_filter_of
 from .keys import DEFAULT_BY, DIMENSIONS, LIVE_ONLY, parse_by
 from .view import caption, document, table
 
@@ -38,16 +38,6 @@ def _by(text: str) -> tuple[str, ...]:
         return parse_by(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, not {text}")
-    return value
 
 
 def add_stat_command(subparsers: Any) -> None:
@@ -68,7 +58,8 @@ def add_stat_command(subparsers: Any) -> None:
                       + f" (default {','.join(DEFAULT_BY)}; process: live only)")  # fmt: skip
     stat.add_argument("--sort", choices=list(SORTS), default="count",
                       help="order rows by this column, largest first (default count)")
-    stat.add_argument("--top", type=_count, metavar="N", help="show the first N rows only")
+    stat.add_argument("--top", type=at_least(1, int, "rows"), metavar="N",
+                      help="show the first N rows only")
     stat.add_argument("--protocol", action="append", choices=sorted(PARSERS), default=[],
                       metavar="P", help="only records of this protocol (repeatable; "
                       + ", ".join(sorted(PARSERS)) + ")")  # fmt: skip

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from ..flows import FlowRecord
 from ..parsers import Record
@@ -43,34 +45,30 @@ class RecordFilter:
         return self.min_bytes is None or record_bytes(exchange) >= self.min_bytes
 
 
-def _milliseconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of milliseconds: {text}") from None
-    if not 0 <= value < math.inf:  # also NaN
-        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
-    return value
+def at_least(least: float, convert: Callable[[str], float], noun: str) -> Callable[[str], Any]:
+    """An argparse type: ``convert`` of the text, a finite number at least ``least``
+    (``noun`` names what the number counts, in its error)."""
 
+    def number(text: str) -> Any:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number of {noun}: {text}") from None
+        if not least <= value < math.inf:  # also NaN
+            raise argparse.ArgumentTypeError(f"must be {least:g} or more, not {text}")
+        return value
 
-def _bytes(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of bytes: {text}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
-    return value
+    return number
 
 
 def add_filter_options(parser: argparse.ArgumentParser) -> None:
     """``--slow MS`` and ``--min-size BYTES``."""
     parser.add_argument(
-        "--slow", type=_milliseconds, metavar="MS",
+        "--slow", type=at_least(0, float, "milliseconds"), metavar="MS",
         help="only records whose latency is at least MS milliseconds (unanswered ones never)",
     )  # fmt: skip
     parser.add_argument(
-        "--min-size", type=_bytes, metavar="BYTES",
+        "--min-size", type=at_least(0, int, "bytes"), metavar="BYTES",
         help="only records whose request and response took at least BYTES on the wire",
     )  # fmt: skip
 
