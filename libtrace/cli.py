@@ -14,22 +14,18 @@ import argparse
 import importlib
 import json
 import logging
-import signal
 import sys
 import textwrap
 from collections.abc import Callable, Collection, Iterator, Sequence
-from types import FrameType
 from typing import TYPE_CHECKING, Any, TextIO
 
 from . import __version__
 from .errors import ConfigError, ExitCode, LibtraceError, error_line
+from .trace_session import compat_list  # noqa: F401  (benchmarks import it from here)
 
 if TYPE_CHECKING:
-    from rich.console import Console
-
     from .records import LiveRecord
     from .tracer.events import SocketEvent
-    from .tracer.tracer import TracerConfig
 
 #: The subcommands in ``libtrace --help`` order: name -> (module, the function
 #: that adds it to the subparsers, its one-line summary; "" is this module).
@@ -43,6 +39,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "libtrace.pcap.cli",
         "add_pcap_command",
         "parse application protocols in a pcap or pcapng file",
+    ),
+    "stat": (
+        "libtrace.stat.cli",
+        "add_stat_command",
+        "count, rate, errors and latency percentiles of records, per operation",
     ),
     "check": (
         "libtrace.check.cli",
@@ -73,27 +74,6 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 }
 
 
-def compat_list(text: str) -> frozenset[str]:
-    """argparse type of ``--force-compat perfbuf,probe-read,no-btf`` (benchmarks use it too)."""
-    from .tracer.probe import COMPAT_SWITCHES
-
-    names = frozenset(part.strip() for part in text.split(",") if part.strip())
-    unknown = names - set(COMPAT_SWITCHES)
-    if unknown:
-        raise argparse.ArgumentTypeError(
-            f"unknown switch {', '.join(sorted(unknown))} "
-            f"(choose from {', '.join(COMPAT_SWITCHES)})"
-        )
-    return names
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, not {text}")
-    return value
-
-
 def build_parser(only: Collection[str] | None = None) -> argparse.ArgumentParser:
     """The ``libtrace`` parser, every subcommand built in full, or only those in ``only``.
 
@@ -121,6 +101,9 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
               "libtrace trace --records --json --headers --duration 30 > records.jsonl"),
     "pcap": ("libtrace pcap capture.pcapng                   # a table and a summary line",
              "libtrace pcap --json --headers capture.pcap    # one record per line"),
+    "stat": ("libtrace stat --port 6379 --duration 10         # Redis commands, live",
+             "libtrace stat --from capture.pcapng --sort p99 --top 10",
+             "libtrace stat --by server,key --slow 100 --json > slow.json"),
     "check": ("libtrace check redis                           # one scenario, local server",
               "libtrace check all --backend docker --report results/check"),
     "vm": ("libtrace vm run --kernel 6.1 -- uname -r",),
@@ -154,13 +137,11 @@ def _command_of(argv: Sequence[str]) -> str | None:
 
 def add_trace_command(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add ``trace`` to the ``libtrace`` subcommands (``handler`` set to its runner)."""
-    # Its choices and defaults come from the tracer and the parsers, which the
-    # handler imports anyway.
+    # Its choices come from the parsers, which the handler imports anyway.
     from .output import add_record_options
     from .parsers import PARSERS
-    from .tracer.events import DEFAULT_PAYLOAD_CAP
-    from .tracer.probe import COMPAT_SWITCHES
-    from .tracer.tracer import DEFAULT_GO_ATTACH_DELAY
+    from .stat.filters import add_filter_options
+    from .trace_session import add_tracer_options
 
     trace = commands.add_parser(
         "trace",
@@ -169,50 +150,7 @@ def add_trace_command(commands: argparse._SubParsersAction) -> None:  # type: ig
         "sockets. Needs root (or CAP_BPF and CAP_PERFMON).",
     )
     trace.add_argument("--json", action="store_true", help="one JSON object per line")
-    trace.add_argument(
-        "--pid",
-        type=int,
-        action="append",
-        default=[],
-        metavar="PID",
-        help="trace only this process (repeatable)",
-    )
-    trace.add_argument(
-        "--port",
-        type=int,
-        action="append",
-        default=[],
-        metavar="PORT",
-        help="trace only sockets with this local or remote port (repeatable)",
-    )
-    trace.add_argument(
-        "--duration",
-        type=_positive_float,
-        metavar="SECONDS",
-        help="stop after this many seconds (default: until Ctrl-C or SIGTERM)",
-    )
-    trace.add_argument(
-        "--payload-cap",
-        type=int,
-        default=DEFAULT_PAYLOAD_CAP,
-        metavar="BYTES",
-        help=f"bytes copied per chunk (default {DEFAULT_PAYLOAD_CAP}, max 65536; "
-        "65024 on kernels without the BPF ring buffer)",
-    )
-    trace.add_argument(
-        "--buffer-size",
-        type=int,
-        metavar="BYTES",
-        help="kernel event buffer size, a power of two (default 8 MiB)",
-    )
-    trace.add_argument(
-        "--force-compat",
-        type=compat_list,
-        default=frozenset(),
-        metavar="LIST",
-        help="force old-kernel paths: comma-separated of " + ", ".join(COMPAT_SWITCHES),
-    )
-    trace.add_argument("--btf", metavar="FILE", help="external BTF for kernels without BTF")
+    add_tracer_options(trace)
     trace.add_argument(
         "--records",
         action="store_true",
@@ -236,26 +174,7 @@ def add_trace_command(commands: argparse._SubParsersAction) -> None:  # type: ig
         "offsets only (raw events carry whatever the process sent, secrets included)",
     )
     add_record_options(trace)
-    trace.add_argument(
-        "--go-tls",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="trace Go programs' TLS plaintext with uprobes on crypto/tls (default on)",
-    )
-    trace.add_argument(
-        "--go-attach-delay",
-        type=float,
-        default=DEFAULT_GO_ATTACH_DELAY,
-        metavar="SECONDS",
-        help="attach to a newly started Go program after it ran this long "
-        f"(default {DEFAULT_GO_ATTACH_DELAY:g})",
-    )
-    trace.add_argument(
-        "-v",
-        "--verbose",
-        action="store_true",
-        help="explain the variant chosen and log libbpf's messages",
-    )
+    add_filter_options(trace)
     trace.set_defaults(handler=_trace)
 
 
@@ -309,83 +228,36 @@ def _print_records(records: Iterator[LiveRecord], table: bool, out: TextIO, head
         out.flush()
 
 
-def _loss_warning(console: Console, config: TracerConfig) -> Callable[[int, int], None]:
-    """What the trace says when the buffer lost events, with what would help."""
-
-    def say(new: int, total: int) -> None:
-        console.print(
-            f"libtrace: warning: {new} events lost ({total} in all): the kernel buffer filled "
-            f"faster than it was read; a larger --buffer-size (now {config.buffer_bytes}), a "
-            f"smaller --payload-cap (now {config.payload_cap}) or --pid/--port filters help",
-            highlight=False, markup=False, soft_wrap=True,
-        )  # fmt: skip
-
-    return say
-
-
 def _trace(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from .output import monotonic_to_epoch_ns, redaction_of
     from .records import ContainerResolver, RecordPipeline, trace_records
-    from .tracer.losses import LossWatch
-    from .tracer.tracer import Tracer, TracerConfig
+    from .stat.filters import filter_flags, record_filter_of
+    from .trace_session import live_trace, refuse_unless
 
-    options: dict[str, object] = {
-        "pids": tuple(args.pid),
-        "ports": tuple(args.port),
-        "payload_cap": args.payload_cap,
-        "force_compat": args.force_compat,
-        "btf_file": args.btf,
-        "go_tls": args.go_tls,
-        "go_attach_delay": args.go_attach_delay,
-    }
-    if args.buffer_size is not None:
-        options["buffer_bytes"] = args.buffer_size
-    if not args.records:
-        records_only = [flag for flag, given in (
-            ("--protocol", args.protocol), ("--headers", args.headers),
-            ("--no-redact", args.no_redact), ("--redact-header", args.redact_header),
-            ("--redact-sql-literals", args.redact_sql_literals)) if given]  # fmt: skip
-        if records_only:
-            verb = "acts" if len(records_only) == 1 else "act"
-            raise ConfigError(f"{', '.join(records_only)} {verb} only with --records")
-    if args.no_payload and not args.json:
-        raise ConfigError("--no-payload acts only with --json (the table shows no payload)")
-    config = TracerConfig(**options)  # type: ignore[arg-type]
-    tracer = Tracer(config)
+    records_only = [flag for flag, given in (
+        ("--protocol", args.protocol), ("--headers", args.headers),
+        ("--no-redact", args.no_redact), ("--redact-header", args.redact_header),
+        ("--redact-sql-literals", args.redact_sql_literals)) if given]  # fmt: skip
+    refuse_unless(args.records, records_only + filter_flags(args), "with --records")
+    refuse_unless(args.json, ["--no-payload"] if args.no_payload else [],
+                  "with --json (the table shows no payload)")
     console = Console(stderr=True)
     pipeline = None
     if args.records:
         pipeline = RecordPipeline(protocols=args.protocol or None,
                                   containers=ContainerResolver(), redaction=redaction_of(args))
-
-    def on_signal(_signo: int, _frame: FrameType | None) -> None:
-        tracer.stop()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
     out = sys.stdout
-    with tracer:
-        # One line on stderr once the programs are attached: scripts wait for it.
-        variant = tracer.variant.name if tracer.variant else "?"
-        console.print(f"libtrace: tracing ({variant}); Ctrl-C to stop", highlight=False)
-        if args.verbose:
-            console.print("libtrace: " + "; ".join(tracer.reasons), highlight=False)
-        if tracer.go_tls is not None:
-            console.print(
-                f"libtrace: Go TLS: attached to {len(tracer.go_tls.attached)} running Go "
-                f"program(s); programs started from now on after {config.go_attach_delay:g} s "
-                "(--go-attach-delay)", highlight=False, soft_wrap=True)  # fmt: skip
+    with live_trace(args, console) as (tracer, batches):
         # Plain lines: one per event or record, also when piped (rich would wrap
         # them at 80 columns there, and render each at a cost above the tracer's).
         table = not args.json
-        batches = LossWatch(tracer, _loss_warning(console, config)).watch_batches(
-            tracer.batches(args.duration))
         if pipeline is not None:
             events = (event for batch in batches for event in batch)
             records = trace_records(tracer, pipeline=pipeline, events=events)
-            _print_records(records, table, out, args.headers)
+            wanted = record_filter_of(args)
+            _print_records(filter(wanted, records), table, out, args.headers)
         else:
             clock_offset = monotonic_to_epoch_ns()  # events are timed by CLOCK_MONOTONIC
             if table:

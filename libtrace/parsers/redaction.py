@@ -119,7 +119,7 @@ class Redaction:
         if query is None:
             return None
         if self.sql_literals:
-            query, n = _SQL_LITERAL.subn("?", query)
+            query, n = without_literals(query)
             self.count += n
             return query
         for pattern in _SQL_SECRETS:
@@ -130,6 +130,12 @@ class Redaction:
     def _secret_name(self, name: str) -> bool:
         lower = name.lower()
         return any(word in lower for word in self.query_words)
+
+
+def without_literals(query: str) -> tuple[str, int]:
+    """``query`` with every literal (strings, hexadecimal, numbers) replaced by
+    ``?``, and how many were: its shape (``--redact-sql-literals``, ``libtrace stat``)."""
+    return _SQL_LITERAL.subn("?", query)
 
 
 def _keep_all_but_secret(match: re.Match[str]) -> str:
