@@ -17,6 +17,7 @@ import logging
 import signal
 import sys
 from collections.abc import Callable, Collection, Iterator, Sequence
+from dataclasses import asdict
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -26,9 +27,10 @@ from .errors import ConfigError, ExitCode, LibtraceError, error_line
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from .records import LiveRecord
+    from .pcap.writer import PcapngWriter
+    from .records import LiveRecord, RecordPipeline
     from .tracer.events import SocketEvent
-    from .tracer.tracer import TracerConfig
+    from .tracer.tracer import Tracer, TracerConfig
 
 #: The subcommands in ``libtrace --help`` order: name -> (module, the function
 #: that adds it to the subparsers, its one-line summary; "" is this module).
@@ -117,7 +119,8 @@ def build_parser(only: Collection[str] | None = None) -> argparse.ArgumentParser
 EXAMPLES: dict[str, tuple[str, ...]] = {
     "trace": ("libtrace trace --port 6379 --records          # Redis records, a table",
               "libtrace trace --pid 1234 --json --no-payload  # events without their bytes",
-              "libtrace trace --records --json --headers --duration 30 > records.jsonl"),
+              "libtrace trace --records --json --headers --duration 30 > records.jsonl",
+              "libtrace trace --port 443 --write tls.pcapng > /dev/null  # for Wireshark"),
     "pcap": ("libtrace pcap capture.pcapng                   # a table and a summary line",
              "libtrace pcap --json --headers capture.pcap    # one record per line"),
     "check": ("libtrace check redis                           # one scenario, local server",
@@ -245,6 +248,13 @@ def add_trace_command(commands: argparse._SubParsersAction) -> None:  # type: ig
     )
     add_record_options(trace)
     trace.add_argument(
+        "--write",
+        metavar="FILE",
+        help="also write the traced bytes to FILE as a pcapng for Wireshark/tshark: "
+        "synthetic TCP/UDP packets, each commented with pid, comm, fd and syscall; "
+        "holes (lost events, --payload-cap) are missing segments (mode 0600)",
+    )
+    trace.add_argument(
         "--go-tls",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -326,8 +336,8 @@ def _trace(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from .output import redaction_of
-    from .records import ContainerResolver, RecordPipeline, trace_records
-    from .tracer.losses import LossWatch
+    from .pcap.writer import PcapngWriter
+    from .records import ContainerResolver, RecordPipeline
     from .tracer.tracer import Tracer, TracerConfig
 
     options: dict[str, object] = {
@@ -354,10 +364,49 @@ def _trace(args: argparse.Namespace) -> int:
     config = TracerConfig(**options)  # type: ignore[arg-type]
     tracer = Tracer(config)
     console = Console(stderr=True)
+    # Records and the pcapng's comments name containers.
+    containers = ContainerResolver() if args.records or args.write else None
     pipeline = None
     if args.records:
         pipeline = RecordPipeline(protocols=args.protocol or None,
-                                  containers=ContainerResolver(), redaction=redaction_of(args))
+                                  containers=containers, redaction=redaction_of(args))
+    # Opened before the tracer starts: a path that cannot be written fails at once.
+    writer = PcapngWriter.open(args.write, containers=containers) if args.write else None
+    try:
+        summary = _run_trace(args, tracer, config, console, pipeline, writer)
+    finally:
+        if writer is not None:
+            writer.close()
+    if args.json:
+        sys.stdout.write(json.dumps(summary) + "\n")
+        sys.stdout.flush()
+    else:
+        records_text = f"{summary['records']} records, " if pipeline is not None else ""
+        written = f", {summary['written']['packets']} packets written" if writer else ""
+        console.print(
+            f"{records_text}{summary['events']} events, {summary['lost']} lost, "
+            f"{summary['bytes']} bytes{written}"
+            + (f", {summary['missed']} program runs skipped by the kernel"
+               if summary["missed"] else ""),
+            highlight=False,
+        )  # fmt: skip
+    return ExitCode.OK
+
+
+def _written(batches: Iterator[list[SocketEvent]],
+             writer: PcapngWriter) -> Iterator[list[SocketEvent]]:  # fmt: skip
+    """The batches, each written to the pcapng (whole blocks, flushed) as it passes."""
+    for batch in batches:
+        writer.write(batch)
+        yield batch
+
+
+def _run_trace(args: argparse.Namespace, tracer: Tracer, config: TracerConfig, console: Console,
+               pipeline: RecordPipeline | None,
+               writer: PcapngWriter | None) -> dict[str, Any]:  # fmt: skip
+    """Trace until stopped, printing events or records; the stats summary."""
+    from .records import trace_records
+    from .tracer.losses import LossWatch
 
     def on_signal(_signo: int, _frame: FrameType | None) -> None:
         tracer.stop()
@@ -381,6 +430,8 @@ def _trace(args: argparse.Namespace) -> int:
         table = not args.json
         batches = LossWatch(tracer, _loss_warning(console, config)).watch_batches(
             tracer.batches(args.duration))
+        if writer is not None:
+            batches = _written(batches, writer)
         if pipeline is not None:
             events = (event for batch in batches for event in batch)
             records = trace_records(tracer, pipeline=pipeline, events=events)
@@ -410,17 +461,9 @@ def _trace(args: argparse.Namespace) -> int:
     if pipeline is not None:
         summary["records"] = pipeline.stats.records
         summary["redactions"] = pipeline.stats.redactions
-    if args.json:
-        out.write(json.dumps(summary) + "\n")
-        out.flush()
-    else:
-        records_text = f"{pipeline.stats.records} records, " if pipeline is not None else ""
-        console.print(
-            f"{records_text}{stats.events} events, {stats.lost} lost, {stats.bytes} bytes"
-            + (f", {stats.missed} program runs skipped by the kernel" if stats.missed else ""),
-            highlight=False,
-        )
-    return ExitCode.OK
+    if writer is not None:
+        summary["written"] = asdict(writer.stats)
+    return summary
 
 
 #: OSErrors that say a path given is unusable (exit 2); other OSErrors exit 1.

@@ -238,6 +238,10 @@ class PcapngWriter:
         """A CONNECT or ACCEPT: a new socket under its fd, and its handshake."""
         side = "client" if event.type is EventType.CONNECT else "server"
         self._remember(self._sides, (event.pid, event.fd), side)
+        known = self._streams.get((event.pid, event.fd, False, None))
+        if known is not None and known.local == (event.laddr, event.lport) and (
+                known.remote == (event.raddr, event.rport)):
+            return  # the same socket again (a non-blocking connect asked whether it is done)
         for tls in (False, True):
             self._forget((event.pid, event.fd, tls, None))
         if event.l4 != "tcp" or not event.family:
