@@ -132,6 +132,8 @@ class WriterStats:
 
 
 Endpoint = tuple[str, int]
+#: A traced stream: (pid, fd, tls, the peer for UDP or None), as the record pipeline keys it.
+_Key = tuple[int, int, bool, Endpoint | None]
 
 
 @dataclass(slots=True)
@@ -171,11 +173,14 @@ class PcapngWriter:
         self._owns_file = False
         self._blocks: list[bytes] = [self._section_header()]
         self._interfaces: dict[str, int] = {}  #: family -> interface id
-        self._streams: OrderedDict[tuple[int, int, bool, Endpoint | None], _Stream] = (
+        self._streams: OrderedDict[_Key, _Stream] = (
             OrderedDict())  # fmt: skip
         #: the wire key of each connection written -> the stream key of its writing end
-        self._owners: OrderedDict[tuple[object, ...], tuple[int, int, bool, Endpoint | None]] = (
+        self._owners: OrderedDict[tuple[object, ...], _Key] = (
             OrderedDict())  # fmt: skip
+        #: connections whose written end closed -> (that end's key, its stream): the
+        #: other end's close, if traced, still writes its FIN
+        self._closed: OrderedDict[tuple[object, ...], tuple[_Key, _Stream]] = OrderedDict()
         #: (pid, fd) -> "client" or "server", from its CONNECT or ACCEPT
         self._sides: OrderedDict[tuple[int, int], str] = OrderedDict()
 
@@ -272,8 +277,11 @@ class PcapngWriter:
         if event.l4 != "tcp" or not event.family:
             return
         local, remote = self._endpoints(event, tls)
-        owner = self._owners.get(("tcp", tls, frozenset((local, remote))))
+        wire = ("tcp", tls, frozenset((local, remote)))
+        owner = self._owners.get(wire)
         stream = self._streams.get(owner) if owner is not None else None
+        if owner is None or stream is None:
+            owner, stream = self._closed.pop(wire, (None, None))
         if stream is not None and owner is not None and owner[:2] != (event.pid, event.fd):
             self._fin(stream, _IN, event, self._extra(event, tls))
 
@@ -290,10 +298,12 @@ class PcapngWriter:
         self._segment(stream, other, event, _ACK, self._seq(stream, other), seq + 1,
                       extra=extra + " synthesized")  # fmt: skip
 
-    def _forget(self, key: tuple[int, int, bool, Endpoint | None]) -> None:
+    def _forget(self, key: _Key) -> None:
         stream = self._streams.pop(key, None)
         if stream is not None and self._owners.get(stream.wire) == key:
             del self._owners[stream.wire]
+            if stream.tcp:
+                self._remember(self._closed, stream.wire, (key, stream))
 
     # -- data --------------------------------------------------------------------------
     def _data(self, event: SocketEvent) -> None:
@@ -358,6 +368,7 @@ class PcapngWriter:
                              {_OUT: _isn(local, remote), _IN: _isn(remote, local)})  # fmt: skip
             self._remember(self._streams, key, stream)
             self._remember(self._owners, wire, key)
+            self._closed.pop(wire, None)  # the endpoints' new connection
         return stream
 
     @staticmethod
