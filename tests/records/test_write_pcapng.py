@@ -1,0 +1,138 @@
+"""``libtrace trace --records --json --write F``: the pcapng of a live run, read back.
+
+Each of the eight services of :mod:`libtrace.services` (a real server, its
+deterministic client traffic) is traced by the CLI with a pid filter on the
+server's processes, writing a pcapng.  Then: tshark reads the file with no
+error and no warning beyond the gaps libtrace counted; tshark's own records
+(the oracle of :mod:`libtrace.pcap.oracle`, decode-as on the service's port)
+agree with ``libtrace pcap``'s records of the file; those equal the live
+records of the same run (protocol fields and latencies); and every packet's
+comment names one of the server's processes.  Then a gap (a small payload
+cap) and Go TLS plaintext (HTTP/2, dissected by tshark).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from libtrace.check import free_endpoint, protocol_key
+from libtrace.check._traffic import child_env, traffic_argv
+from libtrace.pcap import analyze
+from libtrace.pcap.oracle import VIEWS, compare
+from libtrace.services import SERVICES, start
+from libtrace.tracer.events import MAX_PAYLOAD
+
+from ..check.conftest import needs
+from ..tracing import wait_until_tracing
+from ._live import redis_server
+
+pytestmark = [pytest.mark.root, pytest.mark.bpf]
+
+CLI = [sys.executable, "-m", "libtrace.cli", "trace", "--records", "--json", "--no-go-tls"]
+#: What a packet's comment says (``synthesized``: the peer's half of a handshake or close).
+COMMENT = re.compile(r"pid \d+ tid \d+ comm .+ fd \d+ syscall [a-z0-9_]+( synthesized)?")
+#: A traffic script may take this long (Kafka's consumer polls take seconds).
+TRAFFIC_TIMEOUT_S = 180
+
+
+def traced_write(path: Path, args: list[str], traffic: Callable[[], None],
+                 cli: list[str] = CLI) -> tuple[list[dict[str, Any]], dict[str, Any]]:  # fmt: skip
+    """Run the CLI with ``--write path`` and ``args`` around ``traffic``: (records, stats)."""
+    proc = subprocess.Popen([*cli, "--write", str(path), *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=child_env())  # fmt: skip
+    try:
+        assert proc.stderr is not None
+        wait_until_tracing(proc.stderr)
+        traffic()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:  # failed before stopping it: leave no tracer behind
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert lines and lines[-1]["type"] == "stats", out
+    return lines[:-1], lines[-1]
+
+
+def tshark_rows(path: Path, *fields: str, decode_as: tuple[str, ...] = ()) -> list[list[str]]:
+    argv = ["tshark", "-r", str(path), "-T", "fields", "-E", "separator=|"]
+    for rule in decode_as:
+        argv += ["-d", rule]
+    for name in fields:
+        argv += ["-e", name]
+    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    return [line.split("|") for line in out.splitlines()]
+
+
+def expert(path: Path, decode_as: tuple[str, ...] = ()) -> dict[str, list[str]]:
+    """tshark's expert infos of severity warning and error: severity -> summaries."""
+    argv = ["tshark", "-r", str(path), "-T", "fields", "-e", "_ws.expert.severity",
+            "-e", "_ws.expert.message", "-E", "occurrence=a", "-E", "aggregator=;"]  # fmt: skip
+    for rule in decode_as:
+        argv += ["-d", rule]
+    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    found: dict[str, list[str]] = {}
+    for line in out.splitlines():
+        severities, _, messages = line.partition("\t")
+        for severity, message in zip(severities.split(";"), messages.split(";"), strict=False):
+            # tshark's numbers: 6291456 warning, 8388608 error
+            if severity in ("6291456", "8388608"):
+                found.setdefault(severity, []).append(message)
+    return found
+
+
+def protocol_view(records: list[dict[str, Any]]) -> Counter[tuple[str, object]]:
+    """Records by their protocol fields and latency (clocks differ: live ones are monotonic)."""
+    return Counter((protocol_key(r), r["latency_ns"]) for r in records)
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=needs(n)) for n in SERVICES])
+def test_the_written_capture_holds_the_live_records(name: str, tmp_path: Path) -> None:
+    service = SERVICES[name]
+    host, port = free_endpoint(service)
+    path = tmp_path / f"{name}.pcapng"
+    with start(service, host=host, port=port) as running:
+        pids = running.pids()
+        argv = traffic_argv(running)
+        args = ["--port", str(port), "--payload-cap", str(MAX_PAYLOAD)]
+        for pid in pids:
+            args += ["--pid", str(pid)]
+        live, stats = traced_write(path, args, lambda: subprocess.run(
+            argv, env=child_env(), check=True, capture_output=True, timeout=TRAFFIC_TIMEOUT_S))
+
+    server = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    live = [r for r in live if r["server"] == server]
+    assert live and {r["protocol"] for r in live} == {service.protocol}
+    assert {r["side"] for r in live} == {"server"} and {r["pid"] for r in live} <= set(pids)
+    assert stats["lost"] == 0 and stats["written"]["packets"] > 0
+
+    # libtrace pcap of the file: the live run's records
+    from_file = [json.loads(json.dumps(r.to_json())) for r in analyze(str(path))]
+    from_file = [r for r in from_file if r["server"] == server]
+    assert protocol_view(from_file) == protocol_view(live)
+    # tshark: its records agree with them (Dubbo 2 has no dissector: none to compare)
+    for agreement in compare(str(path), from_file):
+        assert agreement.ok and agreement.matched > 0, agreement.text()
+    view = VIEWS.get(service.protocol)
+    decode_as = tuple(f"{t}.port=={port},{view.dissector}" for t in view.transports) if view else ()
+    problems = expert(path, decode_as)
+    assert "8388608" not in problems, problems  # no error (malformed packet)
+    if stats["written"]["gaps"] == 0:
+        assert "6291456" not in problems, problems  # no warning: no TCP-analysis finding
+    # every packet names one of the server's processes
+    comments = [row[0] for row in tshark_rows(path, "frame.comment")]
+    assert comments and all(c.startswith("pid ") for c in comments)
+    assert all(COMMENT.fullmatch(c) for c in comments), comments[:3]
+    assert {int(c.split()[1]) for c in comments} <= set(pids)
