@@ -34,10 +34,10 @@ from libtrace.tracer.events import MAX_PAYLOAD
 
 from ..check.conftest import needs
 from ..tracing import wait_until_tracing
-from ._live import redis_server
 
 pytestmark = [pytest.mark.root, pytest.mark.bpf]
 
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 CLI = [sys.executable, "-m", "libtrace.cli", "trace", "--records", "--json", "--no-go-tls"]
 #: What a packet's comment says (``synthesized``: the peer's half of a handshake or close).
 COMMENT = re.compile(r"pid \d+ tid \d+ comm .+ fd \d+ syscall [a-z0-9_]+( synthesized)?")
@@ -76,21 +76,31 @@ def tshark_rows(path: Path, *fields: str, decode_as: tuple[str, ...] = ()) -> li
     return [line.split("|") for line in out.splitlines()]
 
 
-def expert(path: Path, decode_as: tuple[str, ...] = ()) -> dict[str, list[str]]:
-    """tshark's expert infos of severity warning and error: severity -> summaries."""
+#: tshark's severities (warning, error) and its group of TCP-analysis findings.
+WARNING, ERROR, SEQUENCE = "6291456", "8388608", "33554432"
+
+
+def findings(path: Path, decode_as: tuple[str, ...] = ()) -> set[tuple[str, str, str]]:
+    """tshark's expert infos of severity warning or error: (severity, group, message)."""
     argv = ["tshark", "-r", str(path), "-T", "fields", "-e", "_ws.expert.severity",
-            "-e", "_ws.expert.message", "-E", "occurrence=a", "-E", "aggregator=;"]  # fmt: skip
+            "-e", "_ws.expert.group", "-e", "_ws.expert.message", "-E", "occurrence=a",
+            "-E", "aggregator=;"]  # fmt: skip
     for rule in decode_as:
         argv += ["-d", rule]
     out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
-    found: dict[str, list[str]] = {}
+    found = set()
     for line in out.splitlines():
-        severities, _, messages = line.partition("\t")
-        for severity, message in zip(severities.split(";"), messages.split(";"), strict=False):
-            # tshark's numbers: 6291456 warning, 8388608 error
-            if severity in ("6291456", "8388608"):
-                found.setdefault(severity, []).append(message)
+        columns = [column.split(";") for column in line.split("\t")]
+        for severity, group, message in zip(*columns, strict=False):
+            if severity in (WARNING, ERROR):
+                found.add((severity, group, message))
     return found
+
+
+def decode_as(protocol: str, port: int) -> tuple[str, ...]:
+    """tshark's decode-as rules for ``protocol`` on ``port`` (none for Dubbo: no dissector)."""
+    view = VIEWS.get(protocol)
+    return tuple(f"{t}.port=={port},{view.dissector}" for t in view.transports) if view else ()
 
 
 def protocol_view(records: list[dict[str, Any]]) -> Counter[tuple[str, object]]:
@@ -125,12 +135,17 @@ def test_the_written_capture_holds_the_live_records(name: str, tmp_path: Path) -
     # tshark: its records agree with them (Dubbo 2 has no dissector: none to compare)
     for agreement in compare(str(path), from_file):
         assert agreement.ok and agreement.matched > 0, agreement.text()
-    view = VIEWS.get(service.protocol)
-    decode_as = tuple(f"{t}.port=={port},{view.dissector}" for t in view.transports) if view else ()
-    problems = expert(path, decode_as)
-    assert "8388608" not in problems, problems  # no error (malformed packet)
-    if stats["written"]["gaps"] == 0:
-        assert "6291456" not in problems, problems  # no warning: no TCP-analysis finding
+    # tshark finds nothing amiss in the TCP it reads (no gap was written: the largest
+    # payload cap), and no problem in the protocol that it does not find in the real
+    # capture of the same traffic (its dissectors lag behind some servers: Kafka's
+    # newer API versions, parts of MySQL's)
+    assert stats["written"]["gaps"] == 0
+    found = findings(path, decode_as(service.protocol, port))
+    assert not {f for f in found if f[1] == SEQUENCE}, found
+    assert service.fixture is not None
+    real = findings(FIXTURES / service.protocol / service.fixture,
+                    decode_as(service.protocol, service.port))  # fmt: skip
+    assert {f for f in found if f[1] != SEQUENCE} <= real, (found, real)
     # every packet names one of the server's processes
     comments = [row[0] for row in tshark_rows(path, "frame.comment")]
     assert comments and all(c.startswith("pid ") for c in comments)
