@@ -34,6 +34,7 @@ from libtrace.tracer.events import MAX_PAYLOAD
 
 from ..check.conftest import needs
 from ..tracing import wait_until_tracing
+from ._live import redis_server
 
 pytestmark = [pytest.mark.root, pytest.mark.bpf]
 
@@ -151,3 +152,31 @@ def test_the_written_capture_holds_the_live_records(name: str, tmp_path: Path) -
     assert comments and all(c.startswith("pid ") for c in comments)
     assert all(COMMENT.fullmatch(c) for c in comments), comments[:3]
     assert {int(c.split()[1]) for c in comments} <= set(pids)
+
+
+REDIS_PORT = 26391
+#: A small payload cap, and a value well beyond it.
+SMALL_CAP, VALUE = 64, "v" * 500
+
+
+def test_a_payload_cap_is_a_missing_segment_of_real_bytes(tmp_path: Path) -> None:
+    path = tmp_path / "gap.pcapng"
+    cli = ["redis-cli", "-p", str(REDIS_PORT)]
+    with redis_server(REDIS_PORT):
+        _, stats = traced_write(
+            path, ["--port", str(REDIS_PORT), "--payload-cap", str(SMALL_CAP)],
+            lambda: subprocess.run([*cli, "SET", "big", VALUE], check=True, capture_output=True,
+                                   timeout=30))  # fmt: skip
+
+    assert stats["written"]["gaps"] > 0 and stats["written"]["gap_bytes"] >= len(VALUE) - SMALL_CAP
+    found = findings(path)
+    assert (WARNING, SEQUENCE, "Previous segment(s) not captured (common at capture start)") in (
+        found) or (WARNING, SEQUENCE, "ACKed segment that wasn't captured (common at capture "
+                   "start)") in found, found  # fmt: skip
+    assert not [f for f in found if f[0] == ERROR], found
+    # the bytes written are the real ones: the request's first SMALL_CAP bytes
+    request = f"*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n${len(VALUE)}\r\n{VALUE}\r\n".encode()
+    payloads = [bytes.fromhex(row[1]) for row in tshark_rows(path, "tcp.dstport", "tcp.payload")
+                if row[0] == str(REDIS_PORT) and row[1]]  # fmt: skip
+    assert request[:SMALL_CAP] in payloads
+    assert all(len(p) <= SMALL_CAP for p in payloads)
