@@ -409,12 +409,13 @@ class PcapngWriter:
         return stream.isn[direction] + 1
 
     def _seq(self, stream: _Stream, direction: Direction) -> int:
-        return self._base(stream, direction) + stream.next[direction]
+        """The direction's next sequence number (its FIN, once sent, counts one)."""
+        fin = 1 if direction in stream.finished else 0
+        return self._base(stream, direction) + stream.next[direction] + fin
 
     def _ack(self, stream: _Stream, direction: Direction) -> int:
         """What a segment sent in ``direction`` acknowledges: all the other has delivered."""
-        other = _OPPOSITE[direction]
-        return self._seq(stream, other) + (1 if other in stream.finished else 0)
+        return self._seq(stream, _OPPOSITE[direction])
 
     def _ends(self, stream: _Stream, direction: Direction) -> tuple[Endpoint, Endpoint]:
         return (stream.local, stream.remote) if direction is _OUT else (stream.remote,

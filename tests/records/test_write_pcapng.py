@@ -29,6 +29,7 @@ from libtrace.check import free_endpoint, protocol_key
 from libtrace.check._traffic import child_env, traffic_argv
 from libtrace.pcap import analyze
 from libtrace.pcap.oracle import VIEWS, compare
+from libtrace.pcap.writer import TLS_PLAINTEXT_PORT
 from libtrace.services import SERVICES, start
 from libtrace.tracer.events import MAX_PAYLOAD
 
@@ -180,3 +181,35 @@ def test_a_payload_cap_is_a_missing_segment_of_real_bytes(tmp_path: Path) -> Non
                 if row[0] == str(REDIS_PORT) and row[1]]  # fmt: skip
     assert request[:SMALL_CAP] in payloads
     assert all(len(p) <= SMALL_CAP for p in payloads)
+
+
+@pytest.mark.go_toolchain
+def test_go_tls_plaintext_is_http2_for_tshark(tmp_path: Path) -> None:
+    from tests.golang.conftest import go_binary, go_versions
+    from tests.golang.test_cli_tls import server_connections
+    from tests.golang.test_tls_capture import go_server
+    from tests.waiting import wait_for
+
+    binary = go_binary("https_server", go_versions()[-1], stripped=True)
+    path = tmp_path / "tls.pcapng"
+    with go_server(binary, tmp_path / "keys") as server:
+        url = f"https://127.0.0.1:{server.port}"
+
+        def traffic() -> None:
+            subprocess.run(["curl", "-sk", "--http2", f"{url}/one", f"{url}/two"], check=True,
+                           capture_output=True, timeout=20)  # fmt: skip
+            wait_for(lambda: not server_connections(server.port), "the server closed")
+
+        cli = [sys.executable, "-m", "libtrace.cli", "trace", "--records", "--json"]
+        records, _ = traced_write(path, ["--port", str(server.port)], traffic, cli=cli)
+
+    tls = [r for r in records if r["tls"]]
+    assert sorted(r["request"]["path"] for r in tls if r["protocol"] == "http2") == ["/one",
+                                                                                     "/two"]
+    rows = tshark_rows(path, "tcp.srcport", "tcp.dstport", "http2.header.value",
+                       "frame.comment")  # fmt: skip
+    plaintext = [r for r in rows if r[3].endswith(" tls") and " go_tls_" in r[3]]
+    assert plaintext and all(str(TLS_PLAINTEXT_PORT) in r[:2] for r in plaintext)
+    assert all(r[3].split()[1] == str(server.pid) for r in plaintext)
+    values = ",".join(r[2] for r in plaintext)
+    assert "/one" in values and "/two" in values  # tshark dissected HTTP/2 requests
