@@ -34,7 +34,7 @@ from libtrace.services import SERVICES, start
 from libtrace.tracer.events import MAX_PAYLOAD
 
 from ..check.conftest import needs
-from ..tracing import wait_until_tracing
+from ..tracing import tracing_cli
 from ._live import redis_server
 
 pytestmark = [pytest.mark.root, pytest.mark.bpf]
@@ -50,18 +50,10 @@ TRAFFIC_TIMEOUT_S = 180
 def traced_write(path: Path, args: list[str], traffic: Callable[[], None],
                  cli: list[str] = CLI) -> tuple[list[dict[str, Any]], dict[str, Any]]:  # fmt: skip
     """Run the CLI with ``--write path`` and ``args`` around ``traffic``: (records, stats)."""
-    proc = subprocess.Popen([*cli, "--write", str(path), *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=child_env())  # fmt: skip
-    try:
-        assert proc.stderr is not None
-        wait_until_tracing(proc.stderr)
+    with tracing_cli([*cli, "--write", str(path), *args], child_env()) as proc:
         traffic()
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:  # failed before stopping it: leave no tracer behind
-            proc.kill()
-            proc.communicate()
     assert proc.returncode == 0, err
     lines = [json.loads(line) for line in out.splitlines()]
     assert lines and lines[-1]["type"] == "stats", out
