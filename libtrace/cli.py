@@ -17,6 +17,8 @@ import logging
 import sys
 import textwrap
 from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import nullcontext
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, TextIO
 
 from . import __version__
@@ -24,6 +26,7 @@ from .errors import ConfigError, ExitCode, LibtraceError, error_line
 from .trace_session import compat_list  # noqa: F401  (benchmarks import it from here)
 
 if TYPE_CHECKING:
+    from .pcap.writer import PcapngWriter
     from .records import LiveRecord
     from .tracer.events import SocketEvent
 
@@ -98,7 +101,8 @@ def build_parser(only: Collection[str] | None = None) -> argparse.ArgumentParser
 EXAMPLES: dict[str, tuple[str, ...]] = {
     "trace": ("libtrace trace --port 6379 --records          # Redis records, a table",
               "libtrace trace --pid 1234 --json --no-payload  # events without their bytes",
-              "libtrace trace --records --json --headers --duration 30 > records.jsonl"),
+              "libtrace trace --records --json --headers --duration 30 > records.jsonl",
+              "libtrace trace --port 443 --write tls.pcapng > /dev/null  # for Wireshark"),
     "pcap": ("libtrace pcap capture.pcapng                   # a table and a summary line",
              "libtrace pcap --json --headers capture.pcap    # one record per line"),
     "stat": ("libtrace stat --port 6379 --duration 10         # Redis commands, live",
@@ -175,6 +179,13 @@ def add_trace_command(commands: argparse._SubParsersAction) -> None:  # type: ig
     )
     add_record_options(trace)
     add_filter_options(trace)
+    trace.add_argument(
+        "--write",
+        metavar="FILE",
+        help="also write the traced bytes to FILE as a pcapng for Wireshark/tshark: "
+        "synthetic TCP/UDP packets, each commented with pid, comm, fd and syscall; "
+        "holes (lost events, --payload-cap) are missing segments (mode 0600)",
+    )
     trace.set_defaults(handler=_trace)
 
 
@@ -232,6 +243,7 @@ def _trace(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from .output import monotonic_to_epoch_ns, redaction_of
+    from .pcap.writer import PcapngWriter
     from .records import ContainerResolver, RecordPipeline, trace_records
     from .stat.filters import filter_flags, record_filter_of
     from .trace_session import live_trace, refuse_unless
@@ -244,15 +256,22 @@ def _trace(args: argparse.Namespace) -> int:
     refuse_unless(args.json, ["--no-payload"] if args.no_payload else [],
                   "with --json (the table shows no payload)")
     console = Console(stderr=True)
+    # Records and the pcapng's comments name containers.
+    containers = ContainerResolver() if args.records or args.write else None
     pipeline = None
     if args.records:
         pipeline = RecordPipeline(protocols=args.protocol or None,
-                                  containers=ContainerResolver(), redaction=redaction_of(args))
+                                  containers=containers, redaction=redaction_of(args))
+    # Opened before the tracer starts: a path that cannot be written fails at once.
+    writer = PcapngWriter.open(args.write, containers=containers) if args.write else None
     out = sys.stdout
-    with live_trace(args, console) as (tracer, batches):
+    # The writer is closed last (whole blocks; Ctrl-C leaves a valid file).
+    with writer or nullcontext(), live_trace(args, console) as (tracer, batches):
         # Plain lines: one per event or record, also when piped (rich would wrap
         # them at 80 columns there, and render each at a cost above the tracer's).
         table = not args.json
+        if writer is not None:
+            batches = _written(batches, writer)
         if pipeline is not None:
             events = (event for batch in batches for event in batch)
             records = trace_records(tracer, pipeline=pipeline, events=events)
@@ -286,17 +305,29 @@ def _trace(args: argparse.Namespace) -> int:
     if pipeline is not None:
         summary["records"] = pipeline.stats.records
         summary["redactions"] = pipeline.stats.redactions
+    if writer is not None:
+        summary["written"] = asdict(writer.stats)
     if args.json:
         out.write(json.dumps(summary) + "\n")
         out.flush()
     else:
         records_text = f"{pipeline.stats.records} records, " if pipeline is not None else ""
+        written = f", {writer.stats.packets} packets written" if writer is not None else ""
         console.print(
             f"{records_text}{stats.events} events, {stats.lost} lost, {stats.bytes} bytes"
+            + written
             + (f", {stats.missed} program runs skipped by the kernel" if stats.missed else ""),
             highlight=False,
         )
     return ExitCode.OK
+
+
+def _written(batches: Iterator[list[SocketEvent]],
+             writer: PcapngWriter) -> Iterator[list[SocketEvent]]:  # fmt: skip
+    """The batches, each written to the pcapng (whole blocks, flushed) as it passes."""
+    for batch in batches:
+        writer.write(batch)
+        yield batch
 
 
 #: OSErrors that say a path given is unusable (exit 2); other OSErrors exit 1.

@@ -11,7 +11,7 @@ private modules or names (within one package, ``tracer/golang`` using
 ``tracer._libbpf``, privacy is the package's own).  No two packages import each
 other when their modules load; an import made when a function runs that goes
 back up a layer is listed by name (the tracer's ``records()`` convenience,
-which builds on the records layer above it).
+which builds on the records layer above it, and writes pcapng with pcap's writer).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ HARNESS = frozenset({"vm", "services", "matrix", "check"})
 #: Below the harness, beside the library: what the harness shares about the machine.
 HOST = frozenset({"host"})
 #: Imports made when a function runs, from a package up to one that builds on it.
-CALL_TIME_UPWARD = frozenset({("tracer", "records")})
+CALL_TIME_UPWARD = frozenset({("tracer", "records"), ("tracer", "pcap")})
 
 
 def _runtime_nodes(tree: ast.AST, *, in_functions: bool) -> list[ast.AST]:

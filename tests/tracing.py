@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -112,3 +114,19 @@ def running_kernel() -> tuple[int, int]:
     from libtrace.matrix.prediction import parse_version
 
     return parse_version(os.uname().release)
+
+
+@contextlib.contextmanager
+def tracing_cli(argv: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
+    """A ``libtrace trace`` child, yielded once it is tracing; killed on the way out
+    if the block did not stop it (a failure: leave no tracer behind)."""
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env)  # fmt: skip
+    try:
+        assert proc.stderr is not None
+        wait_until_tracing(proc.stderr)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()

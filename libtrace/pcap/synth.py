@@ -12,7 +12,6 @@ its records as with any other fixture (Dubbo aside: it has no dissector).
 from __future__ import annotations
 
 import json
-import socket
 import struct
 from collections.abc import Callable
 from pathlib import Path
@@ -20,20 +19,12 @@ from pathlib import Path
 import dpkt  # type: ignore[import-untyped]
 
 from .derive import Frame, write_frames
+from .frames import ip_frame, tcp_segment, udp_datagram
 
 #: Loopback endpoints of the generated connections.
 CLIENT = ("127.0.0.1", 40000)
 #: Start of the generated clock (2026-11-30 00:00 UTC) and the step between packets.
 EPOCH_S, STEP_S = 1796083200.0, 0.000050
-
-
-def _ipv4_frame(src: str, dst: str, protocol: int, ttl: int, l4: object) -> bytes:
-    """``l4`` (a dpkt TCP or UDP segment) in IPv4 in Ethernet, as loopback captures have it."""
-    ip = dpkt.ip.IP(src=socket.inet_aton(src), dst=socket.inet_aton(dst), p=protocol, ttl=ttl,
-                    data=l4)  # fmt: skip
-    ip.len = len(ip)
-    return bytes(dpkt.ethernet.Ethernet(src=b"\0" * 6, dst=b"\0" * 6,
-                                        type=dpkt.ethernet.ETH_TYPE_IP, data=ip))
 
 
 def _timed(frames: list[bytes]) -> list[Frame]:
@@ -43,9 +34,7 @@ def _timed(frames: list[bytes]) -> list[Frame]:
 
 def _frame(src: tuple[str, int], dst: tuple[str, int], flags: int, seq: int, ack: int,
            data: bytes = b"") -> bytes:  # fmt: skip
-    tcp = dpkt.tcp.TCP(sport=src[1], dport=dst[1], seq=seq, ack=ack, flags=flags,
-                       win=65535, data=data)  # fmt: skip
-    return _ipv4_frame(src[0], dst[0], dpkt.ip.IP_PROTO_TCP, 64, tcp)
+    return ip_frame(src[0], dst[0], tcp_segment(src[1], dst[1], seq, ack, flags, data))
 
 
 def write_tcp_conversation(target: Path, server_port: int,
@@ -78,9 +67,7 @@ def write_datagrams(target: Path, datagrams: list[tuple[tuple[str, int], tuple[s
     """Each (source, destination, payload) one UDP datagram over IPv4, in order."""
     frames = []
     for src, dst, payload in datagrams:
-        udp = dpkt.udp.UDP(sport=src[1], dport=dst[1], data=payload)
-        udp.ulen = len(udp)
-        frames.append(_ipv4_frame(src[0], dst[0], dpkt.ip.IP_PROTO_UDP, 255, udp))
+        frames.append(ip_frame(src[0], dst[0], udp_datagram(src[1], dst[1], payload), ttl=255))
     return write_frames(target, dpkt.pcap.DLT_EN10MB, _timed(frames))
 
 

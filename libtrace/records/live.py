@@ -56,6 +56,7 @@ from ..tracer.events import Direction, EventType, SocketEvent
 from .containers import Container, ContainerResolver
 
 if TYPE_CHECKING:
+    from ..pcap.writer import PcapngWriter
     from ..tracer.tracer import Tracer
 
 #: Connections tracked at once; beyond, the oldest is finished early.
@@ -391,18 +392,31 @@ def trace_records(
     *,
     pipeline: RecordPipeline | None = None,
     events: Iterable[SocketEvent] | None = None,
+    writer: PcapngWriter | None = None,
 ) -> Iterator[LiveRecord]:
     """Yield the records of a started tracer's events until it stops or ``duration`` passes.
 
     Connections still open at the end are flushed (their unanswered requests
     come out as ``unknown``).  Pass ``pipeline`` to read its stats afterwards,
     ``events`` to read the tracer's events through something (a
-    :class:`~libtrace.tracer.losses.LossWatch`).
+    :class:`~libtrace.tracer.losses.LossWatch`), ``writer`` to write the
+    tracer's events to a pcapng as well (a batch at a time, before its records).
     """
     if pipeline is None:
         pipeline = RecordPipeline(protocols=protocols, containers=ContainerResolver())
-    for event in events if events is not None else tracer.events(duration):
+    if events is None:
+        events = (event for batch in tracer.batches(duration)
+                  for event in _written(batch, writer))  # fmt: skip
+    elif writer is not None:
+        events = (event for event in events for event in _written([event], writer))
+    for event in events:
         records = pipeline.feed(event)
         if records:
             yield from records
     yield from pipeline.flush()
+
+
+def _written(batch: list[SocketEvent], writer: PcapngWriter | None) -> list[SocketEvent]:
+    if writer is not None:
+        writer.write(batch)
+    return batch

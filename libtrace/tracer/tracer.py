@@ -72,6 +72,7 @@ from .probe import validate_compat as _validate_compat
 from .reorder import TimeOrder
 
 if TYPE_CHECKING:
+    from ..pcap.writer import PcapngWriter
     from ..records.live import LiveRecord
 
 log = logging.getLogger(__name__)
@@ -703,13 +704,31 @@ class Tracer:
         self,
         duration: float | None = None,
         protocols: list[str] | tuple[str, ...] | set[str] | frozenset[str] | None = None,
+        *,
+        write: str | os.PathLike[str] | None = None,
     ) -> Iterator[LiveRecord]:
         """Yield L7 records until :meth:`stop` or ``duration``; ``protocols`` filters them.
 
         Each is a :class:`~libtrace.records.LiveRecord`: the exchange, its
         endpoints, and ``pid``, ``comm``, ``side``, ``tls`` and ``container``;
         its ``to_json()`` is the ``libtrace trace --records --json`` object.
+        With ``write``, the events are also written to that pcapng file
+        (``libtrace trace --write``; see :class:`~libtrace.pcap.PcapngWriter`),
+        which is created before this returns and closed when the records end.
         """
-        from ..records.live import trace_records  # the records layer builds on this one
+        from ..pcap.writer import PcapngWriter  # layers above this one, used on demand
+        from ..records import ContainerResolver, RecordPipeline
+        from ..records.live import trace_records
 
-        return trace_records(self, duration, protocols)
+        if write is None:
+            return trace_records(self, duration, protocols)
+        containers = ContainerResolver()  # one for the records and the comments
+        writer = PcapngWriter.open(write, containers=containers)
+        pipeline = RecordPipeline(protocols=protocols, containers=containers)
+        return _closing(trace_records(self, duration, pipeline=pipeline, writer=writer), writer)
+
+
+def _closing(records: Iterator[LiveRecord], writer: PcapngWriter) -> Iterator[LiveRecord]:
+    """``records``, then ``writer`` closed (also when the caller stops early)."""
+    with writer:
+        yield from records
