@@ -55,7 +55,8 @@ class Cell:
     detail: str = ""
     #: seconds the column's tests took (setup, call and teardown), when they ran
     seconds: float | None = None
-    #: the end of the first failure's pytest report (traceback and captured output)
+    #: what explains a failure: the end of the first failing test's report (its
+    #: traceback and captured output), or the kernel log's splats
     log: str = ""
     #: what the BPF verifier said when a load failed (libbpf's last lines)
     verifier: str = ""
