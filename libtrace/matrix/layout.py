@@ -44,7 +44,7 @@ LOOKS: dict[CellVerdict, Look] = {
     CellVerdict.PANIC: Look((204, 121, 167), BLACK, "☠", "the guest kernel panicked"),
     CellVerdict.TIMEOUT: Look((230, 159, 0), BLACK, "◷", "the guest did not finish in time"),
     CellVerdict.ERROR: Look((0, 114, 178), WHITE, "⚠", "the harness or kernel could not be set up"),
-    CellVerdict.NOT_AVAILABLE: Look((221, 221, 221), BLACK, "○", "not booted here"),
+    CellVerdict.NOT_AVAILABLE: Look((221, 221, 221), BLACK, "○", "nothing ran: no such kernel"),
 }
 #: Sky blue, the palette's last colour: what marks a prediction and a change.
 PREDICTION: RGB = (86, 180, 233)
