@@ -326,7 +326,7 @@ _SCRIPT = """
     holder.append(heading, pre);
   }
 
-  function show(row, column) {
+  function show(row, column, scroll) {
     const kernel = data.kernels[Number(row)];
     const cell = kernel.cells[column];
     const about = data.columns[column];
@@ -363,6 +363,11 @@ _SCRIPT = """
     if (selected) selected.classList.add("selected");
     panel.hidden = false;
     document.body.classList.add("open");
+    if (scroll && selected) {
+      // From the list of changes: bring the cell into the upper half, above the details.
+      selected.scrollIntoView({block: "start", inline: "center"});
+      window.scrollBy(0, -window.innerHeight / 4);
+    }
   }
 
   function hide() {
@@ -373,7 +378,7 @@ _SCRIPT = """
 
   document.addEventListener("click", function (event) {
     const button = event.target.closest("button.cell, button.goto");
-    if (button) show(button.dataset.row, button.dataset.column);
+    if (button) show(button.dataset.row, button.dataset.column, button.classList.contains("goto"));
   });
   document.getElementById("details-close").addEventListener("click", hide);
   document.addEventListener("keydown", function (event) {

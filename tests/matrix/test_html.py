@@ -20,7 +20,7 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
 from libtrace.matrix.capabilities import column_title
-from libtrace.matrix.report import REPORT_HTML, ReportWriter
+from libtrace.matrix.report import REPORT_HTML, Cell, CellVerdict, ReportWriter, render
 
 from .sample import FAILING, FAILING_LOG, FAILING_VERIFIER, PANIC_CONSOLE, sample_report
 
@@ -121,4 +121,22 @@ def test_the_page_shows_the_matrix_and_a_failing_cells_details(
     assert browser.find_element(By.ID, "shown").text == "showing 3 of 4 kernels"
     browser.find_element(By.CSS_SELECTOR, '#filters input[value="5.10"]').click()
     assert not rows["debian-5.10"].is_displayed() and rows["debian-6.1"].is_displayed()
+    assert severe(browser) == []
+
+
+def test_the_compared_page_lists_the_changes_and_each_opens_its_cell(
+    browser: webdriver.Chrome, tmp_path: Path
+) -> None:
+    old, new = sample_report(), sample_report()
+    host = next(row for row in new.kernels if row.name == "host")
+    host.cells["tcp_capture"] = Cell(CellVerdict.TIMEOUT, "the guest did not finish")
+    render(tmp_path, new, old, "old/matrix.json")
+    browser.get((tmp_path / REPORT_HTML).as_uri())
+
+    changes = browser.find_element(By.ID, "changes")
+    assert changes.find_element(By.TAG_NAME, "h2").text == "1 cell changed since old/matrix.json"
+    changes.find_element(By.CSS_SELECTOR, "button.goto").click()
+    facts = browser.find_element(By.ID, "details-facts").text
+    assert "changed\npass → timeout" in facts and "the guest did not finish" in facts
+    assert browser.find_element(By.ID, "details-title").text == "host · TCP"
     assert severe(browser) == []
