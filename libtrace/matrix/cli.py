@@ -192,7 +192,8 @@ def print_report(report: Report, console: Console) -> None:
     missing = [row.name for row in report.kernels if not row.available]
     if missing:
         console.print(
-            f"not available here (rows with predictions in matrix.md): {', '.join(missing)}",
+            "not available here (rows with predictions in matrix.md and matrix.html): "
+            + ", ".join(missing),
             highlight=False,
         )
 
