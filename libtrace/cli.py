@@ -113,7 +113,8 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "vm": ("libtrace vm run --kernel 6.1 -- uname -r",),
     "kernels": ("libtrace kernels --json", "libtrace kernels build --source 5.10"),
     "matrix": ("libtrace matrix                                 # the default kernels",
-               "libtrace matrix --kernels 5.10,6.1 --report results/matrix --jobs 2"),
+               "libtrace matrix --kernels 5.10,6.1 --report results/matrix --jobs 2",
+               "libtrace matrix report results/matrix --compare old/matrix.json  # what changed"),
     "compat": ("libtrace compat --kernel 5.4 --kernel 4.19",),
     "go-inspect": ("libtrace go-inspect /usr/bin/some-go-server --json",),
 }  # fmt: skip

@@ -17,6 +17,8 @@ set -euo pipefail
 #  docker.io, debootstrap   the Docker backend of libtrace.services: dockerd (started by libtrace
 #                           with --iptables=false --bridge=none) and the minbase rootfs of its images
 #  util-linux               unshare: glibc getaddrinfo against dnsmasq in a private mount namespace
+#  chromium, chromium-driver  the headless browser that tests the matrix page, matrix.html
+#                           (tests/matrix/test_html.py drives it with selenium)
 APT_PACKAGES=(
   clang llvm libbpf-dev libbpf1 bpftool python3-dev
   redis-server redis-tools
@@ -26,6 +28,7 @@ APT_PACKAGES=(
   qemu-system-x86 busybox-static kmod cpio zstd xz-utils
   make gcc flex bison bc libelf-dev libssl-dev dwarves
   docker.io debootstrap util-linux
+  chromium chromium-driver
 )
 
 missing=()

@@ -262,7 +262,7 @@ def test_without_privileges_one_sentence_and_exit_1():
 
 #: Test-only dependencies (the ``test`` extra): the command must start without them.
 TEST_ONLY = ("pytest", "_pytest", "hypothesis", "testinfra", "paho", "kafka", "pymysql", "mysql",
-             "yaml")  # fmt: skip
+             "yaml", "selenium")  # fmt: skip
 #: The machinery only a subcommand's handler needs.
 HEAVY = ("libtrace.tracer.tracer", "libtrace.parsers", "libtrace.pcap", "libtrace.matrix.sweep",
          "libtrace.vm.build", "dpkt", "elftools", "capstone", "dns", "rich")  # fmt: skip

@@ -1,4 +1,4 @@
-"""``libtrace matrix`` and ``libtrace matrix merge``.
+"""``libtrace matrix``, ``libtrace matrix merge`` and ``libtrace matrix report``.
 
 The parser needs only the sweep's default timeout; the sweep, the kernel
 catalog and rich are imported by the handlers.
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError, ExitCode
-from .report import REPORT_JSON, CellVerdict, Report, ReportWriter
+from .report import REPORT_HTML, REPORT_JSON, CellVerdict, Report, ReportWriter, render
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -86,7 +86,8 @@ def add_matrix_commands(commands: argparse._SubParsersAction) -> None:  # type: 
         "matrix",
         help="boot kernels, run the kernel-level tests, report kernel x capability",
         description="Run the tracer's kernel-level tests on each kernel (QEMU guests; the host "
-        "directly) and write matrix.json, matrix.md, matrix.png and JUnit XML per kernel.",
+        "directly) and write matrix.json, matrix.md, matrix.png, matrix.html and JUnit XML "
+        "per kernel.",
     )
     matrix.add_argument(
         "--kernels",
@@ -128,7 +129,7 @@ def add_matrix_commands(commands: argparse._SubParsersAction) -> None:  # type: 
         help="only the kernel-level tests matching EXPR (pytest -k)",
     )
     matrix.set_defaults(handler=run_matrix)
-    sub = matrix.add_subparsers(dest="matrix_command", metavar="[merge]")
+    sub = matrix.add_subparsers(dest="matrix_command", metavar="[merge|report]")
     merge = sub.add_parser(
         "merge",
         help="join shard reports into one",
@@ -139,6 +140,30 @@ def add_matrix_commands(commands: argparse._SubParsersAction) -> None:  # type: 
         "--report", dest="merge_report", type=Path, default=Path("results/matrix"), metavar="OUT"
     )
     merge.set_defaults(handler=run_merge)
+    report = sub.add_parser(
+        "report",
+        help="render a report again (matrix.md, .png, .html), optionally against an older one",
+        description="Render the matrix.json of a report directory as matrix.md, matrix.png "
+        "and matrix.html (matrix.json is not changed). With --compare, list the cells whose "
+        "verdict changed since an older matrix.json, on the terminal and in the page. "
+        "Exits 1 when the report holds a bad cell (as libtrace matrix does), 2 when a report "
+        "cannot be read.",
+    )
+    report.add_argument(
+        "report_dir",
+        nargs="?",
+        type=Path,
+        default=Path("results/matrix"),
+        metavar="DIR",
+        help="the report directory (default results/matrix)",
+    )
+    report.add_argument(
+        "--compare",
+        type=Path,
+        metavar="OLD.json",
+        help="an earlier matrix.json (or its directory) to list the changed cells against",
+    )
+    report.set_defaults(handler=run_report)
 
 
 def print_report(report: Report, console: Console) -> None:
@@ -167,7 +192,8 @@ def print_report(report: Report, console: Console) -> None:
     missing = [row.name for row in report.kernels if not row.available]
     if missing:
         console.print(
-            f"not available here (rows with predictions in matrix.md): {', '.join(missing)}",
+            "not available here (rows with predictions in matrix.md and matrix.html): "
+            + ", ".join(missing),
             highlight=False,
         )
 
@@ -219,7 +245,10 @@ def run_matrix(args: argparse.Namespace) -> int:
 
         report = sweep(options, update)
     print_report(report, Console(width=max(Console().width, 160)))
-    console.print(f"report: {args.report / REPORT_JSON} (+ matrix.md, matrix.png, junit-*.xml)")
+    console.print(
+        f"report: {args.report / REPORT_JSON} (+ matrix.md, matrix.png, {REPORT_HTML}, "
+        "junit-*.xml)"
+    )
     return _exit_code(report)
 
 
@@ -230,4 +259,25 @@ def run_merge(args: argparse.Namespace) -> int:
     writer = ReportWriter(args.merge_report, report)
     writer.finish()
     print_report(report, Console(width=max(Console().width, 160)))
+    return _exit_code(report)
+
+
+def run_report(args: argparse.Namespace) -> int:
+    """Render again; the exit code says, as the sweep's does, whether a cell went bad."""
+    from rich.console import Console
+
+    from .compare import changes
+
+    report = Report.load(args.report_dir)
+    # Read before anything is written: a bad --compare leaves the directory as it was.
+    previous = Report.load_file(args.compare) if args.compare else None
+    render(args.report_dir, report, previous, str(args.compare or ""))
+    print_report(report, Console(width=max(Console().width, 160)))
+    if previous is not None:
+        diff = changes(previous, report)
+        noun = "cell" if len(diff) == 1 else "cells"
+        print(f"{len(diff)} {noun} changed since {args.compare}" + (":" if diff else ""))
+        for change in diff:
+            print(f"  {change.line()}")
+    print(f"page: {args.report_dir / REPORT_HTML}")
     return _exit_code(report)

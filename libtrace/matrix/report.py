@@ -2,8 +2,12 @@
 
 ``matrix.json`` is the source of truth and is rewritten (atomically) each time
 a row finishes, so an interrupted sweep keeps every finished row; the
-Markdown table and the PNG grid are rendered from it.  Shard reports merge
-into one by kernel name.
+Markdown table, the PNG grid (:mod:`.png`) and the HTML page (:mod:`.html`)
+are rendered from it.  Shard reports merge into one by kernel name.
+
+Fields were added over time (a cell's seconds, log and verifier message, a
+row's console tail); every reader takes their absence as "not recorded", so
+a matrix.json written before them still loads.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import enum
 import json
 import os
+import re
 import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,6 +27,7 @@ from .capabilities import by_name, capabilities, column_title
 REPORT_JSON = "matrix.json"
 REPORT_MD = "matrix.md"
 REPORT_PNG = "matrix.png"
+REPORT_HTML = "matrix.html"
 #: Beside a guest's capability report: what the tests recorded of the kernel
 #: (record_property), written by the pytest plugin.
 FACTS_FILE = "facts.json"
@@ -39,18 +45,6 @@ class CellVerdict(enum.StrEnum):
     NOT_AVAILABLE = "n/a"  #: the kernel cannot be had here (the detail says what is known)
 
 
-#: Colours of the PNG grid, by verdict.
-COLOURS = {
-    CellVerdict.PASS: (46, 160, 67),
-    CellVerdict.FAIL: (207, 34, 46),
-    CellVerdict.SKIP: (191, 135, 0),
-    CellVerdict.PANIC: (130, 20, 120),
-    CellVerdict.TIMEOUT: (160, 80, 20),
-    CellVerdict.ERROR: (90, 90, 90),
-    CellVerdict.NOT_AVAILABLE: (200, 200, 200),
-}
-
-
 class ReportError(ConfigError):
     """The report could not be read (bad input: exit 2 from the CLI)."""
 
@@ -59,6 +53,36 @@ class ReportError(ConfigError):
 class Cell:
     verdict: CellVerdict
     detail: str = ""
+    #: seconds the column's tests took (setup, call and teardown), when they ran
+    seconds: float | None = None
+    #: what explains a failure: the end of the first failing test's report (its
+    #: traceback and captured output), or the kernel log's splats
+    log: str = ""
+    #: what the BPF verifier said when a load failed (libbpf's last lines)
+    verifier: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        """The verdict and detail always; the later fields only when recorded,
+        which keeps passing cells (most of them) two keys long."""
+        data: dict[str, Any] = {"verdict": str(self.verdict), "detail": self.detail}
+        if self.seconds is not None:
+            data["seconds"] = self.seconds
+        if self.log:
+            data["log"] = self.log
+        if self.verifier:
+            data["verifier"] = self.verifier
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Cell:
+        seconds = data.get("seconds")
+        return cls(
+            CellVerdict(data["verdict"]),
+            str(data.get("detail", "")),
+            float(seconds) if seconds is not None else None,
+            str(data.get("log", "")),
+            str(data.get("verifier", "")),
+        )
 
 
 @dataclass(slots=True)
@@ -76,6 +100,8 @@ class KernelRow:
     variant: str = ""
     #: the static prediction for this kernel: {"variant", "loads", "reasons"}
     predicted: dict[str, Any] | None = None
+    #: the last lines of the guest's console (the host row: of its test run)
+    log_tail: str = ""
 
     def prediction_agrees(self) -> bool | None:
         """Did the booted kernel do what was predicted?  None: nothing to compare."""
@@ -91,17 +117,12 @@ class KernelRow:
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
-        data["cells"] = {
-            k: {"verdict": str(c.verdict), "detail": c.detail} for k, c in self.cells.items()
-        }
+        data["cells"] = {k: c.to_json() for k, c in self.cells.items()}
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> KernelRow:
-        cells = {
-            k: Cell(CellVerdict(c["verdict"]), c.get("detail", ""))
-            for k, c in data.get("cells", {}).items()
-        }
+        cells = {k: Cell.from_json(c) for k, c in data.get("cells", {}).items()}
         return cls(
             name=data["name"],
             version=data.get("version", ""),
@@ -113,7 +134,23 @@ class KernelRow:
             note=data.get("note", ""),
             variant=data.get("variant", ""),
             predicted=data.get("predicted"),
+            log_tail=data.get("log_tail", ""),
         )
+
+    @property
+    def series(self) -> str:
+        """``5.10`` for 5.10.237, debian-5.10 or 5.10-nobtf; ``host`` for the host;
+        ``other`` for a kernel that says no version (a row that could not be set up)."""
+        if self.name == "host":
+            return "host"
+        for text in (self.version, self.name.removeprefix("debian-")):
+            match = _SERIES.match(text)
+            if match:
+                return f"{match.group(1)}.{match.group(2)}"
+        return "other"
+
+
+_SERIES = re.compile(r"^(\d+)\.(\d+)")
 
 
 def _prediction_text(row: KernelRow) -> str:
@@ -150,12 +187,31 @@ class Report:
 
     @classmethod
     def load(cls, directory: Path) -> Report:
-        path = directory / REPORT_JSON
+        """The report of a report directory (its matrix.json)."""
+        return cls.load_file(directory / REPORT_JSON)
+
+    @classmethod
+    def load_file(cls, path: Path) -> Report:
+        """A matrix.json; a directory stands for the matrix.json in it.
+
+        Raises:
+            ReportError: the file is missing, unreadable or not a matrix report.
+        """
+        if path.is_dir():
+            path = path / REPORT_JSON
         try:
-            data = json.loads(path.read_text())
+            text = path.read_bytes()  # json.loads decodes, and a decoding error is a ValueError
+        except OSError as exc:
+            raise ReportError(f"cannot read {path}: {exc.strerror or exc}") from None
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise ReportError(f"cannot read {path}: not JSON ({exc})") from None
+        try:
             rows = [KernelRow.from_json(row) for row in data["kernels"]]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise ReportError(f"cannot read {path}: {exc}") from None
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            why = f"no {exc}" if isinstance(exc, KeyError) else str(exc)
+            raise ReportError(f"cannot read {path}: not a matrix report ({why})") from None
         report = cls()
         for row in rows:
             report.add(row)
@@ -216,34 +272,6 @@ class Report:
             out += ["## Notes", "", *notes, ""]
         return "\n".join([*out, "## Columns", "", *legend, ""])
 
-    def png(self, path: Path) -> None:
-        from PIL import Image, ImageDraw  # only the picture needs Pillow
-
-        columns = self.columns()
-        cell_w, cell_h, label_w, head_h = 74, 22, 150, 40
-        width = label_w + cell_w * max(1, len(columns))
-        height = head_h + cell_h * max(1, len(self.kernels)) + cell_h
-        image = Image.new("RGB", (width, height), "white")
-        draw = ImageDraw.Draw(image)
-        for i, name in enumerate(columns):
-            title = column_title(name)
-            draw.text((label_w + i * cell_w + 3, 12), title[:12], fill="black")
-        for j, row in enumerate(self.kernels):
-            y = head_h + j * cell_h
-            draw.text((4, y + 5), row.name[:22], fill="black")
-            for i, name in enumerate(columns):
-                cell = row.cells.get(name)
-                if cell is None:
-                    continue
-                x = label_w + i * cell_w
-                draw.rectangle(
-                    [x + 1, y + 1, x + cell_w - 2, y + cell_h - 2], fill=COLOURS[cell.verdict]
-                )
-                draw.text((x + 6, y + 5), str(cell.verdict), fill="white")
-        legend = "  ".join(str(v) for v in CellVerdict)
-        draw.text((4, height - cell_h + 5), f"verdicts: {legend}", fill="black")
-        image.save(path)
-
 
 def write_json_atomic(path: Path, data: object) -> None:
     """Replace ``path`` with ``data`` as JSON: a reader sees the old or the new, never half."""
@@ -270,8 +298,21 @@ class ReportWriter:
         write_json_atomic(self.directory / REPORT_JSON, self.report.to_json())
 
     def finish(self) -> None:
-        """Write every format (JSON, Markdown, PNG)."""
+        """Write every format (JSON, Markdown, PNG, HTML)."""
         with self._lock:
             self._write_json()
-            (self.directory / REPORT_MD).write_text(self.report.markdown())
-            self.report.png(self.directory / REPORT_PNG)
+            render(self.directory, self.report)
+
+
+def render(
+    directory: Path, report: Report, previous: Report | None = None, previous_label: str = ""
+) -> None:
+    """Write matrix.md, matrix.png and matrix.html of ``report`` into ``directory``
+    (matrix.json is left as it is); the page lists the cells changed since
+    ``previous`` when given (``previous_label`` names it)."""
+    from . import html, png  # Pillow and the page only when rendering
+
+    (directory / REPORT_MD).write_text(report.markdown(), encoding="utf-8")
+    png.draw(report, directory / REPORT_PNG)
+    page = html.page(report, previous, previous_label)
+    (directory / REPORT_HTML).write_text(page, encoding="utf-8")

@@ -22,7 +22,7 @@ import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -116,8 +116,10 @@ def unavailable_rows(covered: set[tuple[int, int]]) -> list[KernelRow]:
         if series in covered:
             continue
         name = features.format_version(series)
+        predicted: dict[str, Any] | None = None
         try:
-            note = predict(series).sentence()
+            prediction = predict(series)
+            note, predicted = prediction.sentence(), prediction.to_json()
         except LibtraceError as exc:
             note = f"no prediction: {exc}"
         cell = Cell(CellVerdict.NOT_AVAILABLE, "no kernel of this series can be had here")
@@ -129,6 +131,7 @@ def unavailable_rows(covered: set[tuple[int, int]]) -> list[KernelRow]:
                 available=False,
                 note=note,
                 cells={c.name: cell for c in capabilities()},
+                predicted=predicted,
             )
         )
     return rows
@@ -179,7 +182,7 @@ def _row_from_run(kernel: vm_kernels.Kernel, result: qemu.RunResult, run_dir: Pa
         if result.verdict in (qemu.Verdict.PANIC, qemu.Verdict.TIMEOUT, qemu.Verdict.ERROR):
             # What finished before the guest died stands; the rest shares its fate.
             if column and column["verdict"] != PENDING:
-                cells[capability.name] = Cell(CellVerdict(column["verdict"]), column["detail"])
+                cells[capability.name] = Cell.from_json(column)
             else:
                 verdict = CellVerdict(result.verdict.name.lower())
                 cells[capability.name] = Cell(verdict, result.reason or tail)
@@ -188,7 +191,7 @@ def _row_from_run(kernel: vm_kernels.Kernel, result: qemu.RunResult, run_dir: Pa
                 CellVerdict.ERROR, f"no test ran (exit {result.exit_code}): {tail}"
             )
         else:
-            cells[capability.name] = Cell(CellVerdict(column["verdict"]), column["detail"])
+            cells[capability.name] = Cell.from_json(column)
     if result.btf_broken:
         # Not the tracer's failure: the kernel cannot load any BPF with BTF.
         why = (f"the kernel rejected its own BTF at boot ({result.btf_broken[0]}): every "
@@ -196,12 +199,17 @@ def _row_from_run(kernel: vm_kernels.Kernel, result: qemu.RunResult, run_dir: Pa
                "or without")  # fmt: skip
         for name, cell in cells.items():
             if cell.verdict is CellVerdict.FAIL:
-                cells[name] = Cell(CellVerdict.ERROR, why)
+                cells[name] = replace(cell, verdict=CellVerdict.ERROR, detail=why)
     if result.splats:
         quoted = " | ".join(result.splats[:3])
         for name, cell in cells.items():
             if cell.verdict is CellVerdict.PASS:
-                cells[name] = Cell(CellVerdict.FAIL, f"kernel log: {quoted}")
+                cells[name] = replace(
+                    cell,
+                    verdict=CellVerdict.FAIL,
+                    detail=f"kernel log: {quoted}",
+                    log="\n".join(result.splats),
+                )
     return KernelRow(
         name=kernel.name,
         version=kernel.version or kernel.release,
@@ -214,6 +222,7 @@ def _row_from_run(kernel: vm_kernels.Kernel, result: qemu.RunResult, run_dir: Pa
         + (f" ({result.reason})" if result.reason else ""),
         variant=str(_read_json(run_dir / FACTS_FILE).get("variant", "")),
         predicted=_prediction(kernel),
+        log_tail=result.log_tail,
     )
 
 

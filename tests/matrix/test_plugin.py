@@ -25,6 +25,12 @@ SAMPLE = textwrap.dedent("""
     def test_broken():
         assert 1 + 1 == 3, "arithmetic"
 
+    @pytest.mark.capability("buffer")
+    def test_refused():
+        print("loading the tracer")
+        raise OSError("load BPF object tracer failed: Permission denied "
+                      "(program on_sendmsg: 12: (61) r1 = *(u32 *)(r2 +0) | R2 invalid mem access)")
+
     @pytest.mark.capability("core_identity")
     def test_needs_btf():
         pytest.skip("the kernel has no BTF")
@@ -78,9 +84,21 @@ def test_columns_verdicts_and_details(tmp_path):
     )
     assert proc.returncode == 3, proc.stdout + proc.stderr  # test_dies killed the run
     cells = json.loads(report.read_text())
+    seconds = {name: cell.pop("seconds", None) for name, cell in cells.items()}
+    # every column that ran says how long it took; the one that never finished does not
+    assert all(isinstance(seconds[name], float) and seconds[name] >= 0
+               for name in cells if name != "payload_cap")  # fmt: skip
+    assert seconds["payload_cap"] is None
     assert cells["attach"] == {"verdict": "pass", "detail": "2 passed"}
     assert cells["tcp_capture"]["verdict"] == "fail"
     assert "arithmetic" in cells["tcp_capture"]["detail"]
+    # the log is the end of the failure's report; no verifier message where no load failed
+    assert "assert 1 + 1 == 3" in cells["tcp_capture"]["log"]
+    assert "verifier" not in cells["tcp_capture"]
+    assert cells["buffer"]["verifier"] == (
+        "load BPF object tracer failed: Permission denied "
+        "(program on_sendmsg: 12: (61) r1 = *(u32 *)(r2 +0) | R2 invalid mem access)")
+    assert "loading the tracer" in cells["buffer"]["log"]  # the captured output is kept
     assert cells["core_identity"] == {"verdict": "skip", "detail": "the kernel has no BTF"}
     assert cells["udp_capture"] == {"verdict": "pass", "detail": "1 passed"}
     assert cells["compat_perfbuf"] == {"verdict": "pass", "detail": "1 passed"}

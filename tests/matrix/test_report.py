@@ -7,7 +7,9 @@ import json
 import pytest
 from PIL import Image
 
+from libtrace.matrix import png
 from libtrace.matrix.capabilities import capabilities
+from libtrace.matrix.layout import LOOKS
 from libtrace.matrix.report import (
     REPORT_JSON,
     Cell,
@@ -68,9 +70,18 @@ def test_finish_renders_markdown_and_a_png_grid(tmp_path):
     assert "panic" in markdown and "Kernel panic - not syncing" in markdown
     image = Image.open(tmp_path / "matrix.png")
     assert image.size[0] > 300 and image.size[1] > 80
-    # the PASS cell of the host row is green
-    colours = {colour for _count, colour in image.getcolors(maxcolors=1 << 20)}
-    assert (46, 160, 67) in colours and (130, 20, 120) in colours
+    counts = {colour: count for count, colour in image.getcolors(maxcolors=1 << 20)}
+    cell_pixels = (png.CELL_W - 2) * (png.CELL_H - 2) // 2  # at least half a cell, less its text
+    # The host's three PASS cells and debian-5.10's three PANIC cells, plus the legend's swatches
+    # of every verdict; the 4.14 row predicted only: its band is hatched, not a cell colour.
+    assert counts[LOOKS[CellVerdict.PASS].colour] > 3 * cell_pixels
+    assert counts[LOOKS[CellVerdict.PANIC].colour] > 3 * cell_pixels
+    assert all(counts.get(look.colour, 0) > cell_pixels for look in LOOKS.values())
+    # Without the 4.14 row only the legend's swatch is hatched.
+    booted = Report([r for r in writer.report.kernels if r.available])
+    png.draw(booted, tmp_path / "booted.png")
+    alone = {c: n for n, c in Image.open(tmp_path / "booted.png").getcolors(maxcolors=1 << 20)}
+    assert counts[png.HATCH] - alone[png.HATCH] > 3 * png.CELL_W
 
 
 def test_merge_joins_shards_and_prefers_rows_that_ran(tmp_path):

@@ -69,6 +69,16 @@ def test_a_panic_keeps_the_finished_columns_and_fails_the_rest(tmp_path):
     assert row.cells["tcp_capture"].verdict is CellVerdict.PANIC
     assert "Kernel panic" in row.cells["tcp_capture"].detail
     assert set(row.cells) == {"attach", "buffer", "tcp_capture"}  # only what was selected
+    assert row.log_tail == "last line"  # the console's end, for the page's details
+
+
+def test_a_cells_seconds_log_and_verifier_message_reach_the_row(tmp_path):
+    failed = {"verdict": "fail", "detail": "1 failed: x", "seconds": 2.5,
+              "log": "E   BpfError: load BPF object t failed", "verifier": "R2 invalid mem access"}
+    (tmp_path / "cells.json").write_text(json.dumps({"attach": failed}))  # fmt: skip
+    cell = _row_from_run(GUEST, result(Verdict.FAIL), tmp_path).cells["attach"]
+    assert (cell.verdict, cell.seconds, cell.log, cell.verifier) == (
+        CellVerdict.FAIL, 2.5, failed["log"], failed["verifier"])  # fmt: skip
 
 
 def test_a_kernel_log_splat_fails_the_passing_cells(tmp_path):
@@ -78,6 +88,7 @@ def test_a_kernel_log_splat_fails_the_passing_cells(tmp_path):
     )
     assert row.cells["attach"].verdict is CellVerdict.FAIL
     assert "WARNING: CPU: 0" in row.cells["attach"].detail
+    assert row.cells["attach"].log == "WARNING: CPU: 0 PID: 1 at x"
     assert row.cells["core_identity"].verdict is CellVerdict.SKIP
 
 
@@ -107,6 +118,9 @@ def test_unavailable_seed_series_get_rows_with_a_prediction():
     assert {c.verdict for c in row_414.cells.values()} == {CellVerdict.NOT_AVAILABLE}
     assert "predicted to load the perfbuf+probe-read+no-btf object" in row_414.note
     assert "ringbuf+probe-read-user+btf" in rows[names.index("5.16")].note
+    # the prediction as data too, for the page's and the picture's prediction marks
+    assert row_414.predicted is not None and row_414.predicted["loads"] is True
+    assert row_414.predicted["variant"] == "perfbuf+probe-read+no-btf"
 
 
 def test_kernel_specs_and_shards():
