@@ -51,18 +51,39 @@ class StreamReassembler:
         self._streams: dict[tuple[int, int, Direction], _Stream] = {}
         self._max_pending = max_pending
 
-    def feed(self, event: SocketEvent) -> Iterator[StreamChunk]:
-        """Take one data event; yield whatever is now in order."""
+    def feed(self, event: SocketEvent) -> list[StreamChunk]:
+        """Take one data event; return whatever is now in order."""
         key = (event.pid, event.fd, event.direction)
         # Every stream starts at offset 0: the kernel counts from the moment
         # it first sees a socket.  An early chunk that overtakes it (the perf
         # buffer is per CPU and read CPU by CPU) waits for it; if it never
         # comes (lost), the hole becomes a gap.
-        stream = self._streams.setdefault(key, _Stream(next_offset=0))
-        if event.offset < stream.next_offset:
-            return  # a duplicate or a late chunk already declared a gap
-        stream.pending[event.offset] = event
-        yield from self._release(key, stream, force=len(stream.pending) > self._max_pending)
+        stream = self._streams.get(key)
+        if stream is None:
+            stream = self._streams[key] = _Stream()
+        offset = event.offset
+        if offset < stream.next_offset:
+            return []  # a duplicate or a late chunk already declared a gap
+        if offset == stream.next_offset and not stream.pending:
+            # In order with nothing held back, as nearly every chunk is: out at
+            # once, without a stay in the pending table or a generator.
+            return self._out(key, stream, event, 0)
+        stream.pending[offset] = event
+        return list(self._release(key, stream, force=len(stream.pending) > self._max_pending))
+
+    @staticmethod
+    def _out(key: tuple[int, int, Direction], stream: _Stream, event: SocketEvent,
+             gap: int) -> list[StreamChunk]:  # fmt: skip
+        """``event``'s chunk, after ``gap`` missing bytes; the stream goes on past it."""
+        stream.next_offset = event.offset + event.size
+        chunks = [StreamChunk(key, event.offset, event.data, gap, event)]
+        # A chunk cut by the payload cap leaves a hole after its bytes,
+        # reported at once (a parser should not wait for bytes that will
+        # never come): a chunk of no data at the hole's end.
+        if len(event.data) < event.size:
+            chunks.append(StreamChunk(key, stream.next_offset, b"", event.size - len(event.data),
+                                      event))  # fmt: skip
+        return chunks
 
     def close(self, pid: int, fd: int) -> Iterator[StreamChunk]:
         """The connection is closed: flush both directions, gaps and all."""
@@ -91,10 +112,4 @@ class StreamReassembler:
                 gap += first - stream.next_offset
                 event = stream.pending.pop(first)
                 force = False
-            yield StreamChunk(key, event.offset, event.data, gap, event)
-            stream.next_offset = event.offset + event.size
-            # A chunk cut by the payload cap leaves a hole after its bytes,
-            # reported at once (a parser should not wait for bytes that will
-            # never come): a chunk of no data at the hole's end.
-            if event.captured < event.size:
-                yield StreamChunk(key, stream.next_offset, b"", event.size - event.captured, event)
+            yield from self._out(key, stream, event, gap)
