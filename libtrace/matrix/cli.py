@@ -176,9 +176,12 @@ def print_report(report: Report, console: Console) -> None:
     columns = report.columns()
     booted = [row for row in report.kernels if row.available]
     table = Table(title="libtrace kernel matrix", title_justify="left")
-    table.add_column("capability", no_wrap=True)
+    # The capability names never give way; a long kernel name (a built kernel's
+    # path) folds onto more lines of its header instead.
+    titles = ["boot s", *(column_title(name) for name in columns)]
+    table.add_column("capability", no_wrap=True, min_width=max(map(len, titles)))
     for row in booted:
-        table.add_column(row.name, no_wrap=True)
+        table.add_column(_short_name(row.name), overflow="fold", min_width=len("timeout"))
     table.add_row(
         "boot s", *(f"{row.boot_s:.1f}" if row.boot_s is not None else "" for row in booted)
     )
@@ -196,6 +199,14 @@ def print_report(report: Report, console: Console) -> None:
             + ", ".join(missing),
             highlight=False,
         )
+
+
+def _short_name(name: str) -> str:
+    """A kernel's name as a column header: a built kernel's directory without its
+    parents and its cache key (``6.1.0-btf_my-tree_0123…`` -> ``6.1.0-btf``)."""
+    if "/" not in name:
+        return name
+    return Path(name).name.split("_", 1)[0]
 
 
 def _exit_code(report: Report) -> int:

@@ -99,3 +99,27 @@ def test_a_corrupt_report_is_a_clear_error(tmp_path):
     (tmp_path / REPORT_JSON).write_text("{not json")
     with pytest.raises(ReportError, match="cannot read"):
         Report.load(tmp_path)
+
+
+def test_the_console_table_keeps_every_capability_name_beside_long_kernel_paths() -> None:
+    """A built kernel's row is named by its path: its header is shortened and folds,
+    and the capability column never gives way (it once shrank to nothing)."""
+    from rich.console import Console
+
+    from libtrace.matrix.capabilities import column_title
+    from libtrace.matrix.cli import print_report
+
+    from .sample import sample_report
+
+    report = sample_report()
+    long_name = "/root/.cache/libtrace/kernels/built/6.1.0-btf_my-tree_0123456789ab"
+    report.add(KernelRow(name=long_name, version="6.1.0", source="user", available=True,
+                         boot_s=1.5, cells={c.name: Cell(CellVerdict.PASS, "1 passed")
+                                            for c in capabilities()}))  # fmt: skip
+    console = Console(record=True, width=160)
+    print_report(report, console)
+    text = console.export_text()
+    assert "6.1.0-btf" in text and long_name not in text
+    body = [line for line in text.splitlines() if line.startswith("│")]
+    for capability in capabilities():
+        assert any(line.startswith(f"│ {column_title(capability.name)} ") for line in body), text
