@@ -172,6 +172,7 @@ def print_report(report: Report, console: Console) -> None:
     from rich.table import Table
 
     from .capabilities import column_title
+    from .layout import short_name
 
     columns = report.columns()
     booted = [row for row in report.kernels if row.available]
@@ -181,7 +182,7 @@ def print_report(report: Report, console: Console) -> None:
     titles = ["boot s", *(column_title(name) for name in columns)]
     table.add_column("capability", no_wrap=True, min_width=max(map(len, titles)))
     for row in booted:
-        table.add_column(_short_name(row.name), overflow="fold", min_width=len("timeout"))
+        table.add_column(short_name(row.name), overflow="fold", min_width=len("timeout"))
     table.add_row(
         "boot s", *(f"{row.boot_s:.1f}" if row.boot_s is not None else "" for row in booted)
     )
@@ -199,14 +200,6 @@ def print_report(report: Report, console: Console) -> None:
             + ", ".join(missing),
             highlight=False,
         )
-
-
-def _short_name(name: str) -> str:
-    """A kernel's name as a column header: a built kernel's directory without its
-    parents and its cache key (``6.1.0-btf_my-tree_0123…`` -> ``6.1.0-btf``)."""
-    if "/" not in name:
-        return name
-    return Path(name).name.split("_", 1)[0]
 
 
 def _exit_code(report: Report) -> int:

@@ -18,7 +18,7 @@ from typing import Any
 
 from .capabilities import by_name, column_title
 from .compare import ABSENT, CellChange, changes
-from .layout import LOOKS, PREDICTION, css, groups, prediction_mark, prediction_text
+from .layout import LOOKS, PREDICTION, css, groups, prediction_mark, prediction_text, short_name
 from .report import CellVerdict, KernelRow, Report
 
 TITLE = "libtrace kernel matrix"
@@ -204,7 +204,7 @@ def _row(
         )
     return (
         f'<tr class="kernel {kind}" data-series="{escape(row.series)}">'
-        f'<th scope="row">{escape(row.name)}{tag}</th>'
+        f'<th scope="row" title="{escape(row.name)}">{escape(short_name(row.name))}{tag}</th>'
         + "".join(f"<td>{fact}</td>" for fact in facts)
         + "".join(cells)
         + "</tr>"

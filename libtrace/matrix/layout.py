@@ -1,5 +1,5 @@
-"""What the matrix page and the matrix picture share: how a verdict looks,
-and how the rows group.
+"""What the matrix page, the matrix picture and the console share: how a verdict
+looks, how the rows group, what a kernel is called.
 
 The colours are the Okabe-Ito palette (Okabe and Ito, "Color Universal
 Design", 2008), chosen to stay apart under the common colour-vision
@@ -51,6 +51,14 @@ PREDICTION: RGB = (86, 180, 233)
 
 BOOTED = "booted"
 PREDICTED = "predicted only (not booted)"
+
+
+def short_name(name: str) -> str:
+    """A kernel's name as a label: a built kernel's directory without its parents and
+    its cache key (``…/6.1.0-btf_my-tree_0123…`` -> ``6.1.0-btf``)."""
+    if "/" not in name:
+        return name
+    return name.rstrip("/").rsplit("/", 1)[-1].split("_", 1)[0]
 
 
 def groups(report: Report) -> Iterator[tuple[str, list[KernelRow]]]:

@@ -15,7 +15,16 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 
 from .capabilities import column_title
-from .layout import BLACK, LOOKS, PREDICTION, WHITE, groups, prediction_mark, prediction_text
+from .layout import (
+    BLACK,
+    LOOKS,
+    PREDICTION,
+    WHITE,
+    groups,
+    prediction_mark,
+    prediction_text,
+    short_name,
+)
 from .report import CellVerdict, KernelRow, Report
 
 #: Pixel sizes: a capability column, a row, the kernel, series and prediction columns.
@@ -74,7 +83,7 @@ def _row(
     show_series: bool,
 ) -> None:
     left = KERNEL_W + SERIES_W + PREDICTION_W
-    pen.text((4, y + 5), _fit(row.name, KERNEL_W, font), fill=BLACK, font=font)
+    pen.text((4, y + 5), _fit(short_name(row.name), KERNEL_W, font), fill=BLACK, font=font)
     if show_series:
         pen.text((KERNEL_W + 2, y + 5), row.series, fill=BLACK, font=font)
     mark = prediction_mark(row)

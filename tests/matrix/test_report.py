@@ -108,6 +108,7 @@ def test_the_console_table_keeps_every_capability_name_beside_long_kernel_paths(
 
     from libtrace.matrix.capabilities import column_title
     from libtrace.matrix.cli import print_report
+    from libtrace.matrix.layout import short_name
 
     from .sample import sample_report
 
@@ -120,6 +121,7 @@ def test_the_console_table_keeps_every_capability_name_beside_long_kernel_paths(
     print_report(report, console)
     text = console.export_text()
     assert "6.1.0-btf" in text and long_name not in text
+    assert short_name(long_name) == "6.1.0-btf" and short_name("debian-6.1") == "debian-6.1"
     body = [line for line in text.splitlines() if line.startswith("│")]
     for capability in capabilities():
         assert any(line.startswith(f"│ {column_title(capability.name)} ") for line in body), text
