@@ -39,17 +39,19 @@ TIMEOUT_S = 300
 TIME = r"\d\d:\d\d:\d\d\.\d{6}"
 
 
-def in_terminal(argv: list[str], traffic: Callable[[], None] | None = None) -> tuple[int, str]:
+def in_terminal(argv: list[str], traffic: Callable[[], None] | None = None,
+                settle_s: float = 0.5) -> tuple[int, str, str]:  # fmt: skip
     """Run ``argv`` on an 80x24 pseudo-terminal; with ``traffic``, call it once the
-    command says it is tracing, then stop it with Ctrl-C (SIGINT).  Returns the exit
-    code and what the terminal showed, escape sequences and carriage returns gone."""
+    command says it is tracing, wait ``settle_s``, then stop it with Ctrl-C (SIGINT).
+    Returns the exit code, what the terminal showed (escape sequences and rewritten
+    lines gone), and what it showed before the stop."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLUMNS, 0, 0))
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
     env.update(TERM="xterm-256color", PYTHONPATH=str(ROOT))
     proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env, cwd=ROOT)
     os.close(slave)
-    shown, stopped = b"", traffic is None
+    shown, stopped, before_stop = b"", traffic is None, b""
     deadline = time.monotonic() + TIMEOUT_S
     try:
         while time.monotonic() < deadline:
@@ -63,7 +65,11 @@ def in_terminal(argv: list[str], traffic: Callable[[], None] | None = None) -> t
             if not stopped and b"tracing (" in shown:
                 assert traffic is not None
                 traffic()
-                time.sleep(0.5)  # the tracer's next poll prints what it got
+                deadline_settle = time.monotonic() + settle_s  # the next poll prints it
+                while time.monotonic() < deadline_settle:
+                    if select.select([master], [], [], 0.05)[0]:
+                        shown += os.read(master, 65536)
+                before_stop = shown
                 proc.send_signal(signal.SIGINT)
                 stopped = True
             if not ready and proc.poll() is not None:
@@ -74,7 +80,8 @@ def in_terminal(argv: list[str], traffic: Callable[[], None] | None = None) -> t
             proc.kill()
             proc.wait()
         os.close(master)
-    return code, visible(shown.decode(errors="replace"))
+    everything, before = (visible(sent.decode(errors="replace")) for sent in (shown, before_stop))
+    return code, everything, before
 
 
 def visible(sent: str) -> str:
@@ -106,8 +113,8 @@ def redis_ping_set_get(port: int) -> Callable[[], None]:
 def test_trace_table_on_80_columns_shows_every_column_of_every_event() -> None:
     port = free_port()
     with redis_server(port):
-        code, shown = in_terminal([*CLI, "trace", "--no-go-tls", "--port", str(port)],
-                                  redis_ping_set_get(port))  # fmt: skip
+        code, shown, _ = in_terminal([*CLI, "trace", "--no-go-tls", "--port", str(port)],
+                                     redis_ping_set_get(port))  # fmt: skip
     assert code == 0, shown
     lines = shown.splitlines()
     header = next(line for line in lines if line.startswith("time "))
@@ -127,7 +134,7 @@ def test_trace_table_on_80_columns_shows_every_column_of_every_event() -> None:
 def test_trace_records_on_80_columns_shows_every_column_of_every_record() -> None:
     port = free_port()
     with redis_server(port):
-        code, shown = in_terminal(
+        code, shown, _ = in_terminal(
             [*CLI, "trace", "--no-go-tls", "--records", "--port", str(port)],
             redis_ping_set_get(port),
         )
@@ -148,7 +155,7 @@ def test_trace_records_on_80_columns_shows_every_column_of_every_record() -> Non
 @pytest.mark.root
 @pytest.mark.bpf
 def test_check_all_on_80_columns_keeps_every_count_column(tmp_path: Path) -> None:
-    code, shown = in_terminal([*CLI, "check", "all", "--report", str(tmp_path)])
+    code, shown, _ = in_terminal([*CLI, "check", "all", "--report", str(tmp_path)])
     assert code == 0, shown
     lines = shown.splitlines()
     assert all(len(line) <= COLUMNS for line in lines), [w for w in lines if len(w) > COLUMNS]
@@ -163,10 +170,31 @@ def test_check_all_on_80_columns_keeps_every_count_column(tmp_path: Path) -> Non
                         for line in body), "\n".join(body)  # fmt: skip
 
 
+@pytest.mark.root
+@pytest.mark.bpf
+def test_stat_redraws_its_table_on_the_terminal_while_it_traces() -> None:
+    """Live, the table is drawn on the terminal before the trace ends (then the
+    final table); every column fits in 80."""
+    port = free_port()
+    with redis_server(port):
+        code, shown, before_stop = in_terminal(
+            [*CLI, "stat", "--no-go-tls", "--interval", "0.2", "--port", str(port)],
+            redis_ping_set_get(port), settle_s=2.0)
+    assert code == 0, shown
+    header = ["protocol", "key", "count", "rate/s", "errors", "p50", "ms", "p90", "p99", "max",
+              "bytes"]  # fmt: skip
+    assert any(line.split() == header for line in before_stop.splitlines()), before_stop
+    # While tracing, each command already has its row (both ends traced: two each).
+    live = {line.split()[1]: line.split()[2] for line in before_stop.splitlines()
+            if line.startswith("redis ")}  # fmt: skip
+    assert live == {"PING": "2", "SET": "2", "GET": "2"}, before_stop
+    assert all(len(line) <= COLUMNS for line in shown.splitlines()), shown
+
+
 def test_the_terminal_runner_sees_what_a_narrow_terminal_is_told() -> None:
     """The harness itself: a child on the pseudo-terminal reads 80 columns from it."""
     width = "import shutil; print(shutil.get_terminal_size().columns)"
-    code, shown = in_terminal([sys.executable, "-c", width])
+    code, shown, _ = in_terminal([sys.executable, "-c", width])
     assert code == 0 and shown.split() == [str(COLUMNS)], shown
     # A spinner's rewritten line leaves its last writing; escape sequences go.
     assert visible("\x1b[2K⠋ working\r\x1b[2K⠙ working\r\x1b[2Kdone\r\nnext\r\n") == "done\nnext\n"

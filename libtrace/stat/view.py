@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING, Any
 from .aggregate import Aggregator, Row
 
 if TYPE_CHECKING:
-    from rich.table import Table
+    from rich.console import RenderableType
 
+#: The fewest characters a line of a key (or another dimension) gets in the table.
+KEY_MIN_CHARS = 12
 #: Binary units of the bytes column.
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
 
@@ -34,18 +36,24 @@ def size(count: int) -> str:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def table(rows: Sequence[Row], by: Sequence[str], caption: str | None = None) -> Table:
-    """The rows as a rich table: the dimensions, then count, rate, errors, latency, bytes."""
+def table(rows: Sequence[Row], by: Sequence[str], caption: str | None = None) -> RenderableType:
+    """The rows as a rich table: the dimensions, then count, rate, errors, latency, bytes;
+    the caption is a line under it (as wide as the terminal, not the table)."""
     from rich import box
+    from rich.console import Group
     from rich.table import Table
     from rich.text import Text
 
-    out = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, caption=caption,
-                caption_justify="left")  # fmt: skip
+    # One space between columns (the box's), the latency unit said once in the header:
+    # so that on 80 columns the numbers keep their width and a key keeps at least
+    # KEY_MIN_CHARS a line (folding onto more lines, never cut).
+    out = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=0)
+    widest = {name: max((len(row.group[i]) for row in rows), default=0)
+              for i, name in enumerate(by)}  # fmt: skip
     for name in by:
-        out.add_column(name, overflow="fold", min_width=len(name))
-    for heading in ("count", "rate/s", "errors", "p50 ms", "p90 ms", "p99 ms", "max ms",
-                    "bytes"):  # fmt: skip
+        out.add_column(name, overflow="fold",
+                       min_width=max(len(name), min(widest[name], KEY_MIN_CHARS)))  # fmt: skip
+    for heading in ("count", "rate/s", "errors", "p50 ms", "p90", "p99", "max", "bytes"):
         out.add_column(heading, justify="right", no_wrap=True)
     for row in rows:
         rate = "-" if row.rate is None else f"{row.rate:.1f}"
@@ -55,7 +63,7 @@ def table(rows: Sequence[Row], by: Sequence[str], caption: str | None = None) ->
         # Text, not markup: a key's brackets ("[x]" in SQL, paths) are data.
         out.add_row(*map(Text, row.group), str(row.count), rate, str(row.errors), p50, p90, p99,
                     milliseconds(row.max_ns), size(row.bytes))
-    return out
+    return out if caption is None else Group(out, Text(caption))
 
 
 def caption(aggregator: Aggregator, shown: int, elapsed_s: float | None, sort: str) -> str:
