@@ -21,7 +21,7 @@ from hpack.exceptions import HPACKError, InvalidTableIndex
 from hpack.table import HeaderTable
 
 from ._errors import MalformedError
-from ._limits import MAX_HPACK_HEADER_LIST_BYTES, MAX_HPACK_TABLE_BYTES
+from ._limits import MAX_HEADERS, MAX_HPACK_HEADER_LIST_BYTES, MAX_HPACK_TABLE_BYTES
 
 #: Stands for a header name we cannot know; never a valid HTTP/2 name (uppercase).
 UNKNOWN_NAME = b"<UNKNOWN>"
@@ -78,6 +78,13 @@ class TolerantDecoder:
             for name, value in raw
             if bytes(name) != UNKNOWN_NAME
         ]
-        errors = tuple(f"unknown HPACK dynamic table index {i} (capture started mid-connection)"
-                       for i in self._table.misses)
-        return headers, errors
+        misses = self._table.misses
+        # One error per header, up to the headers a message keeps: a block of
+        # one-byte references (thousands fit in the header list bound) must not
+        # make as many strings.
+        errors = [f"unknown HPACK dynamic table index {i} (capture started mid-connection)"
+                  for i in misses[:MAX_HEADERS]]  # fmt: skip
+        if len(misses) > MAX_HEADERS:
+            errors.append(f"and {len(misses) - MAX_HEADERS} more unknown HPACK dynamic table "
+                          "indexes")  # fmt: skip
+        return headers, tuple(errors)

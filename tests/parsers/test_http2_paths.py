@@ -117,6 +117,16 @@ def test_the_tolerant_decoder_rejects_index_zero_and_forgets_its_table() -> None
         [], ("unknown HPACK dynamic table index 62 (capture started mid-connection)",))
 
 
+def test_unknown_indexes_are_reported_up_to_the_headers_a_message_keeps() -> None:
+    """A block of 4 000 one-byte references to a fresh table (what the header list
+    bound lets through): a bounded number of errors."""
+    headers_, errors = TolerantDecoder().decode(b"\xbe" * 4000)  # index 62, unknown
+    assert headers_ == []
+    assert len(errors) == MAX_HEADERS + 1
+    assert errors[0] == "unknown HPACK dynamic table index 62 (capture started mid-connection)"
+    assert errors[-1] == f"and {4000 - MAX_HEADERS} more unknown HPACK dynamic table indexes"
+
+
 # -- frame errors --------------------------------------------------------------------------
 def test_a_stream_frame_on_stream_zero_is_an_invalid_frame_header() -> None:
     zero = b"\x00\x00\x01\x01\x04\x00\x00\x00\x00\x82"  # HEADERS, END_HEADERS, stream 0
