@@ -42,6 +42,7 @@ class StreamChunk:
 class _Stream:
     next_offset: int = 0
     pending: dict[int, SocketEvent] = field(default_factory=dict)
+    held: int = 0  #: bytes of the pending chunks
 
 
 class StreamReassembler:
@@ -68,8 +69,25 @@ class StreamReassembler:
             # In order with nothing held back, as nearly every chunk is: out at
             # once, without a stay in the pending table or a generator.
             return self._out(key, stream, event, 0)
+        replaced = stream.pending.get(offset)
+        stream.held += len(event.data) - (len(replaced.data) if replaced is not None else 0)
         stream.pending[offset] = event
         return list(self._release(key, stream, force=len(stream.pending) > self._max_pending))
+
+    def held(self, pid: int, fd: int) -> int:
+        """Bytes held back for (``pid``, ``fd``), both directions: early chunks that
+        wait for the bytes before them (what a memory budget counts besides parsers)."""
+        return sum(stream.held for direction in Direction
+                   if (stream := self._streams.get((pid, fd, direction))) is not None)  # fmt: skip
+
+    def release(self, pid: int, fd: int) -> Iterator[StreamChunk]:
+        """Give up waiting for (``pid``, ``fd``): release what is held back, every
+        hole before it declared a gap; the streams go on from there."""
+        for direction in Direction:
+            key = (pid, fd, direction)
+            stream = self._streams.get(key)
+            if stream is not None and stream.pending:
+                yield from self._release(key, stream, force=True, drain=True)
 
     @staticmethod
     def _out(key: tuple[int, int, Direction], stream: _Stream, event: SocketEvent,
@@ -112,4 +130,5 @@ class StreamReassembler:
                 gap += first - stream.next_offset
                 event = stream.pending.pop(first)
                 force = False
+            stream.held -= len(event.data)
             yield from self._out(key, stream, event, gap)

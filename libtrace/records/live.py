@@ -254,8 +254,9 @@ class RecordPipeline:
         return len(self._conns)
 
     def buffered(self) -> int:
-        """Bytes the open connections' parsers hold now (what the memory budget bounds)."""
-        return sum(conn.conversation.buffered() for conn in self._conns.values())
+        """Bytes the open connections hold now, in their parsers and in reassembly
+        (early chunks waiting for a hole): what the memory budget bounds."""
+        return sum(self._held(conn) for conn in self._conns.values())
 
     # -- internals ---------------------------------------------------------------------
     def _data(self, event: SocketEvent) -> list[LiveRecord]:
@@ -290,11 +291,26 @@ class RecordPipeline:
             out += self._keep_to_budget(event.ts_ns)
         return out
 
+    def _held(self, conn: _Connection) -> int:
+        held = conn.conversation.buffered()
+        if not conn.udp:
+            pid, fd, tls, _ = conn.key
+            held += self._streams.of(tls).held(pid, fd)
+        return held
+
     def _keep_to_budget(self, now_ns: int) -> list[LiveRecord]:
-        held = ((conn.conversation.buffered(), conn) for conn in self._conns.values())
+        held = ((self._held(conn), conn) for conn in self._conns.values())
         out: list[LiveRecord] = []
         for conn in self.budget.over(held):
-            out += self._emit(conn, conn.conversation.cut_back(now_ns))
+            records: list[Record] = []
+            if not conn.udp:
+                # What reassembly held back goes on (its holes declared gaps),
+                # then the parser's buffers are cut.
+                pid, fd, tls, _ = conn.key
+                for chunk in self._streams.of(tls).release(pid, fd):
+                    records += self._chunk(conn, chunk)
+            records += conn.conversation.cut_back(now_ns)
+            out += self._emit(conn, records)
         return out
 
     def _chunk(self, conn: _Connection, chunk: StreamChunk) -> list[Record]:

@@ -71,3 +71,18 @@ def test_a_capped_chunk_reports_its_cut_at_once() -> None:
 
 def test_a_chunk_without_an_event_has_no_time() -> None:
     assert StreamChunk((1, 2, Direction.EGRESS), 0, b"").ts_ns == 0
+
+
+def test_held_counts_the_bytes_waiting_and_release_gives_them_up() -> None:
+    sock, reassembler = Socket(10, 3), StreamReassembler()
+    reassembler.feed(data(sock, b"bb", 10))
+    reassembler.feed(data(sock, b"cccc", 20))
+    reassembler.feed(data(sock, b"CCCCC", 20))  # the same offset again: replaces, not adds
+    assert reassembler.held(10, 3) == 7 and reassembler.held(10, 4) == 0
+
+    released = list(reassembler.release(10, 3))
+
+    assert summary(released) == [(10, b"bb", 10), (20, b"CCCCC", 8)]
+    assert reassembler.held(10, 3) == 0
+    # The stream goes on after the last released byte.
+    assert summary(reassembler.feed(data(sock, b"d", 25))) == [(25, b"d", 0)]

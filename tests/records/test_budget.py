@@ -108,6 +108,23 @@ def test_a_cut_back_connection_reports_a_gap_and_parses_on() -> None:
     assert pipeline.stats.desyncs >= 1
 
 
+def test_chunks_held_back_by_reassembly_count_in_the_budget() -> None:
+    """Connections whose first chunk never came (lost) hold their later chunks back,
+    waiting: those bytes count, and a cut releases them (the hole a gap)."""
+    budget = 256 * 1024
+    pipeline = RecordPipeline(budget_bytes=budget)
+    socks = [Socket(20_000 + n, 5, remote=("127.0.0.1", 6379)) for n in range(40)]
+    for sock in socks:
+        pipeline.feed(sock.connect())
+        sock.send(b"*1\r\n$4\r\nPING\r\n")  # made, never fed: the hole at offset 0
+    for _ in range(8):  # 40 x 8 x 4 KiB = 1.25 MiB held back, five times the budget
+        for sock in socks:
+            pipeline.feed(sock.send(b"*1\r\n$4\r\nPING\r\n".ljust(4096, b" ")))
+
+    assert pipeline.stats.budget_cuts > 0 and pipeline.stats.gaps > 0, pipeline.stats
+    assert pipeline.buffered() <= budget
+
+
 def test_the_pcap_analyser_keeps_to_its_budget_too() -> None:
     """Flows of a capture that each start a large Redis value are cut back once
     they hold more than the budget; a flow of PINGs beside them keeps its records."""
