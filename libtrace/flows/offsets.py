@@ -77,8 +77,12 @@ class StreamReassembler:
     def held(self, pid: int, fd: int) -> int:
         """Bytes held back for (``pid``, ``fd``), both directions: early chunks that
         wait for the bytes before them (what a memory budget counts besides parsers)."""
-        return sum(stream.held for direction in Direction
-                   if (stream := self._streams.get((pid, fd, direction))) is not None)  # fmt: skip
+        held = 0
+        for direction in Direction:
+            stream = self._streams.get((pid, fd, direction))
+            if stream is not None:
+                held += stream.held
+        return held
 
     def release(self, pid: int, fd: int) -> Iterator[StreamChunk]:
         """Give up waiting for (``pid``, ``fd``): release what is held back, every
