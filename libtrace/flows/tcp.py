@@ -83,11 +83,18 @@ class TcpStream:
         self._check_fin()
         return out
 
-    def flush(self) -> list[Chunk]:
-        """The capture ended: release everything held back, holes as gaps."""
+    def give_up(self) -> list[Chunk]:
+        """Stop waiting for the holes (a memory budget says so): release everything
+        held back, holes as gaps; the stream goes on."""
         out: list[Chunk] = []
         while self.pending:
             self._skip_hole(out)
+        self._check_fin()
+        return out
+
+    def flush(self) -> list[Chunk]:
+        """The capture ended: release everything held back, holes as gaps."""
+        out = self.give_up()
         self.eof = True
         return out
 

@@ -162,10 +162,16 @@ class PcapAnalyzer:
                                                        self.last_ts)))
 
     def _keep_to_budget(self) -> list[FlowRecord]:
-        held = ((flow.conversation.buffered(), flow) for flow in self._flows.values())
+        # A flow holds bytes in its parser and, behind a hole, in its TCP reassembly.
+        held = ((flow.conversation.buffered()
+                 + sum(stream.pending_bytes for stream in flow.streams.values()), flow)
+                for flow in self._flows.values())  # fmt: skip
         out: list[FlowRecord] = []
         for flow in self.budget.over(held):
             conv = flow.conversation
+            for sender, stream in flow.streams.items():
+                if stream.pending:
+                    out += self._deliver(conv, sender, stream, stream.give_up())
             out += self._counted(conv.flow_records(conv.cut_back(self.last_ts)))
         self.summary.budget_cuts = self.budget.cuts
         return out

@@ -125,6 +125,27 @@ def test_chunks_held_back_by_reassembly_count_in_the_budget() -> None:
     assert pipeline.buffered() <= budget
 
 
+def test_segments_a_capture_holds_behind_a_hole_count_in_the_budget() -> None:
+    """Flows whose first data segment was not captured hold the later ones back,
+    waiting for it: those bytes count, and a cut gives the hole up as a gap."""
+    from libtrace.pcap import PcapAnalyzer
+    from libtrace.pcap._reader import TCP_ACK, TCP_SYN, Packet
+
+    server, budget = ("10.0.0.2", 6379), 1 * MIB
+    analyzer = PcapAnalyzer(budget_bytes=budget)
+    for n in range(400):  # 400 flows x 4 x 4 KiB = 6.25 MiB held back
+        client = (f"10.0.1.{n // 200}", 20000 + n % 200)
+        analyzer.packet(Packet(n, "tcp", *client, *server, b"", 99, TCP_SYN))
+        for k in range(4):  # bytes 1..14 (a PING) never came: a hole before these
+            seq = 114 + k * 4096
+            analyzer.packet(Packet(n, "tcp", *client, *server, b"x" * 4096, seq, TCP_ACK))
+    held = sum(stream.pending_bytes for flow in analyzer._flows.values()
+               for stream in flow.streams.values())  # fmt: skip
+
+    assert analyzer.summary.budget_cuts > 0 and analyzer.summary.gaps > 0, analyzer.summary
+    assert held <= budget
+
+
 def test_the_pcap_analyser_keeps_to_its_budget_too() -> None:
     """Flows of a capture that each start a large Redis value are cut back once
     they hold more than the budget; a flow of PINGs beside them keeps its records."""
