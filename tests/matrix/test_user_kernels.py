@@ -4,18 +4,16 @@ and get real verdicts."""
 
 from __future__ import annotations
 
-import functools
-import http.server
 import json
 import shutil
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
 
 from tests.prefetch import POINT_RELEASE, point_release_deb
+from tests.serving import served
 
 CLI = [sys.executable, "-m", "libtrace.cli"]
 QUICK = "native and (attach or tcp_streams)"
@@ -33,34 +31,17 @@ def deb() -> Path:
 def test_a_deb_a_url_and_a_directory_each_get_verdicts(deb, tmp_path):
     directory = tmp_path / "kernel-dir"
     subprocess.run(["dpkg-deb", "-x", str(deb), str(directory)], check=True)
-    served = tmp_path / "served"
-    served.mkdir()
-    shutil.copy(deb, served / deb.name)
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/{deb.name}"
+    directory_served = tmp_path / "served"
+    directory_served.mkdir()
+    shutil.copy(deb, directory_served / deb.name)
     report = tmp_path / "report"
-    try:
+    with served(directory_served) as base:
+        url = f"{base}/{deb.name}"
         subprocess.run(
-            [
-                *CLI,
-                "matrix",
-                "--kernels",
-                f"{deb},{url},{directory}",
-                "--report",
-                str(report),
-                "-k",
-                QUICK,
-                "--jobs",
-                "2",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
-    finally:
-        server.shutdown()
+            [*CLI, "matrix", "--kernels", f"{deb},{url},{directory}", "--report", str(report),
+             "-k", QUICK, "--jobs", "2"],
+            capture_output=True, text=True, timeout=900,
+        )  # fmt: skip
     rows = {k["name"]: k for k in json.loads((report / "matrix.json").read_text())["kernels"]}
     for spec in (str(deb), url, str(directory)):
         row = rows[spec]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import http.server
 import os
 import re
 import shutil
@@ -29,6 +27,7 @@ from libtrace.vm import (
 )
 from libtrace.vm.kernels import image_release
 
+from ..serving import served
 from .conftest import make_deb
 
 CATALOG = {
@@ -205,14 +204,8 @@ def http_dir(tmp_path: Path) -> Iterator[tuple[Path, str]]:
     """A directory served on the loopback, and its base URL."""
     root = tmp_path / "www"
     root.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *args: None  # type: ignore[attr-defined]
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield root, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with served(root) as base:
+        yield root, base
 
 
 def test_a_url_is_downloaded_and_extracted(tmp_path: Path, http_dir: tuple[Path, str]) -> None:
