@@ -143,9 +143,9 @@ def _command_of(argv: Sequence[str]) -> str | None:
 def add_trace_command(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add ``trace`` to the ``libtrace`` subcommands (``handler`` set to its runner)."""
     # Its choices come from the parsers, which the handler imports anyway.
+    from .filters import add_filter_options
     from .output import add_record_options
     from .parsers import PARSERS
-    from .stat.filters import add_filter_options
     from .trace_session import add_tracer_options
 
     trace = commands.add_parser(
@@ -243,10 +243,10 @@ def _print_records(records: Iterator[LiveRecord], table: bool, out: TextIO, head
 def _trace(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from .filters import filter_flags, record_filter_of
     from .output import monotonic_to_epoch_ns, redaction_of
     from .pcap.writer import PcapngWriter
     from .records import ContainerResolver, RecordPipeline, trace_records
-    from .stat.filters import filter_flags, record_filter_of
     from .trace_session import live_trace, refuse_unless
 
     records_only = [flag for flag, given in (

@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 from ..errors import ExitCode, print_error
+from ..filters import add_filter_options, filter_flags, record_filter_of
 from ..output import RECORD_HEADER, add_record_options, record_row, redaction_of
 from ..parsers import SPECS
 
@@ -28,6 +29,7 @@ def add_pcap_command(subparsers: Any) -> None:
                       help="a request unanswered this long before the capture ends is a "
                       "timeout (default 5)")
     add_record_options(pcap)
+    add_filter_options(pcap)
     pcap.set_defaults(handler=run)
 
 
@@ -42,9 +44,11 @@ def run(args: argparse.Namespace) -> int:
         first = next(records, None)  # opens the file: a bad one fails before the header
         if not args.json:
             print(RECORD_HEADER)
-        for record in itertools.chain([first] if first else [], records):
+        wanted, shown = record_filter_of(args), 0
+        for record in filter(wanted, itertools.chain([first] if first else [], records)):
             data = record.to_json(headers=args.headers)
             print(json.dumps(data, separators=(",", ":")) if args.json else record_row(data))
+            shown += 1
     except PcapError as exc:
         sys.stdout.flush()
         print_error(exc)
@@ -52,7 +56,9 @@ def run(args: argparse.Namespace) -> int:
     # After the records, never silent: on stdout under the table, on stderr
     # under JSON lines (whose stdout holds records only).
     sys.stdout.flush()
-    print(f"summary: {analyzer.summary.text()}", file=sys.stderr if args.json else sys.stdout)
+    filtered = f"; {shown} shown (--slow, --min-size)" if filter_flags(args) else ""
+    print(f"summary: {analyzer.summary.text()}{filtered}",
+          file=sys.stderr if args.json else sys.stdout)  # fmt: skip
     return ExitCode.OK
 
 

@@ -5,8 +5,8 @@
 is ``--slow`` and ``--min-size`` (``trace --records`` takes them too).
 """
 
+from ..filters import RecordFilter, record_bytes
 from .aggregate import MAX_GROUPS, MAX_SAMPLES, Aggregator, Row, percentile
-from .filters import RecordFilter, record_bytes
 from .keys import DIMENSIONS, key_of, path_template, sql_shape
 
 __all__ = ["DIMENSIONS", "MAX_GROUPS", "MAX_SAMPLES", "Aggregator", "RecordFilter", "Row",

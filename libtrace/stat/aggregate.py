@@ -34,9 +34,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from ..filters import record_bytes
 from ..flows import FlowRecord
 from ..parsers import Status
-from .filters import record_bytes
 from .keys import DEFAULT_BY, DIMENSIONS
 
 #: Latencies a group keeps: its percentiles are exact up to this many records.

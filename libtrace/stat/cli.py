@@ -20,10 +20,10 @@ from contextlib import contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, ExitCode, print_error
+from ..filters import add_filter_options, at_least, record_filter_of
 from ..parsers import PARSERS
 from ..trace_session import add_tracer_options, given_tracer_options, positive_float
 from .aggregate import SORTS, Aggregator
-from .filters import add_filter_options, at_least, record_filter_of
 from .keys import DEFAULT_BY, DIMENSIONS, LIVE_ONLY, parse_by
 from .view import caption, document, table
 

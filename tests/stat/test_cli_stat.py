@@ -115,6 +115,27 @@ def test_min_size_keeps_the_records_at_least_that_large() -> None:
     assert stat("--from", path, "--min-size", "1000000")["rows"] == []
 
 
+def test_pcap_takes_the_same_filters_and_says_how_many_it_showed() -> None:
+    path = ROOT / "fixtures/http1/nginx.pcap"
+    records = pcap_records(path)
+
+    def pcap(*filters: str) -> tuple[list[dict[str, Any]], str]:
+        done = run("pcap", "--json", str(path), *filters)
+        assert done.returncode == 0, done.stderr
+        return [json.loads(line) for line in done.stdout.splitlines()], done.stderr
+
+    slow, said = pcap("--slow", "0.5")
+    assert slow == [r for r in records if r["latency_ns"] is not None
+                    and r["latency_ns"] >= 500_000]  # fmt: skip
+    assert 0 < len(slow) < len(records) and f"; {len(slow)} shown (--slow, --min-size)" in said
+    # The wire sizes are not in the JSON: stat, with the same filter, counts the same.
+    for threshold in ("300", "600", "1000"):
+        big, _ = pcap("--min-size", threshold)
+        assert len(big) == stat("--from", str(path), "--min-size", threshold)["records"]
+        assert all(record in records for record in big)
+    assert "shown" not in run("pcap", str(path)).stdout  # no filter, no such words
+
+
 def test_the_table_shows_each_group_and_a_caption() -> None:
     done = run("stat", "--from", str(ROOT / "fixtures/redis/redis.pcap"), "--top", "3")
     assert done.returncode == 0, done.stderr

@@ -1,4 +1,5 @@
-"""``--slow MS`` and ``--min-size BYTES``: which records ``stat`` and ``trace --records`` keep.
+"""``--slow MS`` and ``--min-size BYTES``: which records ``stat``, ``trace --records`` and
+``pcap`` keep.
 
 A record is slow when its latency (response time minus request time) is at
 least the threshold; a record without a latency (unanswered, one-way, a
@@ -14,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..flows import FlowRecord
-from ..parsers import Record
+from .flows import FlowRecord
+from .parsers import Record
 
 #: Nanoseconds in a millisecond (``--slow`` takes milliseconds).
 NS_PER_MS = 1_000_000
