@@ -26,7 +26,6 @@ from .errors import ConfigError, ExitCode, LibtraceError, error_line
 from .trace_session import compat_list  # noqa: F401  (benchmarks import it from here)
 
 if TYPE_CHECKING:
-    from .pcap.writer import PcapngWriter
     from .records import LiveRecord
     from .tracer.events import SocketEvent
 
@@ -272,7 +271,7 @@ def _trace(args: argparse.Namespace) -> int:
         # them at 80 columns there, and render each at a cost above the tracer's).
         table = not args.json
         if writer is not None:
-            batches = _written(batches, writer)
+            batches = writer.passing(batches)
         if pipeline is not None:
             events = (event for batch in batches for event in batch)
             records = trace_records(tracer, pipeline=pipeline, events=events)
@@ -322,13 +321,6 @@ def _trace(args: argparse.Namespace) -> int:
         )
     return ExitCode.OK
 
-
-def _written(batches: Iterator[list[SocketEvent]],
-             writer: PcapngWriter) -> Iterator[list[SocketEvent]]:  # fmt: skip
-    """The batches, each written to the pcapng (whole blocks, flushed) as it passes."""
-    for batch in batches:
-        writer.write(batch)
-        yield batch
 
 
 #: OSErrors that say a path given is unusable (exit 2); other OSErrors exit 1.

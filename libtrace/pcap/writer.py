@@ -46,7 +46,7 @@ import os
 import struct
 import zlib
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, BinaryIO, Protocol, TypeVar
 
@@ -210,6 +210,13 @@ class PcapngWriter:
         for event in events:
             self.feed(event)
         self.flush()
+
+    def passing(self, batches: Iterable[list[SocketEvent]]) -> Iterator[list[SocketEvent]]:
+        """``batches`` unchanged, each written (whole blocks, flushed) as it passes:
+        what a consumer of events or records puts between the tracer and itself."""
+        for batch in batches:
+            self.write(batch)
+            yield batch
 
     def feed(self, event: SocketEvent) -> None:
         """Take one event; its packets wait for :meth:`flush`."""

@@ -421,18 +421,14 @@ def trace_records(
     if pipeline is None:
         pipeline = RecordPipeline(protocols=protocols, containers=ContainerResolver())
     if events is None:
-        events = (event for batch in tracer.batches(duration)
-                  for event in _written(batch, writer))  # fmt: skip
-    elif writer is not None:
-        events = (event for event in events for event in _written([event], writer))
+        batches: Iterable[list[SocketEvent]] = tracer.batches(duration)
+        if writer is not None:
+            batches = writer.passing(batches)
+        events = (event for batch in batches for event in batch)
+    elif writer is not None:  # the caller's own events: each written as it passes
+        events = (event for batch in writer.passing([e] for e in events) for event in batch)
     for event in events:
         records = pipeline.feed(event)
         if records:
             yield from records
     yield from pipeline.flush()
-
-
-def _written(batch: list[SocketEvent], writer: PcapngWriter | None) -> list[SocketEvent]:
-    if writer is not None:
-        writer.write(batch)
-    return batch
