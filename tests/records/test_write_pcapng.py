@@ -175,6 +175,30 @@ def test_a_payload_cap_is_a_missing_segment_of_real_bytes(tmp_path: Path) -> Non
     assert all(len(p) <= SMALL_CAP for p in payloads)
 
 
+def test_the_library_writes_the_pcapng_of_its_records(tmp_path: Path) -> None:
+    """``Tracer.records(write=)``: the file, closed when the records end, holds the
+    records the iterator gave (the server's end: the connection is written once)."""
+    import threading
+
+    from libtrace import Tracer
+
+    path, port = tmp_path / "api.pcapng", REDIS_PORT + 1
+    cli = ["redis-cli", "-p", str(port)]
+    with redis_server(port), Tracer(ports=(port,), go_tls=False) as tracer:
+        def traffic() -> None:
+            for command in (["SET", "k", "v"], ["GET", "k"], ["INCR", "n"]):
+                subprocess.run([*cli, *command], check=True, capture_output=True, timeout=30)
+            tracer.stop()
+
+        threading.Timer(0.5, traffic).start()
+        live = [r.to_json() for r in tracer.records(write=path) if r.side == "server"]
+    written = [r.to_json() for r in analyze(str(path))]
+
+    commands = [r["request"]["command"] for r in live if r["request"]]
+    assert commands.count("SET") == commands.count("GET") == commands.count("INCR") == 1
+    assert sorted(map(protocol_key, written)) == sorted(map(protocol_key, live))
+
+
 @pytest.mark.go_toolchain
 def test_go_tls_plaintext_is_http2_for_tshark(tmp_path: Path) -> None:
     from tests.golang.conftest import go_binary, go_versions
