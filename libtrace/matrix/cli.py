@@ -166,13 +166,19 @@ def add_matrix_commands(commands: argparse._SubParsersAction) -> None:  # type: 
     report.set_defaults(handler=run_report)
 
 
-def print_report(report: Report, console: Console) -> None:
+def print_report(report: Report, console: Console | None = None) -> None:
     """The matrix on the console: one column per kernel, one row per capability
     (there are more capabilities than a terminal has room for as columns)."""
     from rich.table import Table
 
     from .capabilities import column_title
     from .layout import short_name
+
+    if console is None:
+        from rich.console import Console
+
+        # At least 160 columns (a pipe, a narrow terminal): a column per kernel.
+        console = Console(width=max(Console().width, 160))
 
     columns = report.columns()
     booted = [row for row in report.kernels if row.available]
@@ -248,7 +254,7 @@ def run_matrix(args: argparse.Namespace) -> int:
             progress.update(tasks[kernel], description=status)  # type: ignore[arg-type]
 
         report = sweep(options, update)
-    print_report(report, Console(width=max(Console().width, 160)))
+    print_report(report)
     console.print(
         f"report: {args.report / REPORT_JSON} (+ matrix.md, matrix.png, {REPORT_HTML}, "
         "junit-*.xml)"
@@ -257,18 +263,16 @@ def run_matrix(args: argparse.Namespace) -> int:
 
 
 def run_merge(args: argparse.Namespace) -> int:
-    from rich.console import Console
 
     report = Report.merge(args.dirs)
     writer = ReportWriter(args.merge_report, report)
     writer.finish()
-    print_report(report, Console(width=max(Console().width, 160)))
+    print_report(report)
     return _exit_code(report)
 
 
 def run_report(args: argparse.Namespace) -> int:
     """Render again; the exit code says, as the sweep's does, whether a cell went bad."""
-    from rich.console import Console
 
     from .compare import changes
 
@@ -276,7 +280,7 @@ def run_report(args: argparse.Namespace) -> int:
     # Read before anything is written: a bad --compare leaves the directory as it was.
     previous = Report.load_file(args.compare) if args.compare else None
     render(args.report_dir, report, previous, str(args.compare or ""))
-    print_report(report, Console(width=max(Console().width, 160)))
+    print_report(report)
     if previous is not None:
         diff = changes(previous, report)
         noun = "cell" if len(diff) == 1 else "cells"
