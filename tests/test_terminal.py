@@ -16,7 +16,6 @@ import pty
 import re
 import select
 import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from .records._live import redis_server
+from .services.conftest import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "libtrace.cli"]
@@ -90,11 +90,6 @@ def visible(sent: str) -> str:
     lines = ESCAPES.sub("", sent).split("\n")
     return "\n".join(line.rstrip("\r").rsplit("\r", 1)[-1] for line in lines)
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def redis_ping_set_get(port: int) -> Callable[[], None]:

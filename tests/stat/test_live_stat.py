@@ -8,7 +8,6 @@ from __future__ import annotations
 import http.client
 import json
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,6 +20,7 @@ import pytest
 from libtrace.services.record import _process, _wait_port
 
 from ..records._live import env, redis_server
+from ..services.conftest import free_port
 from ..tracing import wait_until_tracing
 
 CLI = [sys.executable, "-m", "libtrace.cli"]
@@ -32,11 +32,6 @@ FAST, SLOW, PAGES = 20, 4, 10
 #: The static page's size: records of it are the only ones past MIN_SIZE bytes.
 PAGE_BYTES, MIN_SIZE = 6000, 3000
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def start(*args: str) -> subprocess.Popen[str]:
