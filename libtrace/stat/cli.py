@@ -74,10 +74,11 @@ def add_stat_command(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Aggregate the records of a live trace or of ``args.source``; print the rows."""
-    live_only = [f"--by {name}" for name in args.by if name in LIVE_ONLY]
-    if args.source is not None and live_only + given_tracer_options(args):
-        flags = ", ".join(live_only + given_tracer_options(args))
-        raise ConfigError(f"{flags}: only for a live trace, not with --from")
+    if args.source is not None:
+        live_only = [f"--by {name}" for name in args.by if name in LIVE_ONLY]
+        flags = live_only + given_tracer_options(args)
+        if flags:
+            raise ConfigError(f"{', '.join(flags)}: only for a live trace, not with --from")
     aggregator = Aggregator(by=args.by)
     if args.source is not None:
         return _offline(args, aggregator)
