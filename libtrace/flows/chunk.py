@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..frozen import hand_init
+
 
 @dataclass(frozen=True, slots=True)
 class Chunk:
@@ -12,3 +14,12 @@ class Chunk:
     ts_ns: int
     data: bytes = b""
     gap: int = 0
+
+    def __init__(self, ts_ns: int, data: bytes = b"", gap: int = 0) -> None:
+        # By hand, for speed once compiled: see libtrace/frozen.py.
+        self.ts_ns = ts_ns  # type: ignore[misc]
+        self.data = data  # type: ignore[misc]
+        self.gap = gap  # type: ignore[misc]
+
+
+hand_init(Chunk)

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ..frozen import hand_init
 from ..parsers import (
     PARSERS,
     SPECS,
@@ -53,6 +54,12 @@ class FlowRecord:
     client: str | None
     server: str | None
 
+    def __init__(self, exchange: Record, client: str | None, server: str | None) -> None:
+        # By hand, for speed once compiled: see libtrace/frozen.py.
+        self.exchange = exchange  # type: ignore[misc]
+        self.client = client  # type: ignore[misc]
+        self.server = server  # type: ignore[misc]
+
     @property
     def protocol(self) -> str:
         return self.exchange.protocol
@@ -62,6 +69,8 @@ class FlowRecord:
         ``headers``, HTTP messages list their headers, secrets redacted)."""
         return self.exchange.to_dict(self.client, self.server, headers=headers)
 
+
+hand_init(FlowRecord)
 
 #: Bytes kept per sender while the protocol is undecided; past this the connection is unknown.
 MAX_UNDECIDED_BYTES = 64 * 1024

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from ..frozen import hand_init
 from ..tracer.events import Direction, SocketEvent
 
 #: Early chunks held back per stream while waiting for the missing bytes
@@ -31,11 +32,25 @@ class StreamChunk:
     gap: int = 0  #: bytes missing right before this chunk
     event: SocketEvent | None = None  #: the event the bytes came from
 
+    def __init__(
+        self, key: tuple[int, int, Direction], offset: int, data: bytes, gap: int = 0,
+        event: SocketEvent | None = None,
+    ) -> None:  # fmt: skip
+        # By hand, for speed once compiled: see libtrace/frozen.py.
+        self.key = key  # type: ignore[misc]
+        self.offset = offset  # type: ignore[misc]
+        self.data = data  # type: ignore[misc]
+        self.gap = gap  # type: ignore[misc]
+        self.event = event  # type: ignore[misc]
+
     @property
     def ts_ns(self) -> int:
         """When its event was seen (0 for none): with ``data`` and ``gap``, what a
         :class:`~libtrace.flows.Conversation` takes of a chunk."""
         return self.event.ts_ns if self.event is not None else 0
+
+
+hand_init(StreamChunk)
 
 
 @dataclass(slots=True)

@@ -25,6 +25,7 @@ from typing import Any, ClassVar, Final
 
 from mypy_extensions import mypyc_attr
 
+from ..frozen import hand_init
 from ._errors import MalformedError
 from ._limits import MAX_FIELD_CHARS
 
@@ -235,6 +236,18 @@ class Record:
     request: Message | None = None
     response: Message | None = None
 
+    def __init__(
+        self, *, protocol: str, ts_ns: int, latency_ns: int | None, status: Status,
+        request: Message | None = None, response: Message | None = None,
+    ) -> None:  # fmt: skip
+        # By hand, for speed once compiled: see libtrace/frozen.py.
+        self.protocol = protocol  # type: ignore[misc]
+        self.ts_ns = ts_ns  # type: ignore[misc]
+        self.latency_ns = latency_ns  # type: ignore[misc]
+        self.status = status  # type: ignore[misc]
+        self.request = request  # type: ignore[misc]
+        self.response = response  # type: ignore[misc]
+
     def to_dict(
         self, client: str | None = None, server: str | None = None, *, headers: bool = False
     ) -> dict[str, Any]:
@@ -261,3 +274,6 @@ def _message_json(message: Message | None, headers: bool) -> dict[str, Any] | No
     if pairs is not None:
         out["headers"] = [[name, value] for name, value in pairs]
     return out
+
+
+hand_init(Record)

@@ -24,6 +24,7 @@ from typing import NamedTuple
 
 from mypy_extensions import mypyc_attr
 
+from ..frozen import hand_init
 from ._base import Side, StreamParser, Transport
 from ._errors import LimitExceededError, MalformedError
 from ._events import Direction, Message, Status, clip
@@ -90,6 +91,22 @@ class RedisRequest(Message):
     #: False where CLIENT REPLY OFF or SKIP silenced the server's answer
     reply: bool = True
 
+    def __init__(
+        self, *, ts_ns: int, size: int = 0, errors: tuple[str, ...] = (), _parsed: bool = False,
+        command: str, args: tuple[str, ...] = (), arg_count: int = 0, inline: bool = False,
+        reply: bool = True,
+    ) -> None:  # fmt: skip
+        # By hand, for speed once compiled: see libtrace/frozen.py.
+        self.ts_ns = ts_ns  # type: ignore[misc]
+        self.size = size  # type: ignore[misc]
+        self.errors = errors  # type: ignore[misc]
+        self.command = command  # type: ignore[misc]
+        self.args = args  # type: ignore[misc]
+        self.arg_count = arg_count  # type: ignore[misc]
+        self.inline = inline  # type: ignore[misc]
+        self.reply = reply  # type: ignore[misc]
+        self.__post_init__(_parsed)
+
     @property
     def expects_response(self) -> bool:
         return self.reply
@@ -113,6 +130,22 @@ class RedisResponse(Message):
     length: int | None = None
     push: bool = False
 
+    def __init__(
+        self, *, ts_ns: int, size: int = 0, errors: tuple[str, ...] = (), _parsed: bool = False,
+        type: str, error: str | None = None, value: str | None = None,
+        length: int | None = None, push: bool = False,
+    ) -> None:  # fmt: skip
+        # By hand, for speed once compiled: see libtrace/frozen.py.
+        self.ts_ns = ts_ns  # type: ignore[misc]
+        self.size = size  # type: ignore[misc]
+        self.errors = errors  # type: ignore[misc]
+        self.type = type  # type: ignore[misc]
+        self.error = error  # type: ignore[misc]
+        self.value = value  # type: ignore[misc]
+        self.length = length  # type: ignore[misc]
+        self.push = push  # type: ignore[misc]
+        self.__post_init__(_parsed)
+
     @property
     def expects_response(self) -> bool:
         return not self.push
@@ -124,6 +157,8 @@ class RedisResponse(Message):
         prefix = self.error.split(" ", 1)[0]
         return Status.CLIENT_ERROR if prefix in CLIENT_ERROR_PREFIXES else Status.SERVER_ERROR
 
+
+hand_init(RedisRequest, RedisResponse)
 
 #: The kinds whose line is a byte length (the bytes follow), and all those
 #: whose line is a count (of bytes, or of the elements that follow).

@@ -49,6 +49,7 @@ from ..flows import (
     StreamChunk,
     StreamReassembler,
 )
+from ..frozen import hand_init
 from ..parsers import PARSERS, Record
 from ..parsers.pairing import DEFAULT_TIMEOUT_NS
 from ..parsers.redaction import Redaction
@@ -102,6 +103,20 @@ class LiveRecord(FlowRecord):
     tls: bool  #: from the Go TLS uprobes (plaintext), not the socket's bytes
     container: Container | None
 
+    def __init__(
+        self, exchange: Record, client: str | None, server: str | None, pid: int, comm: str,
+        side: str, tls: bool, container: Container | None,
+    ) -> None:  # fmt: skip
+        # By hand, for speed once compiled: see libtrace/frozen.py.
+        self.exchange = exchange  # type: ignore[misc]
+        self.client = client  # type: ignore[misc]
+        self.server = server  # type: ignore[misc]
+        self.pid = pid  # type: ignore[misc]
+        self.comm = comm  # type: ignore[misc]
+        self.side = side  # type: ignore[misc]
+        self.tls = tls  # type: ignore[misc]
+        self.container = container  # type: ignore[misc]
+
     def to_json(self, *, headers: bool = False) -> dict[str, Any]:
         """The ``libtrace pcap --json`` object plus ``pid``, ``comm``, ``side``,
         ``tls`` and ``container`` (the ``trace --records --json`` contract)."""
@@ -109,6 +124,9 @@ class LiveRecord(FlowRecord):
         out["pid"], out["comm"], out["side"], out["tls"] = self.pid, self.comm, self.side, self.tls
         out["container"] = self.container.to_dict() if self.container is not None else None
         return out
+
+
+hand_init(LiveRecord)
 
 
 @dataclass(slots=True)

@@ -1,0 +1,95 @@
+"""The frozen dataclasses whose ``__init__`` is written by hand (libtrace/frozen.py).
+
+Run on the pure modules, these check the ``__init__`` that ``hand_init`` puts
+back; run by tests/test_compiled.py on the installed wheel, the hand-written
+ones that mypyc compiled: in both, every field gets the value given for it
+(by keyword and, where the class allows, by position), the defaults are the
+dataclass's, a message built unparsed is validated, and the instance stays
+frozen, equal and hashable by value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+
+from libtrace.errors import ProtocolError
+from libtrace.flows import Chunk, FlowRecord
+from libtrace.flows.offsets import StreamChunk
+from libtrace.frozen import HAND_INIT
+from libtrace.parsers import Record
+from libtrace.parsers._events import Message, Status
+from libtrace.parsers._redis import RedisRequest, RedisResponse
+from libtrace.records import Container, LiveRecord
+from libtrace.tracer.events import Direction
+
+_REQUEST = RedisRequest(ts_ns=5, size=14, command="GET", args=("k",), arg_count=1, _parsed=True)
+_RECORD = Record(protocol="redis", ts_ns=5, latency_ns=7, status=Status.OK, request=_REQUEST)
+#: A value for every field of each class, none equal to its default.
+SAMPLES: dict[type, dict[str, Any]] = {
+    Chunk: {"ts_ns": 3, "data": b"ab", "gap": 4},
+    StreamChunk: {"key": (1, 2, Direction.EGRESS), "offset": 9, "data": b"x", "gap": 2,
+                  "event": None},
+    Record: {"protocol": "redis", "ts_ns": 1, "latency_ns": 2, "status": Status.SERVER_ERROR,
+             "request": _REQUEST, "response": _REQUEST},
+    FlowRecord: {"exchange": _RECORD, "client": "1.2.3.4:5", "server": "6.7.8.9:10"},
+    LiveRecord: {"exchange": _RECORD, "client": "c:1", "server": "s:2", "pid": 7, "comm": "redis",
+                 "side": "server", "tls": True, "container": Container("f" * 64, "n", "i")},
+    RedisRequest: {"ts_ns": 1, "size": 2, "errors": ("cut",), "command": "SET",
+                   "args": ("a", "b"), "arg_count": 2, "inline": True, "reply": False},
+    RedisResponse: {"ts_ns": 1, "size": 2, "errors": ("cut",), "type": "error", "error": "ERR x",
+                    "value": "v", "length": 3, "push": True},
+}  # fmt: skip
+
+
+def _build(cls: type, values: dict[str, Any]) -> Any:
+    extra = {"_parsed": True} if issubclass(cls, Message) else {}
+    return cls(**values, **extra)
+
+
+def test_every_hand_init_class_has_a_sample_of_every_field() -> None:
+    assert set(HAND_INIT) == set(SAMPLES)
+    for cls, values in SAMPLES.items():
+        assert set(values) == {field.name for field in dataclasses.fields(cls)}, cls
+
+
+@pytest.mark.parametrize("cls", SAMPLES, ids=lambda cls: cls.__name__)
+def test_each_field_gets_its_value(cls: type) -> None:
+    values = SAMPLES[cls]
+    made = _build(cls, values)
+    assert {name: getattr(made, name) for name in values} == values
+    if not any(field.kw_only for field in dataclasses.fields(cls)):
+        by_position = cls(*values.values())
+        assert by_position == made
+        assert hash(by_position) == hash(made)
+
+
+@pytest.mark.parametrize("cls", SAMPLES, ids=lambda cls: cls.__name__)
+def test_defaults_are_the_dataclass_ones(cls: type) -> None:
+    fields = dataclasses.fields(cls)
+    defaulted = {f.name for f in fields if f.default is not dataclasses.MISSING}
+    made = _build(cls, {k: v for k, v in SAMPLES[cls].items() if k not in defaulted})
+    for field in fields:
+        if field.name in defaulted:
+            assert getattr(made, field.name) == field.default, field.name
+
+
+@pytest.mark.parametrize("cls", SAMPLES, ids=lambda cls: cls.__name__)
+def test_instances_stay_frozen(cls: type) -> None:
+    values = SAMPLES[cls]
+    made = _build(cls, values)
+    name, value = next(iter(values.items()))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(made, name, value)
+    changed = dataclasses.replace(made, **{name: 1000 if isinstance(value, int) else value})
+    assert getattr(changed, name) == (1000 if isinstance(value, int) else value)
+    assert (changed == made) == (not isinstance(value, int))
+
+
+@pytest.mark.parametrize("cls", [RedisRequest, RedisResponse], ids=lambda cls: cls.__name__)
+def test_a_message_built_unparsed_is_validated(cls: type) -> None:
+    with pytest.raises(ProtocolError):
+        cls(**{**SAMPLES[cls], "ts_ns": -1})
+    assert cls(**SAMPLES[cls]).ts_ns == 1
