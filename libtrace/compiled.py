@@ -50,6 +50,7 @@ MODULES: Final = (
     "libtrace.parsers._redis",
     "libtrace.parsers.inference",
     "libtrace.parsers.pairing",
+    "libtrace.flows.budget",
     "libtrace.flows.chunk",
     "libtrace.flows.conversation",
     "libtrace.flows.offsets",

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import TypeVar
 
 #: Bytes all connections of a front-end may buffer: small machines first.
 DEFAULT_BUDGET_BYTES = 64 * 1024 * 1024
@@ -30,8 +30,11 @@ T = TypeVar("T")
 
 
 @dataclass(slots=True)
-class MemoryBudget(Generic[T]):
+class MemoryBudget:
     """The budget, its bookkeeping and its counters.
+
+    (Generic in :meth:`over` only: mypyc, which compiles this module, cannot
+    build a generic dataclass.)
 
     Attributes:
         limit_bytes: what all connections may hold at once.

@@ -132,6 +132,8 @@ class Conversation:
     _kept_eof: set[Endpoint] = field(init=False, default_factory=set)
     _eof_sent: set[Endpoint] = field(init=False, default_factory=set)
     _tries: int = field(init=False, default=0)
+    _ends: tuple[str, str] | None = field(init=False, default=None)
+    _ends_of: Endpoint | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self._started = self.client is not None
@@ -221,7 +223,13 @@ class Conversation:
     def endpoints(self) -> tuple[str, str]:
         """The client's and the server's ``address:port`` (``a`` is the client while
         no side is known)."""
-        return endpoint_text(self.client or self.a), endpoint_text(self.server)
+        if self.client is None:
+            return endpoint_text(self.a), endpoint_text(self.server)
+        # Made once per client: every record of the connection asks.
+        if self._ends is None or self._ends_of != self.client:
+            self._ends = endpoint_text(self.client), endpoint_text(self.server)
+            self._ends_of = self.client
+        return self._ends
 
     def flow_records(self, records: list[Record]) -> list[FlowRecord]:
         """The records with this connection's endpoints."""

@@ -101,7 +101,7 @@ class PcapAnalyzer:
     ) -> None:  # fmt: skip
         self.timeout_ns = timeout_ns
         #: what all flows' parsers may buffer at once (see libtrace.flows.budget)
-        self.budget: MemoryBudget[_Flow] = MemoryBudget(budget_bytes)
+        self.budget = MemoryBudget(budget_bytes)
         #: the secrets taken out of records (default on; ``Redaction.off()`` keeps them)
         self.redaction = redaction if redaction is not None else Redaction()
         self._flows: dict[tuple[str, Endpoint, Endpoint], _Flow] = {}

@@ -53,7 +53,7 @@ from ..frozen import hand_init
 from ..parsers import PARSERS, Record
 from ..parsers.pairing import DEFAULT_TIMEOUT_NS
 from ..parsers.redaction import Redaction
-from ..tracer.events import Direction, EventType, SocketEvent
+from ..tracer.events import TLS_BIT, Direction, EventType, SocketEvent
 from .containers import Container, ContainerResolver
 
 if TYPE_CHECKING:
@@ -195,7 +195,7 @@ class RecordPipeline:
         self.idle_timeout_ns = idle_timeout_ns
         self.udp_idle_timeout_ns = udp_idle_timeout_ns
         self.redaction = redaction if redaction is not None else Redaction()
-        self.budget: MemoryBudget[_Connection] = MemoryBudget(budget_bytes)
+        self.budget = MemoryBudget(budget_bytes)
         self._stats = PipelineStats()
         self._conns: dict[ConnKey, _Connection] = {}
         #: (pid, fd) → keys of its connections (socket and TLS streams, UDP peers)
@@ -282,7 +282,9 @@ class RecordPipeline:
             return []  # identity unknown (no-BTF socket gone before /proc was read)
         udp = event.l4 == "udp"
         remote = (event.raddr, event.rport)
-        tls = event.tls
+        # SocketEvent.tls, inline: the event class is not compiled, so its
+        # property is an interpreted call per event.
+        tls = int(event.flags) & TLS_BIT != 0
         key: ConnKey = (event.pid, event.fd, tls, remote if udp else None)
         conn = self._conns.get(key)
         out: list[LiveRecord] = []

@@ -72,7 +72,8 @@ def format_address(family: int, raw: bytes) -> str:
     return ""
 
 
-_TLS_FLAG: Final = int(EventFlag.TLS)
+#: EventFlag.TLS as a plain int, for a test without IntFlag's Python-level ``&``.
+TLS_BIT: Final = int(EventFlag.TLS)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -124,7 +125,7 @@ class SocketEvent:
         """True for TLS plaintext (Go uprobes); its stream is apart from the socket's."""
         # int's own ``&``: IntFlag's is a Python-level method that builds a
         # new flag, a tenth of a record pipeline's time per event.
-        return int.__and__(self.flags, _TLS_FLAG) != 0
+        return int.__and__(self.flags, TLS_BIT) != 0
 
     def to_json(self) -> dict[str, Any]:
         """The ``libtrace trace --json`` form of this event."""
