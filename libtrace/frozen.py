@@ -7,9 +7,10 @@ for a frozen class, stores every field through ``object.__setattr__``, about
 0.07 us for an ``__init__`` of the class's own, whose ``self.field = value``
 mypyc turns into direct slot writes.  Each record is made of six such objects
 (two chunks, a request, a response, the record and its live form), whose
-constructors were a third of the records pipeline; those classes write their
-``__init__`` by hand, storing each parameter in the field of its name and
-nothing else, and pass themselves to :func:`hand_init`.
+constructors were a third of the records pipeline; so the flow chunks, the
+records and every protocol's messages write their ``__init__`` by hand,
+storing each parameter in the field of its name and nothing else (a message
+then runs its ``__post_init__``), and pass themselves to :func:`hand_init`.
 
 Interpreted (a source checkout, a wheel built without mypyc), those stores
 would meet the frozen class's ``__setattr__``, which refuses them: there

@@ -25,6 +25,7 @@ import dns.rdataclass
 import dns.rdatatype
 from mypy_extensions import mypyc_attr
 
+from ..frozen import hand_init
 from ._base import Side, StreamParser, Transport
 from ._errors import MalformedError, TruncatedError
 from ._events import Direction, Message, Status, clip
@@ -54,6 +55,20 @@ class DnsQuery(Message):
     name: str | None
     qtype: str | None
     opcode: str = "QUERY"
+
+    def __init__(
+        self, *, ts_ns: int, size: int = 0, errors: tuple[str, ...] = (), _parsed: bool = False,
+        id: int, name: str | None, qtype: str | None, opcode: str = "QUERY",
+    ) -> None:  # fmt: skip
+        # By hand, for speed once compiled: see libtrace/frozen.py.
+        self.ts_ns = ts_ns  # type: ignore[misc]
+        self.size = size  # type: ignore[misc]
+        self.errors = errors  # type: ignore[misc]
+        self.id = id  # type: ignore[misc]
+        self.name = name  # type: ignore[misc]
+        self.qtype = qtype  # type: ignore[misc]
+        self.opcode = opcode  # type: ignore[misc]
+        self.__post_init__(_parsed)
 
     @property
     def key(self) -> _Key:
@@ -90,6 +105,23 @@ class DnsResponse(Message):
     answers: tuple[dict[str, Any], ...] = ()
     truncated: bool = False
 
+    def __init__(
+        self, *, ts_ns: int, size: int = 0, errors: tuple[str, ...] = (), _parsed: bool = False,
+        id: int, name: str | None, qtype: str | None, rcode: str,
+        answers: tuple[dict[str, Any], ...] = (), truncated: bool = False,
+    ) -> None:  # fmt: skip
+        # By hand, for speed once compiled: see libtrace/frozen.py.
+        self.ts_ns = ts_ns  # type: ignore[misc]
+        self.size = size  # type: ignore[misc]
+        self.errors = errors  # type: ignore[misc]
+        self.id = id  # type: ignore[misc]
+        self.name = name  # type: ignore[misc]
+        self.qtype = qtype  # type: ignore[misc]
+        self.rcode = rcode  # type: ignore[misc]
+        self.answers = answers  # type: ignore[misc]
+        self.truncated = truncated  # type: ignore[misc]
+        self.__post_init__(_parsed)
+
     @property
     def key(self) -> _Key:
         return _pairing_key(self.id, self.name, self.qtype)
@@ -104,6 +136,9 @@ class DnsResponse(Message):
         if self.rcode == "NOERROR":
             return Status.OK
         return Status.CLIENT_ERROR if self.rcode in CLIENT_ERROR_RCODES else Status.SERVER_ERROR
+
+
+hand_init(DnsQuery, DnsResponse)
 
 
 #: The fewest bytes a question (the root name, type, class) and a resource

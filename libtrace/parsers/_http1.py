@@ -23,6 +23,7 @@ from typing import Any
 
 from mypy_extensions import mypyc_attr
 
+from ..frozen import hand_init
 from ._base import SKIP_TO_EOF, Side, StreamParser, Transport
 from ._errors import LimitExceededError, MalformedError
 from ._events import NEED_DATA, Direction, Event, Message, Status, _NeedData, clip
@@ -136,6 +137,23 @@ class Http1Request(Message):
     body_size: int = 0
     headers: Headers = ()
 
+    def __init__(
+        self, *, ts_ns: int, size: int = 0, errors: tuple[str, ...] = (), _parsed: bool = False,
+        method: str, path: str, version: str, host: str | None = None, body_size: int = 0,
+        headers: Headers = (),
+    ) -> None:  # fmt: skip
+        # By hand, for speed once compiled: see libtrace/frozen.py.
+        self.ts_ns = ts_ns  # type: ignore[misc]
+        self.size = size  # type: ignore[misc]
+        self.errors = errors  # type: ignore[misc]
+        self.method = method  # type: ignore[misc]
+        self.path = path  # type: ignore[misc]
+        self.version = version  # type: ignore[misc]
+        self.host = host  # type: ignore[misc]
+        self.body_size = body_size  # type: ignore[misc]
+        self.headers = headers  # type: ignore[misc]
+        self.__post_init__(_parsed)
+
     @property
     def trace_context(self) -> dict[str, str]:
         """``traceparent``, ``tracestate``, B3 and ``x-request-id`` headers, if sent."""
@@ -172,6 +190,23 @@ class Http1Response(Message):
     body_size: int = 0
     headers: Headers = ()
 
+    def __init__(
+        self, *, ts_ns: int, size: int = 0, errors: tuple[str, ...] = (), _parsed: bool = False,
+        status: int, version: str, reason: str = "", content_type: str | None = None,
+        body_size: int = 0, headers: Headers = (),
+    ) -> None:  # fmt: skip
+        # By hand, for speed once compiled: see libtrace/frozen.py.
+        self.ts_ns = ts_ns  # type: ignore[misc]
+        self.size = size  # type: ignore[misc]
+        self.errors = errors  # type: ignore[misc]
+        self.status = status  # type: ignore[misc]
+        self.version = version  # type: ignore[misc]
+        self.reason = reason  # type: ignore[misc]
+        self.content_type = content_type  # type: ignore[misc]
+        self.body_size = body_size  # type: ignore[misc]
+        self.headers = headers  # type: ignore[misc]
+        self.__post_init__(_parsed)
+
     def _validate(self) -> None:
         if not 100 <= self.status <= 599:
             raise MalformedError(f"invalid status {self.status}")
@@ -179,6 +214,9 @@ class Http1Response(Message):
     @property
     def outcome(self) -> Status:
         return http_status(self.status)
+
+
+hand_init(Http1Request, Http1Response)
 
 
 def http_status(code: int) -> Status:

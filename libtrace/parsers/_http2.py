@@ -32,6 +32,7 @@ from hyperframe.frame import (
 )
 from mypy_extensions import mypyc_attr
 
+from ..frozen import hand_init
 from ._base import Side, StreamParser, Transport
 from ._errors import LimitExceededError, MalformedError
 from ._events import Direction, Message, Status, clip
@@ -78,6 +79,24 @@ class Http2Request(Message):
     content_type: str | None = None
     headers: Headers = ()
 
+    def __init__(
+        self, *, ts_ns: int, size: int = 0, errors: tuple[str, ...] = (), _parsed: bool = False,
+        stream_id: int, method: str | None, path: str | None, authority: str | None = None,
+        scheme: str | None = None, content_type: str | None = None, headers: Headers = (),
+    ) -> None:  # fmt: skip
+        # By hand, for speed once compiled: see libtrace/frozen.py.
+        self.ts_ns = ts_ns  # type: ignore[misc]
+        self.size = size  # type: ignore[misc]
+        self.errors = errors  # type: ignore[misc]
+        self.stream_id = stream_id  # type: ignore[misc]
+        self.method = method  # type: ignore[misc]
+        self.path = path  # type: ignore[misc]
+        self.authority = authority  # type: ignore[misc]
+        self.scheme = scheme  # type: ignore[misc]
+        self.content_type = content_type  # type: ignore[misc]
+        self.headers = headers  # type: ignore[misc]
+        self.__post_init__(_parsed)
+
     @property
     def trace_context(self) -> dict[str, str]:
         """``traceparent``, ``tracestate``, B3 and ``x-request-id`` headers, if sent."""
@@ -116,6 +135,26 @@ class Http2Response(Message):
     reset_code: int | None = None
     headers: Headers = ()
 
+    def __init__(
+        self, *, ts_ns: int, size: int = 0, errors: tuple[str, ...] = (), _parsed: bool = False,
+        stream_id: int, status: int | None, grpc_status: int | None = None,
+        grpc_message: str | None = None, content_type: str | None = None, body_size: int = 0,
+        reset_code: int | None = None, headers: Headers = (),
+    ) -> None:  # fmt: skip
+        # By hand, for speed once compiled: see libtrace/frozen.py.
+        self.ts_ns = ts_ns  # type: ignore[misc]
+        self.size = size  # type: ignore[misc]
+        self.errors = errors  # type: ignore[misc]
+        self.stream_id = stream_id  # type: ignore[misc]
+        self.status = status  # type: ignore[misc]
+        self.grpc_status = grpc_status  # type: ignore[misc]
+        self.grpc_message = grpc_message  # type: ignore[misc]
+        self.content_type = content_type  # type: ignore[misc]
+        self.body_size = body_size  # type: ignore[misc]
+        self.reset_code = reset_code  # type: ignore[misc]
+        self.headers = headers  # type: ignore[misc]
+        self.__post_init__(_parsed)
+
     @property
     def key(self) -> int:
         return self.stream_id
@@ -128,6 +167,9 @@ class Http2Response(Message):
         if self.status is not None:
             return http_status(self.status)
         return Status.SERVER_ERROR if self.reset_code else Status.UNKNOWN
+
+
+hand_init(Http2Request, Http2Response)
 
 
 @dataclass(slots=True)

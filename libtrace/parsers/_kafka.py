@@ -34,6 +34,7 @@ from typing import NamedTuple
 
 from mypy_extensions import mypyc_attr
 
+from ..frozen import hand_init
 from ._base import Side, StreamParser, Transport
 from ._cursor import Cursor
 from ._enums import open_enum
@@ -400,6 +401,23 @@ class KafkaRequest(Message):
     #: Produce only: 0 means no response will come
     acks: int | None = None
 
+    def __init__(
+        self, *, ts_ns: int, size: int = 0, errors: tuple[str, ...] = (), _parsed: bool = False,
+        api: ApiKey, api_version: int, correlation_id: int, client_id: str | None = None,
+        topics: tuple[str, ...] = (), acks: int | None = None,
+    ) -> None:  # fmt: skip
+        # By hand, for speed once compiled: see libtrace/frozen.py.
+        self.ts_ns = ts_ns  # type: ignore[misc]
+        self.size = size  # type: ignore[misc]
+        self.errors = errors  # type: ignore[misc]
+        self.api = api  # type: ignore[misc]
+        self.api_version = api_version  # type: ignore[misc]
+        self.correlation_id = correlation_id  # type: ignore[misc]
+        self.client_id = client_id  # type: ignore[misc]
+        self.topics = topics  # type: ignore[misc]
+        self.acks = acks  # type: ignore[misc]
+        self.__post_init__(_parsed)
+
     @property
     def key(self) -> Hashable:
         return self.correlation_id
@@ -426,6 +444,21 @@ class KafkaResponse(Message):
     api_version: int | None = None
     error_code: int | None = None
 
+    def __init__(
+        self, *, ts_ns: int, size: int = 0, errors: tuple[str, ...] = (), _parsed: bool = False,
+        correlation_id: int, api: ApiKey | None = None, api_version: int | None = None,
+        error_code: int | None = None,
+    ) -> None:  # fmt: skip
+        # By hand, for speed once compiled: see libtrace/frozen.py.
+        self.ts_ns = ts_ns  # type: ignore[misc]
+        self.size = size  # type: ignore[misc]
+        self.errors = errors  # type: ignore[misc]
+        self.correlation_id = correlation_id  # type: ignore[misc]
+        self.api = api  # type: ignore[misc]
+        self.api_version = api_version  # type: ignore[misc]
+        self.error_code = error_code  # type: ignore[misc]
+        self.__post_init__(_parsed)
+
     @property
     def key(self) -> Hashable:
         return self.correlation_id
@@ -435,6 +468,9 @@ class KafkaResponse(Message):
         if not self.error_code:
             return Status.OK
         return Status.SERVER_ERROR if self.error_code in SERVER_ERRORS else Status.CLIENT_ERROR
+
+
+hand_init(KafkaRequest, KafkaResponse)
 
 
 def _cut(exc: Exception, complete: bool) -> str:

@@ -37,6 +37,7 @@ from typing import NamedTuple
 
 from mypy_extensions import mypyc_attr
 
+from ..frozen import hand_init
 from ._base import Side, StreamParser, Transport
 from ._cursor import Cursor
 from ._enums import open_enum
@@ -123,6 +124,29 @@ class MqttRequest(Message):
     retain: bool = False
     payload_size: int | None = None
 
+    def __init__(
+        self, *, ts_ns: int, size: int = 0, errors: tuple[str, ...] = (), _parsed: bool = False,
+        packet_type: PacketType, sender: str = "client", packet_id: int | None = None,
+        topic: str | None = None, qos: int | None = None, client_id: str | None = None,
+        topics: tuple[str, ...] = (), protocol_level: int | None = None, retain: bool = False,
+        payload_size: int | None = None,
+    ) -> None:  # fmt: skip
+        # By hand, for speed once compiled: see libtrace/frozen.py.
+        self.ts_ns = ts_ns  # type: ignore[misc]
+        self.size = size  # type: ignore[misc]
+        self.errors = errors  # type: ignore[misc]
+        self.packet_type = packet_type  # type: ignore[misc]
+        self.sender = sender  # type: ignore[misc]
+        self.packet_id = packet_id  # type: ignore[misc]
+        self.topic = topic  # type: ignore[misc]
+        self.qos = qos  # type: ignore[misc]
+        self.client_id = client_id  # type: ignore[misc]
+        self.topics = topics  # type: ignore[misc]
+        self.protocol_level = protocol_level  # type: ignore[misc]
+        self.retain = retain  # type: ignore[misc]
+        self.payload_size = payload_size  # type: ignore[misc]
+        self.__post_init__(_parsed)
+
     @property
     def key(self) -> Hashable | None:
         t = self.packet_type
@@ -166,6 +190,25 @@ class MqttResponse(Message):
     #: whether the connection speaks MQTT 5 (reason codes are v5 codes)
     v5: bool = False
 
+    def __init__(
+        self, *, ts_ns: int, size: int = 0, errors: tuple[str, ...] = (), _parsed: bool = False,
+        packet_type: PacketType, sender: str = "server", packet_id: int | None = None,
+        return_code: int | None = None, return_codes: tuple[int, ...] = (),
+        session_present: bool | None = None, v5: bool = False,
+    ) -> None:  # fmt: skip
+        # By hand, for speed once compiled: see libtrace/frozen.py.
+        self.ts_ns = ts_ns  # type: ignore[misc]
+        self.size = size  # type: ignore[misc]
+        self.errors = errors  # type: ignore[misc]
+        self.packet_type = packet_type  # type: ignore[misc]
+        self.sender = sender  # type: ignore[misc]
+        self.packet_id = packet_id  # type: ignore[misc]
+        self.return_code = return_code  # type: ignore[misc]
+        self.return_codes = return_codes  # type: ignore[misc]
+        self.session_present = session_present  # type: ignore[misc]
+        self.v5 = v5  # type: ignore[misc]
+        self.__post_init__(_parsed)
+
     @property
     def key(self) -> Hashable | None:
         t = self.packet_type
@@ -190,6 +233,9 @@ class MqttResponse(Message):
         if code < 0x80:
             return Status.OK  # v5 successes (granted QoS 1/2, "no subscription existed")
         return Status.SERVER_ERROR if code in V5_SERVER_REASONS else Status.CLIENT_ERROR
+
+
+hand_init(MqttRequest, MqttResponse)
 
 
 class FixedHeader(NamedTuple):

@@ -52,6 +52,7 @@ from typing import Any
 
 from mypy_extensions import mypyc_attr
 
+from ..frozen import hand_init
 from ._base import SKIP_TO_EOF, Side, StreamParser, Transport
 from ._cursor import Cursor
 from ._enums import open_enum
@@ -182,6 +183,24 @@ class MysqlRequest(Message):
     #: in the record an ``attributes`` object, present only when there are some
     attributes: tuple[tuple[str, AttributeValue], ...] = ()
 
+    def __init__(
+        self, *, ts_ns: int, size: int = 0, errors: tuple[str, ...] = (), _parsed: bool = False,
+        command: Command, query: str | None = None, statement_id: int | None = None,
+        database: str | None = None, user: str | None = None,
+        attributes: tuple[tuple[str, AttributeValue], ...] = (),
+    ) -> None:  # fmt: skip
+        # By hand, for speed once compiled: see libtrace/frozen.py.
+        self.ts_ns = ts_ns  # type: ignore[misc]
+        self.size = size  # type: ignore[misc]
+        self.errors = errors  # type: ignore[misc]
+        self.command = command  # type: ignore[misc]
+        self.query = query  # type: ignore[misc]
+        self.statement_id = statement_id  # type: ignore[misc]
+        self.database = database  # type: ignore[misc]
+        self.user = user  # type: ignore[misc]
+        self.attributes = attributes  # type: ignore[misc]
+        self.__post_init__(_parsed)
+
     @property
     def expects_response(self) -> bool:
         return self.command not in NO_RESPONSE
@@ -220,6 +239,33 @@ class MysqlResponse(Message):
     server_version: str | None = None
     info: str | None = None
 
+    def __init__(
+        self, *, ts_ns: int, size: int = 0, errors: tuple[str, ...] = (), _parsed: bool = False,
+        kind: str, error_code: int | None = None, error_message: str | None = None,
+        sql_state: str | None = None, affected_rows: int | None = None,
+        last_insert_id: int | None = None, rows: int | None = None, columns: int | None = None,
+        warnings: int | None = None, statement_id: int | None = None, params: int | None = None,
+        server_version: str | None = None, info: str | None = None,
+    ) -> None:  # fmt: skip
+        # By hand, for speed once compiled: see libtrace/frozen.py.
+        self.ts_ns = ts_ns  # type: ignore[misc]
+        self.size = size  # type: ignore[misc]
+        self.errors = errors  # type: ignore[misc]
+        self.kind = kind  # type: ignore[misc]
+        self.error_code = error_code  # type: ignore[misc]
+        self.error_message = error_message  # type: ignore[misc]
+        self.sql_state = sql_state  # type: ignore[misc]
+        self.affected_rows = affected_rows  # type: ignore[misc]
+        self.last_insert_id = last_insert_id  # type: ignore[misc]
+        self.rows = rows  # type: ignore[misc]
+        self.columns = columns  # type: ignore[misc]
+        self.warnings = warnings  # type: ignore[misc]
+        self.statement_id = statement_id  # type: ignore[misc]
+        self.params = params  # type: ignore[misc]
+        self.server_version = server_version  # type: ignore[misc]
+        self.info = info  # type: ignore[misc]
+        self.__post_init__(_parsed)
+
     @property
     def expects_response(self) -> bool:
         return self.kind != "greeting"
@@ -229,6 +275,9 @@ class MysqlResponse(Message):
         if self.kind != "error":
             return Status.OK
         return Status.SERVER_ERROR if self.error_code in SERVER_ERRORS else Status.CLIENT_ERROR
+
+
+hand_init(MysqlRequest, MysqlResponse)
 
 
 def lenenc(cur: Cursor) -> int | None:

@@ -1,4 +1,5 @@
-"""The frozen dataclasses whose ``__init__`` is written by hand (libtrace/frozen.py).
+"""The frozen dataclasses whose ``__init__`` is written by hand (libtrace/frozen.py):
+the flow chunks, the records and every protocol's messages.
 
 Run on the pure modules, these check the ``__init__`` that ``hand_init`` puts
 back; run by tests/test_compiled.py on the installed wheel, the hand-written
@@ -11,6 +12,9 @@ frozen, equal and hashable by value.
 from __future__ import annotations
 
 import dataclasses
+import enum
+import itertools
+import sys
 from typing import Any
 
 import pytest
@@ -21,13 +25,13 @@ from libtrace.flows.offsets import StreamChunk
 from libtrace.frozen import HAND_INIT
 from libtrace.parsers import Record
 from libtrace.parsers._events import Message, Status
-from libtrace.parsers._redis import RedisRequest, RedisResponse
+from libtrace.parsers._redis import RedisRequest
 from libtrace.records import Container, LiveRecord
 from libtrace.tracer.events import Direction
 
 _REQUEST = RedisRequest(ts_ns=5, size=14, command="GET", args=("k",), arg_count=1, _parsed=True)
 _RECORD = Record(protocol="redis", ts_ns=5, latency_ns=7, status=Status.OK, request=_REQUEST)
-#: A value for every field of each class, none equal to its default.
+#: A value for every field of the classes that are not messages, none its default.
 SAMPLES: dict[type, dict[str, Any]] = {
     Chunk: {"ts_ns": 3, "data": b"ab", "gap": 4},
     StreamChunk: {"key": (1, 2, Direction.EGRESS), "offset": 9, "data": b"x", "gap": 2,
@@ -37,11 +41,42 @@ SAMPLES: dict[type, dict[str, Any]] = {
     FlowRecord: {"exchange": _RECORD, "client": "1.2.3.4:5", "server": "6.7.8.9:10"},
     LiveRecord: {"exchange": _RECORD, "client": "c:1", "server": "s:2", "pid": 7, "comm": "redis",
                  "side": "server", "tls": True, "container": Container("f" * 64, "n", "i")},
-    RedisRequest: {"ts_ns": 1, "size": 2, "errors": ("cut",), "command": "SET",
-                   "args": ("a", "b"), "arg_count": 2, "inline": True, "reply": False},
-    RedisResponse: {"ts_ns": 1, "size": 2, "errors": ("cut",), "type": "error", "error": "ERR x",
-                    "value": "v", "length": 3, "push": True},
 }  # fmt: skip
+_NUMBERS = itertools.count(1)
+
+
+def _message_sample(cls: type) -> dict[str, Any]:
+    """A value of its declared type for every field of a message class, each
+    unlike its default and (but for booleans) unlike the others."""
+    module = sys.modules[cls.__module__]
+    out: dict[str, Any] = {}
+    for field in dataclasses.fields(cls):
+        kind = str(field.type).removesuffix(" | None")
+        named = getattr(module, kind, None)
+        if kind == "int":
+            value: Any = next(_NUMBERS)
+        elif kind == "str":
+            value = f"{field.name}-{next(_NUMBERS)}"
+        elif kind == "bool":
+            value = field.default is not True
+        elif kind == "tuple[str, ...]":
+            value = (f"{field.name}-{next(_NUMBERS)}",)
+        elif kind == "tuple[int, ...]":
+            value = (next(_NUMBERS),)
+        elif kind.startswith("tuple[dict"):
+            value = ({field.name: next(_NUMBERS)},)
+        elif kind.startswith("tuple[tuple[str") or kind == "Headers":
+            value = ((field.name, f"v{next(_NUMBERS)}"),)
+        elif isinstance(named, type) and issubclass(named, enum.Enum):
+            value = [member for member in named if member != field.default][-1]
+        else:
+            raise AssertionError(f"{cls.__name__}.{field.name}: no sample for {field.type}")
+        out[field.name] = value
+    return out
+
+
+SAMPLES.update({cls: _message_sample(cls) for cls in HAND_INIT if issubclass(cls, Message)})
+MESSAGES = [cls for cls in SAMPLES if issubclass(cls, Message)]
 
 
 def _build(cls: type, values: dict[str, Any]) -> Any:
@@ -83,13 +118,21 @@ def test_instances_stay_frozen(cls: type) -> None:
     name, value = next(iter(values.items()))
     with pytest.raises(dataclasses.FrozenInstanceError):
         setattr(made, name, value)
-    changed = dataclasses.replace(made, **{name: 1000 if isinstance(value, int) else value})
-    assert getattr(changed, name) == (1000 if isinstance(value, int) else value)
-    assert (changed == made) == (not isinstance(value, int))
+    other = 1000 if isinstance(value, int) else value
+    extra = {"_parsed": True} if issubclass(cls, Message) else {}
+    changed = dataclasses.replace(made, **{name: other}, **extra)
+    assert getattr(changed, name) == other
+    assert (changed == made) == (other == value)
 
 
-@pytest.mark.parametrize("cls", [RedisRequest, RedisResponse], ids=lambda cls: cls.__name__)
+def test_every_protocol_s_messages_are_hand_built() -> None:
+    from libtrace.parsers import PARSERS
+
+    protocols = {_build(cls, SAMPLES[cls]).protocol for cls in MESSAGES}
+    assert protocols == set(PARSERS)
+
+
+@pytest.mark.parametrize("cls", MESSAGES, ids=lambda cls: cls.__name__)
 def test_a_message_built_unparsed_is_validated(cls: type) -> None:
     with pytest.raises(ProtocolError):
         cls(**{**SAMPLES[cls], "ts_ns": -1})
-    assert cls(**SAMPLES[cls]).ts_ns == 1
