@@ -11,10 +11,12 @@ frozen, equal and hashable by value.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import enum
 import itertools
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,6 +31,7 @@ from libtrace.parsers._redis import RedisRequest
 from libtrace.records import Container, LiveRecord
 from libtrace.tracer.events import Direction
 
+ROOT = Path(__file__).resolve().parents[2]
 _REQUEST = RedisRequest(ts_ns=5, size=14, command="GET", args=("k",), arg_count=1, _parsed=True)
 _RECORD = Record(protocol="redis", ts_ns=5, latency_ns=7, status=Status.OK, request=_REQUEST)
 #: A value for every field of the classes that are not messages, none its default.
@@ -45,13 +48,31 @@ SAMPLES: dict[type, dict[str, Any]] = {
 _NUMBERS = itertools.count(1)
 
 
+def _annotations(cls: type) -> dict[str, str]:
+    """Each field's type as the checkout's source spells it (the compiled build
+    erases ``str | None`` to ``type``), ``| None`` left out."""
+    out: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        path = ROOT / (klass.__module__.replace(".", "/") + ".py")
+        tree = ast.parse(path.read_text())
+        body = next(node for node in tree.body
+                    if isinstance(node, ast.ClassDef) and node.name == klass.__name__)  # fmt: skip
+        for node in body.body:
+            if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                out[node.target.id] = ast.unparse(node.annotation).removesuffix(" | None")
+    return out
+
+
 def _message_sample(cls: type) -> dict[str, Any]:
     """A value of its declared type for every field of a message class, each
     unlike its default and (but for booleans) unlike the others."""
     module = sys.modules[cls.__module__]
+    kinds = _annotations(cls)
     out: dict[str, Any] = {}
     for field in dataclasses.fields(cls):
-        kind = str(field.type).removesuffix(" | None")
+        kind = kinds[field.name]
         named = getattr(module, kind, None)
         if kind == "int":
             value: Any = next(_NUMBERS)
