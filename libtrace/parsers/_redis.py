@@ -265,6 +265,8 @@ def _elements(buf: bytearray, aggregate: _Aggregate, depth: int) -> tuple[_Value
 _FAST_WORDS = MAX_ARGS_KEPT
 _DOLLAR: Final = ord("$")
 _ASTERISK: Final = ord("*")
+_PLUS: Final = ord("+")
+_MINUS: Final = ord("-")
 _CR: Final = ord("\r")
 _LF: Final = ord("\n")
 _ZERO: Final = ord("0")
@@ -301,6 +303,34 @@ def _command(buf: bytearray) -> tuple[list[str], int] | None:
         words.append(_text(buf[start:end]))
         pos = end + 2
     return words, pos
+
+
+def _reply(buf: bytearray) -> tuple[str, str, int] | None:
+    """A simple string, error or bulk string at ``buf[0]`` (most replies): its kind,
+    its record text and the offset past it, read as :func:`_command` reads.
+
+    None for anything else (other kinds, a null, a line or string not yet
+    whole): :func:`parse_value` then decides, so what this returns is always
+    what the general reader and :meth:`RedisParser._response` would make of it.
+    """
+    size = len(buf)
+    if size < 3:
+        return None
+    first = buf[0]
+    if first in (_PLUS, _MINUS):
+        end = buf.find(b"\r\n", 1, MAX_RESP_LINE_BYTES + 3)
+        if end < 0:
+            return None
+        return ("simple_string" if first == _PLUS else "error"), _text(buf[1:end]), end + 2
+    if first != _DOLLAR:
+        return None
+    length, start = _number(buf, 1, 9)
+    if length < 0 or length > MAX_MESSAGE_BYTES:
+        return None
+    end = start + length
+    if end + 1 >= size or buf[end] != _CR or buf[end + 1] != _LF:
+        return None
+    return "bulk_string", _text(buf[start:end]), end + 2
 
 
 def _number(buf: bytearray, pos: int, digits: int) -> tuple[int, int]:
@@ -443,6 +473,15 @@ class RedisParser(StreamParser):
                 ts = side.ts_at(0)
                 side.consume(end)
                 return self._command_request(words, len(words), ts, end)
+        elif not self._subscribed and not self._monitoring:  # no reply is a push then
+            reply = _reply(buf)
+            if reply is not None:
+                kind, text, end = reply
+                ts = side.ts_at(0)
+                side.consume(end)
+                error = kind == "error"
+                return RedisResponse(ts_ns=ts, size=end, type=kind, error=text if error else None,
+                                     value=None if error else text, _parsed=True)  # fmt: skip
         try:
             value, end = self._value(side)
         except _Incomplete:

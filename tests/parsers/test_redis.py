@@ -144,6 +144,64 @@ def test_the_command_fast_path_agrees_with_the_general_reader(data: bytes) -> No
     assert [_text(item.data) for item in value.items] == words
 
 
+@st.composite
+def reply_bytes(draw: st.DrawFn) -> bytes:
+    """Replies as servers send them, then cut short or with a byte changed."""
+    body = draw(st.binary(max_size=12))
+    data = bytearray(draw(st.sampled_from([
+        b"+" + body.replace(b"\r", b"").replace(b"\n", b"") + b"\r\n",
+        b"-ERR " + body.replace(b"\r", b"").replace(b"\n", b"") + b"\r\n",
+        b"$%d\r\n" % len(body) + body + b"\r\n",
+        b"$-1\r\n", b":12\r\n", b"*1\r\n$1\r\nx\r\n",
+    ])) + draw(st.sampled_from([b"", b"+OK\r\n"])))  # fmt: skip
+    edit = draw(st.sampled_from(["whole", "cut", "byte"]))
+    if edit == "cut":
+        del data[draw(st.integers(0, len(data))):]
+    elif edit == "byte" and data:
+        data[draw(st.integers(0, len(data) - 1))] = draw(st.sampled_from(b"+-$:\r\n0179x"))
+    return bytes(data)
+
+
+@pytest.mark.fuzz
+@given(reply_bytes())
+def test_the_reply_fast_path_agrees_with_the_general_reader(data: bytes) -> None:
+    from libtrace.parsers._redis import _reply, parse_value
+
+    fast = _reply(bytearray(data))
+    if fast is None:
+        return  # the general reader decides alone
+    kind, text, end = fast
+    general = RedisParser()
+    value, general_end = parse_value(bytearray(data))  # whatever it raises is a failure here
+    response = general._response(value, 0, general_end)
+    assert end == general_end
+    assert (kind, response.error if kind == "error" else response.value) == (value.type, text)
+    assert response.push is False and response.length is None
+
+
+def test_the_reply_fast_path_takes_common_replies_and_leaves_the_rest() -> None:
+    from libtrace.parsers._redis import _reply
+
+    assert _reply(bytearray(b"+OK\r\n$1\r\n")) == ("simple_string", "OK", 5)
+    assert _reply(bytearray(b"-ERR no\r\n")) == ("error", "ERR no", 9)
+    assert _reply(bytearray(b"$3\r\nabc\r\n")) == ("bulk_string", "abc", 9)
+    assert _reply(bytearray(b"$3\r\nabc\r")) is None  # not whole yet
+    assert _reply(bytearray(b"$-1\r\n")) is None  # a null
+    assert _reply(bytearray(b":1\r\n")) is None  # an integer
+    assert _reply(bytearray(b"*1\r\n$1\r\nx\r\n")) is None  # an array
+
+
+def test_replies_of_a_subscribed_or_monitoring_connection_take_the_general_reader() -> None:
+    """Their simple strings and arrays may be pushes, which the fast path cannot tell."""
+    parser, pairer = RedisParser(), Pairer()
+    parser.feed("request", _resp_command([b"MONITOR"]), 1)
+    parser.feed("response", b"+OK\r\n+1700000000.123456 [0 127.0.0.1:50000] \"GET\" \"k\"\r\n", 2)
+    events = parser.events()
+    assert [getattr(e, "push", None) for e in events] == [None, False, True]
+    records = [r for e in events for r in pairer.add(e)]
+    assert len(records) == 2 and records[0].response is not None
+
+
 def test_the_fast_path_takes_common_commands_and_leaves_the_rest() -> None:
     from libtrace.parsers._redis import _command
 
