@@ -611,8 +611,14 @@ def _signature(data: bytes, udp: bool) -> Match:
 _SECRET_CONFIG = frozenset({"requirepass", "masterauth", "masteruser"})
 
 
+#: The commands that may carry credentials (see _secret_args).
+_SECRET_COMMANDS = frozenset({"AUTH", "HELLO", "MIGRATE", "CONFIG", "ACL"})
+
+
 def _secret_args(command: str, args: tuple[str, ...]) -> set[int]:
     """Indexes of ``args`` that carry credentials."""
+    if command not in _SECRET_COMMANDS:
+        return set()  # most commands: no word of theirs needs looking at
     upper = [arg.upper() for arg in args]
     if command == "AUTH":
         return {len(args) - 1} if args else set()  # AUTH [username] password
