@@ -40,7 +40,11 @@ Adding a protocol
      (pairing key; ``None`` = in order),
      ``expects_response`` (one-way messages) and ``outcome`` (response
      status) as the protocol needs; ``fields()`` lists the dataclass fields
-     for JSON unless overridden.  Build them with ``_parsed=True``.
+     for JSON unless overridden.  Build them with ``_parsed=True``.  Give
+     each an ``__init__`` of its own that stores every field, and pass the
+     classes to :func:`libtrace.frozen.hand_init` (mypyc leaves the
+     dataclasses' ``__init__`` interpreted; ``tests/parsers/test_hand_init.py``
+     then checks them).
    * codes as ``IntEnum`` with ``_missing_`` that makes unknown values members
      (see :func:`open_enum`), never bare ints.
    * a :class:`StreamParser` subclass with ``protocol = "<name>"`` (and
