@@ -56,6 +56,7 @@ MODULES: Final = (
     "libtrace.flows.offsets",
     "libtrace.flows.tcp",
     "libtrace.records.live",
+    "libtrace.tracer.no_btf",
     "libtrace.tracer.reorder",
     "libtrace.pcap._session",
 )

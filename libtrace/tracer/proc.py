@@ -49,13 +49,18 @@ def _parse_address(text: str, family: int) -> tuple[bytes, int]:
     return words.ljust(16, b"\0"), int(hexport, 16)
 
 
-def _read_table(pid: int, name: str, family: int, l4: int) -> Iterator[ProcSocket]:
+def _read_table(
+    pid: int, name: str, family: int, l4: int, inode: int | None = None
+) -> Iterator[ProcSocket]:
+    """The sockets of one table (``inode``: only that one's, whose line alone is
+    parsed: a busy host's tables hold thousands of lines, TIME_WAIT included)."""
+    wanted = str(inode) if inode is not None else None
     try:
         with open(f"/proc/{pid}/net/{name}", encoding="ascii") as table:
             next(table, None)  # header
             for line in table:
                 fields = line.split()
-                if len(fields) < 10:
+                if len(fields) < 10 or (wanted is not None and fields[9] != wanted):
                     continue
                 laddr, lport = _parse_address(fields[1], family)
                 raddr, rport = _parse_address(fields[2], family)
@@ -87,7 +92,10 @@ def lookup(pid: int, fd: int) -> ProcSocket | None:
     inode = fd_inode(pid, fd)
     if inode is None:
         return None
-    return socket_table(pid).get(inode)
+    for name, family, l4 in _TABLES:
+        for entry in _read_table(pid, name, family, l4, inode):
+            return entry
+    return None
 
 
 def socket_fds(pids: Iterable[int] | None = None) -> Iterator[tuple[int, int, ProcSocket]]:

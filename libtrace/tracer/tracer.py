@@ -20,7 +20,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from operator import attrgetter
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,8 +30,6 @@ from ..errors import BpfError, ConfigError, PrivilegeError, UnsupportedKernelErr
 from . import _libbpf, _uprobe_multi, perfbuf, proc, ringbuf
 from .events import (
     DEFAULT_PAYLOAD_CAP,
-    FAMILY_NAMES,
-    L4_NAMES,
     MAX_FILTER,
     MAX_INFLIGHT,
     MAX_PAYLOAD,
@@ -40,23 +38,19 @@ from .events import (
     SCRATCH_SLOTS,
     Counter,
     DecodeError,
-    EventFlag,
-    EventType,
     RawConfig,
     RawConn,
     RawConnKey,
     SocketEvent,
     Syscall,
-    add_flags,
     decode,
-    fill_in,
-    format_address,
 )
 from .golang.attach import ALL_PROGRAMS as GO_TLS_PROGRAMS
 from .golang.attach import UPROBE_PROGRAMS, GoTlsWatcher
 from .inflight import blocked_syscalls
 from .kversion import linux_version_code
 from .mounts import FORK_CHILD_PID_CLASSIC, ensure_bpffs, tracepoint_field_offset
+from .no_btf import NoBtfIdentity
 from .probe import (
     ARGS_AT_EXIT_PREFIX,
     DATA_SYSCALLS,
@@ -79,7 +73,6 @@ log = logging.getLogger(__name__)
 
 _PAYLOAD = attrgetter("data")
 _DATA_SYSCALL_IDS = frozenset(Syscall[name.upper()] for name in DATA_SYSCALLS)
-_ADDR_FROM_CALL = int(EventFlag.ADDR_FROM_CALL)
 
 #: The hash maps :meth:`Tracer.occupancy` counts (those whose entries come and go).
 OCCUPANCY_MAPS = ("inflight", "conns", "not_sockets", "fd_gens", "forks", "closed",
@@ -187,46 +180,6 @@ class TracerStats:
         return self.events + self.process_events + self.dropped + self.decode_errors
 
 
-@dataclass(slots=True)
-class _NoBtfIdentity:
-    """Completes events of the no-BTF variant from /proc, cached per socket."""
-
-    #: (pid, fd) → the fields /proc gave for that socket (None: not found)
-    cache: dict[tuple[int, int], dict[str, object] | None] = field(default_factory=dict)
-
-    def _lookup(self, pid: int, fd: int) -> dict[str, object] | None:
-        found = proc.lookup(pid, fd)
-        if found is None:
-            return None
-        return {
-            "family": FAMILY_NAMES[found.family],
-            "l4": L4_NAMES[found.l4],
-            "laddr": format_address(found.family, found.laddr),
-            "lport": found.lport,
-            "raddr": format_address(found.family, found.raddr),
-            "rport": found.rport,
-        }
-
-    def complete(self, event: SocketEvent) -> SocketEvent | None:
-        """The event with /proc's identity (in place: it is the tracer's own until
-        handed over), or None for a socket /proc no longer has and the kernel
-        knew nothing of."""
-        key = (event.pid, event.fd)
-        if key not in self.cache:
-            self.cache[key] = self._lookup(*key)
-        found = self.cache[key]
-        if event.type is EventType.CLOSE:
-            del self.cache[key]  # the fd number may be reused for another socket
-        if found is None:
-            # Gone before we looked: keep what the kernel knew, if inet.
-            return event if event.family else None
-        if int(event.flags) & _ADDR_FROM_CALL or not found["rport"]:
-            # The call's own peer (unconnected UDP) beats the socket's none.
-            found = {k: v for k, v in found.items() if k not in ("raddr", "rport")}
-        fill_in(event, found)
-        return fill_in(event, {"flags": add_flags(event.flags, EventFlag.PROC_LOOKUP)})
-
-
 class Tracer:
     """Capture the bytes that processes send and receive on inet sockets.
 
@@ -273,7 +226,7 @@ class Tracer:
         self._stop = threading.Event()
         #: True once the programs are detached and the buffer read to its end.
         self._drained = False
-        self._no_btf: _NoBtfIdentity | None = None
+        self._no_btf: NoBtfIdentity | None = None
         #: Follows Go programs and attaches the TLS uprobes (None: Go TLS off).
         self.go_tls: GoTlsWatcher | None = None
         #: Features asked for that this kernel refused, and the kernel's reason
@@ -339,7 +292,7 @@ class Tracer:
             obj, multi = self._load(path, missing, go_tls=False)
         self._write_config(obj)
         if not self.variant.btf:
-            self._no_btf = _NoBtfIdentity()
+            self._no_btf = NoBtfIdentity()
             self._seed_sockets(obj)
         try:
             obj.attach_all()
