@@ -2,7 +2,7 @@
 
 Every event and every record passes through the parsers, the pairing layer,
 the flow reassembly and the records pipeline; compiled by mypyc they run
-about twice as fast (``benchmarks/records.py``).  ``setup.py`` reads
+two to four times as fast (``benchmarks/records.py``).  ``setup.py`` reads
 :data:`MODULES` (by path: the package need not be importable at build time)
 and compiles them where it can: a machine without a C compiler or without
 mypy in the build environment, an editable install, or
@@ -22,7 +22,10 @@ a class that Python code may subclass (a new protocol's ``StreamParser`` and
 ``Message``, a benchmark's recording parser) says so with
 ``mypyc_attr(allow_interpreted_subclasses=True)``; no monkeypatching of their
 functions (module constants may be patched: they are looked up at run time
-unless ``Final``).
+unless ``Final``); no generic dataclass (it fails at import: ``MemoryBudget``
+is generic in a method instead).  A dataclass's ``__init__`` stays the
+interpreted one ``dataclasses`` writes, so the classes built per event or per
+record write their own (:mod:`libtrace.frozen`).
 """
 
 from __future__ import annotations
