@@ -15,7 +15,7 @@ class Chunk:
     data: bytes = b""
     gap: int = 0
 
-    def __init__(self, ts_ns: int, data: bytes = b"", gap: int = 0) -> None:
+    def __init__(self, ts_ns: int, data: bytes = b"", gap: int = 0) -> None:  # pragma: no cover
         # By hand, for speed once compiled: see libtrace/frozen.py.
         self.ts_ns = ts_ns  # type: ignore[misc]
         self.data = data  # type: ignore[misc]

@@ -54,7 +54,9 @@ class FlowRecord:
     client: str | None
     server: str | None
 
-    def __init__(self, exchange: Record, client: str | None, server: str | None) -> None:
+    def __init__(  # pragma: no cover
+        self, exchange: Record, client: str | None, server: str | None
+    ) -> None:
         # By hand, for speed once compiled: see libtrace/frozen.py.
         self.exchange = exchange  # type: ignore[misc]
         self.client = client  # type: ignore[misc]

@@ -32,7 +32,7 @@ class StreamChunk:
     gap: int = 0  #: bytes missing right before this chunk
     event: SocketEvent | None = None  #: the event the bytes came from
 
-    def __init__(
+    def __init__(  # pragma: no cover
         self, key: tuple[int, int, Direction], offset: int, data: bytes, gap: int = 0,
         event: SocketEvent | None = None,
     ) -> None:  # fmt: skip

@@ -56,7 +56,7 @@ class DnsQuery(Message):
     qtype: str | None
     opcode: str = "QUERY"
 
-    def __init__(
+    def __init__(  # pragma: no cover
         self, *, ts_ns: int, size: int = 0, errors: tuple[str, ...] = (), _parsed: bool = False,
         id: int, name: str | None, qtype: str | None, opcode: str = "QUERY",
     ) -> None:  # fmt: skip
@@ -105,7 +105,7 @@ class DnsResponse(Message):
     answers: tuple[dict[str, Any], ...] = ()
     truncated: bool = False
 
-    def __init__(
+    def __init__(  # pragma: no cover
         self, *, ts_ns: int, size: int = 0, errors: tuple[str, ...] = (), _parsed: bool = False,
         id: int, name: str | None, qtype: str | None, rcode: str,
         answers: tuple[dict[str, Any], ...] = (), truncated: bool = False,

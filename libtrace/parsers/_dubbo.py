@@ -139,7 +139,7 @@ class DubboRequest(Message):
     #: "client" or "server": servers send heartbeats too
     sender: str = "client"
 
-    def __init__(
+    def __init__(  # pragma: no cover
         self, *, ts_ns: int, size: int = 0, errors: tuple[str, ...] = (), _parsed: bool = False,
         request_id: int, service: str | None = None, method: str | None = None,
         version: str | None = None, dubbo_version: str | None = None, two_way: bool = True,
@@ -191,7 +191,7 @@ class DubboResponse(Message):
     event: bool = False
     sender: str = "server"
 
-    def __init__(
+    def __init__(  # pragma: no cover
         self, *, ts_ns: int, size: int = 0, errors: tuple[str, ...] = (), _parsed: bool = False,
         request_id: int, status: DubboStatus, result: str | None = None,
         error_message: str | None = None, event: bool = False, sender: str = "server",

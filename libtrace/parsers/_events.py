@@ -236,7 +236,7 @@ class Record:
     request: Message | None = None
     response: Message | None = None
 
-    def __init__(
+    def __init__(  # pragma: no cover
         self, *, protocol: str, ts_ns: int, latency_ns: int | None, status: Status,
         request: Message | None = None, response: Message | None = None,
     ) -> None:  # fmt: skip

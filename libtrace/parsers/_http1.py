@@ -137,7 +137,7 @@ class Http1Request(Message):
     body_size: int = 0
     headers: Headers = ()
 
-    def __init__(
+    def __init__(  # pragma: no cover
         self, *, ts_ns: int, size: int = 0, errors: tuple[str, ...] = (), _parsed: bool = False,
         method: str, path: str, version: str, host: str | None = None, body_size: int = 0,
         headers: Headers = (),
@@ -190,7 +190,7 @@ class Http1Response(Message):
     body_size: int = 0
     headers: Headers = ()
 
-    def __init__(
+    def __init__(  # pragma: no cover
         self, *, ts_ns: int, size: int = 0, errors: tuple[str, ...] = (), _parsed: bool = False,
         status: int, version: str, reason: str = "", content_type: str | None = None,
         body_size: int = 0, headers: Headers = (),

@@ -79,7 +79,7 @@ class Http2Request(Message):
     content_type: str | None = None
     headers: Headers = ()
 
-    def __init__(
+    def __init__(  # pragma: no cover
         self, *, ts_ns: int, size: int = 0, errors: tuple[str, ...] = (), _parsed: bool = False,
         stream_id: int, method: str | None, path: str | None, authority: str | None = None,
         scheme: str | None = None, content_type: str | None = None, headers: Headers = (),
@@ -135,7 +135,7 @@ class Http2Response(Message):
     reset_code: int | None = None
     headers: Headers = ()
 
-    def __init__(
+    def __init__(  # pragma: no cover
         self, *, ts_ns: int, size: int = 0, errors: tuple[str, ...] = (), _parsed: bool = False,
         stream_id: int, status: int | None, grpc_status: int | None = None,
         grpc_message: str | None = None, content_type: str | None = None, body_size: int = 0,

@@ -401,7 +401,7 @@ class KafkaRequest(Message):
     #: Produce only: 0 means no response will come
     acks: int | None = None
 
-    def __init__(
+    def __init__(  # pragma: no cover
         self, *, ts_ns: int, size: int = 0, errors: tuple[str, ...] = (), _parsed: bool = False,
         api: ApiKey, api_version: int, correlation_id: int, client_id: str | None = None,
         topics: tuple[str, ...] = (), acks: int | None = None,
@@ -444,7 +444,7 @@ class KafkaResponse(Message):
     api_version: int | None = None
     error_code: int | None = None
 
-    def __init__(
+    def __init__(  # pragma: no cover
         self, *, ts_ns: int, size: int = 0, errors: tuple[str, ...] = (), _parsed: bool = False,
         correlation_id: int, api: ApiKey | None = None, api_version: int | None = None,
         error_code: int | None = None,

@@ -124,7 +124,7 @@ class MqttRequest(Message):
     retain: bool = False
     payload_size: int | None = None
 
-    def __init__(
+    def __init__(  # pragma: no cover
         self, *, ts_ns: int, size: int = 0, errors: tuple[str, ...] = (), _parsed: bool = False,
         packet_type: PacketType, sender: str = "client", packet_id: int | None = None,
         topic: str | None = None, qos: int | None = None, client_id: str | None = None,
@@ -190,7 +190,7 @@ class MqttResponse(Message):
     #: whether the connection speaks MQTT 5 (reason codes are v5 codes)
     v5: bool = False
 
-    def __init__(
+    def __init__(  # pragma: no cover
         self, *, ts_ns: int, size: int = 0, errors: tuple[str, ...] = (), _parsed: bool = False,
         packet_type: PacketType, sender: str = "server", packet_id: int | None = None,
         return_code: int | None = None, return_codes: tuple[int, ...] = (),

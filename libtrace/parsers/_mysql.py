@@ -183,7 +183,7 @@ class MysqlRequest(Message):
     #: in the record an ``attributes`` object, present only when there are some
     attributes: tuple[tuple[str, AttributeValue], ...] = ()
 
-    def __init__(
+    def __init__(  # pragma: no cover
         self, *, ts_ns: int, size: int = 0, errors: tuple[str, ...] = (), _parsed: bool = False,
         command: Command, query: str | None = None, statement_id: int | None = None,
         database: str | None = None, user: str | None = None,
@@ -239,7 +239,7 @@ class MysqlResponse(Message):
     server_version: str | None = None
     info: str | None = None
 
-    def __init__(
+    def __init__(  # pragma: no cover
         self, *, ts_ns: int, size: int = 0, errors: tuple[str, ...] = (), _parsed: bool = False,
         kind: str, error_code: int | None = None, error_message: str | None = None,
         sql_state: str | None = None, affected_rows: int | None = None,

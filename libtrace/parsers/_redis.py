@@ -91,7 +91,7 @@ class RedisRequest(Message):
     #: False where CLIENT REPLY OFF or SKIP silenced the server's answer
     reply: bool = True
 
-    def __init__(
+    def __init__(  # pragma: no cover
         self, *, ts_ns: int, size: int = 0, errors: tuple[str, ...] = (), _parsed: bool = False,
         command: str, args: tuple[str, ...] = (), arg_count: int = 0, inline: bool = False,
         reply: bool = True,
@@ -130,7 +130,7 @@ class RedisResponse(Message):
     length: int | None = None
     push: bool = False
 
-    def __init__(
+    def __init__(  # pragma: no cover
         self, *, ts_ns: int, size: int = 0, errors: tuple[str, ...] = (), _parsed: bool = False,
         type: str, error: str | None = None, value: str | None = None,
         length: int | None = None, push: bool = False,

@@ -103,7 +103,7 @@ class LiveRecord(FlowRecord):
     tls: bool  #: from the Go TLS uprobes (plaintext), not the socket's bytes
     container: Container | None
 
-    def __init__(
+    def __init__(  # pragma: no cover
         self, exchange: Record, client: str | None, server: str | None, pid: int, comm: str,
         side: str, tls: bool, container: Container | None,
     ) -> None:  # fmt: skip
