@@ -5,9 +5,9 @@ structs; they send what the syscall's own arguments say (a connect's or an
 accept's peer, a call's own address), and user space completes every event
 from ``/proc/net`` and ``/proc/PID/fd``, looked up once per socket and kept
 until its CLOSE.  This runs once per event of that variant, so the module is
-compiled with the hot ones (``libtrace/compiled.py``): the answer for a
-socket is kept as ready setters, and the flags with ``PROC_LOOKUP`` added
-as a table, so an event costs a dict lookup and a few slot stores.
+compiled with the hot ones (``libtrace/compiled.py``), and the answer for a
+socket is kept as ready setters (:func:`~libtrace.tracer.events.changes`),
+so an event costs a dict lookup and a few slot stores.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from .events import (
     SocketEvent,
     add_flags,
     changes,
+    fill_in,
     format_address,
     set_flags,
 )
@@ -46,8 +47,6 @@ class NoBtfIdentity:
 
     #: (pid, fd) → what /proc gave for that socket (None: not found)
     cache: dict[tuple[int, int], ProcIdentity | None] = field(default_factory=dict)
-    #: an event's flags (as an int) → the same with PROC_LOOKUP
-    _flagged: dict[int, EventFlag] = field(default_factory=dict)
 
     def complete(self, event: SocketEvent) -> SocketEvent | None:
         """The event with /proc's identity (in place: it is the tracer's own until
@@ -63,13 +62,8 @@ class NoBtfIdentity:
         if found is None:
             # Gone before we looked: keep what the kernel knew, if inet.
             return event if event.family else None
-        flags = int(event.flags)
-        for set_field, value in found.local if flags & _ADDR_FROM_CALL else found.every:
-            set_field(event, value)
-        flagged = self._flagged.get(flags)
-        if flagged is None:
-            flagged = self._flagged[flags] = add_flags(event.flags, EventFlag.PROC_LOOKUP)
-        set_flags(event, flagged)
+        fill_in(event, found.local if int(event.flags) & _ADDR_FROM_CALL else found.every)
+        set_flags(event, add_flags(event.flags, EventFlag.PROC_LOOKUP))
         return event
 
     def _lookup(self, pid: int, fd: int) -> ProcIdentity | None:

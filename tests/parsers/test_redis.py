@@ -119,12 +119,18 @@ def _resp_command(words: list[bytes]) -> bytes:
 def command_bytes(draw: st.DrawFn) -> bytes:
     """Commands as clients send them, then cut short or with a byte changed."""
     words = draw(st.lists(st.binary(max_size=12), min_size=1, max_size=20))
-    data = bytearray(_resp_command(words) + draw(st.sampled_from([b"", b"*1\r\n$4\r\nPING\r\n"])))
+    data = _resp_command(words) + draw(st.sampled_from([b"", b"*1\r\n$4\r\nPING\r\n"]))
+    return _damaged(draw, data, b"*$:-\r\n0179x")
+
+
+def _damaged(draw: st.DrawFn, whole: bytes, alphabet: bytes) -> bytes:
+    """``whole`` as it is, cut short, or with one byte replaced by one of ``alphabet``."""
+    data = bytearray(whole)
     edit = draw(st.sampled_from(["whole", "cut", "byte"]))
     if edit == "cut":
         del data[draw(st.integers(0, len(data))):]
     elif edit == "byte" and data:
-        data[draw(st.integers(0, len(data) - 1))] = draw(st.sampled_from(b"*$:-\r\n0179x"))
+        data[draw(st.integers(0, len(data) - 1))] = draw(st.sampled_from(alphabet))
     return bytes(data)
 
 
@@ -148,18 +154,12 @@ def test_the_command_fast_path_agrees_with_the_general_reader(data: bytes) -> No
 def reply_bytes(draw: st.DrawFn) -> bytes:
     """Replies as servers send them, then cut short or with a byte changed."""
     body = draw(st.binary(max_size=12))
-    data = bytearray(draw(st.sampled_from([
-        b"+" + body.replace(b"\r", b"").replace(b"\n", b"") + b"\r\n",
-        b"-ERR " + body.replace(b"\r", b"").replace(b"\n", b"") + b"\r\n",
-        b"$%d\r\n" % len(body) + body + b"\r\n",
+    line = body.replace(b"\r", b"").replace(b"\n", b"")
+    data = draw(st.sampled_from([
+        b"+" + line + b"\r\n", b"-ERR " + line + b"\r\n", b"$%d\r\n" % len(body) + body + b"\r\n",
         b"$-1\r\n", b":12\r\n", b"*1\r\n$1\r\nx\r\n",
-    ])) + draw(st.sampled_from([b"", b"+OK\r\n"])))  # fmt: skip
-    edit = draw(st.sampled_from(["whole", "cut", "byte"]))
-    if edit == "cut":
-        del data[draw(st.integers(0, len(data))):]
-    elif edit == "byte" and data:
-        data[draw(st.integers(0, len(data) - 1))] = draw(st.sampled_from(b"+-$:\r\n0179x"))
-    return bytes(data)
+    ])) + draw(st.sampled_from([b"", b"+OK\r\n"]))  # fmt: skip
+    return _damaged(draw, data, b"+-$:\r\n0179x")
 
 
 @pytest.mark.fuzz
