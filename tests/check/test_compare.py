@@ -48,11 +48,12 @@ def traced_from(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def result_of(sides: dict[str, Difference], pcap_records: int, lost: int = 0) -> CheckResult:
+def result_of(sides: dict[str, Difference], pcap_records: int, lost: int = 0,
+              pipeline: dict[str, int] | None = None) -> CheckResult:  # fmt: skip
     return CheckResult(
         scenario="redis", backend="process", server="127.0.0.1:16379", sides=sides,
         pcap_records=pcap_records, traced_records={"client": 0, "server": 0}, lost=lost,
-        events=0, pipeline={}, containers={"client": [None], "server": [None]},
+        events=0, pipeline=pipeline or {}, containers={"client": [None], "server": [None]},
         service_container=None,
     )  # fmt: skip
 
@@ -72,8 +73,11 @@ def test_equal_multisets_agree_on_each_side(wire: list[dict[str, Any]]) -> None:
 
     assert set(sides) == {"client", "server"}
     assert all(diff.agrees and sum(diff.matched.values()) == len(wire) for diff in sides.values())
-    result = result_of(sides, len(wire))
+    result = result_of(sides, len(wire), pipeline={"events": 40})
     assert result.ok and result.exit_code == ExitCode.OK
+    console = Console(record=True, width=200)
+    render(result, console)
+    assert "pipeline:" not in console.export_text()  # agreeing: nothing to explain
 
 
 def test_one_altered_pcap_record_is_reported_on_both_sides_and_exits_1(
@@ -84,7 +88,7 @@ def test_one_altered_pcap_record_is_reported_on_both_sides_and_exits_1(
     victim["response"]["value"] = "tampered"
 
     sides = compare_sides(traced_from(wire), altered)
-    result = result_of(sides, len(altered))
+    result = result_of(sides, len(altered), pipeline={"events": 40, "gaps": 1, "desyncs": 0})
 
     assert not result.agrees and result.exit_code == ExitCode.FAILED
     for diff in sides.values():
@@ -101,6 +105,8 @@ def test_one_altered_pcap_record_is_reported_on_both_sides_and_exits_1(
     render(result, console)
     text = console.export_text()
     assert "verdict: DIFFER" in text and text.count("≠") == 2
+    # A difference shows the pipeline's counters that are not zero: where it may come from.
+    assert "pipeline: events 40, gaps 1\n" in text
     # On an 80-column terminal every count column keeps its header and its numbers.
     narrow = Console(record=True, width=80)
     render(result, narrow)
