@@ -38,6 +38,7 @@ from ..parsers import (
 )
 from ..parsers.pairing import DEFAULT_TIMEOUT_NS
 from ..parsers.redaction import Redaction
+from .chunk import Chunk
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +179,15 @@ class Conversation:
             parser.feed(direction, b"", now_ns)
             out += self._drain()
         return out
+
+    def data(self, sender: Endpoint, data: bytes, ts_ns: int) -> list[Record]:
+        """:meth:`chunks` of one chunk of ``data`` (not empty, no gap before it)
+        without a chunk object: the live pipeline's hot path."""
+        parser = self.parser
+        if parser is None or self.given_up:
+            return self.chunks(sender, [Chunk(ts_ns, data)], False, ts_ns)
+        parser.feed(self.direction(sender), data, ts_ns)
+        return self._drain()
 
     def datagram(self, sender: Endpoint, payload: bytes, ts_ns: int) -> list[Record]:
         """One UDP datagram from ``sender``."""

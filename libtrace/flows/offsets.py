@@ -89,6 +89,23 @@ class StreamReassembler:
         stream.pending[offset] = event
         return list(self._release(key, stream, force=len(stream.pending) > self._max_pending))
 
+    def take_in_order(self, pid: int, fd: int, direction: Direction, offset: int, size: int,
+                      captured: int) -> bool:  # fmt: skip
+        """:meth:`feed`'s common case without a chunk object: whether a chunk of
+        ``size`` bytes at ``offset``, ``captured`` of them, is whole and next in
+        its stream with nothing held back.  Then the stream goes on past it and
+        the caller takes the event's bytes as they are (the live pipeline's hot
+        path: one chunk and no lists); otherwise nothing changes, and the event
+        goes to :meth:`feed`."""
+        key = (pid, fd, direction)
+        stream = self._streams.get(key)
+        if stream is None:
+            stream = self._streams[key] = _Stream()
+        if offset != stream.next_offset or stream.pending or captured != size or not size:
+            return False
+        stream.next_offset = offset + size
+        return True
+
     def held(self, pid: int, fd: int) -> int:
         """Bytes held back for (``pid``, ``fd``), both directions: early chunks that
         wait for the bytes before them (what a memory budget counts besides parsers)."""

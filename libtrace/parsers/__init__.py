@@ -55,6 +55,9 @@ Adding a protocol
      buffered), so a lie in a length field is a :class:`TruncatedError`.
      Raise only :class:`ProtocolError` subclasses; the base turns them into
      a :class:`Desync` and resynchronises.  New limits go to ``_limits.py``.
+     If ``_parse`` makes nothing of an empty buffer (no queue of ready
+     messages, no body that ends by itself), say ``idle_when_empty = True``
+     and add the protocol to ``tests/parsers/test_idle_when_empty.py``.
    * at its end, ``SPEC``: a :class:`ProtocolSpec` with the name, the
      title, the parser class, the signature (``_signature(data, udp)``,
      recognising the protocol from a direction's first bytes: structure,

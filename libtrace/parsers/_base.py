@@ -148,12 +148,19 @@ class StreamParser:
     protocol: ClassVar[str] = ""
     #: transports the protocol runs over
     transports: ClassVar[tuple[Transport, ...]] = ("tcp",)
+    #: ``_parse`` makes nothing of an empty buffer (it keeps no ready messages nor
+    #: a body that ends by itself), so the loop need not call it then: each
+    #: ``events()`` would otherwise parse both directions' empty buffers once more
+    #: after every message.  A parser says so only when it is true.
+    idle_when_empty: ClassVar[bool] = False
 
     def __init__(self, *, transport: Transport = "tcp", mid_stream: bool = False) -> None:
         if transport not in self.transports:
             raise ValueError(f"{self.protocol} does not run over {transport}")
         self.transport: Transport = transport
         self.mid_stream = mid_stream
+        # An instance attribute: a compiled parser reads it without a class lookup.
+        self._idle_when_empty = type(self).idle_when_empty
         self._sides = {d: Side(d) for d in Direction}
         for side in self._sides.values():
             side.resync = mid_stream and transport == "tcp"
@@ -251,6 +258,8 @@ class StreamParser:
                 side.resync = False
                 continue
             size, skip = len(side.buf), side.skip
+            if not size and self._idle_when_empty:
+                return NEED_DATA
             try:
                 message = self._parse(side)
             except ProtocolError as exc:

@@ -217,6 +217,7 @@ class DnsParser(StreamParser):
     """DNS over UDP or TCP."""
 
     protocol = "dns"
+    idle_when_empty = True  # _parse: nothing of no bytes
     transports = ("udp", "tcp")
 
     def __init__(self, *, transport: Transport = "udp", mid_stream: bool = False) -> None:

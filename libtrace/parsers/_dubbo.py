@@ -323,6 +323,7 @@ class DubboParser(StreamParser):
     """Dubbo 2 over TCP."""
 
     protocol = "dubbo"
+    idle_when_empty = True  # _parse: nothing of no bytes
 
     def __init__(self, *, transport: Transport = "tcp", mid_stream: bool = False) -> None:
         super().__init__(transport=transport, mid_stream=mid_stream)

@@ -514,6 +514,7 @@ class KafkaParser(StreamParser):
     """Kafka over TCP (both directions of one connection)."""
 
     protocol = "kafka"
+    idle_when_empty = True  # _parse: nothing of no bytes
 
     def __init__(self, *, transport: Transport = "tcp", mid_stream: bool = False) -> None:
         super().__init__(transport=transport, mid_stream=mid_stream)

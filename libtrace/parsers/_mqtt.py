@@ -359,6 +359,7 @@ class MqttParser(StreamParser):
     """MQTT 3.1/3.1.1/5.0 over TCP."""
 
     protocol = "mqtt"
+    idle_when_empty = True  # _parse: nothing of no bytes
 
     def __init__(self, *, transport: Transport = "tcp", mid_stream: bool = False) -> None:
         super().__init__(transport=transport, mid_stream=mid_stream)

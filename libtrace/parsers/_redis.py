@@ -422,6 +422,7 @@ class RedisParser(StreamParser):
     """Redis (RESP2, RESP3, inline commands) over TCP."""
 
     protocol = "redis"
+    idle_when_empty = True  # _parse: nothing of no bytes
 
     def __init__(self, *, transport: Transport = "tcp", mid_stream: bool = False) -> None:
         super().__init__(transport=transport, mid_stream=mid_stream)

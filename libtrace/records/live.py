@@ -218,7 +218,7 @@ class RecordPipeline:
         if ts - self._last_sweep >= SWEEP_INTERVAL_NS:
             out += self.expire(ts)
         if kind is EventType.DATA:
-            out += self._data(event)
+            out += self._data(event, ts)
         elif kind is EventType.CONNECT or kind is EventType.ACCEPT:
             # A new socket under this fd number: whatever was there is over.
             out += self._close_fd(event.pid, event.fd, ts)
@@ -277,38 +277,46 @@ class RecordPipeline:
         return sum(self._held(conn) for conn in self._conns.values())
 
     # -- internals ---------------------------------------------------------------------
-    def _data(self, event: SocketEvent) -> list[LiveRecord]:
-        if not event.l4:
+    def _data(self, event: SocketEvent, ts: int) -> list[LiveRecord]:
+        # Each field of the event is read once: the event class is not compiled,
+        # so every read is a generic attribute lookup (and a property, such as
+        # SocketEvent.tls, an interpreted call).
+        l4 = event.l4
+        if not l4:
             return []  # identity unknown (no-BTF socket gone before /proc was read)
-        udp = event.l4 == "udp"
+        udp = l4 == "udp"
         remote = (event.raddr, event.rport)
-        # SocketEvent.tls, inline: the event class is not compiled, so its
-        # property is an interpreted call per event.
         tls = int(event.flags) & TLS_BIT != 0
-        key: ConnKey = (event.pid, event.fd, tls, remote if udp else None)
+        pid, fd, data, direction = event.pid, event.fd, event.data, event.direction
+        key: ConnKey = (pid, fd, tls, remote if udp else None)
         conn = self._conns.get(key)
         out: list[LiveRecord] = []
         if conn is not None and conn.remote != remote:
-            out += self._finish(conn, event.ts_ns)  # the fd now names another socket
+            out += self._finish(conn, ts)  # the fd now names another socket
             conn = None
         if conn is None:
-            out += self._make_room(event.ts_ns)
+            out += self._make_room(ts)
             conn = self._open(key, event, udp)
-        conn.last_ns = event.ts_ns
+        conn.last_ns = ts
         conv = conn.conversation
         if udp:
-            if event.truncated:
+            if len(data) < event.size:
                 self._stats.truncated_datagrams += 1
                 return out
-            records = conv.datagram(conn.sender(event.direction), event.data, event.ts_ns)
+            records = conv.datagram(conn.sender(direction), data, ts)
         else:
-            records = []
-            for chunk in self._streams.of(tls).feed(event):
-                records += self._chunk(conn, chunk)
+            streams = self._streams.of(tls)
+            if streams.take_in_order(pid, fd, direction, event.offset, event.size, len(data)):
+                # Whole and next in its stream, as nearly every chunk is.
+                records = conv.data(conn.sender(direction), data, ts)
+            else:
+                records = []
+                for chunk in streams.feed(event):
+                    records += self._chunk(conn, chunk)
         if records:
             out += self._emit(conn, records)
-        if self.budget.grow(len(event.data)):
-            out += self._keep_to_budget(event.ts_ns)
+        if self.budget.grow(len(data)):
+            out += self._keep_to_budget(ts)
         return out
 
     def _held(self, conn: _Connection) -> int:

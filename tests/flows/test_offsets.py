@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from libtrace import Direction, EventType, SocketEvent
 from libtrace.flows import StreamChunk, StreamReassembler
 
@@ -86,3 +91,50 @@ def test_held_counts_the_bytes_waiting_and_release_gives_them_up() -> None:
     assert reassembler.held(10, 3) == 0
     # The stream goes on after the last released byte.
     assert summary(reassembler.feed(data(sock, b"d", 25))) == [(25, b"d", 0)]
+
+
+def test_take_in_order_takes_only_a_whole_next_chunk_with_nothing_held() -> None:
+    sock, reassembler = Socket(10, 3), StreamReassembler()
+    key = (10, 3, Direction.EGRESS)
+
+    assert reassembler.take_in_order(*key, 0, 5, 5)  # next, whole: taken
+    assert not reassembler.take_in_order(*key, 0, 5, 5)  # now behind the stream
+    assert not reassembler.take_in_order(*key, 9, 2, 2)  # ahead of it: a hole before
+    assert not reassembler.take_in_order(*key, 5, 4, 2)  # cut by the payload cap
+    assert not reassembler.take_in_order(*key, 5, 0, 0)  # no bytes
+    # A refused chunk changed nothing: feed() takes it from where the stream is.
+    assert summary(list(reassembler.feed(data(sock, b"xy", 5, size=4)))) == [
+        (5, b"xy", 0), (9, b"", 2)]  # fmt: skip
+    assert list(reassembler.feed(data(sock, b"late", 11))) == []
+    assert not reassembler.take_in_order(*key, 15, 1, 1)  # held back: "late" waits at 11
+    assert reassembler.held(10, 3) == 4
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.binary(min_size=0, max_size=6), st.integers(0, 3)), max_size=12),
+       st.randoms(use_true_random=False))  # fmt: skip
+def test_take_in_order_then_feed_gives_the_bytes_feed_alone_gives(
+    pieces: list[tuple[bytes, int]], rng: random.Random,
+) -> None:  # fmt: skip
+    """The live pipeline's path (take_in_order, else feed) and feed alone give
+    the same stream: bytes, gaps and where they fall, whatever the arrival order,
+    duplicates and payload cuts."""
+    sock = Socket(10, 3)
+    events, offset = [], 0
+    for payload, cut in pieces:
+        events.append(data(sock, payload[: max(len(payload) - cut, 0)], offset, len(payload)))
+        offset += len(payload)
+    arrival = events + rng.sample(events, k=len(events) // 3)  # some twice
+    rng.shuffle(arrival)
+
+    def stream(fast: bool) -> list[tuple[int, bytes, int]]:
+        reassembler, out = StreamReassembler(max_pending=4), []
+        for event in arrival:
+            if fast and reassembler.take_in_order(event.pid, event.fd, event.direction,
+                                                  event.offset, event.size, len(event.data)):
+                out.append((event.offset, event.data, 0))
+            else:
+                out += summary(list(reassembler.feed(event)))
+        return out + summary(list(reassembler.flush()))
+
+    assert stream(fast=True) == stream(fast=False)
