@@ -263,6 +263,11 @@ def _elements(buf: bytearray, aggregate: _Aggregate, depth: int) -> tuple[_Value
 
 #: Commands of at most this many words (all kept) take the fast path.
 _FAST_WORDS = MAX_ARGS_KEPT
+#: The fast readers read at most this many bytes of the buffer, as ``bytes``
+#: (compiled, a bytes index is a C array read; a bytearray's goes through the
+#: generic item protocol and makes an int object): a longer command or reply
+#: takes the general reader.
+_FAST_WINDOW = 1024
 _DOLLAR: Final = ord("$")
 _ASTERISK: Final = ord("*")
 _PLUS: Final = ord("+")
@@ -284,23 +289,24 @@ def _command(buf: bytearray) -> tuple[list[str], int] | None:
     the parse (``benchmarks/records.py``'s profile); compiled, indexing and
     digit arithmetic here cost a third of the finds and slices they replace.
     """
-    size = len(buf)
-    if size < 4 or buf[0] != _ASTERISK:
+    if len(buf) < 4 or buf[0] != _ASTERISK:
         return None
-    count, pos = _number(buf, 1, 2)
+    data = _window(buf)
+    size = len(data)
+    count, pos = _number(data, 1, 2)
     if not 0 < count <= _FAST_WORDS:
         return None
     words: list[str] = []
     for _ in range(count):
-        if pos >= size or buf[pos] != _DOLLAR:
+        if pos >= size or data[pos] != _DOLLAR:
             return None
-        length, start = _number(buf, pos + 1, 9)
+        length, start = _number(data, pos + 1, 9)
         if length < 0 or length > MAX_MESSAGE_BYTES:
             return None
         end = start + length
-        if end + 1 >= size or buf[end] != _CR or buf[end + 1] != _LF:  # also: not all here yet
+        if end + 1 >= size or data[end] != _CR or data[end + 1] != _LF:  # also: not all here yet
             return None
-        words.append(_text(buf[start:end]))
+        words.append(_word(data[start:end]))
         pos = end + 2
     return words, pos
 
@@ -313,27 +319,43 @@ def _reply(buf: bytearray) -> tuple[str, str, int] | None:
     whole): :func:`parse_value` then decides, so what this returns is always
     what the general reader and :meth:`RedisParser._response` would make of it.
     """
-    size = len(buf)
-    if size < 3:
+    if len(buf) < 3:
         return None
     first = buf[0]
-    if first in (_PLUS, _MINUS):
-        end = buf.find(b"\r\n", 1, MAX_RESP_LINE_BYTES + 3)
+    if first not in (_PLUS, _MINUS, _DOLLAR):
+        return None
+    data = _window(buf)
+    size = len(data)
+    if first != _DOLLAR:
+        end = data.find(b"\r\n", 1, MAX_RESP_LINE_BYTES + 3)
         if end < 0:
             return None
-        return ("simple_string" if first == _PLUS else "error"), _text(buf[1:end]), end + 2
-    if first != _DOLLAR:
-        return None
-    length, start = _number(buf, 1, 9)
+        return ("simple_string" if first == _PLUS else "error"), _word(data[1:end]), end + 2
+    length, start = _number(data, 1, 9)
     if length < 0 or length > MAX_MESSAGE_BYTES:
         return None
     end = start + length
-    if end + 1 >= size or buf[end] != _CR or buf[end + 1] != _LF:
+    if end + 1 >= size or data[end] != _CR or data[end + 1] != _LF:
         return None
-    return "bulk_string", _text(buf[start:end]), end + 2
+    return "bulk_string", _word(data[start:end]), end + 2
 
 
-def _number(buf: bytearray, pos: int, digits: int) -> tuple[int, int]:
+def _window(buf: bytearray) -> bytes:
+    """The first :data:`_FAST_WINDOW` bytes of ``buf``, as bytes."""
+    return bytes(buf[:_FAST_WINDOW]) if len(buf) > _FAST_WINDOW else bytes(buf)
+
+
+def _word(data: bytes) -> str:
+    """:func:`_text` of bytes, strict UTF-8 first (compiled, decoded in C;
+    :func:`_text` takes any bytes-like, which is a method call)."""
+    try:
+        text = data.decode()
+    except UnicodeDecodeError:
+        text = data.decode("utf-8", "replace")
+    return text if len(text) <= MAX_FIELD_CHARS else clip(text)
+
+
+def _number(buf: bytes, pos: int, digits: int) -> tuple[int, int]:
     """The decimal number of at most ``digits`` digits at ``buf[pos]``, followed by
     CRLF, and the offset past the CRLF; ``(-1, 0)`` for anything else."""
     size = len(buf)

@@ -5,6 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from libtrace.parsers import Desync, Pairer, RedisParser, Status
+from libtrace.parsers._events import clip
 
 from ._harness import MODES, assert_split_invariant, feed_chunks, messages, run, summary
 
@@ -212,6 +213,32 @@ def test_the_fast_path_takes_common_commands_and_leaves_the_rest() -> None:
     assert _command(bytearray(b"*1\r\n:1\r\n")) is None  # not a bulk string
     assert _command(bytearray(b"*1\r\n$-1\r\n")) is None  # a null
     assert _command(bytearray(_resp_command([b"x"] * 17))) is None  # more than are kept
+
+
+@given(st.binary(max_size=40))
+def test_a_fast_word_is_the_text_the_general_reader_makes(data: bytes) -> None:
+    from libtrace.parsers._redis import _text, _word
+
+    assert _word(data) == _text(data)  # invalid UTF-8 replaced alike
+
+
+def test_a_command_or_reply_longer_than_the_fast_window_takes_the_general_reader() -> None:
+    """The fast readers see the buffer's first _FAST_WINDOW bytes: past them
+    they answer None, and the general reader makes the same record."""
+    from libtrace.parsers._redis import _FAST_WINDOW, _command, _reply
+
+    value = b"v" * _FAST_WINDOW
+    command, reply = _resp_command([b"SET", b"k", value]), b"$%d\r\n%s\r\n" % (len(value), value)
+    assert _command(bytearray(command)) is None and _reply(bytearray(reply)) is None
+    assert _command(bytearray(command[:_FAST_WINDOW])) is None  # cut: not whole yet
+    short = _resp_command([b"SET", b"k", b"v" * 100])
+    assert _command(bytearray(short + command)) == (["SET", "k", "v" * 100], len(short))
+    parser, pairer = RedisParser(), Pairer()
+    parser.feed("request", command + _resp_command([b"GET", b"k"]), 1)
+    parser.feed("response", b"+OK\r\n" + reply, 2)
+    records = [r for e in parser.events() for r in pairer.add(e)]
+    assert [(r.request.command, r.response.value if r.response else None) for r in records] == [
+        ("SET", "OK"), ("GET", clip(value.decode()))]  # fmt: skip
 
 
 def test_client_reply_off_and_skip_leave_commands_unanswered_and_pairing_follows() -> None:
