@@ -36,6 +36,7 @@ from ..parsers import (
     Transport,
     infer,
 )
+from ..parsers._events import REQUEST, RESPONSE
 from ..parsers.pairing import DEFAULT_TIMEOUT_NS
 from ..parsers.redaction import Redaction
 from .chunk import Chunk
@@ -151,7 +152,7 @@ class Conversation:
         return self.b if self.client == self.a else self.a
 
     def direction(self, sender: Endpoint) -> Direction:
-        return Direction.REQUEST if sender == self.client else Direction.RESPONSE
+        return REQUEST if sender == self.client else RESPONSE
 
     # -- input -----------------------------------------------------------------------
     def chunks(
@@ -311,7 +312,7 @@ class Conversation:
             if verdict.direction is not None:
                 self.client = (
                     sender
-                    if verdict.direction is Direction.REQUEST
+                    if verdict.direction is REQUEST
                     else (self.b if sender == self.a else self.a)
                 )
             else:

@@ -28,7 +28,7 @@ from mypy_extensions import mypyc_attr
 from ..frozen import hand_init
 from ._base import Side, StreamParser, Transport
 from ._errors import MalformedError, TruncatedError
-from ._events import Direction, Message, Status, clip
+from ._events import RESPONSE, Direction, Message, Status, clip
 from ._limits import MAX_DNS_ANSWERS_KEPT
 from ._spec import Match, ProtocolSpec
 
@@ -96,7 +96,7 @@ class DnsResponse(Message):
 
     @property
     def direction(self) -> Direction:
-        return Direction.RESPONSE
+        return RESPONSE
 
     id: int
     name: str | None

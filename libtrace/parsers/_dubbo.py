@@ -36,7 +36,7 @@ from ._base import Side, StreamParser, Transport
 from ._cursor import Cursor
 from ._enums import open_enum
 from ._errors import LimitExceededError, MalformedError, TruncatedError
-from ._events import Direction, Message, Status, clip
+from ._events import REQUEST, RESPONSE, Direction, Message, Status, clip
 from ._spec import Match, ProtocolSpec
 from .hessian2 import read_int, read_string
 
@@ -181,7 +181,7 @@ class DubboResponse(Message):
 
     @property
     def direction(self) -> Direction:
-        return Direction.RESPONSE
+        return RESPONSE
 
     request_id: int
     status: DubboStatus
@@ -340,7 +340,7 @@ class DubboParser(StreamParser):
             return None
         ts = side.ts_at(0)
         body = bytes(buf[HEADER_BYTES:HEADER_BYTES + want])
-        sender = "client" if side.direction is Direction.REQUEST else "server"
+        sender = "client" if side.direction is REQUEST else "server"
         message = decode_frame(header, body, ts, HEADER_BYTES + header.body_length, sender,
                                complete=want == header.body_length)
         side.consume(HEADER_BYTES + want)
@@ -378,7 +378,7 @@ def _signature(data: bytes, udp: bool) -> Match:
     body = int.from_bytes(data[12:16], "big")
     if body > DUBBO_MAX_BODY_BYTES:
         return None
-    return 0.95, Direction.REQUEST if flags & 0x80 else Direction.RESPONSE
+    return 0.95, REQUEST if flags & 0x80 else RESPONSE
 
 
 # What libtrace knows of the protocol (see _spec.py): its signature for

@@ -40,7 +40,14 @@ class Direction(enum.StrEnum):
 
     @property
     def other(self) -> Direction:
-        return Direction.RESPONSE if self is Direction.REQUEST else Direction.REQUEST
+        return RESPONSE if self is REQUEST else REQUEST
+
+
+#: Direction's members as module constants: compiled code reads these directly,
+#: where ``Direction.REQUEST`` is an attribute lookup on the enum class (several
+#: hundred instructions each under Python 3.11's ``EnumType``: callgrind).
+REQUEST: Final = Direction.REQUEST
+RESPONSE: Final = Direction.RESPONSE
 
 
 class Status(enum.StrEnum):
@@ -137,7 +144,7 @@ class Message:
     @property
     def direction(self) -> Direction:
         """Which way the message travels (a response class overrides this)."""
-        return Direction.REQUEST
+        return REQUEST
 
     @property
     def _not_fields(self) -> frozenset[str]:

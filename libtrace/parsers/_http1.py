@@ -26,7 +26,17 @@ from mypy_extensions import mypyc_attr
 from ..frozen import hand_init
 from ._base import SKIP_TO_EOF, Side, StreamParser, Transport
 from ._errors import LimitExceededError, MalformedError
-from ._events import NEED_DATA, Direction, Event, Message, Status, _NeedData, clip
+from ._events import (
+    NEED_DATA,
+    REQUEST,
+    RESPONSE,
+    Direction,
+    Event,
+    Message,
+    Status,
+    _NeedData,
+    clip,
+)
 from ._limits import MAX_HEADERS, MAX_HTTP_BODY_BYTES, MAX_HTTP_HEAD_BYTES, MAX_PENDING_REQUESTS
 from ._spec import Match, ProtocolSpec
 from .redaction import Redaction
@@ -177,7 +187,7 @@ class Http1Response(Message):
 
     @property
     def direction(self) -> Direction:
-        return Direction.RESPONSE
+        return RESPONSE
 
     @property
     def _not_fields(self) -> frozenset[str]:
@@ -307,7 +317,7 @@ class Http1Parser(StreamParser):
         answered and the next request's head is still incomplete means that head was
         cut (its rest lost, or the server answered early): the request comes out
         partial at once, so that it pairs with that response."""
-        request = self._sides[Direction.REQUEST]
+        request = self._sides[REQUEST]
         event = self._step(request)
         if event is not NEED_DATA:
             return event
@@ -319,10 +329,10 @@ class Http1Parser(StreamParser):
                 request.consume(len(request.buf))
                 request.resync = True  # what follows the hole is the rest of the head
                 return partial
-        return self._step(self._sides[Direction.RESPONSE])
+        return self._step(self._sides[RESPONSE])
 
     def _head_cut_by_response(self, request: Side) -> bool:
-        response = self._sides[Direction.RESPONSE]
+        response = self._sides[RESPONSE]
         state = request.state
         return (not self._methods and bool(request.buf) and not request.resync
                 and not request.skip and not request.eof and isinstance(state, _State)
@@ -332,14 +342,14 @@ class Http1Parser(StreamParser):
     # -- hooks -----------------------------------------------------------------------
     def _reset(self, side: Side) -> None:
         side.state = _State()
-        if side.direction is Direction.RESPONSE:
+        if side.direction is RESPONSE:
             self._methods.clear()
 
     def _partial(self, side: Side) -> Message | None:
         """A request whose head was cut keeps its request line (and the headers
         before the cut), flagged partial, so that it still pairs with its response."""
         state = side.state
-        if side.direction is not Direction.REQUEST or not isinstance(state, _State):
+        if side.direction is not REQUEST or not isinstance(state, _State):
             return None
         if state.phase is not Phase.HEAD:
             return None
@@ -359,7 +369,7 @@ class Http1Parser(StreamParser):
         )  # fmt: skip
 
     def _resync(self, side: Side) -> bool:
-        pattern = REQUEST_START if side.direction is Direction.REQUEST else RESPONSE_START
+        pattern = REQUEST_START if side.direction is REQUEST else RESPONSE_START
         match = pattern.search(side.buf)
         if match is None:
             return False
@@ -417,7 +427,7 @@ class Http1Parser(StreamParser):
             side.consume(blank)
         if not buf:
             return None
-        is_request = side.direction is Direction.REQUEST
+        is_request = side.direction is REQUEST
         prefix = bytes(buf[:40])
         if not (_PREFIX_REQUEST if is_request else _PREFIX_RESPONSE).match(prefix):
             raise MalformedError(f"not an HTTP/1 {side.direction.value}: {prefix[:20]!r}")
@@ -475,7 +485,7 @@ class Http1Parser(StreamParser):
         }
         if status == 101 or (method == "CONNECT" and 200 <= status < 300):
             _advance(state, Input.UPGRADE)
-            request_state = self._sides[Direction.REQUEST].state
+            request_state = self._sides[REQUEST].state
             assert isinstance(request_state, _State)
             request_state.phase = Phase.OPAQUE
             return self._emit(side, state)
@@ -543,7 +553,7 @@ class Http1Parser(StreamParser):
         fields = state.head
         state.head = {}
         size = state.head_size + state.body_size
-        if side.direction is Direction.REQUEST:
+        if side.direction is REQUEST:
             return Http1Request(ts_ns=state.ts_ns, size=size, errors=errors,
                                 body_size=state.body_size, _parsed=True, **fields)  # type: ignore[arg-type]
         return Http1Response(ts_ns=state.ts_ns, size=size, errors=errors,
@@ -561,11 +571,11 @@ def _signature(data: bytes, udp: bool) -> Match:
     if udp:
         return None
     if _HTTP1_REQUEST.match(data):
-        return 0.95, Direction.REQUEST
+        return 0.95, REQUEST
     if _HTTP1_RESPONSE.match(data):
-        return 0.95, Direction.RESPONSE
+        return 0.95, RESPONSE
     if _HTTP1_REQUEST_PREFIX.match(data):
-        return 0.6, Direction.REQUEST
+        return 0.6, REQUEST
     return None
 
 

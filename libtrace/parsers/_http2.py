@@ -35,7 +35,7 @@ from mypy_extensions import mypyc_attr
 from ..frozen import hand_init
 from ._base import Side, StreamParser, Transport
 from ._errors import LimitExceededError, MalformedError
-from ._events import Direction, Message, Status, clip
+from ._events import REQUEST, RESPONSE, Direction, Message, Status, clip
 from ._hpack import TolerantDecoder
 from ._http1 import http_status, trace_context, with_trace_context
 from ._limits import MAX_H2_FRAME_BYTES, MAX_H2_STREAMS, MAX_HEADERS
@@ -120,7 +120,7 @@ class Http2Response(Message):
 
     @property
     def direction(self) -> Direction:
-        return Direction.RESPONSE
+        return RESPONSE
 
     @property
     def _not_fields(self) -> frozenset[str]:
@@ -279,7 +279,7 @@ class Http2Parser(StreamParser):
             self._flush_at_eof(side, state)
             return state.ready.popleft() if state.ready else None
         buf = side.buf
-        if not state.preface_done and side.direction is Direction.REQUEST:
+        if not state.preface_done and side.direction is REQUEST:
             if buf[:len(PREFACE)] == PREFACE:
                 side.consume(len(PREFACE))
                 state.preface_done = True
@@ -351,7 +351,7 @@ class Http2Parser(StreamParser):
     def _headers(self, side: Side, stream_id: int, headers: list[tuple[str, str]],
                  errors: tuple[str, ...], end_stream: bool, ts: int, size: int) -> None:
         stream = self._stream(stream_id)
-        if side.direction is Direction.REQUEST:
+        if side.direction is REQUEST:
             if stream.request_done:
                 return  # request trailers
             if stream_id % 2 == 0:
@@ -378,7 +378,7 @@ class Http2Parser(StreamParser):
     def _data(self, side: Side, stream_id: int, length: int, end_stream: bool) -> None:
         if stream_id == 0:
             raise MalformedError("DATA on stream 0")
-        if side.direction is Direction.RESPONSE:
+        if side.direction is RESPONSE:
             stream = self._stream(stream_id)
             stream.body_size += length
             stream.size += FRAME_HEADER_BYTES + length
@@ -410,7 +410,7 @@ class Http2Parser(StreamParser):
             reset_code=reset_code, headers=tuple(headers), _parsed=True))
 
     def _flush_at_eof(self, side: Side, state: _SideState) -> None:
-        if side.direction is not Direction.RESPONSE:
+        if side.direction is not RESPONSE:
             return
         for stream_id in [s for s, st in self._streams.items() if st.response_ts is not None]:
             self._finish(side, stream_id, error="connection ended before END_STREAM")
@@ -432,7 +432,7 @@ def _signature(data: bytes, udp: bool) -> Match:
     if udp:
         return None
     if data.startswith(PREFACE) or (len(data) >= 8 and PREFACE.startswith(data[:24])):
-        return 0.99, Direction.REQUEST
+        return 0.99, REQUEST
     # Mid-connection (or a server's first SETTINGS): whatever frames come first,
     # each header plausible, back to back.
     frames: list[tuple[int, int, int, bytes]] = []  # type, flags, stream id, payload
@@ -465,7 +465,7 @@ def _signature(data: bytes, udp: bool) -> Match:
     if ftype == 4 and not flags & 1:
         # A first SETTINGS that is no ACK: a server's opening (a client's comes
         # after the preface); a SETTINGS ACK can come from either side.
-        return 0.6, direction or Direction.RESPONSE
+        return 0.6, direction or RESPONSE
     # PING, SETTINGS ACK, WINDOW_UPDATE...: 9-17 bytes; only a port makes them enough.
     return 0.25, direction
 
@@ -482,7 +482,7 @@ def _http2_sender(ftype: int, flags: int, stream_id: int, payload: bytes) -> Dir
     which HPACK encodes as an index into its static table, known without the
     connection's dynamic table; PUSH_PROMISE and even streams are the server's."""
     if ftype == 5 or (ftype in (0, 1) and stream_id and stream_id % 2 == 0):
-        return Direction.RESPONSE
+        return RESPONSE
     if ftype != 1:
         return None
     pos = (1 if flags & 0x8 else 0) + (5 if flags & 0x20 else 0)  # PADDED, PRIORITY
@@ -498,9 +498,9 @@ def _http2_sender(ftype: int, flags: int, stream_id: int, payload: bytes) -> Dir
     else:  # literal without indexing / never indexed, indexed name
         index = first & 0x0F
     if index in _HPACK_REQUEST:
-        return Direction.REQUEST
+        return REQUEST
     if index in _HPACK_STATUS:
-        return Direction.RESPONSE
+        return RESPONSE
     return None
 
 

@@ -39,7 +39,7 @@ from ._base import Side, StreamParser, Transport
 from ._cursor import Cursor
 from ._enums import open_enum
 from ._errors import LimitExceededError, MalformedError, TruncatedError
-from ._events import Direction, Message, Status, clip
+from ._events import REQUEST, RESPONSE, Direction, Message, Status, clip
 from ._limits import MAX_ARGS_KEPT, MAX_PENDING_REQUESTS
 from ._spec import PRINTABLE, Match, ProtocolSpec
 
@@ -437,7 +437,7 @@ class KafkaResponse(Message):
 
     @property
     def direction(self) -> Direction:
-        return Direction.RESPONSE
+        return RESPONSE
 
     correlation_id: int
     api: ApiKey | None = None
@@ -539,7 +539,7 @@ class KafkaParser(StreamParser):
             return None
         data, size, complete = frame
         ts = side.ts_at(0)
-        if side.direction is Direction.REQUEST:
+        if side.direction is REQUEST:
             message: Message = self._request(data, size, complete, ts)
         else:
             message = self._response(data, size, complete, ts)
@@ -604,7 +604,7 @@ class KafkaParser(StreamParser):
         size = int.from_bytes(buf[pos:pos + 4], "big", signed=True)
         if not 4 <= size <= MAX_MESSAGE_SIZE:
             return False
-        if side.direction is Direction.RESPONSE:
+        if side.direction is RESPONSE:
             # Where the message would end, if that is in the buffer: exactly at
             # its end, or at the next size that fits.  Otherwise a resync hunting
             # for a known correlation id locks onto a byte pattern inside
@@ -702,8 +702,8 @@ def _signature(data: bytes, udp: bool) -> Match:
         # Whole (perhaps with more behind it), yet its body does not read as that
         # API's request: a response's correlation id can pass for an API key and
         # version (the sides swap).
-        return 0.25, Direction.REQUEST
-    return confidence, Direction.REQUEST
+        return 0.25, REQUEST
+    return confidence, REQUEST
 
 
 # What libtrace knows of the protocol (see _spec.py): its signature for

@@ -42,7 +42,7 @@ from ._base import Side, StreamParser, Transport
 from ._cursor import Cursor
 from ._enums import open_enum
 from ._errors import LimitExceededError, MalformedError, TruncatedError
-from ._events import Direction, Message, Status, clip
+from ._events import REQUEST, RESPONSE, Direction, Message, Status, clip
 from ._limits import MAX_ARGS_KEPT, MAX_MESSAGE_BYTES
 from ._spec import PRINTABLE, Match, ProtocolSpec
 
@@ -177,7 +177,7 @@ class MqttResponse(Message):
 
     @property
     def direction(self) -> Direction:
-        return Direction.RESPONSE
+        return RESPONSE
 
     packet_type: PacketType
     #: "client" or "server": who sent it
@@ -374,7 +374,7 @@ class MqttParser(StreamParser):
 
     @staticmethod
     def _sender(side: Side) -> str:
-        return "client" if side.direction is Direction.REQUEST else "server"
+        return "client" if side.direction is REQUEST else "server"
 
     def _parse(self, side: Side) -> Message | None:
         header = read_fixed_header(side.buf)
@@ -634,9 +634,9 @@ def _signature(data: bytes, udp: bool) -> Match:
     kinds = {kind for kind, _, _ in packets}
     direction = None  # PUBLISH and its acknowledgements go both ways
     if kinds <= CLIENT_SENDS and not kinds <= SERVER_SENDS:
-        direction = Direction.REQUEST
+        direction = REQUEST
     elif kinds <= SERVER_SENDS and not kinds <= CLIENT_SENDS:
-        direction = Direction.RESPONSE
+        direction = RESPONSE
     if not kinds & _MQTT_WITH_TOPIC:
         # Acknowledgements and pings are 2-5 bytes that noise can mimic: only
         # the port (PORT_BONUS) lifts them over MIN_CONFIDENCE.
@@ -653,9 +653,9 @@ def _mqtt_connect_or_connack(data: bytes) -> Match:
         pos = header.header_bytes if header is not None else len(data)
         name = data[pos:pos + 8]
         if name.startswith(b"\x00\x04MQTT") or name.startswith(b"\x00\x06MQIsdp"):
-            return 0.95, Direction.REQUEST
+            return 0.95, REQUEST
     if data[0] == 0x20 and len(data) >= 4 and data[1] in (2, 3) and data[2] in (0, 1):
-        return 0.35, Direction.RESPONSE  # CONNACK
+        return 0.35, RESPONSE  # CONNACK
     return None
 
 

@@ -57,7 +57,7 @@ from ._base import SKIP_TO_EOF, Side, StreamParser, Transport
 from ._cursor import Cursor
 from ._enums import open_enum
 from ._errors import MalformedError, TruncatedError
-from ._events import Direction, Message, Status, clip
+from ._events import REQUEST, RESPONSE, Direction, Message, Status, clip
 from ._limits import MAX_ARGS_KEPT, MAX_PENDING_REQUESTS
 from ._spec import PRINTABLE, Match, ProtocolSpec
 from .redaction import Redaction
@@ -222,7 +222,7 @@ class MysqlResponse(Message):
 
     @property
     def direction(self) -> Direction:
-        return Direction.RESPONSE
+        return RESPONSE
 
     #: "ok", "error", "resultset", "eof", or "greeting" (the server's first packet)
     kind: str
@@ -563,13 +563,13 @@ class MysqlParser(StreamParser):
 
     # -- framing ---------------------------------------------------------------------------
     def _parse(self, side: Side) -> Message | None:
-        if self._ready and side.direction is Direction.RESPONSE:
+        if self._ready and side.direction is RESPONSE:
             return self._ready.popleft()
         buf = side.buf
         if len(buf) < 4:
             return None
         length, seq = int.from_bytes(buf[:3], "little"), buf[3]
-        if self._tls and side.direction is Direction.RESPONSE and not (
+        if self._tls and side.direction is RESPONSE and not (
                 seq == 0 and buf[4:5] == b"\x0a"):
             side.skip = SKIP_TO_EOF  # TLS records from here on; a greeting may precede them
             return None
@@ -581,7 +581,7 @@ class MysqlParser(StreamParser):
         message = None
         if not self._continued[side.direction]:  # else: the tail of a long payload, skipped
             # parse before consuming: on an error the resync starts inside this packet
-            if side.direction is Direction.REQUEST:
+            if side.direction is REQUEST:
                 message = self._request(side, seq, payload, length, ts)
             else:
                 message = self._response(seq, payload, length, ts)
@@ -888,7 +888,7 @@ class MysqlParser(StreamParser):
             if not 0 < length <= MAX_PACKET_PREFIX_BYTES or len(buf) < pos + 5:
                 continue
             first = buf[pos + 4]
-            if side.direction is Direction.REQUEST:
+            if side.direction is REQUEST:
                 ends = _ends_at_a_packet(buf, pos + 4 + length)
                 good = ((seq == 0 and not Command(first).name.startswith(("UNKNOWN", "COM_SLEEP"))
                          and (ends or (ends is None and first == Command.COM_QUERY
@@ -925,27 +925,27 @@ def _signature(data: bytes, udp: bool) -> Match:
     if seq == 0 and first == 10:  # server greeting, protocol version 10
         end = data.find(b"\x00", 5, 5 + 64)
         if end > 5 and PRINTABLE.fullmatch(data[5:end]) and length >= end - 4 + 4:
-            return 0.9, Direction.RESPONSE
+            return 0.9, RESPONSE
     whole = length == len(data) - 4
     # COM_QUERY / COM_STMT_PREPARE with printable SQL, COM_INIT_DB with a name
     if (seq == 0 and first in (0x02, 0x03, 0x16) and whole and length > 1
             and PRINTABLE.fullmatch(data[5:])):
-        return 0.7, Direction.REQUEST
+        return 0.7, REQUEST
     # a MySQL 8 COM_QUERY whose query attributes come before the SQL
     if seq == 0 and first == 0x03 and whole and sql_after_attributes(data[4:]) is not None:
-        return 0.7, Direction.REQUEST
+        return 0.7, REQUEST
     # Mid-connection, what else a client or a server sends first:
     if seq == 1 and whole and looks_like_login(data[4:]):
-        return 0.8, Direction.REQUEST
+        return 0.8, REQUEST
     if seq >= 1 and whole and first == 0xFF and length >= 9 and data[7:8] == b"#":
-        return 0.6, Direction.RESPONSE  # ERR: code, '#', a five-character SQL state
+        return 0.6, RESPONSE  # ERR: code, '#', a five-character SQL state
     if seq == 0 and whole and first == 0x17 and length >= 10 and data[10:14] == b"\1\0\0\0":
-        return 0.5, Direction.REQUEST  # COM_STMT_EXECUTE: id, flags, iteration count 1
+        return 0.5, REQUEST  # COM_STMT_EXECUTE: id, flags, iteration count 1
     if seq == 0 and whole and ((first in (0x01, 0x0E) and length == 1)
                                or (first in (0x19, 0x1A) and length == 5)):
-        return 0.25, Direction.REQUEST  # QUIT, PING, STMT_CLOSE/RESET: the port decides
+        return 0.25, REQUEST  # QUIT, PING, STMT_CLOSE/RESET: the port decides
     if seq >= 1 and whole and first == 0x00 and 7 <= length <= 64:
-        return 0.25, Direction.RESPONSE  # OK: the port decides
+        return 0.25, RESPONSE  # OK: the port decides
     return None
 
 

@@ -27,7 +27,7 @@ from mypy_extensions import mypyc_attr
 from ..frozen import hand_init
 from ._base import Side, StreamParser, Transport
 from ._errors import LimitExceededError, MalformedError
-from ._events import Direction, Message, Status, clip
+from ._events import REQUEST, RESPONSE, Direction, Message, Status, clip
 from ._limits import (
     MAX_ARGS_KEPT,
     MAX_FIELD_CHARS,
@@ -122,7 +122,7 @@ class RedisResponse(Message):
 
     @property
     def direction(self) -> Direction:
-        return Direction.RESPONSE
+        return RESPONSE
 
     type: str
     error: str | None = None
@@ -459,7 +459,7 @@ class RedisParser(StreamParser):
 
     def _resync(self, side: Side) -> bool:
         buf = side.buf
-        starts = (b"*",) if side.direction is Direction.REQUEST else tuple(
+        starts = (b"*",) if side.direction is REQUEST else tuple(
             bytes([t]) for t in TYPES)
         pos = 0
         while pos < len(buf):
@@ -486,7 +486,7 @@ class RedisParser(StreamParser):
         buf = side.buf
         if not buf:
             return None
-        request = side.direction is Direction.REQUEST
+        request = side.direction is REQUEST
         if request and buf[0] not in TYPES:
             return self._inline(side, side.ts_at(0))
         if request:
@@ -620,11 +620,11 @@ def _signature(data: bytes, udp: bool) -> Match:
     if udp:
         return None
     if _RESP_COMMAND.match(data):
-        return 0.9, Direction.REQUEST
+        return 0.9, REQUEST
     if _INLINE.fullmatch(data):
-        return 0.5, Direction.REQUEST
+        return 0.5, REQUEST
     if _RESP_REPLY.match(data):
-        return 0.4, Direction.RESPONSE
+        return 0.4, RESPONSE
     return None
 
 

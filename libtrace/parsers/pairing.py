@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 from collections.abc import Hashable
 
-from ._events import Desync, Direction, Event, Message, Record, Status
+from ._events import REQUEST, Desync, Event, Message, Record, Status
 from ._limits import MAX_PENDING_REQUESTS
 
 #: A request unanswered this long before the end of the capture timed out.
@@ -48,7 +48,7 @@ class Pairer:
             if event.kept_order:  # the cut message came out partial: the order holds
                 return []
             return [self._alone(m, Status.UNKNOWN) for m in self._drain_fifo()]
-        if event.direction is Direction.REQUEST:
+        if event.direction is REQUEST:
             return self._request(event)
         return self._response(event)
 
@@ -105,7 +105,7 @@ class Pairer:
 
     @staticmethod
     def _alone(message: Message, status: Status) -> Record:
-        is_request = message.direction is Direction.REQUEST
+        is_request = message.direction is REQUEST
         return Record(protocol=message.protocol, ts_ns=message.ts_ns, latency_ns=None,
                       status=status, request=message if is_request else None,
                       response=None if is_request else message)
