@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from ..frozen import hand_init
 from ..parsers import (
@@ -36,7 +36,6 @@ from ..parsers import (
     Transport,
     infer,
 )
-from ..parsers._events import REQUEST, RESPONSE
 from ..parsers.pairing import DEFAULT_TIMEOUT_NS
 from ..parsers.redaction import Redaction
 from .chunk import Chunk
@@ -75,6 +74,11 @@ class FlowRecord:
 
 
 hand_init(FlowRecord)
+
+#: Direction's members as module constants (compiled, ``Direction.REQUEST`` is an
+#: attribute lookup on the enum class: see ``libtrace.parsers._events``).
+_REQUEST: Final = Direction.REQUEST
+_RESPONSE: Final = Direction.RESPONSE
 
 #: Bytes kept per sender while the protocol is undecided; past this the connection is unknown.
 MAX_UNDECIDED_BYTES = 64 * 1024
@@ -152,7 +156,7 @@ class Conversation:
         return self.b if self.client == self.a else self.a
 
     def direction(self, sender: Endpoint) -> Direction:
-        return REQUEST if sender == self.client else RESPONSE
+        return _REQUEST if sender == self.client else _RESPONSE
 
     # -- input -----------------------------------------------------------------------
     def chunks(
@@ -312,7 +316,7 @@ class Conversation:
             if verdict.direction is not None:
                 self.client = (
                     sender
-                    if verdict.direction is REQUEST
+                    if verdict.direction is _REQUEST
                     else (self.b if sender == self.a else self.a)
                 )
             else:
