@@ -48,7 +48,7 @@ __all__ = [
     "MAX_INFLIGHT", "MAX_PAYLOAD", "MAX_PAYLOAD_PERFBUF", "NATIVE_FIELDS", "PROCESS_EVENTS",
     "SCRATCH_SLOTS", "Counter", "DecodeError", "Direction", "EventFlag", "EventType", "GoAbi",
     "RawArgs", "RawConfig", "RawConn", "RawConnKey", "RawEvent", "RawGoProc", "SocketEvent",
-    "Syscall", "add_flags", "decode", "decode_python", "fill_in", "format_address",
+    "Syscall", "add_flags", "decode", "decode_python", "format_address",
     "native_decoder", "with_changes",
 ]  # fmt: skip
 
@@ -247,26 +247,20 @@ def add_flags(flags: EventFlag, extra: EventFlag) -> EventFlag:
 _SETTER_BY_NAME = dict(zip(_FIELDS, _SETTERS, strict=True))
 
 
-#: Sets an event's flags in place (as :func:`fill_in` does, for one value per event).
+#: Sets an event's flags in place (as :func:`~libtrace.tracer.no_btf.fill_in` does,
+#: for one value per event).
 set_flags: Final = _SETTER_BY_NAME["flags"]
 
-#: Fields of an event with the values to give them, ready for :func:`fill_in`.
+#: Fields of an event with the values to give them, ready for
+#: :func:`~libtrace.tracer.no_btf.fill_in`.
 Changes = tuple[tuple[Callable[[SocketEvent, Any], None], object], ...]
 
 
 def changes(values: dict[str, object]) -> Changes:
-    """``values`` (field name → value) made ready for :func:`fill_in`: each field's
+    """``values`` (field name → value) made ready for
+    :func:`~libtrace.tracer.no_btf.fill_in`: each field's
     setter looked up once, for changes that many events take."""
     return tuple((_SETTER_BY_NAME[name], value) for name, value in values.items())
-
-
-def fill_in(event: SocketEvent, ready: Changes) -> SocketEvent:
-    """Set fields of an event in place and return it: only for one that nobody
-    else holds yet (the tracer completing what it just decoded), where a copy
-    (:func:`with_changes`) would cost several times as much per event."""
-    for set_field, value in ready:
-        set_field(event, value)
-    return event
 
 
 def with_changes(event: SocketEvent, changes: dict[str, object]) -> SocketEvent:
