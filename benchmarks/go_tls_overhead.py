@@ -19,8 +19,11 @@ BPF time per hit; ``us_per_hit`` is the wall time the uprobes add to a
 request (traced against syscalls_only) over its hits: the trap, the
 single-step and the program together, as the loop feels them.
 ``uprobe_trap_us`` is the trap alone, before any program: a tracefs uprobe
-on a C function called in a loop (:mod:`benchmarks._uprobe_trap`); it is
-the floor of ``us_per_hit`` on this machine.
+on a C function called in a loop (:mod:`benchmarks._uprobe_trap`), on an
+instruction the kernel single-steps (as the RET probes are) and, as
+``uprobe_trap_emulated_us``, on one it emulates (as the entry probes are,
+on the stack check's jump); ``entry_hits_per_request`` and
+``ret_hits_per_request`` split the hits between the two kinds.
 
 Run from the repository root::
 
@@ -49,11 +52,14 @@ from benchmarks._common import emit, exit_on_sigterm, log, stop
 from benchmarks._uprobe_trap import trap_us
 from libtrace import Tracer
 from libtrace.host.go_toolchains import GO_VERSIONS, build
+from libtrace.tracer.golang.attach import PROGRAMS as GO_PROGRAMS
 from libtrace.tracer.golang.attach import UPROBE_PROGRAMS
 
 PROGRAMS = Path(__file__).resolve().parent.parent / "tests" / "golang" / "programs"
 #: bpftool shows at most 15 characters of a program's name: match on those.
 UPROBE_PREFIXES = tuple(name[:15] for name in UPROBE_PROGRAMS)
+#: The programs on RET instructions (the rest are on entries).
+RET_PREFIXES = tuple(ret[:15] for _, ret in GO_PROGRAMS.values() if ret)
 #: The client sleeps this long before its loop, so the tracer can attach first.
 CLIENT_WAIT_S = 1.0
 
@@ -92,6 +98,7 @@ def one_round(server_bin: Path, client_bin: Path, args: argparse.Namespace,
             return {"rps": args.requests / seconds}
         with Tracer(go_attach_delay=0.2, go_tls=mode == "traced") as tracer:
             ns0, hits0 = lt_run_time(UPROBE_PREFIXES)
+            _, rets0 = lt_run_time(RET_PREFIXES)
             client = _client(client_bin, port, args)
             events, seen = 0, set()
             while client.poll() is None:
@@ -99,12 +106,13 @@ def one_round(server_bin: Path, client_bin: Path, args: argparse.Namespace,
                 seen |= tracer.go_tls.attached.keys() if tracer.go_tls else set()
             seconds = _elapsed(client)
             ns1, hits1 = lt_run_time(UPROBE_PREFIXES)
+            _, rets1 = lt_run_time(RET_PREFIXES)
             events += sum(1 for e in tracer.poll(100) if e.tls)
             stats = tracer.stats()
             attached = seen >= {server.pid, client.pid}
         return {"rps": args.requests / seconds, "tls_events": events, "lost": stats.lost,
                 "attached_both": attached, "uprobe_hits": hits1 - hits0,
-                "uprobe_bpf_ns": ns1 - ns0}
+                "ret_hits": rets1 - rets0, "uprobe_bpf_ns": ns1 - ns0}
     finally:
         stop(server)
 
@@ -122,8 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     exit_on_sigterm()
     server_bin = build(PROGRAMS / "https_server", args.go, False)
     client_bin = build(PROGRAMS / "https_client", args.go, False)
-    trap = trap_us()
-    log(f"a uprobe hit's trap alone (tracefs, no BPF): {trap} us")
+    trap, emulated = trap_us(), trap_us(kind="emulated")
+    log(f"a uprobe hit's trap alone (tracefs, no BPF): {trap} us stepped, {emulated} us emulated")
     rounds: dict[str, list[dict[str, Any]]] = {"untraced": [], "syscalls_only": [], "traced": []}
     with bpf_stats() as stats_on:
         for index in range(args.rounds):
@@ -152,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         "attached_both": all(r["attached_both"] for r in rounds["traced"]),
         **_hit_costs(rounds["traced"], args.requests, traced, syscalls, stats_on),
         "uprobe_trap_us": trap,
+        "uprobe_trap_emulated_us": emulated,
     })
     return 0
 
@@ -161,12 +170,16 @@ def _hit_costs(traced_rounds: list[dict[str, Any]], requests: int, traced_rps: f
     """Uprobe hits per request and what each costs (None without BPF statistics)."""
     hits = statistics.median(r["uprobe_hits"] for r in traced_rounds) if stats_on else 0
     if not hits:
-        return {"uprobe_hits_per_request": None, "bpf_ns_per_hit": None, "us_per_hit": None}
+        return {"uprobe_hits_per_request": None, "entry_hits_per_request": None,
+                "ret_hits_per_request": None, "bpf_ns_per_hit": None, "us_per_hit": None}
     per_request = hits / requests
+    rets = statistics.median(r["ret_hits"] for r in traced_rounds) / requests
     bpf_ns = statistics.median(r["uprobe_bpf_ns"] for r in traced_rounds)
     added_s = 1 / traced_rps - 1 / syscalls_rps  # wall time the uprobes add per request
     return {
         "uprobe_hits_per_request": round(per_request, 2),
+        "entry_hits_per_request": round(per_request - rets, 2),
+        "ret_hits_per_request": round(rets, 2),
         "bpf_ns_per_hit": round(bpf_ns / hits),
         "us_per_hit": round(added_s / per_request * 1e6, 2),
     }

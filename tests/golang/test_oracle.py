@@ -102,6 +102,17 @@ def test_symbols_and_rets_against_nm_and_objdump(version: str, program: str) -> 
         # The file offset holds the function's first instructions.
         first = bytes.fromhex("".join(code for _, code, _ in rows[:4]))
         assert data[function.offset : function.offset + len(first)] == first
+        # The entry probe sits on the stack check's conditional jump, after
+        # nothing but the check (register ABI); the stack ABI's check loads
+        # CX first, so its probe stays at the entry.
+        ops = {addr - function.address: op for addr, _, op in rows}
+        if result.abi == "register":
+            assert ops[function.entry_offset].startswith("J")
+            assert ops[function.entry_offset] != "JMP"
+            before = [op for at, op in ops.items() if at < function.entry_offset]
+            assert before and set(before) <= {"CMPQ", "LEAQ"}
+        else:
+            assert function.entry_offset == 0
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -133,10 +144,11 @@ def test_stripped_matches_symbols(version: str, program: str) -> None:
     assert stripped.go_version == full.go_version
     for name, function in full.functions.items():
         other = stripped.functions[name]
-        assert (other.address, other.offset, other.ret_offsets) == (
+        assert (other.address, other.offset, other.ret_offsets, other.entry_offset) == (
             function.address,
             function.offset,
             function.ret_offsets,
+            function.entry_offset,
         )
 
 

@@ -12,7 +12,14 @@ from pathlib import Path
 import pytest
 
 from libtrace.errors import GoBinaryError
-from libtrace.tracer.golang import NotElfError, NotGoError, abi_of, inspect_binary, ret_offsets
+from libtrace.tracer.golang import (
+    NotElfError,
+    NotGoError,
+    abi_of,
+    entry_probe_offset,
+    inspect_binary,
+    ret_offsets,
+)
 from libtrace.tracer.golang._buildinfo import _parse_modinfo, _uvarint, version_tuple
 from libtrace.tracer.golang._offsets import TABLE, from_table
 from libtrace.tracer.golang.cli import add_go_inspect_command
@@ -69,6 +76,39 @@ def test_ret_offsets_arm64() -> None:
 def test_ret_offsets_unknown_arch() -> None:
     with pytest.raises(GoBinaryError):
         ret_offsets(b"\xc3", "EM_MIPS")
+
+
+@pytest.mark.parametrize(
+    ("code", "offset"),
+    [
+        # Go's register-ABI stack check: CMPQ SP, 16(R14); JBE; PUSHQ BP
+        ("493b6610 7605 55", 4),
+        # a large frame's: LEAQ -0xb0(SP), R12; CMPQ R12, 16(R14); JBE (near); PUSHQ BP
+        ("4c8da42450ffffff 4d3b6610 0f86c1080000 55", 12),
+        # no stack check (NOSPLIT with a frame): PUSHQ BP at the entry
+        ("55 4889e5", 0),
+        # the stack ABI's: MOVQ FS:-8, CX writes CX first: the entry it is
+        ("64488b0c25f8ffffff 483b6110 7605", 0),
+        # a store before the jump: the entry
+        ("48894424f8 7605", 0),
+        # an argument register (RAX) written before the jump: the entry
+        ("4883c001 7605", 0),
+        # a stack pointer change before the jump: the entry
+        ("4883ec28 7605", 0),
+        # no jump within the prologue's reach: the entry
+        ("493b6610 " + "4d89e4" * 8 + " 7605", 0),
+    ],
+    ids=["small-frame", "large-frame", "nosplit", "stack-abi", "store", "arg-register",
+         "stack-pointer", "too-far"],
+)
+def test_entry_probe_offset_x86(code: str, offset: int) -> None:
+    assert entry_probe_offset(bytes.fromhex(code), "EM_X86_64") == offset
+
+
+def test_entry_probe_offset_elsewhere_is_the_entry() -> None:
+    # arm64's prologue (MOVD 16(R28), R16; CMP R16, RSP; BLS) is left at the entry.
+    code = bytes.fromhex("900b40f9 ff6330eb 09000054")
+    assert entry_probe_offset(code, "EM_AARCH64") == 0
 
 
 def test_uvarint() -> None:

@@ -125,7 +125,7 @@ def probes_on(binary) -> int:
     """How many of this process's uprobes sit on ``binary``'s TLS functions (a
     uprobe_multi link the kernel does not detail counts as one)."""
     inspected = inspect_binary(binary)
-    offsets = {f.offset for f in inspected.functions.values()} | {
+    offsets = {f.offset + f.entry_offset for f in inspected.functions.values()} | {
         f.offset + r for f in inspected.functions.values() for r in f.ret_offsets
     } | {None}
     return sum(1 for p in my_uprobes() if p.get("offset") in offsets)

@@ -17,6 +17,7 @@ from .inspect import (
     GoBinary,
     GoFunction,
     abi_of,
+    entry_probe_offset,
     inspect_binary,
     ret_offsets,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "NotElfError",
     "NotGoError",
     "abi_of",
+    "entry_probe_offset",
     "inspect_binary",
     "read_buildinfo",
     "ret_offsets",

@@ -13,8 +13,9 @@ is needed.
 Attaching one process means: inspect its executable (cached per file, by
 device, inode, size and mtime — many processes share one binary), write its
 calling convention and struct offsets to the ``go_procs`` map, then one
-uprobe on each function's entry and one on each of its RET instructions,
-all for that pid only.  The probes go on ``/proc/<pid>/exe``, which names
+uprobe at each function's entry (on the stack check's jump, which the kernel
+emulates: see :func:`.inspect.entry_probe_offset`) and one on each of its RET
+instructions, all for that pid only.  The probes go on ``/proc/<pid>/exe``, which names
 the right file inside containers too.  A process that exits while being
 attached makes the attach fail: that is expected, and everything attached
 so far is removed again.
@@ -232,14 +233,15 @@ class GoTlsWatcher:
         try:
             for name, (enter, ret) in PROGRAMS.items():
                 function = binary.functions[name]
+                start = function.offset + function.entry_offset
                 rets = [function.offset + offset for offset in function.ret_offsets]
                 if self.multi:
-                    for program, offsets in ((enter, [function.offset]), (ret, rets)):
+                    for program, offsets in ((enter, [start]), (ret, rets)):
                         if program is not None and offsets:
                             fd = self._obj.program_fd(program)
                             done.multi.append(_uprobe_multi.attach(fd, exe, offsets, pid))
                     continue
-                link = self._obj.attach_uprobe(enter, exe, function.offset, pid=pid)
+                link = self._obj.attach_uprobe(enter, exe, start, pid=pid)
                 done.links.append((enter, link))
                 for offset in rets if ret else ():
                     assert ret is not None

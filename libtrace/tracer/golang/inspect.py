@@ -18,6 +18,9 @@ Offsets in the result:
   ``PT_LOAD``), which is what ``perf_event_open``/libbpf uprobes take.
 * ``ret_offsets``: each ``RET``'s distance from the function entry, so a
   return probe goes at ``offset + r`` in the file or ``address + r`` in memory.
+* ``entry_offset``: where the entry probe goes, as a distance from the entry
+  (:func:`entry_probe_offset`): usually the conditional jump of the stack
+  check, an instruction the kernel emulates instead of single-stepping.
 """
 
 from __future__ import annotations
@@ -58,6 +61,8 @@ class GoFunction:
     size: int
     #: Offsets of each RET instruction from the entry.
     ret_offsets: tuple[int, ...]
+    #: Offset from the entry of the instruction the entry probe goes on.
+    entry_offset: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +108,7 @@ class GoBinary:
                     "offset": f.offset,
                     "size": f.size,
                     "ret_offsets": list(f.ret_offsets),
+                    "entry_offset": f.entry_offset,
                 }
                 for name, f in self.functions.items()
             },
@@ -148,6 +154,58 @@ def ret_offsets(code: bytes, machine: str, address: int = 0) -> tuple[int, ...]:
         if insn.id in ret_ids:
             found.append(insn.address - address)
     return tuple(found)
+
+
+#: How far into a function the entry probe may move (Go's stack check is two
+#: or three instructions; a large frame's, up to five).
+PROLOGUE_INSTRUCTIONS = 6
+
+
+def entry_probe_offset(code: bytes, machine: str) -> int:
+    """Where in a function (``code``, from its entry) the entry probe goes.
+
+    A uprobe on an instruction the kernel has to single-step costs two traps
+    (the breakpoint, then the step out of line); on one it emulates, only the
+    first: on this project's test machine (a virtual machine) 15-17 us against
+    1.1-1.2 us per hit (``benchmarks/_uprobe_trap.py``).  x86's uprobes emulate
+    conditional jumps, and Go's prologue is ``CMPQ SP, 16(R14); JBE
+    morestack`` (or ``LEAQ -n(SP), R12; CMPQ R12, 16(R14); JBE`` for a large
+    frame).  So the probe goes on the first conditional jump (or ``PUSHQ`` of a
+    register, also emulated on kernels that have push emulation) provided
+    every instruction before it writes nothing the probe programs read:
+    only the flags and the scratch registers R12/R13, which Go's register ABI
+    uses for neither arguments nor the goroutine (R14), and no memory or stack
+    pointer.  Registers are then those of the entry.  Anything else (the stack
+    ABI's ``MOVQ FS:-8, CX``, an unknown shape, arm64) keeps the entry: 0.
+    A stack growth re-runs the prologue, so the moved probe fires exactly
+    where the entry probe would, a second time after ``morestack``.
+    """
+    if machine != "EM_X86_64":
+        return 0
+    import capstone  # deferred: only inspection needs it (untyped: see ret_offsets)
+    from capstone import x86
+
+    jumps = {
+        x86.X86_INS_JA, x86.X86_INS_JAE, x86.X86_INS_JB, x86.X86_INS_JBE,
+        x86.X86_INS_JE, x86.X86_INS_JNE, x86.X86_INS_JG, x86.X86_INS_JGE,
+        x86.X86_INS_JL, x86.X86_INS_JLE, x86.X86_INS_JO, x86.X86_INS_JNO,
+        x86.X86_INS_JP, x86.X86_INS_JNP, x86.X86_INS_JS, x86.X86_INS_JNS,
+    }  # fmt: skip
+    scratch = {x86.X86_REG_EFLAGS, x86.X86_REG_R12, x86.X86_REG_R13}
+    cs = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+    cs.detail = True
+    for insn in cs.disasm(code[: PROLOGUE_INSTRUCTIONS * 15], 0, PROLOGUE_INSTRUCTIONS):
+        if insn.id in jumps:
+            return int(insn.address)
+        if insn.id == x86.X86_INS_PUSH and insn.operands[0].type == x86.X86_OP_REG:
+            return int(insn.address)
+        _, written = insn.regs_access()
+        writes_memory = any(
+            op.type == x86.X86_OP_MEM and op.access & capstone.CS_AC_WRITE for op in insn.operands
+        )
+        if writes_memory or not set(written) <= scratch:
+            return 0
+    return 0
 
 
 def _function_bounds(image: Image, names: Iterable[str]) -> tuple[dict[str, tuple[int, int]], str]:
@@ -212,6 +270,7 @@ def _inspect(image: Image, names: tuple[str, ...]) -> GoBinary:
             offset=image.file_offset(address),
             size=size,
             ret_offsets=ret_offsets(bytes(code), image.machine),
+            entry_offset=entry_probe_offset(bytes(code), image.machine),
         )
     dwarf = from_dwarf(image)
     if dwarf:
