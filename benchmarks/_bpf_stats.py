@@ -34,13 +34,25 @@ def bpf_stats() -> Iterator[bool]:
             SYSCTL.write_text(before + "\n")
 
 
-def lt_run_time(prefixes: tuple[str, ...] = (PROGRAM_PREFIX,)) -> tuple[int, int]:
-    """(run_time_ns, run_cnt) summed over every loaded program whose name starts so."""
+def program_runs() -> dict[str, tuple[int, int]]:
+    """(run_time_ns, run_cnt) of every loaded program, by the name bpftool shows
+    (the whole name where the program has BTF, else the kernel's first 15
+    characters)."""
     out = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True,
                          check=False).stdout  # fmt: skip
-    ns = count = 0
+    runs: dict[str, tuple[int, int]] = {}
     for prog in json.loads(out or "[]"):
-        if str(prog.get("name", "")).startswith(prefixes):
-            ns += int(prog.get("run_time_ns", 0))
-            count += int(prog.get("run_cnt", 0))
+        ns, count = runs.get(str(prog.get("name", "")), (0, 0))
+        runs[str(prog.get("name", ""))] = (
+            ns + int(prog.get("run_time_ns", 0)), count + int(prog.get("run_cnt", 0)))
+    return runs
+
+
+def lt_run_time(prefixes: tuple[str, ...] = (PROGRAM_PREFIX,)) -> tuple[int, int]:
+    """(run_time_ns, run_cnt) summed over every loaded program whose name starts so."""
+    ns = count = 0
+    for name, (prog_ns, prog_count) in program_runs().items():
+        if name.startswith(prefixes):
+            ns += prog_ns
+            count += prog_count
     return ns, count

@@ -47,7 +47,7 @@ import subprocess
 import time
 from typing import Any
 
-from benchmarks._bpf_stats import bpf_stats, lt_run_time
+from benchmarks._bpf_stats import bpf_stats, lt_run_time, program_runs
 from benchmarks._common import emit, exit_on_sigterm, log, stop
 from benchmarks._uprobe_trap import trap_us
 from libtrace import Tracer
@@ -56,10 +56,10 @@ from libtrace.tracer.golang.attach import PROGRAMS as GO_PROGRAMS
 from libtrace.tracer.golang.attach import UPROBE_PROGRAMS
 
 PROGRAMS = Path(__file__).resolve().parent.parent / "tests" / "golang" / "programs"
-#: bpftool shows at most 15 characters of a program's name: match on those.
+#: Without BTF bpftool shows only 15 characters of a name: match on those.
 UPROBE_PREFIXES = tuple(name[:15] for name in UPROBE_PROGRAMS)
 #: The programs on RET instructions (the rest are on entries).
-RET_PREFIXES = tuple(ret[:15] for _, ret in GO_PROGRAMS.values() if ret)
+RET_PROGRAMS = tuple(ret for _, ret in GO_PROGRAMS.values() if ret)
 #: The client sleeps this long before its loop, so the tracer can attach first.
 CLIENT_WAIT_S = 1.0
 
@@ -89,6 +89,15 @@ def _elapsed(client: subprocess.Popen[str]) -> float:
     return int(match.group(1)) / 1e9
 
 
+def _ret_runs() -> int | None:
+    """Runs of the RET programs so far; None where bpftool shows only the kernel's
+    15-character names (no BTF), which do not tell them from the Read entry's."""
+    runs = program_runs()
+    if not all(name in runs for name in RET_PROGRAMS):
+        return None
+    return sum(runs[name][1] for name in RET_PROGRAMS)
+
+
 def one_round(server_bin: Path, client_bin: Path, args: argparse.Namespace,
               mode: str) -> dict[str, Any]:
     server, port = _server(server_bin)
@@ -98,7 +107,7 @@ def one_round(server_bin: Path, client_bin: Path, args: argparse.Namespace,
             return {"rps": args.requests / seconds}
         with Tracer(go_attach_delay=0.2, go_tls=mode == "traced") as tracer:
             ns0, hits0 = lt_run_time(UPROBE_PREFIXES)
-            _, rets0 = lt_run_time(RET_PREFIXES)
+            rets0 = _ret_runs()
             client = _client(client_bin, port, args)
             events, seen = 0, set()
             while client.poll() is None:
@@ -106,13 +115,14 @@ def one_round(server_bin: Path, client_bin: Path, args: argparse.Namespace,
                 seen |= tracer.go_tls.attached.keys() if tracer.go_tls else set()
             seconds = _elapsed(client)
             ns1, hits1 = lt_run_time(UPROBE_PREFIXES)
-            _, rets1 = lt_run_time(RET_PREFIXES)
+            rets1 = _ret_runs()
             events += sum(1 for e in tracer.poll(100) if e.tls)
             stats = tracer.stats()
             attached = seen >= {server.pid, client.pid}
         return {"rps": args.requests / seconds, "tls_events": events, "lost": stats.lost,
                 "attached_both": attached, "uprobe_hits": hits1 - hits0,
-                "ret_hits": rets1 - rets0, "uprobe_bpf_ns": ns1 - ns0}
+                "ret_hits": None if rets0 is None or rets1 is None else rets1 - rets0,
+                "uprobe_bpf_ns": ns1 - ns0}
     finally:
         stop(server)
 
@@ -173,13 +183,14 @@ def _hit_costs(traced_rounds: list[dict[str, Any]], requests: int, traced_rps: f
         return {"uprobe_hits_per_request": None, "entry_hits_per_request": None,
                 "ret_hits_per_request": None, "bpf_ns_per_hit": None, "us_per_hit": None}
     per_request = hits / requests
-    rets = statistics.median(r["ret_hits"] for r in traced_rounds) / requests
+    known = [r["ret_hits"] for r in traced_rounds if r["ret_hits"] is not None]
+    rets = statistics.median(known) / requests if known else None
     bpf_ns = statistics.median(r["uprobe_bpf_ns"] for r in traced_rounds)
     added_s = 1 / traced_rps - 1 / syscalls_rps  # wall time the uprobes add per request
     return {
         "uprobe_hits_per_request": round(per_request, 2),
-        "entry_hits_per_request": round(per_request - rets, 2),
-        "ret_hits_per_request": round(rets, 2),
+        "entry_hits_per_request": None if rets is None else round(per_request - rets, 2),
+        "ret_hits_per_request": None if rets is None else round(rets, 2),
         "bpf_ns_per_hit": round(bpf_ns / hits),
         "us_per_hit": round(added_s / per_request * 1e6, 2),
     }

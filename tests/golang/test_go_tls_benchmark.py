@@ -28,6 +28,13 @@ def test_go_tls_overhead_quick() -> None:
     # Reads between them (an entry and a RET each): six at the least (eight here).
     assert result["uprobe_hits_per_request"] >= 6
     assert result["bpf_ns_per_hit"] > 0
-    # The trap alone (a tracefs uprobe, no BPF) costs something, and its event is gone.
+    # Split by kind (bpftool shows the programs' whole names from their BTF): each
+    # Read has one RET hit per entry hit, so RETs are fewer than half of the hits.
+    entries, rets = result["entry_hits_per_request"], result["ret_hits_per_request"]
+    assert entries + rets == pytest.approx(result["uprobe_hits_per_request"], abs=0.02)
+    assert 0 < rets < entries
+    # The trap alone (a tracefs uprobe, no BPF) costs something on either kind of
+    # instruction, and its event is gone.
     assert result["uprobe_trap_us"] > 0
+    assert result["uprobe_trap_emulated_us"] > 0
     assert "libtrace_bench" not in Path("/sys/kernel/tracing/uprobe_events").read_text()
