@@ -22,8 +22,10 @@ single-step and the program together, as the loop feels them.
 on a C function called in a loop (:mod:`benchmarks._uprobe_trap`), on an
 instruction the kernel single-steps (as the RET probes are) and, as
 ``uprobe_trap_emulated_us``, on one it emulates (as the entry probes are,
-on the stack check's jump); ``entry_hits_per_request`` and
-``ret_hits_per_request`` split the hits between the two kinds.
+on the stack check's jump, and on ``Read``'s call of ``runtime.memmove``);
+``hits_per_request_by_program`` splits the hits by program (None where
+bpftool shows only the kernel's 15-character names, which do not tell
+``lt_go_tls_read_enter`` from ``lt_go_tls_read_return``).
 
 Run from the repository root::
 
@@ -52,14 +54,11 @@ from benchmarks._common import emit, exit_on_sigterm, log, stop
 from benchmarks._uprobe_trap import trap_us
 from libtrace import Tracer
 from libtrace.host.go_toolchains import GO_VERSIONS, build
-from libtrace.tracer.golang.attach import PROGRAMS as GO_PROGRAMS
 from libtrace.tracer.golang.attach import UPROBE_PROGRAMS
 
 PROGRAMS = Path(__file__).resolve().parent.parent / "tests" / "golang" / "programs"
 #: Without BTF bpftool shows only 15 characters of a name: match on those.
 UPROBE_PREFIXES = tuple(name[:15] for name in UPROBE_PROGRAMS)
-#: The programs on RET instructions (the rest are on entries).
-RET_PROGRAMS = tuple(ret for _, ret in GO_PROGRAMS.values() if ret)
 #: The client sleeps this long before its loop, so the tracer can attach first.
 CLIENT_WAIT_S = 1.0
 
@@ -89,13 +88,13 @@ def _elapsed(client: subprocess.Popen[str]) -> float:
     return int(match.group(1)) / 1e9
 
 
-def _ret_runs() -> int | None:
-    """Runs of the RET programs so far; None where bpftool shows only the kernel's
-    15-character names (no BTF), which do not tell them from the Read entry's."""
+def _runs_by_program() -> dict[str, int] | None:
+    """Runs of each uprobe program so far; None where bpftool shows only the
+    kernel's 15-character names, which do not tell the two Read programs apart."""
     runs = program_runs()
-    if not all(name in runs for name in RET_PROGRAMS):
+    if not all(name in runs for name in UPROBE_PROGRAMS):
         return None
-    return sum(runs[name][1] for name in RET_PROGRAMS)
+    return {name: runs[name][1] for name in UPROBE_PROGRAMS}
 
 
 def one_round(server_bin: Path, client_bin: Path, args: argparse.Namespace,
@@ -107,7 +106,7 @@ def one_round(server_bin: Path, client_bin: Path, args: argparse.Namespace,
             return {"rps": args.requests / seconds}
         with Tracer(go_attach_delay=0.2, go_tls=mode == "traced") as tracer:
             ns0, hits0 = lt_run_time(UPROBE_PREFIXES)
-            rets0 = _ret_runs()
+            by_program0 = _runs_by_program()
             client = _client(client_bin, port, args)
             events, seen = 0, set()
             while client.poll() is None:
@@ -115,13 +114,14 @@ def one_round(server_bin: Path, client_bin: Path, args: argparse.Namespace,
                 seen |= tracer.go_tls.attached.keys() if tracer.go_tls else set()
             seconds = _elapsed(client)
             ns1, hits1 = lt_run_time(UPROBE_PREFIXES)
-            rets1 = _ret_runs()
+            by_program1 = _runs_by_program()
             events += sum(1 for e in tracer.poll(100) if e.tls)
             stats = tracer.stats()
             attached = seen >= {server.pid, client.pid}
         return {"rps": args.requests / seconds, "tls_events": events, "lost": stats.lost,
                 "attached_both": attached, "uprobe_hits": hits1 - hits0,
-                "ret_hits": None if rets0 is None or rets1 is None else rets1 - rets0,
+                "hits_by_program": None if by_program0 is None or by_program1 is None else {
+                    name: by_program1[name] - by_program0[name] for name in UPROBE_PROGRAMS},
                 "uprobe_bpf_ns": ns1 - ns0}
     finally:
         stop(server)
@@ -180,17 +180,19 @@ def _hit_costs(traced_rounds: list[dict[str, Any]], requests: int, traced_rps: f
     """Uprobe hits per request and what each costs (None without BPF statistics)."""
     hits = statistics.median(r["uprobe_hits"] for r in traced_rounds) if stats_on else 0
     if not hits:
-        return {"uprobe_hits_per_request": None, "entry_hits_per_request": None,
-                "ret_hits_per_request": None, "bpf_ns_per_hit": None, "us_per_hit": None}
+        return {"uprobe_hits_per_request": None, "hits_per_request_by_program": None,
+                "bpf_ns_per_hit": None, "us_per_hit": None}
     per_request = hits / requests
-    known = [r["ret_hits"] for r in traced_rounds if r["ret_hits"] is not None]
-    rets = statistics.median(known) / requests if known else None
     bpf_ns = statistics.median(r["uprobe_bpf_ns"] for r in traced_rounds)
     added_s = 1 / traced_rps - 1 / syscalls_rps  # wall time the uprobes add per request
+    split = [r["hits_by_program"] for r in traced_rounds if r["hits_by_program"] is not None]
+    by_program = {
+        name: round(statistics.median(counts[name] for counts in split) / requests, 2)
+        for name in UPROBE_PROGRAMS
+    } if split else None  # fmt: skip
     return {
         "uprobe_hits_per_request": round(per_request, 2),
-        "entry_hits_per_request": None if rets is None else round(per_request - rets, 2),
-        "ret_hits_per_request": None if rets is None else round(rets, 2),
+        "hits_per_request_by_program": by_program,
         "bpf_ns_per_hit": round(bpf_ns / hits),
         "us_per_hit": round(added_s / per_request * 1e6, 2),
     }

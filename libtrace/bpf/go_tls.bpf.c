@@ -23,6 +23,13 @@
  * keyed per goroutine, not per thread: by the g pointer (R14) under the
  * register ABI; under the stack ABI by the *tls.Conn itself, which is as
  * unique because Read holds the conn's input lock for the whole call.
+ * Under the register ABI on x86-64 the RETs are not probed at all where
+ * user space found Read's one call of runtime.memmove (the inlined
+ * bytes.Reader.Read copying the plaintext into the caller's buffer): a
+ * probe on that call takes the saved arguments back and copies the bytes
+ * from the source, whose count is the call's third argument.  A call is an
+ * instruction x86 uprobes emulate; a RET is single-stepped, a second trap
+ * that costs ten times the first on the machines measured.
  *
  * Writes are taken at the entry of (*Conn).writeRecordLocked, for records of
  * application data only: it runs with the conn's output lock held, so the
@@ -135,8 +142,12 @@ static __always_inline int go_tls_read_enter(struct lt_pt_regs *regs)
 			return 0;
 	}
 	fd = go_conn_fd(proc, conn);
-	if (fd < 0)
+	if (fd < 0) {
+		/* No socket: an entry this goroutine left earlier (a Read that
+		 * returned an error before its copy) must not take this call's bytes. */
+		bpf_map_delete_elem(&go_inflight, &key);
 		return 0;
+	}
 	args.fd = fd;
 	count_full(bpf_map_update_elem(&go_inflight, &key, &args, BPF_ANY),
 		   LT_COUNTER_GO_INFLIGHT_FULL);
@@ -228,6 +239,37 @@ static __always_inline int go_tls_read_return(struct lt_pt_regs *regs)
 	return 0;
 }
 
+/* At Read's call of runtime.memmove(to, from, n) (register ABI: AX, BX, CX),
+ * before it runs: the n bytes at `from` are what Read returns.  The saved
+ * buffer must be `to`, else the entry is another call's (left by a Read that
+ * ended in an error before copying) and is dropped. */
+static __always_inline int go_tls_read_copy(struct lt_pt_regs *regs)
+{
+	struct lt_config *cfg = get_config();
+	__u32 pid = bpf_get_current_pid_tgid() >> 32;
+	struct lt_go_args *saved;
+	struct lt_go_proc *proc;
+	struct lt_go_key key;
+	__u64 buf;
+	__s32 fd;
+
+	if (!cfg)
+		return 0;
+	proc = bpf_map_lookup_elem(&go_procs, &pid);
+	if (!proc || proc->abi != LT_GO_ABI_REGISTER || !go_key(regs, proc, pid, LT_INGRESS, &key))
+		return 0;
+	saved = bpf_map_lookup_elem(&go_inflight, &key);
+	if (!saved)
+		return 0;
+	buf = saved->buf;
+	fd = saved->fd;
+	bpf_map_delete_elem(&go_inflight, &key);
+	if (regs->ax != buf)
+		return 0;
+	go_tls_emit(regs, cfg, pid, fd, LT_INGRESS, LT_SYS_GO_TLS_READ, regs->bx, regs->cx);
+	return 0;
+}
+
 /* crypto/tls: recordTypeApplicationData */
 #define GO_TLS_RECORD_APPLICATION_DATA 23
 
@@ -279,6 +321,12 @@ SEC("uprobe")
 int lt_go_tls_read_return(struct lt_pt_regs *regs)
 {
 	return go_tls_read_return(regs);
+}
+
+SEC("uprobe")
+int lt_go_tls_read_copy(struct lt_pt_regs *regs)
+{
+	return go_tls_read_copy(regs);
 }
 
 SEC("uprobe")

@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 GO_TLS_PROGRAMS = {
     "lt_go_tls_read_enter": "uprobe",
     "lt_go_tls_read_return": "uprobe",
+    "lt_go_tls_read_copy": "uprobe",
     "lt_go_tls_write_record": "uprobe",
     "lt_sched_process_exec": "tracepoint/sched/sched_process_exec",
     "lt_sched_process_exit": "tracepoint/sched/sched_process_exit",

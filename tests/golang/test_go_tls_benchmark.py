@@ -28,11 +28,14 @@ def test_go_tls_overhead_quick() -> None:
     # Reads between them (an entry and a RET each): six at the least (eight here).
     assert result["uprobe_hits_per_request"] >= 6
     assert result["bpf_ns_per_hit"] > 0
-    # Split by kind (bpftool shows the programs' whole names from their BTF): each
-    # Read has one RET hit per entry hit, so RETs are fewer than half of the hits.
-    entries, rets = result["entry_hits_per_request"], result["ret_hits_per_request"]
-    assert entries + rets == pytest.approx(result["uprobe_hits_per_request"], abs=0.02)
-    assert 0 < rets < entries
+    # Split by program (bpftool shows the programs' whole names from their BTF):
+    # under the register ABI Read's plaintext is taken at its memmove call, so
+    # its RETs are not probed; each copy follows an entry of its Read.
+    by_program = result["hits_per_request_by_program"]
+    assert sum(by_program.values()) == pytest.approx(result["uprobe_hits_per_request"], abs=0.05)
+    assert by_program["lt_go_tls_read_return"] == 0
+    assert 0 < by_program["lt_go_tls_read_copy"] <= by_program["lt_go_tls_read_enter"]
+    assert by_program["lt_go_tls_write_record"] > 0
     # The trap alone (a tracefs uprobe, no BPF) costs something on either kind of
     # instruction, and its event is gone.
     assert result["uprobe_trap_us"] > 0

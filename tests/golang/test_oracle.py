@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from libtrace.host.go_toolchains import go_tool
-from libtrace.tracer.golang import TLS_FUNCTIONS, GoBinary, inspect_binary
+from libtrace.tracer.golang import TLS_FUNCTIONS, TLS_READ, GoBinary, inspect_binary
 from libtrace.tracer.golang._buildinfo import version_tuple
 from libtrace.tracer.golang._image import Image
 from libtrace.tracer.golang._offsets import TABLE
@@ -55,6 +55,13 @@ def nm(version: str, binary: Path) -> dict[str, int]:
 
 def objdump(version: str, binary: Path, function: str) -> list[tuple[int, str, str]]:
     """``(address, hex bytes, mnemonic)`` of each instruction of ``function``."""
+    return [(address, code, text.split()[0])
+            for address, code, text in objdump_text(version, binary, function)]  # fmt: skip
+
+
+@cache
+def objdump_text(version: str, binary: Path, function: str) -> list[tuple[int, str, str]]:
+    """``(address, hex bytes, instruction)`` of each instruction of ``function``."""
     pattern = "^" + re.escape(function) + "$"
     out = go_tool(version, "tool", "objdump", "-s", pattern, str(binary))
     rows = []
@@ -62,7 +69,7 @@ def objdump(version: str, binary: Path, function: str) -> list[tuple[int, str, s
         fields = line.split("\t")
         fields = [f for f in fields if f.strip()]
         if len(fields) >= 4 and fields[1].startswith("0x"):
-            rows.append((int(fields[1], 16), fields[2].strip(), fields[3].split()[0]))
+            rows.append((int(fields[1], 16), fields[2].strip(), fields[3].strip()))
     return rows
 
 
@@ -113,6 +120,13 @@ def test_symbols_and_rets_against_nm_and_objdump(version: str, program: str) -> 
             assert before and set(before) <= {"CMPQ", "LEAQ"}
         else:
             assert function.entry_offset == 0
+        # Read's plaintext copy: its one CALL runtime.memmove (none reported elsewhere).
+        calls = tuple(addr - function.address
+                      for addr, _, text in objdump_text(version, binary, name)
+                      if text == "CALL runtime.memmove(SB)")  # fmt: skip
+        assert function.copy_offsets == (calls if name == TLS_READ else ())
+        if name == TLS_READ:
+            assert len(calls) == 1
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -144,11 +158,13 @@ def test_stripped_matches_symbols(version: str, program: str) -> None:
     assert stripped.go_version == full.go_version
     for name, function in full.functions.items():
         other = stripped.functions[name]
-        assert (other.address, other.offset, other.ret_offsets, other.entry_offset) == (
+        assert (other.address, other.offset, other.ret_offsets, other.entry_offset,
+                other.copy_offsets) == (
             function.address,
             function.offset,
             function.ret_offsets,
             function.entry_offset,
+            function.copy_offsets,
         )
 
 

@@ -16,6 +16,7 @@ from libtrace.tracer.golang import (
     NotElfError,
     NotGoError,
     abi_of,
+    call_offsets,
     entry_probe_offset,
     inspect_binary,
     ret_offsets,
@@ -109,6 +110,14 @@ def test_entry_probe_offset_elsewhere_is_the_entry() -> None:
     # arm64's prologue (MOVD 16(R28), R16; CMP R16, RSP; BLS) is left at the entry.
     code = bytes.fromhex("900b40f9 ff6330eb 09000054")
     assert entry_probe_offset(code, "EM_AARCH64") == 0
+
+
+def test_call_offsets_finds_direct_calls_of_the_target_only() -> None:
+    # at 0x1000: nop; call 0x2000; call 0x3000; call rax; call 0x2000
+    code = bytes.fromhex("90 e8fa0f0000 e8f51f0000 ffd0 e8ee0f0000")
+    assert call_offsets(code, "EM_X86_64", 0x1000, 0x2000) == (1, 13)
+    assert call_offsets(code, "EM_X86_64", 0x1000, 0x4000) == ()
+    assert call_offsets(code, "EM_AARCH64", 0x1000, 0x2000) == ()
 
 
 def test_uvarint() -> None:

@@ -22,6 +22,7 @@ import pytest
 from libtrace import Tracer
 from libtrace.tracer import _uprobe_multi
 from libtrace.tracer.golang import inspect_binary
+from libtrace.tracer.golang.attach import UPROBE_PROGRAMS, probe_sites
 from tests.golang.conftest import go_binary, go_versions
 from tests.golang.test_tls_capture import go_server
 from tests.tracing import drain
@@ -125,9 +126,7 @@ def probes_on(binary) -> int:
     """How many of this process's uprobes sit on ``binary``'s TLS functions (a
     uprobe_multi link the kernel does not detail counts as one)."""
     inspected = inspect_binary(binary)
-    offsets = {f.offset + f.entry_offset for f in inspected.functions.values()} | {
-        f.offset + r for f in inspected.functions.values() for r in f.ret_offsets
-    } | {None}
+    offsets = {o for _, site in probe_sites(inspected) for o in site} | {None}
     return sum(1 for p in my_uprobes() if p.get("offset") in offsets)
 
 
@@ -282,7 +281,8 @@ def test_sigkill_of_the_tracer_leaves_no_go_tls_program(server_binary, tmp_path)
     with go_server(server_binary, tmp_path / "keys") as server:
         proc = start_trace("--json", "--pid", str(server.pid), go_tls=True)
         mine = go_programs() - before
-        assert len(mine) == 3  # read entry, read return, record write
+        # read entry, its copy and its return (loaded both ways), record write
+        assert len(mine) == len(UPROBE_PROGRAMS) == 4
         curl(server.port)
         proc.kill()
         proc.communicate(timeout=60)

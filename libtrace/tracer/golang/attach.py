@@ -14,11 +14,12 @@ Attaching one process means: inspect its executable (cached per file, by
 device, inode, size and mtime — many processes share one binary), write its
 calling convention and struct offsets to the ``go_procs`` map, then one
 uprobe at each function's entry (on the stack check's jump, which the kernel
-emulates: see :func:`.inspect.entry_probe_offset`) and one on each of its RET
-instructions, all for that pid only.  The probes go on ``/proc/<pid>/exe``, which names
-the right file inside containers too.  A process that exits while being
-attached makes the attach fail: that is expected, and everything attached
-so far is removed again.
+emulates: see :func:`.inspect.entry_probe_offset`) and, for ``Read``, one on
+its call of ``runtime.memmove`` (register ABI) or else one on each of its RET
+instructions (:func:`probe_sites`), all for that pid only.  The probes go on
+``/proc/<pid>/exe``, which names the right file inside containers too.  A
+process that exits while being attached makes the attach fail: that is
+expected, and everything attached so far is removed again.
 
 Where the kernel has uprobe_multi links (6.6+; :mod:`.._uprobe_multi`), each
 program's probes of one process are one link: three links per process, freed
@@ -51,8 +52,11 @@ PROGRAMS: dict[str, tuple[str, str | None]] = {
     TLS_READ: ("lt_go_tls_read_enter", "lt_go_tls_read_return"),
     TLS_WRITE_RECORD: ("lt_go_tls_write_record", None),
 }
+#: On Read's one call of runtime.memmove, instead of its RETs where there is one
+#: (register ABI, x86-64): a call is emulated by the kernel, a RET single-stepped.
+COPY_PROGRAM = "lt_go_tls_read_copy"
 #: The uprobe programs (attached per process).
-UPROBE_PROGRAMS = tuple(name for pair in PROGRAMS.values() for name in pair if name)
+UPROBE_PROGRAMS = (*(name for pair in PROGRAMS.values() for name in pair if name), COPY_PROGRAM)
 #: The process-watching tracepoint programs.
 WATCH_PROGRAMS = ("lt_sched_process_exec", "lt_sched_process_exit")
 ALL_PROGRAMS = UPROBE_PROGRAMS + WATCH_PROGRAMS
@@ -75,6 +79,24 @@ def proc_entry(binary: GoBinary) -> RawGoProc | None:
         return None
 
 
+def probe_sites(binary: GoBinary) -> list[tuple[str, list[int]]]:
+    """(program, file offsets) of the uprobes a process running ``binary`` gets:
+    each function's entry probe (on its stack check's jump), then Read's
+    plaintext copy where the inspector found exactly one under the register
+    ABI, else each of Read's RETs."""
+    sites: list[tuple[str, list[int]]] = []
+    for name, (enter, ret) in PROGRAMS.items():
+        function = binary.functions[name]
+        sites.append((enter, [function.offset + function.entry_offset]))
+        if ret is None:
+            continue
+        if binary.abi == "register" and len(function.copy_offsets) == 1:
+            sites.append((COPY_PROGRAM, [function.offset + function.copy_offsets[0]]))
+        elif function.ret_offsets:
+            sites.append((ret, [function.offset + r for r in function.ret_offsets]))
+    return sites
+
+
 @dataclass(slots=True)
 class WatchStats:
     attached: int = 0  #: attaches done
@@ -94,13 +116,9 @@ class _Attached:
     @property
     def probes(self) -> int:
         """How many uprobes this attachment holds."""
-        functions = self.binary.functions
         if not self.multi:
             return len(self.links)
-        return sum(
-            1 + (len(functions[name].ret_offsets) if ret else 0)
-            for name, (_, ret) in PROGRAMS.items()
-        )
+        return sum(len(offsets) for _, offsets in probe_sites(self.binary))
 
 
 #: The cache key of an executable: (device, inode, size, mtime).
@@ -231,21 +249,14 @@ class GoTlsWatcher:
         done = _Attached(binary)
         exe = f"/proc/{pid}/exe"
         try:
-            for name, (enter, ret) in PROGRAMS.items():
-                function = binary.functions[name]
-                start = function.offset + function.entry_offset
-                rets = [function.offset + offset for offset in function.ret_offsets]
+            for program, offsets in probe_sites(binary):
                 if self.multi:
-                    for program, offsets in ((enter, [start]), (ret, rets)):
-                        if program is not None and offsets:
-                            fd = self._obj.program_fd(program)
-                            done.multi.append(_uprobe_multi.attach(fd, exe, offsets, pid))
+                    fd = self._obj.program_fd(program)
+                    done.multi.append(_uprobe_multi.attach(fd, exe, offsets, pid))
                     continue
-                link = self._obj.attach_uprobe(enter, exe, start, pid=pid)
-                done.links.append((enter, link))
-                for offset in rets if ret else ():
-                    assert ret is not None
-                    done.links.append((ret, self._obj.attach_uprobe(ret, exe, offset, pid=pid)))
+                for offset in offsets:
+                    link = self._obj.attach_uprobe(program, exe, offset, pid=pid)
+                    done.links.append((program, link))
         except BpfError as exc:
             self._undo(pid, done)
             if os.path.exists(f"/proc/{pid}"):

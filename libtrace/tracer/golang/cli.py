@@ -25,8 +25,9 @@ def add_go_inspect_command(subparsers: argparse._SubParsersAction) -> None:  # t
         help="show what Go TLS tracing needs to know about a Go binary",
         description="Read a Go binary's version, ABI, PIE-ness, the entry and RET offsets "
         "of crypto/tls.(*Conn).Read/Write and the struct offsets from *tls.Conn to the "
-        "socket fd and to the goroutine id.  ret_offsets and entry_offset (where the entry "
-        "probe goes: the stack check's jump, which the kernel emulates) are relative to "
+        "socket fd and to the goroutine id.  ret_offsets, entry_offset (where the entry "
+        "probe goes: the stack check's jump, which the kernel emulates) and copy_offsets "
+        "(Read's calls of runtime.memmove, probed instead of its RETs) are relative to "
         "the function entry; 'offset' is the entry's file offset.",
     )
     parser.add_argument("binary", metavar="BINARY", help="path of the Go executable")
@@ -73,6 +74,7 @@ def render(result: GoBinary) -> str:
             f"  {name}: address {function.address:#x}, file offset {function.offset:#x}, "
             f"size {function.size}, entry probe at +{function.entry_offset:#x}, "
             f"RET at {rets or 'none'}"
+            + "".join(f", memmove call at +{c:#x}" for c in function.copy_offsets)
         )
     lines.append(f"  offsets ({result.offsets_source}):")
     for key, value in result.offsets.items():

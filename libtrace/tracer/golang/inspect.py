@@ -21,6 +21,11 @@ Offsets in the result:
 * ``entry_offset``: where the entry probe goes, as a distance from the entry
   (:func:`entry_probe_offset`): usually the conditional jump of the stack
   check, an instruction the kernel emulates instead of single-stepping.
+* ``copy_offsets``: each ``CALL runtime.memmove`` in the function, as a
+  distance from the entry (:func:`call_offsets`).  ``Read`` has exactly one in
+  every Go release here (1.15-1.27): the inlined ``bytes.Reader.Read`` that
+  copies the plaintext into the caller's buffer, where a probe (a call: the
+  kernel emulates it) sees the bytes and their count without its RETs.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from typing import Any
 from ._buildinfo import read_buildinfo, version_tuple
 from ._image import FOREIGN_ERRORS, CorruptBinaryError, Image, NotGoError
 from ._offsets import from_dwarf, from_table
-from ._pclntab import locate
+from ._pclntab import PcLnTab, locate
 
 #: The functions whose entries and returns the Go TLS tracer probes.
 TLS_WRITE = "crypto/tls.(*Conn).Write"
@@ -41,6 +46,8 @@ TLS_READ = "crypto/tls.(*Conn).Read"
 #: Writes are captured here: it runs under the conn's output lock (go_tls.bpf.c).
 TLS_WRITE_RECORD = "crypto/tls.(*Conn).writeRecordLocked"
 TLS_FUNCTIONS = (TLS_WRITE, TLS_READ, TLS_WRITE_RECORD)
+#: What Read calls to copy the plaintext out (see ``copy_offsets``).
+MEMMOVE = "runtime.memmove"
 
 #: A function larger than this is not one we disassemble (Read/Write are ~2 KiB).
 MAX_FUNCTION_SIZE = 1 << 20
@@ -63,6 +70,8 @@ class GoFunction:
     ret_offsets: tuple[int, ...]
     #: Offset from the entry of the instruction the entry probe goes on.
     entry_offset: int = 0
+    #: Offsets from the entry of each ``CALL runtime.memmove`` (x86-64 only).
+    copy_offsets: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +118,7 @@ class GoBinary:
                     "size": f.size,
                     "ret_offsets": list(f.ret_offsets),
                     "entry_offset": f.entry_offset,
+                    "copy_offsets": list(f.copy_offsets),
                 }
                 for name, f in self.functions.items()
             },
@@ -208,6 +218,27 @@ def entry_probe_offset(code: bytes, machine: str) -> int:
     return 0
 
 
+def call_offsets(code: bytes, machine: str, address: int, target: int) -> tuple[int, ...]:
+    """Offsets in ``code`` (a whole function linked at ``address``) of every direct
+    ``CALL`` of ``target``; empty where the architecture is not x86-64."""
+    if machine != "EM_X86_64":
+        return ()
+    import capstone  # deferred: only inspection needs it (untyped: see ret_offsets)
+    from capstone import x86
+
+    cs = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+    cs.detail = True
+    cs.skipdata = True
+    found = []
+    for insn in cs.disasm(code, address):
+        if insn.id != x86.X86_INS_CALL or len(insn.operands) != 1:
+            continue
+        operand = insn.operands[0]
+        if operand.type == x86.X86_OP_IMM and operand.imm == target:
+            found.append(insn.address - address)
+    return tuple(found)
+
+
 def _function_bounds(image: Image, names: Iterable[str]) -> tuple[dict[str, tuple[int, int]], str]:
     """``{name: (address, size)}`` from ``.symtab``, else from the pc-line table."""
     wanted = set(names)
@@ -256,6 +287,7 @@ def _inspect(image: Image, names: tuple[str, ...]) -> GoBinary:
             bounds[name] = (function.entry, function.size)
         if source == "symtab" and not bounds:
             source = "pclntab"
+    memmove = _memmove_address(image, table, has_symtab)
     found = {}
     for name in names:
         if name not in bounds:
@@ -271,6 +303,11 @@ def _inspect(image: Image, names: tuple[str, ...]) -> GoBinary:
             size=size,
             ret_offsets=ret_offsets(bytes(code), image.machine),
             entry_offset=entry_probe_offset(bytes(code), image.machine),
+            copy_offsets=(
+                call_offsets(bytes(code), image.machine, address, memmove)
+                if name == TLS_READ and memmove is not None
+                else ()
+            ),
         )
     dwarf = from_dwarf(image)
     if dwarf:
@@ -294,3 +331,13 @@ def _inspect(image: Image, names: tuple[str, ...]) -> GoBinary:
         offsets=offsets,
         offsets_source=offsets_source,
     )
+
+
+def _memmove_address(image: Image, table: PcLnTab, has_symtab: bool) -> int | None:
+    """``runtime.memmove``'s address, from ``.symtab`` or else the pc-line table."""
+    if has_symtab:
+        bounds, _ = _function_bounds(image, (MEMMOVE,))
+        if MEMMOVE in bounds:
+            return bounds[MEMMOVE][0]
+    function = table.find({MEMMOVE}).get(MEMMOVE)
+    return None if function is None else int(function.entry)
