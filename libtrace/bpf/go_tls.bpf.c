@@ -208,34 +208,42 @@ static __always_inline void go_tls_emit(struct lt_pt_regs *regs, struct lt_confi
 	emit_chunk(regs, cfg, ev, tconn, buf, n);
 }
 
+/* Take back what Read's entry saved for this goroutine (and forget it). */
+static __always_inline bool go_take_read(struct lt_pt_regs *regs, struct lt_go_proc *proc,
+					 __u32 pid, struct lt_go_args *args)
+{
+	struct lt_go_args *saved;
+	struct lt_go_key key;
+
+	if (!go_key(regs, proc, pid, LT_INGRESS, &key))
+		return false;
+	saved = bpf_map_lookup_elem(&go_inflight, &key);
+	if (!saved)
+		return false;
+	*args = *saved;
+	bpf_map_delete_elem(&go_inflight, &key);
+	return true;
+}
+
 static __always_inline int go_tls_read_return(struct lt_pt_regs *regs)
 {
 	struct lt_config *cfg = get_config();
 	__u32 pid = bpf_get_current_pid_tgid() >> 32;
-	struct lt_go_args *saved;
 	struct lt_go_proc *proc;
-	struct lt_go_key key;
-	__u64 buf;
+	struct lt_go_args args;
 	__s64 n = 0;
-	__s32 fd;
 
 	if (!cfg)
 		return 0;
 	proc = bpf_map_lookup_elem(&go_procs, &pid);
-	if (!proc || !go_key(regs, proc, pid, LT_INGRESS, &key))
+	if (!proc || !go_take_read(regs, proc, pid, &args))
 		return 0;
-	saved = bpf_map_lookup_elem(&go_inflight, &key);
-	if (!saved)
-		return 0;
-	buf = saved->buf;
-	fd = saved->fd;
-	bpf_map_delete_elem(&go_inflight, &key);
 	/* Results: n in RAX, or on the stack after the receiver and the slice. */
 	if (proc->abi == LT_GO_ABI_REGISTER)
 		n = regs->ax;
 	else if (!go_stack_arg(regs, 4, (__u64 *)&n))
 		return 0;
-	go_tls_emit(regs, cfg, pid, fd, LT_INGRESS, LT_SYS_GO_TLS_READ, buf, n);
+	go_tls_emit(regs, cfg, pid, args.fd, LT_INGRESS, LT_SYS_GO_TLS_READ, args.buf, n);
 	return 0;
 }
 
@@ -247,26 +255,17 @@ static __always_inline int go_tls_read_copy(struct lt_pt_regs *regs)
 {
 	struct lt_config *cfg = get_config();
 	__u32 pid = bpf_get_current_pid_tgid() >> 32;
-	struct lt_go_args *saved;
 	struct lt_go_proc *proc;
-	struct lt_go_key key;
-	__u64 buf;
-	__s32 fd;
+	struct lt_go_args args;
 
 	if (!cfg)
 		return 0;
 	proc = bpf_map_lookup_elem(&go_procs, &pid);
-	if (!proc || proc->abi != LT_GO_ABI_REGISTER || !go_key(regs, proc, pid, LT_INGRESS, &key))
+	if (!proc || proc->abi != LT_GO_ABI_REGISTER || !go_take_read(regs, proc, pid, &args))
 		return 0;
-	saved = bpf_map_lookup_elem(&go_inflight, &key);
-	if (!saved)
-		return 0;
-	buf = saved->buf;
-	fd = saved->fd;
-	bpf_map_delete_elem(&go_inflight, &key);
-	if (regs->ax != buf)
-		return 0;
-	go_tls_emit(regs, cfg, pid, fd, LT_INGRESS, LT_SYS_GO_TLS_READ, regs->bx, regs->cx);
+	if (regs->ax == args.buf)
+		go_tls_emit(regs, cfg, pid, args.fd, LT_INGRESS, LT_SYS_GO_TLS_READ, regs->bx,
+			    regs->cx);
 	return 0;
 }
 
