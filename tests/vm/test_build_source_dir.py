@@ -329,7 +329,11 @@ def test_a_source_dir_builds_once_and_is_cached(
     assert Path(tree_build["vmlinuz"]).is_file()
     assert tree_build["btf"] is True and tree_build["absent_options"] == []
     marker = json.loads((Path(tree_build["entry"]) / ".libtrace-complete").read_text())
-    assert marker["compiler"] == tree_build["compiler"] == choose_compiler((5, 10, 0))[0]
+    assert marker["compiler"] == tree_build["compiler"]
+    if not tree_build["cached"]:
+        # Built now, so with the compiler chosen for 5.10; a cached build keeps the
+        # one that made it (gcc-11 installed after a build with gcc changes the choice).
+        assert tree_build["compiler"] == choose_compiler((5, 10, 0))[0]
     assert marker["absent_options"] == []
     # The tree stays pristine: the build ran out of tree.
     assert tree_build["written"] == []
