@@ -280,12 +280,14 @@ def test_sigkill_of_the_tracer_leaves_no_go_tls_program(server_binary, tmp_path)
     before = go_programs()
     with go_server(server_binary, tmp_path / "keys") as server:
         proc = start_trace("--json", "--pid", str(server.pid), go_tls=True)
-        mine = go_programs() - before
-        # read entry, its copy and its return (loaded both ways), record write
-        assert len(mine) == len(UPROBE_PROGRAMS) == 4
-        curl(server.port)
-        proc.kill()
-        proc.communicate(timeout=60)
+        try:
+            mine = go_programs() - before
+            # read entry, its copy and its return (loaded both ways), record write
+            assert len(mine) == len(UPROBE_PROGRAMS) == 4
+            curl(server.port)
+        finally:  # a failed assertion must not leave the tracer running
+            proc.kill()
+            proc.communicate(timeout=60)
     # The kernel frees the programs once their last reference (a uprobe) is gone.
     wait_for(lambda: not go_programs() & mine, "the Go TLS programs freed", 30)
 
