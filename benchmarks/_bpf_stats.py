@@ -48,10 +48,12 @@ def program_runs() -> dict[str, tuple[int, int]]:
     return runs
 
 
-def lt_run_time(prefixes: tuple[str, ...] = (PROGRAM_PREFIX,)) -> tuple[int, int]:
-    """(run_time_ns, run_cnt) summed over every loaded program whose name starts so."""
+def lt_run_time(prefixes: tuple[str, ...] = (PROGRAM_PREFIX,),
+                runs: dict[str, tuple[int, int]] | None = None) -> tuple[int, int]:
+    """(run_time_ns, run_cnt) summed over every loaded program whose name starts so,
+    in ``runs`` (a :func:`program_runs` snapshot) or in a fresh one."""
     ns = count = 0
-    for name, (prog_ns, prog_count) in program_runs().items():
+    for name, (prog_ns, prog_count) in (program_runs() if runs is None else runs).items():
         if name.startswith(prefixes):
             ns += prog_ns
             count += prog_count

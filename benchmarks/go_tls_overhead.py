@@ -88,13 +88,15 @@ def _elapsed(client: subprocess.Popen[str]) -> float:
     return int(match.group(1)) / 1e9
 
 
-def _runs_by_program() -> dict[str, int] | None:
-    """Runs of each uprobe program so far; None where bpftool shows only the
+def _uprobe_runs() -> tuple[int, int, dict[str, int] | None]:
+    """The uprobe programs' (BPF ns, runs, runs by program) so far, from one
+    bpftool snapshot; runs by program is None where bpftool shows only the
     kernel's 15-character names, which do not tell the two Read programs apart."""
     runs = program_runs()
+    ns, hits = lt_run_time(UPROBE_PREFIXES, runs)
     if not all(name in runs for name in UPROBE_PROGRAMS):
-        return None
-    return {name: runs[name][1] for name in UPROBE_PROGRAMS}
+        return ns, hits, None
+    return ns, hits, {name: runs[name][1] for name in UPROBE_PROGRAMS}
 
 
 def one_round(server_bin: Path, client_bin: Path, args: argparse.Namespace,
@@ -105,16 +107,14 @@ def one_round(server_bin: Path, client_bin: Path, args: argparse.Namespace,
             seconds = _elapsed(_client(client_bin, port, args))
             return {"rps": args.requests / seconds}
         with Tracer(go_attach_delay=0.2, go_tls=mode == "traced") as tracer:
-            ns0, hits0 = lt_run_time(UPROBE_PREFIXES)
-            by_program0 = _runs_by_program()
+            ns0, hits0, by_program0 = _uprobe_runs()
             client = _client(client_bin, port, args)
             events, seen = 0, set()
             while client.poll() is None:
                 events += sum(1 for e in tracer.poll(100) if e.tls)
                 seen |= tracer.go_tls.attached.keys() if tracer.go_tls else set()
             seconds = _elapsed(client)
-            ns1, hits1 = lt_run_time(UPROBE_PREFIXES)
-            by_program1 = _runs_by_program()
+            ns1, hits1, by_program1 = _uprobe_runs()
             events += sum(1 for e in tracer.poll(100) if e.tls)
             stats = tracer.stats()
             attached = seen >= {server.pid, client.pid}

@@ -38,7 +38,7 @@ from typing import Any
 from ._buildinfo import read_buildinfo, version_tuple
 from ._image import FOREIGN_ERRORS, CorruptBinaryError, Image, NotGoError
 from ._offsets import from_dwarf, from_table
-from ._pclntab import PcLnTab, locate
+from ._pclntab import locate
 
 #: The functions whose entries and returns the Go TLS tracer probes.
 TLS_WRITE = "crypto/tls.(*Conn).Write"
@@ -166,6 +166,17 @@ def ret_offsets(code: bytes, machine: str, address: int = 0) -> tuple[int, ...]:
     return tuple(found)
 
 
+def _x86_detailed() -> Any:
+    """A capstone x86-64 disassembler with operand details (what each instruction
+    reads and writes); bytes it cannot decode are skipped, as in :func:`ret_offsets`."""
+    import capstone  # deferred: only inspection needs it (untyped: see ret_offsets)
+
+    cs = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+    cs.detail = True
+    cs.skipdata = True
+    return cs
+
+
 #: How far into a function the entry probe may move (Go's stack check is two
 #: or three instructions; a large frame's, up to five).
 PROLOGUE_INSTRUCTIONS = 6
@@ -192,8 +203,7 @@ def entry_probe_offset(code: bytes, machine: str) -> int:
     """
     if machine != "EM_X86_64":
         return 0
-    import capstone  # deferred: only inspection needs it (untyped: see ret_offsets)
-    from capstone import x86
+    from capstone import CS_AC_WRITE, x86
 
     jumps = {
         x86.X86_INS_JA, x86.X86_INS_JAE, x86.X86_INS_JB, x86.X86_INS_JBE,
@@ -202,16 +212,17 @@ def entry_probe_offset(code: bytes, machine: str) -> int:
         x86.X86_INS_JP, x86.X86_INS_JNP, x86.X86_INS_JS, x86.X86_INS_JNS,
     }  # fmt: skip
     scratch = {x86.X86_REG_EFLAGS, x86.X86_REG_R12, x86.X86_REG_R13}
-    cs = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
-    cs.detail = True
-    for insn in cs.disasm(code[: PROLOGUE_INSTRUCTIONS * 15], 0, PROLOGUE_INSTRUCTIONS):
+    for insn in _x86_detailed().disasm(code[: PROLOGUE_INSTRUCTIONS * 15], 0,
+                                       PROLOGUE_INSTRUCTIONS):  # fmt: skip
+        if insn.id == x86.X86_INS_INVALID:
+            return 0  # bytes that do not decode: nothing is known to be safe to pass
         if insn.id in jumps:
             return int(insn.address)
         if insn.id == x86.X86_INS_PUSH and insn.operands[0].type == x86.X86_OP_REG:
             return int(insn.address)
         _, written = insn.regs_access()
         writes_memory = any(
-            op.type == x86.X86_OP_MEM and op.access & capstone.CS_AC_WRITE for op in insn.operands
+            op.type == x86.X86_OP_MEM and op.access & CS_AC_WRITE for op in insn.operands
         )
         if writes_memory or not set(written) <= scratch:
             return 0
@@ -223,14 +234,10 @@ def call_offsets(code: bytes, machine: str, address: int, target: int) -> tuple[
     ``CALL`` of ``target``; empty where the architecture is not x86-64."""
     if machine != "EM_X86_64":
         return ()
-    import capstone  # deferred: only inspection needs it (untyped: see ret_offsets)
     from capstone import x86
 
-    cs = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
-    cs.detail = True
-    cs.skipdata = True
     found = []
-    for insn in cs.disasm(code, address):
+    for insn in _x86_detailed().disasm(code, address):
         if insn.id != x86.X86_INS_CALL or len(insn.operands) != 1:
             continue
         operand = insn.operands[0]
@@ -281,13 +288,15 @@ def _inspect(image: Image, names: tuple[str, ...]) -> GoBinary:
     info = read_buildinfo(image)
     table = locate(image)
     has_symtab = ".symtab" in image.sections
-    bounds, source = _function_bounds(image, names) if has_symtab else ({}, "pclntab")
-    if len(bounds) < len(names):
-        for name, function in table.find(set(names) - bounds.keys()).items():
+    # runtime.memmove rides along in the same pass over the tables (Read's copy).
+    wanted = (*names, MEMMOVE)
+    bounds, source = _function_bounds(image, wanted) if has_symtab else ({}, "pclntab")
+    if source == "symtab" and not bounds.keys() & set(names):
+        source = "pclntab"  # the symbols came from the table after all
+    if len(bounds) < len(wanted):
+        for name, function in table.find(set(wanted) - bounds.keys()).items():
             bounds[name] = (function.entry, function.size)
-        if source == "symtab" and not bounds:
-            source = "pclntab"
-    memmove = _memmove_address(image, table, has_symtab)
+    memmove = bounds[MEMMOVE][0] if MEMMOVE in bounds else None
     found = {}
     for name in names:
         if name not in bounds:
@@ -331,13 +340,3 @@ def _inspect(image: Image, names: tuple[str, ...]) -> GoBinary:
         offsets=offsets,
         offsets_source=offsets_source,
     )
-
-
-def _memmove_address(image: Image, table: PcLnTab, has_symtab: bool) -> int | None:
-    """``runtime.memmove``'s address, from ``.symtab`` or else the pc-line table."""
-    if has_symtab:
-        bounds, _ = _function_bounds(image, (MEMMOVE,))
-        if MEMMOVE in bounds:
-            return bounds[MEMMOVE][0]
-    function = table.find({MEMMOVE}).get(MEMMOVE)
-    return None if function is None else int(function.entry)
