@@ -152,7 +152,9 @@ def live_trace(
     signal.signal(signal.SIGINT, on_signal)
     with tracer:
         variant = tracer.variant.name if tracer.variant else "?"
-        console.print(f"libtrace: tracing ({variant}); Ctrl-C to stop", highlight=False)
+        console.print(
+            f"libtrace: tracing ({variant}); Ctrl-C to stop", highlight=False, soft_wrap=True
+        )
         if args.verbose:
             console.print("libtrace: " + "; ".join(tracer.reasons), highlight=False)
         if tracer.go_tls is not None:

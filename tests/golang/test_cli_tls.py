@@ -73,7 +73,8 @@ def test_tls_events_carry_tls_true_and_plaintext(server):
     lines, err = run_cli(server.port)
     # Attaching is said without -v: the server's pid, its Go version once ("go1.").
     assert re.search(rf"Go TLS: attached to pid {server.pid} \(go1\.\d+", err), err
-    assert "gogo" not in err and re.search(r"Go TLS: attached to [1-9]\d* running Go", err)
+    assert "gogo" not in err, err
+    assert re.search(r"Go TLS: attached to [1-9]\d* running Go", err), err
     tls = [e for e in lines if e.get("tls")]
     assert tls, "no TLS event"
     assert {e["syscall"] for e in tls} == {"go_tls_read", "go_tls_write"}
