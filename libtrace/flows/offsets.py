@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Final
 
 from ..frozen import hand_init
 from ..tracer.events import Direction, SocketEvent
@@ -55,39 +56,55 @@ hand_init(StreamChunk)
 
 @dataclass(slots=True)
 class _Stream:
+    key: tuple[int, int, Direction]  #: (pid, fd, direction), as its chunks carry it
     next_offset: int = 0
     pending: dict[int, SocketEvent] = field(default_factory=dict)
     held: int = 0  #: bytes of the pending chunks
+
+
+#: A module constant: compiled code reads it directly (see records/live.py).
+_INGRESS: Final = Direction.INGRESS
+
+
+def _slot(pid: int, fd: int, direction: Direction) -> int:
+    """A stream's key in :attr:`StreamReassembler._streams` (fd: a 32-bit number)."""
+    return pid << 33 | (fd & 0xFFFFFFFF) << 1 | (1 if direction is _INGRESS else 0)
 
 
 class StreamReassembler:
     """Feed data events of any connections; get their bytes in stream order."""
 
     def __init__(self, max_pending: int = MAX_PENDING_CHUNKS) -> None:
-        self._streams: dict[tuple[int, int, Direction], _Stream] = {}
+        #: by _slot(pid, fd, direction): one int, hashed and compared in C (a
+        #: tuple holding the Direction enum hashes it through a Python-level call)
+        self._streams: dict[int, _Stream] = {}
         self._max_pending = max_pending
+
+    def _stream(self, pid: int, fd: int, direction: Direction) -> _Stream:
+        slot = _slot(pid, fd, direction)
+        stream = self._streams.get(slot)
+        if stream is None:
+            stream = self._streams[slot] = _Stream((pid, fd, direction))
+        return stream
 
     def feed(self, event: SocketEvent) -> list[StreamChunk]:
         """Take one data event; return whatever is now in order."""
-        key = (event.pid, event.fd, event.direction)
         # Every stream starts at offset 0: the kernel counts from the moment
         # it first sees a socket.  An early chunk that overtakes it (the perf
         # buffer is per CPU and read CPU by CPU) waits for it; if it never
         # comes (lost), the hole becomes a gap.
-        stream = self._streams.get(key)
-        if stream is None:
-            stream = self._streams[key] = _Stream()
+        stream = self._stream(event.pid, event.fd, event.direction)
         offset = event.offset
         if offset < stream.next_offset:
             return []  # a duplicate or a late chunk already declared a gap
         if offset == stream.next_offset and not stream.pending:
             # In order with nothing held back, as nearly every chunk is: out at
             # once, without a stay in the pending table or a generator.
-            return self._out(key, stream, event, 0)
+            return self._out(stream, event, 0)
         replaced = stream.pending.get(offset)
         stream.held += len(event.data) - (len(replaced.data) if replaced is not None else 0)
         stream.pending[offset] = event
-        return list(self._release(key, stream, force=len(stream.pending) > self._max_pending))
+        return list(self._release(stream, force=len(stream.pending) > self._max_pending))
 
     def take_in_order(self, pid: int, fd: int, direction: Direction, offset: int, size: int,
                       captured: int) -> bool:  # fmt: skip
@@ -97,10 +114,7 @@ class StreamReassembler:
         the caller takes the event's bytes as they are (the live pipeline's hot
         path: one chunk and no lists); otherwise nothing changes, and the event
         goes to :meth:`feed`."""
-        key = (pid, fd, direction)
-        stream = self._streams.get(key)
-        if stream is None:
-            stream = self._streams[key] = _Stream()
+        stream = self._stream(pid, fd, direction)
         if offset != stream.next_offset or stream.pending or captured != size or not size:
             return False
         stream.next_offset = offset + size
@@ -111,7 +125,7 @@ class StreamReassembler:
         wait for the bytes before them (what a memory budget counts besides parsers)."""
         held = 0
         for direction in Direction:
-            stream = self._streams.get((pid, fd, direction))
+            stream = self._streams.get(_slot(pid, fd, direction))
             if stream is not None:
                 held += stream.held
         return held
@@ -120,15 +134,14 @@ class StreamReassembler:
         """Give up waiting for (``pid``, ``fd``): release what is held back, every
         hole before it declared a gap; the streams go on from there."""
         for direction in Direction:
-            key = (pid, fd, direction)
-            stream = self._streams.get(key)
+            stream = self._streams.get(_slot(pid, fd, direction))
             if stream is not None and stream.pending:
-                yield from self._release(key, stream, force=True, drain=True)
+                yield from self._release(stream, force=True, drain=True)
 
     @staticmethod
-    def _out(key: tuple[int, int, Direction], stream: _Stream, event: SocketEvent,
-             gap: int) -> list[StreamChunk]:  # fmt: skip
+    def _out(stream: _Stream, event: SocketEvent, gap: int) -> list[StreamChunk]:
         """``event``'s chunk, after ``gap`` missing bytes; the stream goes on past it."""
+        key = stream.key
         stream.next_offset = event.offset + event.size
         chunks = [StreamChunk(key, event.offset, event.data, gap, event)]
         # A chunk cut by the payload cap leaves a hole after its bytes,
@@ -142,18 +155,17 @@ class StreamReassembler:
     def close(self, pid: int, fd: int) -> Iterator[StreamChunk]:
         """The connection is closed: flush both directions, gaps and all."""
         for direction in Direction:
-            key = (pid, fd, direction)
-            stream = self._streams.pop(key, None)
+            stream = self._streams.pop(_slot(pid, fd, direction), None)
             if stream is not None:
-                yield from self._release(key, stream, force=True, drain=True)
+                yield from self._release(stream, force=True, drain=True)
 
     def flush(self) -> Iterator[StreamChunk]:
         """Release everything held back (end of capture)."""
-        for pid, fd, _ in list(self._streams):
+        for pid, fd, _ in [stream.key for stream in self._streams.values()]:
             yield from self.close(pid, fd)
 
     def _release(
-        self, key: tuple[int, int, Direction], stream: _Stream, *, force: bool, drain: bool = False
+        self, stream: _Stream, *, force: bool, drain: bool = False
     ) -> Iterator[StreamChunk]:
         while stream.pending:
             event = stream.pending.pop(stream.next_offset, None)
@@ -167,4 +179,4 @@ class StreamReassembler:
                 event = stream.pending.pop(first)
                 force = False
             stream.held -= len(event.data)
-            yield from self._out(key, stream, event, gap)
+            yield from self._out(stream, event, gap)

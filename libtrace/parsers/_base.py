@@ -55,17 +55,23 @@ Transport = Literal["tcp", "udp"]
 class Side:
     """The buffered bytes and parsing state of one direction."""
 
-    __slots__ = ("_marks", "buf", "consumed", "datagrams", "direction", "eof", "partial",
-                 "pending", "resync", "skip", "state")
+    __slots__ = ("_marks", "buf", "consumed", "datagrams", "direction", "eof", "head",
+                 "partial", "pending", "resync", "skip", "state")
 
     def __init__(self, direction: Direction) -> None:
         self.direction = direction
         #: bytes fed and not yet consumed
         self.buf = bytearray()
+        #: ``buf``'s bytes as the one ``bytes`` object they came in, while they are
+        #: exactly one chunk fed into an empty buffer (most messages): a reader
+        #: that wants ``bytes`` takes it instead of copying ``buf``
+        self.head: bytes | None = None
         #: stream offset of ``buf[0]``
         self.consumed = 0
         #: (stream offset, ts_ns) of each fed chunk still (partly) in ``buf``
-        self._marks: deque[tuple[int, int]] = deque()
+        #: a list, not a deque: compiled, a list's append and indexing are C calls,
+        #: a deque's are Python method calls
+        self._marks: list[tuple[int, int]] = []
         #: the direction has ended (``b""`` was fed)
         self.eof = False
         #: hunting for a message start (mid-stream start, after a gap or error)
@@ -83,9 +89,12 @@ class Side:
 
     def ts_at(self, pos: int = 0) -> int:
         """The timestamp of the chunk that carried ``buf[pos]``."""
+        marks = self._marks
+        if len(marks) == 1:  # one chunk buffered, as for most messages: no walk
+            return marks[0][1]
         target = self.consumed + pos
-        ts = self._marks[0][1] if self._marks else 0
-        for offset, mark_ts in self._marks:
+        ts = marks[0][1] if marks else 0
+        for offset, mark_ts in marks:
             if offset > target:
                 break
             ts = mark_ts
@@ -97,17 +106,29 @@ class Side:
         return self._marks[-1][1] if self._marks else 0
 
     def append(self, data: bytes, ts_ns: int) -> None:
-        self._marks.append((self.consumed + len(self.buf), ts_ns))
+        if self.buf:
+            self.head = None
+            self._marks.append((self.consumed + len(self.buf), ts_ns))
+        else:
+            # Nothing buffered: no older mark covers a byte (ts_at then finds
+            # the one mark without a walk).
+            self._marks = [(self.consumed, ts_ns)]
+            self.head = data if type(data) is bytes else None
         self.buf += data
 
     def consume(self, n: int) -> None:
         """Drop the first ``n`` buffered bytes."""
         n = min(n, len(self.buf))
+        if n:
+            self.head = None
         del self.buf[:n]
         self.consumed += n
         # Keep the mark that covers buf[0]; drop the ones before it.
-        while len(self._marks) > 1 and self._marks[1][0] <= self.consumed:
-            self._marks.popleft()
+        marks, drop = self._marks, 0
+        while drop + 1 < len(marks) and marks[drop + 1][0] <= self.consumed:
+            drop += 1
+        if drop:
+            del marks[:drop]  # at once: a message of many chunks is one memmove
 
     def apply_skip(self) -> None:
         if self.skip and self.buf:

@@ -262,12 +262,17 @@ def _elements(buf: bytearray, aggregate: _Aggregate, depth: int) -> tuple[_Value
 
 
 #: Commands of at most this many words (all kept) take the fast path.
-_FAST_WORDS = MAX_ARGS_KEPT
+_FAST_WORDS: Final = MAX_ARGS_KEPT
+#: The limits the fast readers check, as Final names: compiled, a module name
+#: that is not Final is a dictionary lookup at every use (eight per command).
+_MAX_BULK: Final = MAX_MESSAGE_BYTES
+_MAX_LINE: Final = MAX_RESP_LINE_BYTES
+_MAX_TEXT: Final = MAX_FIELD_CHARS
 #: The fast readers read at most this many bytes of the buffer, as ``bytes``
 #: (compiled, a bytes index is a C array read; a bytearray's goes through the
 #: generic item protocol and makes an int object): a longer command or reply
 #: takes the general reader.
-_FAST_WINDOW = 1024
+_FAST_WINDOW: Final = 1024
 _DOLLAR: Final = ord("$")
 _ASTERISK: Final = ord("*")
 _PLUS: Final = ord("+")
@@ -278,7 +283,7 @@ _ZERO: Final = ord("0")
 _NINE: Final = ord("9")
 
 
-def _command(buf: bytearray) -> tuple[list[str], int] | None:
+def _command(side: Side) -> tuple[list[str], int] | None:
     """A command as clients send it (an array of bulk strings) at ``buf[0]``:
     its words (as record text) and the offset past it, read byte by byte.
 
@@ -289,9 +294,10 @@ def _command(buf: bytearray) -> tuple[list[str], int] | None:
     the parse (``benchmarks/records.py``'s profile); compiled, indexing and
     digit arithmetic here cost a third of the finds and slices they replace.
     """
+    buf = side.buf
     if len(buf) < 4 or buf[0] != _ASTERISK:
         return None
-    data = _window(buf)
+    data = _window(side)
     size = len(data)
     count, pos = _number(data, 1, 2)
     if not 0 < count <= _FAST_WORDS:
@@ -301,7 +307,7 @@ def _command(buf: bytearray) -> tuple[list[str], int] | None:
         if pos >= size or data[pos] != _DOLLAR:
             return None
         length, start = _number(data, pos + 1, 9)
-        if length < 0 or length > MAX_MESSAGE_BYTES:
+        if length < 0 or length > _MAX_BULK:
             return None
         end = start + length
         if end + 1 >= size or data[end] != _CR or data[end + 1] != _LF:  # also: not all here yet
@@ -311,7 +317,7 @@ def _command(buf: bytearray) -> tuple[list[str], int] | None:
     return words, pos
 
 
-def _reply(buf: bytearray) -> tuple[str, str, int] | None:
+def _reply(side: Side) -> tuple[str, str, int] | None:
     """A simple string, error or bulk string at ``buf[0]`` (most replies): its kind,
     its record text and the offset past it, read as :func:`_command` reads.
 
@@ -319,20 +325,26 @@ def _reply(buf: bytearray) -> tuple[str, str, int] | None:
     whole): :func:`parse_value` then decides, so what this returns is always
     what the general reader and :meth:`RedisParser._response` would make of it.
     """
+    buf = side.buf
     if len(buf) < 3:
         return None
     first = buf[0]
     if first not in (_PLUS, _MINUS, _DOLLAR):
         return None
-    data = _window(buf)
+    data = _window(side)
     size = len(data)
     if first != _DOLLAR:
-        end = data.find(b"\r\n", 1, MAX_RESP_LINE_BYTES + 3)
-        if end < 0:
+        # By index, not data.find: compiled, a method call with arguments costs
+        # more than scanning the few bytes of a status line.
+        end = 1
+        last = min(size - 1, _MAX_LINE + 2)  # data.find(b"\r\n", 1, MAX + 3)
+        while end < last and not (data[end] == _CR and data[end + 1] == _LF):
+            end += 1
+        if end >= last:
             return None
         return ("simple_string" if first == _PLUS else "error"), _word(data[1:end]), end + 2
     length, start = _number(data, 1, 9)
-    if length < 0 or length > MAX_MESSAGE_BYTES:
+    if length < 0 or length > _MAX_BULK:
         return None
     end = start + length
     if end + 1 >= size or data[end] != _CR or data[end + 1] != _LF:
@@ -340,8 +352,12 @@ def _reply(buf: bytearray) -> tuple[str, str, int] | None:
     return "bulk_string", _word(data[start:end]), end + 2
 
 
-def _window(buf: bytearray) -> bytes:
-    """The first :data:`_FAST_WINDOW` bytes of ``buf``, as bytes."""
+def _window(side: Side) -> bytes:
+    """At least the first :data:`_FAST_WINDOW` bytes of ``side.buf`` (or all of
+    them), as bytes: the chunk they came in when they are one, else a copy."""
+    if side.head is not None:
+        return side.head
+    buf = side.buf
     return bytes(buf[:_FAST_WINDOW]) if len(buf) > _FAST_WINDOW else bytes(buf)
 
 
@@ -352,7 +368,7 @@ def _word(data: bytes) -> str:
         text = data.decode()
     except UnicodeDecodeError:
         text = data.decode("utf-8", "replace")
-    return text if len(text) <= MAX_FIELD_CHARS else clip(text)
+    return text if len(text) <= _MAX_TEXT else clip(text)
 
 
 def _number(buf: bytes, pos: int, digits: int) -> tuple[int, int]:
@@ -490,14 +506,14 @@ class RedisParser(StreamParser):
         if request and buf[0] not in TYPES:
             return self._inline(side, side.ts_at(0))
         if request:
-            command = _command(buf)
+            command = _command(side)
             if command is not None:
                 words, end = command
                 ts = side.ts_at(0)
                 side.consume(end)
                 return self._command_request(words, len(words), ts, end)
         elif not self._subscribed and not self._monitoring:  # no reply is a push then
-            reply = _reply(buf)
+            reply = _reply(side)
             if reply is not None:
                 kind, text, end = reply
                 ts = side.ts_at(0)
@@ -635,7 +651,7 @@ _SECRET_CONFIG = frozenset({"requirepass", "masterauth", "masteruser"})
 
 
 #: The commands that may carry credentials (see _secret_args).
-_SECRET_COMMANDS = frozenset({"AUTH", "HELLO", "MIGRATE", "CONFIG", "ACL"})
+_SECRET_COMMANDS: Final = frozenset({"AUTH", "HELLO", "MIGRATE", "CONFIG", "ACL"})
 
 
 def _secret_args(command: str, args: tuple[str, ...]) -> set[int]:
@@ -664,6 +680,8 @@ def redact(message: Message, redaction: Redaction) -> Message:
     and ACL SETUSER passwords, replaced."""
     if not isinstance(message, RedisRequest) or not message.args:
         return message
+    if message.command not in _SECRET_COMMANDS:
+        return message  # most commands: before any set is made (a call per request)
     secret = {i for i in _secret_args(message.command, message.args) if i < len(message.args)}
     if not secret:
         return message

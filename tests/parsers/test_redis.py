@@ -4,7 +4,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from libtrace.parsers import Desync, Pairer, RedisParser, Status
+from libtrace.parsers import Desync, Direction, Pairer, RedisParser, Status
+from libtrace.parsers._base import Side
 from libtrace.parsers._events import clip
 
 from ._harness import MODES, assert_split_invariant, feed_chunks, messages, run, summary
@@ -135,12 +136,25 @@ def _damaged(draw: st.DrawFn, whole: bytes, alphabet: bytes) -> bytes:
     return bytes(data)
 
 
+def buffered(data: bytes, pieces: int = 1) -> Side:
+    """A request side holding ``data``, fed in ``pieces`` chunks: one chunk leaves
+    its bytes object as the side's ``head`` (the fast readers read it), more
+    make the readers copy the buffer."""
+    side = Side(Direction.REQUEST)
+    cut = len(data) // 2 if pieces > 1 else len(data)
+    parts = [part for part in (data[:cut], data[cut:]) if part]
+    for part in parts:
+        side.append(part, 1)
+    assert (side.head is None) == (len(parts) != 1)
+    return side
+
+
 @pytest.mark.fuzz
-@given(command_bytes())
-def test_the_command_fast_path_agrees_with_the_general_reader(data: bytes) -> None:
+@given(command_bytes(), st.sampled_from([1, 2]))
+def test_the_command_fast_path_agrees_with_the_general_reader(data: bytes, pieces: int) -> None:
     from libtrace.parsers._redis import _command, _text, parse_value
 
-    fast = _command(bytearray(data))
+    fast = _command(buffered(data, pieces))
     if fast is None:
         return  # the general reader decides alone
     words, end = fast
@@ -164,11 +178,11 @@ def reply_bytes(draw: st.DrawFn) -> bytes:
 
 
 @pytest.mark.fuzz
-@given(reply_bytes())
-def test_the_reply_fast_path_agrees_with_the_general_reader(data: bytes) -> None:
+@given(reply_bytes(), st.sampled_from([1, 2]))
+def test_the_reply_fast_path_agrees_with_the_general_reader(data: bytes, pieces: int) -> None:
     from libtrace.parsers._redis import _reply, parse_value
 
-    fast = _reply(bytearray(data))
+    fast = _reply(buffered(data, pieces))
     if fast is None:
         return  # the general reader decides alone
     kind, text, end = fast
@@ -183,13 +197,13 @@ def test_the_reply_fast_path_agrees_with_the_general_reader(data: bytes) -> None
 def test_the_reply_fast_path_takes_common_replies_and_leaves_the_rest() -> None:
     from libtrace.parsers._redis import _reply
 
-    assert _reply(bytearray(b"+OK\r\n$1\r\n")) == ("simple_string", "OK", 5)
-    assert _reply(bytearray(b"-ERR no\r\n")) == ("error", "ERR no", 9)
-    assert _reply(bytearray(b"$3\r\nabc\r\n")) == ("bulk_string", "abc", 9)
-    assert _reply(bytearray(b"$3\r\nabc\r")) is None  # not whole yet
-    assert _reply(bytearray(b"$-1\r\n")) is None  # a null
-    assert _reply(bytearray(b":1\r\n")) is None  # an integer
-    assert _reply(bytearray(b"*1\r\n$1\r\nx\r\n")) is None  # an array
+    assert _reply(buffered(b"+OK\r\n$1\r\n")) == ("simple_string", "OK", 5)
+    assert _reply(buffered(b"-ERR no\r\n")) == ("error", "ERR no", 9)
+    assert _reply(buffered(b"$3\r\nabc\r\n")) == ("bulk_string", "abc", 9)
+    assert _reply(buffered(b"$3\r\nabc\r")) is None  # not whole yet
+    assert _reply(buffered(b"$-1\r\n")) is None  # a null
+    assert _reply(buffered(b":1\r\n")) is None  # an integer
+    assert _reply(buffered(b"*1\r\n$1\r\nx\r\n")) is None  # an array
 
 
 def test_replies_of_a_subscribed_or_monitoring_connection_take_the_general_reader() -> None:
@@ -207,12 +221,12 @@ def test_the_fast_path_takes_common_commands_and_leaves_the_rest() -> None:
     from libtrace.parsers._redis import _command
 
     set_command = _resp_command([b"SET", b"key:1", b"value"])
-    assert _command(bytearray(set_command + b"*1\r\n")) == (["SET", "key:1", "value"],
-                                                            len(set_command))  # fmt: skip
-    assert _command(bytearray(set_command[:-1])) is None  # not whole yet
-    assert _command(bytearray(b"*1\r\n:1\r\n")) is None  # not a bulk string
-    assert _command(bytearray(b"*1\r\n$-1\r\n")) is None  # a null
-    assert _command(bytearray(_resp_command([b"x"] * 17))) is None  # more than are kept
+    assert _command(buffered(set_command + b"*1\r\n")) == (["SET", "key:1", "value"],
+                                                           len(set_command))  # fmt: skip
+    assert _command(buffered(set_command[:-1])) is None  # not whole yet
+    assert _command(buffered(b"*1\r\n:1\r\n")) is None  # not a bulk string
+    assert _command(buffered(b"*1\r\n$-1\r\n")) is None  # a null
+    assert _command(buffered(_resp_command([b"x"] * 17))) is None  # more than are kept
 
 
 @given(st.binary(max_size=40))
@@ -223,19 +237,22 @@ def test_a_fast_word_is_the_text_the_general_reader_makes(data: bytes) -> None:
 
 
 def test_a_command_or_reply_longer_than_the_fast_window_takes_the_general_reader() -> None:
-    """The fast readers see the buffer's first _FAST_WINDOW bytes: past them
-    they answer None, and the general reader makes the same record."""
+    """The fast readers see a copy of the buffer's first _FAST_WINDOW bytes when
+    it holds more than one chunk: past them they answer None, and the general
+    reader makes the same record.  One chunk they read whole, uncopied."""
     from libtrace.parsers._redis import _FAST_WINDOW, _command, _reply
 
     value = b"v" * _FAST_WINDOW
     command, reply = _resp_command([b"SET", b"k", value]), b"$%d\r\n%s\r\n" % (len(value), value)
-    assert _command(bytearray(command)) is None and _reply(bytearray(reply)) is None
-    assert _command(bytearray(command[:_FAST_WINDOW])) is None  # cut: not whole yet
+    assert _command(buffered(command, 2)) is None and _reply(buffered(reply, 2)) is None
+    assert _command(buffered(command)) == (["SET", "k", clip(value.decode())], len(command))
+    assert _reply(buffered(reply)) == ("bulk_string", clip(value.decode()), len(reply))
+    assert _command(buffered(command[:_FAST_WINDOW])) is None  # cut: not whole yet
     short = _resp_command([b"SET", b"k", b"v" * 100])
-    assert _command(bytearray(short + command)) == (["SET", "k", "v" * 100], len(short))
+    assert _command(buffered(short + command, 2)) == (["SET", "k", "v" * 100], len(short))
     parser, pairer = RedisParser(), Pairer()
     parser.feed("request", command + _resp_command([b"GET", b"k"]), 1)
-    parser.feed("response", b"+OK\r\n" + reply, 2)
+    parser.feed("response", b"+OK\r\n" + reply, 2)  # the reply follows in the copy
     records = [r for e in parser.events() for r in pairer.add(e)]
     assert [(r.request.command, r.response.value if r.response else None) for r in records] == [
         ("SET", "OK"), ("GET", clip(value.decode()))]  # fmt: skip
