@@ -88,6 +88,12 @@ MAX_INFERENCE_CHUNKS = 32
 Endpoint = tuple[str, int]
 
 
+def same_endpoint(a: Endpoint | None, b: Endpoint) -> bool:
+    """``a == b``, field by field: compiled, ``==`` on two such tuples first boxes
+    each into a new tuple object (several hundred instructions per event)."""
+    return a is not None and a[1] == b[1] and a[0] == b[0]
+
+
 def endpoint_text(ep: Endpoint) -> str:
     """``IP:PORT`` (``[IP]:PORT`` for IPv6), as records name their ends."""
     host, port = ep
@@ -156,7 +162,7 @@ class Conversation:
         return self.b if self.client == self.a else self.a
 
     def direction(self, sender: Endpoint) -> Direction:
-        return _REQUEST if sender == self.client else _RESPONSE
+        return _REQUEST if same_endpoint(self.client, sender) else _RESPONSE
 
     # -- input -----------------------------------------------------------------------
     def chunks(
@@ -243,7 +249,7 @@ class Conversation:
         if self.client is None:
             return endpoint_text(self.a), endpoint_text(self.server)
         # Made once per client: every record of the connection asks.
-        if self._ends is None or self._ends_of != self.client:
+        if self._ends is None or not same_endpoint(self._ends_of, self.client):
             self._ends = endpoint_text(self.client), endpoint_text(self.server)
             self._ends_of = self.client
         return self._ends

@@ -53,7 +53,7 @@ CLIENT_ERROR_PREFIXES = frozenset({
     "NOPROTO", "NOGROUP", "BUSYGROUP", "UNKILLABLE", "NOTBUSY", "CROSSSLOT", "MOVED", "ASK",
 })
 _PUBSUB_KINDS = frozenset({"message", "pmessage", "smessage"})
-_SUBSCRIBE = frozenset({"SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE"})
+_SUBSCRIBE: Final = frozenset({"SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE"})
 #: Pushes that confirm a (un)subscribe command (RESP3): its reply, not a message.
 _CONFIRMATIONS = frozenset({"subscribe", "psubscribe", "ssubscribe", "unsubscribe",
                             "punsubscribe", "sunsubscribe"})
@@ -590,17 +590,18 @@ class RedisParser(StreamParser):
         self._subscribed |= command in _SUBSCRIBE
         self._monitoring |= command == "MONITOR"
         return RedisRequest(ts_ns=ts, size=size, command=command, args=tuple(words[1:]),
-                            arg_count=count - 1, inline=inline, reply=self._reply(words),
+                            arg_count=count - 1, inline=inline, reply=self._reply(command, words),
                             errors=errors, _parsed=True)
 
-    def _reply(self, words: list[str]) -> bool:
+    def _reply(self, command: str, words: list[str]) -> bool:
         """Whether the server answers this command, following CLIENT REPLY: OFF
         silences every reply until ON, SKIP the next command's, and neither OFF
-        nor SKIP is answered itself (ON is, with OK)."""
+        nor SKIP is answered itself (ON is, with OK).  ``command``: the first
+        word, upper-cased."""
         mode = self._reply_mode
-        if self._reply_mode == "SKIP":
+        if mode == "SKIP":
             self._reply_mode = "ON"
-        if len(words) >= 3 and words[0].upper() == "CLIENT" and words[1].upper() == "REPLY":
+        if command == "CLIENT" and len(words) >= 3 and words[1].upper() == "REPLY":
             asked = words[2].upper()
             if asked in ("ON", "OFF", "SKIP"):
                 self._reply_mode = asked

@@ -49,6 +49,7 @@ from ..flows import (
     StreamChunk,
     StreamReassembler,
 )
+from ..flows.conversation import same_endpoint
 from ..frozen import hand_init
 from ..parsers import PARSERS, Record
 from ..parsers.pairing import DEFAULT_TIMEOUT_NS
@@ -302,7 +303,7 @@ class RecordPipeline:
         key: ConnKey = (pid, fd, tls, remote if udp else None)
         conn = self._conns.get(key)
         out: list[LiveRecord] = []
-        if conn is not None and conn.remote != remote:
+        if conn is not None and not same_endpoint(conn.remote, remote):
             out += self._finish(conn, ts)  # the fd now names another socket
             conn = None
         if conn is None:
