@@ -59,16 +59,18 @@ class Side:
     """The buffered bytes and parsing state of one direction."""
 
     __slots__ = ("_marks", "buf", "consumed", "datagrams", "direction", "eof", "head",
-                 "partial", "pending", "resync", "skip", "state")
+                 "head_at", "partial", "pending", "resync", "skip", "state")
 
     def __init__(self, direction: Direction) -> None:
         self.direction = direction
         #: bytes fed and not yet consumed
         self.buf = bytearray()
-        #: ``buf``'s bytes as the one ``bytes`` object they came in, while they are
-        #: exactly one chunk fed into an empty buffer (most messages): a reader
-        #: that wants ``bytes`` takes it instead of copying ``buf``
+        #: while ``buf`` holds the rest of one chunk fed into an empty buffer (most
+        #: messages, and pipelined ones after the first), that chunk: ``buf`` is
+        #: ``head[head_at:]``, and a reader that wants ``bytes`` reads it there
+        #: instead of copying ``buf``
         self.head: bytes | None = None
+        self.head_at = 0
         #: stream offset of ``buf[0]``
         self.consumed = 0
         #: (stream offset, ts_ns) of each fed chunk still (partly) in ``buf``
@@ -117,13 +119,13 @@ class Side:
             # the one mark without a walk).
             self._marks = [(self.consumed, ts_ns)]
             self.head = data if type(data) is bytes else None
+            self.head_at = 0
         self.buf += data
 
     def consume(self, n: int) -> None:
         """Drop the first ``n`` buffered bytes."""
         n = min(n, len(self.buf))
-        if n:
-            self.head = None
+        self.head_at += n
         del self.buf[:n]
         self.consumed += n
         # Keep the mark that covers buf[0]; drop the ones before it.

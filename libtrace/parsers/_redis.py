@@ -297,9 +297,9 @@ def _command(side: Side) -> tuple[list[str], int] | None:
     buf = side.buf
     if len(buf) < 4 or buf[0] != _ASTERISK:
         return None
-    data = _window(side)
+    data, base = _window(side)
     size = len(data)
-    count, pos = _number(data, 1, 2)
+    count, pos = _number(data, base + 1, 2)
     if not 0 < count <= _FAST_WORDS:
         return None
     words: list[str] = []
@@ -314,7 +314,7 @@ def _command(side: Side) -> tuple[list[str], int] | None:
             return None
         words.append(_word(data[start:end]))
         pos = end + 2
-    return words, pos
+    return words, pos - base
 
 
 def _reply(side: Side) -> tuple[str, str, int] | None:
@@ -331,34 +331,36 @@ def _reply(side: Side) -> tuple[str, str, int] | None:
     first = buf[0]
     if first not in (_PLUS, _MINUS, _DOLLAR):
         return None
-    data = _window(side)
+    data, base = _window(side)
     size = len(data)
     if first != _DOLLAR:
         # By index, not data.find: compiled, a method call with arguments costs
         # more than scanning the few bytes of a status line.
-        end = 1
-        last = min(size - 1, _MAX_LINE + 2)  # data.find(b"\r\n", 1, MAX + 3)
+        end = base + 1
+        last = min(size - 1, base + _MAX_LINE + 2)  # data.find(b"\r\n", 1, MAX + 3)
         while end < last and not (data[end] == _CR and data[end + 1] == _LF):
             end += 1
         if end >= last:
             return None
-        return ("simple_string" if first == _PLUS else "error"), _word(data[1:end]), end + 2
-    length, start = _number(data, 1, 9)
+        text = _word(data[base + 1:end])
+        return ("simple_string" if first == _PLUS else "error"), text, end + 2 - base
+    length, start = _number(data, base + 1, 9)
     if length < 0 or length > _MAX_BULK:
         return None
     end = start + length
     if end + 1 >= size or data[end] != _CR or data[end + 1] != _LF:
         return None
-    return "bulk_string", _word(data[start:end]), end + 2
+    return "bulk_string", _word(data[start:end]), end + 2 - base
 
 
-def _window(side: Side) -> bytes:
-    """At least the first :data:`_FAST_WINDOW` bytes of ``side.buf`` (or all of
-    them), as bytes: the chunk they came in when they are one, else a copy."""
+def _window(side: Side) -> tuple[bytes, int]:
+    """``(data, base)``: ``data[base:]`` starts with at least the first
+    :data:`_FAST_WINDOW` bytes of ``side.buf`` (or all of them), as bytes: the
+    chunk they came in while the buffer holds only it, else a copy."""
     if side.head is not None:
-        return side.head
+        return side.head, side.head_at
     buf = side.buf
-    return bytes(buf[:_FAST_WINDOW]) if len(buf) > _FAST_WINDOW else bytes(buf)
+    return bytes(buf[:_FAST_WINDOW]) if len(buf) > _FAST_WINDOW else bytes(buf), 0
 
 
 def _word(data: bytes) -> str:

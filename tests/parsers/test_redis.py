@@ -137,10 +137,17 @@ def _damaged(draw: st.DrawFn, whole: bytes, alphabet: bytes) -> bytes:
 
 
 def buffered(data: bytes, pieces: int = 1) -> Side:
-    """A request side holding ``data``, fed in ``pieces`` chunks: one chunk leaves
-    its bytes object as the side's ``head`` (the fast readers read it), more
-    make the readers copy the buffer."""
+    """A request side holding ``data``: fed as one chunk (``pieces`` 1; the side
+    keeps that bytes object as its ``head``, which the fast readers read), as
+    the rest of one chunk after a message consumed (0: they read it at an offset
+    of ``head``), or in two chunks (2: they read a copy of the buffer)."""
     side = Side(Direction.REQUEST)
+    if pieces == 0:
+        prior = b"+PRIOR\r\n"
+        side.append(prior + data, 1)
+        side.consume(len(prior))
+        assert side.head is not None and side.head_at == len(prior) and side.buf == data
+        return side
     cut = len(data) // 2 if pieces > 1 else len(data)
     parts = [part for part in (data[:cut], data[cut:]) if part]
     for part in parts:
@@ -150,7 +157,7 @@ def buffered(data: bytes, pieces: int = 1) -> Side:
 
 
 @pytest.mark.fuzz
-@given(command_bytes(), st.sampled_from([1, 2]))
+@given(command_bytes(), st.sampled_from([1, 0, 2]))
 def test_the_command_fast_path_agrees_with_the_general_reader(data: bytes, pieces: int) -> None:
     from libtrace.parsers._redis import _command, _text, parse_value
 
@@ -178,7 +185,7 @@ def reply_bytes(draw: st.DrawFn) -> bytes:
 
 
 @pytest.mark.fuzz
-@given(reply_bytes(), st.sampled_from([1, 2]))
+@given(reply_bytes(), st.sampled_from([1, 0, 2]))
 def test_the_reply_fast_path_agrees_with_the_general_reader(data: bytes, pieces: int) -> None:
     from libtrace.parsers._redis import _reply, parse_value
 
@@ -227,6 +234,13 @@ def test_the_fast_path_takes_common_commands_and_leaves_the_rest() -> None:
     assert _command(buffered(b"*1\r\n:1\r\n")) is None  # not a bulk string
     assert _command(buffered(b"*1\r\n$-1\r\n")) is None  # a null
     assert _command(buffered(_resp_command([b"x"] * 17))) is None  # more than are kept
+    # Pipelined: after the first command, the next is read in the same chunk.
+    side = buffered(set_command + _resp_command([b"GET", b"k"]))
+    first = _command(side)
+    assert first is not None
+    side.consume(first[1])
+    assert side.head is not None and side.head_at == len(set_command)
+    assert _command(side) == (["GET", "k"], len(_resp_command([b"GET", b"k"])))
 
 
 @given(st.binary(max_size=40))
