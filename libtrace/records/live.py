@@ -49,7 +49,6 @@ from ..flows import (
     StreamChunk,
     StreamReassembler,
 )
-from ..flows.conversation import same_endpoint
 from ..frozen import hand_init
 from ..parsers import PARSERS, Record
 from ..parsers.pairing import DEFAULT_TIMEOUT_NS
@@ -297,13 +296,16 @@ class RecordPipeline:
         if not l4:
             return []  # identity unknown (no-BTF socket gone before /proc was read)
         udp = l4 == "udp"
-        remote = (event.raddr, event.rport)
-        tls = int(event.flags) & TLS_BIT != 0
+        raddr, rport = event.raddr, event.rport
+        # Typed int: compiled, the flag is unboxed as the int it is (int() of it
+        # is a call through the type).
+        flags: int = event.flags
+        tls = flags & TLS_BIT != 0
         pid, fd, data, direction = event.pid, event.fd, event.data, event.direction
-        key: ConnKey = (pid, fd, tls, remote if udp else None)
+        key: ConnKey = (pid, fd, tls, (raddr, rport) if udp else None)
         conn = self._conns.get(key)
         out: list[LiveRecord] = []
-        if conn is not None and not same_endpoint(conn.remote, remote):
+        if conn is not None and not (conn.remote[1] == rport and conn.remote[0] == raddr):
             out += self._finish(conn, ts)  # the fd now names another socket
             conn = None
         if conn is None:
