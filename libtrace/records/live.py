@@ -53,7 +53,7 @@ from ..frozen import hand_init
 from ..parsers import PARSERS, Record
 from ..parsers.pairing import DEFAULT_TIMEOUT_NS
 from ..parsers.redaction import Redaction
-from ..tracer.events import TLS_BIT, Direction, EventType, SocketEvent
+from ..tracer.events import TLS_BIT, Direction, EventType, SocketEvent, data_fields_reader
 from .containers import Container, ContainerResolver
 
 if TYPE_CHECKING:
@@ -216,6 +216,8 @@ class RecordPipeline:
         self._streams = _Streams()
         self._last_sweep = 0
         self._last_ns = 0
+        #: reads a data event's fields in one call where the compiled decoder is
+        self._fields = data_fields_reader()
 
     # -- input -------------------------------------------------------------------------
     def feed(self, event: SocketEvent) -> list[LiveRecord]:
@@ -289,19 +291,14 @@ class RecordPipeline:
 
     # -- internals ---------------------------------------------------------------------
     def _data(self, event: SocketEvent, ts: int) -> list[LiveRecord]:
-        # Each field of the event is read once: the event class is not compiled,
-        # so every read is a generic attribute lookup (and a property, such as
+        # The event's fields in one call: the event class is not compiled, so
+        # each attribute read would be a generic lookup (and a property, such as
         # SocketEvent.tls, an interpreted call).
-        l4 = event.l4
+        l4, raddr, rport, flags, pid, fd, data, direction, offset, size = self._fields(event)
         if not l4:
             return []  # identity unknown (no-BTF socket gone before /proc was read)
         udp = l4 == "udp"
-        raddr, rport = event.raddr, event.rport
-        # Typed int: compiled, the flag is unboxed as the int it is (int() of it
-        # is a call through the type).
-        flags: int = event.flags
         tls = flags & TLS_BIT != 0
-        pid, fd, data, direction = event.pid, event.fd, event.data, event.direction
         key: ConnKey = (pid, fd, tls, (raddr, rport) if udp else None)
         conn = self._conns.get(key)
         out: list[LiveRecord] = []
@@ -314,13 +311,13 @@ class RecordPipeline:
         conn.last_ns = ts
         conv = conn.conversation
         if udp:
-            if len(data) < event.size:
+            if len(data) < size:
                 self._stats.truncated_datagrams += 1
                 return out
             records = conv.datagram(conn.sender(direction), data, ts)
         else:
             streams = self._streams.of(tls)
-            if streams.take_in_order(pid, fd, direction, event.offset, event.size, len(data)):
+            if streams.take_in_order(pid, fd, direction, offset, size, len(data)):
                 # Whole and next in its stream, as nearly every chunk is.
                 records = conv.data(conn.sender(direction), data, ts)
             else:

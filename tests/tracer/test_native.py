@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import struct
-from dataclasses import fields
+from dataclasses import dataclass, fields
 
 import pytest
 from hypothesis import given
@@ -19,11 +19,14 @@ from hypothesis import strategies as st
 
 from libtrace.tracer import events, native, ringbuf
 from libtrace.tracer.events import (
+    DATA_FIELDS,
     HEADER_SIZE,
     NATIVE_FIELDS,
     EventType,
     RawEvent,
     SocketEvent,
+    data_fields_python,
+    data_fields_reader,
     decode_python,
     native_decoder,
 )
@@ -84,6 +87,30 @@ def test_compiled_and_python_decode_agree(record: bytes) -> None:
     assert got == expected
     if got is not None:
         assert type(got) is SocketEvent and got.data == expected.data  # type: ignore[union-attr]
+
+
+@given(records())
+def test_its_data_fields_are_the_events_own(record: bytes) -> None:
+    """The record pipeline's one-call read of an event's fields gives what the
+    attributes hold, in DATA_FIELDS order: for the event class from its slots,
+    for a subclass by attribute."""
+    compiled = native_decoder()
+    assert compiled is not None
+    event = compiled.decode(record)
+    if event is None:
+        return
+    expected = tuple(getattr(event, name) for name in DATA_FIELDS)
+    assert compiled.data_fields(event) == expected == data_fields_python(event)
+    assert data_fields_reader() is compiled.data_fields
+
+    @dataclass(frozen=True, slots=True, kw_only=True)
+    class Sub(SocketEvent):
+        pass
+
+    other = Sub(**{f.name: getattr(event, f.name) for f in fields(SocketEvent)})
+    assert compiled.data_fields(other) == expected
+    with pytest.raises(AttributeError):
+        compiled.data_fields(object())
 
 
 def test_short_records_are_no_events() -> None:
@@ -171,7 +198,10 @@ def test_the_pure_python_path_can_be_forced(monkeypatch: pytest.MonkeyPatch) -> 
     native.ringdecode.cache_clear()
     try:
         assert native.ringdecode() is None
+        events.native_decoder.cache_clear()
+        assert events.data_fields_reader() is data_fields_python
     finally:
+        events.native_decoder.cache_clear()
         monkeypatch.delenv(native.PURE_PYTHON_ENV)
         native.ringdecode.cache_clear()
     assert native.ringdecode() is not None
