@@ -66,17 +66,23 @@ class _Stream:
 _INGRESS: Final = Direction.INGRESS
 
 
+def socket_slot(pid: int, fd: int, bit: int) -> int:
+    """``(pid, fd)`` and one bit more (0 or 1) as one int, a dictionary key that
+    compiled code hashes and compares in C (a tuple's hash calls each item's;
+    the ``Direction`` enum's is a Python-level call).  fd: a 32-bit number."""
+    return pid << 33 | (fd & 0xFFFFFFFF) << 1 | bit
+
+
 def _slot(pid: int, fd: int, direction: Direction) -> int:
-    """A stream's key in :attr:`StreamReassembler._streams` (fd: a 32-bit number)."""
-    return pid << 33 | (fd & 0xFFFFFFFF) << 1 | (1 if direction is _INGRESS else 0)
+    """A stream's key in :attr:`StreamReassembler._streams`."""
+    return socket_slot(pid, fd, 1 if direction is _INGRESS else 0)
 
 
 class StreamReassembler:
     """Feed data events of any connections; get their bytes in stream order."""
 
     def __init__(self, max_pending: int = MAX_PENDING_CHUNKS) -> None:
-        #: by _slot(pid, fd, direction): one int, hashed and compared in C (a
-        #: tuple holding the Direction enum hashes it through a Python-level call)
+        #: by _slot(pid, fd, direction)
         self._streams: dict[int, _Stream] = {}
         self._max_pending = max_pending
 

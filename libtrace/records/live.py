@@ -49,6 +49,7 @@ from ..flows import (
     StreamChunk,
     StreamReassembler,
 )
+from ..flows.offsets import socket_slot
 from ..frozen import hand_init
 from ..parsers import PARSERS, Record
 from ..parsers.pairing import DEFAULT_TIMEOUT_NS
@@ -209,6 +210,8 @@ class RecordPipeline:
         self.budget = MemoryBudget(budget_bytes)
         self._stats = PipelineStats()
         self._conns: dict[ConnKey, _Connection] = {}
+        #: the TCP ones again, by socket_slot(pid, fd, tls): the per-event lookup
+        self._tcp: dict[int, _Connection] = {}
         #: (pid, fd) → keys of its connections (socket and TLS streams, UDP peers)
         self._by_fd: dict[tuple[int, int], set[ConnKey]] = {}
         #: (pid, fd) → "client" after a connect, "server" after an accept
@@ -299,15 +302,17 @@ class RecordPipeline:
             return []  # identity unknown (no-BTF socket gone before /proc was read)
         udp = l4 == "udp"
         tls = flags & TLS_BIT != 0
-        key: ConnKey = (pid, fd, tls, (raddr, rport) if udp else None)
-        conn = self._conns.get(key)
+        if udp:
+            conn = self._conns.get((pid, fd, tls, (raddr, rport)))
+        else:
+            conn = self._tcp.get(socket_slot(pid, fd, 1 if tls else 0))
         out: list[LiveRecord] = []
         if conn is not None and not (conn.remote[1] == rport and conn.remote[0] == raddr):
             out += self._finish(conn, ts)  # the fd now names another socket
             conn = None
         if conn is None:
             out += self._make_room(ts)
-            conn = self._open(key, event, udp)
+            conn = self._open((pid, fd, tls, (raddr, rport) if udp else None), event, udp)
         conn.last_ns = ts
         conv = conn.conversation
         if udp:
@@ -389,6 +394,8 @@ class RecordPipeline:
         conn = _Connection(key, local, remote, conversation, event.comm, container, side,
                            event.ts_ns, udp)  # fmt: skip
         self._conns[key] = conn
+        if not udp:
+            self._tcp[socket_slot(pid, fd, 1 if key[2] else 0)] = conn
         self._by_fd.setdefault((pid, fd), set()).add(key)
         self._stats.connections += 1
         return conn
@@ -413,6 +420,8 @@ class RecordPipeline:
         """End both streams of ``conn`` (releasing what reassembly held), flush its pairer."""
         pid, fd, tls, _ = conn.key
         del self._conns[conn.key]
+        if not conn.udp:
+            del self._tcp[socket_slot(pid, fd, 1 if tls else 0)]
         keys = self._by_fd[(pid, fd)]
         keys.discard(conn.key)
         if not keys:
