@@ -38,7 +38,7 @@ import re
 import struct
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Self
 
@@ -645,15 +645,19 @@ class BpfObject:
         link = libbpf().bpf_program__attach(prog)
         self._keep(prog_name, _check_ptr(link, f"attach program {prog_name} ({section})"))
 
-    def attach_all(self) -> None:
-        """Attach every autoloaded program whose ``SEC()`` names its attach point.
+    def attach_all(self, first: Iterable[str] = ()) -> None:
+        """Attach every autoloaded program whose ``SEC()`` names its attach point,
+        the ones named in ``first`` (where the object has them) before the others.
 
         Programs libbpf cannot attach by themselves (a bare ``SEC("uprobe")``)
         are skipped, as libbpf's skeletons do; attach those with
         :meth:`attach_uprobe`.
         """
         lib = libbpf()
-        for prog in self._programs():
+        early = set(first)
+        programs = sorted(self._programs(),
+                          key=lambda prog: _cstr(lib.bpf_program__name(prog)) not in early)
+        for prog in programs:
             if not (lib.bpf_program__autoload(prog) and lib.bpf_program__autoattach(prog)):
                 continue
             name = _cstr(lib.bpf_program__name(prog))

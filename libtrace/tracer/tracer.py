@@ -77,6 +77,17 @@ _DATA_SYSCALL_IDS = frozenset(Syscall[name.upper()] for name in DATA_SYSCALLS)
 #: The hash maps :meth:`Tracer.occupancy` counts (those whose entries come and go).
 OCCUPANCY_MAPS = ("inflight", "conns", "not_sockets", "fd_gens", "forks", "closed",
                   "go_procs", "go_inflight", "tls_conns")  # fmt: skip
+#: The programs that make the others forget what they know of an fd number (a
+#: close, or a number reused by dup2, close_range or exec; a pid reused): attached
+#: first.  Otherwise, while the tracer attaches, a data program may remember a
+#: file's number as "not a socket", the file be closed before the close programs
+#: are there to say so, and a socket that takes the number next go untraced until
+#: its process closes something (seen: redis-server read /proc/self/stat while
+#: the programs attached, and the next connection it accepted was missed).
+FORGETTING_PROGRAMS = (
+    "lt_enter_close", "lt_exit_close", "lt_sched_process_fork",
+    *(f"lt_{end}_{name}" for name in FD_SYSCALLS for end in ("enter", "exit")),
+)  # fmt: skip
 #: Default delay before attaching to a newly started Go program (as in the seed).
 DEFAULT_GO_ATTACH_DELAY = 120.0
 #: Default ring buffer size (the perf buffer gets about as much, split per CPU).
@@ -295,7 +306,7 @@ class Tracer:
             self._no_btf = NoBtfIdentity()
             self._seed_sockets(obj)
         try:
-            obj.attach_all()
+            obj.attach_all(first=FORGETTING_PROGRAMS)
         except BpfError as exc:
             if exc.errno == errno.EEXIST:
                 # Before 4.15 ("bpf: permit multiple bpf attachments for a single

@@ -62,6 +62,20 @@ def test_every_variant_has_one_program_per_hooked_syscall_edge(variant):
     assert {p.section for p in info.programs} == expected
 
 
+def test_the_programs_the_tracer_attaches_first_are_the_btf_variants_forgetting_ones():
+    """Names, not sections: a renamed program would silently lose its place first."""
+    from libtrace.tracer.tracer import FORGETTING_PROGRAMS
+
+    newest = next(v for v in reversed(ALL_VARIANTS) if v.btf)
+    info = inspect_object(object_path(newest))
+    sections = {p.name: p.section for p in info.programs}
+    assert set(FORGETTING_PROGRAMS) <= sections.keys()
+    forgetting = {sections[name].split("/")[-1].removeprefix("sys_enter_")
+                  .removeprefix("sys_exit_").removeprefix("sched_process_")
+                  for name in FORGETTING_PROGRAMS}  # fmt: skip
+    assert forgetting >= {"close", "fork", *FD_SYSCALLS}
+
+
 @pytest.mark.parametrize("variant", ALL_VARIANTS, ids=[v.name for v in ALL_VARIANTS])
 def test_every_variant_carries_the_go_tls_uprobes_and_process_tracepoints(variant):
     info = inspect_object(object_path(variant))

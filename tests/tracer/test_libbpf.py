@@ -78,6 +78,24 @@ def loaded(ping_obj: Path) -> Iterator[lb.BpfObject]:
         yield obj
 
 
+def test_attach_all_attaches_the_programs_named_first_before_the_others(
+    ping_obj: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tracer has the programs that make others forget an fd attached first
+    (tracer.FORGETTING_PROGRAMS); the rest keep the object's order."""
+    attached: list[str] = []
+    monkeypatch.setattr(lb.BpfObject, "attach", lambda _self, name: attached.append(name))
+    with lb.BpfObject.open(ping_obj) as obj:
+        obj.set_autoload("ping_unused", False)
+        obj.load()
+        obj.attach_all()
+        # ELF order (the bare uprobe is tried too: attach says it has no place)
+        assert attached == ["ping_ringbuf", "ping_perf", "ping_uprobe"]
+        attached.clear()
+        obj.attach_all(first=["ping_perf", "no_such_program", "ping_unused"])
+        assert attached == ["ping_perf", "ping_ringbuf", "ping_uprobe"]
+
+
 def bpftool_prog_names() -> set[str]:
     out = subprocess.run(
         ["bpftool", "-j", "prog", "show"], check=True, capture_output=True, text=True
