@@ -141,6 +141,11 @@ _EXIT: Final = EventType.EXIT
 _EGRESS: Final = Direction.EGRESS
 
 
+def _tcp_slot(pid: int, fd: int, tls: bool) -> int:
+    """A TCP connection's key in ``RecordPipeline._tcp``."""
+    return socket_slot(pid, fd, 1 if tls else 0)
+
+
 @dataclass(slots=True)
 class _Connection:
     key: ConnKey
@@ -210,7 +215,7 @@ class RecordPipeline:
         self.budget = MemoryBudget(budget_bytes)
         self._stats = PipelineStats()
         self._conns: dict[ConnKey, _Connection] = {}
-        #: the TCP ones again, by socket_slot(pid, fd, tls): the per-event lookup
+        #: the TCP ones again, by _tcp_slot(pid, fd, tls): the per-event lookup
         self._tcp: dict[int, _Connection] = {}
         #: (pid, fd) → keys of its connections (socket and TLS streams, UDP peers)
         self._by_fd: dict[tuple[int, int], set[ConnKey]] = {}
@@ -305,7 +310,7 @@ class RecordPipeline:
         if udp:
             conn = self._conns.get((pid, fd, tls, (raddr, rport)))
         else:
-            conn = self._tcp.get(socket_slot(pid, fd, 1 if tls else 0))
+            conn = self._tcp.get(_tcp_slot(pid, fd, tls))
         out: list[LiveRecord] = []
         if conn is not None and not (conn.remote[1] == rport and conn.remote[0] == raddr):
             out += self._finish(conn, ts)  # the fd now names another socket
@@ -395,7 +400,7 @@ class RecordPipeline:
                            event.ts_ns, udp)  # fmt: skip
         self._conns[key] = conn
         if not udp:
-            self._tcp[socket_slot(pid, fd, 1 if key[2] else 0)] = conn
+            self._tcp[_tcp_slot(pid, fd, key[2])] = conn
         self._by_fd.setdefault((pid, fd), set()).add(key)
         self._stats.connections += 1
         return conn
@@ -421,7 +426,7 @@ class RecordPipeline:
         pid, fd, tls, _ = conn.key
         del self._conns[conn.key]
         if not conn.udp:
-            del self._tcp[socket_slot(pid, fd, 1 if tls else 0)]
+            del self._tcp[_tcp_slot(pid, fd, tls)]
         keys = self._by_fd[(pid, fd)]
         keys.discard(conn.key)
         if not keys:

@@ -655,12 +655,10 @@ class BpfObject:
         """
         lib = libbpf()
         early = set(first)
-        programs = sorted(self._programs(),
-                          key=lambda prog: _cstr(lib.bpf_program__name(prog)) not in early)
-        for prog in programs:
+        named = [(_cstr(lib.bpf_program__name(prog)), prog) for prog in self._programs()]
+        for name, prog in sorted(named, key=lambda item: item[0] not in early):  # stable
             if not (lib.bpf_program__autoload(prog) and lib.bpf_program__autoattach(prog)):
                 continue
-            name = _cstr(lib.bpf_program__name(prog))
             try:
                 self.attach(name)
             except BpfError as exc:

@@ -299,10 +299,12 @@ DATA_FIELDS = ("l4", "raddr", "rport", "flags", "pid", "fd", "data", "direction"
 DataFields = tuple[str, str, int, int, int, int, bytes, Direction, int, int]
 
 
+_DATA_FIELDS_GETTER = operator.attrgetter(*DATA_FIELDS)
+
+
 def data_fields_python(event: SocketEvent) -> DataFields:
     """The :data:`DATA_FIELDS` of ``event``, read one by one."""
-    return (event.l4, event.raddr, event.rport, event.flags, event.pid, event.fd, event.data,
-            event.direction, event.offset, event.size)  # fmt: skip
+    return cast(DataFields, _DATA_FIELDS_GETTER(event))
 
 
 def data_fields_reader() -> Callable[[SocketEvent], DataFields]:
