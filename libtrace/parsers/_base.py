@@ -58,8 +58,8 @@ Transport = Literal["tcp", "udp"]
 class Side:
     """The buffered bytes and parsing state of one direction."""
 
-    __slots__ = ("_marks", "buf", "consumed", "datagrams", "direction", "eof", "head",
-                 "head_at", "partial", "pending", "resync", "skip", "state")
+    __slots__ = ("_first_ts", "_marks", "buf", "consumed", "datagrams", "direction", "eof",
+                 "head", "head_at", "partial", "pending", "resync", "skip", "state")
 
     def __init__(self, direction: Direction) -> None:
         self.direction = direction
@@ -73,9 +73,13 @@ class Side:
         self.head_at = 0
         #: stream offset of ``buf[0]``
         self.consumed = 0
-        #: (stream offset, ts_ns) of each fed chunk still (partly) in ``buf``
-        #: a list, not a deque: compiled, a list's append and indexing are C calls,
-        #: a deque's are Python method calls
+        #: ts_ns of the chunk that carried ``buf[0]`` (the last one fed, once all
+        #: is consumed); an int attribute, so that a message of one chunk, as
+        #: most are, costs no list, tuple or boxed int
+        self._first_ts = 0
+        #: (stream offset, ts_ns) of each later chunk still (partly) in ``buf``:
+        #: a list, not a deque (compiled, a list's append and indexing are C
+        #: calls, a deque's are Python method calls)
         self._marks: list[tuple[int, int]] = []
         #: the direction has ended (``b""`` was fed)
         self.eof = False
@@ -95,10 +99,10 @@ class Side:
     def ts_at(self, pos: int = 0) -> int:
         """The timestamp of the chunk that carried ``buf[pos]``."""
         marks = self._marks
-        if len(marks) == 1:  # one chunk buffered, as for most messages: no walk
-            return marks[0][1]
+        ts = self._first_ts
+        if not marks:  # one chunk buffered, as for most messages: no walk
+            return ts
         target = self.consumed + pos
-        ts = marks[0][1] if marks else 0
         for offset, mark_ts in marks:
             if offset > target:
                 break
@@ -108,16 +112,19 @@ class Side:
     @property
     def last_ts(self) -> int:
         """The timestamp of the latest chunk fed."""
-        return self._marks[-1][1] if self._marks else 0
+        return self._marks[-1][1] if self._marks else self._first_ts
 
     def append(self, data: bytes, ts_ns: int) -> None:
         if self.buf:
             self.head = None
             self._marks.append((self.consumed + len(self.buf), ts_ns))
         else:
-            # Nothing buffered: no older mark covers a byte (ts_at then finds
-            # the one mark without a walk).
-            self._marks = [(self.consumed, ts_ns)]
+            # Nothing buffered: this chunk's mark covers every byte (consume()
+            # has dropped the later marks; a parser that emptied buf itself
+            # may not have).
+            self._first_ts = ts_ns
+            if self._marks:
+                self._marks.clear()
             self.head = data if type(data) is bytes else None
             self.head_at = 0
         self.buf += data
@@ -128,11 +135,13 @@ class Side:
         self.head_at += n
         del self.buf[:n]
         self.consumed += n
-        # Keep the mark that covers buf[0]; drop the ones before it.
-        marks, drop = self._marks, 0
-        while drop + 1 < len(marks) and marks[drop + 1][0] <= self.consumed:
-            drop += 1
-        if drop:
+        # The last mark at or before buf[0] becomes the first; those before it go.
+        marks = self._marks
+        if marks and marks[0][0] <= self.consumed:
+            drop = 1
+            while drop < len(marks) and marks[drop][0] <= self.consumed:
+                drop += 1
+            self._first_ts = marks[drop - 1][1]
             del marks[:drop]  # at once: a message of many chunks is one memmove
 
     def apply_skip(self) -> None:
@@ -184,6 +193,8 @@ class StreamParser:
         if transport not in self.transports:
             raise ValueError(f"{self.protocol} does not run over {transport}")
         self.transport: Transport = transport
+        # A bool for the per-chunk tests: compiled, comparing the string is a call.
+        self._udp = transport == "udp"
         self.mid_stream = mid_stream
         # An instance attribute: a compiled parser reads it without a class lookup.
         self._idle_when_empty = type(self).idle_when_empty
@@ -204,7 +215,7 @@ class StreamParser:
         if not data:
             side.eof = True
             return
-        if self.transport == "udp":
+        if self._udp:
             if len(side.datagrams) < MAX_BUFFER_BYTES // 512:
                 side.datagrams.append((bytes(data), ts_ns))
             return
@@ -265,7 +276,7 @@ class StreamParser:
         if side.pending is not None:
             desync, side.pending = side.pending, None
             return desync
-        if self.transport == "udp":
+        if self._udp:
             return self._step_datagram(side)
         while True:
             if side.skip:

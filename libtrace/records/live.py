@@ -54,7 +54,14 @@ from ..frozen import hand_init
 from ..parsers import PARSERS, Record
 from ..parsers.pairing import DEFAULT_TIMEOUT_NS
 from ..parsers.redaction import Redaction
-from ..tracer.events import TLS_BIT, Direction, EventType, SocketEvent, data_fields_reader
+from ..tracer.events import (
+    TLS_BIT,
+    DataFields,
+    Direction,
+    EventType,
+    SocketEvent,
+    data_fields_reader,
+)
 from .containers import Container, ContainerResolver
 
 if TYPE_CHECKING:
@@ -231,15 +238,19 @@ class RecordPipeline:
     def feed(self, event: SocketEvent) -> list[LiveRecord]:
         """Take one event; return the records it completes."""
         self._stats.events += 1
-        ts = event.ts_ns
+        # The event's fields in one call: the event class is not compiled, so
+        # each attribute read would be a generic lookup (and a property, such as
+        # SocketEvent.tls, an interpreted call).
+        fields = self._fields(event)
+        kind, ts = fields[0], fields[1]
         if ts > self._last_ns:
             self._last_ns = ts
-        kind = event.type
-        out: list[LiveRecord] = []
-        if ts - self._last_sweep >= SWEEP_INTERVAL_NS:
-            out += self.expire(ts)
+        sweep = ts - self._last_sweep >= SWEEP_INTERVAL_NS
+        if kind is _DATA and not sweep:
+            return self._data(event, fields)  # most events: no list of our own
+        out: list[LiveRecord] = self.expire(ts) if sweep else []
         if kind is _DATA:
-            out += self._data(event, ts)
+            out += self._data(event, fields)
         elif kind is _CONNECT or kind is _ACCEPT:
             # A new socket under this fd number: whatever was there is over.
             out += self._close_fd(event.pid, event.fd, ts)
@@ -298,11 +309,8 @@ class RecordPipeline:
         return sum(self._held(conn) for conn in self._conns.values())
 
     # -- internals ---------------------------------------------------------------------
-    def _data(self, event: SocketEvent, ts: int) -> list[LiveRecord]:
-        # The event's fields in one call: the event class is not compiled, so
-        # each attribute read would be a generic lookup (and a property, such as
-        # SocketEvent.tls, an interpreted call).
-        l4, raddr, rport, flags, pid, fd, data, direction, offset, size = self._fields(event)
+    def _data(self, event: SocketEvent, fields: DataFields) -> list[LiveRecord]:
+        _, ts, l4, raddr, rport, flags, pid, fd, data, direction, offset, size = fields
         if not l4:
             return []  # identity unknown (no-BTF socket gone before /proc was read)
         udp = l4 == "udp"
@@ -311,19 +319,20 @@ class RecordPipeline:
             conn = self._conns.get((pid, fd, tls, (raddr, rport)))
         else:
             conn = self._tcp.get(_tcp_slot(pid, fd, tls))
-        out: list[LiveRecord] = []
+        # What comes out before this chunk's records; None (no list) as a rule.
+        before: list[LiveRecord] | None = None
         if conn is not None and not (conn.remote[1] == rport and conn.remote[0] == raddr):
-            out += self._finish(conn, ts)  # the fd now names another socket
+            before = self._finish(conn, ts)  # the fd now names another socket
             conn = None
         if conn is None:
-            out += self._make_room(ts)
+            before = (before or []) + self._make_room(ts)
             conn = self._open((pid, fd, tls, (raddr, rport) if udp else None), event, udp)
         conn.last_ns = ts
         conv = conn.conversation
         if udp:
             if len(data) < size:
                 self._stats.truncated_datagrams += 1
-                return out
+                return before or []
             records = conv.datagram(conn.sender(direction), data, ts)
         else:
             streams = self._streams.of(tls)
@@ -334,8 +343,9 @@ class RecordPipeline:
                 records = []
                 for chunk in streams.feed(event):
                     records += self._chunk(conn, chunk)
-        if records:
-            out += self._emit(conn, records)
+        out = self._emit(conn, records)  # a new list, empty or not
+        if before:
+            out[:0] = before
         if self.budget.grow(len(data)):
             out += self._keep_to_budget(ts)
         return out

@@ -237,10 +237,12 @@ static PyObject *py_decode(PyObject *self, PyObject *arg)
 
 /* The fields data_fields() gives, in its order (events.py's DATA_FIELDS). */
 static const enum field data_order[] = {
-	F_L4, F_RADDR, F_RPORT, F_FLAGS, F_PID, F_FD, F_DATA, F_DIRECTION, F_OFFSET, F_SIZE,
+	F_TYPE, F_TS_NS, F_L4, F_RADDR, F_RPORT, F_FLAGS,
+	F_PID, F_FD, F_DATA, F_DIRECTION, F_OFFSET, F_SIZE,
 };
 static const char *const data_names[] = {
-	"l4", "raddr", "rport", "flags", "pid", "fd", "data", "direction", "offset", "size",
+	"type", "ts_ns", "l4", "raddr", "rport", "flags",
+	"pid", "fd", "data", "direction", "offset", "size",
 };
 #define N_DATA_FIELDS (sizeof(data_order) / sizeof(data_order[0]))
 

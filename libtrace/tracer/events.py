@@ -291,12 +291,14 @@ def native_decoder() -> ModuleType | None:
     return module
 
 
-#: The fields of a data event that the live record pipeline reads, in the order
-#: of :data:`DataFields` (and of ``data_fields`` in _ringdecode.c).
-DATA_FIELDS = ("l4", "raddr", "rport", "flags", "pid", "fd", "data", "direction", "offset", "size")
-#: ``(l4, raddr, rport, flags, pid, fd, data, direction, offset, size)``; the
-#: flags as the int they are.
-DataFields = tuple[str, str, int, int, int, int, bytes, Direction, int, int]
+#: The fields of an event that the live record pipeline reads (of a data event,
+#: all it needs), in the order of :data:`DataFields` (and of ``data_fields`` in
+#: _ringdecode.c).
+DATA_FIELDS = ("type", "ts_ns", "l4", "raddr", "rport", "flags", "pid", "fd", "data",
+               "direction", "offset", "size")  # fmt: skip
+#: ``(type, ts_ns, l4, raddr, rport, flags, pid, fd, data, direction, offset,
+#: size)``; the flags as the int they are.
+DataFields = tuple[EventType, int, str, str, int, int, int, int, bytes, Direction, int, int]
 
 
 _DATA_FIELDS_GETTER = operator.attrgetter(*DATA_FIELDS)
