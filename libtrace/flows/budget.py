@@ -17,12 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Final, TypeVar
 
 #: Bytes all connections of a front-end may buffer: small machines first.
 DEFAULT_BUDGET_BYTES = 64 * 1024 * 1024
 #: A look at the real totals once this share of the budget was fed since the last.
-LOOK_EVERY = 1 / 8
+LOOK_EVERY: Final = 1 / 8
 #: Cutting back goes on until the total is under this share of the budget.
 LOW_WATER = 3 / 4
 

@@ -55,11 +55,18 @@ hand_init(StreamChunk)
 
 
 @dataclass(slots=True)
-class _Stream:
+class Stream:
+    """One direction of one connection in a :class:`StreamReassembler`: a handle
+    that a caller may keep (the live pipeline keeps its connections') to skip
+    the lookup per chunk."""
+
     key: tuple[int, int, Direction]  #: (pid, fd, direction), as its chunks carry it
     next_offset: int = 0
     pending: dict[int, SocketEvent] = field(default_factory=dict)
     held: int = 0  #: bytes of the pending chunks
+    #: False once the reassembler let it go (:meth:`StreamReassembler.close`,
+    #: ``flush``): a handle kept past then is stale, and its owner asks again
+    open: bool = True
 
 
 #: A module constant: compiled code reads it directly (see records/live.py).
@@ -83,14 +90,15 @@ class StreamReassembler:
 
     def __init__(self, max_pending: int = MAX_PENDING_CHUNKS) -> None:
         #: by _slot(pid, fd, direction)
-        self._streams: dict[int, _Stream] = {}
+        self._streams: dict[int, Stream] = {}
         self._max_pending = max_pending
 
-    def _stream(self, pid: int, fd: int, direction: Direction) -> _Stream:
+    def stream(self, pid: int, fd: int, direction: Direction) -> Stream:
+        """The stream of (``pid``, ``fd``) in ``direction`` (a new one if none is open)."""
         slot = _slot(pid, fd, direction)
         stream = self._streams.get(slot)
         if stream is None:
-            stream = self._streams[slot] = _Stream((pid, fd, direction))
+            stream = self._streams[slot] = Stream((pid, fd, direction))
         return stream
 
     def feed(self, event: SocketEvent) -> list[StreamChunk]:
@@ -99,7 +107,7 @@ class StreamReassembler:
         # it first sees a socket.  An early chunk that overtakes it (the perf
         # buffer is per CPU and read CPU by CPU) waits for it; if it never
         # comes (lost), the hole becomes a gap.
-        stream = self._stream(event.pid, event.fd, event.direction)
+        stream = self.stream(event.pid, event.fd, event.direction)
         offset = event.offset
         if offset < stream.next_offset:
             return []  # a duplicate or a late chunk already declared a gap
@@ -112,15 +120,14 @@ class StreamReassembler:
         stream.pending[offset] = event
         return list(self._release(stream, force=len(stream.pending) > self._max_pending))
 
-    def take_in_order(self, pid: int, fd: int, direction: Direction, offset: int, size: int,
-                      captured: int) -> bool:  # fmt: skip
+    @staticmethod
+    def take_in_order(stream: Stream, offset: int, size: int, captured: int) -> bool:
         """:meth:`feed`'s common case without a chunk object: whether a chunk of
         ``size`` bytes at ``offset``, ``captured`` of them, is whole and next in
-        its stream with nothing held back.  Then the stream goes on past it and
-        the caller takes the event's bytes as they are (the live pipeline's hot
-        path: one chunk and no lists); otherwise nothing changes, and the event
-        goes to :meth:`feed`."""
-        stream = self._stream(pid, fd, direction)
+        ``stream`` (an open one, from :meth:`stream`) with nothing held back.
+        Then the stream goes on past it and the caller takes the event's bytes as
+        they are (the live pipeline's hot path: one chunk and no lists);
+        otherwise nothing changes, and the event goes to :meth:`feed`."""
         if offset != stream.next_offset or stream.pending or captured != size or not size:
             return False
         stream.next_offset = offset + size
@@ -145,7 +152,7 @@ class StreamReassembler:
                 yield from self._release(stream, force=True, drain=True)
 
     @staticmethod
-    def _out(stream: _Stream, event: SocketEvent, gap: int) -> list[StreamChunk]:
+    def _out(stream: Stream, event: SocketEvent, gap: int) -> list[StreamChunk]:
         """``event``'s chunk, after ``gap`` missing bytes; the stream goes on past it."""
         key = stream.key
         stream.next_offset = event.offset + event.size
@@ -163,6 +170,7 @@ class StreamReassembler:
         for direction in Direction:
             stream = self._streams.pop(_slot(pid, fd, direction), None)
             if stream is not None:
+                stream.open = False
                 yield from self._release(stream, force=True, drain=True)
 
     def flush(self) -> Iterator[StreamChunk]:
@@ -171,7 +179,7 @@ class StreamReassembler:
             yield from self.close(pid, fd)
 
     def _release(
-        self, stream: _Stream, *, force: bool, drain: bool = False
+        self, stream: Stream, *, force: bool, drain: bool = False
     ) -> Iterator[StreamChunk]:
         while stream.pending:
             event = stream.pending.pop(stream.next_offset, None)

@@ -43,7 +43,7 @@ from typing import ClassVar, Final, Literal
 from mypy_extensions import mypyc_attr
 
 from ..errors import ProtocolError
-from ._events import NEED_DATA, Desync, Direction, Event, Message, _NeedData
+from ._events import NEED_DATA, REQUEST, RESPONSE, Desync, Direction, Event, Message, _NeedData
 from ._limits import MAX_BUFFER_BYTES, MAX_RESYNC_TAIL
 
 #: ``side.skip`` value that discards everything up to the end of the direction.
@@ -201,6 +201,10 @@ class StreamParser:
         self._sides = {d: Side(d) for d in Direction}
         for side in self._sides.values():
             side.resync = mid_stream and transport == "tcp"
+        # The two sides by name as well, for the per-chunk paths: compiled, an
+        # attribute is a load where the dictionary is a lookup or an iteration.
+        self._request_side = self._sides[REQUEST]
+        self._response_side = self._sides[RESPONSE]
 
     # -- the public API --------------------------------------------------------
     def feed(self, direction: Direction | str, data: bytes, ts_ns: int) -> None:
@@ -211,7 +215,7 @@ class StreamParser:
             data: the bytes (for UDP, exactly one datagram).
             ts_ns: when they were seen, in nanoseconds.
         """
-        side = self._sides[_direction(direction)]
+        side = self._request_side if _direction(direction) is REQUEST else self._response_side
         if not data:
             side.eof = True
             return
@@ -255,11 +259,8 @@ class StreamParser:
 
     def next_event(self) -> Event | _NeedData:
         """The next message or desync, or :data:`NEED_DATA`."""
-        for side in self._sides.values():
-            event = self._step(side)
-            if event is not NEED_DATA:
-                return event
-        return NEED_DATA
+        event = self._step(self._request_side)
+        return event if event is not NEED_DATA else self._step(self._response_side)
 
     def events(self) -> list[Event]:
         """Every event available now (``next_event`` until ``NEED_DATA``)."""

@@ -39,7 +39,7 @@ from ._spec import Match, ProtocolSpec
 from .redaction import Redaction
 
 #: RESP type bytes and the names records use for them.
-TYPES: dict[int, str] = {
+TYPES: Final[dict[int, str]] = {
     ord("+"): "simple_string", ord("-"): "error", ord(":"): "integer",
     ord("$"): "bulk_string", ord("*"): "array", ord("_"): "null", ord(","): "double",
     ord("#"): "boolean", ord("!"): "blob_error", ord("="): "verbatim_string",

@@ -49,7 +49,7 @@ from ..flows import (
     StreamChunk,
     StreamReassembler,
 )
-from ..flows.offsets import socket_slot
+from ..flows.offsets import Stream, socket_slot
 from ..frozen import hand_init
 from ..parsers import PARSERS, Record
 from ..parsers.pairing import DEFAULT_TIMEOUT_NS
@@ -76,7 +76,7 @@ IDLE_TIMEOUT_NS = 300 * 1_000_000_000
 #: and an unconnected server socket sees a new peer (port) per client query.
 UDP_IDLE_TIMEOUT_NS = 30 * 1_000_000_000
 #: Idle connections are looked for at most this often (event time).
-SWEEP_INTERVAL_NS = 1_000_000_000
+SWEEP_INTERVAL_NS: Final = 1_000_000_000
 
 #: (pid, fd, tls, the peer for UDP or None)
 ConnKey = tuple[int, int, bool, Endpoint | None]
@@ -146,6 +146,7 @@ _ACCEPT: Final = EventType.ACCEPT
 _CLOSE: Final = EventType.CLOSE
 _EXIT: Final = EventType.EXIT
 _EGRESS: Final = Direction.EGRESS
+_TLS_BIT: Final = TLS_BIT  # ours: the events module is not compiled, its names are lookups
 
 
 def _tcp_slot(pid: int, fd: int, tls: bool) -> int:
@@ -165,9 +166,26 @@ class _Connection:
     side: str | None
     last_ns: int
     udp: bool
+    #: TCP: the reassembler's streams of the two directions, kept (not looked up
+    #: per chunk) from the first chunk of each
+    egress: Stream | None = None
+    ingress: Stream | None = None
 
     def sender(self, direction: Direction) -> Endpoint:
         return self.local if direction is _EGRESS else self.remote
+
+    def stream(self, streams: StreamReassembler, direction: Direction) -> Stream:
+        """Its stream in ``direction`` (asked of ``streams`` once, or again if stale)."""
+        kept = self.egress if direction is _EGRESS else self.ingress
+        if kept is not None and kept.open:
+            return kept
+        pid, fd, _, _ = self.key
+        kept = streams.stream(pid, fd, direction)
+        if direction is _EGRESS:
+            self.egress = kept
+        else:
+            self.ingress = kept
+        return kept
 
 
 @dataclass(slots=True)
@@ -314,7 +332,7 @@ class RecordPipeline:
         if not l4:
             return []  # identity unknown (no-BTF socket gone before /proc was read)
         udp = l4 == "udp"
-        tls = flags & TLS_BIT != 0
+        tls = flags & _TLS_BIT != 0
         if udp:
             conn = self._conns.get((pid, fd, tls, (raddr, rport)))
         else:
@@ -336,7 +354,7 @@ class RecordPipeline:
             records = conv.datagram(conn.sender(direction), data, ts)
         else:
             streams = self._streams.of(tls)
-            if streams.take_in_order(pid, fd, direction, offset, size, len(data)):
+            if streams.take_in_order(conn.stream(streams, direction), offset, size, len(data)):
                 # Whole and next in its stream, as nearly every chunk is.
                 records = conv.data(conn.sender(direction), data, ts)
             else:

@@ -95,19 +95,33 @@ def test_held_counts_the_bytes_waiting_and_release_gives_them_up() -> None:
 
 def test_take_in_order_takes_only_a_whole_next_chunk_with_nothing_held() -> None:
     sock, reassembler = Socket(10, 3), StreamReassembler()
-    key = (10, 3, Direction.EGRESS)
+    stream = reassembler.stream(10, 3, Direction.EGRESS)
 
-    assert reassembler.take_in_order(*key, 0, 5, 5)  # next, whole: taken
-    assert not reassembler.take_in_order(*key, 0, 5, 5)  # now behind the stream
-    assert not reassembler.take_in_order(*key, 9, 2, 2)  # ahead of it: a hole before
-    assert not reassembler.take_in_order(*key, 5, 4, 2)  # cut by the payload cap
-    assert not reassembler.take_in_order(*key, 5, 0, 0)  # no bytes
+    assert reassembler.take_in_order(stream, 0, 5, 5)  # next, whole: taken
+    assert not reassembler.take_in_order(stream, 0, 5, 5)  # now behind the stream
+    assert not reassembler.take_in_order(stream, 9, 2, 2)  # ahead of it: a hole before
+    assert not reassembler.take_in_order(stream, 5, 4, 2)  # cut by the payload cap
+    assert not reassembler.take_in_order(stream, 5, 0, 0)  # no bytes
     # A refused chunk changed nothing: feed() takes it from where the stream is.
     assert summary(list(reassembler.feed(data(sock, b"xy", 5, size=4)))) == [
         (5, b"xy", 0), (9, b"", 2)]  # fmt: skip
     assert list(reassembler.feed(data(sock, b"late", 11))) == []
-    assert not reassembler.take_in_order(*key, 15, 1, 1)  # held back: "late" waits at 11
+    assert not reassembler.take_in_order(stream, 15, 1, 1)  # held back: "late" waits at 11
     assert reassembler.held(10, 3) == 4
+
+
+def test_a_stream_handle_is_the_reassemblers_own_until_the_connection_closes() -> None:
+    sock, reassembler = Socket(10, 3), StreamReassembler()
+    stream = reassembler.stream(10, 3, Direction.EGRESS)
+    assert reassembler.stream(10, 3, Direction.EGRESS) is stream  # asked again: the same
+    assert reassembler.take_in_order(stream, 0, 2, 2)
+    assert summary(list(reassembler.feed(data(sock, b"c", 2)))) == [(2, b"c", 0)]  # feed saw it
+    assert stream.open and stream.next_offset == 3
+
+    assert list(reassembler.close(10, 3)) == []
+    assert not stream.open  # stale: its keeper must ask again
+    fresh = reassembler.stream(10, 3, Direction.EGRESS)
+    assert fresh is not stream and fresh.open and fresh.next_offset == 0
 
 
 @settings(max_examples=300, deadline=None)
@@ -130,8 +144,9 @@ def test_take_in_order_then_feed_gives_the_bytes_feed_alone_gives(
     def stream(fast: bool) -> list[tuple[int, bytes, int]]:
         reassembler, out = StreamReassembler(max_pending=4), []
         for event in arrival:
-            if fast and reassembler.take_in_order(event.pid, event.fd, event.direction,
-                                                  event.offset, event.size, len(event.data)):
+            handle = reassembler.stream(event.pid, event.fd, event.direction)
+            if fast and reassembler.take_in_order(handle, event.offset, event.size,
+                                                  len(event.data)):  # fmt: skip
                 out.append((event.offset, event.data, 0))
             else:
                 out += summary(list(reassembler.feed(event)))
