@@ -280,7 +280,6 @@ _MINUS: Final = ord("-")
 _CR: Final = ord("\r")
 _LF: Final = ord("\n")
 _ZERO: Final = ord("0")
-_NINE: Final = ord("9")
 
 
 def _command(side: Side) -> tuple[list[str], int] | None:
@@ -377,10 +376,14 @@ def _number(buf: bytes, pos: int, digits: int) -> tuple[int, int]:
     """The decimal number of at most ``digits`` digits at ``buf[pos]``, followed by
     CRLF, and the offset past the CRLF; ``(-1, 0)`` for anything else."""
     size = len(buf)
+    end = min(pos + digits, size)
     value = 0
     i = pos
-    while i < size and i - pos < digits and _ZERO <= buf[i] <= _NINE:
-        value = value * 10 + buf[i] - _ZERO
+    while i < end:
+        digit = buf[i] - _ZERO  # each byte read once: compiled, an index is a call
+        if not 0 <= digit <= 9:
+            break
+        value = value * 10 + digit
         i += 1
     if i == pos or i + 1 >= size or buf[i] != _CR or buf[i + 1] != _LF:
         return -1, 0
@@ -505,7 +508,8 @@ class RedisParser(StreamParser):
         if not buf:
             return None
         request = side.direction is REQUEST
-        if request and buf[0] not in TYPES:
+        first = buf[0]
+        if request and first != _ASTERISK and first not in TYPES:
             return self._inline(side, side.ts_at(0))
         if request:
             command = _command(side)
