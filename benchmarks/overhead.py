@@ -291,10 +291,11 @@ def _traced_run(
             if ours is not None:
                 ours.add_events(events)
             if pipeline is not None:
-                made = pipeline.feed_many(events)
-                records += len(made)
-                if ours is not None:
-                    ours.add_records(made)
+                for event in events:
+                    made = pipeline.feed(event)
+                    records += len(made)
+                    if ours is not None:
+                        ours.add_records(made)
 
         def poll() -> None:
             tracer.poll(POLL_MS)

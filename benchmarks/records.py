@@ -118,10 +118,11 @@ def consume(tracer: Tracer, pipeline: RecordPipeline, proc: subprocess.Popen[str
     quiet, deadline = 0, started + RUN_TIMEOUT_S
     while quiet < QUIET_POLLS:
         batch = tracer.poll(POLL_MS)
-        done = pipeline.feed_many(batch)
-        if done:
-            seen.records += len(done)
-            last = time.monotonic()
+        for event in batch:
+            done = pipeline.feed(event)
+            if done:
+                seen.records += len(done)
+                last = time.monotonic()
         seen.events += batch
         if not seen.workload_s and proc.poll() is not None:
             seen.workload_s = time.monotonic() - started
@@ -140,7 +141,7 @@ def replay(events: list[SocketEvent], profile: bool = False) -> tuple[int, float
     cpu = cpu_seconds()
     if profiler is not None:
         profiler.enable()
-    records = len(pipeline.feed_many(events)) + len(pipeline.flush())
+    records = sum(len(pipeline.feed(event)) for event in events) + len(pipeline.flush())
     if profiler is not None:
         profiler.disable()
     return records, cpu_seconds() - cpu, profiler

@@ -283,17 +283,6 @@ class RecordPipeline:
                 out += self._close_fd(pid, fd, ts)
         return out
 
-    def feed_many(self, events: Iterable[SocketEvent]) -> list[LiveRecord]:
-        """:meth:`feed` each of ``events`` (a poll's batch, say): the records they
-        complete, in order, in one list.  One call per batch rather than per
-        event, and no list per event that completes none."""
-        out: list[LiveRecord] = []
-        for event in events:
-            made = self.feed(event)
-            if made:
-                out += made
-        return out
-
     def expire(self, now_ns: int) -> list[LiveRecord]:
         """Finish the connections idle since before ``now_ns`` minus the idle timeouts."""
         self._last_sweep = now_ns
@@ -516,12 +505,11 @@ def trace_records(
         batches: Iterable[list[SocketEvent]] = tracer.batches(duration)
         if writer is not None:
             batches = writer.passing(batches)
+        events = (event for batch in batches for event in batch)
     elif writer is not None:  # the caller's own events: each written as it passes
-        batches = writer.passing([e] for e in events)
-    else:
-        batches = ([e] for e in events)
-    for batch in batches:
-        records = pipeline.feed_many(batch)
+        events = (event for batch in writer.passing([e] for e in events) for event in batch)
+    for event in events:
+        records = pipeline.feed(event)
         if records:
             yield from records
     yield from pipeline.flush()

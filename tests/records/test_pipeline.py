@@ -249,23 +249,3 @@ def test_exit_finishes_the_processes_connections() -> None:
     (record,) = pipeline.feed(sock.event(EventType.EXIT))
 
     assert record.exchange.status == "unknown" and pipeline.connections == 0
-
-
-def test_feeding_a_batch_gives_what_feeding_its_events_one_by_one_gives() -> None:
-    """feed_many (the tracer's records path, a poll's batch a call) against feed
-    per event, over batches cut anywhere: the same records in the same order."""
-    client = Socket(10, 3, CLIENT, SERVER, comm="redis-cli")
-    server = Socket(20, 7, SERVER, CLIENT, comm="redis-server")
-    events = [client.connect(), server.accept()]
-    for request, response in [(SET, OK), (GET, HELLO), (GET, HELLO)]:
-        events += [client.send(request), server.recv(request), server.send(response),
-                   client.recv(response)]  # fmt: skip
-    events += [client.close(), server.close()]
-    one_by_one = run(events)
-    assert len(one_by_one) == 6
-
-    for cut in range(len(events) + 1):
-        pipeline = RecordPipeline()
-        made = pipeline.feed_many(events[:cut]) + pipeline.feed_many(iter(events[cut:]))
-        assert [r.to_json() for r in made + pipeline.flush()] == one_by_one
-    assert RecordPipeline().feed_many([]) == []
