@@ -141,29 +141,29 @@ def test_without_a_resync_of_its_own_a_parser_drops_what_follows_an_error() -> N
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.tuples(st.integers(1, 5), st.integers(0, 6)), min_size=1, max_size=10),
-       )  # fmt: skip
+@given(st.lists(st.tuples(st.integers(1, 5), st.integers(0, 6)), min_size=1, max_size=10))
 def test_a_sides_timestamp_of_a_byte_is_that_of_the_chunk_that_carried_it(
     chunks: list[tuple[int, int]],
-) -> None:  # fmt: skip
+) -> None:
     """``ts_at`` and ``last_ts`` against a model that keeps every chunk's start
     and time, through appends and consumes in any order (the marks are an int for
     the chunk at ``buf[0]`` and a list for later ones)."""
     side = Side(Direction.REQUEST)
     starts: list[tuple[int, int]] = []  # (stream offset, ts) of every chunk ever fed
+
+    def model(offset: int) -> int:
+        """The time of the last chunk that starts at or before ``offset``."""
+        return max((start for start in starts if start[0] <= offset), default=(0, 0))[1]
+
     fed = 0
     for ts, (size, eat) in enumerate(chunks, start=1):
         side.append(b"x" * size, ts)
         starts.append((fed, ts))
         fed += size
         side.consume(eat)  # may take more than is buffered: then all
-
-        def model(offset: int) -> int:
-            return max((start for start in starts if start[0] <= offset), default=(0, 0))[1]
-
         assert side.last_ts == ts
         for pos in range(len(side.buf)):
             assert side.ts_at(pos) == model(side.consumed + pos)
-        if not side.buf:  # all consumed: the newest chunk's time, as before the change
+        if not side.buf:  # all consumed: the newest chunk's time
             assert side.ts_at(0) == ts
     assert side.consumed + len(side.buf) == fed

@@ -23,6 +23,8 @@ from libtrace.tracer import _libbpf
 from libtrace.tracer.golang.attach import UPROBE_PROGRAMS
 from libtrace.tracer.kversion import describe, linux_version_code, notes, version_code_of
 
+from ._spy import calls_of
+
 #: enum bpf_prog_type: BPF_PROG_TYPE_SOCKET_FILTER.
 SOCKET_FILTER = 1
 
@@ -64,14 +66,7 @@ def test_a_note_is_found_in_an_elf_image_built_here() -> None:
 @pytest.mark.root
 @pytest.mark.bpf
 def test_the_version_is_handed_to_libbpf(monkeypatch: pytest.MonkeyPatch) -> None:
-    given: list[int] = []
-    original = _libbpf.BpfObject.set_kversion
-
-    def spy(self: _libbpf.BpfObject, code: int) -> None:
-        given.append(code)
-        original(self, code)
-
-    monkeypatch.setattr(_libbpf.BpfObject, "set_kversion", spy)
+    given = calls_of(monkeypatch, "set_kversion")
     with Tracer(go_tls=False) as tracer:
         assert tracer._object is not None
         kversion = _libbpf.libbpf().bpf_object__kversion

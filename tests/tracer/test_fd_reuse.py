@@ -20,6 +20,8 @@ import pytest
 
 from libtrace import Direction, EventType, Tracer
 
+from ._spy import calls_of
+
 pytestmark = [pytest.mark.root, pytest.mark.bpf]
 
 #: The process under trace: each step reads a file at some fd number (the
@@ -153,17 +155,9 @@ def test_the_programs_that_forget_an_fd_attach_before_those_that_remember(
     exec, fork) programs are attached before any data program.  (The race itself,
     seen with redis-server's /proc reads, is too narrow to provoke here; the real
     attaches are recorded in the order they happen.)"""
-    from libtrace.tracer import _libbpf
     from libtrace.tracer.tracer import FORGETTING_PROGRAMS
 
-    order: list[str] = []
-    real = _libbpf.BpfObject.attach
-
-    def recording(self: _libbpf.BpfObject, name: str) -> None:
-        order.append(name)
-        real(self, name)
-
-    monkeypatch.setattr(_libbpf.BpfObject, "attach", recording)
+    order = calls_of(monkeypatch, "attach")
     with Tracer(go_tls=False):
         pass
     forgetting = [i for i, name in enumerate(order) if name in FORGETTING_PROGRAMS]
