@@ -122,6 +122,31 @@ def test_short_records_are_no_events() -> None:
         events.decode(bytes(HEADER_SIZE - 1))
 
 
+
+def test_repeated_values_are_shared_and_colliding_ones_never_confused() -> None:
+    """The decoder's caches (ints, addresses, comms) give a value that repeats
+    as one object, and the right value whatever shares its cache slot: 5 000
+    distinct pids, ports and cgroup ids (more than any cache holds), twice."""
+    compiled = native_decoder()
+    assert compiled is not None
+
+    def record(n: int) -> bytes:
+        raw = RawEvent(type=EventType.DATA, pid=100_000 + n, tid=200_000 + 7 * n, fd=3,
+                       lport=1024 + n, rport=65535 - n, cgroup_id=(1 << 40) + 13 * n,
+                       family=2, l4=6)  # fmt: skip
+        raw.raddr[:4] = bytes([10, n >> 8 & 255, n & 255, 1])
+        raw.comm = b"worker-%d" % n
+        return _record(raw, b"")
+
+    first = [compiled.decode(record(n)) for n in range(5000)]
+    again = [compiled.decode(record(n)) for n in range(5000)]
+    for n, (one, two) in enumerate(zip(first, again, strict=True)):
+        assert one == two == decode_python(record(n))
+        assert (one.pid, one.lport, one.rport) == (100_000 + n, 1024 + n, 65535 - n)
+    last = compiled.decode(record(4999))
+    assert last.pid is again[-1].pid and last.cgroup_id is again[-1].cgroup_id
+    assert last.raddr is again[-1].raddr and last.comm is again[-1].comm
+
 class SyntheticRing:
     """Ring memory as the kernel lays it out: consumer page, producer position,
     data twice in a row (a record that wraps reads on into the copy)."""
