@@ -321,6 +321,35 @@ def data_fields_reader() -> Callable[[SocketEvent], DataFields]:
     return cast(Callable[[SocketEvent], DataFields], compiled.data_fields)
 
 
+_TIME_GETTER = operator.attrgetter("ts_ns")
+_PAYLOAD_GETTER = operator.attrgetter("data")
+
+
+def time_reader() -> Callable[[SocketEvent], int]:
+    """What reads an event's ``ts_ns``, the time order's sort key: the compiled
+    decoder's ``ts_ns`` (from the slot), else :func:`operator.attrgetter`'s
+    generic lookup, which cost about as much as the rest of ordering an event."""
+    compiled = native_decoder()
+    if compiled is None:
+        return cast(Callable[[SocketEvent], int], _TIME_GETTER)
+    return cast(Callable[[SocketEvent], int], compiled.ts_ns)
+
+
+def payload_bytes_python(events: list[SocketEvent]) -> int:
+    """The payload bytes ``events`` carry, read one by one."""
+    return sum(map(len, map(_PAYLOAD_GETTER, events)))
+
+
+def payload_bytes_reader() -> Callable[[list[SocketEvent]], int]:
+    """What sums the payload bytes of a list of events (the tracer's ``bytes``
+    counter): the compiled decoder's ``payload_bytes``, one call a batch, else
+    :func:`payload_bytes_python`."""
+    compiled = native_decoder()
+    if compiled is None:
+        return payload_bytes_python
+    return cast(Callable[[list[SocketEvent]], int], compiled.payload_bytes)
+
+
 def decode(record: bytes) -> SocketEvent:
     """Decode one buffer record into a :class:`SocketEvent`.
 

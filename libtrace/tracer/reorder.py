@@ -21,18 +21,15 @@ is output (the payload copy lies between), so releasing stops
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Iterable
-from operator import attrgetter
+from collections.abc import Callable, Iterable
 
-from .events import SocketEvent
+from .events import SocketEvent, time_reader
 
 #: How long an event may take from its timestamp to its output (the copy of
 #: up to 16 KiB, an interrupt, a slow emulated CPU): generous, since it only
 #: delays events by that much.
 MARGIN_NS = 50_000_000
 
-
-_TIME = attrgetter("ts_ns")
 
 
 class TimeOrder:
@@ -55,18 +52,21 @@ class TimeOrder:
         #: once it is the larger part (not copied away on every read).
         self._held: list[SocketEvent] = []
         self._start = 0
+        #: an event's ts_ns (from its slot where the compiled decoder is)
+        self._time: Callable[[SocketEvent], int] = time_reader()
 
     def __len__(self) -> int:
         return len(self._held) - self._start
 
     def add(self, events: Iterable[SocketEvent]) -> None:
-        batch = sorted(events, key=_TIME)
+        time = self._time
+        batch = sorted(events, key=time)
         if not batch:
             return
         held, start = self._held, self._start
         held += batch
         if len(held) - start > len(batch) and batch[0].ts_ns < held[-len(batch) - 1].ts_ns:
-            held[start:] = sorted(held[start:], key=_TIME)  # one overtook: merge the two runs
+            held[start:] = sorted(held[start:], key=time)  # one overtook: merge the two runs
 
     def release(self, mark_ns: int | None) -> list[SocketEvent]:
         """Events stamped before ``mark_ns - margin``, oldest first; all with None."""
@@ -75,7 +75,7 @@ class TimeOrder:
             out = held[start:]
             self._held, self._start = [], 0
             return out
-        cut = bisect_right(held, mark_ns - self.margin_ns, lo=start, key=_TIME)
+        cut = bisect_right(held, mark_ns - self.margin_ns, lo=start, key=self._time)
         out = held[start:cut]
         if cut > len(held) // 2:
             del held[:cut]

@@ -21,7 +21,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from operator import attrgetter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -44,6 +43,7 @@ from .events import (
     SocketEvent,
     Syscall,
     decode,
+    payload_bytes_reader,
 )
 from .golang.attach import ALL_PROGRAMS as GO_TLS_PROGRAMS
 from .golang.attach import UPROBE_PROGRAMS, GoTlsWatcher
@@ -71,7 +71,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_PAYLOAD = attrgetter("data")
 _DATA_SYSCALL_IDS = frozenset(Syscall[name.upper()] for name in DATA_SYSCALLS)
 
 #: The hash maps :meth:`Tracer.occupancy` counts (those whose entries come and go).
@@ -232,6 +231,8 @@ class Tracer:
         self._queue: list[SocketEvent] = []
         #: Events held until no earlier one can still arrive (see reorder.py).
         self._order: TimeOrder | None = None
+        #: the `bytes` counter's sum of a batch (one compiled call where there is one)
+        self._payload_bytes = payload_bytes_reader()
         self._stats = TracerStats()
         self._perf_lost = 0
         self._stop = threading.Event()
@@ -562,7 +563,7 @@ class Tracer:
             gathered = [event for event in completed if event is not None]
             self._stats.dropped += len(completed) - len(gathered)
         self._stats.events += len(gathered)
-        self._stats.bytes += sum(map(len, map(_PAYLOAD, gathered)))  # C loops, no frame per event
+        self._stats.bytes += self._payload_bytes(gathered)
         return gathered
 
     def _on_perf_lost(self, _cpu: int, count: int) -> None:

@@ -29,6 +29,9 @@ from libtrace.tracer.events import (
     data_fields_reader,
     decode_python,
     native_decoder,
+    payload_bytes_python,
+    payload_bytes_reader,
+    time_reader,
 )
 
 pytestmark = pytest.mark.skipif(
@@ -111,6 +114,30 @@ def test_its_data_fields_are_the_events_own(record: bytes) -> None:
     assert compiled.data_fields(other) == expected
     with pytest.raises(AttributeError):
         compiled.data_fields(object())
+
+
+@given(st.lists(records(), max_size=8))
+def test_its_time_key_and_payload_sum_are_the_events_own(batch: list[bytes]) -> None:
+    """The time order's key and the ``bytes`` counter's sum read the slots; a
+    subclass (or a stand-in) is read by attribute, as by the Python readers."""
+    compiled = native_decoder()
+    assert compiled is not None
+    decoded = [compiled.decode(record) for record in batch]
+    got = [event for event in decoded if event is not None]
+
+    @dataclass(frozen=True, slots=True, kw_only=True)
+    class Sub(SocketEvent):
+        pass
+
+    mixed = got + [Sub(**{f.name: getattr(e, f.name) for f in fields(SocketEvent)}) for e in got]
+    assert [compiled.ts_ns(e) for e in mixed] == [e.ts_ns for e in mixed]
+    assert compiled.payload_bytes(mixed) == payload_bytes_python(mixed) == 2 * sum(
+        len(e.data) for e in got)  # fmt: skip
+    assert time_reader() is compiled.ts_ns and payload_bytes_reader() is compiled.payload_bytes
+    with pytest.raises(AttributeError):
+        compiled.ts_ns(object())
+    with pytest.raises(TypeError):
+        compiled.payload_bytes(tuple(got))
 
 
 def test_short_records_are_no_events() -> None:
@@ -225,6 +252,9 @@ def test_the_pure_python_path_can_be_forced(monkeypatch: pytest.MonkeyPatch) -> 
         assert native.ringdecode() is None
         events.native_decoder.cache_clear()
         assert events.data_fields_reader() is data_fields_python
+        assert events.payload_bytes_reader() is payload_bytes_python
+        event = decode_python(_event(EventType.DATA, 3, b"xy"))
+        assert events.time_reader()(event) == event.ts_ns
     finally:
         events.native_decoder.cache_clear()
         monkeypatch.delenv(native.PURE_PYTHON_ENV)
