@@ -40,6 +40,12 @@ enum field {
 	F_FLAGS, F_DATA, N_FIELDS
 };
 
+/* Their names, for an event that is not of the configured class. */
+static const char *const field_names[N_FIELDS] = {
+	"type", "pid", "tid", "comm", "fd", "direction", "syscall", "l4", "family", "laddr",
+	"lport", "raddr", "rport", "ts_ns", "offset", "size", "cgroup_id", "flags", "data",
+};
+
 #define SMALL 256        /* table size for enum values and names */
 #define COMM_CACHE 256   /* direct-mapped cache slots (powers of two) */
 #define ADDR_CACHE 1024
@@ -362,6 +368,56 @@ static PyObject *py_payload_bytes(PyObject *self, PyObject *events)
 	return PyLong_FromUnsignedLongLong(total);
 }
 
+/* fill_in(event, changes) -> event: set fields of an event in place, from
+ * ((field index, value), ...) with the indexes of configure()'s slots (events.py's
+ * NATIVE_FIELDS): for the no-BTF variant, which completes each event from
+ * /proc.  Only for an event nobody else holds yet (the tracer's own, just
+ * decoded): events are frozen.  The slot descriptors' __set__, called from
+ * Python, cost a call with an argument tuple per field. */
+static PyObject *py_fill_in(PyObject *self, PyObject *args)
+{
+	PyObject *event, *changes;
+	Py_ssize_t i;
+
+	if (!PyArg_ParseTuple(args, "OO!", &event, &PyTuple_Type, &changes))
+		return NULL;
+	if (!configured())
+		return NULL;
+	for (i = 0; i < PyTuple_GET_SIZE(changes); i++) {
+		PyObject *pair = PyTuple_GET_ITEM(changes, i);
+		long index;
+		PyObject *value;
+
+		if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
+			PyErr_SetString(PyExc_TypeError, "fill_in() takes (index, value) pairs");
+			return NULL;
+		}
+		index = PyLong_AsLong(PyTuple_GET_ITEM(pair, 0));
+		if (index == -1 && PyErr_Occurred())
+			return NULL;
+		if (index < 0 || index >= N_FIELDS) {
+			PyErr_Format(PyExc_IndexError, "no event field %ld", index);
+			return NULL;
+		}
+		value = PyTuple_GET_ITEM(pair, 1);
+		if (Py_TYPE(event) == st.cls) {
+			PyObject **slot = (PyObject **)((char *)event + st.offsets[index]);
+
+			Py_XSETREF(*slot, Py_NewRef(value));
+		} else {
+			/* A subclass, or anything else: through its slot descriptors
+			 * (a frozen class's __setattr__ refuses). */
+			PyObject *name = PyUnicode_FromString(field_names[index]);
+			int failed = name ? PyObject_GenericSetAttr(event, name, value) : -1;
+
+			Py_XDECREF(name);
+			if (failed < 0)
+				return NULL;
+		}
+	}
+	return Py_NewRef(event);
+}
+
 /*
  * consume(consumer, producer, data, mask, limit, events, process)
  *     -> (records, errors)
@@ -659,6 +715,7 @@ static PyMethodDef methods[] = {
 	 "The fields the live record pipeline reads of a data event, as a tuple."},
 	{"ts_ns", py_ts_ns, METH_O, "An event's ts_ns (the time order's key)."},
 	{"payload_bytes", py_payload_bytes, METH_O, "The payload bytes of a list of events."},
+	{"fill_in", py_fill_in, METH_VARARGS, "Set fields of a new event in place (no-BTF)."},
 	{"consume", py_consume, METH_VARARGS, "Drain ring records into lists of SocketEvents."},
 	{"consume_perf", py_consume_perf, METH_VARARGS,
 	 "Drain one perf buffer ring into lists of SocketEvents; count its losses."},

@@ -244,23 +244,34 @@ def add_flags(flags: EventFlag, extra: EventFlag) -> EventFlag:
     return _flags(int(flags) | int(extra))
 
 
-_SETTER_BY_NAME = dict(zip(_FIELDS, _SETTERS, strict=True))
-
-
-#: Sets an event's flags in place (as :func:`~libtrace.tracer.no_btf.fill_in` does,
-#: for one value per event).
-set_flags: Final = _SETTER_BY_NAME["flags"]
-
-#: Fields of an event with the values to give them, ready for
-#: :func:`~libtrace.tracer.no_btf.fill_in`.
-Changes = tuple[tuple[Callable[[SocketEvent, Any], None], object], ...]
+#: Fields of an event with the values to give them, ready for :func:`fill_in_reader`'s
+#: function: (index in :data:`NATIVE_FIELDS`, value) pairs.
+Changes = tuple[tuple[int, object], ...]
 
 
 def changes(values: dict[str, object]) -> Changes:
-    """``values`` (field name → value) made ready for
-    :func:`~libtrace.tracer.no_btf.fill_in`: each field's
-    setter looked up once, for changes that many events take."""
-    return tuple((_SETTER_BY_NAME[name], value) for name, value in values.items())
+    """``values`` (field name → value) made ready for :func:`fill_in_reader`'s
+    function: each field's index looked up once, for changes that many events take."""
+    return tuple((NATIVE_FIELDS.index(name), value) for name, value in values.items())
+
+
+def fill_in_python(event: SocketEvent, ready: Changes) -> SocketEvent:
+    """Set fields of an event in place and return it: only for one that nobody
+    else holds yet (the tracer completing what it just decoded), where a copy
+    (:func:`with_changes`) would cost several times as much per event."""
+    for index, value in ready:
+        _NATIVE_SETTERS[index](event, value)
+    return event
+
+
+def fill_in_reader() -> Callable[[SocketEvent, Changes], SocketEvent]:
+    """What completes an event in place (:func:`fill_in_python`): the compiled
+    decoder's ``fill_in``, which stores into the slots (each slot descriptor's
+    ``__set__`` is a call with an argument tuple), else the Python one."""
+    compiled = native_decoder()
+    if compiled is None:
+        return fill_in_python
+    return cast(Callable[[SocketEvent, Changes], SocketEvent], compiled.fill_in)
 
 
 def with_changes(event: SocketEvent, changes: dict[str, object]) -> SocketEvent:
@@ -275,6 +286,7 @@ NATIVE_FIELDS = (
     "type", "pid", "tid", "comm", "fd", "direction", "syscall", "l4", "family", "laddr",
     "lport", "raddr", "rport", "ts_ns", "offset", "size", "cgroup_id", "flags", "data",
 )  # fmt: skip
+_NATIVE_SETTERS = tuple(getattr(SocketEvent, name).__set__ for name in NATIVE_FIELDS)
 
 
 @functools.cache

@@ -6,12 +6,14 @@ accept's peer, a call's own address), and user space completes every event
 from ``/proc/net`` and ``/proc/PID/fd``, looked up once per socket and kept
 until its CLOSE.  This runs once per event of that variant, so the module is
 compiled with the hot ones (``libtrace/compiled.py``), and the answer for a
-socket is kept as ready setters (:func:`~libtrace.tracer.events.changes`),
-so an event costs a dict lookup and a few slot stores.
+socket is kept as ready (field, value) pairs (:func:`~libtrace.tracer.events.changes`)
+that the compiled decoder stores into the event's slots, so an event costs a
+dict lookup and a call.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -19,14 +21,15 @@ from . import proc
 from .events import (
     FAMILY_NAMES,
     L4_NAMES,
+    NATIVE_FIELDS,
     Changes,
     EventFlag,
     EventType,
     SocketEvent,
     add_flags,
     changes,
+    fill_in_reader,
     format_address,
-    set_flags,
 )
 
 _ADDR_FROM_CALL: Final = int(EventFlag.ADDR_FROM_CALL)
@@ -36,16 +39,7 @@ _CLOSE: Final = EventType.CLOSE
 _PROC_LOOKUP: Final = EventFlag.PROC_LOOKUP
 
 
-def fill_in(event: SocketEvent, ready: Changes) -> SocketEvent:
-    """Set fields of an event in place and return it: only for one that nobody
-    else holds yet (the tracer completing what it just decoded), where a copy
-    (:func:`~libtrace.tracer.events.with_changes`) would cost several times as
-    much per event.  Here, compiled, rather than beside :func:`changes` in the
-    uncompiled events module: there it was an interpreted call per event, a
-    third of the no-BTF variant's completion (``perf``)."""
-    for set_field, value in ready:
-        set_field(event, value)
-    return event
+_FLAGS_FIELD: Final = NATIVE_FIELDS.index("flags")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +56,19 @@ class NoBtfIdentity:
 
     #: (pid, fd) → what /proc gave for that socket (None: not found)
     cache: dict[tuple[int, int], ProcIdentity | None] = field(default_factory=dict)
+    #: sets fields of an event in place (in compiled code where there is some)
+    _fill: Callable[[SocketEvent, Changes], SocketEvent] = field(default_factory=fill_in_reader)
+    #: an event's flags (as an int) -> the same with PROC_LOOKUP, ready to fill in
+    _flagged: dict[int, Changes] = field(default_factory=dict)
+
+    def complete_all(self, events: list[SocketEvent]) -> list[SocketEvent]:
+        """:meth:`complete` each of ``events``, in order; those it drops are left out."""
+        out: list[SocketEvent] = []
+        for event in events:
+            completed = self.complete(event)
+            if completed is not None:
+                out.append(completed)
+        return out
 
     def complete(self, event: SocketEvent) -> SocketEvent | None:
         """The event with /proc's identity (in place: it is the tracer's own until
@@ -77,9 +84,14 @@ class NoBtfIdentity:
         if found is None:
             # Gone before we looked: keep what the kernel knew, if inet.
             return event if event.family else None
-        fill_in(event, found.local if int(event.flags) & _ADDR_FROM_CALL else found.every)
-        set_flags(event, add_flags(event.flags, _PROC_LOOKUP))
-        return event
+        flags = int(event.flags)
+        fill = self._fill
+        fill(event, found.local if flags & _ADDR_FROM_CALL else found.every)
+        flagged = self._flagged.get(flags)
+        if flagged is None:
+            flagged = ((_FLAGS_FIELD, add_flags(event.flags, _PROC_LOOKUP)),)
+            self._flagged[flags] = flagged
+        return fill(event, flagged)
 
     def _lookup(self, pid: int, fd: int) -> ProcIdentity | None:
         found = proc.lookup(pid, fd)

@@ -559,9 +559,9 @@ class Tracer:
         if self._no_btf is not None:
             # After the time order: the /proc cache per (pid, fd) ends with a
             # CLOSE, and a reused fd must not see the previous socket's entry.
-            completed = [self._no_btf.complete(event) for event in gathered]
-            gathered = [event for event in completed if event is not None]
-            self._stats.dropped += len(completed) - len(gathered)
+            completed = self._no_btf.complete_all(gathered)
+            self._stats.dropped += len(gathered) - len(completed)
+            gathered = completed
         self._stats.events += len(gathered)
         self._stats.bytes += self._payload_bytes(gathered)
         return gathered

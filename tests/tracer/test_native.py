@@ -22,12 +22,16 @@ from libtrace.tracer.events import (
     DATA_FIELDS,
     HEADER_SIZE,
     NATIVE_FIELDS,
+    EventFlag,
     EventType,
     RawEvent,
     SocketEvent,
+    changes,
     data_fields_python,
     data_fields_reader,
     decode_python,
+    fill_in_python,
+    fill_in_reader,
     native_decoder,
     payload_bytes_python,
     payload_bytes_reader,
@@ -138,6 +142,37 @@ def test_its_time_key_and_payload_sum_are_the_events_own(batch: list[bytes]) -> 
         compiled.ts_ns(object())
     with pytest.raises(TypeError):
         compiled.payload_bytes(tuple(got))
+
+
+@given(records())
+def test_its_fill_in_sets_what_the_python_one_sets(record: bytes) -> None:
+    """The no-BTF completion's in-place fill: the slots for the event class, the
+    slot descriptors for a subclass, and the same event as the Python one makes."""
+    compiled = native_decoder()
+    assert compiled is not None
+    event = compiled.decode(record)
+    if event is None:
+        return
+    twin = decode_python(record)
+    ready = changes({"laddr": "10.1.2.3", "lport": 4242, "l4": "tcp",
+                     "flags": EventFlag.PROC_LOOKUP})  # fmt: skip
+    assert compiled.fill_in(event, ready) is event
+    assert fill_in_python(twin, ready) is twin
+    assert event == twin
+    assert (event.laddr, event.lport, event.l4, event.flags) == (
+        "10.1.2.3", 4242, "tcp", EventFlag.PROC_LOOKUP)  # fmt: skip
+
+    @dataclass(frozen=True, slots=True, kw_only=True)
+    class Sub(SocketEvent):
+        pass
+
+    other = Sub(**{f.name: getattr(twin, f.name) for f in fields(SocketEvent)})
+    assert compiled.fill_in(other, changes({"rport": 7})).rport == 7
+    with pytest.raises(IndexError):
+        compiled.fill_in(event, ((len(NATIVE_FIELDS), 1),))
+    with pytest.raises(TypeError):
+        compiled.fill_in(event, ((1,),))
+    assert fill_in_reader() is compiled.fill_in
 
 
 def test_short_records_are_no_events() -> None:
@@ -253,6 +288,7 @@ def test_the_pure_python_path_can_be_forced(monkeypatch: pytest.MonkeyPatch) -> 
         events.native_decoder.cache_clear()
         assert events.data_fields_reader() is data_fields_python
         assert events.payload_bytes_reader() is payload_bytes_python
+        assert events.fill_in_reader() is fill_in_python
         event = decode_python(_event(EventType.DATA, 3, b"xy"))
         assert events.time_reader()(event) == event.ts_ns
     finally:
