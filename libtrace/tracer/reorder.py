@@ -31,7 +31,6 @@ from .events import SocketEvent, time_reader
 MARGIN_NS = 50_000_000
 
 
-
 class TimeOrder:
     """A holding area that releases events in timestamp order.
 
@@ -59,14 +58,14 @@ class TimeOrder:
         return len(self._held) - self._start
 
     def add(self, events: Iterable[SocketEvent]) -> None:
-        time = self._time
-        batch = sorted(events, key=time)
+        key = self._time
+        batch = sorted(events, key=key)
         if not batch:
             return
         held, start = self._held, self._start
         held += batch
         if len(held) - start > len(batch) and batch[0].ts_ns < held[-len(batch) - 1].ts_ns:
-            held[start:] = sorted(held[start:], key=time)  # one overtook: merge the two runs
+            held[start:] = sorted(held[start:], key=key)  # one overtook: merge the two runs
 
     def release(self, mark_ns: int | None) -> list[SocketEvent]:
         """Events stamped before ``mark_ns - margin``, oldest first; all with None."""
