@@ -40,12 +40,6 @@ enum field {
 	F_FLAGS, F_DATA, N_FIELDS
 };
 
-/* Their names, for an event that is not of the configured class. */
-static const char *const field_names[N_FIELDS] = {
-	"type", "pid", "tid", "comm", "fd", "direction", "syscall", "l4", "family", "laddr",
-	"lport", "raddr", "rport", "ts_ns", "offset", "size", "cgroup_id", "flags", "data",
-};
-
 #define SMALL 256        /* table size for enum values and names */
 #define COMM_CACHE 256   /* direct-mapped cache slots (powers of two) */
 #define ADDR_CACHE 1024
@@ -70,6 +64,7 @@ struct addr_slot {
 static struct {
 	PyTypeObject *cls;
 	Py_ssize_t offsets[N_FIELDS];
+	const char *names[N_FIELDS]; /* the slots' own names: for an event of another class */
 	PyObject *types[SMALL];     /* EventType by value, NULL: unknown */
 	PyObject *directions[2];
 	PyObject *syscalls[SMALL];  /* Syscall by value */
@@ -280,17 +275,17 @@ static PyObject *py_decode(PyObject *self, PyObject *arg)
 	return event;
 }
 
-/* An event's slot `f`, a new reference: read by offset for the event class,
+/* An event's field `f`, a new reference: from its slot for the event class,
  * by name for anything else (a subclass, a stand-in). */
-static PyObject *field_of(PyObject *event, enum field f, const char *name)
+static PyObject *field_of(PyObject *event, enum field f)
 {
 	PyObject *value;
 
 	if (Py_TYPE(event) != st.cls)
-		return PyObject_GetAttrString(event, name);
+		return PyObject_GetAttrString(event, st.names[f]);
 	value = *(PyObject **)((char *)event + st.offsets[f]);
 	if (!value) {
-		PyErr_Format(PyExc_AttributeError, "%s is not set", name);
+		PyErr_Format(PyExc_AttributeError, "%s is not set", st.names[f]);
 		return NULL;
 	}
 	return Py_NewRef(value);
@@ -300,10 +295,6 @@ static PyObject *field_of(PyObject *event, enum field f, const char *name)
 static const enum field data_order[] = {
 	F_TYPE, F_TS_NS, F_L4, F_RADDR, F_RPORT, F_FLAGS,
 	F_PID, F_FD, F_DATA, F_DIRECTION, F_OFFSET, F_SIZE,
-};
-static const char *const data_names[] = {
-	"type", "ts_ns", "l4", "raddr", "rport", "flags",
-	"pid", "fd", "data", "direction", "offset", "size",
 };
 #define N_DATA_FIELDS (sizeof(data_order) / sizeof(data_order[0]))
 
@@ -321,7 +312,7 @@ static PyObject *py_data_fields(PyObject *self, PyObject *event)
 	if (!out)
 		return NULL;
 	for (i = 0; i < N_DATA_FIELDS; i++) {
-		PyObject *value = field_of(event, data_order[i], data_names[i]);
+		PyObject *value = field_of(event, data_order[i]);
 
 		if (!value) {
 			Py_DECREF(out);
@@ -338,7 +329,7 @@ static PyObject *py_ts_ns(PyObject *self, PyObject *event)
 {
 	if (!configured())
 		return NULL;
-	return field_of(event, F_TS_NS, "ts_ns");
+	return field_of(event, F_TS_NS);
 }
 
 /* payload_bytes(events) -> int: the bytes of payload a list of events carries. */
@@ -354,7 +345,7 @@ static PyObject *py_payload_bytes(PyObject *self, PyObject *events)
 		return NULL;
 	}
 	for (i = 0; i < PyList_GET_SIZE(events); i++) {
-		PyObject *data = field_of(PyList_GET_ITEM(events, i), F_DATA, "data");
+		PyObject *data = field_of(PyList_GET_ITEM(events, i), F_DATA);
 		Py_ssize_t size;
 
 		if (!data)
@@ -407,7 +398,7 @@ static PyObject *py_fill_in(PyObject *self, PyObject *args)
 		} else {
 			/* A subclass, or anything else: through its slot descriptors
 			 * (a frozen class's __setattr__ refuses). */
-			PyObject *name = PyUnicode_FromString(field_names[index]);
+			PyObject *name = PyUnicode_FromString(st.names[index]);
 			int failed = name ? PyObject_GenericSetAttr(event, name, value) : -1;
 
 			Py_XDECREF(name);
@@ -705,6 +696,8 @@ static PyObject *py_configure(PyObject *self, PyObject *args)
 			return NULL;
 	}
 	Py_XSETREF(st.cls, (PyTypeObject *)Py_NewRef(cls));
+	for (i = 0; i < N_FIELDS; i++) /* the class's own, which st.cls now keeps alive */
+		st.names[i] = ((PyMemberDescrObject *)PyTuple_GET_ITEM(slots, i))->d_member->name;
 	Py_RETURN_NONE;
 }
 

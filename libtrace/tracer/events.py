@@ -18,7 +18,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from types import ModuleType
-from typing import Any, Final, cast
+from typing import Any, Final, TypeVar, cast
 
 from ..errors import LibtraceError
 from . import native
@@ -268,10 +268,7 @@ def fill_in_reader() -> Callable[[SocketEvent, Changes], SocketEvent]:
     """What completes an event in place (:func:`fill_in_python`): the compiled
     decoder's ``fill_in``, which stores into the slots (each slot descriptor's
     ``__set__`` is a call with an argument tuple), else the Python one."""
-    compiled = native_decoder()
-    if compiled is None:
-        return fill_in_python
-    return cast(Callable[[SocketEvent, Changes], SocketEvent], compiled.fill_in)
+    return _compiled_or("fill_in", fill_in_python)
 
 
 def with_changes(event: SocketEvent, changes: dict[str, object]) -> SocketEvent:
@@ -286,7 +283,8 @@ NATIVE_FIELDS = (
     "type", "pid", "tid", "comm", "fd", "direction", "syscall", "l4", "family", "laddr",
     "lport", "raddr", "rport", "ts_ns", "offset", "size", "cgroup_id", "flags", "data",
 )  # fmt: skip
-_NATIVE_SETTERS = tuple(getattr(SocketEvent, name).__set__ for name in NATIVE_FIELDS)
+_NATIVE_SLOTS = tuple(getattr(SocketEvent, name) for name in NATIVE_FIELDS)
+_NATIVE_SETTERS = tuple(slot.__set__ for slot in _NATIVE_SLOTS)
 
 
 @functools.cache
@@ -296,11 +294,22 @@ def native_decoder() -> ModuleType | None:
     module = native.ringdecode()
     if module is not None:
         module.configure(
-            SocketEvent, tuple(getattr(SocketEvent, name) for name in NATIVE_FIELDS),
+            SocketEvent, _NATIVE_SLOTS,
             _EVENT_TYPES, _DIRECTIONS, _SYSCALLS, Syscall.UNKNOWN, L4_NAMES, FAMILY_NAMES, "",
             _address, _comm, _flags, PROCESS_EVENTS,
         )  # fmt: skip
     return module
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _compiled_or(name: str, python: _F) -> _F:
+    """The compiled decoder's function ``name`` where there is one, else its
+    Python twin ``python`` (tests/tracer/test_native.py holds each pair to the
+    same results)."""
+    compiled = native_decoder()
+    return python if compiled is None else cast(_F, getattr(compiled, name))
 
 
 #: The fields of an event that the live record pipeline reads (of a data event,
@@ -327,13 +336,10 @@ def data_fields_reader() -> Callable[[SocketEvent], DataFields]:
     caller reads each attribute of this uncompiled class through the generic
     lookup, a tenth of the record pipeline's time per event), else
     :func:`data_fields_python`."""
-    compiled = native_decoder()
-    if compiled is None:
-        return data_fields_python
-    return cast(Callable[[SocketEvent], DataFields], compiled.data_fields)
+    return _compiled_or("data_fields", data_fields_python)
 
 
-_TIME_GETTER = operator.attrgetter("ts_ns")
+_TIME_GETTER: Final[Callable[[SocketEvent], int]] = operator.attrgetter("ts_ns")
 _PAYLOAD_GETTER = operator.attrgetter("data")
 
 
@@ -341,10 +347,7 @@ def time_reader() -> Callable[[SocketEvent], int]:
     """What reads an event's ``ts_ns``, the time order's sort key: the compiled
     decoder's ``ts_ns`` (from the slot), else :func:`operator.attrgetter`'s
     generic lookup, which cost about as much as the rest of ordering an event."""
-    compiled = native_decoder()
-    if compiled is None:
-        return cast(Callable[[SocketEvent], int], _TIME_GETTER)
-    return cast(Callable[[SocketEvent], int], compiled.ts_ns)
+    return _compiled_or("ts_ns", _TIME_GETTER)
 
 
 def payload_bytes_python(events: list[SocketEvent]) -> int:
@@ -356,10 +359,7 @@ def payload_bytes_reader() -> Callable[[list[SocketEvent]], int]:
     """What sums the payload bytes of a list of events (the tracer's ``bytes``
     counter): the compiled decoder's ``payload_bytes``, one call a batch, else
     :func:`payload_bytes_python`."""
-    compiled = native_decoder()
-    if compiled is None:
-        return payload_bytes_python
-    return cast(Callable[[list[SocketEvent]], int], compiled.payload_bytes)
+    return _compiled_or("payload_bytes", payload_bytes_python)
 
 
 def decode(record: bytes) -> SocketEvent:
