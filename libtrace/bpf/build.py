@@ -66,6 +66,13 @@ class Variant:
         return self.btf and self.probe_read_user
 
     @property
+    def batches(self) -> bool:
+        """Whether the object carries the per-CPU batches of data events (the
+        ``batches`` map and ``lt_flush_batches``): with the ring buffer, where
+        it carries the ``lt_exitr_*`` programs, their only users."""
+        return self.ringbuf and self.args_at_exit
+
+    @property
     def object_name(self) -> str:
         return f"socket_trace.{self.name.replace('+', '.')}.bpf.o"
 

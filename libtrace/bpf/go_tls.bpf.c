@@ -205,7 +205,7 @@ static __always_inline void go_tls_emit(struct lt_pt_regs *regs, struct lt_confi
 		return;
 	fill_header(&ev->hdr, &conn_key, tconn, LT_EVENT_DATA, direction, syscall, NULL);
 	ev->hdr.flags |= LT_FLAG_TLS;
-	emit_chunk(regs, cfg, ev, tconn, buf, n);
+	emit_chunk(regs, cfg, ev, tconn, buf, n, false);
 }
 
 /* Take back what Read's entry saved for this goroutine (and forget it). */
@@ -352,7 +352,7 @@ static __always_inline void emit_process_event(void *ctx, __u8 type)
 	if (!ev)
 		return;
 	fill_header(&ev->hdr, &key, &none, type, LT_EGRESS, 0, NULL);
-	output(ctx, cfg, ev);
+	output(ctx, cfg, ev, false);
 }
 
 SEC("tracepoint/sched/sched_process_exec")

@@ -186,6 +186,19 @@ struct {
 } events SEC(".maps");
 #endif
 
+#if LT_RINGBUF && defined(LT_WITH_BTF) && LT_PROBE_READ_USER
+/* Batches exist where the lt_exitr_* programs do (5.15+: atomic exchange, and
+ * BPF_PROG_TYPE_SYSCALL for lt_flush_batches). */
+#define LT_BATCHES 1
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1); /* resized to the possible CPUs by the tracer before load */
+	__type(key, __u32);
+	__type(value, struct lt_batch);
+} batches SEC(".maps");
+#endif
+
 static __always_inline struct lt_config *get_config(void)
 {
 	__u32 zero = 0;
@@ -553,10 +566,83 @@ static __always_inline void fill_header(struct lt_event *hdr, struct lt_conn_key
 	hdr->captured = 0;
 }
 
+#if LT_RINGBUF
+/* The flags of a ring output: wake the reader only once enough is pending
+ * (a wakeup per event costs the traced program more than the copy does). */
+static __always_inline __u64 wakeup_flags(struct lt_config *cfg)
+{
+	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= cfg->wakeup_bytes
+		       ? BPF_RB_FORCE_WAKEUP
+		       : BPF_RB_NO_WAKEUP;
+}
+#endif
+
+#ifdef LT_BATCHES
+/* Output a batch (its owner holds `busy`) and empty it; its events are
+ * counted here, output or lost. */
+static __always_inline void flush_batch(struct lt_config *cfg, struct lt_batch *batch)
+{
+	__u32 n = batch->count;
+	__u32 counter;
+	__u64 len = batch->len, flags, *value;
+	long err;
+
+	if (!n)
+		return;
+	flags = wakeup_flags(cfg);
+	LT_CLAMP(len, 1, sizeof(batch->data));
+	err = bpf_ringbuf_output(&events, batch->data, len, flags);
+	/* Atomically: lt_flush_batches runs preemptible, and a program on its
+	 * CPU may count meanwhile. */
+	counter = err ? LT_COUNTER_LOST : LT_COUNTER_EVENTS;
+	value = bpf_map_lookup_elem(&counters, &counter);
+	if (value)
+		__sync_fetch_and_add(value, n);
+	batch->len = 0;
+	batch->count = 0;
+}
+
+/* An exchange rather than a store: what was written into the batch is seen
+ * before it is free, on every architecture (BPF has no release store). */
+static __always_inline void release_batch(struct lt_batch *batch)
+{
+	__sync_lock_test_and_set(&batch->busy, 0);
+}
+
+/* Add the scratch event of `len` bytes to this CPU's batch; false if it must
+ * be output alone (too large, or the batch is held: a preempted program on
+ * this CPU, or the flush, is filling or emptying it). */
+static __always_inline bool batch_event(struct lt_config *cfg, struct lt_event_buf *ev, __u64 len)
+{
+	__u32 cpu = bpf_get_smp_processor_id();
+	struct lt_batch *batch = bpf_map_lookup_elem(&batches, &cpu);
+	__u64 at;
+
+	if (!batch || len > BATCH_EVENT_MAX || len > cfg->batch_bytes)
+		return false;
+	if (__sync_lock_test_and_set(&batch->busy, 1))
+		return false;
+	if (batch->len + len > cfg->batch_bytes)
+		flush_batch(cfg, batch);
+	at = batch->len & (BATCH_BYTES - 1); /* < BATCH_BYTES: the event fits after it */
+	LT_CLAMP(len, sizeof(ev->hdr), BATCH_EVENT_MAX);
+	if (bpf_probe_read_kernel(batch->data + at, len, ev) == 0) {
+		batch->len = at + ((len + 7) & ~7ULL);
+		batch->count += 1;
+	} else {
+		count(LT_COUNTER_LOST, 1);
+	}
+	release_batch(batch);
+	return true;
+}
+#endif
+
 /* Output the event in the scratch buffer: its header and `captured` bytes.
  * The size is read back from the header here, after every other helper call,
- * so that nothing holds it across a call (see LT_CLAMP). */
-static __always_inline void output(void *ctx, struct lt_config *cfg, struct lt_event_buf *ev)
+ * so that nothing holds it across a call (see LT_CLAMP).  `batch`: through
+ * this CPU's batch where it can (a constant: false compiles the batch away). */
+static __always_inline void output(void *ctx, struct lt_config *cfg, struct lt_event_buf *ev,
+				   bool batch)
 {
 	long err;
 	__u64 len;
@@ -568,12 +654,13 @@ static __always_inline void output(void *ctx, struct lt_config *cfg, struct lt_e
 		count(LT_COUNTER_LOST, 1);
 		return;
 	}
+#ifdef LT_BATCHES
+	if (batch && cfg->batch_bytes && batch_event(cfg, ev, sizeof(ev->hdr) + ev->hdr.captured))
+		return;
+#endif
 #if LT_RINGBUF
-	/* Wake the reader only once enough is pending: a wakeup per event
-	 * costs the traced program more than the copy does. */
-	__u64 flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= cfg->wakeup_bytes
-			      ? BPF_RB_FORCE_WAKEUP
-			      : BPF_RB_NO_WAKEUP;
+	__u64 flags = wakeup_flags(cfg);
+
 	len = sizeof(ev->hdr) + ev->hdr.captured;
 	LT_CLAMP(len, sizeof(ev->hdr), sizeof(*ev));
 	err = bpf_ringbuf_output(&events, ev, len, flags);
@@ -587,7 +674,7 @@ static __always_inline void output(void *ctx, struct lt_config *cfg, struct lt_e
 
 /* Output one chunk of `size` bytes at user address `ubuf`. */
 static __always_inline void emit_chunk(void *ctx, struct lt_config *cfg, struct lt_event_buf *ev,
-				       struct lt_conn *conn, __u64 ubuf, __u32 size)
+				       struct lt_conn *conn, __u64 ubuf, __u32 size, bool batch)
 {
 	__u64 n = size < cfg->payload_cap ? size : cfg->payload_cap;
 
@@ -603,7 +690,7 @@ static __always_inline void emit_chunk(void *ctx, struct lt_config *cfg, struct 
 			ev->hdr.captured = n;
 	}
 	count(LT_COUNTER_BYTES, ev->hdr.captured);
-	output(ctx, cfg, ev);
+	output(ctx, cfg, ev, batch);
 }
 
 /* Output the chunks of an iovec array that together moved `left` bytes,
@@ -615,7 +702,7 @@ static __always_inline void emit_chunk(void *ctx, struct lt_config *cfg, struct 
  * clang reports the `#pragma unroll` it cannot honour, and -Werror stops it. */
 static __always_inline void emit_iov(void *ctx, struct lt_config *cfg, struct lt_event_buf *ev,
 				     struct lt_conn *conn, __u64 uiov, __u64 iovcnt, __u64 left,
-				     int max_iov)
+				     int max_iov, bool batch)
 {
 	struct lt_iovec iov;
 
@@ -628,7 +715,7 @@ static __always_inline void emit_iov(void *ctx, struct lt_config *cfg, struct lt
 		if (iov.iov_len == 0)
 			continue;
 		__u64 chunk = iov.iov_len < left ? iov.iov_len : left;
-		emit_chunk(ctx, cfg, ev, conn, iov.iov_base, chunk);
+		emit_chunk(ctx, cfg, ev, conn, iov.iov_base, chunk, batch);
 		left -= chunk;
 	}
 	/* Bytes beyond the iovecs followed: keep the offset true, so that user
@@ -666,6 +753,9 @@ static __always_inline int emit_data(void *ctx, struct lt_config *cfg, struct lt
 				     struct task_struct *task)
 {
 	struct lt_event_buf *ev = scratch_event();
+	/* The programs that read their arguments at the exit (5.15+: the only
+	 * ones given a task) gather their events in batches. */
+	bool batch = task != NULL;
 
 	if (!ev)
 		return 0;
@@ -674,16 +764,16 @@ static __always_inline int emit_data(void *ctx, struct lt_config *cfg, struct lt
 	if (layout == LT_PLAIN) {
 		if (direction == LT_EGRESS || args->addr)
 			use_call_addr(&ev->hdr, args->addr);
-		emit_chunk(ctx, cfg, ev, conn, args->buf, ret);
+		emit_chunk(ctx, cfg, ev, conn, args->buf, ret, batch);
 	} else if (layout == LT_IOV) {
-		emit_iov(ctx, cfg, ev, conn, args->buf, args->count, ret, MAX_IOV);
+		emit_iov(ctx, cfg, ev, conn, args->buf, args->count, ret, MAX_IOV, batch);
 	} else if (layout == LT_MSG) {
 		struct lt_user_msghdr msg;
 
 		if (read_user(&msg, sizeof(msg), (void *)args->buf))
 			return 0;
 		use_call_addr(&ev->hdr, msg.msg_name);
-		emit_iov(ctx, cfg, ev, conn, msg.msg_iov, msg.msg_iovlen, ret, MAX_IOV);
+		emit_iov(ctx, cfg, ev, conn, msg.msg_iov, msg.msg_iovlen, ret, MAX_IOV, batch);
 	} else {
 		struct lt_mmsghdr mmsg;
 
@@ -698,7 +788,7 @@ static __always_inline int emit_data(void *ctx, struct lt_config *cfg, struct lt
 			__builtin_memcpy(ev->hdr.raddr, conn->raddr, 16);
 			use_call_addr(&ev->hdr, mmsg.msg_hdr.msg_name);
 			emit_iov(ctx, cfg, ev, conn, mmsg.msg_hdr.msg_iov,
-				 mmsg.msg_hdr.msg_iovlen, mmsg.msg_len, MAX_MMSG_IOV);
+				 mmsg.msg_hdr.msg_iovlen, mmsg.msg_len, MAX_MMSG_IOV, batch);
 		}
 	}
 	return 0;
@@ -773,7 +863,7 @@ static __always_inline void emit_conn_event(void *ctx, struct lt_config *cfg,
 		return;
 	fill_header(&ev->hdr, key, conn, type, LT_EGRESS, syscall, NULL);
 	ev->hdr.offset = conn->offset[LT_EGRESS];
-	output(ctx, cfg, ev);
+	output(ctx, cfg, ev, false);
 }
 
 /* The Go TLS uprobes and the process watching tracepoints share this
@@ -822,6 +912,40 @@ DATA_PROGRAMS(sendmsg, LT_SYS_SENDMSG, LT_MSG, LT_EGRESS, 0, 0)
 DATA_PROGRAMS(recvmsg, LT_SYS_RECVMSG, LT_MSG, LT_INGRESS, 0, 0)
 DATA_PROGRAMS(sendmmsg, LT_SYS_SENDMMSG, LT_MMSG, LT_EGRESS, 0, 2)
 DATA_PROGRAMS(recvmmsg, LT_SYS_RECVMMSG, LT_MMSG, LT_INGRESS, 0, 2)
+
+#ifdef LT_BATCHES
+/* Run by user space (BPF_PROG_RUN) before it reads the ring, and after it
+ * detached the programs: every CPU's batch is output, so that an event stamped
+ * before that read is in the ring (or in a batch held right now, which the
+ * result says).  The tracer leaves it unloaded where it loads no lt_exitr_*. */
+SEC("syscall")
+int lt_flush_batches(struct lt_flush_result *result)
+{
+	struct lt_config *cfg = get_config();
+
+	if (!cfg)
+		return 0;
+	for (__u64 i = 0; i < BATCH_MAX_CPUS; i++) {
+		/* The key apart from the counter: a counter whose address is
+		 * taken lives on the stack, where the verifier loses its value
+		 * and takes the loop for an infinite one. */
+		__u32 cpu = i;
+		struct lt_batch *batch = bpf_map_lookup_elem(&batches, &cpu);
+
+		if (!batch)
+			break;
+		if (!batch->count)
+			continue;
+		if (__sync_lock_test_and_set(&batch->busy, 1)) {
+			result->held = 1; /* a store, not a count: the loop's states stay alike */
+			continue;
+		}
+		flush_batch(cfg, batch);
+		release_batch(batch);
+	}
+	return 0;
+}
+#endif
 
 /* ---- connection lifecycle --------------------------------------------- */
 

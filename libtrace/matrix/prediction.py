@@ -27,7 +27,7 @@ from ..bpf import kernel_features as features
 from ..bpf.build import Variant, object_path
 from ..bpf.objinfo import ObjectInfo, check_limits, inspect_object
 from ..errors import ConfigError
-from ..tracer.probe import ARGS_AT_EXIT_PREFIX
+from ..tracer.probe import with_args_at_exit_only
 
 Version = tuple[int, int]
 KernelConfig = dict[str, str]
@@ -118,9 +118,9 @@ def _object_info(variant: Variant) -> ObjectInfo:
     return inspect_object(object_path(variant))
 
 
-#: The data syscalls' exits that read their own arguments: the tracer loads
-#: them only where the kernel has the helpers they call, and the enter/exit
-#: pairs elsewhere (probe.choose_args_at_exit).
+#: The data syscalls' exits that read their own arguments (and the flush of
+#: their batches): the tracer loads them only where the kernel has the helpers
+#: they call, and the enter/exit pairs elsewhere (probe.choose_args_at_exit).
 ARGS_AT_EXIT_SINCE = max(
     features.helper_since("task_pt_regs"),
     features.helper_since("get_current_task_btf"),
@@ -131,7 +131,7 @@ def as_loaded(info: ObjectInfo, version: Version) -> ObjectInfo:
     """The object as the tracer loads it on a kernel of this version."""
     if version >= ARGS_AT_EXIT_SINCE:
         return info
-    kept = tuple(p for p in info.programs if not p.name.startswith(ARGS_AT_EXIT_PREFIX))
+    kept = tuple(p for p in info.programs if not with_args_at_exit_only(p.name))
     return replace(info, programs=kept)
 
 

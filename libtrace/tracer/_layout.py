@@ -27,6 +27,14 @@ MAX_IOV = 8
 #: Messages followed per sendmmsg/recvmmsg call, and iovecs per message.
 MAX_MMSG = 8
 MAX_MMSG_IOV = 2
+#: With the ring buffer and the 5.15+ helpers, small data events are gathered per CPU and output
+#: a batch at a time (one ring reservation for many): the most a batch holds (the tracer may set
+#: less: a small ring), and the largest event (header and payload) that goes through one; a
+#: larger one is output alone.
+BATCH_BYTES = 4096
+BATCH_EVENT_MAX = 1024
+#: CPUs whose batches lt_flush_batches walks at most.
+BATCH_MAX_CPUS = 1024
 #: Sockets tracked at once (LRU: the oldest idle one goes first).
 MAX_CONNS = 65536
 #: No BTF: forked children remembered (child pid -> parent pid), and sockets just closed (a
@@ -173,6 +181,31 @@ class RawConfig(ctypes.Structure):
         #: ring buffer: wake the reader once this much is pending
         ("wakeup_bytes", ctypes.c_uint32),
         ("fork_child_pid_offset", ctypes.c_uint32),
+        #: lt_exitr_*: output a CPU's batch once it holds this much; 0: no batches
+        ("batch_bytes", ctypes.c_uint32),
+    ]
+
+
+class RawBatch(ctypes.Structure):
+    """``struct lt_batch``."""
+
+    _fields_ = [
+        #: 1 while a program or the flush fills or empties it
+        ("busy", ctypes.c_uint64),
+        #: bytes in data
+        ("len", ctypes.c_uint32),
+        #: events in data
+        ("count", ctypes.c_uint32),
+        ("data", ctypes.c_uint8 * 5120),
+    ]
+
+
+class RawFlushResult(ctypes.Structure):
+    """``struct lt_flush_result``."""
+
+    _fields_ = [
+        #: nonzero: a batch was held by a program filling it; run again
+        ("held", ctypes.c_uint32),
     ]
 
 

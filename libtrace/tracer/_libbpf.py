@@ -116,6 +116,28 @@ class _OpenOpts(ctypes.Structure):
     ]
 
 
+class _TestRunOpts(ctypes.Structure):
+    """``struct bpf_test_run_opts`` of libbpf 1.1."""
+
+    _fields_ = [
+        ("sz", ctypes.c_size_t),
+        ("data_in", ctypes.c_void_p),
+        ("data_out", ctypes.c_void_p),
+        ("data_size_in", ctypes.c_uint32),
+        ("data_size_out", ctypes.c_uint32),
+        ("ctx_in", ctypes.c_void_p),
+        ("ctx_out", ctypes.c_void_p),
+        ("ctx_size_in", ctypes.c_uint32),
+        ("ctx_size_out", ctypes.c_uint32),
+        ("retval", ctypes.c_uint32),
+        ("repeat", ctypes.c_int),
+        ("duration", ctypes.c_uint32),
+        ("flags", ctypes.c_uint32),
+        ("cpu", ctypes.c_uint32),
+        ("batch_size", ctypes.c_uint32),
+    ]
+
+
 class _ProgInfo(ctypes.Structure):
     """``struct bpf_prog_info`` up to ``recursion_misses`` (5.12).  A kernel
     fills the fields it knows and leaves the rest as we zeroed them, so older
@@ -222,6 +244,7 @@ _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "bpf_program__set_expected_attach_type": (_I, [_P, _I]),
     "bpf_program__fd": (_I, [_P]),
     "bpf_obj_get_info_by_fd": (_I, [_I, _P, ctypes.POINTER(_U32T)]),
+    "bpf_prog_test_run_opts": (_I, [_I, ctypes.POINTER(_TestRunOpts)]),
     "bpf_program__autoattach": (_B, [_P]),
     "bpf_program__attach": (_P, [_P]),
     "bpf_program__attach_uprobe": (_P, [_P, _B, _I, _S, _SZ]),
@@ -416,6 +439,31 @@ def probe_helper(prog_type: int, helper_id: int) -> bool:
     return _probe(ret, f"probe helper {helper_id} for program type {prog_type}")
 
 
+class SyscallRunner:
+    """Runs a loaded ``SEC("syscall")`` program (BPF_PROG_RUN, 5.14+) on demand.
+
+    The program reads and writes ``ctx``, which the kernel copies in before
+    the run and back after it; the options are built once, since a tracer
+    runs its program before every read of the ring.
+    """
+
+    def __init__(self, prog_fd: int, name: str, ctx: ctypes.Structure) -> None:
+        self.ctx = ctx
+        self._fd = prog_fd
+        self._operation = f"run program {name}"
+        self._opts = _TestRunOpts(
+            sz=ctypes.sizeof(_TestRunOpts),
+            ctx_in=ctypes.addressof(ctx),
+            ctx_size_in=ctypes.sizeof(ctx),
+        )
+        self._opts_ref = ctypes.byref(self._opts)
+
+    def run(self) -> int:
+        """Run the program once; its return value."""
+        _check(libbpf().bpf_prog_test_run_opts(self._fd, self._opts_ref), self._operation)
+        return int(self._opts.retval)
+
+
 class BpfMap:
     """A map of a loaded :class:`BpfObject`, which owns the fd.
 
@@ -591,6 +639,10 @@ class BpfObject:
         """The fd of loaded program ``prog_name`` (owned by the object)."""
         operation = f"get the fd of program {prog_name}"
         return _check(libbpf().bpf_program__fd(self._prog(prog_name, operation)), operation)
+
+    def syscall_runner(self, prog_name: str, ctx: ctypes.Structure) -> SyscallRunner:
+        """A runner of loaded ``SEC("syscall")`` program ``prog_name`` with ``ctx``."""
+        return SyscallRunner(self.program_fd(prog_name), prog_name, ctx)
 
     def recursion_misses(self) -> int:
         """Runs of this object's loaded programs that the kernel skipped.

@@ -257,6 +257,30 @@ static int deliver(PyObject *event, const char *record, PyObject *events, PyObje
 	return failed;
 }
 
+/* Decode a ring record's events into their lists: one event, or a CPU's batch
+ * of them back to back, each starting 8-byte aligned (struct lt_batch in
+ * socket_trace.bpf.c).  1: all decoded; 0: a malformed one (it and the rest
+ * are dropped: where the next starts is unknown); -1: an exception is set. */
+static int decode_record(const char *record, uint32_t length, PyObject *events,
+			 PyObject *process)
+{
+	uint32_t at = 0;
+
+	do {
+		uint32_t captured;
+		PyObject *event;
+		int rc = decode(record + at, length - at, &event);
+
+		if (rc <= 0)
+			return rc;
+		memcpy(&captured, record + at + offsetof(struct lt_event, captured), 4);
+		if (deliver(event, record + at, events, process) < 0)
+			return -1;
+		at += (sizeof(struct lt_event) + captured + 7) & ~7u;
+	} while (at < length && length - at >= sizeof(struct lt_event));
+	return 1;
+}
+
 /* decode(record) -> SocketEvent | None: one record, as events.decode() without the errors. */
 static PyObject *py_decode(PyObject *self, PyObject *arg)
 {
@@ -463,13 +487,13 @@ static PyObject *py_consume(PyObject *self, PyObject *args)
 				uint32_t word = __atomic_load_n((const uint32_t *)(base + at),
 								__ATOMIC_ACQUIRE);
 				uint32_t length = word & ~(BUSY_BIT | DISCARD_BIT);
-				PyObject *event = NULL;
 				int rc = 1;
 
 				if (word & BUSY_BIT)
 					goto done;
 				if (!(word & DISCARD_BIT))
-					rc = decode(base + at + RECORD_HEADER, length, &event);
+					rc = decode_record(base + at + RECORD_HEADER, length, events,
+							   process);
 				/* Copied (or failed): the space goes back to the producers
 				 * before anything can raise, and the record is consumed. */
 				position += (length + RECORD_HEADER + 7) & ~(uint64_t)7;
@@ -479,12 +503,8 @@ static PyObject *py_consume(PyObject *self, PyObject *args)
 				count++;
 				if (rc < 0)
 					goto out;
-				if (rc == 0) {
+				if (rc == 0)
 					errors++;
-					continue;
-				}
-				if (deliver(event, base + at + RECORD_HEADER, events, process) < 0)
-					goto out;
 			}
 		}
 	}

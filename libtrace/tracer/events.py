@@ -48,7 +48,7 @@ __all__ = [
     "MAX_INFLIGHT", "MAX_PAYLOAD", "MAX_PAYLOAD_PERFBUF", "NATIVE_FIELDS", "PROCESS_EVENTS",
     "SCRATCH_SLOTS", "Counter", "DecodeError", "Direction", "EventFlag", "EventType", "GoAbi",
     "RawArgs", "RawConfig", "RawConn", "RawConnKey", "RawEvent", "RawGoProc", "SocketEvent",
-    "Syscall", "add_flags", "decode", "decode_python", "format_address",
+    "Syscall", "add_flags", "decode", "decode_batch", "decode_python", "format_address",
     "native_decoder", "with_changes",
 ]  # fmt: skip
 
@@ -362,7 +362,7 @@ def payload_bytes_reader() -> Callable[[list[SocketEvent]], int]:
     return _compiled_or("payload_bytes", payload_bytes_python)
 
 
-def decode(record: bytes) -> SocketEvent:
+def decode(record: bytes | memoryview) -> SocketEvent:
     """Decode one buffer record into a :class:`SocketEvent`.
 
     Raises:
@@ -377,7 +377,27 @@ def decode(record: bytes) -> SocketEvent:
     return decode_python(record)  # also for the error's message
 
 
-def decode_python(record: bytes) -> SocketEvent:
+def decode_batch(record: bytes) -> list[SocketEvent]:
+    """Decode one ring buffer record: an event, or a CPU's batch of them back to
+    back, each starting 8-byte aligned (``struct lt_batch`` in socket_trace.bpf.c).
+
+    Raises:
+        DecodeError: as :func:`decode`, for the first malformed event (the
+            events after it cannot be found).
+    """
+    view = memoryview(record)
+    out = []
+    at = 0
+    while len(view) - at >= HEADER_SIZE:
+        event = decode(view[at:])
+        out.append(event)
+        at += (HEADER_SIZE + event.captured + 7) & ~7
+    if not out:
+        decode(record)  # raises: too short for one event
+    return out
+
+
+def decode_python(record: bytes | memoryview) -> SocketEvent:
     """:func:`decode` in Python only (the reference the compiled decoder is tested against)."""
     if len(record) < HEADER_SIZE:
         raise DecodeError(f"event record of {len(record)} bytes, header needs {HEADER_SIZE}")

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from ..bpf.build import Variant
 from ..errors import ConfigError
-from . import _libbpf
+from . import _libbpf, batches
+from .batches import FLUSH_PROGRAM
 from .mounts import tracing_dir
 
 KERNEL_BTF = Path("/sys/kernel/btf/vmlinux")
@@ -26,6 +27,8 @@ COMPAT_SWITCHES = {
     "perf-uprobes": "Go TLS uprobes as perf events, one per probe (kernels before 6.6)",
     "enter-args": "data syscalls' arguments saved at sys_enter, not read at the exit "
     "(kernels before 5.15)",
+    "no-batch": "each data event its own ring record, not gathered per CPU into batches "
+    "(kernels before 5.15)",
 }
 
 #: The syscalls that move bytes (socket_trace.bpf.c's DATA_PROGRAMS).
@@ -36,6 +39,13 @@ DATA_SYSCALLS = (
 #: The data syscalls' exit programs that read their own arguments are named so
 #: (socket_trace.bpf.c's DATA_EXIT_REGS), where Variant.args_at_exit has them.
 ARGS_AT_EXIT_PREFIX = "lt_exitr_"
+
+
+def with_args_at_exit_only(program: str) -> bool:
+    """Whether the tracer loads ``program`` only where the data syscalls' exits
+    read their own arguments (5.15+): those exits, and the flush of the
+    batches they gather their events in."""
+    return program.startswith(ARGS_AT_EXIT_PREFIX) or program == FLUSH_PROGRAM
 #: Syscall tracepoints every variant attaches to.
 SYSCALLS = (*DATA_SYSCALLS, "connect", "accept", "accept4", "close")
 #: Extra ones the no-BTF variant needs to track sockets.
@@ -130,6 +140,27 @@ def choose_args_at_exit(
         return False
     if not features.task_pt_regs:
         reasons.append(f"{feature}: off (the kernel lacks it)")
+        return False
+    reasons.append(f"{feature}: on")
+    return True
+
+
+def choose_batches(
+    variant: Variant, args_at_exit: bool, force: frozenset[str], reasons: list[str]
+) -> bool:
+    """Whether the data syscalls' exit programs gather their events per CPU and
+    output a batch as one ring record (see batches.py), with the reason
+    appended to ``reasons``.  Only those programs do (5.15+), and only into the
+    ring buffer."""
+    feature = "data events gathered per CPU into batches"
+    if "no-batch" in force:
+        reasons.append(f"{feature}: off (forced by no-batch)")
+        return False
+    if not (variant.batches and args_at_exit):
+        reasons.append(f"{feature}: off (only the ring buffer's exit-only programs have them)")
+        return False
+    if not batches.supported(_libbpf.num_possible_cpus()):
+        reasons.append(f"{feature}: off (more CPUs than the flush walks)")
         return False
     reasons.append(f"{feature}: on")
     return True

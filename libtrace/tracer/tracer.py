@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 from ..bpf.build import Variant, object_path
 from ..errors import BpfError, ConfigError, PrivilegeError, UnsupportedKernelError
 from . import _libbpf, _uprobe_multi, perfbuf, proc, ringbuf
+from .batches import FLUSH_PROGRAM, BatchFlush, batch_bytes
 from .events import (
     DEFAULT_PAYLOAD_CAP,
     MAX_FILTER,
@@ -43,6 +44,7 @@ from .events import (
     SocketEvent,
     Syscall,
     decode,
+    decode_batch,
     payload_bytes_reader,
 )
 from .golang.attach import ALL_PROGRAMS as GO_TLS_PROGRAMS
@@ -59,6 +61,7 @@ from .probe import (
     SYSCALLS,
     KernelFeatures,
     choose_args_at_exit,
+    choose_batches,
     choose_variant,
     probe_features,
 )
@@ -218,9 +221,15 @@ class Tracer:
         #: The data syscalls' exit programs read their own arguments (no enter
         #: programs for them); see probe.choose_args_at_exit.
         self.args_at_exit = False
+        #: Those programs gather their events per CPU (see batches.py).
+        self.batching = False
+        #: Outputs the batches before each read (None: no batches).
+        self._flush: BatchFlush | None = None
         self._object: _libbpf.BpfObject | None = None
         #: blocked syscalls found at attach that the full inflight map could not take
         self._seeded_full = 0
+        #: events left in the batches once detached and flushed (see _detach_and_read_all)
+        self._unflushed = 0
         self._buffer: (
             ringbuf.MappedRingBuffer
             | _libbpf.RingBuffer
@@ -273,6 +282,9 @@ class Tracer:
         self.args_at_exit = choose_args_at_exit(
             self.features, self.variant, self.config.force_compat, self.reasons
         )
+        self.batching = choose_batches(
+            self.variant, self.args_at_exit, self.config.force_compat, self.reasons
+        )
         wanted = SYSCALLS + (FD_SYSCALLS if self.variant.btf else NO_BTF_SYSCALLS)
         missing = [name for name in wanted if name not in self.features.syscall_tracepoints]
         if set(SYSCALLS) <= set(missing):
@@ -303,6 +315,8 @@ class Tracer:
             go_tls = False
             obj, multi = self._load(path, missing, go_tls=False)
         self._write_config(obj)
+        if self.batching:
+            self._flush = BatchFlush(obj)
         if not self.variant.btf:
             self._no_btf = NoBtfIdentity()
             self._seed_sockets(obj)
@@ -385,6 +399,10 @@ class Tracer:
             # SCRATCH_SLOTS scratch events per CPU, indexed by CPU and turn.
             obj.resize_map("scratch", _libbpf.num_possible_cpus() * SCRATCH_SLOTS)
             obj.resize_map("inflight", self.config.inflight_entries)
+            if self.variant.batches:
+                obj.resize_map("batches", _libbpf.num_possible_cpus())  # one per CPU
+                if not self.batching:
+                    obj.set_autoload(FLUSH_PROGRAM, False)
             code = linux_version_code()
             if code is not None:
                 # uname()'s version, libbpf's default, is not what 4.14.y/4.19.y compare.
@@ -437,6 +455,7 @@ class Tracer:
             filter_pids=int(bool(self.config.pids)),
             filter_ports=int(bool(self.config.ports)),
             wakeup_bytes=min(self.config.wakeup_bytes, self.config.buffer_bytes // 4),
+            batch_bytes=batch_bytes(self.config.buffer_bytes) if self.batching else 0,
             fork_child_pid_offset=tracepoint_field_offset("sched/sched_process_fork", "child_pid")
             or FORK_CHILD_PID_CLASSIC,
         )
@@ -494,10 +513,16 @@ class Tracer:
         if self.go_tls is not None:
             self.go_tls.close()
         obj.detach_all()
+        if self._flush is not None:
+            self._flush()  # what the programs gathered and had not output yet
         if self._buffer is not None:
             # One consume hands over at most MAX_BATCH: read until empty.
             while self._buffer.consume():
                 pass
+        if self._flush is not None:
+            # Held by a program that never let go (preempted past the flush's
+            # retries): never output, so counted lost, not left unsaid.
+            self._unflushed = self._flush.pending()
         self._refresh_kernel_counters(obj)
 
     def close(self) -> None:
@@ -524,17 +549,19 @@ class Tracer:
 
     def _on_record(self, data: bytes) -> None:
         try:
-            event = decode(data)
+            # A ring record may be a batch (a perf sample is one event, padded).
+            events = decode_batch(data) if self.batching else [decode(data)]
         except DecodeError as exc:
             self._stats.decode_errors += 1
             log.warning("dropped a malformed event: %s", exc)
             return
-        if event.type in PROCESS_EVENTS:
-            self._stats.process_events += 1
-            if self.go_tls is not None:
-                self.go_tls.on_event(event)
-            return
-        self._queue.append(event)
+        for event in events:
+            if event.type in PROCESS_EVENTS:
+                self._stats.process_events += 1
+                if self.go_tls is not None:
+                    self.go_tls.on_event(event)
+            else:
+                self._queue.append(event)
 
     def _on_events(
         self, events: list[SocketEvent], process: list[SocketEvent], not_events: int
@@ -577,6 +604,8 @@ class Tracer:
             return self._hand_over()
         self._buffer.poll(timeout_ms)
         mark = time.monotonic_ns()
+        if self._flush is not None:
+            self._flush()  # after the mark: what was stamped before it is in the ring
         # Programs skip wakeups while little is pending: collect that too.
         self._buffer.consume()
         if self.go_tls is not None:
@@ -630,7 +659,7 @@ class Tracer:
         self._stats.missed = obj.recursion_misses()
         # The programs count every failed output; perf's own lost records
         # count the same drops, so take the larger, never the sum.
-        self._stats.lost = max(total(Counter.LOST), self._perf_lost)
+        self._stats.lost = max(total(Counter.LOST), self._perf_lost) + self._unflushed
         if self._drained:
             # Once drained, all that the programs output has been read.  On old
             # kernels (4.14, 4.19 here; not 5.4) bpf_perf_event_output returns 0

@@ -11,13 +11,21 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from libtrace.bpf.build import ALL_VARIANTS, OLDEST_VARIANT, object_path
 from libtrace.bpf.objinfo import check_limits, inspect_object
-from libtrace.tracer.probe import FD_SYSCALLS, NO_BTF_SYSCALLS, SYSCALLS
+from libtrace.tracer.batches import FLUSH_PROGRAM
+from libtrace.tracer.probe import (
+    DATA_SYSCALLS,
+    FD_SYSCALLS,
+    NO_BTF_SYSCALLS,
+    SYSCALLS,
+    with_args_at_exit_only,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,12 +47,27 @@ OLD_INSN_LIMIT = 4096
 
 @pytest.mark.parametrize("variant", ALL_VARIANTS, ids=[v.name for v in ALL_VARIANTS])
 def test_every_variant_fits_the_old_instruction_limit_without_loops(variant):
+    """Every program that kernels before 5.15 load (the exits that read their own
+    arguments and the flush of their batches load only on 5.15+: see the next test)."""
     info = inspect_object(object_path(variant))
     assert info.license == "GPL"
     for program in info.programs:
+        if with_args_at_exit_only(program.name):
+            continue
         assert program.instructions <= OLD_INSN_LIMIT, program.name
         assert program.back_edges == 0, program.name
         assert program.bpf_calls == 0, program.name
+
+
+@pytest.mark.parametrize("variant", [v for v in ALL_VARIANTS if v.args_at_exit],
+                         ids=lambda v: v.name)  # fmt: skip
+def test_the_programs_only_5_15_loads_need_no_more_than_5_15(variant):
+    info = inspect_object(object_path(variant))
+    newest = tuple(p for p in info.programs if with_args_at_exit_only(p.name))
+    assert len(newest) == len(DATA_SYSCALLS) + variant.batches
+    assert check_limits(replace(info, programs=newest), (5, 15)) == []
+    flush = [p for p in newest if p.name == FLUSH_PROGRAM]
+    assert [(p.section, p.back_edges > 0) for p in flush] == [("syscall", True)] * variant.batches
 
 
 @pytest.mark.parametrize("variant", ALL_VARIANTS, ids=[v.name for v in ALL_VARIANTS])
@@ -59,6 +82,8 @@ def test_every_variant_has_one_program_per_hooked_syscall_edge(variant):
     # Forked children inherit their parent's sockets (no BTF), or start a fresh
     # fd generation (BTF).
     expected.add("tracepoint/sched/sched_process_fork")
+    if variant.batches:  # run by the tracer, attached nowhere
+        expected.add("syscall")
     assert {p.section for p in info.programs} == expected
 
 

@@ -36,13 +36,15 @@ VARIANTS = {
     "oldest": frozenset({"perfbuf", "probe-read", "no-btf"}),
     # The enter/exit pairs where the kernel would read the arguments at the exit.
     "enter-args": frozenset({"enter-args"}),
+    # Each event its own ring record where the exits would gather them per CPU.
+    "no-batch": frozenset({"no-batch"}),
 }
 VARIANT_PARAMS = [
     pytest.param(
         name,
         id=name,
         marks=[]
-        if name in ("native", "enter-args")
+        if name in ("native", "enter-args", "no-batch")
         else [pytest.mark.variant_capability(f"compat_{name.replace('-', '_')}")],
     )
     for name in VARIANTS
@@ -58,6 +60,7 @@ class Capture:
     events: list[SocketEvent]
     lost: int
     args_at_exit: bool
+    batching: bool
 
     @property
     def data(self) -> list[SocketEvent]:
@@ -89,7 +92,8 @@ def capture(request: pytest.FixtureRequest) -> Any:
         # Closed before the tests run: before 4.15 a tracepoint takes one BPF
         # program, and other tests start tracers of their own.
         yield Capture(
-            compat, tracer.variant, peer.layout, ledger, events, lost, tracer.args_at_exit
+            compat, tracer.variant, peer.layout, ledger, events, lost, tracer.args_at_exit,
+            tracer.batching,
         )
     finally:
         peer.finish()
@@ -107,6 +111,10 @@ def test_programs_attach_and_deliver(capture, record_property):
     # One exit program per data syscall where the kernel allows it (5.15+).
     old_paths = {"enter-args", "no-btf", "probe-read"}
     assert capture.args_at_exit == (features.task_pt_regs and not capture.compat & old_paths)
+    # Gathered per CPU by those exits, into the ring buffer only.
+    assert capture.batching == (
+        capture.args_at_exit and capture.variant.ringbuf and "no-batch" not in capture.compat
+    )
 
 
 @pytest.mark.capability("buffer")
