@@ -628,7 +628,10 @@ static __always_inline bool batch_event(struct lt_config *cfg, struct lt_event_b
 	LT_CLAMP(len, sizeof(ev->hdr), BATCH_EVENT_MAX);
 	if (bpf_probe_read_kernel(batch->data + at, len, ev) == 0) {
 		batch->len = at + ((len + 7) & ~7ULL);
-		batch->count += 1;
+		if (batch->count++ == 0)
+			batch->first_ns = ev->hdr.ts_ns;
+		else if (ev->hdr.ts_ns - batch->first_ns > BATCH_AGE_NS)
+			flush_batch(cfg, batch);
 	} else {
 		count(LT_COUNTER_LOST, 1);
 	}

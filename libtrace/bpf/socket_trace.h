@@ -36,6 +36,9 @@
  * event (header and payload) that goes through one; a larger one is output alone. */
 #define BATCH_BYTES 4096
 #define BATCH_EVENT_MAX 1024
+/* A batch whose first event is older than this is output with its next one:
+ * the reader's time order then waits for no CPU that gathers slowly. */
+#define BATCH_AGE_NS 1000000
 /* CPUs whose batches lt_flush_batches walks at most. */
 #define BATCH_MAX_CPUS 1024
 /* Sockets tracked at once (LRU: the oldest idle one goes first). */
@@ -142,9 +145,10 @@ struct lt_config {
  * lt_flush_batches (before each read).  One reservation and commit per batch
  * instead of per event: they were a third of a data event's BPF time. */
 struct lt_batch {
-	__u64 busy;  /* 1 while a program or the flush fills or empties it */
-	__u32 len;   /* bytes in data */
-	__u32 count; /* events in data */
+	__u64 busy;     /* 1 while a program or the flush fills or empties it */
+	__u32 len;      /* bytes in data */
+	__u32 count;    /* events in data */
+	__u64 first_ns; /* the first event's timestamp */
 	__u8 data[BATCH_BYTES + BATCH_EVENT_MAX];
 };
 

@@ -33,6 +33,9 @@ MAX_MMSG_IOV = 2
 #: larger one is output alone.
 BATCH_BYTES = 4096
 BATCH_EVENT_MAX = 1024
+#: A batch whose first event is older than this is output with its next one: the reader's time
+#: order then waits for no CPU that gathers slowly.
+BATCH_AGE_NS = 1000000
 #: CPUs whose batches lt_flush_batches walks at most.
 BATCH_MAX_CPUS = 1024
 #: Sockets tracked at once (LRU: the oldest idle one goes first).
@@ -196,6 +199,8 @@ class RawBatch(ctypes.Structure):
         ("len", ctypes.c_uint32),
         #: events in data
         ("count", ctypes.c_uint32),
+        #: the first event's timestamp
+        ("first_ns", ctypes.c_uint64),
         ("data", ctypes.c_uint8 * 5120),
     ]
 

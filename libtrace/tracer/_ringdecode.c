@@ -451,7 +451,7 @@ static PyObject *py_consume(PyObject *self, PyObject *args)
 	unsigned long long mask;
 	long long limit;
 	Py_buffer consumer = {0}, producer = {0}, data = {0};
-	Py_ssize_t count = 0, errors = 0;
+	Py_ssize_t count = 0, errors = 0, handed = 0;
 	PyObject *result = NULL;
 
 	if (!PyArg_ParseTuple(args, "OOOKLO!O!", &consumer_obj, &producer_obj, &data_obj, &mask,
@@ -460,7 +460,7 @@ static PyObject *py_consume(PyObject *self, PyObject *args)
 	if (!configured())
 		return NULL;
 	if (limit <= 0)
-		limit = -1; /* count never gets there */
+		limit = PY_SSIZE_T_MAX;
 	if (PyObject_GetBuffer(consumer_obj, &consumer, PyBUF_WRITABLE) < 0)
 		return NULL;
 	if (PyObject_GetBuffer(producer_obj, &producer, PyBUF_SIMPLE) < 0)
@@ -480,13 +480,14 @@ static PyObject *py_consume(PyObject *self, PyObject *args)
 		for (;;) {
 			uint64_t end = __atomic_load_n(producer_pos, __ATOMIC_ACQUIRE);
 
-			if (position >= end || count == limit)
+			if (position >= end || handed >= limit)
 				break;
-			while (position < end && count != limit) {
+			while (position < end && handed < limit) {
 				uint64_t at = position & mask;
 				uint32_t word = __atomic_load_n((const uint32_t *)(base + at),
 								__ATOMIC_ACQUIRE);
 				uint32_t length = word & ~(BUSY_BIT | DISCARD_BIT);
+				Py_ssize_t before = PyList_GET_SIZE(events) + PyList_GET_SIZE(process);
 				int rc = 1;
 
 				if (word & BUSY_BIT)
@@ -501,6 +502,9 @@ static PyObject *py_consume(PyObject *self, PyObject *args)
 				if (word & DISCARD_BIT)
 					continue;
 				count++;
+				/* The limit counts events: a record may be a batch of them. */
+				handed += Py_MAX(1, PyList_GET_SIZE(events) + PyList_GET_SIZE(process) -
+							    before);
 				if (rc < 0)
 					goto out;
 				if (rc == 0)

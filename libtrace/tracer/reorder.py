@@ -20,7 +20,7 @@ is output (the payload copy lies between), so releasing stops
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_right, insort_right
 from collections.abc import Callable, Iterable
 
 from .events import SocketEvent, time_reader
@@ -31,17 +31,22 @@ from .events import SocketEvent, time_reader
 MARGIN_NS = 50_000_000
 
 
+#: Events of one read older than the newest held one that are inserted one by
+#: one (each moves the held pointers after it); more merge as two runs.
+FEW_LATE = 32
+
+
 class TimeOrder:
     """A holding area that releases events in timestamp order.
 
     What is held stays sorted.  Each read's events are sorted once on arrival
     (they come almost in order: the ring buffer is one queue, the perf
     buffer's rings are each in order, so Timsort's run merging makes it close
-    to linear, in C) and appended; only a read whose first event is older than
-    the newest held one makes the whole holding area sort again.  Held events
-    wait up to the margin (50 ms), many reads, so sorting them on every read,
-    as this did, cost a key call per held event per read: more than all the
-    rest of the tracer's work per event.  The sorts are stable: equal
+    to linear, in C) and appended; the events of a read older than the newest
+    held one are inserted where they belong (see :meth:`add`).  Held events
+    wait up to the margin (50 ms), many reads, so sorting them all on every
+    read, as this did, cost a key call per held event per read: more than all
+    the rest of the tracer's work per event.  The sorts are stable: equal
     timestamps keep their arrival order.
     """
 
@@ -63,9 +68,24 @@ class TimeOrder:
         if not batch:
             return
         held, start = self._held, self._start
+        if len(held) == start or key(batch[0]) >= key(held[-1]):
+            held += batch
+            return
+        # Some overtook what is held: common with the BPF programs' per-CPU
+        # batches, where a quiet CPU's batch brings a few events older than
+        # the other CPU's last ones.  A few are each put where they belong
+        # (a move of the pointers after them); more merge the two runs from
+        # where the first belongs.  Sorting all that is held, as this did, cost
+        # a key call per held event per read.
+        late = bisect_right(batch, key(held[-1]), key=key)
+        if late <= FEW_LATE:
+            for event in batch[:late]:
+                insort_right(held, event, lo=start, key=key)
+            held += batch[late:]
+            return
+        at = bisect_right(held, key(batch[0]), lo=start, key=key)
         held += batch
-        if len(held) - start > len(batch) and batch[0].ts_ns < held[-len(batch) - 1].ts_ns:
-            held[start:] = sorted(held[start:], key=key)  # one overtook: merge the two runs
+        held[at:] = sorted(held[at:], key=key)
 
     def release(self, mark_ns: int | None) -> list[SocketEvent]:
         """Events stamped before ``mark_ns - margin``, oldest first; all with None."""

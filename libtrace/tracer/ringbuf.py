@@ -74,7 +74,9 @@ class MappedRingBuffer:
         on_events: EventSink | None = None,
     ) -> None:
         """``max_batch`` > 0 caps the records one :meth:`poll` or :meth:`consume`
-        hands over, so one call ends even while producers keep producing.
+        hands over (the events, with the compiled decoder: a record may be a
+        CPU's batch of them, taken whole), so one call ends even while
+        producers keep producing.
 
         With ``on_events`` and the compiled decoder, records are decoded into
         :class:`~libtrace.tracer.events.SocketEvent` in compiled code, and each

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from libtrace import Direction, EventType
 from libtrace.tracer.events import with_changes
-from libtrace.tracer.reorder import TimeOrder
+from libtrace.tracer.reorder import FEW_LATE, TimeOrder
 
 from ..records._events import Socket
 
@@ -65,7 +65,8 @@ class _SortEveryTime:
         return out
 
 
-@given(st.lists(st.tuples(st.lists(st.integers(0, 50), max_size=8), st.integers(0, 60)),
+# Reads of up to 40: more than FEW_LATE late events take the merge of two runs.
+@given(st.lists(st.tuples(st.lists(st.integers(0, 50), max_size=40), st.integers(0, 60)),
                 max_size=12))  # fmt: skip
 def test_releases_equal_sorting_everything_held_on_every_read(
     reads: list[tuple[list[int], int]],
@@ -81,4 +82,19 @@ def test_releases_equal_sorting_everything_held_on_every_read(
         reference.add(batch)
         assert order.release(mark) == reference.release(mark)
         assert len(order) == len(reference.held)
+    assert order.release(None) == reference.release(None)
+
+
+def test_a_few_late_events_and_many_both_land_where_they_belong() -> None:
+    """A quiet CPU's batch brings a few events older than the newest held (each
+    inserted), a large one many (two runs merged): both paths, against the reference."""
+    base = Socket(pid=10, fd=3).event(EventType.DATA, Direction.EGRESS, b"")
+    order, reference = TimeOrder(margin_ns=0), _SortEveryTime(margin_ns=0)
+    reads = [list(range(0, 400, 2)), [5, 7, 301], [*range(1, 399, 4), 500, 501]]
+    assert 3 <= FEW_LATE < len(reads[2]) - 2
+    for number, stamps in enumerate(reads):
+        batch = [with_changes(base, {"ts_ns": ts, "data": b"%d.%d" % (number, i)})
+                 for i, ts in enumerate(stamps)]  # fmt: skip
+        order.add(batch)
+        reference.add(batch)
     assert order.release(None) == reference.release(None)
