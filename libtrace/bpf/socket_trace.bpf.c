@@ -610,18 +610,23 @@ static __always_inline void release_batch(struct lt_batch *batch)
 }
 
 /* Add the scratch event of `len` bytes to this CPU's batch; false if it must
- * be output alone (too large, or the batch is held: a preempted program on
- * this CPU, or the flush, is filling or emptying it). */
+ * be output alone: too large (what the batch holds is output first, so that
+ * the chunks of one call, which share a timestamp, reach the ring in their
+ * order), or the batch is held (a preempted program on this CPU, or the
+ * flush, is filling or emptying it). */
 static __always_inline bool batch_event(struct lt_config *cfg, struct lt_event_buf *ev, __u64 len)
 {
 	__u32 cpu = bpf_get_smp_processor_id();
 	struct lt_batch *batch = bpf_map_lookup_elem(&batches, &cpu);
 	__u64 at;
 
-	if (!batch || len > BATCH_EVENT_MAX || len > cfg->batch_bytes)
+	if (!batch || __sync_lock_test_and_set(&batch->busy, 1))
 		return false;
-	if (__sync_lock_test_and_set(&batch->busy, 1))
+	if (len > BATCH_EVENT_MAX || len > cfg->batch_bytes) {
+		flush_batch(cfg, batch);
+		release_batch(batch);
 		return false;
+	}
 	if (batch->len + len > cfg->batch_bytes)
 		flush_batch(cfg, batch);
 	at = batch->len & (BATCH_BYTES - 1); /* < BATCH_BYTES: the event fits after it */

@@ -34,13 +34,22 @@ def _batches_expected(compat: frozenset[str] = frozenset()) -> bool:
     return features.task_pt_regs and features.ringbuf and not compat & {"no-batch", "perfbuf"}
 
 
+#: The command byte for one sendmsg of a small chunk, then one too large for a batch.
+SMALL_THEN_LARGE = 255
+LARGE = b"L" * 2000
+
+
 def _sender(commands: int, replies: int) -> None:
-    """In the child: per command byte N, send N messages on a loopback connection."""
+    """In the child: per command byte N, send N messages on a loopback connection
+    (or, for SMALL_THEN_LARGE, one call of two chunks)."""
     with socket.create_server(("127.0.0.1", 0)) as listener:
         client = socket.create_connection(listener.getsockname())
         server, _ = listener.accept()
     while count := os.read(commands, 1):
-        for _ in range(count[0]):
+        if count[0] == SMALL_THEN_LARGE:
+            client.sendmsg([MESSAGE, LARGE])
+            server.recv(len(MESSAGE) + len(LARGE), socket.MSG_WAITALL)
+        for _ in range(count[0] % SMALL_THEN_LARGE):
             client.send(MESSAGE)
             server.recv(len(MESSAGE))  # one message at a time: one event per send
         os.write(replies, b"k")
@@ -116,6 +125,17 @@ def test_a_stop_delivers_what_waited_in_the_batches() -> None:
     assert [e.offset for e in sends] == [i * len(MESSAGE) for i in range(200)]
     assert stats.lost == 0
     assert stats.kernel_events == stats.events + stats.dropped + stats.process_events
+
+
+def test_the_chunks_of_one_call_keep_their_order() -> None:
+    """A call's chunks share one timestamp, so the time order keeps them in
+    arrival order: a large chunk output alone must not pass the small one
+    before it that waits in the batch."""
+    with _child() as child, Tracer(pids=(child[0],)) as tracer:
+        _send(child, SMALL_THEN_LARGE)
+        sends = _sends(drain(tracer), child[0])
+    assert [(e.data, e.offset) for e in sends] == [(MESSAGE, 0), (LARGE, len(MESSAGE))]
+    assert sends[0].ts_ns == sends[1].ts_ns
 
 
 def test_a_small_ring_gets_batches_it_can_hold() -> None:
