@@ -48,8 +48,6 @@ class BatchFlush:
         self._result = RawFlushResult()
         self._runner = obj.syscall_runner(FLUSH_PROGRAM, self._result)
         self._batches = obj.map("batches")
-        #: flushes that left a batch behind, held by its program all along
-        self.left_held = 0
 
     def pending(self) -> int:
         """Events the CPUs' batches hold now."""
@@ -66,4 +64,3 @@ class BatchFlush:
             if not result.held:
                 return
             time.sleep(HELD_PAUSE_S)
-        self.left_held += 1

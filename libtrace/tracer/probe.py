@@ -40,12 +40,6 @@ DATA_SYSCALLS = (
 #: (socket_trace.bpf.c's DATA_EXIT_REGS), where Variant.args_at_exit has them.
 ARGS_AT_EXIT_PREFIX = "lt_exitr_"
 
-
-def with_args_at_exit_only(program: str) -> bool:
-    """Whether the tracer loads ``program`` only where the data syscalls' exits
-    read their own arguments (5.15+): those exits, and the flush of the
-    batches they gather their events in."""
-    return program.startswith(ARGS_AT_EXIT_PREFIX) or program == FLUSH_PROGRAM
 #: Syscall tracepoints every variant attaches to.
 SYSCALLS = (*DATA_SYSCALLS, "connect", "accept", "accept4", "close")
 #: Extra ones the no-BTF variant needs to track sockets.
@@ -54,6 +48,13 @@ NO_BTF_SYSCALLS = ("socket", "bind")
 #: non-sockets follows (where one is missing, close_range before 5.9 or dup2
 #: on arm64, nothing can call it).
 FD_SYSCALLS = ("close_range", "dup2", "dup3", "execve", "execveat")
+
+
+def with_args_at_exit_only(program: str) -> bool:
+    """Whether the tracer loads ``program`` only where the data syscalls' exits
+    read their own arguments (5.15+): those exits, and the flush of the
+    batches they gather their events in."""
+    return program.startswith(ARGS_AT_EXIT_PREFIX) or program == FLUSH_PROGRAM
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
