@@ -80,6 +80,26 @@ def test_overhead_quick_prints_its_json(compat: tuple[str, ...]) -> None:
 
 @pytest.mark.root
 @pytest.mark.bpf
+def test_the_empty_programs_floor_is_charged_per_syscall() -> None:
+    # The overhead benchmark's floor: empty programs on read's and write's exits
+    # are charged some time for every read and write of a file copy.
+    from benchmarks._bpf_floor import empty_program_ns
+    from benchmarks._bpf_stats import bpf_stats
+
+    count = 20_000
+
+    def copy() -> None:
+        subprocess.run(["dd", "if=/dev/zero", "of=/dev/null", "bs=64", f"count={count}"],
+                       check=True, capture_output=True)  # fmt: skip
+
+    with bpf_stats() as on:
+        assert on
+        floor = empty_program_ns(copy, 2 * count)
+    assert floor is not None and floor > 0
+
+
+@pytest.mark.root
+@pytest.mark.bpf
 @needs_cc
 @pytest.mark.parametrize("compat", COMPAT)
 def test_drain_quick_prints_its_json(compat: tuple[str, ...]) -> None:

@@ -131,12 +131,17 @@ struct {
 /* Per thread group: a generation that moves whenever an fd number may have
  * been freed (close, close_range, dup2/dup3 over an open fd, exec closing
  * close-on-exec fds).  A number that holds a file keeps that file until one
- * of those, so a `not_sockets` entry of the current generation is true. */
+ * of those, so a `not_sockets` entry of the current generation is true.  An
+ * array, not a hash: its lookup is a few inlined instructions, and a file's
+ * read or write asks for the generation every time (a hash lookup cost about
+ * a fifth of that path); a thread group shares its slot (pid modulo
+ * FD_GEN_SLOTS) with the groups 32768 pids away, and takes it back from them
+ * with a fresh generation. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, MAX_FD_GENS);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, FD_GEN_SLOTS);
 	__type(key, __u32);
-	__type(value, __u64);
+	__type(value, struct lt_fd_gen);
 } fd_gens SEC(".maps");
 #endif
 
@@ -387,22 +392,34 @@ static __always_inline struct lt_conn *track_conn(struct lt_conn_key *key, __u64
 	return bpf_map_lookup_elem(&conns, key);
 }
 
-/* This thread group's fd generation.  A group met for the first time (or whose
- * entry was evicted, or whose pid was reused: the fork program drops the
- * child's entry) starts from the clock, beyond any generation an old entry of
- * `not_sockets` can hold (each increment stands for a syscall, which takes
- * longer than the nanosecond it adds). */
+static __always_inline struct lt_fd_gen *fd_gen_slot(__u32 pid)
+{
+	__u32 slot = pid & (FD_GEN_SLOTS - 1);
+
+	return bpf_map_lookup_elem(&fd_gens, &slot);
+}
+
+/* This thread group's fd generation.  A group met for the first time (or that
+ * lost its slot to another, or whose pid was reused: the fork program frees
+ * the child's slot) starts from the clock, beyond any generation an old entry
+ * of `not_sockets` can hold (each increment stands for a syscall, which takes
+ * longer than the nanosecond it adds).  The slot's two fields are written
+ * apart: a group that raced another for its slot may read the other's
+ * generation, but that, too, is a clock reading no old entry of its own holds,
+ * so the race only makes it forget (the safe way). */
 static __always_inline __u64 fd_gen(__u32 pid)
 {
-	__u64 *gen = bpf_map_lookup_elem(&fd_gens, &pid);
+	struct lt_fd_gen *slot = fd_gen_slot(pid);
 	__u64 fresh;
 
-	if (gen)
-		return *gen;
+	if (slot && slot->pid == pid)
+		return slot->gen;
 	fresh = bpf_ktime_get_ns();
-	bpf_map_update_elem(&fd_gens, &pid, &fresh, BPF_NOEXIST);
-	gen = bpf_map_lookup_elem(&fd_gens, &pid);
-	return gen ? *gen : fresh;
+	if (slot) {
+		slot->gen = fresh;
+		slot->pid = pid;
+	}
+	return fresh;
 }
 
 /* An fd number of this thread group may have been freed: every `not_sockets`
@@ -412,10 +429,10 @@ static __always_inline __u64 fd_gen(__u32 pid)
 static __always_inline int fds_changed(void)
 {
 	__u32 pid = bpf_get_current_pid_tgid() >> 32;
-	__u64 *gen = bpf_map_lookup_elem(&fd_gens, &pid);
+	struct lt_fd_gen *slot = fd_gen_slot(pid);
 
-	if (gen)
-		__sync_fetch_and_add(gen, 1);
+	if (slot && slot->pid == pid)
+		__sync_fetch_and_add(&slot->gen, 1);
 	return 0;
 }
 
@@ -1101,8 +1118,11 @@ int lt_sched_process_fork(void *ctx)
 #ifdef LT_WITH_BTF
 	/* A reused pid starts a fresh fd generation: the old process's
 	 * `not_sockets` entries are not the child's (child is a thread id too,
-	 * where it is a new thread; no thread group has that key then). */
-	bpf_map_delete_elem(&fd_gens, &child);
+	 * where it is a new thread; no thread group holds that slot then). */
+	struct lt_fd_gen *slot = fd_gen_slot(child);
+
+	if (slot && slot->pid == child)
+		slot->pid = 0;
 #else
 	/* Runs in the parent: its thread group is the one sockets are keyed by. */
 	__u32 parent = bpf_get_current_pid_tgid() >> 32;

@@ -48,9 +48,10 @@
 #define MAX_FORKS 4096
 #define MAX_CLOSED 1024
 /* BTF: fds known not to be traced sockets (files, pipes, unix sockets), and
- * the thread groups whose fd generation is followed (see is_traced_fd()). */
+ * the slots of the thread groups' fd generations (a power of two: a thread
+ * group's slot is its pid modulo it; see fd_gen()). */
 #define MAX_NOT_SOCKETS 65536
-#define MAX_FD_GENS 16384
+#define FD_GEN_SLOTS 32768
 /* In-flight syscalls tracked at once (one per thread inside a syscall). */
 #define MAX_INFLIGHT 16384
 /* Entries of the pid and port filters. */
@@ -153,6 +154,14 @@ struct lt_batch {
 };
 
 /* What lt_flush_batches tells user space (its context, copied back). */
+/* BTF: one slot of the `fd_gens` array, the fd generation of the thread
+ * group that holds it (see fd_gen()). */
+struct lt_fd_gen {
+	__u32 pid; /* the thread group (0: a free slot) */
+	__u32 pad;
+	__u64 gen; /* its generation */
+};
+
 struct lt_flush_result {
 	__u32 held; /* nonzero: a batch was held by a program filling it; run again */
 };

@@ -44,10 +44,11 @@ MAX_CONNS = 65536
 #: parent that forks a handler closes its copy at once).
 MAX_FORKS = 4096
 MAX_CLOSED = 1024
-#: BTF: fds known not to be traced sockets (files, pipes, unix sockets), and the thread groups
-#: whose fd generation is followed (see is_traced_fd()).
+#: BTF: fds known not to be traced sockets (files, pipes, unix sockets), and the slots of the
+#: thread groups' fd generations (a power of two: a thread group's slot is its pid modulo it; see
+#: fd_gen()).
 MAX_NOT_SOCKETS = 65536
-MAX_FD_GENS = 16384
+FD_GEN_SLOTS = 32768
 #: In-flight syscalls tracked at once (one per thread inside a syscall).
 MAX_INFLIGHT = 16384
 #: Entries of the pid and port filters.
@@ -202,6 +203,18 @@ class RawBatch(ctypes.Structure):
         #: the first event's timestamp
         ("first_ns", ctypes.c_uint64),
         ("data", ctypes.c_uint8 * 5120),
+    ]
+
+
+class RawFdGen(ctypes.Structure):
+    """``struct lt_fd_gen``."""
+
+    _fields_ = [
+        #: the thread group (0: a free slot)
+        ("pid", ctypes.c_uint32),
+        ("pad", ctypes.c_uint32),
+        #: its generation
+        ("gen", ctypes.c_uint64),
     ]
 
 
