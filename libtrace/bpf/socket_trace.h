@@ -153,7 +153,6 @@ struct lt_batch {
 	__u8 data[BATCH_BYTES + BATCH_EVENT_MAX];
 };
 
-/* What lt_flush_batches tells user space (its context, copied back). */
 /* BTF: one slot of the `fd_gens` array, the fd generation of the thread
  * group that holds it (see fd_gen()). */
 struct lt_fd_gen {
@@ -162,6 +161,7 @@ struct lt_fd_gen {
 	__u64 gen; /* its generation */
 };
 
+/* What lt_flush_batches tells user space (its context, copied back). */
 struct lt_flush_result {
 	__u32 held; /* nonzero: a batch was held by a program filling it; run again */
 };
