@@ -227,12 +227,17 @@ static __always_inline struct lt_event_buf *scratch_event(void)
 	return bpf_map_lookup_elem(&scratch, &key);
 }
 
+/* Atomically, though the counters are per CPU: where programs are preemptible
+ * (Debian's 7.x), a program preempted between the load and the store of a
+ * plain `+=` would write back over what another program on its CPU (or the
+ * batches' flush) counted meanwhile, and `events` or `lost` would no longer
+ * add up. */
 static __always_inline void count(__u32 counter, __u64 n)
 {
 	__u64 *value = bpf_map_lookup_elem(&counters, &counter);
 
 	if (value)
-		*value += n;
+		__sync_fetch_and_add(value, n);
 }
 
 /* A map update that failed for want of room (not because BPF_NOEXIST found
@@ -600,8 +605,7 @@ static __always_inline __u64 wakeup_flags(struct lt_config *cfg)
 static __always_inline void flush_batch(struct lt_config *cfg, struct lt_batch *batch)
 {
 	__u32 n = batch->count;
-	__u32 counter;
-	__u64 len = batch->len, flags, *value;
+	__u64 len = batch->len, flags;
 	long err;
 
 	if (!n)
@@ -609,12 +613,7 @@ static __always_inline void flush_batch(struct lt_config *cfg, struct lt_batch *
 	flags = wakeup_flags(cfg);
 	LT_CLAMP(len, 1, sizeof(batch->data));
 	err = bpf_ringbuf_output(&events, batch->data, len, flags);
-	/* Atomically: lt_flush_batches runs preemptible, and a program on its
-	 * CPU may count meanwhile. */
-	counter = err ? LT_COUNTER_LOST : LT_COUNTER_EVENTS;
-	value = bpf_map_lookup_elem(&counters, &counter);
-	if (value)
-		__sync_fetch_and_add(value, n);
+	count(err ? LT_COUNTER_LOST : LT_COUNTER_EVENTS, n);
 	batch->len = 0;
 	batch->count = 0;
 }
