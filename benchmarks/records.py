@@ -20,7 +20,8 @@ by own time say what limits the consumer.
 
 Run from the repository root::
 
-    python3 -m benchmarks.records [--requests N] [--buffer-mb MB] [--quick] [--save-events FILE]
+    python3 -m benchmarks.records [--requests N] [--buffer-mb MB] [--compat perfbuf,...]
+                                  [--quick] [--save-events FILE]
     python3 -m benchmarks.records --replay FILE [--runs N]
 
 ``--save-events`` keeps the live run's events (pickled, mode 0600); ``--replay`` is the
@@ -45,6 +46,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from libtrace import SocketEvent, Tracer, TracerConfig
+from libtrace.cli import compat_list
 from libtrace.output import open_private
 from libtrace.records import RecordPipeline
 
@@ -212,6 +214,12 @@ def main(argv: list[str] | None = None) -> int:
         default=DEFAULT_BUFFER_MB,
         help=f"ring buffer MiB, a power of two (default {DEFAULT_BUFFER_MB})",
     )
+    parser.add_argument(
+        "--compat",
+        type=compat_list,
+        default=frozenset(),
+        help="force old-kernel paths: perfbuf,probe-read,no-btf",
+    )
     parser.add_argument("--quick", action="store_true", help="a tiny smoke run (for tests)")
     parser.add_argument("--save-events", metavar="FILE", help="keep the live run's events")
     parser.add_argument(
@@ -247,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
             pids=(server_pid(port),),
             payload_cap=PAYLOAD_CAP,
             buffer_bytes=args.buffer_mb << 20,
+            force_compat=args.compat,
             go_tls=False,
         )
         before = commands_run(port)
@@ -265,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
                 stop(proc)
             cpu = cpu_seconds() - cpu
             stats = tracer.stats()
+            variant = tracer.reasons
         if proc.returncode != 0:
             raise RuntimeError(f"redis-benchmark exited with {proc.returncode}: {err.strip()}")
         # The INFO that read `before` ran after it counted: one more command.
@@ -296,6 +306,8 @@ def main(argv: list[str] | None = None) -> int:
         "target": TARGET_RPS,
         "goal": GOAL_RPS,
         "ok": stats.lost == 0 and records == server_commands,
+        "compat": sorted(args.compat),
+        "variant": variant,
         "redis_benchmark": out.strip().splitlines()[1:],
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "cpus": os.cpu_count(),

@@ -11,15 +11,16 @@ from benchmarks.records import replay_file, save_events
 from libtrace import EventType
 from libtrace.output import PRIVATE_MODE
 
-from ..test_benchmarks import needs_redis, run_benchmark
+from ..test_benchmarks import COMPAT, needs_redis, run_benchmark
 from ._events import Socket
 
 
 @pytest.mark.root
 @pytest.mark.bpf
 @needs_redis
-def test_records_quick_prints_its_json() -> None:
-    result = run_benchmark("-m", "benchmarks.records")
+@pytest.mark.parametrize("compat", COMPAT)
+def test_records_quick_prints_its_json(compat: tuple[str, ...]) -> None:
+    result = run_benchmark("-m", "benchmarks.records", *compat)
 
     assert result["benchmark"] == "records"
     assert "redis-benchmark" in result["workload"] and "-P 16" in result["workload"]
@@ -28,6 +29,10 @@ def test_records_quick_prints_its_json() -> None:
     assert result["lost"] == 0
     assert result["records"] == result["server_commands"] >= result["requests"]
     assert result["ok"] is True
+    assert result["compat"] == sorted(compat[1].split(",") if compat else [])
+    assert any(reason.startswith("BPF ring buffer: off") for reason in result["variant"]) == (
+        "perfbuf" in result["compat"]
+    )
     assert result["records_per_s"] > 0 and result["events_per_s"] > 0
     assert result["pipeline_records_per_s"] > 0
     assert len(result["profile_top10"]) == 10
