@@ -352,7 +352,7 @@ static __always_inline void emit_process_event(void *ctx, __u8 type)
 	if (!ev)
 		return;
 	fill_header(&ev->hdr, &key, &none, type, LT_EGRESS, 0, NULL);
-	output(ctx, cfg, ev, false);
+	output(ctx, cfg, ev);
 }
 
 SEC("tracepoint/sched/sched_process_exec")

@@ -660,13 +660,19 @@ static __always_inline void add_to_batch(struct lt_config *cfg, struct lt_batch 
 	release_batch(batch);
 }
 
-/* Add the scratch event of `len` bytes to this CPU's batch; false if it must
- * be output alone: too large (what the batch holds is output first, so that
- * the chunks of one call, which share a timestamp, reach the ring in their
+/* A chunk of `n` captured bytes at user address `ubuf`, with the header in
+ * the scratch event, written straight into this CPU's batch: the header
+ * copied, the payload read from the user into its place (no copy through the
+ * scratch event, ~40 ns an event).  False if the caller must output it alone:
+ * too large for a batch (what the batch holds is output first, so that the
+ * chunks of one call, which share a timestamp, reach the ring in their
  * order), or the batch is held. */
-static __always_inline bool batch_event(struct lt_config *cfg, struct lt_event_buf *ev, __u64 len)
+static __always_inline bool batch_chunk(struct lt_config *cfg, struct lt_event_buf *ev,
+					__u64 ubuf, __u64 n)
 {
+	__u64 len = sizeof(ev->hdr) + n;
 	struct lt_batch *batch = hold_batch(cfg, len);
+	struct lt_event *hdr;
 	__u64 at;
 
 	if (!batch)
@@ -676,35 +682,6 @@ static __always_inline bool batch_event(struct lt_config *cfg, struct lt_event_b
 		release_batch(batch);
 		return false;
 	}
-	at = batch_end(batch);
-	LT_CLAMP(len, sizeof(ev->hdr), BATCH_EVENT_MAX);
-	if (bpf_probe_read_kernel(batch->data + at, len, ev)) {
-		count(LT_COUNTER_LOST, 1);
-		release_batch(batch);
-		return true;
-	}
-	add_to_batch(cfg, batch, at, len, ev->hdr.ts_ns);
-	return true;
-}
-
-/* A chunk of `n` captured bytes at user address `ubuf`, with the header in
- * the scratch event, written straight into this CPU's batch: the header
- * copied, the payload read from the user into its place (no copy through the
- * scratch event, ~40 ns an event).  False if it does not fit or the batch is
- * held: the caller then takes the scratch path (output()), which outputs it
- * after what the batch holds. */
-static __always_inline bool batch_chunk(struct lt_config *cfg, struct lt_event_buf *ev,
-					__u64 ubuf, __u64 n)
-{
-	struct lt_batch *batch;
-	struct lt_event *hdr;
-	__u64 at;
-
-	if (sizeof(ev->hdr) + n > BATCH_EVENT_MAX || sizeof(ev->hdr) + n > cfg->batch_bytes)
-		return false;
-	batch = hold_batch(cfg, sizeof(ev->hdr) + n);
-	if (!batch)
-		return false;
 	at = batch_end(batch);
 	hdr = (struct lt_event *)(batch->data + at);
 	__builtin_memcpy(hdr, &ev->hdr, sizeof(*hdr));
@@ -726,12 +703,10 @@ static __always_inline bool batch_chunk(struct lt_config *cfg, struct lt_event_b
 }
 #endif
 
-/* Output the event in the scratch buffer: its header and `captured` bytes.
- * The size is read back from the header here, after every other helper call,
- * so that nothing holds it across a call (see LT_CLAMP).  `batch`: through
- * this CPU's batch where it can (a constant: false compiles the batch away). */
-static __always_inline void output(void *ctx, struct lt_config *cfg, struct lt_event_buf *ev,
-				   bool batch)
+/* Output the event in the scratch buffer, alone: its header and `captured`
+ * bytes.  The size is read back from the header here, after every other
+ * helper call, so that nothing holds it across a call (see LT_CLAMP). */
+static __always_inline void output(void *ctx, struct lt_config *cfg, struct lt_event_buf *ev)
 {
 	long err;
 	__u64 len;
@@ -743,10 +718,6 @@ static __always_inline void output(void *ctx, struct lt_config *cfg, struct lt_e
 		count(LT_COUNTER_LOST, 1);
 		return;
 	}
-#ifdef LT_BATCHES
-	if (batch && cfg->batch_bytes && batch_event(cfg, ev, sizeof(ev->hdr) + ev->hdr.captured))
-		return;
-#endif
 #if LT_RINGBUF
 	__u64 flags = wakeup_flags(cfg);
 
@@ -761,7 +732,8 @@ static __always_inline void output(void *ctx, struct lt_config *cfg, struct lt_e
 	count(err ? LT_COUNTER_LOST : LT_COUNTER_EVENTS, 1);
 }
 
-/* Output one chunk of `size` bytes at user address `ubuf`. */
+/* Output one chunk of `size` bytes at user address `ubuf`; `batch`: through
+ * this CPU's batch where it can (a constant: false compiles the batch away). */
 static __always_inline void emit_chunk(void *ctx, struct lt_config *cfg, struct lt_event_buf *ev,
 				       struct lt_conn *conn, __u64 ubuf, __u32 size, bool batch)
 {
@@ -783,7 +755,7 @@ static __always_inline void emit_chunk(void *ctx, struct lt_config *cfg, struct 
 			ev->hdr.captured = n;
 	}
 	count(LT_COUNTER_BYTES, ev->hdr.captured);
-	output(ctx, cfg, ev, batch);
+	output(ctx, cfg, ev);
 }
 
 /* Output the chunks of an iovec array that together moved `left` bytes,
@@ -956,7 +928,7 @@ static __always_inline void emit_conn_event(void *ctx, struct lt_config *cfg,
 		return;
 	fill_header(&ev->hdr, key, conn, type, LT_EGRESS, syscall, NULL);
 	ev->hdr.offset = conn->offset[LT_EGRESS];
-	output(ctx, cfg, ev, false);
+	output(ctx, cfg, ev);
 }
 
 /* The Go TLS uprobes and the process watching tracepoints share this
