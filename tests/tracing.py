@@ -66,13 +66,19 @@ class Peer:
 def wait_until_tracing(stderr: IO[str]) -> str:
     """Read ``libtrace trace``'s stderr up to its "tracing" line (the programs are
     attached); what came before it (a first run compiling the BPF objects) is
-    returned with it.  Fails if the trace ends first."""
-    seen = ""
-    while "libtrace: tracing" not in seen:
-        line = stderr.readline()
-        assert line, "libtrace trace ended before tracing: " + seen + stderr.read()
-        seen += line
-    return seen
+    returned with it.  Fails if the trace ends first.
+
+    It reads the pipe itself, a byte at a time, not through ``stderr``: the file
+    object reads ahead, and what it buffered past the line is lost to a later
+    ``Popen.communicate()``, which reads the pipe's fd (the Go TLS summary line,
+    printed right after "tracing", went missing so, now and then)."""
+    seen = b""
+    while not (b"libtrace: tracing" in seen and seen.endswith(b"\n")):
+        byte = os.read(stderr.fileno(), 1)
+        rest = stderr.read() if not byte else ""
+        assert byte, "libtrace trace ended before tracing: " + seen.decode() + rest
+        seen += byte
+    return seen.decode()
 
 
 def drain(tracer: Tracer, timeout: float = 10.0) -> list[SocketEvent]:
