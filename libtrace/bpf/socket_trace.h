@@ -47,10 +47,12 @@
  * just closed (a parent that forks a handler closes its copy at once). */
 #define MAX_FORKS 4096
 #define MAX_CLOSED 1024
-/* BTF: fds known not to be traced sockets (files, pipes, unix sockets), and
- * the slots of the thread groups' fd generations (a power of two: a thread
- * group's slot is its pid modulo it; see fd_gen()). */
-#define MAX_NOT_SOCKETS 65536
+/* BTF: the slots of the memory of fds known not to be traced sockets (files,
+ * pipes, unix sockets; a power of two: see not_socket_slot()), and those of
+ * the thread groups' fd generations (a power of two: a thread group's slot is
+ * its pid modulo it; see fd_gen()). */
+#define NOT_SOCKET_SLOTS 65536
+#define NOT_SOCKET_BITS 16
 #define FD_GEN_SLOTS 32768
 /* In-flight syscalls tracked at once (one per thread inside a syscall). */
 #define MAX_INFLIGHT 16384

@@ -44,10 +44,11 @@ MAX_CONNS = 65536
 #: parent that forks a handler closes its copy at once).
 MAX_FORKS = 4096
 MAX_CLOSED = 1024
-#: BTF: fds known not to be traced sockets (files, pipes, unix sockets), and the slots of the
-#: thread groups' fd generations (a power of two: a thread group's slot is its pid modulo it; see
-#: fd_gen()).
-MAX_NOT_SOCKETS = 65536
+#: BTF: the slots of the memory of fds known not to be traced sockets (files, pipes, unix
+#: sockets; a power of two: see not_socket_slot()), and those of the thread groups' fd
+#: generations (a power of two: a thread group's slot is its pid modulo it; see fd_gen()).
+NOT_SOCKET_SLOTS = 65536
+NOT_SOCKET_BITS = 16
 FD_GEN_SLOTS = 32768
 #: In-flight syscalls tracked at once (one per thread inside a syscall).
 MAX_INFLIGHT = 16384

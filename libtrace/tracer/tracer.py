@@ -77,8 +77,8 @@ log = logging.getLogger(__name__)
 _DATA_SYSCALL_IDS = frozenset(Syscall[name.upper()] for name in DATA_SYSCALLS)
 
 #: The hash maps :meth:`Tracer.occupancy` counts (those whose entries come and go;
-#: ``fd_gens`` is an array, of a fixed size).
-OCCUPANCY_MAPS = ("inflight", "conns", "not_sockets", "forks", "closed",
+#: ``fd_gens`` and ``not_sockets`` are arrays, of a fixed size).
+OCCUPANCY_MAPS = ("inflight", "conns", "forks", "closed",
                   "go_procs", "go_inflight", "tls_conns")  # fmt: skip
 #: The programs that make the others forget what they know of an fd number (a
 #: close, or a number reused by dup2, close_range or exec; a pid reused): attached
