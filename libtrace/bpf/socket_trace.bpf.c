@@ -339,6 +339,20 @@ static __always_inline bool read_sockaddr(__u64 uaddr, __u16 *family, __u16 *por
 	return true;
 }
 
+/* A per-call sockaddr (sendto's destination, recvfrom's source, msg_name)
+ * names the peer of an unconnected datagram socket. */
+static __always_inline void use_call_addr(struct lt_event *hdr, __u64 uaddr)
+{
+	__u16 family = 0, port = 0;
+	__u8 addr[16];
+
+	if (read_sockaddr(uaddr, &family, &port, addr) && family == hdr->family) {
+		hdr->rport = port;
+		__builtin_memcpy(hdr->raddr, addr, 16);
+		hdr->flags |= LT_FLAG_ADDR_FROM_CALL;
+	}
+}
+
 #ifdef LT_WITH_BTF
 /* What read_sock_identity() found behind an fd. */
 enum lt_fd_kind {
@@ -627,6 +641,19 @@ static __always_inline void fill_header(struct lt_event *hdr, struct lt_conn_key
 	hdr->captured = 0;
 }
 
+/* Give a chunk of `size` bytes its place in its socket's stream in its
+ * direction, and move the stream on past it; false if the port filter drops
+ * it (its bytes still count in the offsets). */
+static __always_inline bool place_chunk(struct lt_config *cfg, struct lt_event *hdr,
+					struct lt_conn *conn, __u32 size)
+{
+	hdr->size = size;
+	hdr->offset = conn->offset[hdr->direction & 1];
+	__sync_fetch_and_add(&conn->offset[hdr->direction & 1], size);
+	hdr->captured = 0;
+	return port_traced(cfg, hdr->lport, hdr->rport);
+}
+
 #if LT_RINGBUF
 /* The flags of a ring output: wake the reader only once enough is pending
  * (a wakeup per event costs the traced program more than the copy does). */
@@ -740,6 +767,46 @@ static __always_inline bool batch_chunk(struct lt_config *cfg, struct lt_event_b
 	add_to_batch(cfg, batch, at, sizeof(*hdr) + hdr->captured, hdr->ts_ns);
 	return true;
 }
+
+/* A plain call's one chunk (read, write, sendto, recvfrom) assembled where it
+ * goes, in this CPU's batch: the header filled there, the payload read into
+ * place.  No scratch event, no copy of the header, and no check that another
+ * program took the scratch slot meanwhile (~20 ns an event).  False if the
+ * caller must take the scratch path: no batches, a chunk too large for one
+ * (that path outputs what the batch holds first), or the batch held. */
+static __always_inline bool batch_plain(struct lt_config *cfg, struct lt_conn_key *key,
+					struct lt_conn *conn, struct lt_args *args, __u32 size,
+					__u8 direction, struct task_struct *task)
+{
+	__u64 n = size < cfg->payload_cap ? size : cfg->payload_cap;
+	__u64 len = sizeof(struct lt_event) + n;
+	struct lt_batch *batch;
+	struct lt_event *hdr;
+	__u64 at;
+
+	if (len > BATCH_EVENT_MAX || len > cfg->batch_bytes)
+		return false;
+	batch = hold_batch(cfg, len);
+	if (!batch)
+		return false;
+	at = batch_end(batch);
+	hdr = (struct lt_event *)(batch->data + at);
+	fill_header(hdr, key, conn, LT_EVENT_DATA, direction, args->syscall, task);
+	if (direction == LT_EGRESS || args->addr)
+		use_call_addr(hdr, args->addr);
+	if (!place_chunk(cfg, hdr, conn, size)) {
+		release_batch(batch);
+		return true;
+	}
+	if (n > 0) {
+		LT_CLAMP(n, 1, BATCH_EVENT_MAX - sizeof(*hdr));
+		if (read_user(hdr + 1, n, (void *)args->buf) == 0)
+			hdr->captured = n;
+	}
+	count(LT_COUNTER_BYTES, hdr->captured);
+	add_to_batch(cfg, batch, at, sizeof(*hdr) + hdr->captured, hdr->ts_ns);
+	return true;
+}
 #endif
 
 /* Output the event in the scratch buffer, alone: its header and `captured`
@@ -778,12 +845,8 @@ static __always_inline void emit_chunk(void *ctx, struct lt_config *cfg, struct 
 {
 	__u64 n = size < cfg->payload_cap ? size : cfg->payload_cap;
 
-	ev->hdr.size = size;
-	ev->hdr.offset = conn->offset[ev->hdr.direction & 1];
-	__sync_fetch_and_add(&conn->offset[ev->hdr.direction & 1], size);
-	if (!port_traced(cfg, ev->hdr.lport, ev->hdr.rport))
+	if (!place_chunk(cfg, &ev->hdr, conn, size))
 		return;
-	ev->hdr.captured = 0;
 #ifdef LT_BATCHES
 	if (batch && cfg->batch_bytes && batch_chunk(cfg, ev, ubuf, n))
 		return;
@@ -828,20 +891,6 @@ static __always_inline void emit_iov(void *ctx, struct lt_config *cfg, struct lt
 		__sync_fetch_and_add(&conn->offset[ev->hdr.direction & 1], left);
 }
 
-/* A per-call sockaddr (sendto's destination, recvfrom's source, msg_name)
- * names the peer of an unconnected datagram socket. */
-static __always_inline void use_call_addr(struct lt_event *hdr, __u64 uaddr)
-{
-	__u16 family = 0, port = 0;
-	__u8 addr[16];
-
-	if (read_sockaddr(uaddr, &family, &port, addr) && family == hdr->family) {
-		hdr->rport = port;
-		__builtin_memcpy(hdr->raddr, addr, 16);
-		hdr->flags |= LT_FLAG_ADDR_FROM_CALL;
-	}
-}
-
 /* How the exit program finds the bytes. */
 enum lt_layout {
 	LT_PLAIN, /* (buf, count) */
@@ -856,11 +905,17 @@ static __always_inline int emit_data(void *ctx, struct lt_config *cfg, struct lt
 				     enum lt_layout layout, __u8 direction,
 				     struct task_struct *task)
 {
-	struct lt_event_buf *ev = scratch_event();
 	/* The programs that read their arguments at the exit (5.15+: the only
 	 * ones given a task) gather their events in batches. */
 	bool batch = task != NULL;
+	struct lt_event_buf *ev;
 
+#ifdef LT_BATCHES
+	if (batch && layout == LT_PLAIN &&
+	    batch_plain(cfg, key, conn, args, ret, direction, task))
+		return 0;
+#endif
+	ev = scratch_event();
 	if (!ev)
 		return 0;
 	fill_header(&ev->hdr, key, conn, LT_EVENT_DATA, direction, args->syscall, task);
