@@ -757,7 +757,6 @@ static __always_inline bool batch_chunk(struct lt_config *cfg, struct lt_event_b
 		if (read_user(hdr + 1, n, (void *)ubuf) == 0)
 			hdr->captured = n;
 	}
-	count(LT_COUNTER_BYTES, hdr->captured);
 	if (hdr->tid != (__u32)bpf_get_current_pid_tgid()) {
 		/* The scratch slot was another program's by then (see output()). */
 		count(LT_COUNTER_LOST, 1);
@@ -803,7 +802,6 @@ static __always_inline bool batch_plain(struct lt_config *cfg, struct lt_conn_ke
 		if (read_user(hdr + 1, n, (void *)args->buf) == 0)
 			hdr->captured = n;
 	}
-	count(LT_COUNTER_BYTES, hdr->captured);
 	add_to_batch(cfg, batch, at, sizeof(*hdr) + hdr->captured, hdr->ts_ns);
 	return true;
 }
@@ -856,7 +854,6 @@ static __always_inline void emit_chunk(void *ctx, struct lt_config *cfg, struct 
 		if (read_user(ev->data, n, (void *)ubuf) == 0)
 			ev->hdr.captured = n;
 	}
-	count(LT_COUNTER_BYTES, ev->hdr.captured);
 	output(ctx, cfg, ev);
 }
 

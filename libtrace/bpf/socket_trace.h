@@ -172,7 +172,6 @@ struct lt_flush_result {
 enum lt_counter {
 	LT_COUNTER_EVENTS = 0, /* events output */
 	LT_COUNTER_LOST,       /* events the buffer had no room for */
-	LT_COUNTER_BYTES,      /* payload bytes captured */
 	LT_COUNTER_INFLIGHT_FULL,    /* syscalls whose arguments found inflight full: their bytes unseen */
 	LT_COUNTER_CONNS_FULL,       /* sockets whose identity found conns full: their bytes unseen */
 	LT_COUNTER_GO_INFLIGHT_FULL, /* Go TLS calls that found go_inflight full: their plaintext unseen */

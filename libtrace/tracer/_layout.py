@@ -235,15 +235,13 @@ class Counter(enum.IntEnum):
     EVENTS = 0
     #: events the buffer had no room for
     LOST = 1
-    #: payload bytes captured
-    BYTES = 2
     #: syscalls whose arguments found inflight full: their bytes unseen
-    INFLIGHT_FULL = 3
+    INFLIGHT_FULL = 2
     #: sockets whose identity found conns full: their bytes unseen
-    CONNS_FULL = 4
+    CONNS_FULL = 3
     #: Go TLS calls that found go_inflight full: their plaintext unseen
-    GO_INFLIGHT_FULL = 5
-    MAX = 6
+    GO_INFLIGHT_FULL = 4
+    MAX = 5
 
 
 class RawConnKey(ctypes.Structure):
