@@ -641,6 +641,12 @@ static __always_inline void fill_header(struct lt_event *hdr, struct lt_conn_key
 	hdr->captured = 0;
 }
 
+/* How many of a chunk's `size` bytes are captured: up to the payload cap. */
+static __always_inline __u64 capped(struct lt_config *cfg, __u32 size)
+{
+	return size < cfg->payload_cap ? size : cfg->payload_cap;
+}
+
 /* Give a chunk of `size` bytes its place in its socket's stream in its
  * direction, and move the stream on past it; false if the port filter drops
  * it (its bytes still count in the offsets). */
@@ -726,6 +732,24 @@ static __always_inline void add_to_batch(struct lt_config *cfg, struct lt_batch 
 	release_batch(batch);
 }
 
+/* Whether an event of `len` bytes may go into a batch at all. */
+static __always_inline bool fits_batch(struct lt_config *cfg, __u64 len)
+{
+	return len <= BATCH_EVENT_MAX && len <= cfg->batch_bytes;
+}
+
+/* Read up to `n` bytes at user address `ubuf` into their place right after
+ * `hdr`, an event in a held batch; its `captured` (0 until then) says whether
+ * they came. */
+static __always_inline void batch_payload(struct lt_event *hdr, __u64 ubuf, __u64 n)
+{
+	if (n > 0) {
+		LT_CLAMP(n, 1, BATCH_EVENT_MAX - sizeof(*hdr));
+		if (read_user(hdr + 1, n, (void *)ubuf) == 0)
+			hdr->captured = n;
+	}
+}
+
 /* A chunk of `n` captured bytes at user address `ubuf`, with the header in
  * the scratch event, written straight into this CPU's batch: the header
  * copied, the payload read from the user into its place (no copy through the
@@ -743,20 +767,15 @@ static __always_inline bool batch_chunk(struct lt_config *cfg, struct lt_event_b
 
 	if (!batch)
 		return false;
-	if (len > BATCH_EVENT_MAX || len > cfg->batch_bytes) {
+	if (!fits_batch(cfg, len)) {
 		flush_batch(cfg, batch);
 		release_batch(batch);
 		return false;
 	}
 	at = batch_end(batch);
 	hdr = (struct lt_event *)(batch->data + at);
-	__builtin_memcpy(hdr, &ev->hdr, sizeof(*hdr));
-	hdr->captured = 0;
-	if (n > 0) {
-		LT_CLAMP(n, 1, BATCH_EVENT_MAX - sizeof(*hdr));
-		if (read_user(hdr + 1, n, (void *)ubuf) == 0)
-			hdr->captured = n;
-	}
+	__builtin_memcpy(hdr, &ev->hdr, sizeof(*hdr)); /* captured: 0 (place_chunk) */
+	batch_payload(hdr, ubuf, n);
 	if (hdr->tid != (__u32)bpf_get_current_pid_tgid()) {
 		/* The scratch slot was another program's by then (see output()). */
 		count(LT_COUNTER_LOST, 1);
@@ -777,13 +796,13 @@ static __always_inline bool batch_plain(struct lt_config *cfg, struct lt_conn_ke
 					struct lt_conn *conn, struct lt_args *args, __u32 size,
 					__u8 direction, struct task_struct *task)
 {
-	__u64 n = size < cfg->payload_cap ? size : cfg->payload_cap;
+	__u64 n = capped(cfg, size);
 	__u64 len = sizeof(struct lt_event) + n;
 	struct lt_batch *batch;
 	struct lt_event *hdr;
 	__u64 at;
 
-	if (len > BATCH_EVENT_MAX || len > cfg->batch_bytes)
+	if (!fits_batch(cfg, len))
 		return false;
 	batch = hold_batch(cfg, len);
 	if (!batch)
@@ -797,11 +816,7 @@ static __always_inline bool batch_plain(struct lt_config *cfg, struct lt_conn_ke
 		release_batch(batch);
 		return true;
 	}
-	if (n > 0) {
-		LT_CLAMP(n, 1, BATCH_EVENT_MAX - sizeof(*hdr));
-		if (read_user(hdr + 1, n, (void *)args->buf) == 0)
-			hdr->captured = n;
-	}
+	batch_payload(hdr, args->buf, n);
 	add_to_batch(cfg, batch, at, sizeof(*hdr) + hdr->captured, hdr->ts_ns);
 	return true;
 }
@@ -841,7 +856,7 @@ static __always_inline void output(void *ctx, struct lt_config *cfg, struct lt_e
 static __always_inline void emit_chunk(void *ctx, struct lt_config *cfg, struct lt_event_buf *ev,
 				       struct lt_conn *conn, __u64 ubuf, __u32 size, bool batch)
 {
-	__u64 n = size < cfg->payload_cap ? size : cfg->payload_cap;
+	__u64 n = capped(cfg, size);
 
 	if (!place_chunk(cfg, &ev->hdr, conn, size))
 		return;

@@ -95,13 +95,13 @@ def capture(request: pytest.FixtureRequest) -> Any:
         with Tracer(pids=(peer.pid,), force_compat=compat) as tracer:
             ledger = peer.run()
             events = drain(tracer)
-            lost, missed = tracer.stats().lost, tracer.stats().missed
+            stats = tracer.stats()
             assert tracer.variant is not None
         # Closed before the tests run: before 4.15 a tracepoint takes one BPF
         # program, and other tests start tracers of their own.
         yield Capture(
-            compat, tracer.variant, peer.layout, ledger, events, lost, tracer.args_at_exit,
-            tracer.batching, missed,
+            compat, tracer.variant, peer.layout, ledger, events, stats.lost,
+            tracer.args_at_exit, tracer.batching, stats.missed,
         )
     finally:
         peer.finish()
