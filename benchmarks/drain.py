@@ -5,7 +5,9 @@ into a temporary directory) holds a loopback TCP connection to a forked
 reader child that only drains it, and on command writes 64-byte chunks at a
 given rate for a given time: every ``write()`` is one event.  Several writer
 processes (``--writers``, default 2) share each step's rate, so that one
-writer's own speed is not the limit.  The tracer is filtered to the writers'
+writer's own speed is not the limit.  With ``--per-call N`` (up to 8) a
+writer sends its chunks N at a time with ``sendmmsg()``, still one event per
+chunk (one per message), for one syscall per N chunks.  The tracer is filtered to the writers'
 pids, so the readers' reads are not traced, and the main loop drains events
 while the writers run.
 
@@ -31,6 +33,7 @@ says which it is.
 Run from the repository root::
 
     python3 benchmarks/drain.py [--seconds S] [--rates 50000,100000,...] [--compat perfbuf,...]
+                                [--writers N] [--per-call N]
 
 It prints one JSON object on stdout (progress goes to stderr).
 """
@@ -81,6 +84,9 @@ DEFAULT_BUDGET_S = 80.0
 TARGET_EPS = 1_000_000
 #: Writer processes (so that one writer's speed is not the limit).
 DEFAULT_WRITERS = 2
+#: Most chunks per sendmmsg() call (drain_writer.c's MAX_PER_CALL): the
+#: programs follow the first 8 messages of an mmsg call, the rest is a gap.
+MAX_PER_CALL = 8
 #: Delivered within this fraction of offered counts as keeping up; the rest
 #: is the latency of the last partial batch (the programs skip wakeups).
 KEEP_UP = 0.95
@@ -138,9 +144,9 @@ def compile_writer(directory: str) -> str:
 class Writer:
     """The drain_writer process, driven one step at a time over its stdin/stdout."""
 
-    def __init__(self, exe: str) -> None:
+    def __init__(self, exe: str, per_call: int = 1) -> None:
         self.proc = subprocess.Popen(
-            [exe], stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0
+            [exe, str(per_call)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0
         )
         self._pending = b""
         self._busy = False  # a step is running
@@ -213,11 +219,11 @@ class Writers:
     longest time).  More than one, so that a writer's own speed (each traced
     write costs it the BPF programs' run time) does not cap the offered rate."""
 
-    def __init__(self, exe: str, count: int) -> None:
+    def __init__(self, exe: str, count: int, per_call: int = 1) -> None:
         self.writers: list[Writer] = []
         try:
             for _ in range(count):
-                self.writers.append(Writer(exe))
+                self.writers.append(Writer(exe, per_call))
         except BaseException:
             self.close()
             raise
@@ -373,6 +379,11 @@ def decode_cost_us(loops: int) -> float:
     return min(times) / loops * 1e6
 
 
+def _calls(per_call: int) -> str:
+    """The writers' syscall, as the JSON's workload names it."""
+    return "write()" if per_call == 1 else f"sendmmsg() of {per_call} messages"
+
+
 def _rates(text: str) -> tuple[int, ...]:
     try:
         rates = tuple(int(part) for part in text.split(",") if part.strip())
@@ -449,11 +460,20 @@ def main(argv: list[str] | None = None) -> int:
         default=DEFAULT_WRITERS,
         help=f"writer processes sharing each step's rate (default {DEFAULT_WRITERS})",
     )
+    parser.add_argument(
+        "--per-call",
+        type=int,
+        default=1,
+        help="chunks a writer sends per syscall: 1 is write(), more is sendmmsg() with one "
+        f"event per message (up to {MAX_PER_CALL}; default 1)",
+    )
     parser.add_argument("--quick", action="store_true", help="a tiny smoke run (for tests)")
     args = parser.parse_args(argv)
     exit_on_sigterm()
     if args.writers < 1:
         parser.error("--writers must be at least 1")
+    if not 1 <= args.per_call <= MAX_PER_CALL:
+        parser.error(f"--per-call must be 1 to {MAX_PER_CALL}")
     decode_loops = DECODE_LOOPS
     if args.quick:
         args.rates, args.seconds, decode_loops = QUICK_RATES, QUICK_STEP_S, QUICK_DECODE_LOOPS
@@ -467,7 +487,7 @@ def main(argv: list[str] | None = None) -> int:
     writer: Writers | None = None
     with tempfile.TemporaryDirectory(prefix="libtrace-drain-") as tmp:
         try:
-            writer = Writers(compile_writer(tmp), args.writers)
+            writer = Writers(compile_writer(tmp), args.writers, args.per_call)
             config = TracerConfig(pids=writer.pids, force_compat=args.compat)
             with Tracer(config) as tracer:
                 reasons = tracer.reasons
@@ -502,9 +522,10 @@ def main(argv: list[str] | None = None) -> int:
     emit(
         {
             "benchmark": "drain",
-            "workload": f"write() of {CHUNK} bytes on loopback TCP by {args.writers} writer "
-            "processes, tracer filtered to them",
+            "workload": f"{_calls(args.per_call)} of {CHUNK} bytes on loopback TCP by "
+            f"{args.writers} writer processes, tracer filtered to them",
             "writers": args.writers,
+            "per_call": args.per_call,
             "cpus": os.cpu_count(),
             "steps": [asdict(step) for step in steps],
             "max_zero_loss_eps": max(good, default=0),

@@ -10,6 +10,12 @@
  * one event for a tracer filtered to this process's pid; the reader is
  * another process, so its reads are not traced.
  *
+ * With an argument N > 1 it sends the chunks N at a time with sendmmsg(),
+ * each chunk one message: still one event per chunk (the programs emit each
+ * message of an mmsg call as its own event), for a syscall and its entry and
+ * exit per N chunks, so that the writers' own syscalls are not what limits
+ * the rate offered.  A "write" below is then one message.
+ *
  * The rate is held by writing in batches of one TICK_NS tick's worth and
  * sleeping until the next tick's absolute deadline; a writer that falls
  * behind catches up without sleeping, so the offered rate is the target
@@ -29,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -37,6 +44,10 @@
 #define CHUNK 64
 /* Batch period of the rate limiter: 1 ms keeps bursts small and sleeps few. */
 #define TICK_NS 1000000LL
+/* Most chunks one sendmmsg() call sends: the programs follow the first 8
+ * messages of an mmsg call (MAX_MMSG in libtrace/bpf/socket_trace.h); more
+ * would be a gap in the stream, not events. */
+#define MAX_PER_CALL 8
 /* Reader buffer: large, so the reader costs few syscalls. */
 #define READ_BUF (1 << 16)
 
@@ -84,9 +95,26 @@ static void reader(int port)
 	}
 }
 
-static long long run_step(int fd, long long rate, long long duration_ms, int64_t *elapsed)
+/* Up to `count` chunks with one syscall: write() for one, sendmmsg() for more.
+ * Returns how many went (a blocking TCP socket takes each message whole). */
+static int send_chunks(int fd, int count)
 {
 	static const char chunk[CHUNK] = "libtrace drain benchmark chunk";
+	static struct iovec iov = { (void *)chunk, CHUNK };
+	static struct mmsghdr msgs[MAX_PER_CALL];
+
+	if (count == 1)
+		return write(fd, chunk, CHUNK) == CHUNK ? 1 : -1;
+	for (int i = 0; i < count; i++) {
+		msgs[i].msg_hdr.msg_iov = &iov;
+		msgs[i].msg_hdr.msg_iovlen = 1;
+	}
+	return sendmmsg(fd, msgs, count, 0);
+}
+
+static long long run_step(int fd, long long rate, long long duration_ms, int per_call,
+			  int64_t *elapsed)
+{
 	long long total = rate * duration_ms / 1000, written = 0;
 	long long per_tick = rate * TICK_NS / 1000000000LL;
 	int64_t start = now_ns(), end = start + duration_ms * 1000000LL, next;
@@ -97,13 +125,16 @@ static long long run_step(int fd, long long rate, long long duration_ms, int64_t
 	while (written < total && now_ns() < end && !stopping) {
 		long long batch = total - written < per_tick ? total - written : per_tick;
 
-		for (long long i = 0; i < batch; i++) {
-			if (write(fd, chunk, CHUNK) != CHUNK) {
+		for (long long left = batch; left > 0;) {
+			int sent = send_chunks(fd, left < per_call ? (int)left : per_call);
+
+			if (sent < 1) {
 				if (stopping)
 					break;
 				die("write");
 			}
-			written++;
+			written += sent;
+			left -= sent;
 		}
 		/* The deadline by which `written` writes are due at `rate`. */
 		next = start + written * 1000000000LL / rate;
@@ -119,7 +150,7 @@ static long long run_step(int fd, long long rate, long long duration_ms, int64_t
 	return written;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	struct sockaddr_in addr = {
 		.sin_family = AF_INET,
@@ -129,10 +160,15 @@ int main(void)
 	int listener, conn, status;
 	long long rate, duration_ms;
 	pid_t child;
+	int per_call = argc > 1 ? atoi(argv[1]) : 1;
 
 	/* No SA_RESTART: a blocked write() or scanf() returns, and the loops see the flag. */
 	struct sigaction term = { .sa_handler = on_sigterm };
 
+	if (per_call < 1 || per_call > MAX_PER_CALL) {
+		fprintf(stderr, "chunks per call must be 1 to %d\n", MAX_PER_CALL);
+		return 2;
+	}
 	signal(SIGPIPE, SIG_IGN);
 	listener = socket(AF_INET, SOCK_STREAM, 0);
 	if (listener < 0 || bind(listener, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
@@ -161,7 +197,7 @@ int main(void)
 			fprintf(stderr, "bad step %lld %lld\n", rate, duration_ms);
 			return 2;
 		}
-		written = run_step(conn, rate, duration_ms, &elapsed);
+		written = run_step(conn, rate, duration_ms, per_call, &elapsed);
 		printf("done %lld %lld\n", written, (long long)elapsed);
 		fflush(stdout);
 	}
