@@ -23,8 +23,9 @@ on a C function called in a loop (:mod:`benchmarks._uprobe_trap`), on an
 instruction the kernel single-steps (as the RET probes are) and, as
 ``uprobe_trap_emulated_us``, on one it emulates (as the entry probes are,
 on the stack check's jump, and on ``Read``'s call of ``runtime.memmove``);
-``hits_per_request_by_program`` splits the hits by program (None where
-bpftool shows only the kernel's 15-character names, which do not tell
+``hits_per_request_by_program`` splits the hits by program, and
+``bpf_ns_per_hit_by_program`` the BPF time per hit (both None where bpftool
+shows only the kernel's 15-character names, which do not tell
 ``lt_go_tls_read_enter`` from ``lt_go_tls_read_return``).
 
 Run from the repository root::
@@ -88,15 +89,15 @@ def _elapsed(client: subprocess.Popen[str]) -> float:
     return int(match.group(1)) / 1e9
 
 
-def _uprobe_runs() -> tuple[int, int, dict[str, int] | None]:
-    """The uprobe programs' (BPF ns, runs, runs by program) so far, from one
-    bpftool snapshot; runs by program is None where bpftool shows only the
+def _uprobe_runs() -> tuple[int, int, dict[str, tuple[int, int]] | None]:
+    """The uprobe programs' (BPF ns, runs, (BPF ns, runs) by program) so far,
+    from one bpftool snapshot; by program is None where bpftool shows only the
     kernel's 15-character names, which do not tell the two Read programs apart."""
     runs = program_runs()
     ns, hits = lt_run_time(UPROBE_PREFIXES, runs)
     if not all(name in runs for name in UPROBE_PROGRAMS):
         return ns, hits, None
-    return ns, hits, {name: runs[name][1] for name in UPROBE_PROGRAMS}
+    return ns, hits, {name: runs[name] for name in UPROBE_PROGRAMS}
 
 
 def one_round(server_bin: Path, client_bin: Path, args: argparse.Namespace,
@@ -121,7 +122,9 @@ def one_round(server_bin: Path, client_bin: Path, args: argparse.Namespace,
         return {"rps": args.requests / seconds, "tls_events": events, "lost": stats.lost,
                 "attached_both": attached, "uprobe_hits": hits1 - hits0,
                 "hits_by_program": None if by_program0 is None or by_program1 is None else {
-                    name: by_program1[name] - by_program0[name] for name in UPROBE_PROGRAMS},
+                    name: by_program1[name][1] - by_program0[name][1] for name in UPROBE_PROGRAMS},
+                "bpf_ns_by_program": None if by_program0 is None or by_program1 is None else {
+                    name: by_program1[name][0] - by_program0[name][0] for name in UPROBE_PROGRAMS},
                 "uprobe_bpf_ns": ns1 - ns0}
     finally:
         stop(server)
@@ -181,7 +184,7 @@ def _hit_costs(traced_rounds: list[dict[str, Any]], requests: int, traced_rps: f
     hits = statistics.median(r["uprobe_hits"] for r in traced_rounds) if stats_on else 0
     if not hits:
         return {"uprobe_hits_per_request": None, "hits_per_request_by_program": None,
-                "bpf_ns_per_hit": None, "us_per_hit": None}
+                "bpf_ns_per_hit": None, "bpf_ns_per_hit_by_program": None, "us_per_hit": None}
     per_request = hits / requests
     bpf_ns = statistics.median(r["uprobe_bpf_ns"] for r in traced_rounds)
     added_s = 1 / traced_rps - 1 / syscalls_rps  # wall time the uprobes add per request
@@ -190,12 +193,26 @@ def _hit_costs(traced_rounds: list[dict[str, Any]], requests: int, traced_rps: f
         name: round(statistics.median(counts[name] for counts in split) / requests, 2)
         for name in UPROBE_PROGRAMS
     } if split else None  # fmt: skip
+    # Each program's BPF time over its hits, summed over the rounds (a program
+    # hit in no round has no cost to tell: None).
+    ns_split = [(r["bpf_ns_by_program"], r["hits_by_program"]) for r in traced_rounds
+                if r["hits_by_program"] is not None]  # fmt: skip
+    ns_by_program = {
+        name: _per_hit(sum(ns[name] for ns, _ in ns_split), sum(n[name] for _, n in ns_split))
+        for name in UPROBE_PROGRAMS
+    } if ns_split else None  # fmt: skip
     return {
         "uprobe_hits_per_request": round(per_request, 2),
         "hits_per_request_by_program": by_program,
         "bpf_ns_per_hit": round(bpf_ns / hits),
+        "bpf_ns_per_hit_by_program": ns_by_program,
         "us_per_hit": round(added_s / per_request * 1e6, 2),
     }
+
+
+
+def _per_hit(ns: int, hits: int) -> int | None:
+    return round(ns / hits) if hits else None
 
 
 if __name__ == "__main__":

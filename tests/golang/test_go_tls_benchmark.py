@@ -36,6 +36,12 @@ def test_go_tls_overhead_quick() -> None:
     assert by_program["lt_go_tls_read_return"] == 0
     assert 0 < by_program["lt_go_tls_read_copy"] <= by_program["lt_go_tls_read_enter"]
     assert by_program["lt_go_tls_write_record"] > 0
+    # What each hit costs, by program: a program that ran has a time per hit, one
+    # that never ran (the RET probe) has none.
+    ns_by_program = result["bpf_ns_per_hit_by_program"]
+    assert ns_by_program["lt_go_tls_read_return"] is None
+    for name in ("lt_go_tls_read_enter", "lt_go_tls_read_copy", "lt_go_tls_write_record"):
+        assert ns_by_program[name] > 0, ns_by_program
     # The trap alone (a tracefs uprobe, no BPF) costs something on either kind of
     # instruction, and its event is gone.
     assert result["uprobe_trap_us"] > 0
