@@ -54,6 +54,7 @@ CLIENT_ERROR_PREFIXES = frozenset({
 })
 _PUBSUB_KINDS = frozenset({"message", "pmessage", "smessage"})
 _SUBSCRIBE: Final = frozenset({"SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE"})
+_SUBSCRIBE_MIN: Final = min(map(len, _SUBSCRIBE))
 #: Pushes that confirm a (un)subscribe command (RESP3): its reply, not a message.
 _CONFIRMATIONS = frozenset({"subscribe", "psubscribe", "ssubscribe", "unsubscribe",
                             "punsubscribe", "sunsubscribe"})
@@ -593,7 +594,9 @@ class RedisParser(StreamParser):
     ) -> Message:  # fmt: skip
         """The request of a command whose first words are ``words``, of ``count`` in all."""
         command = words[0].upper()
-        self._subscribed |= command in _SUBSCRIBE
+        # The length first: compiled, it is a field read, where the set lookup
+        # hashes the new string (most commands, GET and SET, are shorter).
+        self._subscribed |= len(command) >= _SUBSCRIBE_MIN and command in _SUBSCRIBE
         self._monitoring |= command == "MONITOR"
         return RedisRequest(ts_ns=ts, size=size, command=command, args=tuple(words[1:]),
                             arg_count=count - 1, inline=inline, reply=self._reply(command, words),

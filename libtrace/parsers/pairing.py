@@ -14,14 +14,18 @@ is ``timeout``, a younger one ``unknown``.
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Hashable
+from typing import Final
 
 from ._events import REQUEST, Desync, Event, Message, Record, Status
 from ._limits import MAX_PENDING_REQUESTS
 
 #: A request unanswered this long before the end of the capture timed out.
 DEFAULT_TIMEOUT_NS = 5 * 1_000_000_000
+#: Taken requests kept at the FIFO queue's head until they are at least this
+#: many and half of it (then dropped in one move, not one by one).
+_FIFO_COMPACT: Final = 32
 
 
 class Pairer:
@@ -37,7 +41,12 @@ class Pairer:
         self.timeout_ns = timeout_ns
         self.max_pending = max_pending
         self._keyed: OrderedDict[Hashable, Message] = OrderedDict()
-        self._fifo: deque[Message] = deque()
+        #: the keyless requests waiting, oldest first: ``_fifo[_fifo_head:]``.  A
+        #: list and an index rather than a deque: compiled, a list's append and
+        #: indexing are C calls, a deque's append and popleft Python method calls
+        #: (~230 instructions each: pairing a Redis record cost 13 % more)
+        self._fifo: list[Message] = []
+        self._fifo_head = 0
         self.last_ts = 0
 
     def add(self, event: Event) -> list[Record]:
@@ -55,9 +64,8 @@ class Pairer:
     def flush(self, now_ns: int | None = None) -> list[Record]:
         """Emit every waiting request (end of capture or connection)."""
         now = self.last_ts if now_ns is None else now_ns
-        waiting = sorted([*self._keyed.values(), *self._fifo], key=lambda m: m.ts_ns)
+        waiting = sorted([*self._keyed.values(), *self._drain_fifo()], key=lambda m: m.ts_ns)
         self._keyed.clear()
-        self._fifo.clear()
         return [self._alone(m, Status.TIMEOUT if now - m.ts_ns > self.timeout_ns
                             else Status.UNKNOWN) for m in waiting]
 
@@ -69,8 +77,10 @@ class Pairer:
         key = message.key
         if key is None:
             self._fifo.append(message)
-            if len(self._fifo) > self.max_pending:
-                out.append(self._alone(self._fifo.popleft(), Status.UNKNOWN))
+            if len(self._fifo) - self._fifo_head > self.max_pending:
+                oldest = self._pop_oldest()
+                assert oldest is not None  # more than max_pending wait
+                out.append(self._alone(oldest, Status.UNKNOWN))
             return out
         previous = self._keyed.pop(key, None)
         if previous is not None:  # the key was reused: the old request got no answer
@@ -85,7 +95,7 @@ class Pairer:
             return [self._alone(message, message.outcome)]
         key = message.key
         if key is None:
-            request = self._fifo.popleft() if self._fifo else None
+            request = self._pop_oldest()
         else:
             request = self._keyed.pop(key, None)
             loose = message.loose_key
@@ -98,9 +108,26 @@ class Pairer:
                        latency_ns=max(0, message.ts_ns - request.ts_ns),
                        status=message.outcome, request=request, response=message)]
 
+    def _pop_oldest(self) -> Message | None:
+        """The oldest keyless request, taken out of the queue; None if none waits."""
+        fifo, head = self._fifo, self._fifo_head
+        if head >= len(fifo):
+            return None
+        oldest = fifo[head]
+        head += 1
+        if head == len(fifo):  # emptied, as after most responses: start over
+            fifo.clear()
+            head = 0
+        elif head >= _FIFO_COMPACT and 2 * head >= len(fifo):
+            del fifo[:head]  # the taken head is the larger part: drop it at once
+            head = 0
+        self._fifo_head = head
+        return oldest
+
     def _drain_fifo(self) -> list[Message]:
-        drained = list(self._fifo)
+        drained = self._fifo[self._fifo_head:]
         self._fifo.clear()
+        self._fifo_head = 0
         return drained
 
     @staticmethod
