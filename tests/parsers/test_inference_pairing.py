@@ -3,7 +3,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from libtrace.parsers import Direction, DnsQuery, Http1Request, Pairer, Status, infer
@@ -87,6 +87,33 @@ def test_bounded_pending() -> None:
     pairer = Pairer(max_pending=2)
     out = [r for i in range(5) for r in pairer.add(_get(i))]
     assert len(out) == 3 and all(r.status is Status.UNKNOWN for r in out)
+
+
+@given(st.lists(st.booleans(), max_size=300), st.integers(1, 200))
+@example([True] * 100 + [False] * 60 + [True] * 10 + [False] * 60, 200)  # a long queue emptied
+@example([True] * 100, 40)  # one pushed out per request past max_pending
+def test_keyless_responses_take_the_oldest_waiting_request(
+    steps: list[bool], max_pending: int
+) -> None:
+    # Requests (True) and responses (False) in any order, against a plain queue:
+    # each response answers the oldest request still waiting, a request beyond
+    # max_pending pushes the oldest out as unknown, and flush empties the rest.
+    from collections import deque
+
+    from libtrace.parsers import Http1Response
+
+    pairer, waiting = Pairer(max_pending=max_pending), deque[int]()
+    for ts, is_request in enumerate(steps):
+        if is_request:
+            out = pairer.add(_get(ts, f"/{ts}"))
+            waiting.append(ts)
+            expected = [(waiting.popleft(), Status.UNKNOWN)] if len(waiting) > max_pending else []
+        else:
+            out = pairer.add(Http1Response(ts_ns=ts, status=200, version="1.1"))
+            expected = [(waiting.popleft(), Status.OK)] if waiting else [(None, Status.OK)]
+        assert [(r.request.ts_ns if r.request else None, r.status) for r in out] == expected
+    assert [r.request.ts_ns for r in pairer.flush() if r.request] == list(waiting)
+    assert pairer.flush() == []
 
 
 # ---- recognising a connection from whatever message comes first -------------------
