@@ -122,7 +122,8 @@ class TracerConfig:
     payload_cap: int = DEFAULT_PAYLOAD_CAP
     #: Ring buffer bytes (a power of two, at least one page).
     buffer_bytes: int = DEFAULT_BUFFER_BYTES
-    #: Old-kernel paths to force: any of "perfbuf", "probe-read", "no-btf", "perf-uprobes".
+    #: Old-kernel paths to force: any of probe.COMPAT_SWITCHES ("perfbuf", "probe-read",
+    #: "no-btf", "perf-uprobes", "enter-args", "no-batch").
     force_compat: frozenset[str] = frozenset()
     #: An external BTF file for kernels built without BTF.
     btf_file: str | None = None
