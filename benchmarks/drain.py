@@ -7,9 +7,9 @@ given rate for a given time: every ``write()`` is one event.  Several writer
 processes (``--writers``, default 2) share each step's rate, so that one
 writer's own speed is not the limit.  With ``--per-call N`` (up to 8) a
 writer sends its chunks N at a time with ``sendmmsg()``, still one event per
-chunk (one per message), for one syscall per N chunks.  The tracer is filtered to the writers'
-pids, so the readers' reads are not traced, and the main loop drains events
-while the writers run.
+chunk (one per message), for one syscall per N chunks.  The tracer is
+filtered to the writers' pids, so the readers' reads are not traced, and the
+main loop drains events while the writers run.
 
 First the writers fill most of one CPU's share of the buffer while nothing
 reads it, and the loop times draining that backlog with the writers idle:

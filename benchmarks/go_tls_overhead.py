@@ -210,8 +210,8 @@ def _hit_costs(traced_rounds: list[dict[str, Any]], requests: int, traced_rps: f
     }
 
 
-
 def _per_hit(ns: int, hits: int) -> int | None:
+    """BPF nanoseconds per hit, or None for a program that was never hit."""
     return round(ns / hits) if hits else None
 
 
