@@ -5,11 +5,12 @@ into a temporary directory) holds a loopback TCP connection to a forked
 reader child that only drains it, and on command writes 64-byte chunks at a
 given rate for a given time: every ``write()`` is one event.  Several writer
 processes (``--writers``, default 2) share each step's rate, so that one
-writer's own speed is not the limit.  With ``--per-call N`` (up to 8) a
-writer sends its chunks N at a time with ``sendmmsg()``, still one event per
-chunk (one per message), for one syscall per N chunks.  The tracer is
-filtered to the writers' pids, so the readers' reads are not traced, and the
-main loop drains events while the writers run.
+writer's own speed is not the limit.  With ``--per-call N`` (up to 8, the
+messages of an mmsg call the programs follow) a writer sends its chunks N at
+a time with ``sendmmsg()``, still one event per chunk (one per message), for
+one syscall per N chunks.  The tracer is filtered to the writers' pids, so
+the readers' reads are not traced, and the main loop drains events while
+the writers run.
 
 First the writers fill most of one CPU's share of the buffer while nothing
 reads it, and the loop times draining that backlog with the writers idle:
@@ -68,6 +69,7 @@ from benchmarks._common import (
 )
 from libtrace import Tracer, TracerConfig
 from libtrace.cli import compat_list
+from libtrace.tracer._layout import MAX_MMSG
 from libtrace.tracer.events import HEADER_SIZE, RawEvent, decode, native_decoder
 
 WRITER_SOURCE = Path(__file__).resolve().parent / "drain_writer.c"
@@ -84,9 +86,10 @@ DEFAULT_BUDGET_S = 80.0
 TARGET_EPS = 1_000_000
 #: Writer processes (so that one writer's speed is not the limit).
 DEFAULT_WRITERS = 2
-#: Most chunks per sendmmsg() call (drain_writer.c's MAX_PER_CALL): the
-#: programs follow the first 8 messages of an mmsg call, the rest is a gap.
-MAX_PER_CALL = 8
+#: Most chunks per sendmmsg() call: the messages of an mmsg call the programs
+#: follow (socket_trace.h's MAX_MMSG; the rest would be a gap, not events).
+#: drain_writer.c is compiled with it.
+MAX_PER_CALL = MAX_MMSG
 #: Delivered within this fraction of offered counts as keeping up; the rest
 #: is the latency of the last partial batch (the programs skip wakeups).
 KEEP_UP = 0.95
@@ -137,7 +140,8 @@ class Step:
 def compile_writer(directory: str) -> str:
     """Build drain_writer.c into ``directory``; return the executable's path."""
     exe = os.path.join(directory, "drain_writer")
-    subprocess.run([c_compiler(), "-O2", "-Wall", "-o", exe, str(WRITER_SOURCE)], check=True)
+    subprocess.run([c_compiler(), "-O2", "-Wall", f"-DMAX_PER_CALL={MAX_PER_CALL}", "-o", exe,
+                    str(WRITER_SOURCE)], check=True)  # fmt: skip
     return exe
 
 

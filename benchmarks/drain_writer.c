@@ -44,10 +44,13 @@
 #define CHUNK 64
 /* Batch period of the rate limiter: 1 ms keeps bursts small and sleeps few. */
 #define TICK_NS 1000000LL
-/* Most chunks one sendmmsg() call sends: the programs follow the first 8
- * messages of an mmsg call (MAX_MMSG in libtrace/bpf/socket_trace.h); more
- * would be a gap in the stream, not events. */
-#define MAX_PER_CALL 8
+/* Most chunks one sendmmsg() call sends: drain.py compiles this file with
+ * -DMAX_PER_CALL set to the messages of an mmsg call the programs follow
+ * (MAX_MMSG in libtrace/bpf/socket_trace.h); more would be a gap in the
+ * stream, not events. */
+#ifndef MAX_PER_CALL
+#error "compile with -DMAX_PER_CALL=N (benchmarks/drain.py does)"
+#endif
 /* Reader buffer: large, so the reader costs few syscalls. */
 #define READ_BUF (1 << 16)
 
