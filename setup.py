@@ -1,7 +1,7 @@
-"""Build hooks: the BPF objects (see libtrace/bpf/build.py), the compiled ring
-decoder (libtrace/tracer/_ringdecode.c) and the hot modules compiled by mypyc
-(see libtrace/compiled.py) go into the wheel.  Both compiled parts are
-optional: without a C compiler (or without mypy in the build environment)
+"""Build hooks: the BPF objects (see libtrace/bpf/build.py), the C modules
+(libtrace/tracer/_ringdecode.c, libtrace/parsers/_respscan.c: see
+libtrace/native.py) and the hot modules compiled by mypyc (see
+libtrace/compiled.py) go into the wheel.  The compiled parts are optional: without a C compiler (or without mypy in the build environment)
 the wheel keeps the pure-Python modules, which are complete."""
 
 import importlib.util
@@ -101,6 +101,12 @@ setup(
             depends=["libtrace/bpf/socket_trace.h"],  # the event layout it includes
             extra_compile_args=["-O2"],
             optional=True,
-        )
+        ),
+        Extension(
+            "libtrace.parsers._respscan",
+            ["libtrace/parsers/_respscan.c"],
+            extra_compile_args=["-O2"],
+            optional=True,
+        ),
     ],
 )

@@ -89,9 +89,10 @@ def test_the_library_comes_from_the_wheel_and_imports_the_tracer(venv: Path) -> 
     assert where.is_relative_to(venv.parent), where  # not the checkout
 
 
-def test_the_wheel_carries_the_compiled_decoder(venv: Path) -> None:
+@pytest.mark.parametrize("module", ["ringdecode", "respscan"])
+def test_the_wheel_carries_the_c_modules(venv: Path, module: str) -> None:
     """Built by setup.py where a C compiler is (it is here: the BPF build needs one)."""
-    code = "from libtrace.tracer import native; print(native.ringdecode().__file__)"
+    code = f"from libtrace import native; print(native.{module}().__file__)"
     where = Path(_ok(_run([venv / "python", "-c", code], venv.parent)).strip())
     assert where.is_relative_to(venv.parent), where  # the wheel's, not compiled into a cache
 

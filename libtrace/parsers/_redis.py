@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, NamedTuple
 
 from mypy_extensions import mypyc_attr
 
+from .. import native
 from ..frozen import hand_init
 from ._base import Side, StreamParser, Transport
 from ._errors import LimitExceededError, MalformedError
@@ -283,9 +285,40 @@ _LF: Final = ord("\n")
 _ZERO: Final = ord("0")
 
 
+#: The fast readers' limits, their last argument: (words, bytes of a word,
+#: characters of its text) and (bytes of a status line, of a bulk string,
+#: characters of the text).  One tuple object: compiled, each int argument
+#: above 256 would be a new int object per call.
+_COMMAND_LIMITS: Final[object] = (_FAST_WORDS, _MAX_BULK, _MAX_TEXT)
+_REPLY_LIMITS: Final[object] = (_MAX_LINE, _MAX_BULK, _MAX_TEXT)
+Limits = tuple[int, int, int]
+
+#: The readers below compiled (_respscan.c), or None where there are none:
+#: (data, base, limits) → what _command_python or _reply_python returns.
+_scan = native.respscan()
+_NATIVE_COMMAND: Final[Callable[[bytes, int, object], tuple[list[str], int] | None] | None] = (
+    _scan.command if _scan is not None else None
+)
+_NATIVE_REPLY: Final[Callable[[bytes, int, object], tuple[str, str, int] | None] | None] = (
+    _scan.reply if _scan is not None else None
+)
+
+
 def _command(side: Side) -> tuple[list[str], int] | None:
     """A command as clients send it (an array of bulk strings) at ``buf[0]``:
-    its words (as record text) and the offset past it, read byte by byte.
+    its words (as record text) and the offset past it; see :func:`_command_python`."""
+    buf = side.buf
+    if len(buf) < 4 or buf[0] != _ASTERISK:
+        return None
+    data, base = _window(side)
+    if _NATIVE_COMMAND is not None:
+        return _NATIVE_COMMAND(data, base, _COMMAND_LIMITS)
+    return _command_python(data, base, (_FAST_WORDS, _MAX_BULK, _MAX_TEXT))
+
+
+def _command_python(data: bytes, base: int, limits: Limits) -> tuple[list[str], int] | None:
+    """:func:`_command` of ``data[base:]``, read byte by byte: ``limits`` are
+    the most words, bytes of a word and characters of its text.
 
     None for anything else, or for a command not yet whole: :func:`parse_value`
     then decides (and raises what it finds), so what this returns is always
@@ -294,37 +327,29 @@ def _command(side: Side) -> tuple[list[str], int] | None:
     the parse (``benchmarks/records.py``'s profile); compiled, indexing and
     digit arithmetic here cost a third of the finds and slices they replace.
     """
-    buf = side.buf
-    if len(buf) < 4 or buf[0] != _ASTERISK:
-        return None
-    data, base = _window(side)
+    max_words, max_bulk, max_text = limits
     size = len(data)
     count, pos = _number(data, base + 1, 2)
-    if not 0 < count <= _FAST_WORDS:
+    if not 0 < count <= max_words:
         return None
     words: list[str] = []
     for _ in range(count):
         if pos >= size or data[pos] != _DOLLAR:
             return None
         length, start = _number(data, pos + 1, 9)
-        if length < 0 or length > _MAX_BULK:
+        if length < 0 or length > max_bulk:
             return None
         end = start + length
         if end + 1 >= size or data[end] != _CR or data[end + 1] != _LF:  # also: not all here yet
             return None
-        words.append(_word(data[start:end]))
+        words.append(_word(data[start:end], max_text))
         pos = end + 2
     return words, pos - base
 
 
 def _reply(side: Side) -> tuple[str, str, int] | None:
     """A simple string, error or bulk string at ``buf[0]`` (most replies): its kind,
-    its record text and the offset past it, read as :func:`_command` reads.
-
-    None for anything else (other kinds, a null, a line or string not yet
-    whole): :func:`parse_value` then decides, so what this returns is always
-    what the general reader and :meth:`RedisParser._response` would make of it.
-    """
+    its record text and the offset past it; see :func:`_reply_python`."""
     buf = side.buf
     if len(buf) < 3:
         return None
@@ -332,25 +357,43 @@ def _reply(side: Side) -> tuple[str, str, int] | None:
     if first not in (_PLUS, _MINUS, _DOLLAR):
         return None
     data, base = _window(side)
+    if _NATIVE_REPLY is not None:
+        return _NATIVE_REPLY(data, base, _REPLY_LIMITS)
+    return _reply_python(data, base, (_MAX_LINE, _MAX_BULK, _MAX_TEXT))
+
+
+def _reply_python(data: bytes, base: int, limits: Limits) -> tuple[str, str, int] | None:
+    """:func:`_reply` of ``data[base:]``, read as :func:`_command_python` reads:
+    ``limits`` are the most bytes of a status line, of a bulk string and
+    characters of the text.
+
+    None for anything else (other kinds, a null, a line or string not yet
+    whole): :func:`parse_value` then decides, so what this returns is always
+    what the general reader and :meth:`RedisParser._response` would make of it.
+    """
+    max_line, max_bulk, max_text = limits
     size = len(data)
-    if first != _DOLLAR:
+    first = data[base]
+    if first in (_PLUS, _MINUS):
         # By index, not data.find: compiled, a method call with arguments costs
         # more than scanning the few bytes of a status line.
         end = base + 1
-        last = min(size - 1, base + _MAX_LINE + 2)  # data.find(b"\r\n", 1, MAX + 3)
+        last = min(size - 1, base + max_line + 2)  # data.find(b"\r\n", 1, MAX + 3)
         while end < last and not (data[end] == _CR and data[end + 1] == _LF):
             end += 1
         if end >= last:
             return None
-        text = _word(data[base + 1:end])
+        text = _word(data[base + 1:end], max_text)
         return ("simple_string" if first == _PLUS else "error"), text, end + 2 - base
+    if first != _DOLLAR:
+        return None
     length, start = _number(data, base + 1, 9)
-    if length < 0 or length > _MAX_BULK:
+    if length < 0 or length > max_bulk:
         return None
     end = start + length
     if end + 1 >= size or data[end] != _CR or data[end + 1] != _LF:
         return None
-    return "bulk_string", _word(data[start:end]), end + 2 - base
+    return "bulk_string", _word(data[start:end], max_text), end + 2 - base
 
 
 def _window(side: Side) -> tuple[bytes, int]:
@@ -363,14 +406,15 @@ def _window(side: Side) -> tuple[bytes, int]:
     return bytes(buf[:_FAST_WINDOW]) if len(buf) > _FAST_WINDOW else bytes(buf), 0
 
 
-def _word(data: bytes) -> str:
-    """:func:`_text` of bytes, strict UTF-8 first (compiled, decoded in C;
-    :func:`_text` takes any bytes-like, which is a method call)."""
+def _word(data: bytes, max_text: int) -> str:
+    """:func:`_text` of bytes (cut to ``max_text`` characters), strict UTF-8
+    first (compiled, decoded in C; :func:`_text` takes any bytes-like, which is
+    a method call)."""
     try:
         text = data.decode()
     except UnicodeDecodeError:
         text = data.decode("utf-8", "replace")
-    return text if len(text) <= _MAX_TEXT else clip(text)
+    return text if len(text) <= max_text else clip(text, max_text)
 
 
 def _number(buf: bytes, pos: int, digits: int) -> tuple[int, int]:

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field, fields
 from types import ModuleType
 from typing import Any, Final, TypeVar, cast
 
+from .. import native
 from ..errors import LibtraceError
-from . import native
 from ._layout import (
     DEFAULT_PAYLOAD_CAP,
     MAX_FILTER,
@@ -290,7 +290,7 @@ _NATIVE_SETTERS = tuple(slot.__set__ for slot in _NATIVE_SLOTS)
 @functools.cache
 def native_decoder() -> ModuleType | None:
     """The compiled decoder (``_ringdecode``), configured with this module's
-    class, tables and caches; None where there is none (see native.py)."""
+    class, tables and caches; None where there is none (see libtrace/native.py)."""
     module = native.ringdecode()
     if module is not None:
         module.configure(

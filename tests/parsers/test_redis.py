@@ -245,9 +245,9 @@ def test_the_fast_path_takes_common_commands_and_leaves_the_rest() -> None:
 
 @given(st.binary(max_size=40))
 def test_a_fast_word_is_the_text_the_general_reader_makes(data: bytes) -> None:
-    from libtrace.parsers._redis import _text, _word
+    from libtrace.parsers._redis import _MAX_TEXT, _text, _word
 
-    assert _word(data) == _text(data)  # invalid UTF-8 replaced alike
+    assert _word(data, _MAX_TEXT) == _text(data)  # invalid UTF-8 replaced alike
 
 
 def test_a_command_or_reply_longer_than_the_fast_window_takes_the_general_reader() -> None:

@@ -17,7 +17,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from libtrace.tracer import events, native, ringbuf
+from libtrace import native
+from libtrace.tracer import events, ringbuf
 from libtrace.tracer.events import (
     DATA_FIELDS,
     HEADER_SIZE,
@@ -282,7 +283,7 @@ def test_the_walk_reads_records_across_the_end_and_honours_the_limit() -> None:
 
 def test_the_pure_python_path_can_be_forced(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(native.PURE_PYTHON_ENV, "1")
-    native.ringdecode.cache_clear()
+    native.load.cache_clear()
     try:
         assert native.ringdecode() is None
         events.native_decoder.cache_clear()
@@ -294,7 +295,7 @@ def test_the_pure_python_path_can_be_forced(monkeypatch: pytest.MonkeyPatch) -> 
     finally:
         events.native_decoder.cache_clear()
         monkeypatch.delenv(native.PURE_PYTHON_ENV)
-        native.ringdecode.cache_clear()
+        native.load.cache_clear()
     assert native.ringdecode() is not None
 
 
