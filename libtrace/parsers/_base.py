@@ -58,19 +58,25 @@ Transport = Literal["tcp", "udp"]
 class Side:
     """The buffered bytes and parsing state of one direction."""
 
-    __slots__ = ("_first_ts", "_marks", "buf", "consumed", "datagrams", "direction", "eof",
-                 "head", "head_at", "partial", "pending", "resync", "skip", "state")
+    __slots__ = ("_buf", "_first_ts", "_lazy", "_marks", "consumed", "datagrams", "direction",
+                 "eof", "head", "head_at", "partial", "pending", "resync", "skip", "state")
 
     def __init__(self, direction: Direction) -> None:
         self.direction = direction
-        #: bytes fed and not yet consumed
-        self.buf = bytearray()
+        #: bytes fed and not yet consumed, but for those of a lazy ``head``
+        self._buf = bytearray()
         #: while ``buf`` holds the rest of one chunk fed into an empty buffer (most
         #: messages, and pipelined ones after the first), that chunk: ``buf`` is
         #: ``head[head_at:]``, and a reader that wants ``bytes`` reads it there
         #: instead of copying ``buf``
         self.head: bytes | None = None
         self.head_at = 0
+        #: ``head[head_at:]`` is all the buffered bytes, not yet copied into
+        #: ``_buf``: a message read from ``head`` (Redis's fast readers) and
+        #: consumed whole costs no copy in and no clear (the growing and
+        #: shrinking of the bytearray were a tenth of a Redis record's
+        #: instructions); reading ``buf`` copies it in
+        self._lazy = False
         #: stream offset of ``buf[0]``
         self.consumed = 0
         #: ts_ns of the chunk that carried ``buf[0]`` (the last one fed, once all
@@ -96,6 +102,33 @@ class Side:
         #: the protocol's own state for this direction (a free slot)
         self.state: object = None
 
+    @property
+    def buf(self) -> bytearray:
+        """The buffered bytes (a parser may read them, never change them)."""
+        if self._lazy:
+            self._copy_head()
+        return self._buf
+
+    def size(self) -> int:
+        """``len(buf)``, without copying a lazy ``head`` in."""
+        head = self.head
+        if self._lazy and head is not None:
+            return len(head) - self.head_at
+        return len(self._buf)
+
+    def first(self) -> int:
+        """``buf[0]``, or -1 if nothing is buffered, without copying a lazy ``head`` in."""
+        head = self.head
+        if self._lazy and head is not None:
+            return head[self.head_at] if self.head_at < len(head) else -1
+        return self._buf[0] if self._buf else -1
+
+    def _copy_head(self) -> None:
+        head = self.head
+        if head is not None:
+            self._buf += head if self.head_at == 0 else head[self.head_at:]
+        self._lazy = False
+
     def ts_at(self, pos: int = 0) -> int:
         """The timestamp of the chunk that carried ``buf[pos]``."""
         marks = self._marks
@@ -115,32 +148,42 @@ class Side:
         return self._marks[-1][1] if self._marks else self._first_ts
 
     def append(self, data: bytes, ts_ns: int) -> None:
-        if self.buf:
+        size = self.size()
+        if size:
+            if self._lazy:
+                self._copy_head()
             self.head = None
-            self._marks.append((self.consumed + len(self.buf), ts_ns))
+            self._marks.append((self.consumed + size, ts_ns))
+            self._buf += data
+            return
+        # Nothing buffered: this chunk's mark covers every byte (consume()
+        # has dropped the later marks).
+        self._first_ts = ts_ns
+        if self._marks:
+            self._marks.clear()
+        self.head_at = 0
+        if type(data) is bytes:
+            self.head = data
+            self._lazy = True
         else:
-            # Nothing buffered: this chunk's mark covers every byte (consume()
-            # has dropped the later marks; a parser that emptied buf itself
-            # may not have).
-            self._first_ts = ts_ns
-            if self._marks:
-                self._marks.clear()
-            self.head = data if type(data) is bytes else None
-            self.head_at = 0
-        self.buf += data
+            self.head = None
+            self._lazy = False
+            self._buf += data
 
     def consume(self, n: int) -> None:
         """Drop the first ``n`` buffered bytes."""
-        size = len(self.buf)
+        size = self.size()
         n = min(n, size)
         self.head_at += n
-        if n == size:
-            # All of it, as after most messages: compiled, a method call costs
-            # half of deleting a slice (a slice object, then the generic item
-            # protocol).
-            self.buf.clear()
+        if self._lazy:
+            # head[head_at:] is what is left; all of it gone, nothing is buffered.
+            self._lazy = n < size
+        elif n == size:
+            # All of it: compiled, a method call costs half of deleting a slice
+            # (a slice object, then the generic item protocol).
+            self._buf.clear()
         else:
-            del self.buf[:n]
+            del self._buf[:n]
         self.consumed += n
         # The last mark at or before buf[0] becomes the first; those before it go.
         marks = self._marks
@@ -152,8 +195,8 @@ class Side:
             del marks[:drop]  # at once: a message of many chunks is one memmove
 
     def apply_skip(self) -> None:
-        if self.skip and self.buf:
-            n = min(self.skip, len(self.buf))
+        if self.skip and self.size():
+            n = min(self.skip, self.size())
             self.consume(n)
             if self.skip != SKIP_TO_EOF:
                 self.skip -= n
@@ -237,9 +280,9 @@ class StreamParser:
                 side.skip -= n
             if not data:
                 return
-        if len(side.buf) + len(data) > _NEVER_PULLED:
+        if side.size() + len(data) > _NEVER_PULLED:
             # Never pulled: drop the lot rather than grow without bound.
-            side.consume(len(side.buf))
+            side.consume(side.size())
             side.desync(ts_ns, "buffer limit exceeded before parsing")
             self._reset(side)
         side.append(data, ts_ns)
@@ -247,11 +290,11 @@ class StreamParser:
     def feed_gap(self, direction: Direction | str, size: int, ts_ns: int) -> None:
         """Report ``size`` bytes missing in ``direction`` (a capture hole)."""
         side = self._sides[_direction(direction)]
-        if side.skip and side.skip != SKIP_TO_EOF and size <= side.skip and not side.buf:
+        if side.skip and side.skip != SKIP_TO_EOF and size <= side.skip and not side.size():
             side.skip -= size  # the hole falls inside a body we were skipping anyway
             return
         partial = self._kept_partial(side)
-        side.consume(len(side.buf))
+        side.consume(side.size())
         side.desync(ts_ns, f"{size} bytes missing", partial=partial)
         self._reset(side)
 
@@ -262,7 +305,7 @@ class StreamParser:
     def buffered_in(self, direction: Direction) -> int:
         """Bytes this parser holds of one direction."""
         side = self._sides[direction]
-        return len(side.buf) + sum(len(data) for data, _ in side.datagrams)
+        return side.size() + sum(len(data) for data, _ in side.datagrams)
 
     def next_event(self) -> Event | _NeedData:
         """The next message or desync, or :data:`NEED_DATA`."""
@@ -292,24 +335,24 @@ class StreamParser:
                 if side.skip and not side.eof:
                     return NEED_DATA
             if side.resync:
-                if side.eof and not side.buf:
+                if side.eof and not side.size():
                     return NEED_DATA
                 if not self._resync(side):
-                    if len(side.buf) > MAX_RESYNC_TAIL:
-                        side.consume(len(side.buf) - MAX_RESYNC_TAIL)
+                    if side.size() > MAX_RESYNC_TAIL:
+                        side.consume(side.size() - MAX_RESYNC_TAIL)
                     if side.eof:
-                        side.consume(len(side.buf))
+                        side.consume(side.size())
                     return NEED_DATA
                 side.resync = False
                 continue
-            size, skip = len(side.buf), side.skip
+            size, skip = side.size(), side.skip
             if not size and self._idle_when_empty:
                 return NEED_DATA
             try:
                 message = self._parse(side)
             except ProtocolError as exc:
                 ts = side.ts_at(0)
-                if len(side.buf) == size:
+                if side.size() == size:
                     # Progress is guaranteed: the resync starts past here.  (A
                     # parser that consumed the bad message has made progress, and
                     # the next byte begins the next message.)
@@ -319,17 +362,17 @@ class StreamParser:
                 return self._step(side)
             if message is not None:
                 return message
-            if len(side.buf) != size or side.skip != skip:
+            if side.size() != size or side.skip != skip:
                 continue  # a body started or a part was consumed: go on
-            if len(side.buf) > MAX_BUFFER_BYTES:
-                side.consume(len(side.buf))
+            if size > MAX_BUFFER_BYTES:
+                side.consume(size)
                 side.desync(side.last_ts, f"message larger than {MAX_BUFFER_BYTES} bytes")
                 self._reset(side)
                 return self._step(side)
-            if side.eof and side.buf:
+            if side.eof and size:
                 ts = side.ts_at(0)
                 partial = self._kept_partial(side)
-                side.consume(len(side.buf))
+                side.consume(side.size())
                 side.desync(ts, "stream ended inside a message", partial=partial)
                 self._reset(side)
                 return self._step(side)
@@ -351,7 +394,7 @@ class StreamParser:
 
     def _resync(self, side: Side) -> bool:
         """Default: no way to find a boundary; drop everything and wait."""
-        side.consume(len(side.buf))
+        side.consume(side.size())
         return False
 
     def _reset(self, side: Side) -> None:

@@ -307,8 +307,7 @@ _NATIVE_REPLY: Final[Callable[[bytes, int, object], tuple[str, str, int] | None]
 def _command(side: Side) -> tuple[list[str], int] | None:
     """A command as clients send it (an array of bulk strings) at ``buf[0]``:
     its words (as record text) and the offset past it; see :func:`_command_python`."""
-    buf = side.buf
-    if len(buf) < 4 or buf[0] != _ASTERISK:
+    if side.size() < 4 or side.first() != _ASTERISK:
         return None
     data, base = _window(side)
     if _NATIVE_COMMAND is not None:
@@ -350,10 +349,9 @@ def _command_python(data: bytes, base: int, limits: Limits) -> tuple[list[str], 
 def _reply(side: Side) -> tuple[str, str, int] | None:
     """A simple string, error or bulk string at ``buf[0]`` (most replies): its kind,
     its record text and the offset past it; see :func:`_reply_python`."""
-    buf = side.buf
-    if len(buf) < 3:
+    if side.size() < 3:
         return None
-    first = buf[0]
+    first = side.first()
     if first not in (_PLUS, _MINUS, _DOLLAR):
         return None
     data, base = _window(side)
@@ -549,11 +547,10 @@ class RedisParser(StreamParser):
         return False
 
     def _parse(self, side: Side) -> Message | None:
-        buf = side.buf
-        if not buf:
+        first = side.first()  # not side.buf: the fast readers read a lazy head in place
+        if first < 0:
             return None
         request = side.direction is REQUEST
-        first = buf[0]
         if request and first != _ASTERISK and first not in TYPES:
             return self._inline(side, side.ts_at(0))
         if request:

@@ -167,3 +167,38 @@ def test_a_sides_timestamp_of_a_byte_is_that_of_the_chunk_that_carried_it(
         if not side.buf:  # all consumed: the newest chunk's time
             assert side.ts_at(0) == ts
     assert side.consumed + len(side.buf) == fed
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(
+    st.sampled_from(["bytes", "bytearray", "consume", "read"]),
+    st.binary(min_size=1, max_size=6),
+    st.integers(0, 8),
+), max_size=16))  # fmt: skip
+def test_a_side_holds_what_was_fed_less_what_was_consumed_lazy_or_not(
+    steps: list[tuple[str, bytes, int]],
+) -> None:
+    """A chunk fed into an empty side stays in its ``head`` (lazy) until ``buf``
+    is read or another chunk comes; against a plain bytes model, through any
+    order of appends (bytes, which may stay lazy, and bytearrays, which do not),
+    consumes and reads: ``size()``, ``first()``, ``buf`` and the ``head`` window
+    always agree with the model."""
+    side = Side(Direction.REQUEST)
+    model = b""
+    for ts, (op, data, n) in enumerate(steps, start=1):
+        if op == "bytes":
+            side.append(data, ts)
+            model += data
+        elif op == "bytearray":
+            side.append(bytearray(data), ts)  # type: ignore[arg-type]  # a reassembled chunk
+            model += data
+        elif op == "consume":
+            side.consume(n)
+            model = model[n:]
+        else:
+            assert side.buf == model
+        assert side.size() == len(model)
+        assert side.first() == (model[0] if model else -1)
+        if side.head is not None:
+            assert side.head[side.head_at:] == model
+    assert bytes(side.buf) == model and side.size() == len(model)
