@@ -61,8 +61,10 @@ class Variant:
     @property
     def args_at_exit(self) -> bool:
         """Whether the object carries the data syscalls' exits that read their own
-        arguments (``lt_exitr_*``; socket_trace.bpf.c compiles them where BTF and
-        bpf_probe_read_user both are)."""
+        arguments through bpf_task_pt_regs (``lt_exitr_*``; socket_trace.bpf.c
+        compiles them where BTF and bpf_probe_read_user both are).  Every BTF
+        object also carries exits that find the same registers on the kernel
+        stack (``lt_exitk_*``, for kernels without the helper)."""
         return self.btf and self.probe_read_user
 
     @property

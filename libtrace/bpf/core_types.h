@@ -144,6 +144,7 @@ struct task_struct {
 	struct files_struct *files;
 	char comm[16];
 	struct css_set *cgroups;
+	void *stack;
 };
 /* x86-64: the user registers saved at syscall entry; the syscall's
  * arguments are di, si, dx, r10, r8, r9 and stay there until the return. */

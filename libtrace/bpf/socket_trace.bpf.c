@@ -984,6 +984,31 @@ static __always_inline int on_data_exit(void *ctx, long ret, enum lt_layout layo
 	return emit_data(ctx, cfg, &key, conn, &args, ret, layout, direction, NULL);
 }
 
+#ifdef LT_WITH_BTF
+/* The rest of a data syscall's exit that read its own arguments (the
+ * registers they were passed in: fd, buf, count/vlen and the sockaddr). */
+static __always_inline int on_data_exit_args(void *ctx, struct lt_config *cfg,
+					     struct lt_conn_key *key, __u64 fd, __u64 buf,
+					     __u64 count, __u64 addr, long ret,
+					     enum lt_layout layout, __u8 direction,
+					     __u16 syscall, struct task_struct *task)
+{
+	struct lt_args args = {};
+	struct lt_conn *conn;
+
+	key->fd = fd;
+	conn = traced_conn(key);
+	if (!conn)
+		return 0;
+	args.fd = key->fd;
+	args.buf = buf;
+	args.addr = addr;
+	args.count = count;
+	args.syscall = syscall;
+	return emit_data(ctx, cfg, key, conn, &args, ret, layout, direction, task);
+}
+#endif
+
 #if defined(LT_WITH_BTF) && LT_PROBE_READ_USER
 /* A data syscall's exit that reads the arguments itself (5.15+: the task's
  * saved user registers through bpf_task_pt_regs), so that no enter program
@@ -997,8 +1022,6 @@ static __always_inline int on_data_exit_regs(void *ctx, long ret, enum lt_layout
 {
 	struct lt_config *cfg;
 	struct lt_conn_key key;
-	struct lt_conn *conn;
-	struct lt_args args = {};
 	struct task_struct *task;
 	struct pt_regs *regs;
 
@@ -1010,16 +1033,71 @@ static __always_inline int on_data_exit_regs(void *ctx, long ret, enum lt_layout
 		return 0;
 	task = bpf_get_current_task_btf();
 	regs = (struct pt_regs *)bpf_task_pt_regs(task);
-	key.fd = regs->di;
-	conn = traced_conn(&key);
-	if (!conn)
+	return on_data_exit_args(ctx, cfg, &key, regs->di, regs->si, count_reg ? regs->dx : 0,
+				 addr_reg ? regs->r8 : 0, ret, layout, direction, syscall, task);
+}
+#endif
+
+#ifdef LT_WITH_BTF
+/* x86-64's user registers as the syscall entry saved them, from r8 to ss (the
+ * ptrace ABI, so a fixed layout): the arguments, the syscall's number and the
+ * user segments. */
+struct lt_saved_regs {
+	__u64 r8, ax, cx, dx, si, di, orig_ax, ip, cs, flags, sp, ss;
+};
+#define LT_PT_REGS_SIZE 168  /* sizeof(struct pt_regs) */
+#define LT_PT_REGS_R8 72     /* offsetof(struct pt_regs, r8) */
+#define LT_USER_CS 0x33      /* __USER_CS: a 64-bit task's */
+#define LT_USER_SS 0x2b      /* __USER_DS */
+
+/* Where bpf_task_pt_regs is missing (before 5.15): the registers saved at the
+ * top of the current task's kernel stack, which is 16 KiB, or 32 KiB with
+ * KASAN.  The right top is the one whose registers carry this syscall's
+ * number and the user segments; false if neither does. */
+static __always_inline bool stack_regs(int nr, struct lt_saved_regs *regs)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	__u64 stack = (__u64)BPF_CORE_READ(task, stack);
+
+	if (!stack)
+		return false;
+#pragma unroll
+	for (int order = 0; order < 2; order++) {
+		__u64 top = stack + ((16 << 10) << order);
+
+		if (bpf_probe_read_kernel(regs, sizeof(*regs),
+					  (void *)(top - LT_PT_REGS_SIZE + LT_PT_REGS_R8)))
+			continue;
+		if ((int)regs->orig_ax == nr && regs->cs == LT_USER_CS && regs->ss == LT_USER_SS)
+			return true;
+	}
+	return false;
+}
+
+/* on_data_exit_regs() with the registers stack_regs() finds: the BTF objects'
+ * exit-only programs for kernels without bpf_task_pt_regs (5.2-5.14).  A call
+ * whose registers are not found counts as one whose arguments found inflight
+ * full: its bytes are unseen, and said to be. */
+static __always_inline int on_data_exit_stack(void *ctx, int nr, long ret,
+					      enum lt_layout layout, __u8 direction,
+					      __u16 syscall, bool addr_reg, bool count_reg)
+{
+	struct lt_config *cfg;
+	struct lt_conn_key key;
+	struct lt_saved_regs regs;
+
+	if (ret <= 0)
 		return 0;
-	args.fd = key.fd;
-	args.buf = regs->si;
-	args.addr = addr_reg ? regs->r8 : 0;
-	args.count = count_reg ? regs->dx : 0;
-	args.syscall = syscall;
-	return emit_data(ctx, cfg, &key, conn, &args, ret, layout, direction, task);
+	cfg = get_config();
+	key.pid = bpf_get_current_pid_tgid() >> 32;
+	if (!cfg || !pid_traced(cfg, key.pid))
+		return 0;
+	if (!stack_regs(nr, &regs)) {
+		count(LT_COUNTER_INFLIGHT_FULL, 1);
+		return 0;
+	}
+	return on_data_exit_args(ctx, cfg, &key, regs.di, regs.si, count_reg ? regs.dx : 0,
+				 addr_reg ? regs.r8 : 0, ret, layout, direction, syscall, NULL);
 }
 #endif
 
@@ -1056,6 +1134,19 @@ static __always_inline void emit_conn_event(void *ctx, struct lt_config *cfg,
 #define DATA_EXIT_REGS(name, SYS, layout, direction, addr_arg, count_arg)
 #endif
 
+#ifdef LT_WITH_BTF
+#define DATA_EXIT_STACK(name, SYS, layout, direction, addr_arg, count_arg)            \
+	SEC("tracepoint/syscalls/sys_exit_" #name)                                    \
+	int lt_exitk_##name(struct lt_sys_exit *ctx)                                  \
+	{                                                                             \
+		/* the tracepoint's __syscall_nr is an int */                         \
+		return on_data_exit_stack(ctx, (int)ctx->syscall_nr, ctx->ret, layout, \
+					  direction, SYS, addr_arg != 0, count_arg != 0);     \
+	}
+#else
+#define DATA_EXIT_STACK(name, SYS, layout, direction, addr_arg, count_arg)
+#endif
+
 /* addr_arg, count_arg: which argument is the sockaddr (sendto, recvfrom: the
  * fifth) or the count (the vector calls: the third); 0 where there is none. */
 #define DATA_PROGRAMS(name, SYS, layout, direction, addr_arg, count_arg)              \
@@ -1071,7 +1162,8 @@ static __always_inline void emit_conn_event(void *ctx, struct lt_config *cfg,
 	{                                                                             \
 		return on_data_exit(ctx, ctx->ret, layout, direction);                \
 	}                                                                             \
-	DATA_EXIT_REGS(name, SYS, layout, direction, addr_arg, count_arg)
+	DATA_EXIT_REGS(name, SYS, layout, direction, addr_arg, count_arg)            \
+	DATA_EXIT_STACK(name, SYS, layout, direction, addr_arg, count_arg)
 
 DATA_PROGRAMS(read, LT_SYS_READ, LT_PLAIN, LT_INGRESS, 0, 0)
 DATA_PROGRAMS(write, LT_SYS_WRITE, LT_PLAIN, LT_EGRESS, 0, 0)

@@ -118,9 +118,10 @@ def _object_info(variant: Variant) -> ObjectInfo:
     return inspect_object(object_path(variant))
 
 
-#: The data syscalls' exits that read their own arguments (and the flush of
-#: their batches): the tracer loads them only where the kernel has the helpers
-#: they call, and the enter/exit pairs elsewhere (probe.choose_args_at_exit).
+#: The data syscalls' exits that read their own arguments through
+#: bpf_task_pt_regs (and the flush of their batches): the tracer loads them only
+#: where the kernel has the helpers they call, and elsewhere the exits that read
+#: the kernel stack (BTF objects) or the enter/exit pairs (probe.choose_args_at_exit).
 ARGS_AT_EXIT_SINCE = max(
     features.helper_since("task_pt_regs"),
     features.helper_since("get_current_task_btf"),

@@ -26,7 +26,9 @@ COMPAT_SWITCHES = {
     "no-btf": "socket identity without BTF, from socket tracking and /proc",
     "perf-uprobes": "Go TLS uprobes as perf events, one per probe (kernels before 6.6)",
     "enter-args": "data syscalls' arguments saved at sys_enter, not read at the exit "
-    "(kernels before 5.15)",
+    "(kernels without BTF)",
+    "stack-regs": "data syscalls' arguments read at the exit from the registers at the top "
+    "of the kernel stack, not through bpf_task_pt_regs (kernels 5.2 to 5.14)",
     "no-batch": "each data event its own ring record, not gathered per CPU into batches "
     "(kernels before 5.15)",
 }
@@ -39,6 +41,9 @@ DATA_SYSCALLS = (
 #: The data syscalls' exit programs that read their own arguments are named so
 #: (socket_trace.bpf.c's DATA_EXIT_REGS), where Variant.args_at_exit has them.
 ARGS_AT_EXIT_PREFIX = "lt_exitr_"
+#: And so where they read the registers at the top of the kernel stack
+#: themselves (DATA_EXIT_STACK; every BTF object has them).
+ARGS_FROM_STACK_PREFIX = "lt_exitk_"
 
 #: Syscall tracepoints every variant attaches to.
 SYSCALLS = (*DATA_SYSCALLS, "connect", "accept", "accept4", "close")
@@ -126,39 +131,51 @@ def choose_variant(
 
 def choose_args_at_exit(
     features: KernelFeatures, variant: Variant, force: frozenset[str], reasons: list[str]
-) -> bool:
-    """Whether the data syscalls' exit programs read their arguments from the
-    task's saved registers (no enter program, nothing saved per call), with
-    the reason appended to ``reasons``.  Only the BTF objects built with
-    bpf_probe_read_user carry those programs (the kernels that have the
-    helpers have both)."""
-    feature = "data syscall arguments read at the exit (bpf_task_pt_regs)"
+) -> str | None:
+    """Where the data syscalls' exit programs read their arguments (no enter
+    program, nothing saved per call), as the prefix of the programs to load,
+    or None for the enter/exit pairs; the reason is appended to ``reasons``.
+
+    ``lt_exitr_*`` read the task's saved registers through bpf_task_pt_regs
+    (5.15+; the BTF objects built with bpf_probe_read_user carry them);
+    ``lt_exitk_*`` find the same registers at the top of the task's kernel
+    stack themselves (every BTF object carries them: kernels 5.2-5.14)."""
+    feature = "data syscall arguments read at the exit"
     if "enter-args" in force:
         reasons.append(f"{feature}: off (forced by enter-args)")
-        return False
-    if not variant.args_at_exit:
-        reasons.append(f"{feature}: off (it needs the BTF object with bpf_probe_read_user)")
-        return False
-    if not features.task_pt_regs:
-        reasons.append(f"{feature}: off (the kernel lacks it)")
-        return False
-    reasons.append(f"{feature}: on")
-    return True
+        return None
+    if not variant.btf:
+        reasons.append(f"{feature}: off (it needs a BTF object)")
+        return None
+    if "stack-regs" in force:
+        why = "forced by stack-regs"
+    elif not variant.args_at_exit:
+        why = "bpf_task_pt_regs needs the object with bpf_probe_read_user"
+    elif not features.task_pt_regs:
+        why = "the kernel lacks bpf_task_pt_regs"
+    else:
+        reasons.append(f"{feature}: on (bpf_task_pt_regs)")
+        return ARGS_AT_EXIT_PREFIX
+    reasons.append(f"{feature}: on (from the kernel stack: {why})")
+    return ARGS_FROM_STACK_PREFIX
 
 
 def choose_batches(
-    variant: Variant, args_at_exit: bool, force: frozenset[str], reasons: list[str]
+    variant: Variant, args_at_exit: str | None, force: frozenset[str], reasons: list[str]
 ) -> bool:
     """Whether the data syscalls' exit programs gather their events per CPU and
     output a batch as one ring record (see batches.py), with the reason
-    appended to ``reasons``.  Only those programs do (5.15+), and only into the
-    ring buffer."""
+    appended to ``reasons``.  Only the ``lt_exitr_*`` programs do (5.15+: a
+    batch reads the task through its BTF pointer), and only into the ring
+    buffer."""
     feature = "data events gathered per CPU into batches"
     if "no-batch" in force:
         reasons.append(f"{feature}: off (forced by no-batch)")
         return False
-    if not (variant.batches and args_at_exit):
-        reasons.append(f"{feature}: off (only the ring buffer's exit-only programs have them)")
+    if not (variant.batches and args_at_exit == ARGS_AT_EXIT_PREFIX):
+        reasons.append(
+            f"{feature}: off (only the ring buffer's bpf_task_pt_regs programs have them)"
+        )
         return False
     if not batches.supported(_libbpf.num_possible_cpus()):
         reasons.append(f"{feature}: off (more CPUs than the flush walks)")

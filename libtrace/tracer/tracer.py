@@ -55,6 +55,7 @@ from .mounts import FORK_CHILD_PID_CLASSIC, ensure_bpffs, tracepoint_field_offse
 from .no_btf import NoBtfIdentity
 from .probe import (
     ARGS_AT_EXIT_PREFIX,
+    ARGS_FROM_STACK_PREFIX,
     DATA_SYSCALLS,
     FD_SYSCALLS,
     NO_BTF_SYSCALLS,
@@ -123,7 +124,7 @@ class TracerConfig:
     #: Ring buffer bytes (a power of two, at least one page).
     buffer_bytes: int = DEFAULT_BUFFER_BYTES
     #: Old-kernel paths to force: any of probe.COMPAT_SWITCHES ("perfbuf", "probe-read",
-    #: "no-btf", "perf-uprobes", "enter-args", "no-batch").
+    #: "no-btf", "perf-uprobes", "enter-args", "stack-regs", "no-batch").
     force_compat: frozenset[str] = frozenset()
     #: An external BTF file for kernels built without BTF.
     btf_file: str | None = None
@@ -221,8 +222,9 @@ class Tracer:
         #: One sentence per choice made when picking the variant.
         self.reasons: list[str] = []
         #: The data syscalls' exit programs read their own arguments (no enter
-        #: programs for them); see probe.choose_args_at_exit.
-        self.args_at_exit = False
+        #: programs for them): the prefix of those programs, else None; see
+        #: probe.choose_args_at_exit.
+        self.args_at_exit: str | None = None
         #: Those programs gather their events per CPU (see batches.py).
         self.batching = False
         #: Outputs the batches before each read (None: no batches).
@@ -418,17 +420,21 @@ class Tracer:
 
     def _choose_data_programs(self, obj: _libbpf.BpfObject, missing: list[str]) -> None:
         """One program per data syscall where the exit reads the arguments
-        (``lt_exitr_*``), else the enter/exit pairs; the objects without the
-        ``lt_exitr_*`` programs leave the pairs as they are."""
+        (``lt_exitr_*`` or ``lt_exitk_*``), else the enter/exit pairs; the
+        objects without BTF have only the pairs."""
         assert self.variant is not None
-        if not self.variant.args_at_exit:
+        if not self.variant.btf:
             return
+        carried = [ARGS_FROM_STACK_PREFIX]
+        if self.variant.args_at_exit:
+            carried.append(ARGS_AT_EXIT_PREFIX)
         for name in DATA_SYSCALLS:
             if self.args_at_exit:
                 obj.set_autoload(f"lt_enter_{name}", False)
                 obj.set_autoload(f"lt_exit_{name}", False)
-            if not self.args_at_exit or name in missing:
-                obj.set_autoload(ARGS_AT_EXIT_PREFIX + name, False)
+            for prefix in carried:
+                if prefix != self.args_at_exit or name in missing:
+                    obj.set_autoload(prefix + name, False)
 
     def _choose_uprobe_links(self, obj: _libbpf.BpfObject) -> bool:
         """uprobe_multi links where the kernel has them (probed), else perf events."""

@@ -22,7 +22,7 @@ import pytest
 from libtrace import Direction, EventFlag, EventType, SocketEvent, Syscall, Tracer
 from libtrace.bpf.build import Variant
 from libtrace.tracer.events import MAX_PAYLOAD_PERFBUF
-from libtrace.tracer.probe import probe_features
+from libtrace.tracer.probe import ARGS_AT_EXIT_PREFIX, ARGS_FROM_STACK_PREFIX, probe_features
 
 from ..tracing import Peer, drain, streams
 
@@ -36,6 +36,8 @@ VARIANTS = {
     "oldest": frozenset({"perfbuf", "probe-read", "no-btf"}),
     # The enter/exit pairs where the kernel would read the arguments at the exit.
     "enter-args": frozenset({"enter-args"}),
+    # The registers read at the top of the kernel stack, as kernels before 5.15 do.
+    "stack-regs": frozenset({"stack-regs"}),
     # Each event its own ring record where the exits would gather them per CPU.
     "no-batch": frozenset({"no-batch"}),
 }
@@ -44,7 +46,7 @@ VARIANT_PARAMS = [
         name,
         id=name,
         marks=[]
-        if name in ("native", "enter-args", "no-batch")
+        if name in ("native", "enter-args", "stack-regs", "no-batch")
         else [pytest.mark.variant_capability(f"compat_{name.replace('-', '_')}")],
     )
     for name in VARIANTS
@@ -59,7 +61,7 @@ class Capture:
     ledger: dict[str, Any]
     events: list[SocketEvent]
     lost: int
-    args_at_exit: bool
+    args_at_exit: str | None
     batching: bool
     #: program runs the kernel skipped (Tracer.stats().missed)
     missed: int
@@ -116,12 +118,18 @@ def test_programs_attach_and_deliver(capture, record_property):
     assert capture.lost == 0
     features = probe_features()
     assert capture.variant.ringbuf == ("perfbuf" not in capture.compat and features.ringbuf)
-    # One exit program per data syscall where the kernel allows it (5.15+).
-    old_paths = {"enter-args", "no-btf", "probe-read"}
-    assert capture.args_at_exit == (features.task_pt_regs and not capture.compat & old_paths)
-    # Gathered per CPU by those exits, into the ring buffer only.
+    # One exit program per data syscall with BTF: through bpf_task_pt_regs where
+    # the kernel (5.15+) and the object have it, else from the kernel stack.
+    if "enter-args" in capture.compat or not capture.variant.btf:
+        assert capture.args_at_exit is None
+    elif features.task_pt_regs and not capture.compat & {"probe-read", "stack-regs"}:
+        assert capture.args_at_exit == ARGS_AT_EXIT_PREFIX
+    else:
+        assert capture.args_at_exit == ARGS_FROM_STACK_PREFIX
+    # Gathered per CPU by the bpf_task_pt_regs exits, into the ring buffer only.
     assert capture.batching == (
-        capture.args_at_exit and capture.variant.ringbuf and "no-batch" not in capture.compat
+        capture.args_at_exit == ARGS_AT_EXIT_PREFIX and capture.variant.ringbuf
+        and "no-batch" not in capture.compat
     )
 
 

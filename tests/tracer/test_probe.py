@@ -7,7 +7,13 @@ from dataclasses import replace
 import pytest
 
 from libtrace.bpf.build import Variant
-from libtrace.tracer.probe import KernelFeatures, choose_args_at_exit, choose_variant
+from libtrace.tracer.probe import (
+    ARGS_AT_EXIT_PREFIX,
+    ARGS_FROM_STACK_PREFIX,
+    KernelFeatures,
+    choose_args_at_exit,
+    choose_variant,
+)
 
 MODERN = KernelFeatures(
     btf=True, ringbuf=True, probe_read_user=True, syscall_tracepoints=frozenset(),
@@ -17,31 +23,47 @@ MODERN = KernelFeatures(
 WITHOUT_TASK_REGS = replace(MODERN, task_pt_regs=False)
 
 
-def args_at_exit(features: KernelFeatures, force: frozenset[str] = frozenset()) -> tuple[bool, str]:
+def args_at_exit(
+    features: KernelFeatures, force: frozenset[str] = frozenset()
+) -> tuple[str | None, str]:
     variant, reasons = choose_variant(features, force)
     chosen = choose_args_at_exit(features, variant, force, reasons)
     return chosen, reasons[-1]
 
 
-def test_a_kernel_with_the_helpers_reads_the_arguments_at_the_exit():
+def test_a_kernel_with_the_helpers_reads_the_arguments_through_them():
     chosen, reason = args_at_exit(MODERN)
-    assert chosen
-    assert reason.endswith(": on")
+    assert chosen == ARGS_AT_EXIT_PREFIX
+    assert reason.endswith(": on (bpf_task_pt_regs)")
+
+
+@pytest.mark.parametrize(
+    ("features", "force", "why"),
+    [
+        (MODERN, frozenset({"stack-regs"}), "forced by stack-regs"),
+        (MODERN, frozenset({"probe-read"}), "needs the object with bpf_probe_read_user"),
+        (WITHOUT_TASK_REGS, frozenset(), "the kernel lacks bpf_task_pt_regs"),
+    ],
+    ids=["forced", "probe-read", "5.10"],
+)
+def test_a_btf_object_without_them_reads_the_registers_on_the_kernel_stack(features, force, why):
+    chosen, reason = args_at_exit(features, force)
+    assert chosen == ARGS_FROM_STACK_PREFIX
+    assert "from the kernel stack: " in reason and why in reason
 
 
 @pytest.mark.parametrize(
     ("features", "force", "why"),
     [
         (MODERN, frozenset({"enter-args"}), "forced by enter-args"),
-        (MODERN, frozenset({"no-btf"}), "needs the BTF object"),
-        (MODERN, frozenset({"probe-read"}), "needs the BTF object"),
-        (WITHOUT_TASK_REGS, frozenset(), "the kernel lacks it"),
+        (MODERN, frozenset({"no-btf"}), "needs a BTF object"),
+        (replace(MODERN, btf=False), frozenset(), "needs a BTF object"),
     ],
-    ids=["forced", "no-btf", "probe-read", "5.10"],
+    ids=["forced", "no-btf", "no-kernel-btf"],
 )
 def test_otherwise_the_enter_programs_save_them(features, force, why):
     chosen, reason = args_at_exit(features, force)
-    assert not chosen
+    assert chosen is None
     assert why in reason
 
 
