@@ -1051,9 +1051,11 @@ struct lt_saved_regs {
 #define LT_USER_SS 0x2b      /* __USER_DS */
 
 /* Where bpf_task_pt_regs is missing (before 5.15): the registers saved at the
- * top of the current task's kernel stack, which is 16 KiB, or 32 KiB with
- * KASAN.  The right top is the one whose registers carry this syscall's
- * number and the user segments; false if neither does. */
+ * top of the current task's kernel stack.  The stack is 16 KiB, or 32 KiB with
+ * KASAN, and kernels built with FRED (6.9+) keep 16 bytes free above the
+ * registers; the right top is the one whose registers carry this syscall's
+ * number and the user segments (their low 16 bits: FRED uses the rest), tried
+ * in that order (before 5.15 the first one, as a rule); false if none does. */
 static __always_inline bool stack_regs(int nr, struct lt_saved_regs *regs)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
@@ -1062,13 +1064,14 @@ static __always_inline bool stack_regs(int nr, struct lt_saved_regs *regs)
 	if (!stack)
 		return false;
 #pragma unroll
-	for (int order = 0; order < 2; order++) {
-		__u64 top = stack + ((16 << 10) << order);
+	for (int i = 0; i < 4; i++) {
+		__u64 top = stack + ((16 << 10) << (i & 1)) - 16 * (i >> 1);
 
 		if (bpf_probe_read_kernel(regs, sizeof(*regs),
 					  (void *)(top - LT_PT_REGS_SIZE + LT_PT_REGS_R8)))
 			continue;
-		if ((int)regs->orig_ax == nr && regs->cs == LT_USER_CS && regs->ss == LT_USER_SS)
+		if ((int)regs->orig_ax == nr && (__u16)regs->cs == LT_USER_CS &&
+		    (__u16)regs->ss == LT_USER_SS)
 			return true;
 	}
 	return false;
