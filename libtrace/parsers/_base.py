@@ -195,8 +195,9 @@ class Side:
             del marks[:drop]  # at once: a message of many chunks is one memmove
 
     def apply_skip(self) -> None:
-        if self.skip and self.size():
-            n = min(self.skip, self.size())
+        size = self.size()
+        if self.skip and size:
+            n = min(self.skip, size)
             self.consume(n)
             if self.skip != SKIP_TO_EOF:
                 self.skip -= n

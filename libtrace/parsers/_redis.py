@@ -21,7 +21,7 @@ import dataclasses
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final, NamedTuple
+from typing import Final, NamedTuple, cast
 
 from mypy_extensions import mypyc_attr
 
@@ -312,7 +312,7 @@ def _command(side: Side) -> tuple[list[str], int] | None:
     data, base = _window(side)
     if _NATIVE_COMMAND is not None:
         return _NATIVE_COMMAND(data, base, _COMMAND_LIMITS)
-    return _command_python(data, base, (_FAST_WORDS, _MAX_BULK, _MAX_TEXT))
+    return _command_python(data, base, cast(Limits, _COMMAND_LIMITS))
 
 
 def _command_python(data: bytes, base: int, limits: Limits) -> tuple[list[str], int] | None:
@@ -357,7 +357,7 @@ def _reply(side: Side) -> tuple[str, str, int] | None:
     data, base = _window(side)
     if _NATIVE_REPLY is not None:
         return _NATIVE_REPLY(data, base, _REPLY_LIMITS)
-    return _reply_python(data, base, (_MAX_LINE, _MAX_BULK, _MAX_TEXT))
+    return _reply_python(data, base, cast(Limits, _REPLY_LIMITS))
 
 
 def _reply_python(data: bytes, base: int, limits: Limits) -> tuple[str, str, int] | None:
