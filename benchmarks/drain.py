@@ -3,12 +3,14 @@
 Theory of operation: a small C writer (``drain_writer.c``, compiled with cc
 into a temporary directory) holds a loopback TCP connection to a forked
 reader child that only drains it, and on command writes 64-byte chunks at a
-given rate for a given time: every ``write()`` is one event.  Several writer
-processes (``--writers``, default 2) share each step's rate, so that one
-writer's own speed is not the limit.  With ``--per-call N`` (up to 8, the
-messages of an mmsg call the programs follow) a writer sends its chunks N at
-a time with ``sendmmsg()``, still one event per chunk (one per message), for
-one syscall per N chunks.  The tracer is filtered to the writers' pids, so
+given rate for a given time: every chunk is one event.  Several writer
+processes (``--writers``, default 3) share each step's rate, so that one
+writer's own speed is not the limit.  A writer sends its chunks ``--per-call``
+N at a time (default 8, the messages of an mmsg call the programs follow)
+with one ``sendmmsg()``, still one event per chunk (one per message), and
+with ``MSG_MORE``, so that TCP corks them into full segments: the loopback's
+work per segment, which the tracer does not touch, is then not what limits
+the writers.  ``--per-call 1`` is one plain ``write()`` per chunk.  The tracer is filtered to the writers' pids, so
 the readers' reads are not traced, and the main loop drains events while
 the writers run.
 
@@ -76,7 +78,9 @@ WRITER_SOURCE = Path(__file__).resolve().parent / "drain_writer.c"
 #: Bytes per write() in drain_writer.c (CHUNK): a small request-sized event.
 CHUNK = 64
 #: Target rates stepped through, events/s.
-DEFAULT_RATES = (50_000, 100_000, 150_000, 200_000, 300_000, 400_000, 600_000, 800_000, 1_000_000)
+DEFAULT_RATES = (
+    50_000, 100_000, 150_000, 200_000, 300_000, 400_000, 600_000, 800_000, 1_000_000, 1_200_000,
+)  # fmt: skip
 #: Seconds per step: long enough for a reader that falls behind to fill the
 #: 8 MiB ring buffer (about 45 000 such events) and lose.
 DEFAULT_STEP_S = 3.0
@@ -85,11 +89,13 @@ DEFAULT_BUDGET_S = 80.0
 #: The rate we aim to drain without loss.
 TARGET_EPS = 1_000_000
 #: Writer processes (so that one writer's speed is not the limit).
-DEFAULT_WRITERS = 2
+DEFAULT_WRITERS = 3
 #: Most chunks per sendmmsg() call: the messages of an mmsg call the programs
 #: follow (socket_trace.h's MAX_MMSG; the rest would be a gap, not events).
 #: drain_writer.c is compiled with it.
 MAX_PER_CALL = MAX_MMSG
+#: Chunks per call by default: the most.
+DEFAULT_PER_CALL = MAX_PER_CALL
 #: Delivered within this fraction of offered counts as keeping up; the rest
 #: is the latency of the last partial batch (the programs skip wakeups).
 KEEP_UP = 0.95
@@ -467,9 +473,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--per-call",
         type=int,
-        default=1,
+        default=DEFAULT_PER_CALL,
         help="chunks a writer sends per syscall: 1 is write(), more is sendmmsg() with one "
-        f"event per message (up to {MAX_PER_CALL}; default 1)",
+        f"event per message (up to {MAX_PER_CALL}; default {DEFAULT_PER_CALL})",
     )
     parser.add_argument("--quick", action="store_true", help="a tiny smoke run (for tests)")
     args = parser.parse_args(argv)

@@ -14,7 +14,12 @@
  * each chunk one message: still one event per chunk (the programs emit each
  * message of an mmsg call as its own event), for a syscall and its entry and
  * exit per N chunks, so that the writers' own syscalls are not what limits
- * the rate offered.  A "write" below is then one message.
+ * the rate offered.  A "write" below is then one message.  Those calls pass
+ * MSG_MORE: TCP then corks the messages into full segments instead of
+ * sending each 64-byte one through loopback on its own, work the programs do
+ * not touch that otherwise limited what the writers could offer (about
+ * 0.9 M messages/s from three writers on two cores).  The programs still see
+ * each message, and emit it as its own event.
  *
  * The rate is held by writing in batches of one TICK_NS tick's worth and
  * sleeping until the next tick's absolute deadline; a writer that falls
@@ -112,7 +117,7 @@ static int send_chunks(int fd, int count)
 		msgs[i].msg_hdr.msg_iov = &iov;
 		msgs[i].msg_hdr.msg_iovlen = 1;
 	}
-	return sendmmsg(fd, msgs, count, 0);
+	return sendmmsg(fd, msgs, count, MSG_MORE);
 }
 
 static long long run_step(int fd, long long rate, long long duration_ms, int per_call,
