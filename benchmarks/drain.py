@@ -10,9 +10,9 @@ N at a time (default 8, the messages of an mmsg call the programs follow)
 with one ``sendmmsg()``, still one event per chunk (one per message), and
 with ``MSG_MORE``, so that TCP corks them into full segments: the loopback's
 work per segment, which the tracer does not touch, is then not what limits
-the writers.  ``--per-call 1`` is one plain ``write()`` per chunk.  The tracer is filtered to the writers' pids, so
-the readers' reads are not traced, and the main loop drains events while
-the writers run.
+the writers.  ``--per-call 1`` is one plain ``write()`` per chunk.  The
+tracer is filtered to the writers' pids, so the readers' reads are not
+traced, and the main loop drains events while the writers run.
 
 First the writers fill most of one CPU's share of the buffer while nothing
 reads it, and the loop times draining that backlog with the writers idle:
