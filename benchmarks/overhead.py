@@ -25,6 +25,13 @@ cost), and "undrained" traces everything but never reads the buffer, so
 events past the first buffer-full are dropped in the kernel (the cost of
 building events in the kernel, without user space).
 
+With ``--records`` (or ``--breakdown``), a "busy" run per round puts the
+records consumer's cost in two: the untraced workload runs beside a busy loop
+(``_busy.py``) that keeps a CPU busy the share of the time the records
+consumer did (its CPU time over its run's length, from the round's records
+run, else the last round's), so its ratio is what the consumer's CPU share
+alone costs here, whatever it computes with it.
+
 Run from the repository root::
 
     python3 -m benchmarks.overhead [--requests N] [--rounds R] [--compat perfbuf,...]
@@ -51,6 +58,7 @@ from libtrace.records import LiveRecord, RecordPipeline
 
 from ._bpf_floor import empty_program_ns
 from ._bpf_stats import bpf_stats, lt_run_time
+from ._busy import BusyLoop
 from ._common import (
     cpu_seconds,
     emit,
@@ -182,6 +190,18 @@ def _run(port: int, requests: int, consume: Callable[[], None] | None = None) ->
         requests=len(per_test) * requests,
         tracer_cpu_s=cpu_seconds() - cpu,
     )
+
+
+def _busy_run(port: int, requests: int, records: list[Run]) -> Run:
+    """An untraced run beside a busy loop taking the CPU share of the last records
+    run (the first round runs records before busy, the next the other way round)."""
+    if not records:
+        raise RuntimeError("a busy run needs a records run before it")
+    last = records[-1]
+    share = min(1.0, max(last.tracer_cpu_s / (last.requests / last.rps), 0.001))
+    with BusyLoop(share) as busy:
+        run = _run(port, requests)
+    return replace(run, tracer_cpu_s=busy.cpu_s)
 
 
 def _commands(port: int) -> int:
@@ -416,9 +436,9 @@ def main(argv: list[str] | None = None) -> int:
     filtered = TracerConfig(force_compat=args.compat, pids=(os.getpid(),), go_tls=False)
     modes = ["untraced", "events"]
     if args.breakdown:
-        modes = ["untraced", "filtered", "undrained", "events", "records"]
+        modes = ["untraced", "filtered", "undrained", "events", "records", "busy"]
     elif args.records:
-        modes.append("records")
+        modes += ["records", "busy"]
     runs: dict[str, list[Run]] = {mode: [] for mode in modes}
     dd_runs: dict[str, list[float]] = {"untraced": [], "traced": []}
     dd_bpf: list[tuple[int, int]] = []
@@ -433,6 +453,8 @@ def main(argv: list[str] | None = None) -> int:
             for mode in order:
                 if mode == "untraced":
                     run = _run(port, args.requests)
+                elif mode == "busy":
+                    run = _busy_run(port, args.requests, runs["records"])
                 else:
                     run, reasons = _traced_run(
                         port, args.requests, filtered if mode == "filtered" else config, mode,
@@ -514,8 +536,13 @@ def _mode_figures(runs: list[Run], untraced: list[Run], stats_on: bool) -> dict[
     }
     if runs is untraced or not requests:
         return figures
+    cpu_s = sum(r.tracer_cpu_s for r in runs)
+    figures["user_us_per_request"] = round(cpu_s / requests * 1e6, 2)
+    # Cores the tracing process (busy: the loop) kept busy while the runs lasted.
+    figures["tracer_cores"] = round(cpu_s / sum(r.requests / r.rps for r in runs), 3)
+    if not any(r.bpf_runs or r.events or r.lost for r in runs):
+        return figures  # nothing traced (busy)
     figures.update({
-        "user_us_per_request": round(sum(r.tracer_cpu_s for r in runs) / requests * 1e6, 2),
         "events": sum(r.events for r in runs),
         "kernel_events": sum(r.kernel_events for r in runs),
         "lost": sum(r.lost for r in runs),

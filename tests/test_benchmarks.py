@@ -76,6 +76,11 @@ def test_overhead_quick_prints_its_json(compat: tuple[str, ...]) -> None:
         assert ledger["server_commands"] >= 2 * QUICK_REQUESTS
     records = result["modes"]["records"]["ledger"]
     assert records["server_records"] == records["server_commands"], records
+    # The busy loop beside the untraced workload burned about the records
+    # consumer's CPU share (some, whatever the machine: it ran while the workload did).
+    busy = result["modes"]["busy"]
+    assert busy["ratio_median"] > 0 and busy["tracer_cores"] > 0, busy
+    assert "events" not in busy  # nothing was traced
 
 
 @pytest.mark.root
