@@ -20,8 +20,9 @@ through a context manager.
   ``poll()``/``consume()`` re-raise it.  The record whose callback raised
   counts as consumed; later records stay queued for the next call.
 * The perf buffer uses ``perf_buffer__new_raw`` with our own
-  ``perf_event_attr`` so the reader is woken every ``wakeup_events`` samples,
-  not on each one (which throttled a writer 95x on this project's test host).
+  ``perf_event_attr`` so the reader is woken once ``wakeup_bytes`` were
+  written (the attribute's watermark), not on each sample (which throttled a
+  writer 95x on this project's test host).
 
 Nothing here is thread-safe: use each object from one thread, and never close
 a buffer from inside its own callback.
@@ -86,6 +87,8 @@ BPF_FUNC_loop = 181
 PERF_TYPE_SOFTWARE = 1
 PERF_COUNT_SW_BPF_OUTPUT = 10
 PERF_SAMPLE_RAW = 1 << 10
+#: perf_event_attr's ``watermark`` bit: wake by bytes (``wakeup_watermark``), not samples
+PERF_ATTR_WATERMARK = 1 << 14
 PERF_RECORD_LOST = 2
 PERF_RECORD_SAMPLE = 9
 LIBBPF_PERF_EVENT_DONE, LIBBPF_PERF_EVENT_ERROR, LIBBPF_PERF_EVENT_CONT = 0, -1, -2
@@ -208,7 +211,7 @@ class _PerfEventAttr(ctypes.Structure):
         ("sample_type", ctypes.c_uint64),
         ("read_format", ctypes.c_uint64),
         ("_bits", ctypes.c_uint64),  # the disabled:1, inherit:1, ... bit-fields
-        ("wakeup_events", ctypes.c_uint32),
+        ("wakeup_events", ctypes.c_uint32),  # or wakeup_watermark (a union), by _bits
         ("bp_type", ctypes.c_uint32),
         ("_tail", ctypes.c_uint8 * 72),  # config1 ... sig_data
     ]
@@ -909,7 +912,8 @@ class PerfBuffer(_Buffer):
     undefined padding may follow the payload.  ``lost_callback(cpu, count)``
     receives the kernel's count of samples dropped because that CPU's ring was
     full (the kernel reports it with the next sample that fits).  The reader
-    wakes every ``wakeup_events`` samples; the ones after the last wakeup come
+    wakes on every sample, or with ``wakeup_bytes`` once a CPU's ring was
+    written that many bytes since its last wakeup; the samples after it come
     with :meth:`consume`.  ``page_cnt`` (pages per CPU) is a power of two.
     Records counted by :meth:`poll` include loss notices.
     """
@@ -923,7 +927,7 @@ class PerfBuffer(_Buffer):
         callback: Callable[[int, bytes], None],
         lost_callback: Callable[[int, int], None],
         *,
-        wakeup_events: int = 1,
+        wakeup_bytes: int = 0,
     ) -> None:
         super().__init__()
         self._callback, self._lost_callback = callback, lost_callback
@@ -933,7 +937,11 @@ class PerfBuffer(_Buffer):
             config=PERF_COUNT_SW_BPF_OUTPUT,
             sample_period=1,
             sample_type=PERF_SAMPLE_RAW,
-            wakeup_events=wakeup_events,
+            # A watermark in bytes, as the ring buffer's: a count of samples
+            # would mean many wakeups for small samples and none before the
+            # ring is full for large ones.
+            _bits=PERF_ATTR_WATERMARK if wakeup_bytes else 0,
+            wakeup_events=wakeup_bytes or 1,
         )
         self._c_callback = _PB_EVENT_FN(self._on_event)  # libbpf holds it until close
         attr = ctypes.byref(self._attr)

@@ -249,6 +249,26 @@ def test_perf_buffer_delivers_exact_bytes(loaded: lb.BpfObject) -> None:
     assert lost == []
 
 
+def test_perf_buffer_wakes_its_reader_by_the_bytes_written(
+    loaded: lb.BpfObject, one_cpu: int
+) -> None:
+    # Each sample is 32 bytes in the ring (its header, its size, a 20-byte pong).
+    # Below a 64-byte watermark nobody is woken: a poll times out with nothing.
+    # Past it the reader is woken, after three samples (a count of samples, as
+    # wakeup_events, would wait for 64).
+    samples: list[bytes] = []
+    with lb.PerfBuffer(
+        loaded.map("pb").fd, 8, lambda _cpu, raw: samples.append(raw), lambda _c, _n: None,
+        wakeup_bytes=64,
+    ) as pb:  # fmt: skip
+        os.getpgid(os.getpid())
+        assert pb.poll(100) == 0 and samples == []
+        for _ in range(3):
+            os.getpgid(os.getpid())
+        assert pb.poll(1000) == 4
+    assert len(samples) == 4
+
+
 def test_perf_buffer_counts_lost_samples(loaded: lb.BpfObject, one_cpu: int) -> None:
     samples: list[bytes] = []
     lost: list[tuple[int, int]] = []
