@@ -127,6 +127,8 @@ class TracerConfig:
     force_compat: frozenset[str] = frozenset()
     #: An external BTF file for kernels built without BTF.
     btf_file: str | None = None
+    #: Wake the reader once this much is pending in the ring buffer (or was written
+    #: to one CPU's perf ring); at most a quarter of the buffer is used.
     wakeup_bytes: int = DEFAULT_WAKEUP_BYTES
     #: Trace Go programs' TLS plaintext with uprobes on crypto/tls.
     go_tls: bool = True
