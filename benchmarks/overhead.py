@@ -111,6 +111,11 @@ class Run:
     bpf_ns: int = 0  #: BPF run time of libtrace's programs during the run (bpf_stats)
     bpf_runs: int = 0  #: program runs during the run
 
+    @property
+    def seconds(self) -> float:
+        """How long the workload ran (its requests at its rate)."""
+        return self.requests / self.rps
+
 
 def _ping(port: int) -> bool:
     done = subprocess.run(
@@ -198,7 +203,7 @@ def _busy_run(port: int, requests: int, records: list[Run]) -> Run:
     if not records:
         raise RuntimeError("a busy run needs a records run before it")
     last = records[-1]
-    share = min(1.0, max(last.tracer_cpu_s / (last.requests / last.rps), 0.001))
+    share = min(1.0, max(last.tracer_cpu_s / last.seconds, 0.001))
     with BusyLoop(share) as busy:
         run = _run(port, requests)
     return replace(run, tracer_cpu_s=busy.cpu_s)
@@ -495,14 +500,14 @@ def main(argv: list[str] | None = None) -> int:
         "events_per_request": round(events / sum(run.requests for run in traced), 2),
         "tracer_cpu_us_per_event": round(cpu / events * 1e6, 2) if events else None,
         # Cores the tracing process kept busy while the traced runs lasted.
-        "tracer_cores": round(cpu / sum(run.requests / run.rps for run in traced), 2),
+        "tracer_cores": round(cpu / sum(run.seconds for run in traced), 2),
         # Peak memory of the tracing process; Tracer.poll() returns all it gathered.
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "compat": sorted(args.compat),
         "variant": reasons,
         "bpf_stats": stats_on,
         "modes": {
-            mode: _mode_figures(mode_runs, runs["untraced"], stats_on)
+            mode: _mode_figures(mode_runs, runs["untraced"], stats_on, traced=mode != "busy")
             for mode, mode_runs in runs.items()
         },
         "cpus": os.cpu_count(),
@@ -526,7 +531,9 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _mode_figures(runs: list[Run], untraced: list[Run], stats_on: bool) -> dict[str, object]:
+def _mode_figures(
+    runs: list[Run], untraced: list[Run], stats_on: bool, *, traced: bool = True
+) -> dict[str, object]:
     """One mode's throughput against the untraced runs of the same rounds, and its
     costs per traced request."""
     requests = sum(run.requests for run in runs)
@@ -539,9 +546,9 @@ def _mode_figures(runs: list[Run], untraced: list[Run], stats_on: bool) -> dict[
     cpu_s = sum(r.tracer_cpu_s for r in runs)
     figures["user_us_per_request"] = round(cpu_s / requests * 1e6, 2)
     # Cores the tracing process (busy: the loop) kept busy while the runs lasted.
-    figures["tracer_cores"] = round(cpu_s / sum(r.requests / r.rps for r in runs), 3)
-    if not any(r.bpf_runs or r.events or r.lost for r in runs):
-        return figures  # nothing traced (busy)
+    figures["tracer_cores"] = round(cpu_s / sum(r.seconds for r in runs), 3)
+    if not traced:
+        return figures  # busy: a loop beside the workload, no tracer
     figures.update({
         "events": sum(r.events for r in runs),
         "kernel_events": sum(r.kernel_events for r in runs),

@@ -366,7 +366,7 @@ class Tracer:
                 self._on_perf_lost,
                 # The ring buffer's rule, per CPU ring: a wakeup every 64 samples
                 # had the reader poll ~3 000 times a second under redis-benchmark,
-                # and cost it twice the CPU per event.
+                # and cost it about 1.5 times the CPU per event.
                 wakeup_bytes=min(self.config.wakeup_bytes, pages * PAGE_SIZE // 4),
             )
             # The rings walked in compiled code where it can be: no ctypes
