@@ -154,6 +154,8 @@ class TracerConfig:
             raise ConfigError(
                 f"buffer size must be a power of two of at least {PAGE_SIZE}, not {size}"
             )
+        if self.wakeup_bytes < 1:
+            raise ConfigError(f"wakeup bytes must be at least 1, not {self.wakeup_bytes}")
         if not 1 <= self.inflight_entries <= 1 << 22:
             raise ConfigError(f"inflight entries must be 1…{1 << 22}, not {self.inflight_entries}")
         object.__setattr__(self, "force_compat", _validate_compat(self.force_compat))
